@@ -1,0 +1,351 @@
+//! The host cache of Kubernetes binaries, one directory per version shared
+//! by every profile: `<cache dir>/kubernetes/<version>/linux-<arch>/`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// What a node needs, and kubectl for `berth kubectl`.
+pub const COMPONENTS: [&str; 6] = [
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+    "kube-proxy",
+    "kubectl",
+];
+
+const MANIFEST: &str = "manifest.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("`{0}` is not a Kubernetes version (expected the form v1.30.2)")]
+    BadVersion(String),
+    #[error("{} has no {name}", dir.display())]
+    Missing { dir: PathBuf, name: &'static str },
+    #[error("{} is not executable", path.display())]
+    NotExecutable { path: PathBuf },
+    #[error("{} reports version {reported}, not {expected}", path.display())]
+    WrongVersion {
+        path: PathBuf,
+        reported: String,
+        expected: String,
+    },
+    #[error("cannot run {} to ask its version: {reason}", path.display())]
+    Unrunnable { path: PathBuf, reason: String },
+    #[error("cannot write the cache at {}: {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+    #[error("cannot read the cache at {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+}
+
+/// A version string as users type it (`1.30.2` or `v1.30.2`), normalised.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Version {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl TryFrom<String> for Version {
+    type Error = Error;
+    fn try_from(text: String) -> Result<Self, Error> {
+        text.parse()
+    }
+}
+
+impl From<Version> for String {
+    fn from(v: Version) -> String {
+        v.to_string()
+    }
+}
+
+impl std::str::FromStr for Version {
+    type Err = Error;
+    fn from_str(text: &str) -> Result<Self, Error> {
+        let bad = || Error::BadVersion(text.to_string());
+        let digits = text.strip_prefix('v').unwrap_or(text);
+        let parts: Vec<&str> = digits.split('.').collect();
+        let [major, minor, patch] = parts[..] else {
+            return Err(bad());
+        };
+        let number = |s: &str| {
+            if s.is_empty() || s.len() > 4 || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
+            s.parse::<u32>().map_err(|_| bad())
+        };
+        Ok(Version {
+            major: number(major)?,
+            minor: number(minor)?,
+            patch: number(patch)?,
+        })
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "v{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// The architecture as Kubernetes releases name it.
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub version: Version,
+    pub arch: String,
+    pub files: BTreeMap<String, FileEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub sha256: String,
+    pub size: u64,
+    /// What the binary itself says it is.
+    pub reports: String,
+}
+
+impl Manifest {
+    pub fn size(&self) -> u64 {
+        self.files.values().map(|f| f.size).sum()
+    }
+}
+
+pub struct Cache {
+    root: PathBuf,
+}
+
+impl Cache {
+    pub fn new(cache_dir: &Path) -> Self {
+        Self {
+            root: cache_dir.join("kubernetes"),
+        }
+    }
+
+    pub fn dir(&self, version: &Version) -> PathBuf {
+        self.root
+            .join(version.to_string())
+            .join(format!("linux-{}", host_arch()))
+    }
+
+    /// The manifest of a cached version, or `None` when it is not cached.
+    pub fn get(&self, version: &Version) -> Result<Option<Manifest>, Error> {
+        read_manifest(&self.dir(version).join(MANIFEST))
+    }
+
+    /// Checks every binary in `source` and copies them in; the cache is
+    /// untouched unless all of them pass. A version cached before is
+    /// replaced in one rename.
+    pub fn import(&self, version: &Version, source: &Path) -> Result<Manifest, Error> {
+        let mut files = BTreeMap::new();
+        for name in COMPONENTS {
+            let path = source.join(name);
+            let meta = fs::metadata(&path).map_err(|_| Error::Missing {
+                dir: source.into(),
+                name,
+            })?;
+            if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+                return Err(Error::NotExecutable { path });
+            }
+            let reports = reported_version(&path)?;
+            if reports != version.to_string() {
+                return Err(Error::WrongVersion {
+                    path,
+                    reported: reports,
+                    expected: version.to_string(),
+                });
+            }
+            files.insert(
+                name.to_string(),
+                FileEntry {
+                    sha256: String::new(),
+                    size: meta.len(),
+                    reports,
+                },
+            );
+        }
+        let dest = self.dir(version);
+        let parent = dest.parent().expect("version dir has a parent");
+        fs::create_dir_all(parent).map_err(write(parent))?;
+        let staging = parent.join(format!(".import-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&staging);
+        fs::create_dir_all(&staging).map_err(write(&staging))?;
+        let result = (|| {
+            for (name, entry) in files.iter_mut() {
+                let target = staging.join(name);
+                entry.sha256 = copy_hashed(&source.join(name), &target).map_err(write(&target))?;
+                fs::set_permissions(&target, fs::Permissions::from_mode(0o755))
+                    .map_err(write(&target))?;
+            }
+            let manifest = Manifest {
+                version: version.clone(),
+                arch: host_arch().into(),
+                files,
+            };
+            let json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
+            fs::write(staging.join(MANIFEST), json).map_err(write(&staging))?;
+            let old = parent.join(format!(".old-{}", std::process::id()));
+            if dest.exists() {
+                fs::rename(&dest, &old).map_err(write(&dest))?;
+            }
+            fs::rename(&staging, &dest).map_err(write(&dest))?;
+            let _ = fs::remove_dir_all(&old);
+            Ok(manifest)
+        })();
+        let _ = fs::remove_dir_all(&staging);
+        result
+    }
+
+    /// Every cached version, oldest first.
+    pub fn list(&self) -> Result<Vec<Manifest>, Error> {
+        let versions = match fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(Error::Read {
+                    path: self.root.clone(),
+                    source,
+                });
+            }
+        };
+        let mut found = Vec::new();
+        for entry in versions.flatten() {
+            let Some(version) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<Version>().ok())
+            else {
+                continue;
+            };
+            if let Some(manifest) = self.get(&version)? {
+                found.push(manifest);
+            }
+        }
+        found.sort_by(|a, b| a.version.cmp(&b.version));
+        Ok(found)
+    }
+}
+
+fn write(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn read_manifest(path: &Path) -> Result<Option<Manifest>, Error> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Read {
+            path: path.into(),
+            source,
+        }),
+    }
+}
+
+fn copy_hashed(from: &Path, to: &Path) -> io::Result<String> {
+    let mut input = fs::File::open(from)?;
+    let mut output = fs::File::create(to)?;
+    let mut hasher = HashingWriter {
+        inner: &mut output,
+        hash: Sha256::new(),
+    };
+    io::copy(&mut input, &mut hasher)?;
+    let digest = hex::encode(hasher.hash.finalize());
+    output.sync_all()?;
+    Ok(digest)
+}
+
+struct HashingWriter<'a, W> {
+    inner: &'a mut W,
+    hash: Sha256,
+}
+
+impl<W: io::Write> io::Write for HashingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// What a Kubernetes binary says its version is. kubectl's `--version` flag
+/// does not exist, so it is asked with `version --client -o json`.
+fn reported_version(path: &Path) -> Result<String, Error> {
+    let kubectl = path.file_name().is_some_and(|n| n == "kubectl");
+    let mut command = Command::new(path);
+    if kubectl {
+        command.args(["version", "--client", "-o", "json"]);
+    } else {
+        command.arg("--version");
+    }
+    let unrunnable = |reason: String| Error::Unrunnable {
+        path: path.into(),
+        reason,
+    };
+    let output = command.output().map_err(|e| unrunnable(e.to_string()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let reported = if kubectl {
+        serde_json::from_str::<serde_json::Value>(&stdout)
+            .ok()
+            .and_then(|v| {
+                v["clientVersion"]["gitVersion"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+    } else {
+        stdout
+            .split_whitespace()
+            .find(|w| w.starts_with('v'))
+            .map(str::to_string)
+    };
+    reported.ok_or_else(|| unrunnable(format!("it printed `{}`", stdout.trim())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_with_or_without_v() {
+        assert_eq!("1.20.2".parse::<Version>().unwrap().to_string(), "v1.20.2");
+        assert_eq!("v1.34.1".parse::<Version>().unwrap().minor, 34);
+        for bad in [
+            "",
+            "1.20",
+            "v1.20.2.1",
+            "1.x.2",
+            "v1.20.-1",
+            "../1.2.3",
+            "1.2.3 --x",
+        ] {
+            assert!(bad.parse::<Version>().is_err(), "{bad} parsed");
+        }
+    }
+
+    #[test]
+    fn versions_order_numerically() {
+        let v = |s: &str| s.parse::<Version>().unwrap();
+        assert!(v("1.9.0") < v("1.20.0"));
+        assert!(v("1.20.10") > v("1.20.2"));
+    }
+}

@@ -1,0 +1,56 @@
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use super::{Global, Output, print_json};
+use crate::binaries::{Cache as BinaryCache, Version};
+use crate::error::Result;
+use crate::paths;
+use crate::ui::Ui;
+
+#[derive(Subcommand)]
+pub enum Cache {
+    /// Copy a directory of Kubernetes binaries into the cache, after checking
+    /// that every one is there, executable, and of VERSION.
+    Import { version: String, dir: PathBuf },
+    /// Show the cached Kubernetes versions.
+    List,
+}
+
+pub fn run(cmd: Cache, global: &Global, ui: Ui) -> Result<()> {
+    let cache = BinaryCache::new(&paths::cache_dir());
+    match cmd {
+        Cache::Import { version, dir } => {
+            let version: Version = version.parse()?;
+            let step = ui.step(format!(
+                "Importing Kubernetes {version} from {}",
+                dir.display()
+            ));
+            let manifest = cache.import(&version, &dir)?;
+            step.done();
+            match global.output {
+                Output::Text => println!("{}", cache.dir(&version).display()),
+                Output::Json => print_json(&manifest),
+            }
+        }
+        Cache::List => {
+            let cached = cache.list()?;
+            match global.output {
+                Output::Json => print_json(&cached),
+                Output::Text => {
+                    println!("{:<12} {:<8} {:>9}  PATH", "VERSION", "ARCH", "SIZE");
+                    for m in cached {
+                        let size = format!("{:.0} MiB", m.size() as f64 / (1024.0 * 1024.0));
+                        println!(
+                            "{:<12} {:<8} {size:>9}  {}",
+                            m.version,
+                            m.arch,
+                            cache.dir(&m.version).display()
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

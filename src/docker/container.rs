@@ -1,0 +1,183 @@
+//! How a node container is asked of the engine.
+
+use std::collections::HashMap;
+
+use bollard::models::{ContainerCreateBody, DeviceMapping, HostConfig, HostConfigCgroupnsModeEnum};
+use serde::{Deserialize, Serialize};
+
+/// How much the node container may do. systemd, containerd and kubelet need
+/// nearly everything; `Capabilities` is the most an engine that refuses
+/// privileged containers allows (measured: all but CAP_SYS_RESOURCE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Privilege {
+    Privileged,
+    Capabilities,
+}
+
+/// Where the node's Kubernetes binaries come from, mounted read-only.
+#[derive(Debug, Clone)]
+pub enum BinariesSource {
+    HostDir(std::path::PathBuf),
+    Volume(String),
+}
+
+/// Path inside a node where the version's Kubernetes binaries are mounted.
+pub const BINARIES_MOUNT: &str = "/opt/berth/kubernetes/bin";
+
+#[derive(Debug, Clone)]
+pub struct NodeContainer {
+    pub name: String,
+    pub hostname: String,
+    pub image: String,
+    pub labels: HashMap<String, String>,
+    pub privilege: Privilege,
+    /// cgroup v2 engines give the node a private cgroup namespace; v1
+    /// engines bind the host hierarchy, which the node's entrypoint narrows.
+    pub cgroup_v2: bool,
+    /// A named volume for `/var`, or an anonymous one when `None`.
+    pub var_volume: Option<String>,
+    pub binaries: Option<BinariesSource>,
+    pub entrypoint: Option<Vec<String>>,
+}
+
+impl NodeContainer {
+    /// A container that only tells whether the engine starts privileged ones.
+    pub fn probe(image: &str) -> Self {
+        Self {
+            name: format!("berth-privilege-probe-{}", std::process::id()),
+            hostname: "probe".into(),
+            image: image.into(),
+            labels: HashMap::from([("io.berth.probe".into(), "true".into())]),
+            privilege: Privilege::Privileged,
+            cgroup_v2: false,
+            var_volume: None,
+            binaries: None,
+            entrypoint: Some(vec!["/bin/true".into()]),
+        }
+    }
+
+    pub fn to_create_body(&self) -> ContainerCreateBody {
+        let mut binds = Vec::new();
+        let mut volumes = Vec::new();
+        match &self.var_volume {
+            Some(volume) => binds.push(format!("{volume}:/var")),
+            None => volumes.push("/var".to_string()),
+        }
+        match &self.binaries {
+            Some(BinariesSource::HostDir(dir)) => {
+                binds.push(format!("{}:{BINARIES_MOUNT}:ro", dir.display()))
+            }
+            Some(BinariesSource::Volume(volume)) => {
+                binds.push(format!("{volume}:{BINARIES_MOUNT}:ro"))
+            }
+            None => {}
+        }
+        // kube-proxy and the CNI plugins load netfilter modules by name.
+        binds.push("/lib/modules:/lib/modules:ro".into());
+        if !self.cgroup_v2 {
+            binds.push("/sys/fs/cgroup:/sys/fs/cgroup:rw".into());
+        }
+        let mut host = HostConfig {
+            binds: Some(binds),
+            tmpfs: Some(HashMap::from([
+                ("/run".into(), "rw,nosuid,nodev,exec".into()),
+                ("/tmp".into(), "rw,nosuid,nodev,exec".into()),
+            ])),
+            security_opt: Some(vec![
+                "seccomp=unconfined".into(),
+                "apparmor=unconfined".into(),
+            ]),
+            cgroupns_mode: Some(if self.cgroup_v2 {
+                HostConfigCgroupnsModeEnum::PRIVATE
+            } else {
+                HostConfigCgroupnsModeEnum::HOST
+            }),
+            ..Default::default()
+        };
+        match self.privilege {
+            Privilege::Privileged => host.privileged = Some(true),
+            Privilege::Capabilities => {
+                host.cap_add = Some(vec!["ALL".into()]);
+                host.cap_drop = Some(vec!["SYS_RESOURCE".into()]);
+                // What `--security-opt systempaths=unconfined` means in the API.
+                host.masked_paths = Some(vec![]);
+                host.readonly_paths = Some(vec![]);
+                host.device_cgroup_rules = Some(vec!["a *:* rwm".into()]);
+                host.devices = Some(vec![DeviceMapping {
+                    path_on_host: Some("/dev/kmsg".into()),
+                    path_in_container: Some("/dev/kmsg".into()),
+                    cgroup_permissions: Some("rwm".into()),
+                }]);
+            }
+        }
+        ContainerCreateBody {
+            hostname: Some(self.hostname.clone()),
+            image: Some(self.image.clone()),
+            labels: Some(self.labels.clone()),
+            env: Some(vec!["container=docker".into()]),
+            entrypoint: self.entrypoint.clone(),
+            volumes: (!volumes.is_empty()).then_some(volumes),
+            stop_signal: Some("SIGRTMIN+3".into()),
+            tty: Some(true),
+            host_config: Some(host),
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(privilege: Privilege, cgroup_v2: bool) -> NodeContainer {
+        NodeContainer {
+            privilege,
+            cgroup_v2,
+            entrypoint: None,
+            ..NodeContainer::probe("img")
+        }
+    }
+
+    #[test]
+    fn restricted_engines_get_every_capability_but_sys_resource() {
+        let host = node(Privilege::Capabilities, false)
+            .to_create_body()
+            .host_config
+            .unwrap();
+        assert_eq!(host.privileged, None);
+        assert_eq!(host.cap_add.unwrap(), ["ALL"]);
+        assert_eq!(host.cap_drop.unwrap(), ["SYS_RESOURCE"]);
+        assert_eq!(host.masked_paths.unwrap(), Vec::<String>::new());
+        assert_eq!(
+            host.devices.unwrap()[0].path_on_host.as_deref(),
+            Some("/dev/kmsg")
+        );
+    }
+
+    #[test]
+    fn cgroup_v1_binds_the_host_tree_and_v2_gets_a_private_namespace() {
+        let v1 = node(Privilege::Privileged, false)
+            .to_create_body()
+            .host_config
+            .unwrap();
+        assert!(
+            v1.binds
+                .unwrap()
+                .contains(&"/sys/fs/cgroup:/sys/fs/cgroup:rw".to_string())
+        );
+        assert_eq!(v1.cgroupns_mode, Some(HostConfigCgroupnsModeEnum::HOST));
+        let v2 = node(Privilege::Privileged, true)
+            .to_create_body()
+            .host_config
+            .unwrap();
+        assert!(
+            !v2.binds
+                .unwrap()
+                .iter()
+                .any(|b| b.starts_with("/sys/fs/cgroup"))
+        );
+        assert_eq!(v2.cgroupns_mode, Some(HostConfigCgroupnsModeEnum::PRIVATE));
+        assert_eq!(v2.privileged, Some(true));
+    }
+}

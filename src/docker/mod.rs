@@ -1,0 +1,266 @@
+//! The only place that talks to the Docker engine, through its API.
+
+mod container;
+
+pub use container::{BINARIES_MOUNT, BinariesSource, NodeContainer, Privilege};
+
+use std::collections::HashMap;
+
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot reach the Docker engine at {endpoint}: {reason}")]
+    Unreachable { endpoint: String, reason: String },
+    #[error("permission denied on the Docker socket {endpoint}")]
+    PermissionDenied { endpoint: String },
+    #[error("the image build failed: {message}\n--- last lines of the build log ---\n{log}")]
+    Build { message: String, log: String },
+    #[error("the Docker engine refused to {action}: {message}")]
+    Api { action: String, message: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a command run in a container printed, and how it ended.
+#[derive(Debug)]
+pub struct ExecOutput {
+    pub code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub struct Docker {
+    api: bollard::Docker,
+    endpoint: String,
+}
+
+impl Docker {
+    /// Connects as the docker CLI would (`DOCKER_HOST`, else the local
+    /// socket) and agrees on an API version the engine speaks.
+    pub async fn connect() -> Result<Self> {
+        let endpoint = std::env::var("DOCKER_HOST")
+            .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string());
+        let unreachable = |e: bollard::errors::Error| classify_connect_error(&endpoint, e);
+        let api = bollard::Docker::connect_with_defaults().map_err(unreachable)?;
+        let api = api.negotiate_version().await.map_err(unreachable)?;
+        Ok(Self { api, endpoint })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Whether the engine's host runs cgroup v2 (the unified hierarchy).
+    pub async fn cgroup_v2(&self) -> Result<bool> {
+        use bollard::models::SystemInfoCgroupVersionEnum as V;
+        let info = self
+            .api
+            .info()
+            .await
+            .map_err(|e| self.api_error("describe itself".into(), e))?;
+        Ok(info.cgroup_version == Some(V::_2))
+    }
+
+    pub async fn image_exists(&self, name: &str) -> Result<bool> {
+        match self.api.inspect_image(name).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(self.api_error(format!("inspect image {name}"), e)),
+        }
+    }
+
+    /// Removes an image name; the image itself goes when no name is left.
+    pub async fn remove_image(&self, name: &str) -> Result<()> {
+        let options = bollard::query_parameters::RemoveImageOptionsBuilder::default().build();
+        match self.api.remove_image(name, Some(options), None).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(self.api_error(format!("remove image {name}"), e)),
+        }
+    }
+
+    /// Builds `tag` from a tar of the build context, handing each line of the
+    /// build log to `progress`. On failure the error carries the log's tail.
+    pub async fn build_image(
+        &self,
+        context_tar: Vec<u8>,
+        tag: &str,
+        build_args: &HashMap<String, String>,
+        labels: &HashMap<String, String>,
+        mut progress: impl FnMut(&str),
+    ) -> Result<()> {
+        let options = BuildImageOptionsBuilder::default()
+            .t(tag)
+            .rm(true)
+            .forcerm(true)
+            .buildargs(build_args)
+            .labels(labels)
+            .build();
+        let mut stream =
+            self.api
+                .build_image(options, None, Some(bollard::body_full(context_tar.into())));
+        let mut log: Vec<String> = Vec::new();
+        while let Some(item) = stream.next().await {
+            let failure = match item {
+                Ok(info) => {
+                    if let Some(text) = info.stream.as_deref().or(info.status.as_deref()) {
+                        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                            progress(line);
+                            log.push(line.to_string());
+                        }
+                    }
+                    info.error_detail.and_then(|d| d.message)
+                }
+                Err(e) => Some(self.api_error(format!("build {tag}"), e).to_string()),
+            };
+            if let Some(message) = failure {
+                let tail = log.len().saturating_sub(30);
+                return Err(Error::Build {
+                    message,
+                    log: log[tail..].join("\n"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn create_container(&self, spec: &NodeContainer) -> Result<()> {
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        self.api
+            .create_container(Some(options), spec.to_create_body())
+            .await
+            .map_err(|e| self.api_error(format!("create container {}", spec.name), e))?;
+        Ok(())
+    }
+
+    pub async fn start_container(&self, name: &str) -> Result<()> {
+        self.api
+            .start_container(name, None)
+            .await
+            .map_err(|e| self.api_error(format!("start container {name}"), e))
+    }
+
+    /// Removes a container with its anonymous volumes; one that is already
+    /// gone is not an error.
+    pub async fn remove_container(&self, name: &str) -> Result<()> {
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match self.api.remove_container(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(self.api_error(format!("remove container {name}"), e)),
+        }
+    }
+
+    /// Runs a command in a running container and collects its output.
+    pub async fn exec(&self, container: &str, cmd: &[&str]) -> Result<ExecOutput> {
+        use bollard::exec::StartExecResults;
+        use bollard::models::ExecConfig;
+        let action = || format!("run `{}` in {container}", cmd.join(" "));
+        let config = ExecConfig {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+            ..Default::default()
+        };
+        let exec = self
+            .api
+            .create_exec(container, config)
+            .await
+            .map_err(|e| self.api_error(action(), e))?;
+        let started = self.api.start_exec(&exec.id, None).await;
+        let StartExecResults::Attached { mut output, .. } =
+            started.map_err(|e| self.api_error(action(), e))?
+        else {
+            unreachable!("exec was started attached");
+        };
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        while let Some(chunk) = output.next().await {
+            match chunk.map_err(|e| self.api_error(action(), e))? {
+                bollard::container::LogOutput::StdErr { message } => {
+                    stderr.extend_from_slice(&message)
+                }
+                other => stdout.extend_from_slice(&other.into_bytes()),
+            }
+        }
+        let inspect = self
+            .api
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(|e| self.api_error(action(), e))?;
+        Ok(ExecOutput {
+            code: inspect.exit_code.unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        })
+    }
+
+    /// Whether this engine starts privileged containers. Some (rootless
+    /// engines, sandboxes without CAP_SYS_RESOURCE) refuse them; nodes there
+    /// run with an explicit capability set instead.
+    pub async fn privilege(&self, image: &str) -> Result<Privilege> {
+        let probe = NodeContainer::probe(image);
+        self.remove_container(&probe.name).await?;
+        self.create_container(&probe).await?;
+        let started = self.api.start_container(&probe.name, None).await;
+        self.remove_container(&probe.name).await?;
+        match started {
+            Ok(()) => Ok(Privilege::Privileged),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 500, ..
+            }) => Ok(Privilege::Capabilities),
+            Err(e) => Err(self.api_error("start a privileged probe container".into(), e)),
+        }
+    }
+
+    fn api_error(&self, action: String, error: bollard::errors::Error) -> Error {
+        match error {
+            bollard::errors::Error::DockerResponseServerError { message, .. } => {
+                Error::Api { action, message }
+            }
+            other => classify_connect_error(&self.endpoint, other),
+        }
+    }
+}
+
+fn is_not_found(error: &bollard::errors::Error) -> bool {
+    matches!(
+        error,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// Tells a socket the user may not open from an engine that is not there,
+/// since the two want different advice.
+fn classify_connect_error(endpoint: &str, error: bollard::errors::Error) -> Error {
+    let mut source: Option<&dyn std::error::Error> = Some(&error);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::PermissionDenied
+        {
+            return Error::PermissionDenied {
+                endpoint: endpoint.to_string(),
+            };
+        }
+        source = e.source();
+    }
+    let reason = match &error {
+        bollard::errors::Error::SocketNotFoundError(path) => format!("no socket at {path}"),
+        other => other.to_string(),
+    };
+    Error::Unreachable {
+        endpoint: endpoint.to_string(),
+        reason,
+    }
+}

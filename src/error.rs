@@ -1,0 +1,124 @@
+//! The one error type the command line sees: what happened, what to do about
+//! it, and the documented exit code it maps to.
+
+use std::fmt;
+use std::process::ExitCode;
+
+/// Exit codes, documented in the README. Stable: scripts test them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Anything not covered below.
+    Failure = 1,
+    /// Bad arguments or bad input files.
+    Usage = 2,
+    /// The Docker engine cannot be reached or refused what berth asked.
+    Docker = 3,
+    /// The cluster did not become ready in time.
+    NotReady = 4,
+    /// The profile does not exist or is broken.
+    Profile = 5,
+    /// Interrupted by a signal.
+    Interrupted = 130,
+}
+
+#[derive(Debug)]
+pub struct Error {
+    pub exit: Exit,
+    /// What happened and why, in one sentence or a few lines.
+    pub message: String,
+    /// What the user can do about it.
+    pub hint: Option<String>,
+}
+
+impl Error {
+    pub fn new(exit: Exit, message: impl Into<String>) -> Self {
+        Self {
+            exit,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::new(Exit::Usage, message)
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(self.exit as u8)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\nhint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<crate::docker::Error> for Error {
+    fn from(e: crate::docker::Error) -> Self {
+        use crate::docker::Error as D;
+        let hint = match &e {
+            D::Unreachable { .. } => {
+                "start the Docker engine (`sudo systemctl start docker`, or `sudo dockerd &`), \
+                 or point DOCKER_HOST at one that runs"
+            }
+            D::PermissionDenied { .. } => {
+                "add your user to the docker group (`sudo usermod -aG docker $USER`, then log in \
+                 again), or run berth as a user who may use the socket"
+            }
+            D::Build { .. } => {
+                "fix what the build log shows; where no registry is reachable, make a local base \
+                 with node-image/debian-base.sh and pass --base berth/debian:bookworm"
+            }
+            D::Api { .. } => {
+                "see the engine's message above; `docker info` shows the engine's state"
+            }
+        };
+        let exit = match &e {
+            D::Build { .. } => Exit::Failure,
+            _ => Exit::Docker,
+        };
+        Error::new(exit, e.to_string()).with_hint(hint)
+    }
+}
+
+impl From<crate::node::image::Error> for Error {
+    fn from(e: crate::node::image::Error) -> Self {
+        match e {
+            crate::node::image::Error::Docker(d) => d.into(),
+            other => Error::usage(other.to_string())
+                .with_hint("pass a directory that holds a Dockerfile"),
+        }
+    }
+}
+
+impl From<crate::binaries::Error> for Error {
+    fn from(e: crate::binaries::Error) -> Self {
+        use crate::binaries::Error as B;
+        match &e {
+            B::BadVersion(_) => Error::usage(e.to_string()),
+            B::Missing { .. } | B::NotExecutable { .. } | B::WrongVersion { .. } | B::Unrunnable { .. } => {
+                Error::usage(format!("{e}; nothing was imported")).with_hint(
+                    "the directory must hold kube-apiserver, kube-controller-manager, kube-scheduler, \
+                     kubelet, kube-proxy and kubectl, each executable and of the version given \
+                     (scripts/kubernetes-from-debian-source.sh builds such a directory)",
+                )
+            }
+            B::Write { .. } | B::Read { .. } => Error::new(Exit::Failure, e.to_string())
+                .with_hint("check the permissions of the cache, or set BERTH_CACHE_DIR to a writable directory"),
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! What runs inside a node: its image, and (later) units, configs and
+//! per-version flags.
+
+pub mod image;

@@ -1,0 +1,172 @@
+//! The node image under the real engine: its tag follows its build context,
+//! and a node booted from it runs systemd, containerd, etcd and the pause
+//! image, with the version's binaries mounted read-only.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use berth::docker::{BinariesSource, Docker, NodeContainer, Privilege};
+use berth::node::image::{self, Context};
+use common::{ContainerGuard, ImageGuard, berth, block_on, k8s_version};
+
+fn build(context_dir: Option<&std::path::Path>) -> (String, String) {
+    let mut cmd = berth();
+    cmd.args(["node-image", "build", "-o", "json"]);
+    if let Some(dir) = context_dir {
+        cmd.arg("--context").arg(dir);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reused = json["reused"].to_string();
+    (json["image"].as_str().unwrap().to_string(), reused)
+}
+
+#[test]
+fn an_unchanged_context_reuses_its_tag_and_a_changed_one_gets_a_new_one() {
+    let (image, _) = build(None);
+    assert_eq!(image, Context::embedded().image());
+    let (again, reused) = build(None);
+    assert_eq!((again.as_str(), reused.as_str()), (image.as_str(), "true"));
+
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("node-image"),
+        copy.path(),
+    );
+    let (same, _) = build(Some(copy.path()));
+    assert_eq!(same, image, "a copy of the context is the same context");
+
+    // A file the Dockerfile never copies changes the context but no layer,
+    // so the engine's layer cache keeps this build short.
+    std::fs::write(copy.path().join("NOTES"), "changed").unwrap();
+    let (changed, reused) = build(Some(copy.path()));
+    let _cleanup = ImageGuard(changed.clone());
+    assert_ne!(changed, image);
+    assert_eq!(reused, "false");
+    assert!(changed.starts_with(&format!("{}:", image::REPOSITORY)));
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+async fn exec(docker: &Docker, node: &str, cmd: &[&str]) -> (i64, String) {
+    let out = docker.exec(node, cmd).await.unwrap();
+    (out.code, format!("{}{}", out.stdout, out.stderr))
+}
+
+#[test]
+fn a_node_boots_with_systemd_containerd_etcd_pause_and_the_binaries() {
+    block_on(async {
+        let docker = Docker::connect().await.unwrap();
+        let context = Context::embedded();
+        let base = image::default_base(&docker).await.unwrap();
+        image::ensure(&docker, &context, &context.image(), &base, |_| {})
+            .await
+            .unwrap();
+        let version = k8s_version();
+        let cache = berth::binaries::Cache::new(&berth::paths::cache_dir());
+        assert!(
+            cache.get(&version).unwrap().is_some(),
+            "Kubernetes {version} is not cached; .ci/run caches it first"
+        );
+
+        let privilege = docker.privilege(&context.image()).await.unwrap();
+        eprintln!("this engine runs nodes as {privilege:?}");
+        let name = format!("berth-test-boot-{}", std::process::id());
+        let _cleanup = ContainerGuard(name.clone());
+        let node = NodeContainer {
+            name: name.clone(),
+            hostname: "boot".into(),
+            privilege,
+            cgroup_v2: docker.cgroup_v2().await.unwrap(),
+            binaries: Some(BinariesSource::HostDir(cache.dir(&version))),
+            entrypoint: None,
+            ..NodeContainer::probe(&context.image())
+        };
+        docker.create_container(&node).await.unwrap();
+        docker.start_container(&name).await.unwrap();
+
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let state = loop {
+            let (_, state) = exec(&docker, &name, &["systemctl", "is-system-running"]).await;
+            let state = state.trim().to_string();
+            if !matches!(state.as_str(), "offline" | "initializing" | "starting" | "")
+                || Instant::now() > deadline
+            {
+                break state;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        let (_, failed) = exec(&docker, &name, &["systemctl", "--failed", "--no-legend"]).await;
+        assert_eq!(state, "running", "failed units: {failed}");
+
+        for unit in ["containerd", "etcd", "berth-pause-import"] {
+            let (code, out) = exec(&docker, &name, &["systemctl", "is-active", unit]).await;
+            assert_eq!((code, out.trim()), (0, "active"), "{unit}");
+        }
+        let (_, images) = exec(
+            &docker,
+            &name,
+            &["ctr", "--namespace", "k8s.io", "images", "ls", "-q"],
+        )
+        .await;
+        assert!(
+            images.lines().any(|l| l == "berth.local/pause:1.0"),
+            "images: {images}"
+        );
+
+        let dir = berth::docker::BINARIES_MOUNT;
+        for bin in [
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+            "kubelet",
+            "kube-proxy",
+        ] {
+            let (code, out) = exec(&docker, &name, &[&format!("{dir}/{bin}"), "--version"]).await;
+            assert_eq!(code, 0, "{bin}: {out}");
+            assert_eq!(out.trim(), format!("Kubernetes {version}"), "{bin}");
+        }
+        let (_, out) = exec(
+            &docker,
+            &name,
+            &[
+                &format!("{dir}/kubectl"),
+                "version",
+                "--client",
+                "-o",
+                "json",
+            ],
+        )
+        .await;
+        assert!(
+            out.contains(&format!("\"gitVersion\": \"{version}\"")),
+            "{out}"
+        );
+        let (code, _) = exec(&docker, &name, &["touch", &format!("{dir}/x")]).await;
+        assert_ne!(code, 0, "the binaries must be mounted read-only");
+        if privilege == Privilege::Capabilities {
+            let (_, caps) = exec(&docker, &name, &["grep", "CapBnd", "/proc/1/status"]).await;
+            assert!(
+                !caps.contains("000001ffffffffff"),
+                "CAP_SYS_RESOURCE should be missing: {caps}"
+            );
+        }
+    });
+}
