@@ -122,3 +122,44 @@ impl From<crate::binaries::Error> for Error {
         }
     }
 }
+
+impl From<crate::pki::Error> for Error {
+    fn from(e: crate::pki::Error) -> Self {
+        Error::new(Exit::Failure, e.to_string())
+            .with_hint("check the permissions of berth's state directory ($BERTH_HOME)")
+    }
+}
+
+impl From<crate::profile::Error> for Error {
+    fn from(e: crate::profile::Error) -> Self {
+        use crate::profile::Error as P;
+        match &e {
+            P::BadName(_) => Error::usage(e.to_string()),
+            P::Corrupt { .. } => Error::new(Exit::Profile, format!("{e}; it was left as it is"))
+                .with_hint("`berth delete -p NAME` removes the profile and what is left of it"),
+            P::Io { .. } => Error::new(Exit::Failure, e.to_string())
+                .with_hint("check the permissions of berth's state directory ($BERTH_HOME)"),
+        }
+    }
+}
+
+impl From<crate::kubeconfig::Error> for Error {
+    fn from(e: crate::kubeconfig::Error) -> Self {
+        use crate::kubeconfig::Error as K;
+        let hint = match &e {
+            K::Unparsable { .. } => {
+                "fix the file (kubectl cannot read it either), or pass --kubeconfig with another file"
+            }
+            K::Locked { .. } => {
+                "another kubectl or berth is writing it; if none runs, the lock is stale and can be removed"
+            }
+            K::Io { .. } => "check the file's permissions, or pass --kubeconfig with another file",
+        };
+        let exit = if matches!(e, K::Unparsable { .. }) {
+            Exit::Usage
+        } else {
+            Exit::Failure
+        };
+        Error::new(exit, e.to_string()).with_hint(hint)
+    }
+}

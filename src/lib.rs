@@ -2,8 +2,12 @@
 
 pub mod binaries;
 pub mod cli;
+pub mod cluster;
 pub mod docker;
 pub mod error;
+pub mod kubeconfig;
 pub mod node;
 pub mod paths;
+pub mod pki;
+pub mod profile;
 pub mod ui;

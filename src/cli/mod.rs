@@ -2,7 +2,15 @@
 //! a thin handler.
 
 mod cache;
+mod delete;
+mod kubeconfig;
+mod kubectl;
 mod node_image;
+mod pause;
+mod profile;
+mod start;
+mod status;
+mod stop;
 
 use std::path::PathBuf;
 
@@ -48,6 +56,24 @@ pub enum Output {
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// Create a cluster, or start a stopped one again.
+    Start(start::Start),
+    /// Stop a cluster's node; its state is kept.
+    Stop(stop::Stop),
+    /// Freeze a cluster's node.
+    Pause(pause::Pause),
+    /// Thaw a paused cluster's node.
+    Unpause(pause::Pause),
+    /// Remove a cluster and everything berth made for it.
+    Delete(delete::Delete),
+    /// Show the state of a cluster's node and components.
+    Status(status::Status),
+    /// List profiles (`profile list`) or set the default one (`profile NAME`).
+    Profile(profile::ProfileCmd),
+    /// Run the cluster's own kubectl against it: `berth kubectl -- get pods`.
+    Kubectl(kubectl::Kubectl),
+    /// Print a standalone kubeconfig for the profile.
+    Kubeconfig,
     /// Build the node image.
     #[command(subcommand)]
     NodeImage(node_image::NodeImage),
@@ -59,8 +85,55 @@ pub enum Command {
 pub async fn run(cli: Cli) -> Result<()> {
     let ui = Ui::new(cli.global.quiet);
     match cli.command {
+        Command::Start(cmd) => start::run(cmd, &cli.global, ui).await,
+        Command::Stop(cmd) => stop::run(cmd, &cli.global, ui).await,
+        Command::Pause(cmd) => pause::run(cmd, &cli.global, ui, true).await,
+        Command::Unpause(cmd) => pause::run(cmd, &cli.global, ui, false).await,
+        Command::Delete(cmd) => delete::run(cmd, &cli.global, ui).await,
+        Command::Status(cmd) => status::run(cmd, &cli.global, ui).await,
+        Command::Profile(cmd) => profile::run(cmd, &cli.global, ui).await,
+        Command::Kubectl(cmd) => kubectl::run(cmd, &cli.global),
+        Command::Kubeconfig => kubeconfig::run(&cli.global),
         Command::NodeImage(cmd) => node_image::run(cmd, &cli.global, ui).await,
         Command::Cache(cmd) => cache::run(cmd, &cli.global, ui),
+    }
+}
+
+impl Global {
+    fn store(&self) -> crate::profile::Store {
+        crate::profile::Store::new(&crate::paths::home_dir())
+    }
+
+    /// The profile named with `-p`, else the default one; validated before
+    /// anything uses it.
+    fn profile_name(&self) -> Result<String> {
+        let name = self
+            .profile
+            .clone()
+            .unwrap_or_else(|| self.store().default_name());
+        crate::profile::validate_name(&name)?;
+        Ok(name)
+    }
+
+    async fn ctx(&self, ui: Ui) -> Result<crate::cluster::Ctx> {
+        Ok(crate::cluster::Ctx {
+            docker: crate::docker::Docker::connect().await?,
+            store: self.store(),
+            cache: crate::binaries::Cache::new(&crate::paths::cache_dir()),
+            ui,
+            kubeconfig: crate::kubeconfig::resolve(self.kubeconfig.as_deref()),
+        })
+    }
+
+    /// The profile's saved state; an error when it does not exist.
+    fn load(&self, name: &str) -> Result<crate::profile::Profile> {
+        self.store().load(name)?.ok_or_else(|| {
+            crate::error::Error::new(
+                crate::error::Exit::Profile,
+                format!("profile {name} does not exist"),
+            )
+            .with_hint("`berth profile list` shows the profiles; `berth start -p NAME` creates one")
+        })
     }
 }
 

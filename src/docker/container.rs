@@ -2,7 +2,10 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerCreateBody, DeviceMapping, HostConfig, HostConfigCgroupnsModeEnum};
+use bollard::models::{
+    ContainerCreateBody, DeviceMapping, EndpointIpamConfig, EndpointSettings, HostConfig,
+    HostConfigCgroupnsModeEnum, NetworkingConfig, PortBinding,
+};
 use serde::{Deserialize, Serialize};
 
 /// How much the node container may do. systemd, containerd and kubelet need
@@ -22,6 +25,9 @@ pub enum BinariesSource {
     Volume(String),
 }
 
+/// The API server's port inside a node.
+pub const API_PORT: u16 = 6443;
+
 /// Path inside a node where the version's Kubernetes binaries are mounted.
 pub const BINARIES_MOUNT: &str = "/opt/berth/kubernetes/bin";
 
@@ -39,6 +45,12 @@ pub struct NodeContainer {
     pub var_volume: Option<String>,
     pub binaries: Option<BinariesSource>,
     pub entrypoint: Option<Vec<String>>,
+    /// The profile's network and the node's fixed address on it.
+    pub network: Option<(String, String)>,
+    /// Host port on 127.0.0.1 for the API server's port in the node.
+    pub api_port: Option<u16>,
+    pub cpus: Option<f64>,
+    pub memory_mib: Option<u64>,
 }
 
 impl NodeContainer {
@@ -54,6 +66,10 @@ impl NodeContainer {
             var_volume: None,
             binaries: None,
             entrypoint: Some(vec!["/bin/true".into()]),
+            network: None,
+            api_port: None,
+            cpus: None,
+            memory_mib: None,
         }
     }
 
@@ -93,8 +109,34 @@ impl NodeContainer {
             } else {
                 HostConfigCgroupnsModeEnum::HOST
             }),
+            nano_cpus: self.cpus.map(|c| (c * 1e9) as i64),
+            memory: self.memory_mib.map(|m| (m * 1024 * 1024) as i64),
             ..Default::default()
         };
+        if let Some(port) = self.api_port {
+            // Published on the loopback only: the cluster is the user's alone.
+            let binding = PortBinding {
+                host_ip: Some("127.0.0.1".into()),
+                host_port: Some(port.to_string()),
+            };
+            host.port_bindings = Some(HashMap::from([(
+                format!("{API_PORT}/tcp"),
+                Some(vec![binding]),
+            )]));
+        }
+        let networking = self.network.as_ref().map(|(network, ip)| {
+            host.network_mode = Some(network.clone());
+            let endpoint = EndpointSettings {
+                ipam_config: Some(EndpointIpamConfig {
+                    ipv4_address: Some(ip.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(network.clone(), endpoint)])),
+            }
+        });
         match self.privilege {
             Privilege::Privileged => host.privileged = Some(true),
             Privilege::Capabilities => {
@@ -120,7 +162,9 @@ impl NodeContainer {
             volumes: (!volumes.is_empty()).then_some(volumes),
             stop_signal: Some("SIGRTMIN+3".into()),
             tty: Some(true),
+            exposed_ports: self.api_port.map(|_| vec![format!("{API_PORT}/tcp")]),
             host_config: Some(host),
+            networking_config: networking,
             ..Default::default()
         }
     }

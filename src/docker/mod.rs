@@ -2,7 +2,7 @@
 
 mod container;
 
-pub use container::{BINARIES_MOUNT, BinariesSource, NodeContainer, Privilege};
+pub use container::{API_PORT, BINARIES_MOUNT, BinariesSource, NodeContainer, Privilege};
 
 use std::collections::HashMap;
 
@@ -218,6 +218,161 @@ impl Docker {
                 status_code: 500, ..
             }) => Ok(Privilege::Capabilities),
             Err(e) => Err(self.api_error("start a privileged probe container".into(), e)),
+        }
+    }
+
+    /// The state of a container (`running`, `exited`, `paused`, ...), or
+    /// `None` when there is no such container.
+    pub async fn container_state(&self, name: &str) -> Result<Option<String>> {
+        match self.api.inspect_container(name, None).await {
+            Ok(c) => Ok(Some(
+                c.state
+                    .and_then(|s| s.status)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+            )),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(self.api_error(format!("inspect container {name}"), e)),
+        }
+    }
+
+    /// Names (without the leading `/`) and states of every container that
+    /// carries `label`.
+    pub async fn containers_by_label(&self, label: &str) -> Result<HashMap<String, String>> {
+        let options = bollard::query_parameters::ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&HashMap::from([("label", vec![label])]))
+            .build();
+        let list = self
+            .api
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| self.api_error("list containers".into(), e))?;
+        Ok(list
+            .into_iter()
+            .flat_map(|c| {
+                let state = c.state.map(|s| s.to_string()).unwrap_or_default();
+                c.names
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |n| (n.trim_start_matches('/').to_string(), state.clone()))
+            })
+            .collect())
+    }
+
+    /// Stops a container, killing it after `grace` seconds.
+    pub async fn stop_container(&self, name: &str, grace: i32) -> Result<()> {
+        let options = bollard::query_parameters::StopContainerOptionsBuilder::default()
+            .t(grace)
+            .build();
+        self.api
+            .stop_container(name, Some(options))
+            .await
+            .map_err(|e| self.api_error(format!("stop container {name}"), e))
+    }
+
+    pub async fn pause_container(&self, name: &str) -> Result<()> {
+        self.api
+            .pause_container(name)
+            .await
+            .map_err(|e| self.api_error(format!("pause container {name}"), e))
+    }
+
+    pub async fn unpause_container(&self, name: &str) -> Result<()> {
+        self.api
+            .unpause_container(name)
+            .await
+            .map_err(|e| self.api_error(format!("unpause container {name}"), e))
+    }
+
+    /// Unpacks a tar into a container, which may be created but not started.
+    pub async fn upload(&self, container: &str, tar: Vec<u8>) -> Result<()> {
+        let options = bollard::query_parameters::UploadToContainerOptionsBuilder::default()
+            .path("/")
+            .build();
+        self.api
+            .upload_to_container(container, Some(options), bollard::body_full(tar.into()))
+            .await
+            .map_err(|e| self.api_error(format!("copy files into {container}"), e))
+    }
+
+    /// Subnets of every network the engine has, to choose one that is free.
+    pub async fn used_subnets(&self) -> Result<Vec<String>> {
+        let networks = self
+            .api
+            .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+            .await
+            .map_err(|e| self.api_error("list networks".into(), e))?;
+        Ok(networks
+            .into_iter()
+            .flat_map(|n| n.ipam.and_then(|i| i.config).unwrap_or_default())
+            .filter_map(|c| c.subnet)
+            .collect())
+    }
+
+    /// Creates a bridge network on `subnet`. `Ok(false)` when the engine
+    /// says the subnet overlaps another network, so the caller can try the
+    /// next one (two profiles may pick the same subnet at the same moment).
+    pub async fn create_network(
+        &self,
+        name: &str,
+        subnet: &str,
+        labels: &HashMap<String, String>,
+    ) -> Result<bool> {
+        use bollard::models::{Ipam, IpamConfig, NetworkCreateRequest};
+        let request = NetworkCreateRequest {
+            name: name.into(),
+            driver: Some("bridge".into()),
+            ipam: Some(Ipam {
+                config: Some(vec![IpamConfig {
+                    subnet: Some(subnet.into()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        };
+        match self.api.create_network(request).await {
+            Ok(_) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError { message, .. })
+                if message.contains("overlap") =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(self.api_error(format!("create network {name}"), e)),
+        }
+    }
+
+    pub async fn remove_network(&self, name: &str) -> Result<()> {
+        match self.api.remove_network(name).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(self.api_error(format!("remove network {name}"), e)),
+        }
+    }
+
+    pub async fn create_volume(&self, name: &str, labels: &HashMap<String, String>) -> Result<()> {
+        let request = bollard::models::VolumeCreateRequest {
+            name: Some(name.into()),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        };
+        self.api
+            .create_volume(request)
+            .await
+            .map_err(|e| self.api_error(format!("create volume {name}"), e))?;
+        Ok(())
+    }
+
+    pub async fn remove_volume(&self, name: &str) -> Result<()> {
+        let options = bollard::query_parameters::RemoveVolumeOptionsBuilder::default()
+            .force(true)
+            .build();
+        match self.api.remove_volume(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(self.api_error(format!("remove volume {name}"), e)),
         }
     }
 

@@ -2,3 +2,4 @@
 //! per-version flags.
 
 pub mod image;
+pub mod render;

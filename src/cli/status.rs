@@ -1,0 +1,141 @@
+use clap::Args;
+use serde::Serialize;
+
+use super::{Global, Output, print_json};
+use crate::cluster;
+use crate::error::Result;
+use crate::pki::Pki;
+use crate::ui::Ui;
+
+#[derive(Args)]
+pub struct Status {}
+
+/// Exit bits of `status`, documented in the README; 0 when all is well.
+pub const NODE_NOT_RUNNING: u8 = 8;
+pub const KUBELET_NOT_RUNNING: u8 = 16;
+pub const API_NOT_READY: u8 = 32;
+pub const KUBECONFIG_WRONG: u8 = 64;
+
+#[derive(Serialize)]
+struct NodeStatus {
+    name: String,
+    container: String,
+    privilege: crate::docker::Privilege,
+    kubelet: String,
+    apiserver: String,
+    kubeconfig: String,
+    certificate_expires: String,
+    certificate_days_left: i64,
+}
+
+#[derive(Serialize)]
+struct ProfileStatus {
+    profile: String,
+    kubernetes_version: String,
+    endpoint: String,
+    nodes: Vec<NodeStatus>,
+    exit_code: u8,
+}
+
+pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<()> {
+    let name = global.profile_name()?;
+    let profile = global.load(&name)?;
+    let ctx = global.ctx(ui).await?;
+    let mut code = 0;
+    let container = ctx
+        .docker
+        .container_state(&profile.container())
+        .await?
+        .unwrap_or_else(|| "missing".into());
+    let running = container == "running";
+    let kubelet = if running {
+        let out = ctx
+            .docker
+            .exec(&profile.container(), &["systemctl", "is-active", "kubelet"])
+            .await?;
+        out.stdout.trim().to_string()
+    } else {
+        "unknown".into()
+    };
+    let api_ready =
+        running && cluster::api_ready(&cluster::client(&ctx.store, &profile).await?).await;
+    let entry = crate::kubeconfig::read(&profile.kubeconfig)
+        .ok()
+        .and_then(|c| crate::kubeconfig::server(&c, &profile.context()));
+    let kubeconfig = match entry {
+        Some(server) if server == profile.server() => "ok".to_string(),
+        Some(server) => format!("points at {server}, not {}", profile.server()),
+        None => "missing".to_string(),
+    };
+    let expiry = Pki::new(&ctx.store.pki_dir(&name)).expiry("apiserver.crt")?;
+    let days_left = (expiry - time::OffsetDateTime::now_utc()).whole_days();
+    if !running {
+        code |= NODE_NOT_RUNNING;
+    }
+    if kubelet != "active" {
+        code |= KUBELET_NOT_RUNNING;
+    }
+    if !api_ready {
+        code |= API_NOT_READY;
+    }
+    if kubeconfig != "ok" {
+        code |= KUBECONFIG_WRONG;
+    }
+    let status = ProfileStatus {
+        profile: name.clone(),
+        kubernetes_version: profile.kubernetes_version.to_string(),
+        endpoint: profile.server(),
+        nodes: vec![NodeStatus {
+            name: name.clone(),
+            container: pretty_state(&container),
+            privilege: profile.privilege,
+            kubelet,
+            apiserver: if api_ready {
+                "ready".into()
+            } else {
+                "not ready".into()
+            },
+            kubeconfig,
+            certificate_expires: expiry
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            certificate_days_left: days_left,
+        }],
+        exit_code: code,
+    };
+    match global.output {
+        Output::Json => print_json(&status),
+        Output::Text => {
+            println!(
+                "profile:     {} (Kubernetes {}, {})",
+                status.profile, status.kubernetes_version, status.endpoint
+            );
+            for n in &status.nodes {
+                println!("node:        {}", n.name);
+                println!("  container:   {} ({:?})", n.container, n.privilege);
+                println!("  kubelet:     {}", n.kubelet);
+                println!("  apiserver:   {}", n.apiserver);
+                println!("  kubeconfig:  {}", n.kubeconfig);
+                println!(
+                    "  certificate: expires {} ({} days)",
+                    n.certificate_expires, n.certificate_days_left
+                );
+            }
+        }
+    }
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    std::process::exit(code.into());
+}
+
+/// Docker's container states as berth names them.
+pub fn pretty_state(state: &str) -> String {
+    match state {
+        "running" => "Running",
+        "paused" => "Paused",
+        "exited" | "created" => "Stopped",
+        "missing" => "Missing",
+        other => other,
+    }
+    .to_string()
+}

@@ -1,0 +1,561 @@
+//! Everything berth writes into a node before it first boots: systemd units
+//! with each component's flags for the cluster's Kubernetes minor version,
+//! component configs, kubeconfigs, the containerd config and the CNI
+//! template. Version differences live here and nowhere else.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+
+use crate::binaries::Version;
+use crate::docker::{BINARIES_MOUNT, Privilege};
+
+/// The oldest and newest minor versions whose flags berth knows.
+pub const OLDEST_MINOR: u32 = 20;
+pub const NEWEST_MINOR: u32 = 37;
+
+pub const POD_CIDR: &str = "10.244.0.0/16";
+pub const SERVICE_CIDR: &str = "10.96.0.0/12";
+pub const CLUSTER_DNS: &str = "10.96.0.10";
+pub const API_PORT: u16 = 6443;
+/// Where the PKI and kubeconfigs live inside a node.
+pub const K8S_DIR: &str = "/etc/kubernetes";
+pub const PAUSE_IMAGE: &str = "berth.local/pause:1.0";
+
+/// What a node's files depend on.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    pub node: String,
+    pub node_ip: String,
+    pub version: Version,
+    pub privilege: Privilege,
+    /// kubelet's cgroup root; unique per node so nodes never share cgroups.
+    pub cgroup_root: String,
+}
+
+/// A file for the node: path inside it, content, mode; or a symlink.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeFile {
+    File {
+        path: String,
+        content: String,
+        mode: u32,
+    },
+    Link {
+        path: String,
+        target: String,
+    },
+}
+
+fn file(path: &str, content: String, mode: u32) -> NodeFile {
+    NodeFile::File {
+        path: path.into(),
+        content,
+        mode,
+    }
+}
+
+/// A component's flags, in the order they are rendered.
+type Flags = Vec<(String, String)>;
+
+fn flags(pairs: &[(&str, &str)]) -> Flags {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+pub fn kube_apiserver_flags(spec: &NodeSpec) -> Flags {
+    let pki = |f: &str| format!("{K8S_DIR}/pki/{f}");
+    let mut f = flags(&[
+        ("advertise-address", &spec.node_ip),
+        ("allow-privileged", "true"),
+        ("anonymous-auth", "false"),
+        ("authorization-mode", "Node,RBAC"),
+        ("bind-address", "0.0.0.0"),
+        ("client-ca-file", &pki("ca.crt")),
+        ("enable-admission-plugins", "NodeRestriction"),
+        ("etcd-cafile", &pki("ca.crt")),
+        ("etcd-certfile", &pki("apiserver-etcd-client.crt")),
+        ("etcd-keyfile", &pki("apiserver-etcd-client.key")),
+        ("etcd-servers", "https://127.0.0.1:2379"),
+        ("kubelet-certificate-authority", &pki("ca.crt")),
+        (
+            "kubelet-client-certificate",
+            &pki("apiserver-kubelet-client.crt"),
+        ),
+        ("kubelet-client-key", &pki("apiserver-kubelet-client.key")),
+        ("kubelet-preferred-address-types", "InternalIP,Hostname"),
+        ("profiling", "false"),
+        ("secure-port", &API_PORT.to_string()),
+        (
+            "service-account-issuer",
+            "https://kubernetes.default.svc.cluster.local",
+        ),
+        ("service-account-key-file", &pki("sa.pub")),
+        ("service-account-signing-key-file", &pki("sa.key")),
+        ("service-cluster-ip-range", SERVICE_CIDR),
+        ("tls-cert-file", &pki("apiserver.crt")),
+        ("tls-private-key-file", &pki("apiserver.key")),
+    ]);
+    // The insecure port was on by default until 1.20 and its flag went in 1.24.
+    if spec.version.minor <= 23 {
+        f.push(("insecure-port".into(), "0".into()));
+    }
+    f
+}
+
+pub fn kube_controller_manager_flags(spec: &NodeSpec) -> Flags {
+    let conf = format!("{K8S_DIR}/controller-manager.conf");
+    let pki = |f: &str| format!("{K8S_DIR}/pki/{f}");
+    let mut f = flags(&[
+        ("allocate-node-cidrs", "true"),
+        ("authentication-kubeconfig", &conf),
+        ("authorization-kubeconfig", &conf),
+        ("bind-address", "127.0.0.1"),
+        ("cluster-cidr", POD_CIDR),
+        ("cluster-signing-cert-file", &pki("ca.crt")),
+        ("cluster-signing-key-file", &pki("ca.key")),
+        ("kubeconfig", &conf),
+        // One control plane: electing a leader only costs seconds at start.
+        ("leader-elect", "false"),
+        ("node-cidr-mask-size", "24"),
+        ("root-ca-file", &pki("ca.crt")),
+        ("service-account-private-key-file", &pki("sa.key")),
+        ("service-cluster-ip-range", SERVICE_CIDR),
+        ("use-service-account-credentials", "true"),
+    ]);
+    // Switches off the unauthenticated port, whose flag went away after 1.22.
+    if spec.version.minor <= 22 {
+        f.push(("port".into(), "0".into()));
+    }
+    f
+}
+
+pub fn kube_scheduler_flags(spec: &NodeSpec) -> Flags {
+    let conf = format!("{K8S_DIR}/scheduler.conf");
+    let mut f = flags(&[
+        ("authentication-kubeconfig", &conf),
+        ("authorization-kubeconfig", &conf),
+        ("bind-address", "127.0.0.1"),
+        ("kubeconfig", &conf),
+        ("leader-elect", "false"),
+    ]);
+    if spec.version.minor <= 22 {
+        f.push(("port".into(), "0".into()));
+    }
+    f
+}
+
+pub fn kubelet_flags(spec: &NodeSpec) -> Flags {
+    let mut f = flags(&[
+        ("config", &format!("{K8S_DIR}/kubelet.yaml")),
+        ("hostname-override", &spec.node),
+        ("kubeconfig", &format!("{K8S_DIR}/kubelet.conf")),
+        ("node-ip", &spec.node_ip),
+    ]);
+    // Before 1.27 kubelet had to be told it talks to a CRI runtime; from
+    // 1.27 the endpoint is a config field and `--container-runtime` is gone.
+    if spec.version.minor <= 26 {
+        f.push(("container-runtime".into(), "remote".into()));
+        f.push((
+            "container-runtime-endpoint".into(),
+            "unix:///run/containerd/containerd.sock".into(),
+        ));
+        f.push(("pod-infra-container-image".into(), PAUSE_IMAGE.into()));
+    }
+    // The dockershim-era network plugin flag went away in 1.24.
+    if spec.version.minor <= 23 {
+        f.push(("network-plugin".into(), "cni".into()));
+    }
+    f
+}
+
+pub fn kube_proxy_flags(_spec: &NodeSpec) -> Flags {
+    flags(&[("config", &format!("{K8S_DIR}/kube-proxy.yaml"))])
+}
+
+fn kubelet_config(spec: &NodeSpec) -> String {
+    let mut config = format!(
+        "apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+authentication:
+  anonymous:
+    enabled: false
+  webhook:
+    enabled: true
+  x509:
+    clientCAFile: {K8S_DIR}/pki/ca.crt
+authorization:
+  mode: Webhook
+cgroupDriver: cgroupfs
+cgroupRoot: {cgroup_root}
+clusterDNS:
+- {CLUSTER_DNS}
+clusterDomain: cluster.local
+# The node's disk is the host's: never evict pods for the host's usage.
+evictionHard:
+  imagefs.available: \"0%\"
+  nodefs.available: \"0%\"
+  nodefs.inodesFree: \"0%\"
+failSwapOn: false
+imageGCHighThresholdPercent: 100
+nodeStatusUpdateFrequency: 4s
+resolvConf: /etc/resolv.conf
+serializeImagePulls: false
+tlsCertFile: {K8S_DIR}/pki/kubelet-serving-{node}.crt
+tlsPrivateKeyFile: {K8S_DIR}/pki/kubelet-serving-{node}.key
+",
+        cgroup_root = spec.cgroup_root,
+        node = spec.node,
+    );
+    if spec.version.minor >= 27 {
+        config.push_str("containerRuntimeEndpoint: unix:///run/containerd/containerd.sock\n");
+    }
+    config
+}
+
+fn kube_proxy_config(spec: &NodeSpec) -> String {
+    format!(
+        "apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection:
+  kubeconfig: {K8S_DIR}/kube-proxy.conf
+clusterCIDR: {POD_CIDR}
+# A container cannot set the conntrack sysctls; leave them as they are.
+conntrack:
+  maxPerCore: 0
+hostnameOverride: {node}
+mode: iptables
+",
+        node = spec.node
+    )
+}
+
+fn containerd_config(spec: &NodeSpec) -> String {
+    // Without CAP_SYS_RESOURCE nothing in the node may lower its OOM score,
+    // which kubelet asks for on every sandbox; only there is it restricted.
+    let restrict = spec.privilege == Privilege::Capabilities;
+    format!(
+        "version = 2
+
+[plugins.\"io.containerd.grpc.v1.cri\"]
+  sandbox_image = \"{PAUSE_IMAGE}\"
+  restrict_oom_score_adj = {restrict}
+
+  [plugins.\"io.containerd.grpc.v1.cri\".containerd]
+    snapshotter = \"overlayfs\"
+    default_runtime_name = \"runc\"
+
+    [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]
+      runtime_type = \"io.containerd.runc.v2\"
+
+  [plugins.\"io.containerd.grpc.v1.cri\".cni]
+    bin_dir = \"/usr/lib/cni\"
+    conf_dir = \"/etc/cni/net.d\"
+    # containerd renders this once kubelet learns the node's pod CIDR from
+    # the controller manager.
+    conf_template = \"/etc/containerd/cni.template\"
+"
+    )
+}
+
+const CNI_TEMPLATE: &str = r#"{
+  "cniVersion": "0.4.0",
+  "name": "berth",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "cni0",
+      "isGateway": true,
+      "ipMasq": true,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "ranges": [{{range $i, $range := .PodCIDRRanges}}{{if $i}}, {{end}}[{"subnet": "{{$range}}"}]{{end}}],
+        "routes": [{"dst": "0.0.0.0/0"}]
+      }
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+"#;
+
+fn etcd_flags() -> Flags {
+    let pki = |f: &str| format!("{K8S_DIR}/pki/{f}");
+    flags(&[
+        ("advertise-client-urls", "https://127.0.0.1:2379"),
+        ("cert-file", &pki("etcd-server.crt")),
+        ("client-cert-auth", "true"),
+        ("data-dir", "/var/lib/etcd/berth"),
+        ("initial-advertise-peer-urls", "http://127.0.0.1:2380"),
+        ("initial-cluster", "berth=http://127.0.0.1:2380"),
+        ("key-file", &pki("etcd-server.key")),
+        ("listen-client-urls", "https://127.0.0.1:2379"),
+        ("listen-metrics-urls", "http://127.0.0.1:2381"),
+        ("listen-peer-urls", "http://127.0.0.1:2380"),
+        ("name", "berth"),
+        ("trusted-ca-file", &pki("ca.crt")),
+    ])
+}
+
+struct Unit<'a> {
+    name: &'a str,
+    description: &'a str,
+    binary: String,
+    flags: Flags,
+    after: &'a str,
+    /// Type=notify for daemons that tell systemd when they serve.
+    notify: bool,
+    pre: Option<String>,
+}
+
+fn render_unit(unit: &Unit) -> String {
+    let mut out = format!(
+        "# Rendered by berth.\n[Unit]\nDescription={}\nAfter={}\nWants={}\n\n[Service]\n",
+        unit.description, unit.after, unit.after
+    );
+    if unit.notify {
+        out.push_str("Type=notify\n");
+    }
+    if let Some(pre) = &unit.pre {
+        out.push_str(&format!("ExecStartPre={pre}\n"));
+    }
+    out.push_str(&format!("ExecStart={}", unit.binary));
+    for (key, value) in &unit.flags {
+        out.push_str(&format!(" \\\n    --{key}={value}"));
+    }
+    out.push_str("\nRestart=always\nRestartSec=1\nLimitNOFILE=1048576\n\n[Install]\nWantedBy=multi-user.target\n");
+    out
+}
+
+/// A kubeconfig for a component inside the node, reaching the API server
+/// on the node's loopback, with its certificate embedded.
+pub fn kubeconfig(server: &str, user: &str, ca: &str, cert: &str, key: &str) -> String {
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: berth
+  cluster:
+    server: {server}
+    certificate-authority-data: {ca}
+users:
+- name: {user}
+  user:
+    client-certificate-data: {cert}
+    client-key-data: {key}
+contexts:
+- name: berth
+  context:
+    cluster: berth
+    user: {user}
+current-context: berth
+",
+        ca = b64(ca),
+        cert = b64(cert),
+        key = b64(key),
+    )
+}
+
+/// The control plane node's units and configs (PKI and kubeconfigs are
+/// added by the caller, which holds the keys).
+pub fn control_plane_files(spec: &NodeSpec) -> Vec<NodeFile> {
+    let bin = |name: &str| format!("{BINARIES_MOUNT}/{name}");
+    let cgroup_pre = format!("/usr/local/bin/berth-cgroup-root {}", spec.cgroup_root);
+    let units = [
+        Unit {
+            name: "etcd",
+            description: "etcd, the cluster's store (rendered by berth)",
+            binary: "/usr/bin/etcd".into(),
+            flags: etcd_flags(),
+            after: "network-online.target",
+            notify: true,
+            pre: None,
+        },
+        Unit {
+            name: "kube-apiserver",
+            description: "Kubernetes API server",
+            binary: bin("kube-apiserver"),
+            flags: kube_apiserver_flags(spec),
+            after: "etcd.service",
+            notify: true,
+            pre: None,
+        },
+        Unit {
+            name: "kube-controller-manager",
+            description: "Kubernetes controller manager",
+            binary: bin("kube-controller-manager"),
+            flags: kube_controller_manager_flags(spec),
+            after: "kube-apiserver.service",
+            notify: false,
+            pre: None,
+        },
+        Unit {
+            name: "kube-scheduler",
+            description: "Kubernetes scheduler",
+            binary: bin("kube-scheduler"),
+            flags: kube_scheduler_flags(spec),
+            after: "kube-apiserver.service",
+            notify: false,
+            pre: None,
+        },
+        Unit {
+            name: "kubelet",
+            description: "Kubernetes node agent",
+            binary: bin("kubelet"),
+            flags: kubelet_flags(spec),
+            after: "containerd.service berth-pause-import.service",
+            notify: false,
+            pre: Some(cgroup_pre),
+        },
+        Unit {
+            name: "kube-proxy",
+            description: "Kubernetes service proxy",
+            binary: bin("kube-proxy"),
+            flags: kube_proxy_flags(spec),
+            after: "network-online.target",
+            notify: false,
+            pre: None,
+        },
+    ];
+    let mut files = Vec::new();
+    for unit in &units {
+        let path = format!("/etc/systemd/system/{}.service", unit.name);
+        files.push(file(&path, render_unit(unit), 0o644));
+        files.push(NodeFile::Link {
+            path: format!(
+                "/etc/systemd/system/multi-user.target.wants/{}.service",
+                unit.name
+            ),
+            target: path,
+        });
+    }
+    files.push(file(
+        &format!("{K8S_DIR}/kubelet.yaml"),
+        kubelet_config(spec),
+        0o644,
+    ));
+    files.push(file(
+        &format!("{K8S_DIR}/kube-proxy.yaml"),
+        kube_proxy_config(spec),
+        0o644,
+    ));
+    files.push(file(
+        "/etc/containerd/config.toml",
+        containerd_config(spec),
+        0o644,
+    ));
+    files.push(file(
+        "/etc/containerd/cni.template",
+        CNI_TEMPLATE.into(),
+        0o644,
+    ));
+    files
+}
+
+/// Every rendered file of a node, keyed by path, for golden tests.
+pub fn render_all(spec: &NodeSpec) -> BTreeMap<String, String> {
+    control_plane_files(spec)
+        .into_iter()
+        .map(|f| match f {
+            NodeFile::File { path, content, .. } => (path, content),
+            NodeFile::Link { path, target } => (path, format!("-> {target}")),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(minor: u32) -> NodeSpec {
+        NodeSpec {
+            node: "dev".into(),
+            node_ip: "172.30.0.2".into(),
+            version: Version {
+                major: 1,
+                minor,
+                patch: 0,
+            },
+            privilege: Privilege::Capabilities,
+            cgroup_root: "/berth-dev".into(),
+        }
+    }
+
+    /// One golden file per supported minor version holds every rendered
+    /// file. `BERTH_UPDATE_GOLDEN=1 cargo test` rewrites them after a
+    /// deliberate change; review the diff.
+    #[test]
+    fn rendered_files_match_the_golden_file_of_every_minor_version() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/node/golden");
+        for minor in OLDEST_MINOR..=NEWEST_MINOR {
+            let mut text = String::new();
+            for (path, content) in render_all(&spec(minor)) {
+                text.push_str(&format!("==> {path} <==\n{content}\n"));
+            }
+            let golden = dir.join(format!("v1.{minor}.txt"));
+            if std::env::var_os("BERTH_UPDATE_GOLDEN").is_some() {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&golden, &text).unwrap();
+            }
+            let want = std::fs::read_to_string(&golden).unwrap_or_else(|_| {
+                panic!(
+                    "{} missing; run with BERTH_UPDATE_GOLDEN=1",
+                    golden.display()
+                )
+            });
+            assert!(want == text, "v1.{minor} differs from {}", golden.display());
+        }
+    }
+
+    fn has(flags: &Flags, key: &str) -> bool {
+        flags.iter().any(|(k, _)| k == key)
+    }
+
+    #[test]
+    fn removed_flags_are_only_passed_to_versions_that_have_them() {
+        assert!(has(&kubelet_flags(&spec(23)), "network-plugin"));
+        assert!(!has(&kubelet_flags(&spec(24)), "network-plugin"));
+        assert!(has(&kubelet_flags(&spec(26)), "container-runtime"));
+        assert!(!has(&kubelet_flags(&spec(27)), "container-runtime"));
+        assert!(kubelet_config(&spec(27)).contains("containerRuntimeEndpoint"));
+        assert!(!kubelet_config(&spec(26)).contains("containerRuntimeEndpoint"));
+        assert!(has(&kube_apiserver_flags(&spec(23)), "insecure-port"));
+        assert!(!has(&kube_apiserver_flags(&spec(24)), "insecure-port"));
+        assert!(has(&kube_scheduler_flags(&spec(22)), "port"));
+        assert!(!has(&kube_controller_manager_flags(&spec(23)), "port"));
+    }
+
+    #[test]
+    fn secure_defaults_hold_for_every_version() {
+        for minor in OLDEST_MINOR..=NEWEST_MINOR {
+            let api = kube_apiserver_flags(&spec(minor));
+            for want in [
+                ("anonymous-auth", "false"),
+                ("authorization-mode", "Node,RBAC"),
+            ] {
+                assert!(
+                    api.contains(&(want.0.into(), want.1.into())),
+                    "v1.{minor} {want:?}"
+                );
+            }
+            let etcd = etcd_flags();
+            assert!(etcd.contains(&("client-cert-auth".into(), "true".into())));
+            assert!(
+                etcd.iter()
+                    .filter(|(k, _)| k.starts_with("listen-"))
+                    .all(|(_, v)| v.contains("127.0.0.1"))
+            );
+        }
+    }
+
+    #[test]
+    fn oom_score_restriction_only_where_the_engine_forces_it() {
+        let mut privileged = spec(20);
+        privileged.privilege = Privilege::Privileged;
+        assert!(containerd_config(&privileged).contains("restrict_oom_score_adj = false"));
+        assert!(containerd_config(&spec(20)).contains("restrict_oom_score_adj = true"));
+    }
+}
