@@ -92,7 +92,8 @@ fn resolve_version(ctx: &Ctx, opts: &StartOptions) -> Result<Version> {
             "Kubernetes {version} is not supported: berth runs v1.{}.x to v1.{}.x",
             render::OLDEST_MINOR,
             render::NEWEST_MINOR
-        )));
+        ))
+        .with_hint("pass --kubernetes-version with a supported version; `berth cache list` shows the cached ones"));
     }
     if ctx.cache.get(&version)?.is_none() {
         return Err(Error::new(

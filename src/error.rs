@@ -109,7 +109,7 @@ impl From<crate::binaries::Error> for Error {
     fn from(e: crate::binaries::Error) -> Self {
         use crate::binaries::Error as B;
         match &e {
-            B::BadVersion(_) => Error::usage(e.to_string()),
+            B::BadVersion(_) => Error::usage(e.to_string()).with_hint("write the version as v1.30.2"),
             B::Missing { .. } | B::NotExecutable { .. } | B::WrongVersion { .. } | B::Unrunnable { .. } => {
                 Error::usage(format!("{e}; nothing was imported")).with_hint(
                     "the directory must hold kube-apiserver, kube-controller-manager, kube-scheduler, \
@@ -134,7 +134,9 @@ impl From<crate::profile::Error> for Error {
     fn from(e: crate::profile::Error) -> Self {
         use crate::profile::Error as P;
         match &e {
-            P::BadName(_) => Error::usage(e.to_string()),
+            P::BadName(_) => {
+                Error::usage(e.to_string()).with_hint("pick a name such as `dev` or `ci-1`")
+            }
             P::Corrupt { .. } => Error::new(Exit::Profile, format!("{e}; it was left as it is"))
                 .with_hint("`berth delete -p NAME` removes the profile and what is left of it"),
             P::Io { .. } => Error::new(Exit::Failure, e.to_string())

@@ -1,23 +1,10 @@
-use clap::Args;
-
-use super::Global;
+use super::{Global, Targets};
 use crate::cluster;
 use crate::error::Result;
 use crate::ui::Ui;
 
-#[derive(Args)]
-pub struct Delete {
-    /// Every profile.
-    #[arg(long, conflicts_with = "profile")]
-    all: bool,
-}
-
-pub async fn run(cmd: Delete, global: &Global, ui: Ui) -> Result<()> {
-    let names = if cmd.all {
-        global.store().names()
-    } else {
-        vec![global.profile_name()?]
-    };
+pub async fn run(targets: Targets, global: &Global, ui: Ui) -> Result<()> {
+    let names = targets.names(global)?;
     let ctx = global.ctx(ui).await?;
     for name in names {
         // An unreadable profile file still names what to remove.

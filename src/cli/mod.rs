@@ -59,13 +59,13 @@ pub enum Command {
     /// Create a cluster, or start a stopped one again.
     Start(start::Start),
     /// Stop a cluster's node; its state is kept.
-    Stop(stop::Stop),
+    Stop(Targets),
     /// Freeze a cluster's node.
-    Pause(pause::Pause),
+    Pause(Targets),
     /// Thaw a paused cluster's node.
-    Unpause(pause::Pause),
+    Unpause(Targets),
     /// Remove a cluster and everything berth made for it.
-    Delete(delete::Delete),
+    Delete(Targets),
     /// Show the state of a cluster's node and components.
     Status(status::Status),
     /// List profiles (`profile list`) or set the default one (`profile NAME`).
@@ -96,6 +96,24 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Kubeconfig => kubeconfig::run(&cli.global),
         Command::NodeImage(cmd) => node_image::run(cmd, &cli.global, ui).await,
         Command::Cache(cmd) => cache::run(cmd, &cli.global, ui),
+    }
+}
+
+/// Which profiles a command acts on: `-p NAME` (or the default), or all.
+#[derive(Args)]
+pub struct Targets {
+    /// Every profile.
+    #[arg(long, conflicts_with = "profile")]
+    all: bool,
+}
+
+impl Targets {
+    fn names(&self, global: &Global) -> Result<Vec<String>> {
+        if self.all {
+            Ok(global.store().names())
+        } else {
+            Ok(vec![global.profile_name()?])
+        }
     }
 }
 

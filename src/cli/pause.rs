@@ -1,24 +1,11 @@
-use clap::Args;
-
-use super::Global;
+use super::{Global, Targets};
 use crate::error::{Error, Result};
 use crate::ui::Ui;
 
-#[derive(Args)]
-pub struct Pause {
-    /// Every profile.
-    #[arg(long, conflicts_with = "profile")]
-    all: bool,
-}
-
 /// Freezes (or thaws) every process of the node at once through the
 /// engine's freezer: the cluster resumes exactly where it was.
-pub async fn run(cmd: Pause, global: &Global, ui: Ui, pause: bool) -> Result<()> {
-    let names = if cmd.all {
-        global.store().names()
-    } else {
-        vec![global.profile_name()?]
-    };
+pub async fn run(targets: Targets, global: &Global, ui: Ui, pause: bool) -> Result<()> {
+    let names = targets.names(global)?;
     let ctx = global.ctx(ui).await?;
     for name in names {
         let profile = global.load(&name)?;

@@ -83,6 +83,43 @@ impl Docker {
         }
     }
 
+    /// Makes an image from a root file system tar (what `docker import`
+    /// does), named `repo:tag`.
+    pub async fn import_rootfs(&self, rootfs_tar: Vec<u8>, repo: &str, tag: &str) -> Result<()> {
+        let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
+            .from_src("-")
+            .repo(repo)
+            .tag(tag)
+            .build();
+        let mut stream = self.api.create_image(
+            Some(options),
+            Some(bollard::body_full(rootfs_tar.into())),
+            None,
+        );
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| self.api_error(format!("import {repo}:{tag}"), e))?;
+            if let Some(message) = info.error_detail.and_then(|d| d.message) {
+                return Err(Error::Api {
+                    action: format!("import {repo}:{tag}"),
+                    message,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// An image as a `docker save` archive.
+    pub async fn save_image(&self, name: &str) -> Result<Vec<u8>> {
+        let mut stream = self.api.export_image(name);
+        let mut archive = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            archive.extend_from_slice(
+                &chunk.map_err(|e| self.api_error(format!("save image {name}"), e))?,
+            );
+        }
+        Ok(archive)
+    }
+
     /// Builds `tag` from a tar of the build context, handing each line of the
     /// build log to `progress`. On failure the error carries the log's tail.
     pub async fn build_image(
@@ -341,6 +378,23 @@ impl Docker {
                 Ok(false)
             }
             Err(e) => Err(self.api_error(format!("create network {name}"), e)),
+        }
+    }
+
+    pub async fn network_exists(&self, name: &str) -> Result<bool> {
+        let options = bollard::query_parameters::InspectNetworkOptionsBuilder::default().build();
+        match self.api.inspect_network(name, Some(options)).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(self.api_error(format!("inspect network {name}"), e)),
+        }
+    }
+
+    pub async fn volume_exists(&self, name: &str) -> Result<bool> {
+        match self.api.inspect_volume(name).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(self.api_error(format!("inspect volume {name}"), e)),
         }
     }
 

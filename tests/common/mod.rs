@@ -60,3 +60,115 @@ impl Drop for ImageGuard {
         .join();
     }
 }
+
+/// An isolated berth: its own state directory and kubeconfig, with every
+/// profile it made deleted when dropped, also when the test failed.
+pub struct Env {
+    pub home: tempfile::TempDir,
+    pub kubeconfig: std::path::PathBuf,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        let home = tempfile::tempdir().unwrap();
+        let kubeconfig = home.path().join("kube").join("config");
+        Env { home, kubeconfig }
+    }
+
+    pub fn berth(&self) -> assert_cmd::Command {
+        let mut cmd = berth();
+        cmd.env("BERTH_HOME", self.home.path().join("berth"))
+            .env("KUBECONFIG", &self.kubeconfig);
+        cmd
+    }
+
+    /// Runs berth and returns (exit code, stdout, stderr).
+    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.berth().args(args).output().unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (
+            out.status.code().unwrap_or(-1),
+            text(&out.stdout),
+            text(&out.stderr),
+        )
+    }
+
+    /// Runs berth and fails the test, with its output, unless it succeeds.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let (code, stdout, stderr) = self.run(args);
+        assert_eq!(code, 0, "berth {args:?} failed:\n{stderr}");
+        stdout
+    }
+
+    pub fn kubectl(&self, profile: &str, args: &[&str]) -> String {
+        let mut all = vec!["kubectl", "-p", profile, "--"];
+        all.extend_from_slice(args);
+        self.ok(&all)
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = self.berth().args(["delete", "--all"]).output();
+    }
+}
+
+/// A 2 MB image of Debian's static busybox (sh, httpd, nc, ...), made in
+/// the engine with `docker import`, saved as an archive.
+pub async fn busybox_archive(docker: &Docker, name: &str) -> Vec<u8> {
+    let busybox =
+        std::fs::read("/bin/busybox").expect("busybox-static is installed by scripts/setup");
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(busybox.len() as u64);
+    header.set_mode(0o755);
+    header.set_cksum();
+    tar.append_data(&mut header, "bin/busybox", busybox.as_slice())
+        .unwrap();
+    for applet in [
+        "sh", "httpd", "nc", "echo", "cat", "sleep", "mkdir", "hostname", "printf",
+    ] {
+        let mut link = tar::Header::new_gnu();
+        link.set_entry_type(tar::EntryType::Symlink);
+        link.set_size(0);
+        link.set_cksum();
+        tar.append_link(&mut link, format!("bin/{applet}"), "busybox")
+            .unwrap();
+    }
+    let (repo, tag) = name.split_once(':').unwrap();
+    docker
+        .import_rootfs(tar.into_inner().unwrap(), repo, tag)
+        .await
+        .unwrap();
+    docker.save_image(name).await.unwrap()
+}
+
+/// Loads a `docker save` archive into a node's containerd for Kubernetes.
+pub async fn load_into_node(docker: &Docker, node: &str, archive: Vec<u8>) {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(archive.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, "root/test-image.tar", archive.as_slice())
+        .unwrap();
+    docker
+        .upload(node, tar.into_inner().unwrap())
+        .await
+        .unwrap();
+    let out = docker
+        .exec(
+            node,
+            &[
+                "ctr",
+                "--namespace",
+                "k8s.io",
+                "images",
+                "import",
+                "/root/test-image.tar",
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.code, 0, "import failed: {}{}", out.stdout, out.stderr);
+}

@@ -1,0 +1,315 @@
+//! Single-node clusters against the real engine and Kubernetes binaries:
+//! start, workloads, stop and start again, pause, unpause, delete, several
+//! profiles side by side, and input that must be refused.
+
+mod common;
+
+use berth::docker::Docker;
+use common::{Env, block_on, busybox_archive, load_into_node};
+use serde_yaml::Value;
+
+const FOREIGN_KUBECONFIG: &str = r#"apiVersion: v1
+kind: Config
+preferences:
+  colors: true
+clusters:
+- name: prod
+  cluster:
+    server: https://prod.example:6443
+    insecure-skip-tls-verify: true
+    extensions:
+    - name: vendor
+      extension: {region: eu}
+users:
+- name: prod-sso
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1beta1
+      command: sso-login
+      args: [token, --cluster, prod]
+      env: [{name: PROFILE, value: ops}]
+contexts:
+- name: prod
+  context: {cluster: prod, user: prod-sso, namespace: shop}
+current-context: prod
+extensions:
+- name: editor
+  extension: {theme: dark}
+"#;
+
+const WORKLOAD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web, labels: {app: web}}
+spec:
+  containers:
+  - name: web
+    image: berth.test/busybox:1
+    imagePullPolicy: Never
+    command: [sh, -c, "mkdir -p /www && echo hello from berth > /www/index.html && echo serving && httpd -f -p 8080 -h /www"]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+"#;
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+fn yaml(path: &std::path::Path) -> Value {
+    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Labelled Docker resources of a profile that still exist.
+fn leftovers(profile: &str) -> Vec<String> {
+    block_on(async {
+        let docker = Docker::connect().await.unwrap();
+        let mut left: Vec<String> = docker
+            .containers_by_label(&format!("io.berth.profile={profile}"))
+            .await
+            .unwrap()
+            .into_keys()
+            .collect();
+        if docker
+            .network_exists(&format!("berth-{profile}"))
+            .await
+            .unwrap()
+        {
+            left.push(format!("network berth-{profile}"));
+        }
+        if docker
+            .volume_exists(&format!("berth-{profile}-var"))
+            .await
+            .unwrap()
+        {
+            left.push(format!("volume berth-{profile}-var"));
+        }
+        left
+    })
+}
+
+fn http_from_node(node: &str, ip: &str) -> String {
+    block_on(async {
+        let docker = Docker::connect().await.unwrap();
+        let request = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | socat -t 5 - TCP:{ip}:80");
+        docker
+            .exec(node, &["sh", "-c", &request])
+            .await
+            .unwrap()
+            .stdout
+    })
+}
+
+fn wait_pod_ready(env: &Env, profile: &str) {
+    env.kubectl(
+        profile,
+        &["wait", "--for=condition=Ready", "pod/web", "--timeout=180s"],
+    );
+}
+
+#[test]
+fn a_cluster_runs_pods_and_survives_stop_start_pause_and_unpause_then_delete_leaves_nothing() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.kubeconfig.parent().unwrap()).unwrap();
+    std::fs::write(&env.kubeconfig, FOREIGN_KUBECONFIG).unwrap();
+    let foreign = yaml(&env.kubeconfig);
+
+    env.ok(&["start", "-p", "e2e-a", "--wait", "3m"]);
+    let nodes = env.kubectl("e2e-a", &["get", "nodes", "--no-headers"]);
+    assert!(
+        nodes.starts_with("e2e-a ") && nodes.contains(" Ready "),
+        "{nodes}"
+    );
+    let config = yaml(&env.kubeconfig);
+    assert_eq!(config["current-context"], "berth-e2e-a");
+    for (list, name) in [
+        ("clusters", "prod"),
+        ("users", "prod-sso"),
+        ("contexts", "prod"),
+    ] {
+        let kept = config[list]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == name)
+            .unwrap();
+        let original = foreign[list]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == name)
+            .unwrap();
+        assert_eq!(kept, original, "{list}/{name} changed");
+    }
+
+    block_on(async {
+        let docker = Docker::connect().await.unwrap();
+        let archive = busybox_archive(&docker, "berth.test/busybox:1").await;
+        load_into_node(&docker, "berth-e2e-a", archive).await;
+    });
+    env.berth()
+        .args(["kubectl", "-p", "e2e-a", "--", "apply", "-f", "-"])
+        .write_stdin(WORKLOAD)
+        .assert()
+        .success();
+    wait_pod_ready(&env, "e2e-a");
+    assert!(env.kubectl("e2e-a", &["logs", "web"]).contains("serving"));
+    assert_eq!(
+        env.kubectl("e2e-a", &["exec", "web", "--", "cat", "/www/index.html"])
+            .trim(),
+        "hello from berth"
+    );
+    let cluster_ip = env.kubectl(
+        "e2e-a",
+        &["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"],
+    );
+    assert!(http_from_node("berth-e2e-a", &cluster_ip).contains("hello from berth"));
+
+    let status = json(&env.ok(&["status", "-p", "e2e-a", "-o", "json"]));
+    assert_eq!(status["exit_code"], 0);
+    let node = &status["nodes"][0];
+    assert_eq!(
+        (node["container"].as_str(), node["kubelet"].as_str()),
+        (Some("Running"), Some("active"))
+    );
+    assert_eq!(
+        (node["apiserver"].as_str(), node["kubeconfig"].as_str()),
+        (Some("ready"), Some("ok"))
+    );
+    assert!(node["certificate_days_left"].as_i64().unwrap() >= 364);
+    let endpoint = status["endpoint"].as_str().unwrap().to_string();
+    assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
+    let kubeconfig_before = std::fs::read_to_string(&env.kubeconfig).unwrap();
+
+    env.ok(&["stop", "-p", "e2e-a"]);
+    let (code, out, _) = env.run(&["status", "-p", "e2e-a", "-o", "json"]);
+    assert_eq!(code & 8, 8, "status of a stopped node: {out}");
+    assert_eq!(json(&out)["nodes"][0]["container"], "Stopped");
+
+    env.ok(&["start", "-p", "e2e-a"]);
+    let status = json(&env.ok(&["status", "-p", "e2e-a", "-o", "json"]));
+    assert_eq!(status["endpoint"], endpoint.as_str());
+    assert_eq!(
+        std::fs::read_to_string(&env.kubeconfig).unwrap(),
+        kubeconfig_before
+    );
+    wait_pod_ready(&env, "e2e-a");
+
+    env.ok(&["pause", "-p", "e2e-a"]);
+    let (code, out, _) = env.run(&["status", "-p", "e2e-a", "-o", "json"]);
+    assert_eq!(code & 8, 8);
+    assert_eq!(json(&out)["nodes"][0]["container"], "Paused");
+    let listed = json(&env.ok(&["profile", "list", "-o", "json"]));
+    assert_eq!(listed[0]["name"], "e2e-a");
+    assert_eq!(listed[0]["status"], "Paused");
+    assert_eq!(listed[0]["current"], true);
+    env.ok(&["unpause", "-p", "e2e-a"]);
+    assert_eq!(
+        env.kubectl("e2e-a", &["get", "--raw", "/readyz"]).trim(),
+        "ok"
+    );
+
+    env.ok(&["delete", "-p", "e2e-a"]);
+    assert_eq!(leftovers("e2e-a"), Vec::<String>::new());
+    assert!(!env.home.path().join("berth/profiles/e2e-a").exists());
+    assert_eq!(
+        yaml(&env.kubeconfig),
+        foreign,
+        "the kubeconfig is not as it was before start"
+    );
+    let (code, _, stderr) = env.run(&["delete", "-p", "e2e-a"]);
+    assert_eq!(code, 0);
+    assert!(stderr.contains("did not exist"), "{stderr}");
+}
+
+#[test]
+fn two_profiles_run_side_by_side_and_deleting_one_leaves_the_other_untouched() {
+    let env = Env::new();
+    env.ok(&["start", "-p", "e2e-b", "--wait", "3m"]);
+    env.ok(&["start", "-p", "e2e-c", "--wait", "3m", "--keep-context"]);
+    for profile in ["e2e-b", "e2e-c"] {
+        assert!(
+            env.kubectl(profile, &["get", "nodes", "--no-headers"])
+                .contains(" Ready ")
+        );
+    }
+    let config = yaml(&env.kubeconfig);
+    assert_eq!(
+        config["current-context"], "berth-e2e-b",
+        "--keep-context must not switch"
+    );
+    let entries = |config: &Value| -> Vec<Value> {
+        ["clusters", "users", "contexts"]
+            .iter()
+            .flat_map(|list| config[*list].as_sequence().unwrap().clone())
+            .filter(|item| item["name"] == "berth-e2e-b")
+            .collect()
+    };
+    let b_before = entries(&config);
+    assert_eq!(b_before.len(), 3);
+
+    env.ok(&["delete", "-p", "e2e-c"]);
+    assert_eq!(leftovers("e2e-c"), Vec::<String>::new());
+    assert!(leftovers("e2e-b").contains(&"berth-e2e-b".to_string()));
+    assert_eq!(entries(&yaml(&env.kubeconfig)), b_before);
+    assert!(
+        env.kubectl("e2e-b", &["get", "nodes", "--no-headers"])
+            .contains(" Ready ")
+    );
+    env.ok(&["delete", "-p", "e2e-b"]);
+}
+
+#[test]
+fn bad_input_is_refused_clearly_and_creates_nothing() {
+    let env = Env::new();
+    type Case<'a> = (&'a [&'a str], Option<(&'a str, &'a str)>, i32, &'a str);
+    let cases: [Case; 4] = [
+        (
+            &["start", "-p", "Bad_Name"],
+            None,
+            2,
+            "not a valid profile name",
+        ),
+        (
+            &["start", "-p", "e2e-bad", "--kubernetes-version", "v1.99.0"],
+            None,
+            2,
+            "is not supported",
+        ),
+        (
+            &["start", "-p", "e2e-bad", "--kubernetes-version", "v1.33.4"],
+            None,
+            1,
+            "berth cache import",
+        ),
+        (
+            &["start", "-p", "e2e-bad"],
+            Some(("DOCKER_HOST", "unix:///nonexistent/docker.sock")),
+            3,
+            "cannot reach the Docker engine",
+        ),
+    ];
+    for (args, var, want_code, want_text) in cases {
+        let mut cmd = env.berth();
+        if let Some((k, v)) = var {
+            cmd.env(k, v);
+        }
+        let out = cmd.args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(want_code), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(want_text) && stderr.contains("hint:"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            !env.home.path().join("berth/profiles").exists(),
+            "{args:?} left state"
+        );
+        assert!(!env.kubeconfig.exists(), "{args:?} wrote a kubeconfig");
+    }
+    assert_eq!(leftovers("e2e-bad"), Vec::<String>::new());
+}
