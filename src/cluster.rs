@@ -39,6 +39,9 @@ pub struct StartOptions {
     pub cpus: Option<f64>,
     pub memory_mib: Option<u64>,
     pub image: Option<String>,
+    /// Where missing binaries are downloaded from, instead of the official
+    /// release location.
+    pub binary_mirror: Option<String>,
 }
 
 fn labels(profile: &str) -> HashMap<String, String> {
@@ -96,20 +99,35 @@ fn resolve_version(ctx: &Ctx, opts: &StartOptions) -> Result<Version> {
         .with_hint("pass --kubernetes-version with a supported version; `berth cache list` shows the cached ones"));
     }
     if ctx.cache.get(&version)?.is_none() {
-        return Err(Error::new(
-            Exit::Failure,
-            format!(
-                "Kubernetes {version} is not in the cache ({}) and cannot be downloaded by this \
-                 version of berth",
-                ctx.cache.dir(&version).display()
-            ),
-        )
-        .with_hint(format!(
-            "put its binaries in a directory and run `berth cache import {version} DIR`; \
-             `berth cache list` shows what is cached"
-        )));
+        download(ctx, &version, opts.binary_mirror.as_deref())?;
     }
     Ok(version)
+}
+
+/// Fetches a version that is not cached yet into the cache.
+fn download(ctx: &Ctx, version: &Version, mirror: Option<&str>) -> Result<()> {
+    let base = mirror.unwrap_or(crate::binaries::OFFICIAL_RELEASES);
+    let step = ctx
+        .ui
+        .step(format!("Downloading Kubernetes {version} from {base}"));
+    let detail = |line: &str| step.detail(line);
+    // The download blocks on its own threads; the runtime has others.
+    tokio::task::block_in_place(|| ctx.cache.download(version, base, &detail)).map_err(|e| {
+        use crate::binaries::Error as B;
+        match e {
+            B::Download { .. } | B::Checksum { .. } => Error::new(
+                Exit::Failure,
+                format!(
+                    "Kubernetes {version} is not in the cache ({}) and cannot be downloaded: {e}",
+                    ctx.cache.dir(version).display()
+                ),
+            )
+            .with_hint(crate::error::DOWNLOAD_HINT.replace("VERSION", &version.to_string())),
+            other => other.into(),
+        }
+    })?;
+    step.done();
+    Ok(())
 }
 
 async fn create(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result<Profile> {

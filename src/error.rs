@@ -105,6 +105,11 @@ impl From<crate::node::image::Error> for Error {
     }
 }
 
+/// What to do when Kubernetes binaries cannot be downloaded.
+pub const DOWNLOAD_HINT: &str = "check the network, or pass --binary-mirror with a server of the \
+     official layout; offline, put the binaries in a directory and run \
+     `berth cache import VERSION DIR`";
+
 impl From<crate::binaries::Error> for Error {
     fn from(e: crate::binaries::Error) -> Self {
         use crate::binaries::Error as B;
@@ -117,6 +122,12 @@ impl From<crate::binaries::Error> for Error {
                      (scripts/kubernetes-from-debian-source.sh builds such a directory)",
                 )
             }
+            B::BadMirror(_) => Error::usage(e.to_string()).with_hint(format!(
+                "give the base URL under which VERSION/bin/linux/ARCH/kubelet lies, as in {}",
+                crate::binaries::OFFICIAL_RELEASES
+            )),
+            B::Download { .. } | B::Checksum { .. } => Error::new(Exit::Failure, format!("{e}; nothing was cached"))
+                .with_hint(DOWNLOAD_HINT),
             B::Write { .. } | B::Read { .. } => Error::new(Exit::Failure, e.to_string())
                 .with_hint("check the permissions of the cache, or set BERTH_CACHE_DIR to a writable directory"),
         }

@@ -163,3 +163,147 @@ fn import_rejects_a_malformed_version() {
         .code(2)
         .stderr(contains("is not a Kubernetes version"));
 }
+
+/// A release mirror on 127.0.0.1 with the official layout, serving the
+/// files of `root` (path = URL path) until the test ends.
+fn serve(root: &Path) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let root = root.to_path_buf();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            reader.read_line(&mut request).unwrap();
+            // Read the headers to the blank line so the client's write ends.
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap() > 2 {
+                line.clear();
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or("/");
+            let (status, body) = match fs::read(root.join(path.trim_start_matches('/'))) {
+                Ok(body) => ("200 OK", body),
+                Err(_) => ("404 Not Found", b"not found".to_vec()),
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    format!("http://127.0.0.1:{port}/release/")
+}
+
+/// A mirror tree holding fake v1.30.2 binaries with their `.sha256` files.
+fn mirror_tree() -> tempfile::TempDir {
+    use sha2::{Digest, Sha256};
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join(format!(
+        "release/v1.30.2/bin/linux/{}",
+        berth::binaries::host_arch()
+    ));
+    fs::create_dir_all(&dir).unwrap();
+    fake_binaries(&dir, "v1.30.2");
+    for name in COMPONENTS {
+        let sum = hex::encode(Sha256::digest(fs::read(dir.join(name)).unwrap()));
+        fs::write(dir.join(format!("{name}.sha256")), sum).unwrap();
+    }
+    root
+}
+
+#[test]
+fn download_verifies_each_checksum_and_caches_the_version() {
+    let tree = mirror_tree();
+    let mirror = serve(tree.path());
+    let cache = tempfile::tempdir().unwrap();
+    berth()
+        .env("BERTH_CACHE_DIR", cache.path())
+        .args(["cache", "download", "1.30.2", "--binary-mirror", &mirror])
+        .assert()
+        .success();
+    let out = berth()
+        .env("BERTH_CACHE_DIR", cache.path())
+        .args(["cache", "list", "-o", "json"])
+        .output()
+        .unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let arch_dir = tree.path().join(format!(
+        "release/v1.30.2/bin/linux/{}",
+        berth::binaries::host_arch()
+    ));
+    for name in COMPONENTS {
+        let published = fs::read_to_string(arch_dir.join(format!("{name}.sha256"))).unwrap();
+        assert_eq!(listed[0]["files"][name]["sha256"], published.as_str());
+        assert_eq!(listed[0]["files"][name]["reports"], "v1.30.2");
+    }
+}
+
+/// A download from `mirror` must fail naming `why`, and leave the cache as
+/// it was.
+fn assert_download_refused(mirror: &str, why: &str) {
+    let cache = tempfile::tempdir().unwrap();
+    let before = snapshot(cache.path());
+    berth()
+        .env("BERTH_CACHE_DIR", cache.path())
+        .args(["cache", "download", "v1.30.2", "--binary-mirror", mirror])
+        .assert()
+        .code(1)
+        .stderr(contains(why))
+        .stderr(contains("nothing was cached"))
+        .stderr(contains("berth cache import"));
+    assert_eq!(before, snapshot(cache.path()), "the cache changed");
+    assert!(!cache.path().join("kubernetes/v1.30.2").exists());
+    berth()
+        .env("BERTH_CACHE_DIR", cache.path())
+        .args(["cache", "list", "-o", "json"])
+        .assert()
+        .stdout("[]\n");
+}
+
+#[test]
+fn download_refuses_a_file_whose_checksum_differs() {
+    let tree = mirror_tree();
+    let kubelet = tree.path().join(format!(
+        "release/v1.30.2/bin/linux/{}/kubelet",
+        berth::binaries::host_arch()
+    ));
+    fs::write(
+        &kubelet,
+        "#!/bin/sh\necho 'Kubernetes v1.30.2 (tampered)'\n",
+    )
+    .unwrap();
+    assert_download_refused(&serve(tree.path()), "published checksum is");
+}
+
+#[test]
+fn download_refuses_a_missing_file_and_an_unreachable_mirror() {
+    let tree = mirror_tree();
+    fs::remove_file(tree.path().join(format!(
+        "release/v1.30.2/bin/linux/{}/kube-proxy.sha256",
+        berth::binaries::host_arch()
+    )))
+    .unwrap();
+    assert_download_refused(&serve(tree.path()), "kube-proxy.sha256: http status: 404");
+    // Port 1 on loopback: nothing listens, the connection is refused.
+    assert_download_refused("http://127.0.0.1:1/release", "cannot download");
+}
+
+#[test]
+fn download_rejects_a_mirror_that_is_not_a_url() {
+    berth()
+        .env("BERTH_CACHE_DIR", tempfile::tempdir().unwrap().path())
+        .args([
+            "cache",
+            "download",
+            "v1.30.2",
+            "--binary-mirror",
+            "dl.k8s.io",
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains("is not a mirror URL"));
+}

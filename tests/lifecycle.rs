@@ -281,7 +281,15 @@ fn bad_input_is_refused_clearly_and_creates_nothing() {
             "is not supported",
         ),
         (
-            &["start", "-p", "e2e-bad", "--kubernetes-version", "v1.33.4"],
+            &[
+                "start",
+                "-p",
+                "e2e-bad",
+                "--kubernetes-version",
+                "v1.33.4",
+                "--binary-mirror",
+                "http://127.0.0.1:1/release",
+            ],
             None,
             1,
             "berth cache import",

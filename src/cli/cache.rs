@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use super::{Global, Output, print_json};
-use crate::binaries::{Cache as BinaryCache, Version};
+use crate::binaries::{Cache as BinaryCache, Manifest, Version};
 use crate::error::Result;
 use crate::paths;
 use crate::ui::Ui;
@@ -13,6 +13,14 @@ pub enum Cache {
     /// Copy a directory of Kubernetes binaries into the cache, after checking
     /// that every one is there, executable, and of VERSION.
     Import { version: String, dir: PathBuf },
+    /// Download a version's official binaries into the cache, each checked
+    /// against its published SHA-256 (what `start` does for a missing one).
+    Download {
+        version: String,
+        /// A server with the official layout, instead of dl.k8s.io.
+        #[arg(long, value_name = "URL", default_value = crate::binaries::OFFICIAL_RELEASES)]
+        binary_mirror: String,
+    },
     /// Show the cached Kubernetes versions.
     List,
 }
@@ -28,10 +36,19 @@ pub fn run(cmd: Cache, global: &Global, ui: Ui) -> Result<()> {
             ));
             let manifest = cache.import(&version, &dir)?;
             step.done();
-            match global.output {
-                Output::Text => println!("{}", cache.dir(&version).display()),
-                Output::Json => print_json(&manifest),
-            }
+            print_cached(global, &cache, &manifest);
+        }
+        Cache::Download {
+            version,
+            binary_mirror,
+        } => {
+            let version: Version = version.parse()?;
+            let step = ui.step(format!(
+                "Downloading Kubernetes {version} from {binary_mirror}"
+            ));
+            let manifest = cache.download(&version, &binary_mirror, &|l| step.detail(l))?;
+            step.done();
+            print_cached(global, &cache, &manifest);
         }
         Cache::List => {
             let cached = cache.list()?;
@@ -53,4 +70,11 @@ pub fn run(cmd: Cache, global: &Global, ui: Ui) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn print_cached(global: &Global, cache: &BinaryCache, manifest: &Manifest) {
+    match global.output {
+        Output::Text => println!("{}", cache.dir(&manifest.version).display()),
+        Output::Json => print_json(manifest),
+    }
 }

@@ -28,6 +28,11 @@ pub struct Start {
     /// Node image to use instead of the one built into berth.
     #[arg(long)]
     image: Option<String>,
+    /// Download missing Kubernetes binaries from this URL instead of
+    /// https://dl.k8s.io/release (same layout: VERSION/bin/linux/ARCH/NAME
+    /// with NAME.sha256 beside each).
+    #[arg(long, value_name = "URL")]
+    binary_mirror: Option<String>,
 }
 
 pub async fn run(cmd: Start, global: &Global, ui: Ui) -> Result<()> {
@@ -47,6 +52,7 @@ pub async fn run(cmd: Start, global: &Global, ui: Ui) -> Result<()> {
         cpus: cmd.cpus,
         memory_mib: cmd.memory,
         image: cmd.image,
+        binary_mirror: cmd.binary_mirror,
     };
     let ctx = global.ctx(ui).await?;
     let profile = cluster::start(&ctx, &name, &opts).await?;

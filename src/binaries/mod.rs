@@ -8,6 +8,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod download;
+
+pub use download::OFFICIAL_RELEASES;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -41,6 +45,16 @@ pub enum Error {
     Unrunnable { path: PathBuf, reason: String },
     #[error("cannot write the cache at {}: {source}", path.display())]
     Write { path: PathBuf, source: io::Error },
+    #[error("`{0}` is not a mirror URL (expected http:// or https:// and the official layout)")]
+    BadMirror(String),
+    #[error("cannot download {url}: {reason}")]
+    Download { url: String, reason: String },
+    #[error("{url} arrived with SHA-256 {actual}, but its published checksum is {expected}")]
+    Checksum {
+        url: String,
+        expected: String,
+        actual: String,
+    },
     #[error("cannot read the cache at {}: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },
 }
@@ -149,66 +163,56 @@ impl Cache {
     }
 
     /// Checks every binary in `source` and copies them in; the cache is
-    /// untouched unless all of them pass. A version cached before is
-    /// replaced in one rename.
+    /// untouched unless all of them pass.
     pub fn import(&self, version: &Version, source: &Path) -> Result<Manifest, Error> {
-        let mut files = BTreeMap::new();
-        for name in COMPONENTS {
-            let path = source.join(name);
-            let meta = fs::metadata(&path).map_err(|_| Error::Missing {
-                dir: source.into(),
-                name,
-            })?;
-            if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
-                return Err(Error::NotExecutable { path });
-            }
-            let reports = reported_version(&path)?;
-            if reports != version.to_string() {
-                return Err(Error::WrongVersion {
-                    path,
-                    reported: reports,
-                    expected: version.to_string(),
-                });
-            }
-            files.insert(
-                name.to_string(),
-                FileEntry {
-                    sha256: String::new(),
-                    size: meta.len(),
-                    reports,
-                },
-            );
+        let mut files = check(version, source)?;
+        let staging = self.staging(version, "import")?;
+        let copied = files.iter_mut().try_for_each(|(name, entry)| {
+            let target = staging.path.join(name);
+            entry.sha256 = copy_hashed(&source.join(name), &target).map_err(write(&target))?;
+            Ok(())
+        });
+        copied.and_then(|()| self.commit(version, &staging.path, files))
+    }
+
+    /// A private directory beside the version's, removed when dropped, so
+    /// that a version appears in the cache whole or not at all.
+    fn staging(&self, version: &Version, purpose: &str) -> Result<Staging, Error> {
+        let parent = self.root.join(version.to_string());
+        fs::create_dir_all(&parent).map_err(write(&parent))?;
+        let path = parent.join(format!(".{purpose}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).map_err(write(&path))?;
+        Ok(Staging { path })
+    }
+
+    /// Makes the checked binaries in `staging` the cached version, replacing
+    /// one cached before in one rename.
+    fn commit(
+        &self,
+        version: &Version,
+        staging: &Path,
+        files: BTreeMap<String, FileEntry>,
+    ) -> Result<Manifest, Error> {
+        for name in files.keys() {
+            let path = staging.join(name);
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).map_err(write(&path))?;
         }
+        let manifest = Manifest {
+            version: version.clone(),
+            arch: host_arch().into(),
+            files,
+        };
+        let json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
+        fs::write(staging.join(MANIFEST), json).map_err(write(staging))?;
         let dest = self.dir(version);
-        let parent = dest.parent().expect("version dir has a parent");
-        fs::create_dir_all(parent).map_err(write(parent))?;
-        let staging = parent.join(format!(".import-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&staging);
-        fs::create_dir_all(&staging).map_err(write(&staging))?;
-        let result = (|| {
-            for (name, entry) in files.iter_mut() {
-                let target = staging.join(name);
-                entry.sha256 = copy_hashed(&source.join(name), &target).map_err(write(&target))?;
-                fs::set_permissions(&target, fs::Permissions::from_mode(0o755))
-                    .map_err(write(&target))?;
-            }
-            let manifest = Manifest {
-                version: version.clone(),
-                arch: host_arch().into(),
-                files,
-            };
-            let json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
-            fs::write(staging.join(MANIFEST), json).map_err(write(&staging))?;
-            let old = parent.join(format!(".old-{}", std::process::id()));
-            if dest.exists() {
-                fs::rename(&dest, &old).map_err(write(&dest))?;
-            }
-            fs::rename(&staging, &dest).map_err(write(&dest))?;
-            let _ = fs::remove_dir_all(&old);
-            Ok(manifest)
-        })();
-        let _ = fs::remove_dir_all(&staging);
-        result
+        let old = staging.with_extension("old");
+        if dest.exists() {
+            fs::rename(&dest, &old).map_err(write(&dest))?;
+        }
+        fs::rename(staging, &dest).map_err(write(&dest))?;
+        let _ = fs::remove_dir_all(&old);
+        Ok(manifest)
     }
 
     /// Every cached version, oldest first.
@@ -248,6 +252,53 @@ fn write(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
     }
 }
 
+struct Staging {
+    path: PathBuf,
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+        // The version's directory too, when a failure left it empty.
+        if let Some(parent) = self.path.parent() {
+            let _ = fs::remove_dir(parent);
+        }
+    }
+}
+
+/// Every component is in `dir`, executable, and says it is `version`. The
+/// entries it returns have no checksum yet.
+fn check(version: &Version, dir: &Path) -> Result<BTreeMap<String, FileEntry>, Error> {
+    let mut files = BTreeMap::new();
+    for name in COMPONENTS {
+        let path = dir.join(name);
+        let meta = fs::metadata(&path).map_err(|_| Error::Missing {
+            dir: dir.into(),
+            name,
+        })?;
+        if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+            return Err(Error::NotExecutable { path });
+        }
+        let reports = reported_version(&path)?;
+        if reports != version.to_string() {
+            return Err(Error::WrongVersion {
+                path,
+                reported: reports,
+                expected: version.to_string(),
+            });
+        }
+        files.insert(
+            name.to_string(),
+            FileEntry {
+                sha256: String::new(),
+                size: meta.len(),
+                reports,
+            },
+        );
+    }
+    Ok(files)
+}
+
 fn read_manifest(path: &Path) -> Result<Option<Manifest>, Error> {
     match fs::read(path) {
         Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
@@ -260,13 +311,17 @@ fn read_manifest(path: &Path) -> Result<Option<Manifest>, Error> {
 }
 
 fn copy_hashed(from: &Path, to: &Path) -> io::Result<String> {
-    let mut input = fs::File::open(from)?;
+    write_hashed(&mut fs::File::open(from)?, to)
+}
+
+/// Writes `input` to a new file and returns the SHA-256 of what was written.
+fn write_hashed(input: &mut impl io::Read, to: &Path) -> io::Result<String> {
     let mut output = fs::File::create(to)?;
     let mut hasher = HashingWriter {
         inner: &mut output,
         hash: Sha256::new(),
     };
-    io::copy(&mut input, &mut hasher)?;
+    io::copy(input, &mut hasher)?;
     let digest = hex::encode(hasher.hash.finalize());
     output.sync_all()?;
     Ok(digest)
