@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams};
 
-use crate::binaries::{Cache, Version};
-use crate::docker::{BinariesSource, Docker, NodeContainer};
+use crate::binaries::{Cache, Manifest, Version};
+use crate::docker::{BinariesVolume, Docker, NodeContainer};
 use crate::error::{Error, Exit, Result};
 use crate::kubeconfig::{self, Entry};
 use crate::node::image::{self, Context};
@@ -81,7 +81,8 @@ pub async fn start(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result<Profile
     }
 }
 
-fn resolve_version(ctx: &Ctx, opts: &StartOptions) -> Result<Version> {
+/// The version to run, downloaded into the cache when it is not there.
+fn resolve_version(ctx: &Ctx, opts: &StartOptions) -> Result<Manifest> {
     let version = match &opts.version {
         Some(v) => v.clone(),
         None => match ctx.cache.list()?.into_iter().map(|m| m.version).max() {
@@ -98,23 +99,24 @@ fn resolve_version(ctx: &Ctx, opts: &StartOptions) -> Result<Version> {
         ))
         .with_hint("pass --kubernetes-version with a supported version; `berth cache list` shows the cached ones"));
     }
-    if ctx.cache.get(&version)?.is_none() {
-        download(ctx, &version, opts.binary_mirror.as_deref())?;
+    match ctx.cache.get(&version)? {
+        Some(manifest) => Ok(manifest),
+        None => download(ctx, &version, opts.binary_mirror.as_deref()),
     }
-    Ok(version)
 }
 
 /// Fetches a version that is not cached yet into the cache.
-fn download(ctx: &Ctx, version: &Version, mirror: Option<&str>) -> Result<()> {
+fn download(ctx: &Ctx, version: &Version, mirror: Option<&str>) -> Result<Manifest> {
     let base = mirror.unwrap_or(crate::binaries::OFFICIAL_RELEASES);
     let step = ctx
         .ui
         .step(format!("Downloading Kubernetes {version} from {base}"));
     let detail = |line: &str| step.detail(line);
     // The download blocks on its own threads; the runtime has others.
-    tokio::task::block_in_place(|| ctx.cache.download(version, base, &detail)).map_err(|e| {
-        use crate::binaries::Error as B;
-        match e {
+    let manifest = tokio::task::block_in_place(|| ctx.cache.download(version, base, &detail))
+        .map_err(|e| {
+            use crate::binaries::Error as B;
+            match e {
             B::Download { .. } | B::Checksum { .. } => Error::new(
                 Exit::Failure,
                 format!(
@@ -125,14 +127,15 @@ fn download(ctx: &Ctx, version: &Version, mirror: Option<&str>) -> Result<()> {
             .with_hint(crate::error::DOWNLOAD_HINT.replace("VERSION", &version.to_string())),
             other => other.into(),
         }
-    })?;
+        })?;
     step.done();
-    Ok(())
+    Ok(manifest)
 }
 
 async fn create(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result<Profile> {
     let ui = ctx.ui;
-    let version = resolve_version(ctx, opts)?;
+    let manifest = resolve_version(ctx, opts)?;
+    let version = manifest.version.clone();
 
     let step = ui.step("Preparing the node image");
     let node_image = match &opts.image {
@@ -147,7 +150,15 @@ async fn create(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result<Profile> {
             context.image()
         }
     };
-    let privilege = ctx.docker.privilege(&node_image).await?;
+    step.done();
+
+    // Both create a short-lived container from the node image; together
+    // they cost the time of one.
+    let step = ui.step(format!("Preparing the Kubernetes {version} binaries"));
+    let (privilege, binaries) = tokio::try_join!(
+        async { Ok::<_, Error>(ctx.docker.privilege(&node_image).await?) },
+        crate::binaries::ensure_volume(&ctx.docker, &ctx.cache, &manifest, &node_image),
+    )?;
     let cgroup_v2 = ctx.docker.cgroup_v2().await?;
     step.done();
 
@@ -180,7 +191,7 @@ async fn create(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result<Profile> {
     step.done();
 
     let step = ui.step("Creating the node");
-    let container = node_container(ctx, &profile);
+    let container = node_container(&profile, binaries);
     ctx.docker.create_container(&container).await?;
     ctx.docker
         .upload(&profile.container(), node_files_tar(&profile, &pki)?)
@@ -231,19 +242,7 @@ async fn restart(ctx: &Ctx, mut profile: Profile, opts: &StartOptions) -> Result
     }
     let state = ctx.docker.container_state(&profile.container()).await?;
     match state.as_deref() {
-        None => {
-            return Err(Error::new(
-                Exit::Profile,
-                format!(
-                    "profile {} is broken: its node container is gone",
-                    profile.name
-                ),
-            )
-            .with_hint(format!(
-                "`berth delete -p {}` removes what is left",
-                profile.name
-            )));
-        }
+        None => return Err(broken(&profile.name)),
         Some("running") => ctx.ui.info(format!("Profile {} is running", profile.name)),
         Some("paused") => {
             return Err(Error::usage(format!("profile {} is paused", profile.name))
@@ -268,7 +267,7 @@ async fn restart(ctx: &Ctx, mut profile: Profile, opts: &StartOptions) -> Result
     Ok(profile)
 }
 
-fn node_container(ctx: &Ctx, profile: &Profile) -> NodeContainer {
+fn node_container(profile: &Profile, binaries: String) -> NodeContainer {
     NodeContainer {
         name: profile.container(),
         hostname: profile.name.clone(),
@@ -277,9 +276,10 @@ fn node_container(ctx: &Ctx, profile: &Profile) -> NodeContainer {
         privilege: profile.privilege,
         cgroup_v2: profile.cgroup_v2,
         var_volume: Some(var_volume(&profile.name)),
-        binaries: Some(BinariesSource::HostDir(
-            ctx.cache.dir(&profile.kubernetes_version),
-        )),
+        binaries: Some(BinariesVolume {
+            name: binaries,
+            writable: false,
+        }),
         entrypoint: None,
         network: Some((network(&profile.name), profile.node_ip.clone())),
         api_port: Some(profile.api_port),

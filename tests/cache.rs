@@ -10,14 +10,7 @@ use std::path::Path;
 use common::berth;
 use predicates::str::contains;
 
-const COMPONENTS: [&str; 6] = [
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kubelet",
-    "kube-proxy",
-    "kubectl",
-];
+use berth::binaries::COMPONENTS;
 
 fn fake_binaries(dir: &Path, version: &str) {
     for name in COMPONENTS {

@@ -237,6 +237,12 @@ fn two_profiles_run_side_by_side_and_deleting_one_leaves_the_other_untouched() {
                 .contains(" Ready ")
         );
     }
+    let (code, _, stderr) = env.run(&["start", "-p", "e2e-b", "--cpus", "1"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("other settings than --cpus 1"), "{stderr}");
+    let (code, _, stderr) = env.run(&["start", "-p", "e2e-b", "--keep-context"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("Profile e2e-b is running"), "{stderr}");
     let config = yaml(&env.kubeconfig);
     assert_eq!(
         config["current-context"], "berth-e2e-b",
@@ -267,7 +273,7 @@ fn two_profiles_run_side_by_side_and_deleting_one_leaves_the_other_untouched() {
 fn bad_input_is_refused_clearly_and_creates_nothing() {
     let env = Env::new();
     type Case<'a> = (&'a [&'a str], Option<(&'a str, &'a str)>, i32, &'a str);
-    let cases: [Case; 4] = [
+    let cases: [Case; 7] = [
         (
             &["start", "-p", "Bad_Name"],
             None,
@@ -300,6 +306,16 @@ fn bad_input_is_refused_clearly_and_creates_nothing() {
             3,
             "cannot reach the Docker engine",
         ),
+        (&["status", "-p", "e2e-bad"], None, 5, "does not exist"),
+        (&["stop", "-p", "e2e-bad"], None, 5, "does not exist"),
+        // A wait too short for any API server: the start fails as not
+        // ready, names the component, shows its log, and leaves nothing.
+        (
+            &["start", "-p", "e2e-bad", "--wait", "1s"],
+            None,
+            4,
+            "the API server of profile e2e-bad was not ready within 1 s; last lines of kube-apiserver's log",
+        ),
     ];
     for (args, var, want_code, want_text) in cases {
         let mut cmd = env.berth();
@@ -313,11 +329,15 @@ fn bad_input_is_refused_clearly_and_creates_nothing() {
             stderr.contains(want_text) && stderr.contains("hint:"),
             "{args:?}: {stderr}"
         );
+        let profiles = std::fs::read_dir(env.home.path().join("berth/profiles"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(profiles, 0, "{args:?} left state");
+        let kubeconfig = std::fs::read_to_string(&env.kubeconfig).unwrap_or_default();
         assert!(
-            !env.home.path().join("berth/profiles").exists(),
-            "{args:?} left state"
+            !kubeconfig.contains("e2e-bad"),
+            "{args:?} left a kubeconfig entry"
         );
-        assert!(!env.kubeconfig.exists(), "{args:?} wrote a kubeconfig");
     }
     assert_eq!(leftovers("e2e-bad"), Vec::<String>::new());
 }

@@ -6,9 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use berth::docker::{BinariesSource, Docker, NodeContainer, Privilege};
+use berth::docker::{BinariesVolume, Docker, NodeContainer, Privilege};
 use berth::node::image::{self, Context};
-use common::{ContainerGuard, ImageGuard, berth, block_on, k8s_version};
+use common::{Guard, Resource, berth, block_on, k8s_version};
 
 fn build(context_dir: Option<&std::path::Path>) -> (String, String) {
     let mut cmd = berth();
@@ -46,7 +46,7 @@ fn an_unchanged_context_reuses_its_tag_and_a_changed_one_gets_a_new_one() {
     // so the engine's layer cache keeps this build short.
     std::fs::write(copy.path().join("NOTES"), "changed").unwrap();
     let (changed, reused) = build(Some(copy.path()));
-    let _cleanup = ImageGuard(changed.clone());
+    let _cleanup = Guard(Resource::Image(changed.clone()));
     assert_ne!(changed, image);
     assert_eq!(reused, "false");
     assert!(changed.starts_with(&format!("{}:", image::REPOSITORY)));
@@ -81,21 +81,28 @@ fn a_node_boots_with_systemd_containerd_etcd_pause_and_the_binaries() {
             .unwrap();
         let version = k8s_version();
         let cache = berth::binaries::Cache::new(&berth::paths::cache_dir());
-        assert!(
-            cache.get(&version).unwrap().is_some(),
-            "Kubernetes {version} is not cached; .ci/run caches it first"
-        );
+        let manifest = cache.get(&version).unwrap().unwrap_or_else(|| {
+            panic!("Kubernetes {version} is not cached; .ci/run caches it first")
+        });
 
         let privilege = docker.privilege(&context.image()).await.unwrap();
+        // The shared per-version volume is a cache, like the node image, and
+        // is kept for the tests that follow.
+        let binaries = berth::binaries::ensure_volume(&docker, &cache, &manifest, &context.image())
+            .await
+            .unwrap();
         eprintln!("this engine runs nodes as {privilege:?}");
         let name = format!("berth-test-boot-{}", std::process::id());
-        let _cleanup = ContainerGuard(name.clone());
+        let _cleanup = Guard(Resource::Container(name.clone()));
         let node = NodeContainer {
             name: name.clone(),
             hostname: "boot".into(),
             privilege,
             cgroup_v2: docker.cgroup_v2().await.unwrap(),
-            binaries: Some(BinariesSource::HostDir(cache.dir(&version))),
+            binaries: Some(BinariesVolume {
+                name: binaries,
+                writable: false,
+            }),
             entrypoint: None,
             ..NodeContainer::probe(&context.image())
         };
@@ -169,4 +176,67 @@ fn a_node_boots_with_systemd_containerd_etcd_pause_and_the_binaries() {
             );
         }
     });
+}
+
+#[test]
+fn a_binaries_volume_left_incomplete_is_filled_again() {
+    block_on(async {
+        let docker = Docker::connect().await.unwrap();
+        let image = Context::embedded().image();
+        assert!(
+            docker.image_exists(&image).await.unwrap(),
+            "build the node image first"
+        );
+        let cache_dir = tempfile::tempdir().unwrap();
+        let source = tempfile::tempdir().unwrap();
+        let version: berth::binaries::Version = "v1.30.2".parse().unwrap();
+        for name in berth::binaries::COMPONENTS {
+            let answer = if name == "kubectl" {
+                format!("echo '{{\"clientVersion\":{{\"gitVersion\":\"{version}\"}}}}'")
+            } else {
+                format!("echo 'Kubernetes {version}' # {}", std::process::id())
+            };
+            let path = source.path().join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{answer}\n")).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let cache = berth::binaries::Cache::new(cache_dir.path());
+        let manifest = cache.import(&version, source.path()).unwrap();
+        let volume = berth::binaries::volume_name(&manifest);
+        let _cleanup = Guard(Resource::Volume(volume.clone()));
+
+        // As a fill cut off before its end leaves it: the volume, empty.
+        docker
+            .create_volume(&volume, &Default::default())
+            .await
+            .unwrap();
+        let ensure = || berth::binaries::ensure_volume(&docker, &cache, &manifest, &image);
+        let filled = ensure().await.unwrap();
+        assert_eq!(filled, volume);
+
+        let reader = NodeContainer {
+            name: format!("berth-test-reader-{}", std::process::id()),
+            binaries: Some(BinariesVolume {
+                name: volume.clone(),
+                writable: false,
+            }),
+            privilege: Privilege::Capabilities,
+            ..NodeContainer::probe(&image)
+        };
+        let _reader = Guard(Resource::Container(reader.name.clone()));
+        docker.create_container(&reader).await.unwrap();
+        for name in berth::binaries::COMPONENTS {
+            let path = format!("{}/{name}", berth::docker::BINARIES_MOUNT);
+            assert!(
+                docker.file_exists(&reader.name, &path).await.unwrap(),
+                "{path}"
+            );
+        }
+        // A complete volume is used as it is: with the cached files gone, a
+        // second fill could not even start.
+        std::fs::remove_dir_all(cache.dir(&version)).unwrap();
+        let again = ensure().await.unwrap();
+        assert_eq!(again, volume);
+    })
 }

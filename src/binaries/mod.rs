@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod download;
+mod volume;
 
 pub use download::OFFICIAL_RELEASES;
+pub use volume::{ensure_volume, volume_name};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

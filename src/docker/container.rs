@@ -18,11 +18,12 @@ pub enum Privilege {
     Capabilities,
 }
 
-/// Where the node's Kubernetes binaries come from, mounted read-only.
+/// The per-version volume of Kubernetes binaries: read-only in nodes,
+/// writable only in the helper that fills it.
 #[derive(Debug, Clone)]
-pub enum BinariesSource {
-    HostDir(std::path::PathBuf),
-    Volume(String),
+pub struct BinariesVolume {
+    pub name: String,
+    pub writable: bool,
 }
 
 /// The API server's port inside a node.
@@ -43,7 +44,7 @@ pub struct NodeContainer {
     pub cgroup_v2: bool,
     /// A named volume for `/var`, or an anonymous one when `None`.
     pub var_volume: Option<String>,
-    pub binaries: Option<BinariesSource>,
+    pub binaries: Option<BinariesVolume>,
     pub entrypoint: Option<Vec<String>>,
     /// The profile's network and the node's fixed address on it.
     pub network: Option<(String, String)>,
@@ -80,14 +81,9 @@ impl NodeContainer {
             Some(volume) => binds.push(format!("{volume}:/var")),
             None => volumes.push("/var".to_string()),
         }
-        match &self.binaries {
-            Some(BinariesSource::HostDir(dir)) => {
-                binds.push(format!("{}:{BINARIES_MOUNT}:ro", dir.display()))
-            }
-            Some(BinariesSource::Volume(volume)) => {
-                binds.push(format!("{volume}:{BINARIES_MOUNT}:ro"))
-            }
-            None => {}
+        if let Some(volume) = &self.binaries {
+            let mode = if volume.writable { "rw" } else { "ro" };
+            binds.push(format!("{}:{BINARIES_MOUNT}:{mode}", volume.name));
         }
         // kube-proxy and the CNI plugins load netfilter modules by name.
         binds.push("/lib/modules:/lib/modules:ro".into());

@@ -2,7 +2,7 @@
 
 mod container;
 
-pub use container::{API_PORT, BINARIES_MOUNT, BinariesSource, NodeContainer, Privilege};
+pub use container::{API_PORT, BINARIES_MOUNT, BinariesVolume, NodeContainer, Privilege};
 
 use std::collections::HashMap;
 
@@ -331,6 +331,19 @@ impl Docker {
             .upload_to_container(container, Some(options), bollard::body_full(tar.into()))
             .await
             .map_err(|e| self.api_error(format!("copy files into {container}"), e))
+    }
+
+    /// Whether `path` exists in a container, which need not be running.
+    pub async fn file_exists(&self, container: &str, path: &str) -> Result<bool> {
+        let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        let mut stream = self.api.download_from_container(container, Some(options));
+        match stream.next().await {
+            Some(Err(e)) if is_not_found(&e) => Ok(false),
+            Some(Err(e)) => Err(self.api_error(format!("read {path} in {container}"), e)),
+            _ => Ok(true),
+        }
     }
 
     /// Subnets of every network the engine has, to choose one that is free.

@@ -26,34 +26,29 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
-/// Removes a container when dropped, so a failing test leaves nothing.
-pub struct ContainerGuard(pub String);
+#[derive(Clone)]
+pub enum Resource {
+    Container(String),
+    Image(String),
+    Volume(String),
+}
 
-impl Drop for ContainerGuard {
+/// A Docker resource removed when dropped, so a failing test leaves
+/// nothing behind.
+pub struct Guard(pub Resource);
+
+impl Drop for Guard {
     fn drop(&mut self) {
-        let name = self.0.clone();
+        let resource = self.0.clone();
         // A fresh runtime on its own thread: drop may run inside another one.
         let _ = std::thread::spawn(move || {
             block_on(async {
                 if let Ok(docker) = Docker::connect().await {
-                    let _ = docker.remove_container(&name).await;
-                }
-            })
-        })
-        .join();
-    }
-}
-
-/// Removes an image tag when dropped.
-pub struct ImageGuard(pub String);
-
-impl Drop for ImageGuard {
-    fn drop(&mut self) {
-        let name = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            block_on(async {
-                if let Ok(docker) = Docker::connect().await {
-                    let _ = docker.remove_image(&name).await;
+                    let _ = match &resource {
+                        Resource::Container(n) => docker.remove_container(n).await,
+                        Resource::Image(n) => docker.remove_image(n).await,
+                        Resource::Volume(n) => docker.remove_volume(n).await,
+                    };
                 }
             })
         })
