@@ -243,6 +243,25 @@ fn two_profiles_run_side_by_side_and_deleting_one_leaves_the_other_untouched() {
     let (code, _, stderr) = env.run(&["start", "-p", "e2e-b", "--keep-context"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("Profile e2e-b is running"), "{stderr}");
+    let (code, stdout, stderr) = env.run(&["-q", "start", "-p", "e2e-b", "--keep-context"]);
+    assert_eq!((code, stdout.as_str(), stderr.as_str()), (0, "", ""));
+
+    // `profile NAME` sets the default for commands without -p; the
+    // standalone kubeconfig of that profile reaches its cluster on its own.
+    env.ok(&["profile", "e2e-c"]);
+    let standalone = env.home.path().join("standalone");
+    std::fs::write(&standalone, env.ok(&["kubeconfig"])).unwrap();
+    let kubectl = berth::binaries::Cache::new(&berth::paths::cache_dir())
+        .dir(&common::k8s_version())
+        .join("kubectl");
+    let out = std::process::Command::new(kubectl)
+        .arg("--kubeconfig")
+        .arg(&standalone)
+        .args(["get", "nodes", "--no-headers"])
+        .output()
+        .unwrap();
+    let nodes = String::from_utf8_lossy(&out.stdout);
+    assert!(nodes.starts_with("e2e-c "), "{nodes}{:?}", out.stderr);
     let config = yaml(&env.kubeconfig);
     assert_eq!(
         config["current-context"], "berth-e2e-b",
