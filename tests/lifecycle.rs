@@ -5,7 +5,7 @@
 mod common;
 
 use berth::docker::Docker;
-use common::{Env, block_on, busybox_archive, load_into_node};
+use common::{Env, block_on, busybox_image};
 use serde_yaml::Value;
 
 const FOREIGN_KUBECONFIG: &str = r#"apiVersion: v1
@@ -148,9 +148,9 @@ fn a_cluster_runs_pods_and_survives_stop_start_pause_and_unpause_then_delete_lea
 
     block_on(async {
         let docker = Docker::connect().await.unwrap();
-        let archive = busybox_archive(&docker, "berth.test/busybox:1").await;
-        load_into_node(&docker, "berth-e2e-a", archive).await;
+        busybox_image(&docker, "berth.test/busybox:1").await;
     });
+    env.ok(&["image", "load", "berth.test/busybox:1", "-p", "e2e-a"]);
     env.berth()
         .args(["kubectl", "-p", "e2e-a", "--", "apply", "-f", "-"])
         .write_stdin(WORKLOAD)
@@ -243,6 +243,54 @@ fn two_profiles_run_side_by_side_and_deleting_one_leaves_the_other_untouched() {
     let (code, _, stderr) = env.run(&["start", "-p", "e2e-b", "--keep-context"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("Profile e2e-b is running"), "{stderr}");
+    // Images from a `docker save` archive; bad input changes nothing.
+    let archive = env.home.path().join("busybox.tar");
+    block_on(async {
+        let docker = Docker::connect().await.unwrap();
+        busybox_image(&docker, "berth.test/busybox:2").await;
+        let bytes = docker
+            .save_images(&["berth.test/busybox:2".to_string()])
+            .await
+            .unwrap();
+        std::fs::write(&archive, bytes).unwrap();
+    });
+    let before = json(&env.ok(&["image", "ls", "-p", "e2e-b", "-o", "json"]));
+    for (args, why) in [
+        (
+            &["image", "load", "berth.test/none:0", "-p", "e2e-b"][..],
+            "is not in the host's Docker engine",
+        ),
+        (
+            &["image", "load", "--archive", "/etc/hostname", "-p", "e2e-b"][..],
+            "is not an image archive",
+        ),
+    ] {
+        let (code, _, stderr) = env.run(args);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains(why), "{stderr}");
+    }
+    assert_eq!(
+        json(&env.ok(&["image", "ls", "-p", "e2e-b", "-o", "json"])),
+        before
+    );
+    env.ok(&[
+        "image",
+        "load",
+        "--archive",
+        archive.to_str().unwrap(),
+        "-p",
+        "e2e-b",
+    ]);
+    let listed = json(&env.ok(&["image", "ls", "-p", "e2e-b", "-o", "json"]));
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i == "berth.test/busybox:2"),
+        "{listed}"
+    );
+
     let (code, stdout, stderr) = env.run(&["-q", "start", "-p", "e2e-b", "--keep-context"]);
     assert_eq!((code, stdout.as_str(), stderr.as_str()), (0, "", ""));
 

@@ -3,6 +3,7 @@
 
 mod cache;
 mod delete;
+mod image;
 mod kubeconfig;
 mod kubectl;
 mod node_image;
@@ -77,6 +78,9 @@ pub enum Command {
     /// Build the node image.
     #[command(subcommand)]
     NodeImage(node_image::NodeImage),
+    /// Load images into a cluster (`image load`), or list them (`image ls`).
+    #[command(subcommand)]
+    Image(image::Image),
     /// Manage the host cache of Kubernetes binaries.
     #[command(subcommand)]
     Cache(cache::Cache),
@@ -95,6 +99,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Kubectl(cmd) => kubectl::run(cmd, &cli.global),
         Command::Kubeconfig => kubeconfig::run(&cli.global),
         Command::NodeImage(cmd) => node_image::run(cmd, &cli.global, ui).await,
+        Command::Image(cmd) => image::run(cmd, &cli.global, ui).await,
         Command::Cache(cmd) => cache::run(cmd, &cli.global, ui),
     }
 }

@@ -109,12 +109,14 @@ impl Docker {
     }
 
     /// An image as a `docker save` archive.
-    pub async fn save_image(&self, name: &str) -> Result<Vec<u8>> {
-        let mut stream = self.api.export_image(name);
+    /// `docker save` of the named images, as one archive.
+    pub async fn save_images(&self, names: &[String]) -> Result<Vec<u8>> {
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut stream = self.api.export_images(&refs);
         let mut archive = Vec::new();
         while let Some(chunk) = stream.next().await {
             archive.extend_from_slice(
-                &chunk.map_err(|e| self.api_error(format!("save image {name}"), e))?,
+                &chunk.map_err(|e| self.api_error(format!("save {}", names.join(", ")), e))?,
             );
         }
         Ok(archive)

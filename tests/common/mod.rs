@@ -109,8 +109,8 @@ impl Drop for Env {
 }
 
 /// A 2 MB image of Debian's static busybox (sh, httpd, nc, ...), made in
-/// the engine with `docker import`, saved as an archive.
-pub async fn busybox_archive(docker: &Docker, name: &str) -> Vec<u8> {
+/// the engine with `docker import`.
+pub async fn busybox_image(docker: &Docker, name: &str) {
     let busybox =
         std::fs::read("/bin/busybox").expect("busybox-static is installed by scripts/setup");
     let mut tar = tar::Builder::new(Vec::new());
@@ -135,35 +135,4 @@ pub async fn busybox_archive(docker: &Docker, name: &str) -> Vec<u8> {
         .import_rootfs(tar.into_inner().unwrap(), repo, tag)
         .await
         .unwrap();
-    docker.save_image(name).await.unwrap()
-}
-
-/// Loads a `docker save` archive into a node's containerd for Kubernetes.
-pub async fn load_into_node(docker: &Docker, node: &str, archive: Vec<u8>) {
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(archive.len() as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
-    tar.append_data(&mut header, "root/test-image.tar", archive.as_slice())
-        .unwrap();
-    docker
-        .upload(node, tar.into_inner().unwrap())
-        .await
-        .unwrap();
-    let out = docker
-        .exec(
-            node,
-            &[
-                "ctr",
-                "--namespace",
-                "k8s.io",
-                "images",
-                "import",
-                "/root/test-image.tar",
-            ],
-        )
-        .await
-        .unwrap();
-    assert_eq!(out.code, 0, "import failed: {}{}", out.stdout, out.stderr);
 }

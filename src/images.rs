@@ -1,0 +1,144 @@
+//! Container images in a cluster's nodes: loaded from the host's engine or
+//! from a `docker save` archive into containerd's `k8s.io` namespace, where
+//! kubelet finds them, so pods run them without any registry.
+
+use crate::docker::Docker;
+use crate::error::{Error, Exit, Result};
+
+/// Where an archive is put in the node while containerd imports it: on the
+/// node's /var volume, not its memory-backed /tmp.
+const STAGING: &str = "var/tmp/berth-image-load.tar";
+
+/// The name Kubernetes and containerd use for an image reference as users
+/// write it: `busybox` is `docker.io/library/busybox:latest`.
+pub fn normalize(reference: &str) -> String {
+    let (name, tag) = match reference.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, Some(tag)),
+        _ => (reference, None),
+    };
+    let has_digest = name.contains('@');
+    let first = name.split('/').next().unwrap_or_default();
+    let has_registry =
+        name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    let name = if has_registry {
+        name.to_string()
+    } else if name.contains('/') {
+        format!("docker.io/{name}")
+    } else {
+        format!("docker.io/library/{name}")
+    };
+    match (tag, has_digest) {
+        (Some(tag), _) => format!("{name}:{tag}"),
+        (None, true) => name,
+        (None, false) => format!("{name}:latest"),
+    }
+}
+
+/// Imports a `docker save` archive into a node's containerd, replacing
+/// images of the same names, and checks that every one of `expected` is
+/// there afterwards.
+pub async fn load_archive(
+    docker: &Docker,
+    node: &str,
+    archive: Vec<u8>,
+    expected: &[String],
+) -> Result<()> {
+    let mut tar = tar::Builder::new(Vec::with_capacity(archive.len() + 1024));
+    let mut header = tar::Header::new_gnu();
+    header.set_size(archive.len() as u64);
+    header.set_mode(0o600);
+    header.set_cksum();
+    tar.append_data(&mut header, STAGING, archive.as_slice())
+        .expect("writing a tar to memory cannot fail");
+    drop(archive);
+    docker
+        .upload(node, tar.into_inner().expect("tar in memory"))
+        .await?;
+    let staged = format!("/{STAGING}");
+    let imported = docker
+        .exec(
+            node,
+            &["ctr", "--namespace", "k8s.io", "images", "import", &staged],
+        )
+        .await;
+    let _ = docker.exec(node, &["rm", "-f", &staged]).await;
+    let imported = imported?;
+    if imported.code != 0 {
+        return Err(Error::new(
+            Exit::Failure,
+            format!(
+                "containerd in node {node} refused the image archive: {}",
+                imported.stderr.trim()
+            ),
+        )
+        .with_hint("pass an archive written by `docker save`"));
+    }
+    let present = list(docker, node).await?;
+    let missing: Vec<&String> = expected
+        .iter()
+        .filter(|name| !present.contains(&normalize(name)))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::new(
+            Exit::Failure,
+            format!(
+                "after the import, node {node} does not hold {}",
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+        .with_hint("`berth image ls` shows what the node holds; load the image again"));
+    }
+    Ok(())
+}
+
+/// The named images in a node, as containerd lists them for Kubernetes.
+pub async fn list(docker: &Docker, node: &str) -> Result<Vec<String>> {
+    let out = docker
+        .exec(
+            node,
+            &["ctr", "--namespace", "k8s.io", "images", "ls", "-q"],
+        )
+        .await?;
+    if out.code != 0 {
+        return Err(Error::new(
+            Exit::Failure,
+            format!(
+                "cannot list the images of node {node}: {}",
+                out.stderr.trim()
+            ),
+        )
+        .with_hint("`berth status` shows whether the node runs"));
+    }
+    let mut names: Vec<String> = out
+        .stdout
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with("sha256:"))
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    #[test]
+    fn references_normalize_as_kubernetes_does() {
+        for (given, full) in [
+            ("busybox", "docker.io/library/busybox:latest"),
+            ("busybox:1.36", "docker.io/library/busybox:1.36"),
+            ("me/app:v2", "docker.io/me/app:v2"),
+            ("berth.test/busybox:1", "berth.test/busybox:1"),
+            ("localhost:5000/app", "localhost:5000/app:latest"),
+            ("localhost/app:1", "localhost/app:1"),
+            ("registry.k8s.io/pause:3.9", "registry.k8s.io/pause:3.9"),
+        ] {
+            assert_eq!(normalize(given), full, "{given}");
+        }
+    }
+}
