@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, ServiceAccount};
 use kube::api::{Api, Patch, PatchParams};
 
 use crate::binaries::{Cache, Manifest, Version};
@@ -329,6 +329,7 @@ fn node_files_tar(profile: &Profile, pki: &Pki) -> Result<Vec<u8>> {
         version: profile.kubernetes_version.clone(),
         privilege: profile.privilege,
         cgroup_root: format!("/berth-{}", profile.name),
+        pod_cidr: render::FIRST_NODE_POD_CIDR.into(),
     };
     let mut files = render::control_plane_files(&spec);
     let leaves = pki::control_plane_leaves(&profile.name, &profile.node_ip);
@@ -506,6 +507,39 @@ async fn wait_ready(ctx: &Ctx, profile: &Profile, wait: Option<Duration>) -> Res
         if Instant::now() > deadline {
             drop(step);
             return Err(not_ready(ctx, profile, "the node", "kubelet", wait).await);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Pods cannot be created in a namespace before its default service
+    // account exists (before v1.24: with its token), which may come after the
+    // node is Ready. berth makes the account the controller would make, so
+    // the user's first pod is not refused.
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
+    let needs_token = profile.kubernetes_version.minor < 24;
+    loop {
+        match accounts.get_opt("default").await {
+            Ok(Some(sa)) if !needs_token || sa.secrets.as_ref().is_some_and(|s| !s.is_empty()) => {
+                break;
+            }
+            Ok(None) => {
+                let account: ServiceAccount =
+                    serde_json::from_value(serde_json::json!({"metadata": {"name": "default"}}))
+                        .expect("a valid ServiceAccount");
+                // Another creator winning the race is as good.
+                let _ = accounts.create(&Default::default(), &account).await;
+            }
+            _ => {}
+        }
+        if Instant::now() > deadline {
+            drop(step);
+            return Err(not_ready(
+                ctx,
+                profile,
+                "the default service account",
+                "kube-controller-manager",
+                wait,
+            )
+            .await);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -15,6 +15,13 @@ pub const OLDEST_MINOR: u32 = 20;
 pub const NEWEST_MINOR: u32 = 37;
 
 pub const POD_CIDR: &str = "10.244.0.0/16";
+
+/// The control-plane node's share of `POD_CIDR`. berth gives each node its
+/// share in kubelet's configuration instead of having kube-controller-manager
+/// allocate it: the allocator starts with a fixed 10 s poll that holds up
+/// every controller started after it, the node lifecycle controller that
+/// lets pods be scheduled among them.
+pub const FIRST_NODE_POD_CIDR: &str = "10.244.0.0/24";
 pub const SERVICE_CIDR: &str = "10.96.0.0/12";
 pub const CLUSTER_DNS: &str = "10.96.0.10";
 pub const API_PORT: u16 = 6443;
@@ -31,6 +38,8 @@ pub struct NodeSpec {
     pub privilege: Privilege,
     /// kubelet's cgroup root; unique per node so nodes never share cgroups.
     pub cgroup_root: String,
+    /// The node's share of `POD_CIDR`.
+    pub pod_cidr: String,
 }
 
 /// A file for the node: path inside it, content, mode; or a symlink.
@@ -109,17 +118,15 @@ pub fn kube_controller_manager_flags(spec: &NodeSpec) -> Flags {
     let conf = format!("{K8S_DIR}/controller-manager.conf");
     let pki = |f: &str| format!("{K8S_DIR}/pki/{f}");
     let mut f = flags(&[
-        ("allocate-node-cidrs", "true"),
+        ("allocate-node-cidrs", "false"),
         ("authentication-kubeconfig", &conf),
         ("authorization-kubeconfig", &conf),
         ("bind-address", "127.0.0.1"),
-        ("cluster-cidr", POD_CIDR),
         ("cluster-signing-cert-file", &pki("ca.crt")),
         ("cluster-signing-key-file", &pki("ca.key")),
         ("kubeconfig", &conf),
         // One control plane: electing a leader only costs seconds at start.
         ("leader-elect", "false"),
-        ("node-cidr-mask-size", "24"),
         ("root-ca-file", &pki("ca.crt")),
         ("service-account-private-key-file", &pki("sa.key")),
         ("service-cluster-ip-range", SERVICE_CIDR),
@@ -200,7 +207,11 @@ evictionHard:
   nodefs.inodesFree: \"0%\"
 failSwapOn: false
 imageGCHighThresholdPercent: 100
-nodeStatusUpdateFrequency: 4s
+# Computed every second, posted only on change (or every minute), so Ready
+# shows as soon as it is true without writing more to etcd.
+nodeStatusUpdateFrequency: 1s
+nodeStatusReportFrequency: 1m
+podCIDR: {pod_cidr}
 resolvConf: /etc/resolv.conf
 serializeImagePulls: false
 tlsCertFile: {K8S_DIR}/pki/kubelet-serving-{node}.crt
@@ -208,6 +219,7 @@ tlsPrivateKeyFile: {K8S_DIR}/pki/kubelet-serving-{node}.key
 ",
         cgroup_root = spec.cgroup_root,
         node = spec.node,
+        pod_cidr = spec.pod_cidr,
     );
     if spec.version.minor >= 27 {
         config.push_str("containerRuntimeEndpoint: unix:///run/containerd/containerd.sock\n");
@@ -480,6 +492,7 @@ mod tests {
                 patch: 0,
             },
             privilege: Privilege::Capabilities,
+            pod_cidr: FIRST_NODE_POD_CIDR.into(),
             cgroup_root: "/berth-dev".into(),
         }
     }
