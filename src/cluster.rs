@@ -114,22 +114,25 @@ fn download(ctx: &Ctx, version: &Version, mirror: Option<&str>) -> Result<Manife
     let detail = |line: &str| step.detail(line);
     // The download blocks on its own threads; the runtime has others.
     let manifest = tokio::task::block_in_place(|| ctx.cache.download(version, base, &detail))
-        .map_err(|e| {
-            use crate::binaries::Error as B;
-            match e {
-            B::Download { .. } | B::Checksum { .. } => Error::new(
-                Exit::Failure,
-                format!(
-                    "Kubernetes {version} is not in the cache ({}) and cannot be downloaded: {e}",
-                    ctx.cache.dir(version).display()
-                ),
-            )
-            .with_hint(crate::error::DOWNLOAD_HINT.replace("VERSION", &version.to_string())),
-            other => other.into(),
-        }
-        })?;
+        .map_err(|e| download_error(ctx, version, e))?;
     step.done();
     Ok(manifest)
+}
+
+/// A failed download, said with the version and where it would be cached.
+fn download_error(ctx: &Ctx, version: &Version, e: crate::binaries::Error) -> Error {
+    use crate::binaries::Error as B;
+    match e {
+        B::Download { .. } | B::Checksum { .. } => Error::new(
+            Exit::Failure,
+            format!(
+                "Kubernetes {version} is not in the cache ({}) and cannot be downloaded: {e}",
+                ctx.cache.dir(version).display()
+            ),
+        )
+        .with_hint(crate::error::DOWNLOAD_HINT.replace("VERSION", &version.to_string())),
+        other => other.into(),
+    }
 }
 
 async fn create(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result<Profile> {

@@ -189,6 +189,9 @@ fn a_cluster_runs_pods_and_survives_stop_start_pause_and_unpause_then_delete_lea
     let (code, out, _) = env.run(&["status", "-p", "e2e-a", "-o", "json"]);
     assert_eq!(code & 8, 8, "status of a stopped node: {out}");
     assert_eq!(json(&out)["nodes"][0]["container"], "Stopped");
+    let (code, _, stderr) = env.run(&["image", "load", "berth.test/busybox:1", "-p", "e2e-a"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("profile e2e-a is not running"), "{stderr}");
 
     env.ok(&["start", "-p", "e2e-a"]);
     let status = json(&env.ok(&["status", "-p", "e2e-a", "-o", "json"]));

@@ -76,11 +76,12 @@ pub async fn ensure_volume(
         Ok::<_, Error>(())
     }
     .await;
-    docker.remove_container(&helper.name).await?;
+    let removed = docker.remove_container(&helper.name).await;
     if let Err(e) = filled {
         let _ = docker.remove_volume(&name).await;
         return Err(e);
     }
+    removed?;
     Ok(name)
 }
 

@@ -29,6 +29,16 @@ pub async fn run(cmd: Image, global: &Global, ui: Ui) -> Result<()> {
     let profile = global.load(&name)?;
     let ctx = global.ctx(ui).await?;
     let node = profile.container();
+    let state = ctx.docker.container_state(&node).await?;
+    if state.as_deref() != Some("running") {
+        return Err(Error::usage(format!(
+            "profile {name} is not running (its node is {})",
+            state.as_deref().unwrap_or("gone")
+        ))
+        .with_hint(format!(
+            "`berth start -p {name}` (or `berth unpause -p {name}`) first"
+        )));
+    }
     match cmd {
         Image::Load { images, archive } => {
             let (archive, names) = match archive {
