@@ -145,7 +145,7 @@ impl From<crate::profile::Error> for Error {
     fn from(e: crate::profile::Error) -> Self {
         use crate::profile::Error as P;
         match &e {
-            P::BadName(_) => {
+            P::BadName(_) | P::NodeLikeName(_) => {
                 Error::usage(e.to_string()).with_hint("pick a name such as `dev` or `ci-1`")
             }
             P::Corrupt { .. } => Error::new(Exit::Profile, format!("{e}; it was left as it is"))

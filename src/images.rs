@@ -39,18 +39,18 @@ pub fn normalize(reference: &str) -> String {
 /// there afterwards.
 pub async fn load_archive(
     docker: &Docker,
-    node: &str,
-    archive: Vec<u8>,
+    node: String,
+    archive: &[u8],
     expected: &[String],
 ) -> Result<()> {
+    let node = node.as_str();
     let mut tar = tar::Builder::new(Vec::with_capacity(archive.len() + 1024));
     let mut header = tar::Header::new_gnu();
     header.set_size(archive.len() as u64);
     header.set_mode(0o600);
     header.set_cksum();
-    tar.append_data(&mut header, STAGING, archive.as_slice())
+    tar.append_data(&mut header, STAGING, archive)
         .expect("writing a tar to memory cannot fail");
-    drop(archive);
     docker
         .upload(node, tar.into_inner().expect("tar in memory"))
         .await?;
@@ -73,7 +73,7 @@ pub async fn load_archive(
         )
         .with_hint("pass an archive written by `docker save`"));
     }
-    let present = list(docker, node).await?;
+    let present = list(docker, node.to_string()).await?;
     let missing: Vec<&String> = expected
         .iter()
         .filter(|name| !present.contains(&normalize(name)))
@@ -96,7 +96,8 @@ pub async fn load_archive(
 }
 
 /// The named images in a node, as containerd lists them for Kubernetes.
-pub async fn list(docker: &Docker, node: &str) -> Result<Vec<String>> {
+pub async fn list(docker: &Docker, node: String) -> Result<Vec<String>> {
+    let node = node.as_str();
     let out = docker
         .exec(
             node,

@@ -13,6 +13,9 @@ use crate::pki::{create_private_dir, write_atomic};
 
 pub const DEFAULT_PROFILE: &str = "berth";
 pub const NAME_MAX: usize = 32;
+/// Each node has a /24 of 10.244.0.0/16 and an address on the profile's /24
+/// network after the gateway (.1) and from .2: 200 leaves room to spare.
+pub const MAX_NODES: u32 = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -21,6 +24,11 @@ pub enum Error {
          starting and ending with a letter or digit, at most {NAME_MAX} characters"
     )]
     BadName(String),
+    #[error(
+        "`{0}` is not a valid profile name: names ending in -m and digits are \
+         those of other profiles' nodes"
+    )]
+    NodeLikeName(String),
     #[error("the profile file {} cannot be read: {reason}", path.display())]
     Corrupt { path: PathBuf, reason: String },
     #[error("cannot write {}: {source}", path.display())]
@@ -33,14 +41,31 @@ pub fn validate_name(name: &str) -> Result<(), Error> {
     let bytes = name.as_bytes();
     let ok_char = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-';
     let ok_end = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    if bytes.len() <= NAME_MAX
+    if !(bytes.len() <= NAME_MAX
         && bytes.iter().all(ok_char)
         && ok_end(bytes.first())
-        && ok_end(bytes.last())
+        && ok_end(bytes.last()))
     {
-        Ok(())
+        return Err(Error::BadName(name.to_string()));
+    }
+    // `dev-m02` is the name of profile dev's second node: a profile of that
+    // name would share its container name.
+    if let Some((_, suffix)) = name.rsplit_once("-m")
+        && !suffix.is_empty()
+        && suffix.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(Error::NodeLikeName(name.to_string()));
+    }
+    Ok(())
+}
+
+/// The `index`-th node of a profile: 0 is the control plane, named after the
+/// profile; the others are `<profile>-m02`, `<profile>-m03`, ...
+pub fn node_name(profile: &str, index: u32) -> String {
+    if index == 0 {
+        profile.to_string()
     } else {
-        Err(Error::BadName(name.to_string()))
+        format!("{profile}-m{:02}", index + 1)
     }
 }
 
@@ -65,11 +90,82 @@ pub struct Profile {
     /// The kubeconfig's current context before `start` switched to this
     /// profile's, restored by `delete`.
     pub previous_context: Option<String>,
+    /// Nodes besides the control plane, ordered by index.
+    #[serde(default)]
+    pub workers: Vec<Node>,
+}
+
+/// One node of a profile's cluster.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Node {
+    pub name: String,
+    /// 0 for the control plane; it fixes the node's address and pod CIDR.
+    pub index: u32,
+    pub ip: String,
+    /// The node's share of the cluster's pod CIDR, given by berth.
+    pub pod_cidr: String,
+}
+
+impl Node {
+    pub fn container(&self) -> String {
+        container_name(&self.name)
+    }
+
+    pub fn is_control_plane(&self) -> bool {
+        self.index == 0
+    }
+
+    pub fn role(&self) -> &'static str {
+        if self.is_control_plane() {
+            "control-plane"
+        } else {
+            "worker"
+        }
+    }
 }
 
 impl Profile {
     pub fn container(&self) -> String {
         container_name(&self.name)
+    }
+
+    /// The node of the given index: its address on the profile's /24
+    /// network (the control plane has .2) and its /24 of the pod CIDR.
+    pub fn node_at(&self, index: u32) -> Node {
+        let base = self.node_ip.rsplit_once('.').map_or("", |(net, _)| net);
+        let host: u32 = self
+            .node_ip
+            .rsplit_once('.')
+            .and_then(|(_, h)| h.parse().ok())
+            .unwrap_or(2);
+        Node {
+            name: node_name(&self.name, index),
+            index,
+            ip: format!("{base}.{}", host + index),
+            pod_cidr: format!("10.244.{index}.0/24"),
+        }
+    }
+
+    pub fn control_plane(&self) -> Node {
+        self.node_at(0)
+    }
+
+    /// Every node, the control plane first.
+    pub fn nodes(&self) -> Vec<Node> {
+        std::iter::once(self.control_plane())
+            .chain(self.workers.iter().cloned())
+            .collect()
+    }
+
+    /// The node `node add` would create: the lowest free index.
+    pub fn next_worker(&self) -> Option<Node> {
+        (1..=MAX_NODES - 1)
+            .find(|i| !self.workers.iter().any(|w| w.index == *i))
+            .map(|i| self.node_at(i))
+    }
+
+    pub fn node(&self, name: &str) -> Option<Node> {
+        self.nodes().into_iter().find(|n| n.name == name)
     }
 
     pub fn context(&self) -> String {
@@ -210,9 +306,73 @@ mod tests {
             "--help",
             &"x".repeat(33),
             "é",
+            "dev-m02",
+            "a-m3",
         ] {
             assert!(validate_name(bad).is_err(), "{bad}");
         }
+        for good in ["dev-m", "dev-mx2", "m02", "dev-m02x"] {
+            assert!(validate_name(good).is_ok(), "{good}");
+        }
+    }
+
+    fn profile() -> Profile {
+        Profile {
+            name: "dev".into(),
+            kubernetes_version: "v1.20.2".parse().unwrap(),
+            created: 0,
+            node_image: "img".into(),
+            privilege: Privilege::Capabilities,
+            cgroup_v2: false,
+            api_port: 1,
+            subnet: "172.30.7.0/24".into(),
+            node_ip: "172.30.7.2".into(),
+            cpus: None,
+            memory_mib: None,
+            kubeconfig: "/k".into(),
+            previous_context: None,
+            workers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn nodes_get_names_addresses_and_pod_cidrs_by_index() {
+        let mut p = profile();
+        assert_eq!(
+            p.control_plane(),
+            Node {
+                name: "dev".into(),
+                index: 0,
+                ip: "172.30.7.2".into(),
+                pod_cidr: "10.244.0.0/24".into()
+            }
+        );
+        let second = p.next_worker().unwrap();
+        assert_eq!(
+            (
+                second.name.as_str(),
+                second.ip.as_str(),
+                second.pod_cidr.as_str()
+            ),
+            ("dev-m02", "172.30.7.3", "10.244.1.0/24")
+        );
+        p.workers = vec![p.node_at(2)];
+        // A deleted node's index is used again.
+        assert_eq!(p.next_worker().unwrap().name, "dev-m02");
+        assert_eq!(p.node_at(9).name, "dev-m10");
+        assert_eq!(p.nodes().len(), 2);
+        assert!(p.node("dev-m03").is_some() && p.node("dev-m02").is_none());
+    }
+
+    #[test]
+    fn profile_files_from_before_workers_still_load() {
+        let home = tempfile::tempdir().unwrap();
+        let store = Store::new(home.path());
+        let mut json = serde_json::to_value(profile()).unwrap();
+        json.as_object_mut().unwrap().remove("workers");
+        fs::create_dir_all(store.dir("dev")).unwrap();
+        fs::write(store.file("dev"), json.to_string()).unwrap();
+        assert_eq!(store.load("dev").unwrap().unwrap(), profile());
     }
 
     #[test]

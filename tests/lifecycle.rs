@@ -5,7 +5,7 @@
 mod common;
 
 use berth::docker::Docker;
-use common::{Env, block_on, busybox_image};
+use common::{Env, Guard, Resource, block_on, busybox_image, json, leftovers};
 use serde_yaml::Value;
 
 const FOREIGN_KUBECONFIG: &str = r#"apiVersion: v1
@@ -56,40 +56,8 @@ spec:
   ports: [{port: 80, targetPort: 8080}]
 "#;
 
-fn json(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
 fn yaml(path: &std::path::Path) -> Value {
     serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// Labelled Docker resources of a profile that still exist.
-fn leftovers(profile: &str) -> Vec<String> {
-    block_on(async {
-        let docker = Docker::connect().await.unwrap();
-        let mut left: Vec<String> = docker
-            .containers_by_label(&format!("io.berth.profile={profile}"))
-            .await
-            .unwrap()
-            .into_keys()
-            .collect();
-        if docker
-            .network_exists(&format!("berth-{profile}"))
-            .await
-            .unwrap()
-        {
-            left.push(format!("network berth-{profile}"));
-        }
-        if docker
-            .volume_exists(&format!("berth-{profile}-var"))
-            .await
-            .unwrap()
-        {
-            left.push(format!("volume berth-{profile}-var"));
-        }
-        left
-    })
 }
 
 fn http_from_node(node: &str, ip: &str) -> String {
@@ -146,9 +114,10 @@ fn a_cluster_runs_pods_and_survives_stop_start_pause_and_unpause_then_delete_lea
         assert_eq!(kept, original, "{list}/{name} changed");
     }
 
+    let _image = Guard(Resource::Image("berth.test/busybox:1".into()));
     block_on(async {
         let docker = Docker::connect().await.unwrap();
-        busybox_image(&docker, "berth.test/busybox:1").await;
+        busybox_image(&docker, "berth.test/busybox:1", &[]).await;
     });
     env.ok(&["image", "load", "berth.test/busybox:1", "-p", "e2e-a"]);
     env.berth()
@@ -176,11 +145,12 @@ fn a_cluster_runs_pods_and_survives_stop_start_pause_and_unpause_then_delete_lea
         (node["container"].as_str(), node["kubelet"].as_str()),
         (Some("Running"), Some("active"))
     );
+    assert_eq!(node["role"], "control-plane");
     assert_eq!(
-        (node["apiserver"].as_str(), node["kubeconfig"].as_str()),
+        (status["apiserver"].as_str(), status["kubeconfig"].as_str()),
         (Some("ready"), Some("ok"))
     );
-    assert!(node["certificate_days_left"].as_i64().unwrap() >= 364);
+    assert!(status["certificate_days_left"].as_i64().unwrap() >= 364);
     let endpoint = status["endpoint"].as_str().unwrap().to_string();
     assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
     let kubeconfig_before = std::fs::read_to_string(&env.kubeconfig).unwrap();
@@ -248,9 +218,10 @@ fn two_profiles_run_side_by_side_and_deleting_one_leaves_the_other_untouched() {
     assert!(stderr.contains("Profile e2e-b is running"), "{stderr}");
     // Images from a `docker save` archive; bad input changes nothing.
     let archive = env.home.path().join("busybox.tar");
+    let _image = Guard(Resource::Image("berth.test/busybox:2".into()));
     block_on(async {
         let docker = Docker::connect().await.unwrap();
-        busybox_image(&docker, "berth.test/busybox:2").await;
+        busybox_image(&docker, "berth.test/busybox:2", &[]).await;
         let bytes = docker
             .save_images(&["berth.test/busybox:2".to_string()])
             .await
@@ -290,7 +261,8 @@ fn two_profiles_run_side_by_side_and_deleting_one_leaves_the_other_untouched() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|i| i == "berth.test/busybox:2"),
+            .any(|i| i["name"] == "berth.test/busybox:2"
+                && i["nodes"] == serde_json::json!(["e2e-b"])),
         "{listed}"
     );
 

@@ -1,17 +1,23 @@
 use std::io::Read;
 use std::path::PathBuf;
 
+use std::collections::BTreeMap;
+
 use clap::Subcommand;
+use futures_util::future::try_join_all;
+use serde::Serialize;
 
 use super::{Global, Output, print_json};
 use crate::error::{Error, Result};
 use crate::images;
+use crate::profile::Node;
 use crate::ui::Ui;
 
 #[derive(Subcommand)]
 pub enum Image {
-    /// Load images into the cluster's node, from the host's Docker engine or
-    /// from a `docker save` archive; an image of the same name is replaced.
+    /// Load images into the cluster's nodes, from the host's Docker engine
+    /// or from a `docker save` archive; an image of the same name is
+    /// replaced.
     Load {
         /// Images in the host's engine, such as myapp:dev.
         #[arg(required_unless_present = "archive", conflicts_with = "archive")]
@@ -19,28 +25,56 @@ pub enum Image {
         /// A `docker save` archive instead of images from the engine.
         #[arg(long, value_name = "FILE")]
         archive: Option<PathBuf>,
+        /// Only this node (`berth node list` names them); default: every node.
+        #[arg(long, value_name = "NODE")]
+        node: Option<String>,
     },
-    /// List the images in the cluster's node.
+    /// List the images in the cluster's nodes.
     Ls,
+}
+
+#[derive(Serialize)]
+struct Listed {
+    name: String,
+    nodes: Vec<String>,
 }
 
 pub async fn run(cmd: Image, global: &Global, ui: Ui) -> Result<()> {
     let name = global.profile_name()?;
     let profile = global.load(&name)?;
     let ctx = global.ctx(ui).await?;
-    let node = profile.container();
-    let state = ctx.docker.container_state(&node).await?;
-    if state.as_deref() != Some("running") {
-        return Err(Error::usage(format!(
-            "profile {name} is not running (its node is {})",
-            state.as_deref().unwrap_or("gone")
-        ))
-        .with_hint(format!(
-            "`berth start -p {name}` (or `berth unpause -p {name}`) first"
-        )));
-    }
+    let only = match &cmd {
+        Image::Load {
+            node: Some(node), ..
+        } => Some(profile.node(node).ok_or_else(|| {
+            Error::usage(format!("profile {name} has no node {node}"))
+                .with_hint(format!("`berth node list -p {name}` shows its nodes"))
+        })?),
+        _ => None,
+    };
+    let states = crate::cluster::node_states(&ctx, &profile).await?;
+    let nodes: Vec<Node> = states
+        .into_iter()
+        .filter(|(n, _)| only.as_ref().is_none_or(|o| o.name == n.name))
+        .map(|(n, state)| {
+            if state == "running" {
+                Ok(n)
+            } else {
+                Err(Error::usage(format!(
+                    "profile {name} is not running (node {} is {})",
+                    n.name,
+                    super::status::pretty_state(&state).to_lowercase()
+                ))
+                .with_hint(format!(
+                    "`berth start -p {name}` (or `berth unpause -p {name}`) first"
+                )))
+            }
+        })
+        .collect::<Result<_>>()?;
     match cmd {
-        Image::Load { images, archive } => {
+        Image::Load {
+            images, archive, ..
+        } => {
             let (archive, names) = match archive {
                 Some(path) => {
                     let bytes = std::fs::read(&path).map_err(|e| {
@@ -75,16 +109,44 @@ pub async fn run(cmd: Image, global: &Global, ui: Ui) -> Result<()> {
             let step = ui.step(format!(
                 "Loading {} into {}",
                 names.join(", "),
-                profile.name
+                match nodes.as_slice() {
+                    [one] => format!("node {}", one.name),
+                    all => format!("{} nodes", all.len()),
+                }
             ));
-            images::load_archive(&ctx.docker, &node, archive, &names).await?;
+            try_join_all(
+                nodes.iter().map(|node| {
+                    images::load_archive(&ctx.docker, node.container(), &archive, &names)
+                }),
+            )
+            .await?;
             step.done();
         }
         Image::Ls => {
-            let present = images::list(&ctx.docker, &node).await?;
+            let lists = try_join_all(
+                nodes
+                    .iter()
+                    .map(|node| images::list(&ctx.docker, node.container())),
+            )
+            .await?;
+            let mut by_image: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for (node, list) in nodes.iter().zip(lists) {
+                for image in list {
+                    by_image.entry(image).or_default().push(node.name.clone());
+                }
+            }
+            let listed: Vec<Listed> = by_image
+                .into_iter()
+                .map(|(name, nodes)| Listed { name, nodes })
+                .collect();
             match global.output {
-                Output::Json => print_json(&present),
-                Output::Text => present.iter().for_each(|i| println!("{i}")),
+                Output::Json => print_json(&listed),
+                Output::Text => {
+                    println!("{:<60} NODES", "IMAGE");
+                    for l in listed {
+                        println!("{:<60} {}", l.name, l.nodes.join(","));
+                    }
+                }
             }
         }
     }

@@ -6,6 +6,7 @@ mod delete;
 mod image;
 mod kubeconfig;
 mod kubectl;
+mod node;
 mod node_image;
 mod pause;
 mod profile;
@@ -59,15 +60,15 @@ pub enum Output {
 pub enum Command {
     /// Create a cluster, or start a stopped one again.
     Start(start::Start),
-    /// Stop a cluster's node; its state is kept.
+    /// Stop a cluster's nodes; their state is kept.
     Stop(Targets),
-    /// Freeze a cluster's node.
+    /// Freeze a cluster's nodes.
     Pause(Targets),
-    /// Thaw a paused cluster's node.
+    /// Thaw a paused cluster's nodes.
     Unpause(Targets),
     /// Remove a cluster and everything berth made for it.
     Delete(Targets),
-    /// Show the state of a cluster's node and components.
+    /// Show the state of a cluster's nodes and components.
     Status(status::Status),
     /// List profiles (`profile list`) or set the default one (`profile NAME`).
     Profile(profile::ProfileCmd),
@@ -75,6 +76,9 @@ pub enum Command {
     Kubectl(kubectl::Kubectl),
     /// Print a standalone kubeconfig for the profile.
     Kubeconfig,
+    /// Add, delete or list a cluster's nodes.
+    #[command(subcommand)]
+    Node(node::NodeCmd),
     /// Build the node image.
     #[command(subcommand)]
     NodeImage(node_image::NodeImage),
@@ -98,6 +102,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Profile(cmd) => profile::run(cmd, &cli.global, ui).await,
         Command::Kubectl(cmd) => kubectl::run(cmd, &cli.global),
         Command::Kubeconfig => kubeconfig::run(&cli.global),
+        Command::Node(cmd) => node::run(cmd, &cli.global, ui).await,
         Command::NodeImage(cmd) => node_image::run(cmd, &cli.global, ui).await,
         Command::Image(cmd) => image::run(cmd, &cli.global, ui).await,
         Command::Cache(cmd) => cache::run(cmd, &cli.global, ui),

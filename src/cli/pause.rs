@@ -1,39 +1,23 @@
 use super::{Global, Targets};
-use crate::error::{Error, Result};
+use crate::cluster;
+use crate::error::Result;
 use crate::ui::Ui;
 
-/// Freezes (or thaws) every process of the node at once through the
-/// engine's freezer: the cluster resumes exactly where it was.
-pub async fn run(targets: Targets, global: &Global, ui: Ui, pause: bool) -> Result<()> {
+pub async fn run(targets: Targets, global: &Global, ui: Ui, freeze: bool) -> Result<()> {
     let names = targets.names(global)?;
     let ctx = global.ctx(ui).await?;
+    let (verb, state) = if freeze {
+        ("Pausing", "paused")
+    } else {
+        ("Unpausing", "running")
+    };
     for name in names {
         let profile = global.load(&name)?;
-        let container = profile.container();
-        let state = ctx.docker.container_state(&container).await?;
-        let (want, verb) = if pause {
-            ("running", "Pausing")
+        let step = ui.step(format!("{verb} {name}"));
+        if cluster::pause(&ctx, &profile, freeze).await? {
+            step.done();
         } else {
-            ("paused", "Unpausing")
-        };
-        match state.as_deref() {
-            None => return Err(crate::cluster::broken(&name)),
-            Some(s) if s == want => {
-                let step = ui.step(format!("{verb} {name}"));
-                if pause {
-                    ctx.docker.pause_container(&container).await?;
-                } else {
-                    ctx.docker.unpause_container(&container).await?;
-                }
-                step.done();
-            }
-            Some(s) if pause && s == "paused" || !pause && s == "running" => {
-                ui.info(format!("Profile {name} is already {s}"));
-            }
-            Some(s) => {
-                return Err(Error::usage(format!("profile {name} is {s}, not {want}"))
-                    .with_hint(format!("`berth start -p {name}` starts it")));
-            }
+            step.done_with(&format!("it is already {state}"));
         }
     }
     Ok(())

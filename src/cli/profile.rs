@@ -47,7 +47,7 @@ pub async fn run(cmd: ProfileCmd, global: &Global, ui: Ui) -> Result<()> {
                 Row {
                     status: super::status::pretty_state(state),
                     kubernetes_version: p.kubernetes_version.to_string(),
-                    nodes: 1,
+                    nodes: p.nodes().len(),
                     endpoint: p.server(),
                     age_seconds: crate::cluster::now().saturating_sub(p.created),
                     current: current.as_deref() == Some(p.context().as_str()),

@@ -33,6 +33,9 @@ pub struct Start {
     /// with NAME.sha256 beside each).
     #[arg(long, value_name = "URL")]
     binary_mirror: Option<String>,
+    /// Nodes of a new cluster: one control plane and N-1 workers.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=crate::profile::MAX_NODES as i64))]
+    nodes: Option<u32>,
 }
 
 pub async fn run(cmd: Start, global: &Global, ui: Ui) -> Result<()> {
@@ -53,11 +56,16 @@ pub async fn run(cmd: Start, global: &Global, ui: Ui) -> Result<()> {
         memory_mib: cmd.memory,
         image: cmd.image,
         binary_mirror: cmd.binary_mirror,
+        nodes: cmd.nodes,
     };
     let ctx = global.ctx(ui).await?;
     let profile = cluster::start(&ctx, &name, &opts).await?;
+    let nodes = match profile.nodes().len() {
+        1 => String::new(),
+        n => format!(" on {n} nodes"),
+    };
     ui.info(format!(
-        "Profile {} is up: Kubernetes {} at {} (context {})",
+        "Profile {} is up: Kubernetes {}{nodes} at {} (context {})",
         profile.name,
         profile.kubernetes_version,
         profile.server(),

@@ -1,4 +1,5 @@
 use clap::Args;
+use futures_util::future::try_join_all;
 use serde::Serialize;
 
 use super::{Global, Output, print_json};
@@ -19,13 +20,11 @@ pub const KUBECONFIG_WRONG: u8 = 64;
 #[derive(Serialize)]
 struct NodeStatus {
     name: String,
+    role: &'static str,
+    ip: String,
     container: String,
     privilege: crate::docker::Privilege,
     kubelet: String,
-    apiserver: String,
-    kubeconfig: String,
-    certificate_expires: String,
-    certificate_days_left: i64,
 }
 
 #[derive(Serialize)]
@@ -33,6 +32,10 @@ struct ProfileStatus {
     profile: String,
     kubernetes_version: String,
     endpoint: String,
+    apiserver: String,
+    kubeconfig: String,
+    certificate_expires: String,
+    certificate_days_left: i64,
     nodes: Vec<NodeStatus>,
     exit_code: u8,
 }
@@ -42,21 +45,38 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<()> {
     let profile = global.load(&name)?;
     let ctx = global.ctx(ui).await?;
     let mut code = 0;
-    let container = ctx
+    let states = ctx
         .docker
-        .container_state(&profile.container())
-        .await?
-        .unwrap_or_else(|| "missing".into());
-    let running = container == "running";
-    let kubelet = if running {
-        let out = ctx
-            .docker
-            .exec(&profile.container(), &["systemctl", "is-active", "kubelet"])
-            .await?;
-        out.stdout.trim().to_string()
-    } else {
-        "unknown".into()
-    };
+        .containers_by_label(&format!("io.berth.profile={name}"))
+        .await?;
+    let nodes = try_join_all(profile.nodes().into_iter().map(|node| {
+        let ctx = &ctx;
+        let container = states
+            .get(&node.container())
+            .cloned()
+            .unwrap_or_else(|| "missing".into());
+        async move {
+            let kubelet = if container == "running" {
+                let out = ctx
+                    .docker
+                    .exec(&node.container(), &["systemctl", "is-active", "kubelet"])
+                    .await?;
+                out.stdout.trim().to_string()
+            } else {
+                "unknown".into()
+            };
+            Ok::<_, crate::error::Error>(NodeStatus {
+                role: node.role(),
+                ip: node.ip,
+                container: pretty_state(&container),
+                privilege: profile.privilege,
+                kubelet,
+                name: node.name,
+            })
+        }
+    }))
+    .await?;
+    let running = nodes[0].container == "Running";
     let api_ready =
         running && cluster::api_ready(&cluster::client(&ctx.store, &profile).await?).await;
     let entry = crate::kubeconfig::read(&profile.kubeconfig)
@@ -69,10 +89,10 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<()> {
     };
     let expiry = Pki::new(&ctx.store.pki_dir(&name)).expiry("apiserver.crt")?;
     let days_left = (expiry - time::OffsetDateTime::now_utc()).whole_days();
-    if !running {
+    if nodes.iter().any(|n| n.container != "Running") {
         code |= NODE_NOT_RUNNING;
     }
-    if kubelet != "active" {
+    if nodes.iter().any(|n| n.kubelet != "active") {
         code |= KUBELET_NOT_RUNNING;
     }
     if !api_ready {
@@ -85,22 +105,17 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<()> {
         profile: name.clone(),
         kubernetes_version: profile.kubernetes_version.to_string(),
         endpoint: profile.server(),
-        nodes: vec![NodeStatus {
-            name: name.clone(),
-            container: pretty_state(&container),
-            privilege: profile.privilege,
-            kubelet,
-            apiserver: if api_ready {
-                "ready".into()
-            } else {
-                "not ready".into()
-            },
-            kubeconfig,
-            certificate_expires: expiry
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
-            certificate_days_left: days_left,
-        }],
+        apiserver: if api_ready {
+            "ready".into()
+        } else {
+            "not ready".into()
+        },
+        kubeconfig,
+        certificate_expires: expiry
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        certificate_days_left: days_left,
+        nodes,
         exit_code: code,
     };
     match global.output {
@@ -110,16 +125,16 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<()> {
                 "profile:     {} (Kubernetes {}, {})",
                 status.profile, status.kubernetes_version, status.endpoint
             );
+            println!("apiserver:   {}", status.apiserver);
+            println!("kubeconfig:  {}", status.kubeconfig);
+            println!(
+                "certificate: expires {} ({} days)",
+                status.certificate_expires, status.certificate_days_left
+            );
             for n in &status.nodes {
-                println!("node:        {}", n.name);
+                println!("node:        {} ({}, {})", n.name, n.role, n.ip);
                 println!("  container:   {} ({:?})", n.container, n.privilege);
                 println!("  kubelet:     {}", n.kubelet);
-                println!("  apiserver:   {}", n.apiserver);
-                println!("  kubeconfig:  {}", n.kubeconfig);
-                println!(
-                    "  certificate: expires {} ({} days)",
-                    n.certificate_expires, n.certificate_days_left
-                );
             }
         }
     }

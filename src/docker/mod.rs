@@ -434,6 +434,24 @@ impl Docker {
         Ok(())
     }
 
+    /// Names of every volume that carries `label`.
+    pub async fn volumes_by_label(&self, label: &str) -> Result<Vec<String>> {
+        let options = bollard::query_parameters::ListVolumesOptionsBuilder::default()
+            .filters(&HashMap::from([("label", vec![label])]))
+            .build();
+        let list = self
+            .api
+            .list_volumes(Some(options))
+            .await
+            .map_err(|e| self.api_error("list volumes".into(), e))?;
+        Ok(list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect())
+    }
+
     pub async fn remove_volume(&self, name: &str) -> Result<()> {
         let options = bollard::query_parameters::RemoveVolumeOptionsBuilder::default()
             .force(true)

@@ -40,6 +40,22 @@ pub struct NodeSpec {
     pub cgroup_root: String,
     /// The node's share of `POD_CIDR`.
     pub pod_cidr: String,
+    /// The control-plane node's address; the node itself when it is the
+    /// control plane.
+    pub control_plane_ip: String,
+}
+
+impl NodeSpec {
+    fn is_control_plane(&self) -> bool {
+        self.node_ip == self.control_plane_ip
+    }
+}
+
+/// Another node's pod CIDR and the address that reaches it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    pub pod_cidr: String,
+    pub via: String,
 }
 
 /// A file for the node: path inside it, content, mode; or a symlink.
@@ -280,7 +296,7 @@ const CNI_TEMPLATE: &str = r#"{
       "type": "bridge",
       "bridge": "cni0",
       "isGateway": true,
-      "ipMasq": true,
+      "ipMasq": false,
       "hairpinMode": true,
       "ipam": {
         "type": "host-local",
@@ -319,7 +335,7 @@ struct Unit<'a> {
     after: &'a str,
     /// Type=notify for daemons that tell systemd when they serve.
     notify: bool,
-    pre: Option<String>,
+    pre: Vec<String>,
 }
 
 fn render_unit(unit: &Unit) -> String {
@@ -330,7 +346,7 @@ fn render_unit(unit: &Unit) -> String {
     if unit.notify {
         out.push_str("Type=notify\n");
     }
-    if let Some(pre) = &unit.pre {
+    for pre in &unit.pre {
         out.push_str(&format!("ExecStartPre={pre}\n"));
     }
     out.push_str(&format!("ExecStart={}", unit.binary));
@@ -371,12 +387,67 @@ current-context: berth
     )
 }
 
-/// The control plane node's units and configs (PKI and kubeconfigs are
-/// added by the caller, which holds the keys).
-pub fn control_plane_files(spec: &NodeSpec) -> Vec<NodeFile> {
+/// Where a node keeps its routes to the other nodes' pods.
+pub const ROUTES_SCRIPT: &str = "/etc/berth/routes.sh";
+
+/// The node's routes to the other nodes' pod CIDRs through their addresses
+/// on the profile's network (host-gateway style: no overlay, no encap), and
+/// masquerading for what leaves the pod network, which the CNI bridge no
+/// longer does so that pods see each other's own addresses. Routes of nodes
+/// that are gone are removed. Idempotent: run at every boot and whenever the
+/// nodes change.
+pub fn routes_script(routes: &[Route]) -> String {
+    let mut out = String::from("#!/bin/sh\n# Rendered by berth.\nset -e\n");
+    let wanted: Vec<&str> = routes.iter().map(|r| r.pod_cidr.as_str()).collect();
+    for r in routes {
+        out.push_str(&format!("ip route replace {} via {}\n", r.pod_cidr, r.via));
+    }
+    out.push_str(&format!(
+        "for r in $(ip -4 route show | awk '$2 == \"via\" && $1 ~ /^10\\.244\\./ {{print $1}}'); do
+    case \" {wanted} \" in *\" $r \"*) ;; *) ip route del \"$r\" ;; esac
+done
+masq=\"POSTROUTING -s {POD_CIDR} ! -d {POD_CIDR} -m comment --comment berth -j MASQUERADE\"
+iptables -t nat -C $masq 2>/dev/null || iptables -t nat -A $masq
+",
+        wanted = wanted.join(" ")
+    ));
+    out
+}
+
+const ROUTES_UNIT: &str = "# Rendered by berth.
+[Unit]
+Description=Routes to the other nodes' pods
+After=network-online.target
+Before=kubelet.service kube-proxy.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh /etc/berth/routes.sh
+
+[Install]
+WantedBy=multi-user.target
+";
+
+/// A node's units and configs: the whole control plane on the control-plane
+/// node, kubelet and kube-proxy on the others. PKI and kubeconfigs are added
+/// by the caller, which holds the keys.
+pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
     let bin = |name: &str| format!("{BINARIES_MOUNT}/{name}");
-    let cgroup_pre = format!("/usr/local/bin/berth-cgroup-root {}", spec.cgroup_root);
-    let units = [
+    let mut kubelet_pre = vec![format!(
+        "/usr/local/bin/berth-cgroup-root {}",
+        spec.cgroup_root
+    )];
+    if !spec.is_control_plane() {
+        // Registration backs off up to 7 s while the API server is not
+        // there; a worker booting beside a new control plane waits for
+        // its port instead and registers at once.
+        kubelet_pre.push(format!(
+            "/bin/bash -c 'until echo >/dev/tcp/{}/{API_PORT}; do sleep 0.2; done 2>/dev/null'",
+            spec.control_plane_ip
+        ));
+    }
+    let control_plane = [
         Unit {
             name: "etcd",
             description: "etcd, the cluster's store (rendered by berth)",
@@ -384,7 +455,7 @@ pub fn control_plane_files(spec: &NodeSpec) -> Vec<NodeFile> {
             flags: etcd_flags(),
             after: "network-online.target",
             notify: true,
-            pre: None,
+            pre: Vec::new(),
         },
         Unit {
             name: "kube-apiserver",
@@ -393,7 +464,7 @@ pub fn control_plane_files(spec: &NodeSpec) -> Vec<NodeFile> {
             flags: kube_apiserver_flags(spec),
             after: "etcd.service",
             notify: true,
-            pre: None,
+            pre: Vec::new(),
         },
         Unit {
             name: "kube-controller-manager",
@@ -402,7 +473,7 @@ pub fn control_plane_files(spec: &NodeSpec) -> Vec<NodeFile> {
             flags: kube_controller_manager_flags(spec),
             after: "kube-apiserver.service",
             notify: false,
-            pre: None,
+            pre: Vec::new(),
         },
         Unit {
             name: "kube-scheduler",
@@ -411,7 +482,7 @@ pub fn control_plane_files(spec: &NodeSpec) -> Vec<NodeFile> {
             flags: kube_scheduler_flags(spec),
             after: "kube-apiserver.service",
             notify: false,
-            pre: None,
+            pre: Vec::new(),
         },
         Unit {
             name: "kubelet",
@@ -420,7 +491,7 @@ pub fn control_plane_files(spec: &NodeSpec) -> Vec<NodeFile> {
             flags: kubelet_flags(spec),
             after: "containerd.service berth-pause-import.service",
             notify: false,
-            pre: Some(cgroup_pre),
+            pre: kubelet_pre,
         },
         Unit {
             name: "kube-proxy",
@@ -429,11 +500,15 @@ pub fn control_plane_files(spec: &NodeSpec) -> Vec<NodeFile> {
             flags: kube_proxy_flags(spec),
             after: "network-online.target",
             notify: false,
-            pre: None,
+            pre: Vec::new(),
         },
     ];
+    let units: Vec<&Unit> = control_plane
+        .iter()
+        .filter(|u| spec.is_control_plane() || matches!(u.name, "kubelet" | "kube-proxy"))
+        .collect();
     let mut files = Vec::new();
-    for unit in &units {
+    for unit in units {
         let path = format!("/etc/systemd/system/{}.service", unit.name);
         files.push(file(&path, render_unit(unit), 0o644));
         files.push(NodeFile::Link {
@@ -464,12 +539,22 @@ pub fn control_plane_files(spec: &NodeSpec) -> Vec<NodeFile> {
         CNI_TEMPLATE.into(),
         0o644,
     ));
+    files.push(file(
+        "/etc/systemd/system/berth-routes.service",
+        ROUTES_UNIT.into(),
+        0o644,
+    ));
+    files.push(NodeFile::Link {
+        path: "/etc/systemd/system/multi-user.target.wants/berth-routes.service".into(),
+        target: "/etc/systemd/system/berth-routes.service".into(),
+    });
+    files.push(file(ROUTES_SCRIPT, routes_script(routes), 0o755));
     files
 }
 
 /// Every rendered file of a node, keyed by path, for golden tests.
-pub fn render_all(spec: &NodeSpec) -> BTreeMap<String, String> {
-    control_plane_files(spec)
+pub fn render_all(spec: &NodeSpec, routes: &[Route]) -> BTreeMap<String, String> {
+    node_files(spec, routes)
         .into_iter()
         .map(|f| match f {
             NodeFile::File { path, content, .. } => (path, content),
@@ -494,6 +579,24 @@ mod tests {
             privilege: Privilege::Capabilities,
             pod_cidr: FIRST_NODE_POD_CIDR.into(),
             cgroup_root: "/berth-dev".into(),
+            control_plane_ip: "172.30.0.2".into(),
+        }
+    }
+
+    fn worker(minor: u32) -> NodeSpec {
+        NodeSpec {
+            node: "dev-m02".into(),
+            node_ip: "172.30.0.3".into(),
+            pod_cidr: "10.244.1.0/24".into(),
+            cgroup_root: "/berth-dev-m02".into(),
+            ..spec(minor)
+        }
+    }
+
+    fn route(pod_cidr: &str, via: &str) -> Route {
+        Route {
+            pod_cidr: pod_cidr.into(),
+            via: via.into(),
         }
     }
 
@@ -505,8 +608,13 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/node/golden");
         for minor in OLDEST_MINOR..=NEWEST_MINOR {
             let mut text = String::new();
-            for (path, content) in render_all(&spec(minor)) {
+            let cp_routes = [route("10.244.1.0/24", "172.30.0.3")];
+            for (path, content) in render_all(&spec(minor), &cp_routes) {
                 text.push_str(&format!("==> {path} <==\n{content}\n"));
+            }
+            let worker_routes = [route("10.244.0.0/24", "172.30.0.2")];
+            for (path, content) in render_all(&worker(minor), &worker_routes) {
+                text.push_str(&format!("==> worker: {path} <==\n{content}\n"));
             }
             let golden = dir.join(format!("v1.{minor}.txt"));
             if std::env::var_os("BERTH_UPDATE_GOLDEN").is_some() {
@@ -562,6 +670,39 @@ mod tests {
                     .all(|(_, v)| v.contains("127.0.0.1"))
             );
         }
+    }
+
+    #[test]
+    fn workers_run_only_kubelet_and_kube_proxy_and_wait_for_the_api_server() {
+        let files = render_all(&worker(20), &[]);
+        let units: Vec<&String> = files
+            .keys()
+            .filter(|p| p.starts_with("/etc/systemd/system/multi-user.target.wants/"))
+            .collect();
+        assert_eq!(
+            units,
+            [
+                "/etc/systemd/system/multi-user.target.wants/berth-routes.service",
+                "/etc/systemd/system/multi-user.target.wants/kube-proxy.service",
+                "/etc/systemd/system/multi-user.target.wants/kubelet.service",
+            ]
+        );
+        assert!(files["/etc/systemd/system/kubelet.service"].contains("/dev/tcp/172.30.0.2/6443"));
+        let cp = render_all(&spec(20), &[]);
+        assert!(!cp["/etc/systemd/system/kubelet.service"].contains("/dev/tcp"));
+        assert!(cp.contains_key("/etc/systemd/system/etcd.service"));
+    }
+
+    #[test]
+    fn routes_go_to_each_other_node_and_stale_ones_are_removed() {
+        let script = routes_script(&[
+            route("10.244.1.0/24", "172.30.0.3"),
+            route("10.244.2.0/24", "172.30.0.4"),
+        ]);
+        assert!(script.contains("ip route replace 10.244.1.0/24 via 172.30.0.3\n"));
+        assert!(script.contains("ip route replace 10.244.2.0/24 via 172.30.0.4\n"));
+        assert!(script.contains("case \" 10.244.1.0/24 10.244.2.0/24 \" in"));
+        assert!(!routes_script(&[]).contains("ip route replace"));
     }
 
     #[test]

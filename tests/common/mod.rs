@@ -108,9 +108,37 @@ impl Drop for Env {
     }
 }
 
-/// A 2 MB image of Debian's static busybox (sh, httpd, nc, ...), made in
-/// the engine with `docker import`.
-pub async fn busybox_image(docker: &Docker, name: &str) {
+pub fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Labelled Docker resources of a profile that still exist.
+pub fn leftovers(profile: &str) -> Vec<String> {
+    block_on(async {
+        let docker = Docker::connect().await.unwrap();
+        let label = format!("io.berth.profile={profile}");
+        let mut left: Vec<String> = docker
+            .containers_by_label(&label)
+            .await
+            .unwrap()
+            .into_keys()
+            .collect();
+        left.extend(docker.volumes_by_label(&label).await.unwrap());
+        if docker
+            .network_exists(&format!("berth-{profile}"))
+            .await
+            .unwrap()
+        {
+            left.push(format!("network berth-{profile}"));
+        }
+        left.sort();
+        left
+    })
+}
+
+/// A 2 MB image of Debian's static busybox (sh, httpd, nc, ...) and the
+/// given `(path, content)` files, made in the engine with `docker import`.
+pub async fn busybox_image(docker: &Docker, name: &str, files: &[(&str, &str)]) {
     let busybox =
         std::fs::read("/bin/busybox").expect("busybox-static is installed by scripts/setup");
     let mut tar = tar::Builder::new(Vec::new());
@@ -128,6 +156,14 @@ pub async fn busybox_image(docker: &Docker, name: &str) {
         link.set_size(0);
         link.set_cksum();
         tar.append_link(&mut link, format!("bin/{applet}"), "busybox")
+            .unwrap();
+    }
+    for (path, content) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, path, content.as_bytes())
             .unwrap();
     }
     let (repo, tag) = name.split_once(':').unwrap();

@@ -1,0 +1,86 @@
+use std::time::Duration;
+
+use clap::Subcommand;
+use serde::Serialize;
+
+use super::{Global, Output, print_json};
+use crate::cluster;
+use crate::error::Result;
+use crate::ui::Ui;
+
+#[derive(Subcommand)]
+pub enum NodeCmd {
+    /// Add a worker node to a running cluster.
+    Add {
+        /// How long to wait for the new node to be Ready; 0 returns once its
+        /// container runs.
+        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = super::start::parse_duration)]
+        wait: Duration,
+    },
+    /// Drain a worker node and remove it from the cluster.
+    Delete {
+        /// The node's name, as `berth node list` shows it.
+        node: String,
+    },
+    /// List the cluster's nodes.
+    List,
+}
+
+#[derive(Serialize)]
+struct Row {
+    name: String,
+    role: &'static str,
+    status: String,
+    ip: String,
+    pod_cidr: String,
+}
+
+pub async fn run(cmd: NodeCmd, global: &Global, ui: Ui) -> Result<()> {
+    let name = global.profile_name()?;
+    let profile = global.load(&name)?;
+    let ctx = global.ctx(ui).await?;
+    match cmd {
+        NodeCmd::Add { wait } => {
+            let node = cluster::add_node(&ctx, profile, (!wait.is_zero()).then_some(wait)).await?;
+            ui.info(format!("Node {} joined profile {name}", node.name));
+            if global.output == Output::Json {
+                print_json(&serde_json::json!({"name": node.name}));
+            } else {
+                println!("{}", node.name);
+            }
+        }
+        NodeCmd::Delete { node } => {
+            cluster::delete_node(&ctx, profile, &node).await?;
+            ui.info(format!("Node {node} left profile {name}"));
+        }
+        NodeCmd::List => {
+            let rows: Vec<Row> = cluster::node_states(&ctx, &profile)
+                .await?
+                .into_iter()
+                .map(|(node, state)| Row {
+                    role: node.role(),
+                    status: super::status::pretty_state(&state),
+                    ip: node.ip,
+                    pod_cidr: node.pod_cidr,
+                    name: node.name,
+                })
+                .collect();
+            match global.output {
+                Output::Json => print_json(&rows),
+                Output::Text => {
+                    println!(
+                        "{:<36} {:<14} {:<8} {:<15} POD CIDR",
+                        "NAME", "ROLE", "STATUS", "IP"
+                    );
+                    for r in rows {
+                        println!(
+                            "{:<36} {:<14} {:<8} {:<15} {}",
+                            r.name, r.role, r.status, r.ip, r.pod_cidr
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

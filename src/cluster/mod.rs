@@ -1,0 +1,486 @@
+//! The lifecycle of a profile's cluster: start (create or start again),
+//! stop, pause, unpause, delete, and what status reads. Each plan is a list
+//! of steps shown with their timings.
+
+mod nodes;
+mod ready;
+
+pub use nodes::{add as add_node, delete as delete_node};
+pub use ready::{api_ready, client};
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::future::try_join_all;
+
+use crate::binaries::{Cache, Manifest, Version};
+use crate::docker::Docker;
+use crate::error::{Error, Exit, Result};
+use crate::kubeconfig::{self, Entry};
+use crate::node::image::{self, Context};
+use crate::node::render;
+use crate::pki::Pki;
+use crate::profile::{Node, Profile, Store};
+use crate::ui::Ui;
+
+/// The version `start` uses when none is given and none is cached.
+pub const DEFAULT_VERSION: &str = "v1.34.1";
+
+pub struct Ctx {
+    pub docker: Docker,
+    pub store: Store,
+    pub cache: Cache,
+    pub ui: Ui,
+    pub kubeconfig: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    pub version: Option<Version>,
+    /// `None` returns once the node container runs.
+    pub wait: Option<Duration>,
+    pub keep_context: bool,
+    pub cpus: Option<f64>,
+    pub memory_mib: Option<u64>,
+    pub image: Option<String>,
+    /// Where missing binaries are downloaded from, instead of the official
+    /// release location.
+    pub binary_mirror: Option<String>,
+    /// Nodes of a new cluster, the control plane included (default 1).
+    pub nodes: Option<u32>,
+}
+
+fn labels(profile: &str) -> HashMap<String, String> {
+    HashMap::from([
+        ("io.berth".into(), "true".into()),
+        ("io.berth.profile".into(), profile.into()),
+    ])
+}
+
+fn network(profile: &str) -> String {
+    format!("berth-{profile}")
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `start`: creates the profile's cluster, or starts it again.
+pub async fn start(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result<Profile> {
+    match ctx.store.load(name)? {
+        Some(profile) => restart(ctx, profile, opts).await,
+        None => {
+            let created = create(ctx, name, opts).await;
+            if created.is_err() {
+                // A failed start leaves nothing behind.
+                let _ = remove_everything(ctx, name, None).await;
+            }
+            created
+        }
+    }
+}
+
+/// The version to run, downloaded into the cache when it is not there.
+fn resolve_version(ctx: &Ctx, opts: &StartOptions) -> Result<Manifest> {
+    let version = match &opts.version {
+        Some(v) => v.clone(),
+        None => match ctx.cache.list()?.into_iter().map(|m| m.version).max() {
+            Some(newest) => newest,
+            None => DEFAULT_VERSION.parse().expect("valid default"),
+        },
+    };
+    if version.major != 1 || !(render::OLDEST_MINOR..=render::NEWEST_MINOR).contains(&version.minor)
+    {
+        return Err(Error::usage(format!(
+            "Kubernetes {version} is not supported: berth runs v1.{}.x to v1.{}.x",
+            render::OLDEST_MINOR,
+            render::NEWEST_MINOR
+        ))
+        .with_hint("pass --kubernetes-version with a supported version; `berth cache list` shows the cached ones"));
+    }
+    match ctx.cache.get(&version)? {
+        Some(manifest) => Ok(manifest),
+        None => download(ctx, &version, opts.binary_mirror.as_deref()),
+    }
+}
+
+/// Fetches a version that is not cached yet into the cache.
+fn download(ctx: &Ctx, version: &Version, mirror: Option<&str>) -> Result<Manifest> {
+    let base = mirror.unwrap_or(crate::binaries::OFFICIAL_RELEASES);
+    let step = ctx
+        .ui
+        .step(format!("Downloading Kubernetes {version} from {base}"));
+    let detail = |line: &str| step.detail(line);
+    // The download blocks on its own threads; the runtime has others.
+    let manifest = tokio::task::block_in_place(|| ctx.cache.download(version, base, &detail))
+        .map_err(|e| download_error(ctx, version, e))?;
+    step.done();
+    Ok(manifest)
+}
+
+/// A failed download, said with the version and where it would be cached.
+fn download_error(ctx: &Ctx, version: &Version, e: crate::binaries::Error) -> Error {
+    use crate::binaries::Error as B;
+    match e {
+        B::Download { .. } | B::Checksum { .. } => Error::new(
+            Exit::Failure,
+            format!(
+                "Kubernetes {version} is not in the cache ({}) and cannot be downloaded: {e}",
+                ctx.cache.dir(version).display()
+            ),
+        )
+        .with_hint(crate::error::DOWNLOAD_HINT.replace("VERSION", &version.to_string())),
+        other => other.into(),
+    }
+}
+
+async fn create(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result<Profile> {
+    let ui = ctx.ui;
+    let manifest = resolve_version(ctx, opts)?;
+    let version = manifest.version.clone();
+
+    let step = ui.step("Preparing the node image");
+    let node_image = match &opts.image {
+        Some(image) => image.clone(),
+        None => {
+            let context = Context::embedded();
+            let base = image::default_base(&ctx.docker).await?;
+            image::ensure(&ctx.docker, &context, &context.image(), &base, |l| {
+                step.detail(l)
+            })
+            .await?;
+            context.image()
+        }
+    };
+    step.done();
+
+    // Both create a short-lived container from the node image; together
+    // they cost the time of one.
+    let step = ui.step(format!("Preparing the Kubernetes {version} binaries"));
+    let (privilege, binaries) = tokio::try_join!(
+        async { Ok::<_, Error>(ctx.docker.privilege(&node_image).await?) },
+        crate::binaries::ensure_volume(&ctx.docker, &ctx.cache, &manifest, &node_image),
+    )?;
+    let cgroup_v2 = ctx.docker.cgroup_v2().await?;
+    step.done();
+
+    let step = ui.step("Creating the network");
+    let (subnet, node_ip) = create_network(&ctx.docker, &network(name), &labels(name)).await?;
+    let api_port = free_port()?;
+    step.done();
+
+    let step = ui.step("Generating certificates");
+    let mut profile = Profile {
+        name: name.into(),
+        kubernetes_version: version.clone(),
+        created: now(),
+        node_image,
+        privilege,
+        cgroup_v2,
+        api_port,
+        subnet,
+        node_ip,
+        cpus: opts.cpus,
+        memory_mib: opts.memory_mib,
+        kubeconfig: ctx.kubeconfig.clone(),
+        previous_context: None,
+        workers: Vec::new(),
+    };
+    profile.workers = (1..opts.nodes.unwrap_or(1))
+        .map(|i| profile.node_at(i))
+        .collect();
+    ctx.store.save(&profile)?;
+    let all = profile.nodes();
+    nodes::ensure_pki(ctx, &profile, &all)?;
+    step.done();
+
+    // Every node boots at once; workers' kubelets wait for the API server.
+    let step = ui.step(match all.len() {
+        1 => "Creating the node".to_string(),
+        n => format!("Creating {n} nodes"),
+    });
+    try_join_all(
+        all.iter()
+            .map(|node| nodes::create(ctx, &profile, node, binaries.clone())),
+    )
+    .await?;
+    step.done();
+
+    let profile = write_kubeconfig(ctx, profile, !opts.keep_context)?;
+    ready::wait_ready(ctx, &profile, None, None, opts.wait).await?;
+    Ok(profile)
+}
+
+/// The name of the volume of the profile's binaries, made again from the
+/// cache (or a download) should it be gone.
+async fn binaries_volume(ctx: &Ctx, profile: &Profile) -> Result<String> {
+    let version = &profile.kubernetes_version;
+    let manifest = match ctx.cache.get(version)? {
+        Some(manifest) => manifest,
+        None => download(ctx, version, None)?,
+    };
+    crate::binaries::ensure_volume(&ctx.docker, &ctx.cache, &manifest, &profile.node_image).await
+}
+
+async fn restart(ctx: &Ctx, mut profile: Profile, opts: &StartOptions) -> Result<Profile> {
+    let conflicts: Vec<String> = [
+        opts.version
+            .as_ref()
+            .filter(|v| **v != profile.kubernetes_version)
+            .map(|v| {
+                format!(
+                    "--kubernetes-version {v} (it runs {})",
+                    profile.kubernetes_version
+                )
+            }),
+        opts.cpus
+            .filter(|c| Some(*c) != profile.cpus)
+            .map(|c| format!("--cpus {c}")),
+        opts.memory_mib
+            .filter(|m| Some(*m) != profile.memory_mib)
+            .map(|m| format!("--memory {m}m")),
+        opts.image
+            .as_ref()
+            .filter(|i| **i != profile.node_image)
+            .map(|i| format!("--image {i}")),
+        opts.nodes
+            .filter(|n| *n as usize != profile.nodes().len())
+            .map(|n| {
+                format!("--nodes {n} (`berth node add` and `node delete` change a cluster's nodes)")
+            }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !conflicts.is_empty() {
+        return Err(Error::usage(format!(
+            "profile {} exists with other settings than {}",
+            profile.name,
+            conflicts.join(", ")
+        ))
+        .with_hint(format!(
+            "start it without them, or `berth delete -p {}` first",
+            profile.name
+        )));
+    }
+    let states = node_states(ctx, &profile).await?;
+    match states[0].1.as_str() {
+        "running" => ctx.ui.info(format!("Profile {} is running", profile.name)),
+        "paused" => {
+            return Err(Error::usage(format!("profile {} is paused", profile.name))
+                .with_hint(format!("`berth unpause -p {}`", profile.name)));
+        }
+        _ => {}
+    }
+    let stopped: Vec<&Node> = states
+        .iter()
+        .filter(|(_, state)| state != "running")
+        .map(|(node, _)| node)
+        .collect();
+    let mut since = None;
+    if !stopped.is_empty() {
+        since = Some(now() as i64);
+        let step = ctx.ui.step(match stopped.len() {
+            1 => format!("Starting node {}", stopped[0].name),
+            n => format!("Starting {n} nodes"),
+        });
+        let all = profile.nodes();
+        // Leaf certificates close to expiry are renewed on start.
+        let renewed = nodes::ensure_pki(ctx, &profile, &all)?;
+        try_join_all(stopped.iter().map(|node| async {
+            if renewed {
+                nodes::upload_files(ctx, &profile, node).await?;
+            }
+            Ok::<_, Error>(ctx.docker.start_container(&node.container()).await?)
+        }))
+        .await?;
+        step.done();
+    }
+    profile = write_kubeconfig(ctx, profile, !opts.keep_context)?;
+    ready::wait_ready(ctx, &profile, None, since, opts.wait).await?;
+    Ok(profile)
+}
+
+/// Each node with its container's state; an error naming the first node
+/// whose container is gone.
+pub async fn node_states(ctx: &Ctx, profile: &Profile) -> Result<Vec<(Node, String)>> {
+    let states = ctx
+        .docker
+        .containers_by_label(&format!("io.berth.profile={}", profile.name))
+        .await?;
+    profile
+        .nodes()
+        .into_iter()
+        .map(|node| match states.get(&node.container()) {
+            Some(state) => Ok((node, state.clone())),
+            None => Err(broken(&profile.name, &node.container())),
+        })
+        .collect()
+}
+
+/// The first free /24 in 172.30.0.0/16 that the engine accepts.
+async fn create_network(
+    docker: &Docker,
+    name: &str,
+    labels: &HashMap<String, String>,
+) -> Result<(String, String)> {
+    let used = docker.used_subnets().await?;
+    for third in 0..=255u8 {
+        let subnet = format!("172.30.{third}.0/24");
+        if used.contains(&subnet) {
+            continue;
+        }
+        if docker.create_network(name, &subnet, labels).await? {
+            return Ok((subnet, format!("172.30.{third}.2")));
+        }
+    }
+    Err(Error::new(
+        Exit::Docker,
+        "no free /24 subnet in 172.30.0.0/16 for the profile's network",
+    )
+    .with_hint("delete profiles or Docker networks you no longer need (`docker network ls`)"))
+}
+
+/// A port on 127.0.0.1 that nothing listens on now, kept by the profile.
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| {
+        Error::new(
+            Exit::Failure,
+            format!("cannot find a free port on 127.0.0.1: {e}"),
+        )
+    })?;
+    Ok(listener.local_addr().expect("bound").port())
+}
+
+pub fn admin_entry(store: &Store, profile: &Profile) -> Result<Entry> {
+    let pki = Pki::new(&store.pki_dir(&profile.name));
+    Ok(Entry {
+        name: profile.context(),
+        server: profile.server(),
+        ca_pem: pki.read("ca.crt")?,
+        cert_pem: pki.read("admin.crt")?,
+        key_pem: pki.read("admin.key")?,
+    })
+}
+
+fn write_kubeconfig(ctx: &Ctx, mut profile: Profile, make_current: bool) -> Result<Profile> {
+    let entry = admin_entry(&ctx.store, &profile)?;
+    let previous = kubeconfig::update(&profile.kubeconfig, |c| {
+        kubeconfig::upsert(c, &entry, make_current)
+    })?;
+    if make_current && previous.as_deref() != Some(profile.context().as_str()) {
+        profile.previous_context = previous;
+        ctx.store.save(&profile)?;
+    }
+    Ok(profile)
+}
+
+/// Removes every trace of a profile: every container and volume with its
+/// label (also those a start cut off left), its network, its kubeconfig
+/// entries (restoring the previous context) and its state. Returns whether
+/// there was anything to remove.
+pub async fn remove_everything(ctx: &Ctx, name: &str, profile: Option<&Profile>) -> Result<bool> {
+    let label = format!("io.berth.profile={name}");
+    let containers = ctx.docker.containers_by_label(&label).await?;
+    let existed = ctx.store.exists(name) || !containers.is_empty();
+    try_join_all(containers.keys().map(|c| ctx.docker.remove_container(c))).await?;
+    let volumes = ctx.docker.volumes_by_label(&label).await?;
+    try_join_all(volumes.iter().map(|v| ctx.docker.remove_volume(v))).await?;
+    ctx.docker.remove_network(&network(name)).await?;
+    let context = format!("berth-{name}");
+    let (path, restore) = match profile {
+        Some(p) => (p.kubeconfig.clone(), p.previous_context.clone()),
+        None => (ctx.kubeconfig.clone(), None),
+    };
+    if path.exists() {
+        kubeconfig::update(&path, |c| {
+            kubeconfig::remove(c, &context, restore.as_deref())
+        })?;
+    }
+    ctx.store.remove(name)?;
+    Ok(existed)
+}
+
+/// Stops every node quickly and cleanly: the control plane and etcd are
+/// stopped in their node first (seconds), then the containers go without
+/// waiting for systemd's full shutdown.
+pub async fn stop(ctx: &Ctx, profile: &Profile) -> Result<()> {
+    let states = node_states(ctx, profile).await?;
+    try_join_all(states.iter().map(|(node, state)| async move {
+        let container = node.container();
+        match state.as_str() {
+            "running" => {
+                if node.is_control_plane() {
+                    let units = [
+                        "kubelet",
+                        "kube-proxy",
+                        "kube-scheduler",
+                        "kube-controller-manager",
+                        "kube-apiserver",
+                        "etcd",
+                    ];
+                    let mut cmd = vec!["systemctl", "stop"];
+                    cmd.extend(units);
+                    ctx.docker.exec(&container, &cmd).await?;
+                }
+                ctx.docker.stop_container(&container, 1).await
+            }
+            "paused" => {
+                ctx.docker.unpause_container(&container).await?;
+                ctx.docker.stop_container(&container, 1).await
+            }
+            _ => Ok(()),
+        }
+    }))
+    .await?;
+    Ok(())
+}
+
+/// Freezes (or thaws) every process of every node at once through the
+/// engine's freezer: the cluster resumes exactly where it was. Returns
+/// whether anything changed.
+pub async fn pause(ctx: &Ctx, profile: &Profile, freeze: bool) -> Result<bool> {
+    let states = node_states(ctx, profile).await?;
+    let (from, to) = if freeze {
+        ("running", "paused")
+    } else {
+        ("paused", "running")
+    };
+    match states[0].1.as_str() {
+        s if s == to => return Ok(false),
+        s if s == from => {}
+        s => {
+            return Err(
+                Error::usage(format!("profile {} is {s}, not {from}", profile.name))
+                    .with_hint(format!("`berth start -p {}` starts it", profile.name)),
+            );
+        }
+    }
+    try_join_all(
+        states
+            .iter()
+            .filter(|(_, state)| state == from)
+            .map(|(node, _)| async move {
+                let container = node.container();
+                if freeze {
+                    ctx.docker.pause_container(&container).await
+                } else {
+                    ctx.docker.unpause_container(&container).await
+                }
+            }),
+    )
+    .await?;
+    Ok(true)
+}
+
+pub fn broken(name: &str, container: &str) -> Error {
+    Error::new(
+        Exit::Profile,
+        format!("profile {name} is broken: its node container {container} is gone"),
+    )
+    .with_hint(format!("`berth delete -p {name}` removes what is left"))
+}

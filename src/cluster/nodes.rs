@@ -1,0 +1,427 @@
+//! A profile's nodes as containers: what each is created with and holds,
+//! the routes between them, and adding or removing one.
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::try_join_all;
+use k8s_openapi::api::core::v1::{Node as NodeObject, Pod};
+use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams};
+
+use super::{Ctx, labels, network, now, ready};
+use crate::docker::{BinariesVolume, NodeContainer};
+use crate::error::{Error, Exit, Result};
+use crate::node::render::{self, K8S_DIR, NodeFile, NodeSpec, ROUTES_SCRIPT, Route};
+use crate::pki::{self, Leaf, Pki};
+use crate::profile::{Node, Profile};
+
+pub fn var_volume(node: &str) -> String {
+    format!("berth-{node}-var")
+}
+
+/// Every certificate a node holds besides the CA's; workers also hold
+/// kube-proxy's, which all nodes share.
+fn leaves(node: &Node) -> Vec<Leaf> {
+    if node.is_control_plane() {
+        pki::control_plane_leaves(&node.name, &node.ip)
+    } else {
+        pki::node_leaves(&node.name, &node.ip)
+    }
+}
+
+/// Issues the control plane's certificates and those of `nodes`, renewing
+/// any close to expiry; returns whether one was (re)issued.
+pub fn ensure_pki(ctx: &Ctx, profile: &Profile, nodes: &[Node]) -> Result<bool> {
+    let pki = Pki::new(&ctx.store.pki_dir(&profile.name));
+    let mut all = leaves(&profile.control_plane());
+    all.extend(
+        nodes
+            .iter()
+            .filter(|n| !n.is_control_plane())
+            .flat_map(leaves),
+    );
+    Ok(!pki.ensure(&all)?.is_empty())
+}
+
+fn container(profile: &Profile, node: &Node, binaries: String) -> NodeContainer {
+    let mut labels = labels(&profile.name);
+    labels.insert("io.berth.node".into(), node.name.clone());
+    labels.insert("io.berth.role".into(), node.role().into());
+    NodeContainer {
+        name: node.container(),
+        hostname: node.name.clone(),
+        image: profile.node_image.clone(),
+        labels,
+        privilege: profile.privilege,
+        cgroup_v2: profile.cgroup_v2,
+        var_volume: Some(var_volume(&node.name)),
+        binaries: Some(BinariesVolume {
+            name: binaries,
+            writable: false,
+        }),
+        entrypoint: None,
+        network: Some((network(&profile.name), node.ip.clone())),
+        api_port: node.is_control_plane().then_some(profile.api_port),
+        cpus: profile.cpus,
+        memory_mib: profile.memory_mib,
+    }
+}
+
+/// Creates a node's volume and container, puts its files in and starts it.
+pub async fn create(ctx: &Ctx, profile: &Profile, node: &Node, binaries: String) -> Result<()> {
+    ctx.docker
+        .create_volume(&var_volume(&node.name), &labels(&profile.name))
+        .await?;
+    ctx.docker
+        .create_container(&container(profile, node, binaries))
+        .await?;
+    let pki = Pki::new(&ctx.store.pki_dir(&profile.name));
+    ctx.docker
+        .upload(&node.container(), files_tar(profile, node, &pki)?)
+        .await?;
+    ctx.docker.start_container(&node.container()).await?;
+    Ok(())
+}
+
+/// Removes a node's container and volume.
+pub async fn remove(ctx: &Ctx, node: &Node) -> Result<()> {
+    ctx.docker.remove_container(&node.container()).await?;
+    ctx.docker.remove_volume(&var_volume(&node.name)).await?;
+    Ok(())
+}
+
+/// The routes from `node` to every other node's pods.
+fn routes(profile: &Profile, node: &Node) -> Vec<Route> {
+    profile
+        .nodes()
+        .into_iter()
+        .filter(|other| other.name != node.name)
+        .map(|other| Route {
+            pod_cidr: other.pod_cidr,
+            via: other.ip,
+        })
+        .collect()
+}
+
+/// Brings every running node's routes in line with the profile's nodes,
+/// after one was added or removed; stopped nodes get theirs at next boot.
+pub async fn sync_routes(ctx: &Ctx, profile: &Profile) -> Result<()> {
+    try_join_all(profile.nodes().iter().map(|node| async move {
+        let script = render::routes_script(&routes(profile, node));
+        let files = [NodeFile::File {
+            path: ROUTES_SCRIPT.into(),
+            content: script,
+            mode: 0o755,
+        }];
+        ctx.docker.upload(&node.container(), tar_of(&files)).await?;
+        let out = ctx
+            .docker
+            .exec(&node.container(), &["sh", ROUTES_SCRIPT])
+            .await?;
+        if out.code != 0 {
+            return Err(Error::new(
+                Exit::Failure,
+                format!(
+                    "cannot set the pod routes of node {}: {}",
+                    node.name,
+                    out.stderr.trim()
+                ),
+            ));
+        }
+        Ok(())
+    }))
+    .await?;
+    Ok(())
+}
+
+fn files_tar(profile: &Profile, node: &Node, pki: &Pki) -> Result<Vec<u8>> {
+    let control_plane = profile.control_plane();
+    let spec = NodeSpec {
+        node: node.name.clone(),
+        node_ip: node.ip.clone(),
+        version: profile.kubernetes_version.clone(),
+        privilege: profile.privilege,
+        cgroup_root: format!("/berth-{}", node.name),
+        pod_cidr: node.pod_cidr.clone(),
+        control_plane_ip: control_plane.ip.clone(),
+    };
+    let mut files = render::node_files(&spec, &routes(profile, node));
+    let read = |f: &str| pki.read(f);
+    let own = leaves(node);
+    let mut pki_files = vec!["ca.crt".to_string()];
+    if node.is_control_plane() {
+        pki_files.extend(["ca.key", "sa.key", "sa.pub"].map(String::from));
+    } else {
+        pki_files.extend(["kube-proxy.crt", "kube-proxy.key"].map(String::from));
+    }
+    pki_files.extend(
+        own.iter()
+            .flat_map(|l| [format!("{}.crt", l.name), format!("{}.key", l.name)]),
+    );
+    for name in pki_files {
+        let mode = if name.ends_with(".key") { 0o600 } else { 0o644 };
+        files.push(NodeFile::File {
+            path: format!("{K8S_DIR}/pki/{name}"),
+            content: read(&name)?,
+            mode,
+        });
+    }
+    // The control plane's components reach their API server on the node's
+    // loopback; other nodes reach it on the profile's network.
+    let server = if node.is_control_plane() {
+        format!("https://127.0.0.1:{}", render::API_PORT)
+    } else {
+        format!("https://{}:{}", control_plane.ip, render::API_PORT)
+    };
+    let mut kubeconfigs = vec![
+        (
+            "kube-proxy.conf",
+            "system:kube-proxy",
+            "kube-proxy".to_string(),
+        ),
+        ("kubelet.conf", "kubelet", format!("kubelet-{}", node.name)),
+    ];
+    if node.is_control_plane() {
+        kubeconfigs.extend([
+            (
+                "controller-manager.conf",
+                "system:kube-controller-manager",
+                "controller-manager".to_string(),
+            ),
+            (
+                "scheduler.conf",
+                "system:kube-scheduler",
+                "scheduler".to_string(),
+            ),
+        ]);
+    }
+    let ca = read("ca.crt")?;
+    for (conf, user, leaf) in kubeconfigs {
+        let content = render::kubeconfig(
+            &server,
+            user,
+            &ca,
+            &read(&format!("{leaf}.crt"))?,
+            &read(&format!("{leaf}.key"))?,
+        );
+        files.push(NodeFile::File {
+            path: format!("{K8S_DIR}/{conf}"),
+            content,
+            mode: 0o600,
+        });
+    }
+    Ok(tar_of(&files))
+}
+
+/// Writes a node's certificates again after they were renewed.
+pub async fn upload_files(ctx: &Ctx, profile: &Profile, node: &Node) -> Result<()> {
+    let pki = Pki::new(&ctx.store.pki_dir(&profile.name));
+    ctx.docker
+        .upload(&node.container(), files_tar(profile, node, &pki)?)
+        .await?;
+    Ok(())
+}
+
+fn tar_of(files: &[NodeFile]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for f in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_mtime(now());
+        match f {
+            NodeFile::File {
+                path,
+                content,
+                mode,
+            } => {
+                header.set_size(content.len() as u64);
+                header.set_mode(*mode);
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_cksum();
+                builder.append_data(
+                    &mut header,
+                    path.trim_start_matches('/'),
+                    content.as_bytes(),
+                )
+            }
+            NodeFile::Link { path, target } => {
+                header.set_size(0);
+                header.set_mode(0o777);
+                header.set_entry_type(tar::EntryType::Symlink);
+                builder.append_link(&mut header, path.trim_start_matches('/'), target)
+            }
+        }
+        .expect("writing a tar to memory cannot fail");
+    }
+    builder
+        .into_inner()
+        .expect("writing a tar to memory cannot fail")
+}
+
+/// The profile must be running to change its nodes: the routes and the
+/// Node objects are changed live.
+async fn require_running(ctx: &Ctx, profile: &Profile) -> Result<()> {
+    let state = ctx.docker.container_state(&profile.container()).await?;
+    if state.as_deref() == Some("running") {
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "profile {} is not running (its control plane is {})",
+        profile.name,
+        state.as_deref().unwrap_or("gone")
+    ))
+    .with_hint(format!(
+        "`berth start -p {0}` (or `berth unpause -p {0}`) first",
+        profile.name
+    )))
+}
+
+/// `node add`: one more worker, booted, routed and Ready.
+pub async fn add(ctx: &Ctx, mut profile: Profile, wait: Option<Duration>) -> Result<Node> {
+    require_running(ctx, &profile).await?;
+    let node = profile.next_worker().ok_or_else(|| {
+        Error::usage(format!(
+            "profile {} has the most nodes berth gives a profile ({})",
+            profile.name,
+            crate::profile::MAX_NODES
+        ))
+        .with_hint("delete nodes it no longer needs with `berth node delete`")
+    })?;
+    let step = ctx.ui.step(format!(
+        "Preparing the Kubernetes {} binaries",
+        profile.kubernetes_version
+    ));
+    let binaries = super::binaries_volume(ctx, &profile).await?;
+    step.done();
+    let step = ctx.ui.step(format!("Creating node {}", node.name));
+    ensure_pki(ctx, &profile, std::slice::from_ref(&node))?;
+    profile.workers.push(node.clone());
+    profile.workers.sort_by_key(|w| w.index);
+    let created = async {
+        create(ctx, &profile, &node, binaries).await?;
+        sync_routes(ctx, &profile).await
+    }
+    .await;
+    if let Err(e) = created {
+        // Nothing of the node stays behind, and the others' routes are
+        // as they were.
+        let _ = remove(ctx, &node).await;
+        profile.workers.retain(|w| w.name != node.name);
+        let _ = sync_routes(ctx, &profile).await;
+        return Err(e);
+    }
+    ctx.store.save(&profile)?;
+    step.done();
+    ready::wait_ready(ctx, &profile, Some(std::slice::from_ref(&node)), None, wait).await?;
+    Ok(node)
+}
+
+/// `node delete`: drains the node, deletes its Node object, removes its
+/// container and volume, and takes its routes off the others.
+pub async fn delete(ctx: &Ctx, mut profile: Profile, name: &str) -> Result<()> {
+    let node = profile.node(name).ok_or_else(|| {
+        Error::new(
+            Exit::Profile,
+            format!("profile {} has no node {name}", profile.name),
+        )
+        .with_hint(format!(
+            "`berth node list -p {}` shows its nodes",
+            profile.name
+        ))
+    })?;
+    if node.is_control_plane() {
+        return Err(Error::usage(format!(
+            "{name} is the control plane of profile {}; a cluster cannot lose it",
+            profile.name
+        ))
+        .with_hint(format!(
+            "`berth delete -p {}` removes the whole cluster",
+            profile.name
+        )));
+    }
+    require_running(ctx, &profile).await?;
+    let client = ready::client(&ctx.store, &profile).await?;
+    let step = ctx.ui.step(format!("Draining node {name}"));
+    drain(&client, name).await?;
+    step.done();
+    let step = ctx.ui.step(format!("Removing node {name}"));
+    let nodes: Api<NodeObject> = Api::all(client);
+    match nodes.delete(name, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        Err(e) => {
+            return Err(Error::new(
+                Exit::Failure,
+                format!("cannot delete the Node object {name}: {e}"),
+            ));
+        }
+    }
+    remove(ctx, &node).await?;
+    profile.workers.retain(|w| w.name != name);
+    ctx.store.save(&profile)?;
+    sync_routes(ctx, &profile).await?;
+    step.done();
+    Ok(())
+}
+
+/// Cordons the node and evicts its pods as `kubectl drain` does, leaving
+/// DaemonSet pods and static pods, waiting up to a minute for them to go.
+async fn drain(client: &kube::Client, name: &str) -> Result<()> {
+    let failed = |what: &str, e: kube::Error| {
+        Error::new(Exit::Failure, format!("cannot {what} node {name}: {e}"))
+    };
+    let nodes: Api<NodeObject> = Api::all(client.clone());
+    let cordon = serde_json::json!({"spec": {"unschedulable": true}});
+    nodes
+        .patch(name, &PatchParams::default(), &Patch::Merge(&cordon))
+        .await
+        .map_err(|e| failed("cordon", e))?;
+    let all: Api<Pod> = Api::all(client.clone());
+    let on_node = ListParams::default().fields(&format!("spec.nodeName={name}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pods: Vec<Pod> = all
+            .list(&on_node)
+            .await
+            .map_err(|e| failed("list the pods of", e))?
+            .items
+            .into_iter()
+            .filter(|p| !stays(p))
+            .collect();
+        if pods.is_empty() || Instant::now() > deadline {
+            return Ok(());
+        }
+        for pod in &pods {
+            let (Some(ns), Some(pod_name)) = (&pod.metadata.namespace, &pod.metadata.name) else {
+                continue;
+            };
+            if pod.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+            // A disruption budget refusing now (429) is asked again on the
+            // next round; the node goes after the deadline regardless.
+            let _ = api.evict(pod_name, &EvictParams::default()).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Pods a drain leaves: those of DaemonSets and static (mirror) pods.
+fn stays(pod: &Pod) -> bool {
+    let by_daemonset = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == "DaemonSet");
+    let mirror = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
+    let finished = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .is_some_and(|p| p == "Succeeded" || p == "Failed");
+    by_daemonset || mirror || finished
+}

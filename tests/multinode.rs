@@ -1,0 +1,369 @@
+//! Clusters of several nodes against the real engine and Kubernetes
+//! binaries: pod networking across nodes, Services over all of them, stop
+//! and start, adding and removing nodes, and images loaded into every node.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use berth::docker::Docker;
+use common::{Env, Guard, Resource, block_on, busybox_image, json, leftovers};
+
+/// Three replicas, at most one per node, each serving its own name.
+const SPREAD: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      topologySpreadConstraints:
+      - maxSkew: 1
+        topologyKey: kubernetes.io/hostname
+        whenUnsatisfiable: DoNotSchedule
+        labelSelector: {matchLabels: {app: web}}
+      containers:
+      - name: web
+        image: berth.test/multinode:1
+        imagePullPolicy: Never
+        command: [sh, -c, "mkdir -p /www && hostname > /www/index.html && httpd -f -p 8080 -h /www"]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+"#;
+
+/// A pod pinned to `node` that prints the image's /marker and serves its
+/// own name.
+fn pinned_pod(name: &str, node: &str, image: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: {image}
+    imagePullPolicy: Never
+    command: [sh, -c, "echo $(cat /marker); mkdir -p /www && hostname > /www/index.html && httpd -f -p 8080 -h /www"]
+"#
+    )
+}
+
+fn apply(env: &Env, profile: &str, manifest: &str) {
+    env.berth()
+        .args(["kubectl", "-p", profile, "--", "apply", "-f", "-"])
+        .write_stdin(manifest.to_string())
+        .assert()
+        .success();
+}
+
+/// Retries `check` until it passes or `timeout` ends, then fails with its
+/// last complaint.
+fn eventually(timeout: Duration, mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(why) if Instant::now() > deadline => panic!("{why}"),
+            Err(_) => std::thread::sleep(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// What an HTTP GET from inside `pod` to `address` answers, body only.
+fn get_from_pod(env: &Env, profile: &str, pod: &str, address: &str) -> Result<String, String> {
+    let request = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {address} | tail -1");
+    let (code, out, err) = env.run(&[
+        "kubectl", "-p", profile, "--", "exec", pod, "--", "sh", "-c", &request,
+    ]);
+    if code == 0 && !out.trim().is_empty() {
+        Ok(out.trim().to_string())
+    } else {
+        Err(format!("GET {address} from {pod}: {out}{err}"))
+    }
+}
+
+/// (name, IP, node) of every Running pod with the label app=web.
+fn web_pods(env: &Env, profile: &str) -> Vec<(String, String, String)> {
+    let pods = json(&env.kubectl(profile, &["get", "pods", "-l", "app=web", "-o", "json"]));
+    pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null()
+        })
+        .map(|p| {
+            let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+            (
+                s(&p["metadata"]["name"]),
+                s(&p["status"]["podIP"]),
+                s(&p["spec"]["nodeName"]),
+            )
+        })
+        .collect()
+}
+
+/// One web pod on each of the three nodes; every pod reaches the pods on
+/// the other nodes by IP; the Service reaches the pods on every node.
+fn spread_network_works(env: &Env, profile: &str) -> Result<(), String> {
+    let pods = web_pods(env, profile);
+    let mut nodes: Vec<&str> = pods.iter().map(|p| p.2.as_str()).collect();
+    nodes.sort();
+    let want = [
+        profile.to_string(),
+        format!("{profile}-m02"),
+        format!("{profile}-m03"),
+    ];
+    if nodes != want {
+        return Err(format!("pods are not one per node: {pods:?}"));
+    }
+    for (from, _, from_node) in &pods {
+        for (to, ip, to_node) in &pods {
+            if from_node != to_node {
+                let answer = get_from_pod(env, profile, from, &format!("{ip} 8080"))?;
+                if answer != *to {
+                    return Err(format!("{from} asked {to} at {ip} and got {answer}"));
+                }
+            }
+        }
+    }
+    let service = env.kubectl(
+        profile,
+        &["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"],
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..60 {
+        seen.insert(get_from_pod(
+            env,
+            profile,
+            &pods[0].0,
+            &format!("{service} 80"),
+        )?);
+        if seen.len() == 3 {
+            return Ok(());
+        }
+    }
+    Err(format!("the Service reached only {seen:?} of {pods:?}"))
+}
+
+fn image(name: &str, marker: &str) -> Guard {
+    block_on(async {
+        let docker = Docker::connect().await.unwrap();
+        busybox_image(&docker, name, &[("marker", marker)]).await;
+    });
+    Guard(Resource::Image(name.into()))
+}
+
+#[test]
+fn three_nodes_network_across_nodes_and_keep_it_after_stop_and_start() {
+    let env = Env::new();
+    let profile = "e2e-three";
+    let _image = image("berth.test/multinode:1", "one");
+    env.ok(&["start", "-p", profile, "--nodes", "3", "--wait", "3m"]);
+
+    let nodes = json(&env.ok(&["node", "list", "-p", profile, "-o", "json"]));
+    let roles: Vec<(&str, &str, &str)> = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().unwrap(),
+                n["role"].as_str().unwrap(),
+                n["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("e2e-three", "control-plane", "Running"),
+            ("e2e-three-m02", "worker", "Running"),
+            ("e2e-three-m03", "worker", "Running"),
+        ]
+    );
+    let ready = env.kubectl(
+        profile,
+        &[
+            "get",
+            "nodes",
+            "-o",
+            r#"jsonpath={range .items[*]}{.metadata.name} {.status.conditions[?(@.type=="Ready")].status} {.metadata.labels}{"\n"}{end}"#,
+        ],
+    );
+    for line in ready.lines() {
+        assert!(line.contains(" True "), "{ready}");
+        let role = if line.starts_with("e2e-three ") {
+            "node-role.kubernetes.io/control-plane"
+        } else {
+            "node-role.kubernetes.io/worker"
+        };
+        assert!(line.contains(role), "{ready}");
+    }
+    assert_eq!(ready.lines().count(), 3, "{ready}");
+    let status = json(&env.ok(&["status", "-p", profile, "-o", "json"]));
+    assert_eq!(status["nodes"].as_array().unwrap().len(), 3, "{status}");
+    let listed = json(&env.ok(&["profile", "list", "-o", "json"]));
+    assert_eq!(listed[0]["nodes"], 3);
+
+    env.ok(&["image", "load", "-p", profile, "berth.test/multinode:1"]);
+    apply(&env, profile, SPREAD);
+    eventually(Duration::from_secs(180), || {
+        spread_network_works(&env, profile)
+    });
+
+    env.ok(&["stop", "-p", profile]);
+    let stopped = json(&env.ok(&["node", "list", "-p", profile, "-o", "json"]));
+    assert!(
+        stopped
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["status"] == "Stopped"),
+        "{stopped}"
+    );
+    env.ok(&["start", "-p", profile, "--wait", "3m"]);
+    eventually(Duration::from_secs(180), || {
+        spread_network_works(&env, profile)
+    });
+
+    env.ok(&["delete", "-p", profile]);
+    assert_eq!(leftovers(profile), Vec::<String>::new());
+}
+
+#[test]
+fn nodes_are_added_and_deleted_and_images_load_into_each_of_them() {
+    let env = Env::new();
+    let profile = "e2e-grow";
+    let first = image("berth.test/grow:1", "first build");
+    env.ok(&["start", "-p", profile, "--wait", "3m"]);
+    let added = env.ok(&["node", "add", "-p", profile, "--wait", "3m"]);
+    assert_eq!(added.trim(), "e2e-grow-m02");
+    let nodes = env.kubectl(profile, &["get", "nodes", "--no-headers"]);
+    assert_eq!(nodes.lines().count(), 2, "{nodes}");
+    assert!(nodes.lines().all(|l| l.contains(" Ready ")), "{nodes}");
+
+    // Loaded into both nodes; a pod on each runs it and reaches the other.
+    env.ok(&["image", "load", "-p", profile, "berth.test/grow:1"]);
+    let listed = json(&env.ok(&["image", "ls", "-p", profile, "-o", "json"]));
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["name"] == "berth.test/grow:1"
+                && i["nodes"] == serde_json::json!(["e2e-grow", "e2e-grow-m02"])),
+        "{listed}"
+    );
+    apply(
+        &env,
+        profile,
+        &pinned_pod("a", "e2e-grow", "berth.test/grow:1"),
+    );
+    apply(
+        &env,
+        profile,
+        &pinned_pod("b", "e2e-grow-m02", "berth.test/grow:1"),
+    );
+    env.kubectl(
+        profile,
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "pod/a",
+            "pod/b",
+            "--timeout=180s",
+        ],
+    );
+    let ip = |pod: &str| {
+        env.kubectl(
+            profile,
+            &["get", "pod", pod, "-o", "jsonpath={.status.podIP}"],
+        )
+    };
+    let (ip_a, ip_b) = (ip("a"), ip("b"));
+    eventually(Duration::from_secs(60), || {
+        let b = get_from_pod(&env, profile, "a", &format!("{ip_b} 8080"))?;
+        let a = get_from_pod(&env, profile, "b", &format!("{ip_a} 8080"))?;
+        (a == "a" && b == "b")
+            .then_some(())
+            .ok_or(format!("got {a} and {b}"))
+    });
+    assert!(env.kubectl(profile, &["logs", "b"]).contains("first build"));
+
+    // The same tag built again replaces the image in the nodes.
+    drop(first);
+    let _second = image("berth.test/grow:1", "second build");
+    env.ok(&["image", "load", "-p", profile, "berth.test/grow:1"]);
+    env.kubectl(profile, &["delete", "pod", "b", "--wait=true"]);
+    apply(
+        &env,
+        profile,
+        &pinned_pod("b", "e2e-grow-m02", "berth.test/grow:1"),
+    );
+    env.kubectl(
+        profile,
+        &["wait", "--for=condition=Ready", "pod/b", "--timeout=180s"],
+    );
+    assert!(
+        env.kubectl(profile, &["logs", "b"])
+            .contains("second build")
+    );
+
+    // --node loads into that node only.
+    let _only = image("berth.test/only:1", "only");
+    env.ok(&[
+        "image",
+        "load",
+        "-p",
+        profile,
+        "--node",
+        "e2e-grow-m02",
+        "berth.test/only:1",
+    ]);
+    let listed = json(&env.ok(&["image", "ls", "-p", profile, "-o", "json"]));
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["name"] == "berth.test/only:1"
+                && i["nodes"] == serde_json::json!(["e2e-grow-m02"])),
+        "{listed}"
+    );
+
+    // The control plane cannot go; a worker goes entirely.
+    let (code, _, stderr) = env.run(&["node", "delete", "-p", profile, "e2e-grow"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is the control plane"), "{stderr}");
+    env.ok(&["node", "delete", "-p", profile, "e2e-grow-m02"]);
+    let nodes = env.kubectl(profile, &["get", "nodes", "--no-headers"]);
+    assert_eq!(nodes.lines().count(), 1, "{nodes}");
+    assert!(nodes.starts_with("e2e-grow "), "{nodes}");
+    let left = leftovers(profile);
+    assert!(
+        !left.iter().any(|r| r.contains("m02")),
+        "the node's container or volume is left: {left:?}"
+    );
+    let pod_b = env.run(&["kubectl", "-p", profile, "--", "get", "pod", "b"]);
+    assert_ne!(pod_b.0, 0, "pod b outlived its node: {}", pod_b.1);
+    assert_eq!(
+        get_from_pod(&env, profile, "a", &format!("{ip_a} 8080")).unwrap(),
+        "a"
+    );
+
+    env.ok(&["delete", "-p", profile]);
+    assert_eq!(leftovers(profile), Vec::<String>::new());
+}
