@@ -141,6 +141,24 @@ impl From<crate::pki::Error> for Error {
     }
 }
 
+impl From<crate::settings::Error> for Error {
+    fn from(e: crate::settings::Error) -> Self {
+        use crate::settings::Error as S;
+        let hint = match &e {
+            S::Port(_) => "publish NodePorts (30000-32767) as --ports 8080:30080,8443:30443",
+            S::Extra(_) => {
+                "write --extra-config kubelet.max-pods=150; values may hold letters, digits and ._,:=/@+-*[]"
+            }
+            S::KubeProxyFlag(_) => {
+                "set kube-proxy's behaviour through the cluster's Services, or use another component"
+            }
+            S::FeatureGates(_) => "write --feature-gates Name=true,Other=false",
+            S::Preset { .. } => "fix the file; the presets in profiles/ show every field",
+        };
+        Error::usage(e.to_string()).with_hint(hint)
+    }
+}
+
 impl From<crate::profile::Error> for Error {
     fn from(e: crate::profile::Error) -> Self {
         use crate::profile::Error as P;

@@ -11,4 +11,5 @@ pub mod node;
 pub mod paths;
 pub mod pki;
 pub mod profile;
+pub mod settings;
 pub mod ui;

@@ -1,6 +1,7 @@
 //! Profiles: named clusters and their state on disk under `$BERTH_HOME`:
 //! `profiles/<name>/profile.json` and `profiles/<name>/pki/`.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::binaries::Version;
 use crate::docker::Privilege;
 use crate::pki::{create_private_dir, write_atomic};
+use crate::settings::{ExtraFlag, Port};
 
 pub const DEFAULT_PROFILE: &str = "berth";
 pub const NAME_MAX: usize = 32;
@@ -93,6 +95,15 @@ pub struct Profile {
     /// Nodes besides the control plane, ordered by index.
     #[serde(default)]
     pub workers: Vec<Node>,
+    #[serde(default)]
+    pub ports: Vec<Port>,
+    #[serde(default)]
+    pub extra_config: Vec<ExtraFlag>,
+    #[serde(default)]
+    pub feature_gates: BTreeMap<String, bool>,
+    /// `--no-dns`: no CoreDNS.
+    #[serde(default)]
+    pub no_dns: bool,
 }
 
 /// One node of a profile's cluster.
@@ -332,6 +343,10 @@ mod tests {
             kubeconfig: "/k".into(),
             previous_context: None,
             workers: Vec::new(),
+            ports: Vec::new(),
+            extra_config: Vec::new(),
+            feature_gates: BTreeMap::new(),
+            no_dns: false,
         }
     }
 
@@ -369,7 +384,15 @@ mod tests {
         let home = tempfile::tempdir().unwrap();
         let store = Store::new(home.path());
         let mut json = serde_json::to_value(profile()).unwrap();
-        json.as_object_mut().unwrap().remove("workers");
+        for newer in [
+            "workers",
+            "ports",
+            "extra_config",
+            "feature_gates",
+            "no_dns",
+        ] {
+            json.as_object_mut().unwrap().remove(newer);
+        }
         fs::create_dir_all(store.dir("dev")).unwrap();
         fs::write(store.file("dev"), json.to_string()).unwrap();
         assert_eq!(store.load("dev").unwrap().unwrap(), profile());

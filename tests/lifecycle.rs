@@ -151,6 +151,23 @@ fn a_cluster_runs_pods_and_survives_stop_start_pause_and_unpause_then_delete_lea
         (Some("ready"), Some("ok"))
     );
     assert!(status["certificate_days_left"].as_i64().unwrap() >= 364);
+    // No registry here: DNS is reported unavailable, with the reason and
+    // the way out, and the cluster works regardless.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let dns = loop {
+        let status = json(&env.ok(&["status", "-p", "e2e-a", "-o", "json"]));
+        if status["dns"]["state"] == "unavailable" || std::time::Instant::now() > deadline {
+            break status["dns"].clone();
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    };
+    assert_eq!(dns["state"], "unavailable", "{dns}");
+    let reason = dns["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("registry.k8s.io/coredns:1.7.0 cannot be pulled")
+            && reason.contains("berth image load"),
+        "{reason}"
+    );
     let endpoint = status["endpoint"].as_str().unwrap().to_string();
     assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
     let kubeconfig_before = std::fs::read_to_string(&env.kubeconfig).unwrap();
@@ -202,8 +219,46 @@ fn a_cluster_runs_pods_and_survives_stop_start_pause_and_unpause_then_delete_lea
 #[test]
 fn two_profiles_run_side_by_side_and_deleting_one_leaves_the_other_untouched() {
     let env = Env::new();
-    env.ok(&["start", "-p", "e2e-b", "--wait", "3m"]);
-    env.ok(&["start", "-p", "e2e-c", "--wait", "3m", "--keep-context"]);
+    let presets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+    env.ok(&[
+        "start",
+        "-p",
+        "e2e-b",
+        "--config",
+        presets.join("ci.yaml").to_str().unwrap(),
+        "--no-dns",
+    ]);
+    // The dev preset, with its host ports replaced by flags (flags win).
+    let port = common::free_port();
+    let ports = format!("{port}:30080");
+    env.ok(&[
+        "start",
+        "-p",
+        "e2e-c",
+        "--config",
+        presets.join("dev.yaml").to_str().unwrap(),
+        "--ports",
+        &ports,
+        "--wait",
+        "3m",
+        "--keep-context",
+    ]);
+    // dev.yaml's extra config reached kubelet.
+    assert_eq!(
+        env.kubectl(
+            "e2e-c",
+            &[
+                "get",
+                "node",
+                "e2e-c",
+                "-o",
+                "jsonpath={.status.capacity.pods}"
+            ]
+        ),
+        "200"
+    );
+    let dns = json(&env.ok(&["status", "-p", "e2e-b", "-o", "json"]))["dns"].clone();
+    assert_eq!(dns["state"], "off", "{dns}");
     for profile in ["e2e-b", "e2e-c"] {
         assert!(
             env.kubectl(profile, &["get", "nodes", "--no-headers"])
@@ -314,8 +369,49 @@ fn two_profiles_run_side_by_side_and_deleting_one_leaves_the_other_untouched() {
 #[test]
 fn bad_input_is_refused_clearly_and_creates_nothing() {
     let env = Env::new();
+    let preset = env.home.path().join("typo.yaml");
+    std::fs::write(&preset, "nodes: 1\nnodez: 2\n").unwrap();
+    let preset = preset.to_str().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = format!("{}:30080", taken.local_addr().unwrap().port());
     type Case<'a> = (&'a [&'a str], Option<(&'a str, &'a str)>, i32, &'a str);
-    let cases: [Case; 7] = [
+    let cases: [Case; 12] = [
+        (
+            &["start", "-p", "e2e-bad", "--config", preset],
+            None,
+            2,
+            "typo.yaml: unknown field `nodez`",
+        ),
+        (
+            &["start", "-p", "e2e-bad", "--ports", &taken],
+            None,
+            2,
+            "on 127.0.0.1 is taken",
+        ),
+        (
+            &["start", "-p", "e2e-bad", "--ports", "8080:80"],
+            None,
+            2,
+            "is not a port mapping",
+        ),
+        (
+            &[
+                "start",
+                "-p",
+                "e2e-bad",
+                "--extra-config",
+                "kubelet.a=b;reboot",
+            ],
+            None,
+            2,
+            "is not an extra config",
+        ),
+        (
+            &["start", "-p", "e2e-bad", "--feature-gates", "Foo=maybe"],
+            None,
+            2,
+            "is not a feature gate list",
+        ),
         (
             &["start", "-p", "Bad_Name"],
             None,

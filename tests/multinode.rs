@@ -38,7 +38,38 @@ metadata: {name: web}
 spec:
   selector: {app: web}
   ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-node-port}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080, nodePort: 30080}]
 "#;
+
+/// An HTTP GET from the host to 127.0.0.1:`port`, body only.
+fn get_from_host(port: u16) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.0\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
+    Ok(response
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string())
+}
 
 /// A pod pinned to `node` that prints the image's /marker and serves its
 /// own name.
@@ -58,6 +89,18 @@ spec:
     command: [sh, -c, "echo $(cat /marker); mkdir -p /www && hostname > /www/index.html && httpd -f -p 8080 -h /www"]
 "#
     )
+}
+
+/// Runs pods (name, node) of berth.test/grow:1 and waits until they are
+/// Ready.
+fn run_pinned(env: &Env, profile: &str, pods: &[(&str, &str)]) {
+    let mut wait = vec!["wait", "--for=condition=Ready", "--timeout=180s"];
+    let names: Vec<String> = pods.iter().map(|(name, _)| format!("pod/{name}")).collect();
+    for (name, node) in pods {
+        apply(env, profile, &pinned_pod(name, node, "berth.test/grow:1"));
+    }
+    wait.extend(names.iter().map(String::as_str));
+    env.kubectl(profile, &wait);
 }
 
 fn apply(env: &Env, profile: &str, manifest: &str) {
@@ -158,6 +201,18 @@ fn spread_network_works(env: &Env, profile: &str) -> Result<(), String> {
     Err(format!("the Service reached only {seen:?} of {pods:?}"))
 }
 
+/// The nodes that hold `image`, as `image ls` tells.
+fn holders(env: &Env, profile: &str, image: &str) -> Vec<String> {
+    let listed = json(&env.ok(&["image", "ls", "-p", profile, "-o", "json"]));
+    listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == image)
+        .map(|i| serde_json::from_value(i["nodes"].clone()).unwrap())
+        .unwrap_or_default()
+}
+
 fn image(name: &str, marker: &str) -> Guard {
     block_on(async {
         let docker = Docker::connect().await.unwrap();
@@ -171,7 +226,11 @@ fn three_nodes_network_across_nodes_and_keep_it_after_stop_and_start() {
     let env = Env::new();
     let profile = "e2e-three";
     let _image = image("berth.test/multinode:1", "one");
-    env.ok(&["start", "-p", profile, "--nodes", "3", "--wait", "3m"]);
+    let port = common::free_port();
+    let ports = format!("{port}:30080");
+    env.ok(&[
+        "start", "-p", profile, "--nodes", "3", "--ports", &ports, "--wait", "3m",
+    ]);
 
     let nodes = json(&env.ok(&["node", "list", "-p", profile, "-o", "json"]));
     let roles: Vec<(&str, &str, &str)> = nodes
@@ -223,6 +282,15 @@ fn three_nodes_network_across_nodes_and_keep_it_after_stop_and_start() {
     eventually(Duration::from_secs(180), || {
         spread_network_works(&env, profile)
     });
+    // --ports: a NodePort reached from the host on 127.0.0.1.
+    let names: Vec<String> = web_pods(&env, profile).into_iter().map(|p| p.0).collect();
+    eventually(Duration::from_secs(60), || {
+        let answer = get_from_host(port)?;
+        names
+            .contains(&answer)
+            .then_some(())
+            .ok_or(format!("127.0.0.1:{port} answered {answer}"))
+    });
 
     env.ok(&["stop", "-p", profile]);
     let stopped = json(&env.ok(&["node", "list", "-p", profile, "-o", "json"]));
@@ -257,36 +325,11 @@ fn nodes_are_added_and_deleted_and_images_load_into_each_of_them() {
 
     // Loaded into both nodes; a pod on each runs it and reaches the other.
     env.ok(&["image", "load", "-p", profile, "berth.test/grow:1"]);
-    let listed = json(&env.ok(&["image", "ls", "-p", profile, "-o", "json"]));
-    assert!(
-        listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|i| i["name"] == "berth.test/grow:1"
-                && i["nodes"] == serde_json::json!(["e2e-grow", "e2e-grow-m02"])),
-        "{listed}"
+    assert_eq!(
+        holders(&env, profile, "berth.test/grow:1"),
+        ["e2e-grow", "e2e-grow-m02"]
     );
-    apply(
-        &env,
-        profile,
-        &pinned_pod("a", "e2e-grow", "berth.test/grow:1"),
-    );
-    apply(
-        &env,
-        profile,
-        &pinned_pod("b", "e2e-grow-m02", "berth.test/grow:1"),
-    );
-    env.kubectl(
-        profile,
-        &[
-            "wait",
-            "--for=condition=Ready",
-            "pod/a",
-            "pod/b",
-            "--timeout=180s",
-        ],
-    );
+    run_pinned(&env, profile, &[("a", "e2e-grow"), ("b", "e2e-grow-m02")]);
     let ip = |pod: &str| {
         env.kubectl(
             profile,
@@ -308,15 +351,7 @@ fn nodes_are_added_and_deleted_and_images_load_into_each_of_them() {
     let _second = image("berth.test/grow:1", "second build");
     env.ok(&["image", "load", "-p", profile, "berth.test/grow:1"]);
     env.kubectl(profile, &["delete", "pod", "b", "--wait=true"]);
-    apply(
-        &env,
-        profile,
-        &pinned_pod("b", "e2e-grow-m02", "berth.test/grow:1"),
-    );
-    env.kubectl(
-        profile,
-        &["wait", "--for=condition=Ready", "pod/b", "--timeout=180s"],
-    );
+    run_pinned(&env, profile, &[("b", "e2e-grow-m02")]);
     assert!(
         env.kubectl(profile, &["logs", "b"])
             .contains("second build")
@@ -333,15 +368,9 @@ fn nodes_are_added_and_deleted_and_images_load_into_each_of_them() {
         "e2e-grow-m02",
         "berth.test/only:1",
     ]);
-    let listed = json(&env.ok(&["image", "ls", "-p", profile, "-o", "json"]));
-    assert!(
-        listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|i| i["name"] == "berth.test/only:1"
-                && i["nodes"] == serde_json::json!(["e2e-grow-m02"])),
-        "{listed}"
+    assert_eq!(
+        holders(&env, profile, "berth.test/only:1"),
+        ["e2e-grow-m02"]
     );
 
     // The control plane cannot go; a worker goes entirely.

@@ -1,3 +1,4 @@
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -5,26 +6,47 @@ use clap::Args;
 use super::Global;
 use crate::cluster::{self, StartOptions};
 use crate::error::{Error, Result};
+use crate::settings::{self, Preset};
 use crate::ui::Ui;
 
 #[derive(Args)]
 pub struct Start {
+    /// A profile preset (YAML) holding any of these flags by name, such as
+    /// profiles/ci.yaml; flags given here override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Kubernetes version (default: the newest cached one).
     #[arg(long, value_name = "V")]
     kubernetes_version: Option<String>,
-    /// How long to wait for the API server and the node to be ready; 0
-    /// returns once the node container runs.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
-    wait: Duration,
+    /// Nodes of a new cluster: one control plane and N-1 workers.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=crate::profile::MAX_NODES as i64))]
+    nodes: Option<u32>,
+    /// How long to wait for the API server and the nodes to be ready
+    /// (default 5m); 0 returns once the node containers run.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    wait: Option<Duration>,
     /// Leave the kubeconfig's current context as it is.
     #[arg(long)]
     keep_context: bool,
-    /// CPUs for the node (may be fractional).
+    /// CPUs for each node (may be fractional).
     #[arg(long)]
     cpus: Option<f64>,
-    /// Memory for the node, such as 4g or 2048m.
+    /// Memory for each node, such as 4g or 2048m.
     #[arg(long, value_parser = parse_memory_mib)]
     memory: Option<u64>,
+    /// Publish NodePorts of the control-plane node on 127.0.0.1, at creation.
+    #[arg(long, value_name = "HOST:NODEPORT", value_delimiter = ',')]
+    ports: Vec<String>,
+    /// No cluster DNS (CoreDNS).
+    #[arg(long)]
+    no_dns: bool,
+    /// A flag for a component on every node, such as kubelet.max-pods=150
+    /// (components: apiserver, controller-manager, scheduler, kubelet, etcd).
+    #[arg(long, value_name = "COMPONENT.KEY=VALUE")]
+    extra_config: Vec<String>,
+    /// Feature gates for every component, such as Foo=true,Bar=false.
+    #[arg(long, value_name = "NAME=BOOL,...")]
+    feature_gates: Option<String>,
     /// Node image to use instead of the one built into berth.
     #[arg(long)]
     image: Option<String>,
@@ -33,31 +55,77 @@ pub struct Start {
     /// with NAME.sha256 beside each).
     #[arg(long, value_name = "URL")]
     binary_mirror: Option<String>,
-    /// Nodes of a new cluster: one control plane and N-1 workers.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=crate::profile::MAX_NODES as i64))]
-    nodes: Option<u32>,
 }
+
+impl Start {
+    /// The options of this start: the flags, over the preset's fields.
+    fn options(self) -> Result<StartOptions> {
+        let preset = match &self.config {
+            Some(path) => Preset::read(path)?,
+            None => Preset::default(),
+        };
+        let flag_or_preset = |flag: Vec<String>, preset: Vec<String>| {
+            if flag.is_empty() { preset } else { flag }
+        };
+        let version = self
+            .kubernetes_version
+            .or(preset.kubernetes_version)
+            .as_deref()
+            .map(str::parse)
+            .transpose()?;
+        let nodes = self.nodes.or(preset.nodes);
+        if nodes.is_some_and(|n| !(1..=crate::profile::MAX_NODES).contains(&n)) {
+            return Err(Error::usage(format!(
+                "nodes must be 1 to {}",
+                crate::profile::MAX_NODES
+            )));
+        }
+        let wait = match (self.wait, preset.wait) {
+            (Some(wait), _) => wait,
+            (None, Some(text)) => parse_duration(&text).map_err(Error::usage)?,
+            (None, None) => DEFAULT_WAIT,
+        };
+        let memory_mib = match (self.memory, preset.memory) {
+            (Some(mib), _) => Some(mib),
+            (None, Some(text)) => Some(parse_memory_mib(&text).map_err(Error::usage)?),
+            (None, None) => None,
+        };
+        let cpus = self.cpus.or(preset.cpus);
+        if cpus.is_some_and(|c| !(c > 0.0 && c <= 1024.0)) {
+            return Err(Error::usage("--cpus must be a number above 0"));
+        }
+        let feature_gates = match self.feature_gates {
+            Some(text) => settings::parse_feature_gates(&text)?,
+            None => preset.feature_gates,
+        };
+        Ok(StartOptions {
+            version,
+            wait: (!wait.is_zero()).then_some(wait),
+            keep_context: self.keep_context || preset.keep_context.unwrap_or(false),
+            cpus,
+            memory_mib,
+            image: self.image.or(preset.image),
+            binary_mirror: self.binary_mirror.or(preset.binary_mirror),
+            nodes,
+            ports: flag_or_preset(self.ports, preset.ports)
+                .iter()
+                .map(|p| settings::parse_port(p))
+                .collect::<Result<_, _>>()?,
+            extra_config: flag_or_preset(self.extra_config, preset.extra_config)
+                .iter()
+                .map(|e| settings::parse_extra(e))
+                .collect::<Result<_, _>>()?,
+            feature_gates,
+            no_dns: self.no_dns || preset.dns == Some(false),
+        })
+    }
+}
+
+const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 
 pub async fn run(cmd: Start, global: &Global, ui: Ui) -> Result<()> {
     let name = global.profile_name()?;
-    let version = cmd
-        .kubernetes_version
-        .as_deref()
-        .map(str::parse)
-        .transpose()?;
-    if cmd.cpus.is_some_and(|c| !(c > 0.0 && c <= 1024.0)) {
-        return Err(Error::usage("--cpus must be a number above 0"));
-    }
-    let opts = StartOptions {
-        version,
-        wait: (!cmd.wait.is_zero()).then_some(cmd.wait),
-        keep_context: cmd.keep_context,
-        cpus: cmd.cpus,
-        memory_mib: cmd.memory,
-        image: cmd.image,
-        binary_mirror: cmd.binary_mirror,
-        nodes: cmd.nodes,
-    };
+    let opts = cmd.options()?;
     let ctx = global.ctx(ui).await?;
     let profile = cluster::start(&ctx, &name, &opts).await?;
     let nodes = match profile.nodes().len() {

@@ -36,6 +36,7 @@ struct ProfileStatus {
     kubeconfig: String,
     certificate_expires: String,
     certificate_days_left: i64,
+    dns: cluster::dns::Dns,
     nodes: Vec<NodeStatus>,
     exit_code: u8,
 }
@@ -77,8 +78,16 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<()> {
     }))
     .await?;
     let running = nodes[0].container == "Running";
-    let api_ready =
-        running && cluster::api_ready(&cluster::client(&ctx.store, &profile).await?).await;
+    let client = cluster::client(&ctx.store, &profile).await?;
+    let api_ready = running && cluster::api_ready(&client).await;
+    let dns = if api_ready {
+        cluster::dns::status(&client, &profile).await
+    } else {
+        cluster::dns::Dns {
+            state: "unknown",
+            reason: Some("the API server is not ready".into()),
+        }
+    };
     let entry = crate::kubeconfig::read(&profile.kubeconfig)
         .ok()
         .and_then(|c| crate::kubeconfig::server(&c, &profile.context()));
@@ -115,6 +124,7 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<()> {
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
         certificate_days_left: days_left,
+        dns,
         nodes,
         exit_code: code,
     };
@@ -131,6 +141,10 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<()> {
                 "certificate: expires {} ({} days)",
                 status.certificate_expires, status.certificate_days_left
             );
+            match &status.dns.reason {
+                Some(reason) => println!("dns:         {} ({reason})", status.dns.state),
+                None => println!("dns:         {}", status.dns.state),
+            }
             for n in &status.nodes {
                 println!("node:        {} ({}, {})", n.name, n.role, n.ip);
                 println!("  container:   {} ({:?})", n.container, n.privilege);

@@ -2,13 +2,14 @@
 //! stop, pause, unpause, delete, and what status reads. Each plan is a list
 //! of steps shown with their timings.
 
+pub mod dns;
 mod nodes;
 mod ready;
 
 pub use nodes::{add as add_node, delete as delete_node};
 pub use ready::{api_ready, client};
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -22,6 +23,7 @@ use crate::node::image::{self, Context};
 use crate::node::render;
 use crate::pki::Pki;
 use crate::profile::{Node, Profile, Store};
+use crate::settings::{ExtraFlag, Port};
 use crate::ui::Ui;
 
 /// The version `start` uses when none is given and none is cached.
@@ -49,6 +51,10 @@ pub struct StartOptions {
     pub binary_mirror: Option<String>,
     /// Nodes of a new cluster, the control plane included (default 1).
     pub nodes: Option<u32>,
+    pub ports: Vec<Port>,
+    pub extra_config: Vec<ExtraFlag>,
+    pub feature_gates: BTreeMap<String, bool>,
+    pub no_dns: bool,
 }
 
 fn labels(profile: &str) -> HashMap<String, String> {
@@ -168,6 +174,15 @@ async fn create(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result<Profile> {
     let cgroup_v2 = ctx.docker.cgroup_v2().await?;
     step.done();
 
+    for port in &opts.ports {
+        if std::net::TcpListener::bind(("127.0.0.1", port.host)).is_err() {
+            return Err(Error::usage(format!(
+                "port {} on 127.0.0.1 is taken, so NodePort {} cannot be published there",
+                port.host, port.node_port
+            ))
+            .with_hint("pick another host port in --ports, or stop what listens there"));
+        }
+    }
     let step = ui.step("Creating the network");
     let (subnet, node_ip) = create_network(&ctx.docker, &network(name), &labels(name)).await?;
     let api_port = free_port()?;
@@ -189,6 +204,10 @@ async fn create(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result<Profile> {
         kubeconfig: ctx.kubeconfig.clone(),
         previous_context: None,
         workers: Vec::new(),
+        ports: opts.ports.clone(),
+        extra_config: opts.extra_config.clone(),
+        feature_gates: opts.feature_gates.clone(),
+        no_dns: opts.no_dns,
     };
     profile.workers = (1..opts.nodes.unwrap_or(1))
         .map(|i| profile.node_at(i))
@@ -247,6 +266,12 @@ async fn restart(ctx: &Ctx, mut profile: Profile, opts: &StartOptions) -> Result
             .as_ref()
             .filter(|i| **i != profile.node_image)
             .map(|i| format!("--image {i}")),
+        (!opts.ports.is_empty() && opts.ports != profile.ports).then(|| "--ports".to_string()),
+        (!opts.extra_config.is_empty() && opts.extra_config != profile.extra_config)
+            .then(|| "--extra-config".to_string()),
+        (!opts.feature_gates.is_empty() && opts.feature_gates != profile.feature_gates)
+            .then(|| "--feature-gates".to_string()),
+        (opts.no_dns && !profile.no_dns).then(|| "--no-dns".to_string()),
         opts.nodes
             .filter(|n| *n as usize != profile.nodes().len())
             .map(|n| {

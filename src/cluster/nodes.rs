@@ -61,6 +61,15 @@ fn container(profile: &Profile, node: &Node, binaries: String) -> NodeContainer 
         entrypoint: None,
         network: Some((network(&profile.name), node.ip.clone())),
         api_port: node.is_control_plane().then_some(profile.api_port),
+        ports: if node.is_control_plane() {
+            profile
+                .ports
+                .iter()
+                .map(|p| (p.host, p.node_port))
+                .collect()
+        } else {
+            Vec::new()
+        },
         cpus: profile.cpus,
         memory_mib: profile.memory_mib,
     }
@@ -143,6 +152,9 @@ fn files_tar(profile: &Profile, node: &Node, pki: &Pki) -> Result<Vec<u8>> {
         cgroup_root: format!("/berth-{}", node.name),
         pod_cidr: node.pod_cidr.clone(),
         control_plane_ip: control_plane.ip.clone(),
+        extra_config: profile.extra_config.clone(),
+        feature_gates: profile.feature_gates.clone(),
+        dns: !profile.no_dns,
     };
     let mut files = render::node_files(&spec, &routes(profile, node));
     let read = |f: &str| pki.read(f);
@@ -182,6 +194,7 @@ fn files_tar(profile: &Profile, node: &Node, pki: &Pki) -> Result<Vec<u8>> {
     ];
     if node.is_control_plane() {
         kubeconfigs.extend([
+            ("admin.conf", "kubernetes-admin", "admin".to_string()),
             (
                 "controller-manager.conf",
                 "system:kube-controller-manager",

@@ -50,6 +50,8 @@ pub struct NodeContainer {
     pub network: Option<(String, String)>,
     /// Host port on 127.0.0.1 for the API server's port in the node.
     pub api_port: Option<u16>,
+    /// More (host port on 127.0.0.1, port in the node) pairs to publish.
+    pub ports: Vec<(u16, u16)>,
     pub cpus: Option<f64>,
     pub memory_mib: Option<u64>,
 }
@@ -69,6 +71,7 @@ impl NodeContainer {
             entrypoint: Some(vec!["/bin/true".into()]),
             network: None,
             api_port: None,
+            ports: Vec::new(),
             cpus: None,
             memory_mib: None,
         }
@@ -109,16 +112,26 @@ impl NodeContainer {
             memory: self.memory_mib.map(|m| (m * 1024 * 1024) as i64),
             ..Default::default()
         };
-        if let Some(port) = self.api_port {
-            // Published on the loopback only: the cluster is the user's alone.
-            let binding = PortBinding {
-                host_ip: Some("127.0.0.1".into()),
-                host_port: Some(port.to_string()),
-            };
-            host.port_bindings = Some(HashMap::from([(
-                format!("{API_PORT}/tcp"),
-                Some(vec![binding]),
-            )]));
+        // Published on the loopback only: the cluster is the user's alone.
+        let published: Vec<(u16, u16)> = self
+            .api_port
+            .map(|host| (host, API_PORT))
+            .into_iter()
+            .chain(self.ports.iter().copied())
+            .collect();
+        if !published.is_empty() {
+            host.port_bindings = Some(
+                published
+                    .iter()
+                    .map(|(host, inner)| {
+                        let binding = PortBinding {
+                            host_ip: Some("127.0.0.1".into()),
+                            host_port: Some(host.to_string()),
+                        };
+                        (format!("{inner}/tcp"), Some(vec![binding]))
+                    })
+                    .collect(),
+            );
         }
         let networking = self.network.as_ref().map(|(network, ip)| {
             host.network_mode = Some(network.clone());
@@ -158,7 +171,12 @@ impl NodeContainer {
             volumes: (!volumes.is_empty()).then_some(volumes),
             stop_signal: Some("SIGRTMIN+3".into()),
             tty: Some(true),
-            exposed_ports: self.api_port.map(|_| vec![format!("{API_PORT}/tcp")]),
+            exposed_ports: (!published.is_empty()).then(|| {
+                published
+                    .iter()
+                    .map(|(_, inner)| format!("{inner}/tcp"))
+                    .collect()
+            }),
             host_config: Some(host),
             networking_config: networking,
             ..Default::default()
@@ -193,6 +211,22 @@ mod tests {
             host.devices.unwrap()[0].path_on_host.as_deref(),
             Some("/dev/kmsg")
         );
+    }
+
+    #[test]
+    fn ports_are_published_on_the_loopback_only() {
+        let mut spec = node(Privilege::Privileged, false);
+        spec.api_port = Some(40000);
+        spec.ports = vec![(8080, 30080)];
+        let body = spec.to_create_body();
+        let bindings = body.host_config.unwrap().port_bindings.unwrap();
+        assert_eq!(bindings.len(), 2);
+        for (inner, host) in [("6443/tcp", "40000"), ("30080/tcp", "8080")] {
+            let binding = &bindings[inner].as_ref().unwrap()[0];
+            assert_eq!(binding.host_ip.as_deref(), Some("127.0.0.1"));
+            assert_eq!(binding.host_port.as_deref(), Some(host));
+        }
+        assert_eq!(body.exposed_ports.unwrap().len(), 2);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use base64::Engine as _;
 
 use crate::binaries::Version;
 use crate::docker::{BINARIES_MOUNT, Privilege};
+use crate::settings::{ExtraFlag, feature_gates_flag};
 
 /// The oldest and newest minor versions whose flags berth knows.
 pub const OLDEST_MINOR: u32 = 20;
@@ -43,6 +44,11 @@ pub struct NodeSpec {
     /// The control-plane node's address; the node itself when it is the
     /// control plane.
     pub control_plane_ip: String,
+    /// `--extra-config`: flags that replace or add to berth's.
+    pub extra_config: Vec<ExtraFlag>,
+    pub feature_gates: BTreeMap<String, bool>,
+    /// Cluster DNS (CoreDNS) on, the default.
+    pub dns: bool,
 }
 
 impl NodeSpec {
@@ -213,9 +219,7 @@ authorization:
   mode: Webhook
 cgroupDriver: cgroupfs
 cgroupRoot: {cgroup_root}
-clusterDNS:
-- {CLUSTER_DNS}
-clusterDomain: cluster.local
+{cluster_dns}clusterDomain: cluster.local
 # The node's disk is the host's: never evict pods for the host's usage.
 evictionHard:
   imagefs.available: \"0%\"
@@ -236,10 +240,16 @@ tlsPrivateKeyFile: {K8S_DIR}/pki/kubelet-serving-{node}.key
         cgroup_root = spec.cgroup_root,
         node = spec.node,
         pod_cidr = spec.pod_cidr,
+        cluster_dns = if spec.dns {
+            format!("clusterDNS:\n- {CLUSTER_DNS}\n")
+        } else {
+            String::new()
+        },
     );
     if spec.version.minor >= 27 {
         config.push_str("containerRuntimeEndpoint: unix:///run/containerd/containerd.sock\n");
     }
+    config.push_str(&feature_gates_yaml(spec));
     config
 }
 
@@ -255,8 +265,9 @@ conntrack:
   maxPerCore: 0
 hostnameOverride: {node}
 mode: iptables
-",
-        node = spec.node
+{gates}",
+        node = spec.node,
+        gates = feature_gates_yaml(spec),
     )
 }
 
@@ -387,6 +398,200 @@ current-context: berth
     )
 }
 
+/// Adds the user's feature gates and `--extra-config` flags to a
+/// component's; a flag berth sets is replaced, not repeated. kubelet and
+/// kube-proxy take feature gates in their configuration files.
+fn user_flags(component: &str, flags: &mut Flags, spec: &NodeSpec) {
+    let mut set = |key: &str, value: &str| match flags.iter_mut().find(|(k, _)| k == key) {
+        Some(flag) => flag.1 = value.to_string(),
+        None => flags.push((key.to_string(), value.to_string())),
+    };
+    let takes_gates = matches!(
+        component,
+        "kube-apiserver" | "kube-controller-manager" | "kube-scheduler"
+    );
+    if takes_gates && !spec.feature_gates.is_empty() {
+        set("feature-gates", &feature_gates_flag(&spec.feature_gates));
+    }
+    for extra in spec
+        .extra_config
+        .iter()
+        .filter(|e| e.component == component)
+    {
+        set(&extra.key, &extra.value);
+    }
+}
+
+fn feature_gates_yaml(spec: &NodeSpec) -> String {
+    if spec.feature_gates.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("featureGates:\n");
+    for (name, on) in &spec.feature_gates {
+        out.push_str(&format!("  {name}: {on}\n"));
+    }
+    out
+}
+
+/// CoreDNS of the version kubeadm ships with each minor version, from the
+/// upstream registry.
+pub fn coredns_image(minor: u32) -> &'static str {
+    match minor {
+        ..=20 => "registry.k8s.io/coredns:1.7.0",
+        21 => "registry.k8s.io/coredns/coredns:v1.8.0",
+        22 => "registry.k8s.io/coredns/coredns:v1.8.4",
+        23 | 24 => "registry.k8s.io/coredns/coredns:v1.8.6",
+        25 | 26 => "registry.k8s.io/coredns/coredns:v1.9.3",
+        27 | 28 => "registry.k8s.io/coredns/coredns:v1.10.1",
+        29 | 30 => "registry.k8s.io/coredns/coredns:v1.11.1",
+        31 | 32 => "registry.k8s.io/coredns/coredns:v1.11.3",
+        33 => "registry.k8s.io/coredns/coredns:v1.12.0",
+        _ => "registry.k8s.io/coredns/coredns:v1.12.1",
+    }
+}
+
+/// Where the control plane keeps the objects it applies itself at boot.
+const ADDONS_DIR: &str = "/etc/kubernetes/addons";
+
+fn coredns_manifest(spec: &NodeSpec) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: coredns, namespace: kube-system}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {{name: "system:coredns"}}
+rules:
+- apiGroups: [""]
+  resources: [endpoints, services, pods, namespaces]
+  verbs: [list, watch]
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [get]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: "system:coredns"}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:coredns"}}
+subjects: [{{kind: ServiceAccount, name: coredns, namespace: kube-system}}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: coredns, namespace: kube-system}}
+data:
+  Corefile: |
+    .:53 {{
+        errors
+        health {{
+            lameduck 5s
+        }}
+        ready
+        kubernetes cluster.local in-addr.arpa ip6.arpa {{
+            pods insecure
+            fallthrough in-addr.arpa ip6.arpa
+            ttl 30
+        }}
+        forward . /etc/resolv.conf
+        cache 30
+        reload
+        loadbalance
+    }}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: coredns
+  namespace: kube-system
+  labels: {{k8s-app: kube-dns}}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{k8s-app: kube-dns}}
+  template:
+    metadata:
+      labels: {{k8s-app: kube-dns}}
+    spec:
+      priorityClassName: system-cluster-critical
+      serviceAccountName: coredns
+      dnsPolicy: Default
+      nodeSelector: {{kubernetes.io/os: linux}}
+      tolerations:
+      - {{key: CriticalAddonsOnly, operator: Exists}}
+      - {{key: node-role.kubernetes.io/control-plane, effect: NoSchedule}}
+      containers:
+      - name: coredns
+        image: {image}
+        imagePullPolicy: IfNotPresent
+        args: [-conf, /etc/coredns/Corefile]
+        resources:
+          limits: {{memory: 170Mi}}
+          requests: {{cpu: 100m, memory: 70Mi}}
+        ports:
+        - {{containerPort: 53, name: dns, protocol: UDP}}
+        - {{containerPort: 53, name: dns-tcp, protocol: TCP}}
+        - {{containerPort: 9153, name: metrics, protocol: TCP}}
+        livenessProbe:
+          httpGet: {{path: /health, port: 8080}}
+          initialDelaySeconds: 60
+          timeoutSeconds: 5
+          failureThreshold: 5
+        readinessProbe:
+          httpGet: {{path: /ready, port: 8181}}
+        securityContext:
+          allowPrivilegeEscalation: false
+          capabilities: {{add: [NET_BIND_SERVICE], drop: [all]}}
+          readOnlyRootFilesystem: true
+        volumeMounts:
+        - {{name: config, mountPath: /etc/coredns, readOnly: true}}
+      volumes:
+      - name: config
+        configMap:
+          name: coredns
+          items: [{{key: Corefile, path: Corefile}}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: kube-dns
+  namespace: kube-system
+  labels: {{k8s-app: kube-dns, kubernetes.io/name: CoreDNS}}
+spec:
+  selector: {{k8s-app: kube-dns}}
+  clusterIP: {CLUSTER_DNS}
+  ports:
+  - {{name: dns, port: 53, protocol: UDP}}
+  - {{name: dns-tcp, port: 53, protocol: TCP}}
+  - {{name: metrics, port: 9153, protocol: TCP}}
+"#,
+        image = coredns_image(spec.version.minor)
+    )
+}
+
+/// Applies the addons once the API server answers, at every boot of the
+/// control plane, so that they come up also when `start` does not wait.
+fn addons_unit() -> String {
+    format!(
+        "# Rendered by berth.
+[Unit]
+Description=Cluster addons (CoreDNS)
+After=kube-apiserver.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'until {BINARIES_MOUNT}/kubectl --kubeconfig {K8S_DIR}/admin.conf apply -f {ADDONS_DIR}; do sleep 1; done'
+TimeoutStartSec=infinity
+
+[Install]
+WantedBy=multi-user.target
+"
+    )
+}
+
 /// Where a node keeps its routes to the other nodes' pods.
 pub const ROUTES_SCRIPT: &str = "/etc/berth/routes.sh";
 
@@ -447,7 +652,7 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
             spec.control_plane_ip
         ));
     }
-    let control_plane = [
+    let mut control_plane = [
         Unit {
             name: "etcd",
             description: "etcd, the cluster's store (rendered by berth)",
@@ -503,6 +708,9 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
             pre: Vec::new(),
         },
     ];
+    for unit in &mut control_plane {
+        user_flags(unit.name, &mut unit.flags, spec);
+    }
     let units: Vec<&Unit> = control_plane
         .iter()
         .filter(|u| spec.is_control_plane() || matches!(u.name, "kubelet" | "kube-proxy"))
@@ -549,6 +757,22 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
         target: "/etc/systemd/system/berth-routes.service".into(),
     });
     files.push(file(ROUTES_SCRIPT, routes_script(routes), 0o755));
+    if spec.is_control_plane() && spec.dns {
+        files.push(file(
+            &format!("{ADDONS_DIR}/coredns.yaml"),
+            coredns_manifest(spec),
+            0o644,
+        ));
+        files.push(file(
+            "/etc/systemd/system/berth-addons.service",
+            addons_unit(),
+            0o644,
+        ));
+        files.push(NodeFile::Link {
+            path: "/etc/systemd/system/multi-user.target.wants/berth-addons.service".into(),
+            target: "/etc/systemd/system/berth-addons.service".into(),
+        });
+    }
     files
 }
 
@@ -580,6 +804,9 @@ mod tests {
             pod_cidr: FIRST_NODE_POD_CIDR.into(),
             cgroup_root: "/berth-dev".into(),
             control_plane_ip: "172.30.0.2".into(),
+            extra_config: Vec::new(),
+            feature_gates: BTreeMap::new(),
+            dns: true,
         }
     }
 
@@ -691,6 +918,51 @@ mod tests {
         let cp = render_all(&spec(20), &[]);
         assert!(!cp["/etc/systemd/system/kubelet.service"].contains("/dev/tcp"));
         assert!(cp.contains_key("/etc/systemd/system/etcd.service"));
+    }
+
+    #[test]
+    fn extra_config_replaces_or_adds_flags_and_feature_gates_reach_every_component() {
+        let mut with = spec(30);
+        with.extra_config = vec![
+            crate::settings::parse_extra("kubelet.max-pods=150").unwrap(),
+            crate::settings::parse_extra("apiserver.profiling=true").unwrap(),
+        ];
+        with.feature_gates = crate::settings::parse_feature_gates("Foo=true").unwrap();
+        let files = render_all(&with, &[]);
+        let kubelet = &files["/etc/systemd/system/kubelet.service"];
+        assert!(kubelet.contains("--max-pods=150"), "{kubelet}");
+        let api = &files["/etc/systemd/system/kube-apiserver.service"];
+        assert!(api.contains("--profiling=true") && !api.contains("--profiling=false"));
+        assert!(api.contains("--feature-gates=Foo=true"));
+        assert!(
+            files["/etc/systemd/system/kube-scheduler.service"]
+                .contains("--feature-gates=Foo=true")
+        );
+        assert!(!files["/etc/systemd/system/etcd.service"].contains("feature-gates"));
+        for config in ["kubelet.yaml", "kube-proxy.yaml"] {
+            assert!(
+                files[&format!("{K8S_DIR}/{config}")].contains("featureGates:\n  Foo: true\n"),
+                "{config}"
+            );
+        }
+    }
+
+    #[test]
+    fn coredns_matches_the_minor_version_and_can_be_left_out() {
+        assert_eq!(coredns_image(20), "registry.k8s.io/coredns:1.7.0");
+        assert_eq!(coredns_image(34), "registry.k8s.io/coredns/coredns:v1.12.1");
+        let on = render_all(&spec(20), &[]);
+        assert!(
+            on["/etc/kubernetes/addons/coredns.yaml"]
+                .contains("image: registry.k8s.io/coredns:1.7.0")
+        );
+        assert!(on["/etc/kubernetes/kubelet.yaml"].contains("clusterDNS:\n- 10.96.0.10\n"));
+        assert!(!render_all(&worker(20), &[]).contains_key("/etc/kubernetes/addons/coredns.yaml"));
+        let mut off = spec(20);
+        off.dns = false;
+        let off = render_all(&off, &[]);
+        assert!(!off.keys().any(|k| k.contains("addons")));
+        assert!(!off["/etc/kubernetes/kubelet.yaml"].contains("clusterDNS"));
     }
 
     #[test]

@@ -1,0 +1,265 @@
+//! What a user can set on a new cluster beyond its size: published ports,
+//! extra component flags, feature gates, DNS, and presets that hold any of
+//! `start`'s flags in a YAML file. Every value is validated here, before it
+//! can become part of a container or a unit's command line.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum Error {
+    #[error("`{0}` is not a port mapping such as 8080:30080 (HOST:NODEPORT)")]
+    Port(String),
+    #[error(
+        "`{0}` is not an extra config such as kubelet.max-pods=150 \
+         (COMPONENT.KEY=VALUE; components: {COMPONENTS})"
+    )]
+    Extra(String),
+    #[error(
+        "kube-proxy reads its settings from its configuration file, where flags are ignored: \
+         `{0}` would have no effect"
+    )]
+    KubeProxyFlag(String),
+    #[error("`{0}` is not a feature gate list such as EphemeralContainers=true,Foo=false")]
+    FeatureGates(String),
+    #[error("{path}: {reason}")]
+    Preset { path: String, reason: String },
+}
+
+/// Components whose flags `--extra-config` reaches, as users name them.
+const COMPONENTS: &str = "apiserver, controller-manager, scheduler, kubelet, etcd";
+
+/// A NodePort of the control-plane node published on 127.0.0.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Port {
+    pub host: u16,
+    pub node_port: u16,
+}
+
+/// Where NodePorts are allocated by default.
+const NODE_PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
+
+pub fn parse_port(text: &str) -> Result<Port, Error> {
+    let bad = || Error::Port(text.to_string());
+    let (host, node) = text.split_once(':').ok_or_else(bad)?;
+    let host: u16 = host.parse().map_err(|_| bad())?;
+    let node_port: u16 = node.parse().map_err(|_| bad())?;
+    if host == 0 || !NODE_PORTS.contains(&node_port) {
+        return Err(bad());
+    }
+    Ok(Port { host, node_port })
+}
+
+/// One flag for one component: `--KEY=VALUE` in its unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraFlag {
+    /// The unit's name: kube-apiserver, kube-controller-manager,
+    /// kube-scheduler, kubelet or etcd.
+    pub component: String,
+    pub key: String,
+    pub value: String,
+}
+
+/// Values go into a systemd ExecStart line: nothing that could split an
+/// argument, start a new line, quote, escape or expand (`%` is systemd's
+/// specifier, `$` its variable).
+fn safe_value(value: &str) -> bool {
+    value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._,:=/@+-*[]".contains(c))
+}
+
+pub fn parse_extra(text: &str) -> Result<ExtraFlag, Error> {
+    let bad = || Error::Extra(text.to_string());
+    let (path, value) = text.split_once('=').ok_or_else(bad)?;
+    let (component, key) = path.split_once('.').ok_or_else(bad)?;
+    let component = match component {
+        "apiserver" | "kube-apiserver" => "kube-apiserver",
+        "controller-manager" | "kube-controller-manager" => "kube-controller-manager",
+        "scheduler" | "kube-scheduler" => "kube-scheduler",
+        "kubelet" => "kubelet",
+        "etcd" => "etcd",
+        "kube-proxy" | "proxy" => return Err(Error::KubeProxyFlag(text.to_string())),
+        _ => return Err(bad()),
+    };
+    let key_ok = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !key.starts_with('-');
+    if !key_ok || !safe_value(value) {
+        return Err(bad());
+    }
+    Ok(ExtraFlag {
+        component: component.into(),
+        key: key.into(),
+        value: value.into(),
+    })
+}
+
+pub fn parse_feature_gates(text: &str) -> Result<BTreeMap<String, bool>, Error> {
+    let bad = || Error::FeatureGates(text.to_string());
+    text.split(',')
+        .map(|gate| {
+            let (name, on) = gate.split_once('=').ok_or_else(bad)?;
+            let on = on.parse::<bool>().map_err(|_| bad())?;
+            let name_ok = name.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                && name.chars().all(|c| c.is_ascii_alphanumeric());
+            if name_ok {
+                Ok((name.into(), on))
+            } else {
+                Err(bad())
+            }
+        })
+        .collect()
+}
+
+/// `--feature-gates`'s value, as every component takes it.
+pub fn feature_gates_flag(gates: &BTreeMap<String, bool>) -> String {
+    gates
+        .iter()
+        .map(|(name, on)| format!("{name}={on}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A profile preset: every flag of `start`, by the flag's name.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Preset {
+    pub nodes: Option<u32>,
+    pub kubernetes_version: Option<String>,
+    pub cpus: Option<f64>,
+    pub memory: Option<String>,
+    #[serde(default)]
+    pub ports: Vec<String>,
+    pub dns: Option<bool>,
+    #[serde(default)]
+    pub extra_config: Vec<String>,
+    #[serde(default)]
+    pub feature_gates: BTreeMap<String, bool>,
+    pub wait: Option<String>,
+    pub keep_context: Option<bool>,
+    pub image: Option<String>,
+    pub binary_mirror: Option<String>,
+}
+
+impl Preset {
+    pub fn read(path: &Path) -> Result<Self, Error> {
+        let error = |reason: String| Error::Preset {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+        Self::parse(&text).map_err(error)
+    }
+
+    fn parse(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        serde_yaml::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_map_a_host_port_to_a_node_port() {
+        assert_eq!(
+            parse_port("8080:30080").unwrap(),
+            Port {
+                host: 8080,
+                node_port: 30080
+            }
+        );
+        for bad in [
+            "8080",
+            "8080:80",
+            "0:30080",
+            "x:30080",
+            "8080:30080:1",
+            "70000:30080",
+        ] {
+            assert!(parse_port(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn extra_config_reaches_known_components_with_safe_values_only() {
+        assert_eq!(
+            parse_extra("kubelet.max-pods=150").unwrap(),
+            ExtraFlag {
+                component: "kubelet".into(),
+                key: "max-pods".into(),
+                value: "150".into()
+            }
+        );
+        assert_eq!(
+            parse_extra("apiserver.service-node-port-range=1-65535")
+                .unwrap()
+                .component,
+            "kube-apiserver"
+        );
+        assert!(matches!(
+            parse_extra("kube-proxy.v=2"),
+            Err(Error::KubeProxyFlag(_))
+        ));
+        for bad in [
+            "kubelet",
+            "kubelet.max-pods",
+            "nginx.a=b",
+            "kubelet.--config=x",
+            "kubelet.a=b c",
+            "kubelet.a=b\nExecStartPre=/bin/evil",
+            "kubelet.a=%h",
+            "kubelet.a=$HOME",
+            "kubelet.A=1",
+        ] {
+            assert!(parse_extra(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn feature_gates_are_names_and_booleans() {
+        let gates = parse_feature_gates("B=false,A=true").unwrap();
+        assert_eq!(feature_gates_flag(&gates), "A=true,B=false");
+        for bad in ["A", "A=yes", "a=true", "A=true,,B=false", "A-B=true"] {
+            assert!(parse_feature_gates(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn presets_name_an_unknown_field() {
+        let preset =
+            Preset::parse("nodes: 3\nfeature-gates: {A: true}\nports: ['8080:30080']\n").unwrap();
+        assert_eq!(preset.nodes, Some(3));
+        assert!(preset.feature_gates["A"]);
+        let error = Preset::parse("nodes: 1\nnodez: 2\n").unwrap_err();
+        assert!(error.contains("unknown field `nodez`"), "{error}");
+    }
+
+    #[test]
+    fn the_shipped_presets_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                let preset = Preset::read(&path).unwrap();
+                for port in &preset.ports {
+                    parse_port(port).unwrap();
+                }
+                for extra in &preset.extra_config {
+                    parse_extra(extra).unwrap();
+                }
+                seen += 1;
+            }
+        }
+        assert!(seen >= 3, "profiles/ holds {seen} presets");
+    }
+}
