@@ -5,6 +5,7 @@ pub mod cli;
 pub mod cluster;
 pub mod docker;
 pub mod error;
+pub mod forward;
 pub mod images;
 pub mod kubeconfig;
 pub mod node;

@@ -117,7 +117,7 @@ fn a_cluster_runs_pods_and_survives_stop_start_pause_and_unpause_then_delete_lea
     let _image = Guard(Resource::Image("berth.test/busybox:1".into()));
     block_on(async {
         let docker = Docker::connect().await.unwrap();
-        busybox_image(&docker, "berth.test/busybox:1", &[]).await;
+        busybox_image(&docker, "berth.test/busybox:1", &[], &[]).await;
     });
     env.ok(&["image", "load", "berth.test/busybox:1", "-p", "e2e-a"]);
     env.berth()
@@ -168,6 +168,41 @@ fn a_cluster_runs_pods_and_survives_stop_start_pause_and_unpause_then_delete_lea
             && reason.contains("berth image load"),
         "{reason}"
     );
+    // Once the image is loaded, DNS comes up at once, not after the pull
+    // back-off. Where the real image is in the host's engine it is used;
+    // else a stand-in that answers CoreDNS's health and readiness probes
+    // shows the path (name resolution itself needs the real one).
+    let coredns = "registry.k8s.io/coredns:1.7.0";
+    let _stand_in = block_on(async {
+        let docker = Docker::connect().await.unwrap();
+        if docker.image_exists(coredns).await.unwrap() {
+            return None;
+        }
+        let script = "httpd -p 8181 -h /www; exec httpd -f -p 8080 -h /www\n";
+        let files = [
+            ("www/ready", "OK"),
+            ("www/health", "OK"),
+            ("fake-coredns", script),
+        ];
+        let entrypoint = r#"ENTRYPOINT ["/bin/sh", "/fake-coredns"]"#;
+        busybox_image(&docker, coredns, &files, &[entrypoint]).await;
+        Some(Guard(Resource::Image(coredns.into())))
+    });
+    let loaded = std::time::Instant::now();
+    let (code, _, stderr) = env.run(&["image", "load", coredns, "-p", "e2e-a"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("Restarted pod kube-system/coredns-"),
+        "{stderr}"
+    );
+    let dns = loop {
+        let status = json(&env.ok(&["status", "-p", "e2e-a", "-o", "json"]));
+        if status["dns"]["state"] == "available" || loaded.elapsed().as_secs() > 60 {
+            break status["dns"].clone();
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    };
+    assert_eq!(dns["state"], "available", "{dns}");
     let endpoint = status["endpoint"].as_str().unwrap().to_string();
     assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
     let kubeconfig_before = std::fs::read_to_string(&env.kubeconfig).unwrap();
@@ -276,7 +311,7 @@ fn two_profiles_run_side_by_side_and_deleting_one_leaves_the_other_untouched() {
     let _image = Guard(Resource::Image("berth.test/busybox:2".into()));
     block_on(async {
         let docker = Docker::connect().await.unwrap();
-        busybox_image(&docker, "berth.test/busybox:2", &[]).await;
+        busybox_image(&docker, "berth.test/busybox:2", &[], &[]).await;
         let bytes = docker
             .save_images(&["berth.test/busybox:2".to_string()])
             .await

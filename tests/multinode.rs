@@ -216,7 +216,7 @@ fn holders(env: &Env, profile: &str, image: &str) -> Vec<String> {
 fn image(name: &str, marker: &str) -> Guard {
     block_on(async {
         let docker = Docker::connect().await.unwrap();
-        busybox_image(&docker, name, &[("marker", marker)]).await;
+        busybox_image(&docker, name, &[("marker", marker)], &[]).await;
     });
     Guard(Resource::Image(name.into()))
 }
@@ -291,6 +291,20 @@ fn three_nodes_network_across_nodes_and_keep_it_after_stop_and_start() {
             .then_some(())
             .ok_or(format!("127.0.0.1:{port} answered {answer}"))
     });
+
+    // berth service: a local port forwarded through the API server.
+    let mut service = env.spawn(&["service", "web", "-p", profile, "--url"]);
+    let url = service.line();
+    let port: u16 = url
+        .strip_prefix("http://127.0.0.1:")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("not a local URL: {url:?}"));
+    for _ in 0..3 {
+        let answer = get_from_host(port).unwrap();
+        assert!(names.contains(&answer), "{url} answered {answer}");
+    }
+    drop(service);
+    assert!(get_from_host(port).is_err(), "{url} still served");
 
     env.ok(&["stop", "-p", profile]);
     let stopped = json(&env.ok(&["node", "list", "-p", profile, "-o", "json"]));

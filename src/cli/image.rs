@@ -121,6 +121,13 @@ pub async fn run(cmd: Image, global: &Global, ui: Ui) -> Result<()> {
             )
             .await?;
             step.done();
+            // Pods that wait for these images start now, not after their
+            // pull back-off; a cluster whose API is not up has none waiting.
+            if let Ok(client) = crate::cluster::client(&ctx.store, &profile).await {
+                for pod in crate::cluster::dns::retry_image_pulls(&client, &names).await {
+                    ui.info(format!("Restarted pod {pod}, which waited for the image"));
+                }
+            }
         }
         Image::Ls => {
             let lists = try_join_all(

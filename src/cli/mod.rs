@@ -10,6 +10,7 @@ mod node;
 mod node_image;
 mod pause;
 mod profile;
+mod service;
 mod start;
 mod status;
 mod stop;
@@ -79,6 +80,9 @@ pub enum Command {
     /// Add, delete or list a cluster's nodes.
     #[command(subcommand)]
     Node(node::NodeCmd),
+    /// Reach a Service from the host: a port on 127.0.0.1 forwarded through
+    /// the API server, served until interrupted.
+    Service(service::ServiceCmd),
     /// Build the node image.
     #[command(subcommand)]
     NodeImage(node_image::NodeImage),
@@ -102,6 +106,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Profile(cmd) => profile::run(cmd, &cli.global, ui).await,
         Command::Kubectl(cmd) => kubectl::run(cmd, &cli.global),
         Command::Kubeconfig => kubeconfig::run(&cli.global),
+        Command::Service(cmd) => service::run(cmd, &cli.global, ui).await,
         Command::Node(cmd) => node::run(cmd, &cli.global, ui).await,
         Command::NodeImage(cmd) => node_image::run(cmd, &cli.global, ui).await,
         Command::Image(cmd) => image::run(cmd, &cli.global, ui).await,

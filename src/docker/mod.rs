@@ -84,12 +84,20 @@ impl Docker {
     }
 
     /// Makes an image from a root file system tar (what `docker import`
-    /// does), named `repo:tag`.
-    pub async fn import_rootfs(&self, rootfs_tar: Vec<u8>, repo: &str, tag: &str) -> Result<()> {
+    /// does), named `repo:tag`, with Dockerfile `changes` such as
+    /// `ENTRYPOINT ["/bin/sh"]`.
+    pub async fn import_rootfs(
+        &self,
+        rootfs_tar: Vec<u8>,
+        repo: &str,
+        tag: &str,
+        changes: &[&str],
+    ) -> Result<()> {
         let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
             .from_src("-")
             .repo(repo)
             .tag(tag)
+            .changes(changes.iter().map(|c| c.to_string()).collect())
             .build();
         let mut stream = self.api.create_image(
             Some(options),

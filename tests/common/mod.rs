@@ -95,10 +95,47 @@ impl Env {
         stdout
     }
 
+    /// Starts berth in the background with stdout piped; it is killed when
+    /// the returned handle is dropped.
+    pub fn spawn(&self, args: &[&str]) -> Background {
+        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("berth"))
+            .env("BERTH_HOME", self.home.path().join("berth"))
+            .env("KUBECONFIG", &self.kubeconfig)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Background(child)
+    }
+
     pub fn kubectl(&self, profile: &str, args: &[&str]) -> String {
         let mut all = vec!["kubectl", "-p", profile, "--"];
         all.extend_from_slice(args);
         self.ok(&all)
+    }
+}
+
+pub struct Background(pub std::process::Child);
+
+impl Background {
+    /// The next line the process prints.
+    pub fn line(&mut self) -> String {
+        use std::io::BufRead;
+        let mut line = String::new();
+        let stdout = self.0.stdout.as_mut().unwrap();
+        // A one-byte buffer keeps nothing of what follows the line.
+        std::io::BufReader::with_capacity(1, stdout)
+            .read_line(&mut line)
+            .unwrap();
+        line.trim().to_string()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -146,8 +183,9 @@ pub fn leftovers(profile: &str) -> Vec<String> {
 }
 
 /// A 2 MB image of Debian's static busybox (sh, httpd, nc, ...) and the
-/// given `(path, content)` files, made in the engine with `docker import`.
-pub async fn busybox_image(docker: &Docker, name: &str, files: &[(&str, &str)]) {
+/// given `(path, content)` files, made in the engine with `docker import`
+/// and its Dockerfile `changes`.
+pub async fn busybox_image(docker: &Docker, name: &str, files: &[(&str, &str)], changes: &[&str]) {
     let busybox =
         std::fs::read("/bin/busybox").expect("busybox-static is installed by scripts/setup");
     let mut tar = tar::Builder::new(Vec::new());
@@ -175,9 +213,9 @@ pub async fn busybox_image(docker: &Docker, name: &str, files: &[(&str, &str)]) 
         tar.append_data(&mut header, path, content.as_bytes())
             .unwrap();
     }
-    let (repo, tag) = name.split_once(':').unwrap();
+    let (repo, tag) = name.rsplit_once(':').unwrap();
     docker
-        .import_rootfs(tar.into_inner().unwrap(), repo, tag)
+        .import_rootfs(tar.into_inner().unwrap(), repo, tag, changes)
         .await
         .unwrap();
 }
