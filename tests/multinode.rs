@@ -228,8 +228,20 @@ fn three_nodes_network_across_nodes_and_keep_it_after_stop_and_start() {
     let _image = image("berth.test/multinode:1", "one");
     let port = common::free_port();
     let ports = format!("{port}:30080");
+    let preset = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/multinode.yaml");
+    // A feature gate v1.20 knows: every component must accept it.
     env.ok(&[
-        "start", "-p", profile, "--nodes", "3", "--ports", &ports, "--wait", "3m",
+        "start",
+        "-p",
+        profile,
+        "--config",
+        preset.to_str().unwrap(),
+        "--ports",
+        &ports,
+        "--feature-gates",
+        "EphemeralContainers=true",
+        "--wait",
+        "3m",
     ]);
 
     let nodes = json(&env.ok(&["node", "list", "-p", profile, "-o", "json"]));
@@ -306,16 +318,23 @@ fn three_nodes_network_across_nodes_and_keep_it_after_stop_and_start() {
     drop(service);
     assert!(get_from_host(port).is_err(), "{url} still served");
 
+    let all_nodes_are = |want: &str| {
+        let nodes = json(&env.ok(&["node", "list", "-p", profile, "-o", "json"]));
+        assert!(
+            nodes
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|n| n["status"] == want),
+            "not all {want}: {nodes}"
+        );
+    };
+    env.ok(&["pause", "-p", profile]);
+    all_nodes_are("Paused");
+    env.ok(&["unpause", "-p", profile]);
+    all_nodes_are("Running");
     env.ok(&["stop", "-p", profile]);
-    let stopped = json(&env.ok(&["node", "list", "-p", profile, "-o", "json"]));
-    assert!(
-        stopped
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|n| n["status"] == "Stopped"),
-        "{stopped}"
-    );
+    all_nodes_are("Stopped");
     env.ok(&["start", "-p", profile, "--wait", "3m"]);
     eventually(Duration::from_secs(180), || {
         spread_network_works(&env, profile)
