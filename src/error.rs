@@ -166,8 +166,16 @@ impl From<crate::profile::Error> for Error {
             P::BadName(_) | P::NodeLikeName(_) => {
                 Error::usage(e.to_string()).with_hint("pick a name such as `dev` or `ci-1`")
             }
-            P::Corrupt { .. } => Error::new(Exit::Profile, format!("{e}; it was left as it is"))
-                .with_hint("`berth delete -p NAME` removes the profile and what is left of it"),
+            P::Corrupt { path, .. } => {
+                let name = path
+                    .parent()
+                    .and_then(|d| d.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "NAME".into());
+                Error::new(Exit::Profile, format!("{e}; it was left as it is")).with_hint(format!(
+                    "`berth delete -p {name}` removes the profile and what is left of it"
+                ))
+            }
             P::Io { .. } => Error::new(Exit::Failure, e.to_string())
                 .with_hint("check the permissions of berth's state directory ($BERTH_HOME)"),
         }

@@ -397,4 +397,112 @@ extensions:
             0o600
         );
     }
+
+    /// A small deterministic generator, so a failing case can be replayed.
+    struct Random(u64);
+
+    impl Random {
+        fn next(&mut self, below: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % below
+        }
+
+        fn word(&mut self) -> String {
+            let words = ["prod", "dev", "a-b", "x.y", "berth-z", "ops", "eu-1", "k"];
+            format!("{}{}", words[self.next(8) as usize], self.next(100))
+        }
+
+        /// Any YAML value a foreign tool might put in a kubeconfig.
+        fn value(&mut self, depth: u32) -> Value {
+            match self.next(if depth > 2 { 4 } else { 6 }) {
+                0 => Value::Bool(self.next(2) == 0),
+                1 => Value::Number(self.next(70000).into()),
+                2 => Value::String(self.word()),
+                3 => Value::Null,
+                4 => Value::Sequence((0..self.next(3)).map(|_| self.value(depth + 1)).collect()),
+                _ => {
+                    let mut m = Mapping::new();
+                    for _ in 0..self.next(4) {
+                        m.insert(self.word().into(), self.value(depth + 1));
+                    }
+                    Value::Mapping(m)
+                }
+            }
+        }
+
+        /// A valid kubeconfig with foreign clusters, users and contexts,
+        /// each with fields berth does not know, and top-level extras.
+        fn kubeconfig(&mut self) -> Value {
+            let mut config = Mapping::new();
+            config.insert("apiVersion".into(), "v1".into());
+            config.insert("kind".into(), "Config".into());
+            let mut contexts = Vec::new();
+            for (list, key) in [
+                ("clusters", "cluster"),
+                ("users", "user"),
+                ("contexts", "context"),
+            ] {
+                let items: Vec<Value> = (0..self.next(4))
+                    .map(|_| {
+                        let name = self.word();
+                        if list == "contexts" {
+                            contexts.push(name.clone());
+                        }
+                        let mut body = Mapping::new();
+                        for _ in 0..self.next(4) {
+                            body.insert(self.word().into(), self.value(0));
+                        }
+                        named(&name, key, body)
+                    })
+                    .collect();
+                config.insert(list.into(), Value::Sequence(items));
+            }
+            if !contexts.is_empty() && self.next(2) == 0 {
+                let current = contexts[self.next(contexts.len() as u64) as usize].clone();
+                config.insert("current-context".into(), current.into());
+            }
+            for _ in 0..self.next(3) {
+                config.insert(format!("x-{}", self.word()).into(), self.value(0));
+            }
+            Value::Mapping(config)
+        }
+    }
+
+    #[test]
+    fn merging_and_removing_keeps_every_foreign_entry_and_field() {
+        let mut random = Random(0x9e37_79b9_7f4a_7c15);
+        for case in 0..500 {
+            let original = random.kubeconfig();
+            let mut config = original.clone();
+            let name = format!("berth-case{case}");
+            let make_current = random.next(2) == 0;
+            let previous = upsert(&mut config, &entry(&name), make_current);
+            assert_eq!(previous, current_context(&original), "case {case}");
+            // Written and read back as berth does, then removed again.
+            let text = serde_yaml::to_string(&config).unwrap();
+            let mut config: Value = serde_yaml::from_str(&text).unwrap();
+            let names = |c: &Value, list: &str| -> Vec<String> {
+                c.get(list)
+                    .and_then(Value::as_sequence)
+                    .map(|s| {
+                        s.iter()
+                            .filter_map(|i| i.get("name")?.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            assert!(names(&config, "contexts").contains(&name), "case {case}");
+            remove(&mut config, &name, previous.as_deref());
+            // Everything foreign is back exactly, the current context too.
+            let mut want = original.clone();
+            if want.get("current-context").is_none() && make_current {
+                want.as_mapping_mut()
+                    .unwrap()
+                    .insert("current-context".into(), "".into());
+            }
+            assert_eq!(config, want, "case {case}:\n{text}");
+        }
+    }
 }

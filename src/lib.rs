@@ -8,6 +8,7 @@ pub mod error;
 pub mod forward;
 pub mod images;
 pub mod kubeconfig;
+pub mod lock;
 pub mod node;
 pub mod paths;
 pub mod pki;

@@ -33,7 +33,12 @@ pub fn profile(home: &Path, name: &str, timeout: Duration, ui: Ui) -> Result<Hel
 
 /// Takes the lock for choosing a new profile's subnet and port.
 pub fn allocate(home: &Path, timeout: Duration, ui: Ui) -> Result<Held> {
-    acquire(&path(home, "allocate"), "new networks and ports", timeout, ui)
+    acquire(
+        &path(home, "allocate"),
+        "new networks and ports",
+        timeout,
+        ui,
+    )
 }
 
 fn acquire(path: &Path, what: &str, timeout: Duration, ui: Ui) -> Result<Held> {
@@ -45,7 +50,8 @@ fn acquire(path: &Path, what: &str, timeout: Duration, ui: Ui) -> Result<Held> {
         .with_hint("check the permissions of berth's state directory ($BERTH_HOME)")
     };
     if let Some(dir) = path.parent() {
-        crate::pki::create_private_dir(dir).map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        crate::pki::create_private_dir(dir)
+            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
     }
     let file = File::options()
         .create(true)
@@ -94,7 +100,11 @@ mod tests {
         let ui = Ui::new(true);
         let first = profile(home.path(), "dev", Duration::ZERO, ui).unwrap();
         let error = profile(home.path(), "dev", Duration::from_millis(200), ui).unwrap_err();
-        assert!(error.message.contains("profile-dev.lock"), "{}", error.message);
+        assert!(
+            error.message.contains("profile-dev.lock"),
+            "{}",
+            error.message
+        );
         // Other profiles are not held up.
         profile(home.path(), "other", Duration::ZERO, ui).unwrap();
         drop(first);

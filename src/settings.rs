@@ -142,6 +142,7 @@ pub struct Preset {
     pub feature_gates: BTreeMap<String, bool>,
     pub wait: Option<String>,
     pub keep_context: Option<bool>,
+    pub keep_on_failure: Option<bool>,
     pub image: Option<String>,
     pub binary_mirror: Option<String>,
 }

@@ -410,7 +410,20 @@ fn bad_input_is_refused_clearly_and_creates_nothing() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = format!("{}:30080", taken.local_addr().unwrap().port());
     type Case<'a> = (&'a [&'a str], Option<(&'a str, &'a str)>, i32, &'a str);
-    let cases: [Case; 12] = [
+    let cases: [Case; 14] = [
+        (
+            &["start", "-p", "e2e-bad", "--image", "berth.test/none:0"],
+            None,
+            2,
+            "the node image berth.test/none:0 is not in the Docker engine",
+        ),
+        // Low disk, provoked by asking for more than any disk has.
+        (
+            &["start", "-p", "e2e-bad"],
+            Some(("BERTH_MIN_FREE_MIB", "1000000000")),
+            1,
+            "MiB are free on",
+        ),
         (
             &["start", "-p", "e2e-bad", "--config", preset],
             None,

@@ -4,17 +4,33 @@ use crate::error::Result;
 use crate::ui::Ui;
 
 pub async fn run(targets: Targets, global: &Global, ui: Ui) -> Result<()> {
-    let names = targets.names(global)?;
     let ctx = global.ctx(ui).await?;
+    let names = if targets.all {
+        // Every profile of this home, also those whose state is gone but
+        // whose resources a cut-off start left.
+        let mut names = global.store().names();
+        names.extend(cluster::orphans(&ctx).await?);
+        names.sort();
+        names.dedup();
+        names
+    } else {
+        vec![global.profile_name()?]
+    };
     for name in names {
+        let _lock = global.lock(&name, ui)?;
         // An unreadable profile file still names what to remove.
         let profile = ctx.store.load(&name).ok().flatten();
+        let (kubeconfig, restore) = match &profile {
+            Some(p) => (p.kubeconfig.clone(), p.previous_context.clone()),
+            None => (ctx.kubeconfig.clone(), None),
+        };
         let step = ui.step(format!("Deleting {name}"));
-        if cluster::remove_everything(&ctx, &name, profile.as_ref()).await? {
+        if cluster::remove_everything(&ctx, &name, &kubeconfig, restore.as_deref()).await? {
             step.done();
         } else {
             step.done_with("it did not exist");
         }
     }
+    cluster::remove_helpers(&ctx).await?;
     Ok(())
 }

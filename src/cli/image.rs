@@ -41,6 +41,10 @@ struct Listed {
 
 pub async fn run(cmd: Image, global: &Global, ui: Ui) -> Result<()> {
     let name = global.profile_name()?;
+    let _lock = match cmd {
+        Image::Ls => None,
+        _ => Some(global.lock(&name, ui)?),
+    };
     let profile = global.load(&name)?;
     let ctx = global.ctx(ui).await?;
     let only = match &cmd {

@@ -49,6 +49,10 @@ pub struct Global {
     /// The kubeconfig file to update, instead of the one kubectl would use.
     #[arg(long, global = true, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
+    /// How long to wait while another berth command changes the same
+    /// profile.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "10m", value_parser = start::parse_duration)]
+    pub lock_timeout: std::time::Duration,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -119,7 +123,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 pub struct Targets {
     /// Every profile.
     #[arg(long, conflicts_with = "profile")]
-    all: bool,
+    pub all: bool,
 }
 
 impl Targets {
@@ -148,8 +152,15 @@ impl Global {
         Ok(name)
     }
 
+    /// Holds the profile's lock while the caller changes it.
+    fn lock(&self, name: &str, ui: Ui) -> Result<crate::lock::Held> {
+        crate::lock::profile(&crate::paths::home_dir(), name, self.lock_timeout, ui)
+    }
+
     async fn ctx(&self, ui: Ui) -> Result<crate::cluster::Ctx> {
         Ok(crate::cluster::Ctx {
+            home: crate::paths::home_dir(),
+            lock_timeout: self.lock_timeout,
             docker: crate::docker::Docker::connect().await?,
             store: self.store(),
             cache: crate::binaries::Cache::new(&crate::paths::cache_dir()),

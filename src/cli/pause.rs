@@ -12,6 +12,7 @@ pub async fn run(targets: Targets, global: &Global, ui: Ui, freeze: bool) -> Res
         ("Unpausing", "running")
     };
     for name in names {
+        let _lock = global.lock(&name, ui)?;
         let profile = global.load(&name)?;
         let step = ui.step(format!("{verb} {name}"));
         if cluster::pause(&ctx, &profile, freeze).await? {

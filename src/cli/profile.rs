@@ -15,11 +15,28 @@ pub struct ProfileCmd {
 struct Row {
     name: String,
     status: String,
+    /// Why a Broken profile is broken.
+    reason: Option<String>,
     kubernetes_version: String,
     nodes: usize,
     endpoint: String,
     age_seconds: u64,
     current: bool,
+}
+
+impl Row {
+    fn broken(name: String, reason: impl Into<String>) -> Self {
+        Row {
+            name,
+            status: "Broken".into(),
+            reason: Some(reason.into()),
+            kubernetes_version: "-".into(),
+            nodes: 0,
+            endpoint: "-".into(),
+            age_seconds: 0,
+            current: false,
+        }
+    }
 }
 
 pub async fn run(cmd: ProfileCmd, global: &Global, ui: Ui) -> Result<()> {
@@ -30,22 +47,31 @@ pub async fn run(cmd: ProfileCmd, global: &Global, ui: Ui) -> Result<()> {
         ui.info(format!("The default profile is now {}", cmd.target));
         return Ok(());
     }
-    let docker = crate::docker::Docker::connect().await?;
-    let states = docker.containers_by_label("io.berth.profile").await?;
-    let current =
-        crate::kubeconfig::read(&crate::kubeconfig::resolve(global.kubeconfig.as_deref()))
-            .ok()
-            .and_then(|c| crate::kubeconfig::current_context(&c));
+    let ctx = global.ctx(ui).await?;
+    let states = ctx.docker.containers_by_label("io.berth.profile").await?;
+    let orphans = crate::cluster::orphans(&ctx).await?;
+    let current = crate::kubeconfig::read(&ctx.kubeconfig)
+        .ok()
+        .and_then(|c| crate::kubeconfig::current_context(&c));
     let mut rows = Vec::new();
     for name in store.names() {
         let row = match store.load(&name) {
             Ok(Some(p)) => {
+                let gone = p
+                    .nodes()
+                    .into_iter()
+                    .find(|n| !states.contains_key(&n.container()));
                 let state = states
                     .get(&p.container())
                     .map(String::as_str)
                     .unwrap_or("missing");
                 Row {
-                    status: super::status::pretty_state(state),
+                    status: if gone.is_some() {
+                        "Broken".into()
+                    } else {
+                        super::status::pretty_state(state)
+                    },
+                    reason: gone.map(|n| format!("its node container {} is gone", n.container())),
                     kubernetes_version: p.kubernetes_version.to_string(),
                     nodes: p.nodes().len(),
                     endpoint: p.server(),
@@ -54,18 +80,18 @@ pub async fn run(cmd: ProfileCmd, global: &Global, ui: Ui) -> Result<()> {
                     name,
                 }
             }
-            _ => Row {
-                status: "Broken".into(),
-                kubernetes_version: "-".into(),
-                nodes: 0,
-                endpoint: "-".into(),
-                age_seconds: 0,
-                current: false,
-                name,
-            },
+            Ok(None) => Row::broken(name, "its state has no profile file: a start was cut off"),
+            Err(e) => Row::broken(name, e.to_string()),
         };
         rows.push(row);
     }
+    for name in orphans {
+        rows.push(Row::broken(
+            name,
+            "Docker resources without state: a start was cut off",
+        ));
+    }
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
     match global.output {
         Output::Json => print_json(&rows),
         Output::Text => {
@@ -75,8 +101,9 @@ pub async fn run(cmd: ProfileCmd, global: &Global, ui: Ui) -> Result<()> {
             );
             for r in rows {
                 let mark = if r.current { "*" } else { " " };
+                let reason = r.reason.map(|r| format!("  ({r})")).unwrap_or_default();
                 println!(
-                    "{mark} {:<20} {:<8} {:<9} {:>5}  {:<24} {}",
+                    "{mark} {:<20} {:<8} {:<9} {:>5}  {:<24} {}{reason}",
                     r.name,
                     r.status,
                     r.kubernetes_version,

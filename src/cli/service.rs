@@ -21,9 +21,26 @@ pub struct ServiceCmd {
     port: Option<u16>,
 }
 
+/// A Kubernetes DNS label: what Service and namespace names are.
+fn is_dns_label(text: &str) -> bool {
+    let b = text.as_bytes();
+    let inner = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-';
+    let edge = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    b.len() <= 63 && b.iter().all(inner) && edge(b.first()) && edge(b.last())
+}
+
 /// Forwards ports on 127.0.0.1 to the Service until interrupted (Ctrl-C
 /// ends it with exit code 0).
 pub async fn run(cmd: ServiceCmd, global: &Global, ui: Ui) -> Result<()> {
+    for (what, value) in [("service", &cmd.name), ("namespace", &cmd.namespace)] {
+        // Both become parts of API paths.
+        if !is_dns_label(value) {
+            return Err(crate::error::Error::usage(format!(
+                "`{value}` is not a valid {what} name"
+            ))
+            .with_hint("Kubernetes names are lower-case letters, digits and `-`"));
+        }
+    }
     let name = global.profile_name()?;
     let profile = global.load(&name)?;
     let ctx = global.ctx(ui).await?;
@@ -53,4 +70,26 @@ pub async fn run(cmd: ServiceCmd, global: &Global, ui: Ui) -> Result<()> {
         _ = tokio::signal::ctrl_c() => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_that_could_leave_their_api_path_are_refused() {
+        for good in ["web", "kube-system", "a1", &"x".repeat(63)] {
+            assert!(super::is_dns_label(good), "{good}");
+        }
+        for bad in [
+            "",
+            "../secrets",
+            "a/b",
+            "Web",
+            "-a",
+            "a-",
+            "a.b",
+            &"x".repeat(64),
+        ] {
+            assert!(!super::is_dns_label(bad), "{bad}");
+        }
+    }
 }

@@ -30,6 +30,8 @@ use crate::ui::Ui;
 pub const DEFAULT_VERSION: &str = "v1.34.1";
 
 pub struct Ctx {
+    pub home: PathBuf,
+    pub lock_timeout: Duration,
     pub docker: Docker,
     pub store: Store,
     pub cache: Cache,
@@ -43,6 +45,8 @@ pub struct StartOptions {
     /// `None` returns once the node container runs.
     pub wait: Option<Duration>,
     pub keep_context: bool,
+    /// A new cluster's failed or interrupted start keeps what it made.
+    pub keep_on_failure: bool,
     pub cpus: Option<f64>,
     pub memory_mib: Option<u64>,
     pub image: Option<String>,
@@ -57,10 +61,14 @@ pub struct StartOptions {
     pub no_dns: bool,
 }
 
-fn labels(profile: &str) -> HashMap<String, String> {
+/// Labels of every resource of a profile. The home label tells whose
+/// berth state the profile belongs to, so `delete --all` sweeps orphans of
+/// its own home only, never another user's or test's clusters.
+fn labels(ctx: &Ctx, profile: &str) -> HashMap<String, String> {
     HashMap::from([
         ("io.berth".into(), "true".into()),
         ("io.berth.profile".into(), profile.into()),
+        ("io.berth.home".into(), ctx.home.display().to_string()),
     ])
 }
 
@@ -75,18 +83,13 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// `start`: creates the profile's cluster, or starts it again.
+/// `start`: creates the profile's cluster, or starts it again. A creation
+/// that fails leaves what it made; the caller removes it (or keeps it when
+/// asked to), also when it interrupts the start.
 pub async fn start(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result<Profile> {
     match ctx.store.load(name)? {
         Some(profile) => restart(ctx, profile, opts).await,
-        None => {
-            let created = create(ctx, name, opts).await;
-            if created.is_err() {
-                // A failed start leaves nothing behind.
-                let _ = remove_everything(ctx, name, None).await;
-            }
-            created
-        }
+        None => create(ctx, name, opts).await,
     }
 }
 
@@ -149,8 +152,15 @@ async fn create(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result<Profile> {
     let manifest = resolve_version(ctx, opts)?;
     let version = manifest.version.clone();
 
+    check_disk(ctx, opts.nodes.unwrap_or(1)).await?;
     let step = ui.step("Preparing the node image");
     let node_image = match &opts.image {
+        Some(image) if !ctx.docker.image_exists(image).await? => {
+            return Err(Error::usage(format!(
+                "the node image {image} is not in the Docker engine"
+            ))
+            .with_hint("build it with `berth node-image build`, pull it, or leave --image out"));
+        }
         Some(image) => image.clone(),
         None => {
             let context = Context::embedded();
@@ -183,8 +193,10 @@ async fn create(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result<Profile> {
             .with_hint("pick another host port in --ports, or stop what listens there"));
         }
     }
+    // Held until the nodes hold their addresses and ports.
+    let allocating = crate::lock::allocate(&ctx.home, ctx.lock_timeout, ui)?;
     let step = ui.step("Creating the network");
-    let (subnet, node_ip) = create_network(&ctx.docker, &network(name), &labels(name)).await?;
+    let (subnet, node_ip) = create_network(&ctx.docker, &network(name), &labels(ctx, name)).await?;
     let api_port = free_port()?;
     step.done();
 
@@ -227,11 +239,56 @@ async fn create(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result<Profile> {
             .map(|node| nodes::create(ctx, &profile, node, binaries.clone())),
     )
     .await?;
+    drop(allocating);
     step.done();
 
     let profile = write_kubeconfig(ctx, profile, !opts.keep_context)?;
     ready::wait_ready(ctx, &profile, None, None, opts.wait).await?;
     Ok(profile)
+}
+
+/// Free space a node needs on the engine's disk at first: its /var, the
+/// images it imports and its logs.
+const NODE_DISK_MIB: u64 = 1024;
+
+/// Refuses a start that would run the engine's disk full, where that disk
+/// is this machine's (a remote engine's is not checked).
+/// `BERTH_MIN_FREE_MIB` replaces the need per node.
+async fn check_disk(ctx: &Ctx, nodes: u32) -> Result<()> {
+    let Some(root) = ctx.docker.root_dir().await? else {
+        return Ok(());
+    };
+    let Some(free_mib) = free_mib(std::path::Path::new(&root)) else {
+        return Ok(());
+    };
+    let per_node = std::env::var("BERTH_MIN_FREE_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(NODE_DISK_MIB);
+    let need = per_node * u64::from(nodes);
+    if free_mib < need {
+        return Err(Error::new(
+            Exit::Failure,
+            format!(
+                "only {free_mib} MiB are free on {root}, where the Docker engine keeps its data; \
+                 {nodes} node(s) need about {need} MiB"
+            ),
+        )
+        .with_hint("free space there (`docker system prune` removes unused images and volumes), then start again"));
+    }
+    Ok(())
+}
+
+/// Free MiB on the file system of `path`, when it is on this machine.
+fn free_mib(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid NUL-terminated path and a statvfs to fill.
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    Some(stat.f_bavail as u64 * stat.f_frsize as u64 / (1024 * 1024))
 }
 
 /// The name of the volume of the profile's binaries, made again from the
@@ -405,10 +462,15 @@ fn write_kubeconfig(ctx: &Ctx, mut profile: Profile, make_current: bool) -> Resu
 }
 
 /// Removes every trace of a profile: every container and volume with its
-/// label (also those a start cut off left), its network, its kubeconfig
-/// entries (restoring the previous context) and its state. Returns whether
-/// there was anything to remove.
-pub async fn remove_everything(ctx: &Ctx, name: &str, profile: Option<&Profile>) -> Result<bool> {
+/// label (also those a cut-off start left), its network, its entries in the
+/// `kubeconfig` (making `restore` current again if the profile's context
+/// was) and its state. Returns whether there was anything to remove.
+pub async fn remove_everything(
+    ctx: &Ctx,
+    name: &str,
+    kubeconfig: &std::path::Path,
+    restore: Option<&str>,
+) -> Result<bool> {
     let label = format!("io.berth.profile={name}");
     let containers = ctx.docker.containers_by_label(&label).await?;
     let existed = ctx.store.exists(name) || !containers.is_empty();
@@ -417,17 +479,86 @@ pub async fn remove_everything(ctx: &Ctx, name: &str, profile: Option<&Profile>)
     try_join_all(volumes.iter().map(|v| ctx.docker.remove_volume(v))).await?;
     ctx.docker.remove_network(&network(name)).await?;
     let context = format!("berth-{name}");
-    let (path, restore) = match profile {
-        Some(p) => (p.kubeconfig.clone(), p.previous_context.clone()),
-        None => (ctx.kubeconfig.clone(), None),
-    };
-    if path.exists() {
-        kubeconfig::update(&path, |c| {
-            kubeconfig::remove(c, &context, restore.as_deref())
-        })?;
+    if kubeconfig.exists() {
+        kubeconfig::update(kubeconfig, |c| kubeconfig::remove(c, &context, restore))?;
     }
     ctx.store.remove(name)?;
     Ok(existed)
+}
+
+/// Profiles of this home that have Docker resources but no state.
+pub async fn orphans(ctx: &Ctx) -> Result<Vec<String>> {
+    let home = ctx.home.display().to_string();
+    let mut names: Vec<String> = ctx
+        .docker
+        .labels_with("io.berth.profile")
+        .await?
+        .into_iter()
+        .filter(|l| l.get("io.berth.home") == Some(&home))
+        .filter_map(|mut l| l.remove("io.berth.profile"))
+        .filter(|n| crate::profile::validate_name(n).is_ok() && !ctx.store.exists(n))
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// Removes short-lived helper containers (the privilege probe, the
+/// binaries volume's filler) with their anonymous volumes: this process's
+/// own, and those of berth processes that are gone (killed halfway). Their
+/// names end with the process id that made them.
+pub async fn remove_helpers(ctx: &Ctx) -> Result<()> {
+    let own = std::process::id();
+    for label in ["io.berth.probe", "io.berth.helper"] {
+        let gone: Vec<String> = ctx
+            .docker
+            .containers_by_label(label)
+            .await?
+            .into_keys()
+            .filter(|c| {
+                c.rsplit_once('-')
+                    .and_then(|(_, pid)| pid.parse::<u32>().ok())
+                    .is_some_and(|pid| {
+                        pid == own || !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                    })
+            })
+            .collect();
+        try_join_all(gone.iter().map(|c| ctx.docker.remove_container(c))).await?;
+    }
+    Ok(())
+}
+
+/// What exists of a profile, each as a short description: state, node
+/// containers, volumes, network and kubeconfig entry.
+pub async fn traces(ctx: &Ctx, name: &str) -> Result<Vec<String>> {
+    let label = format!("io.berth.profile={name}");
+    let mut found = Vec::new();
+    if ctx.store.exists(name) {
+        found.push(format!("state {}", ctx.store.dir(name).display()));
+    }
+    let mut containers: Vec<String> = ctx
+        .docker
+        .containers_by_label(&label)
+        .await?
+        .into_keys()
+        .collect();
+    containers.sort();
+    found.extend(containers.into_iter().map(|c| format!("container {c}")));
+    let mut volumes = ctx.docker.volumes_by_label(&label).await?;
+    volumes.sort();
+    found.extend(volumes.into_iter().map(|v| format!("volume {v}")));
+    if ctx.docker.network_exists(&network(name)).await? {
+        found.push(format!("network {}", network(name)));
+    }
+    let context = format!("berth-{name}");
+    if kubeconfig::read(&ctx.kubeconfig)
+        .ok()
+        .and_then(|c| kubeconfig::server(&c, &context))
+        .is_some()
+    {
+        found.push(format!("kubeconfig context {context}"));
+    }
+    Ok(found)
 }
 
 /// Stops every node quickly and cleanly: the control plane and etcd are

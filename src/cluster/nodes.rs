@@ -42,8 +42,8 @@ pub fn ensure_pki(ctx: &Ctx, profile: &Profile, nodes: &[Node]) -> Result<bool> 
     Ok(!pki.ensure(&all)?.is_empty())
 }
 
-fn container(profile: &Profile, node: &Node, binaries: String) -> NodeContainer {
-    let mut labels = labels(&profile.name);
+fn container(ctx: &Ctx, profile: &Profile, node: &Node, binaries: String) -> NodeContainer {
+    let mut labels = labels(ctx, &profile.name);
     labels.insert("io.berth.node".into(), node.name.clone());
     labels.insert("io.berth.role".into(), node.role().into());
     NodeContainer {
@@ -78,10 +78,10 @@ fn container(profile: &Profile, node: &Node, binaries: String) -> NodeContainer 
 /// Creates a node's volume and container, puts its files in and starts it.
 pub async fn create(ctx: &Ctx, profile: &Profile, node: &Node, binaries: String) -> Result<()> {
     ctx.docker
-        .create_volume(&var_volume(&node.name), &labels(&profile.name))
+        .create_volume(&var_volume(&node.name), &labels(ctx, &profile.name))
         .await?;
     ctx.docker
-        .create_container(&container(profile, node, binaries))
+        .create_container(&container(ctx, profile, node, binaries))
         .await?;
     let pki = Pki::new(&ctx.store.pki_dir(&profile.name));
     ctx.docker

@@ -65,6 +65,16 @@ impl Docker {
         Ok(info.cgroup_version == Some(V::_2))
     }
 
+    /// Where the engine keeps images, containers and volumes, on its host.
+    pub async fn root_dir(&self) -> Result<Option<String>> {
+        let info = self
+            .api
+            .info()
+            .await
+            .map_err(|e| self.api_error("describe itself".into(), e))?;
+        Ok(info.docker_root_dir)
+    }
+
     pub async fn image_exists(&self, name: &str) -> Result<bool> {
         match self.api.inspect_image(name).await {
             Ok(_) => Ok(true),
@@ -281,6 +291,71 @@ impl Docker {
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(self.api_error(format!("inspect container {name}"), e)),
         }
+    }
+
+    /// The labels of every container, volume and network that carries
+    /// `key`.
+    pub async fn labels_with(&self, key: &str) -> Result<Vec<HashMap<String, String>>> {
+        let filter = HashMap::from([("label", vec![key])]);
+        let containers = self
+            .api
+            .list_containers(Some(
+                bollard::query_parameters::ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filter)
+                    .build(),
+            ))
+            .await
+            .map_err(|e| self.api_error("list containers".into(), e))?;
+        let volumes = self
+            .api
+            .list_volumes(Some(
+                bollard::query_parameters::ListVolumesOptionsBuilder::default()
+                    .filters(&filter)
+                    .build(),
+            ))
+            .await
+            .map_err(|e| self.api_error("list volumes".into(), e))?;
+        let networks = self
+            .api
+            .list_networks(Some(
+                bollard::query_parameters::ListNetworksOptionsBuilder::default()
+                    .filters(&filter)
+                    .build(),
+            ))
+            .await
+            .map_err(|e| self.api_error("list networks".into(), e))?;
+        Ok(containers
+            .into_iter()
+            .filter_map(|c| c.labels)
+            .chain(
+                volumes
+                    .volumes
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|v| v.labels),
+            )
+            .chain(networks.into_iter().filter_map(|n| n.labels))
+            .collect())
+    }
+
+    /// The host addresses a container's ports are published on.
+    pub async fn published_addresses(&self, name: &str) -> Result<Vec<String>> {
+        let options = bollard::query_parameters::InspectContainerOptionsBuilder::default().build();
+        let info = self
+            .api
+            .inspect_container(name, Some(options))
+            .await
+            .map_err(|e| self.api_error(format!("inspect container {name}"), e))?;
+        Ok(info
+            .host_config
+            .and_then(|h| h.port_bindings)
+            .unwrap_or_default()
+            .into_values()
+            .flatten()
+            .flatten()
+            .map(|b| b.host_ip.unwrap_or_default())
+            .collect())
     }
 
     /// Names (without the leading `/`) and states of every container that

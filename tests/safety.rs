@@ -1,0 +1,236 @@
+//! What CI pipelines need of a throwaway cluster tool, against the real
+//! engine: interrupted and killed starts leave nothing (or nothing that
+//! `delete` does not remove), parallel commands keep the kubeconfig right,
+//! bad files are refused and left alone, and the defaults are private.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use berth::docker::Docker;
+use common::{Env, block_on, json, leftovers};
+
+const FOREIGN: &str = "apiVersion: v1
+kind: Config
+clusters:
+- name: prod
+  cluster: {server: 'https://prod.example:6443'}
+users:
+- name: prod
+  user: {token: secret}
+contexts:
+- name: prod
+  context: {cluster: prod, user: prod}
+current-context: prod
+";
+
+fn with_foreign_kubeconfig() -> Env {
+    let env = Env::new();
+    std::fs::create_dir_all(env.kubeconfig.parent().unwrap()).unwrap();
+    std::fs::write(&env.kubeconfig, FOREIGN).unwrap();
+    env
+}
+
+fn kubeconfig(env: &Env) -> serde_yaml::Value {
+    serde_yaml::from_str(&std::fs::read_to_string(&env.kubeconfig).unwrap()).unwrap()
+}
+
+fn context_names(env: &Env) -> Vec<String> {
+    let mut names: Vec<String> = kubeconfig(env)["contexts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Nothing of the profile is left: no labelled resource, no state, no
+/// kubeconfig entry, and the current context is the user's again.
+fn nothing_left(env: &Env, profile: &str, when: &str) {
+    assert_eq!(leftovers(profile), Vec::<String>::new(), "{when}");
+    let state = env.home.path().join("berth/profiles").join(profile);
+    assert!(!state.exists(), "{when}: state {} is left", state.display());
+    assert_eq!(context_names(env), ["prod"], "{when}");
+    assert_eq!(kubeconfig(env)["current-context"], "prod", "{when}");
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Points in a start: before the node container exists, while it boots,
+/// and while berth waits for readiness.
+const POINTS: [Duration; 3] = [
+    Duration::from_millis(300),
+    Duration::from_millis(1500),
+    Duration::from_millis(5000),
+];
+
+#[test]
+fn an_interrupted_start_removes_all_it_made_and_restores_the_context() {
+    let env = with_foreign_kubeconfig();
+    for point in POINTS {
+        let mut start = env.spawn(&["start", "-p", "e2e-int"]);
+        std::thread::sleep(point);
+        signal(start.0.id(), "INT");
+        let code = start.0.wait().unwrap().code();
+        let when = format!("SIGINT after {point:?}");
+        assert_eq!(code, Some(130), "{when}");
+        nothing_left(&env, "e2e-int", &when);
+    }
+    // SIGTERM, as CI runners send it, is handled the same way.
+    let mut start = env.spawn(&["start", "-p", "e2e-int"]);
+    std::thread::sleep(POINTS[1]);
+    signal(start.0.id(), "TERM");
+    assert_eq!(start.0.wait().unwrap().code(), Some(130));
+    nothing_left(&env, "e2e-int", "SIGTERM");
+}
+
+#[test]
+fn after_a_killed_start_delete_removes_everything_and_a_new_start_works() {
+    let env = with_foreign_kubeconfig();
+    for point in POINTS {
+        let mut start = env.spawn(&["start", "-p", "e2e-kill"]);
+        std::thread::sleep(point);
+        signal(start.0.id(), "KILL");
+        start.0.wait().unwrap();
+        // A profile cut off halfway is listed as such, or not at all.
+        let listed = json(&env.ok(&["profile", "list", "-o", "json"]));
+        for row in listed.as_array().unwrap() {
+            if row["status"] == "Broken" {
+                assert!(row["reason"].is_string(), "{row}");
+            }
+        }
+        env.ok(&["delete", "-p", "e2e-kill"]);
+        nothing_left(&env, "e2e-kill", &format!("kill -9 after {point:?}"));
+    }
+    env.ok(&["start", "-p", "e2e-kill", "--wait", "3m"]);
+
+    // Private by default: state 0700, keys and kubeconfigs 0600, the API
+    // server published on the loopback only.
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let state = env.home.path().join("berth/profiles/e2e-kill");
+    for dir in [state.clone(), state.join("pki")] {
+        assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+    }
+    assert_eq!(mode(&state.join("profile.json")), 0o600);
+    assert_eq!(mode(&env.kubeconfig), 0o600);
+    for key in std::fs::read_dir(state.join("pki")).unwrap() {
+        let key = key.unwrap().path();
+        if key.extension().is_some_and(|e| e == "key") {
+            assert_eq!(mode(&key), 0o600, "{}", key.display());
+        }
+    }
+    let addresses = block_on(async {
+        let docker = Docker::connect().await.unwrap();
+        docker.published_addresses("berth-e2e-kill").await.unwrap()
+    });
+    assert_eq!(addresses, ["127.0.0.1"]);
+    env.ok(&["delete", "-p", "e2e-kill"]);
+    nothing_left(&env, "e2e-kill", "delete");
+}
+
+#[test]
+fn eight_profiles_start_and_delete_at_once_and_the_kubeconfig_stays_right() {
+    let env = with_foreign_kubeconfig();
+    let names: Vec<String> = (1..=8).map(|i| format!("e2e-par-{i}")).collect();
+    let run_all = |verb: &[&str]| {
+        let mut running: Vec<_> = names
+            .iter()
+            .map(|n| {
+                let mut args = verb.to_vec();
+                args.extend(["-p", n.as_str()]);
+                (n.clone(), env.spawn(&args))
+            })
+            .collect();
+        for (name, process) in &mut running {
+            let code = process.0.wait().unwrap().code();
+            assert_eq!(code, Some(0), "{verb:?} {name}");
+        }
+    };
+    run_all(&["start", "--wait", "0", "--keep-context"]);
+    let mut want: Vec<String> = names.iter().map(|n| format!("berth-{n}")).collect();
+    want.push("prod".into());
+    want.sort();
+    assert_eq!(context_names(&env), want);
+    let listed = json(&env.ok(&["profile", "list", "-o", "json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 8, "{listed}");
+    run_all(&["delete"]);
+    for name in &names {
+        nothing_left(&env, name, "parallel delete");
+    }
+
+    // Two starts of one profile at once: one creates, the other waits for
+    // it and finds it running. Never two clusters.
+    let mut first = env.spawn(&["start", "-p", "e2e-same", "--wait", "0"]);
+    let mut second = env.spawn(&["start", "-p", "e2e-same", "--wait", "0"]);
+    assert_eq!(first.0.wait().unwrap().code(), Some(0));
+    assert_eq!(second.0.wait().unwrap().code(), Some(0));
+    let containers = block_on(async {
+        let docker = Docker::connect().await.unwrap();
+        docker
+            .containers_by_label("io.berth.profile=e2e-same")
+            .await
+            .unwrap()
+    });
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    env.ok(&["delete", "-p", "e2e-same"]);
+}
+
+#[test]
+fn unreadable_files_are_refused_with_their_exit_code_and_left_as_they_are() {
+    let env = Env::new();
+    // A kubeconfig that is not YAML: nothing is made, the file is untouched.
+    std::fs::create_dir_all(env.kubeconfig.parent().unwrap()).unwrap();
+    let broken = "clusters: [unclosed\n";
+    std::fs::write(&env.kubeconfig, broken).unwrap();
+    let started = Instant::now();
+    let (code, _, stderr) = env.run(&["start", "-p", "e2e-files"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("cannot") && stderr.contains("hint:"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10), "refused late");
+    assert_eq!(std::fs::read_to_string(&env.kubeconfig).unwrap(), broken);
+    assert_eq!(leftovers("e2e-files"), Vec::<String>::new());
+    std::fs::remove_file(&env.kubeconfig).unwrap();
+
+    // A profile file cut in half: every command says so and leaves it.
+    env.ok(&["start", "-p", "e2e-files", "--wait", "0"]);
+    let file = env
+        .home
+        .path()
+        .join("berth/profiles/e2e-files/profile.json");
+    let whole = std::fs::read_to_string(&file).unwrap();
+    let half = &whole[..whole.len() / 2];
+    std::fs::write(&file, half).unwrap();
+    for args in [
+        &["status", "-p", "e2e-files"][..],
+        &["start", "-p", "e2e-files"],
+        &["stop", "-p", "e2e-files"],
+    ] {
+        let (code, _, stderr) = env.run(args);
+        assert_eq!(code, 5, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("profile.json cannot be read: ")
+                && stderr.contains("it was left as it is")
+                && stderr.contains("berth delete -p e2e-files"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), half, "{args:?}");
+    }
+    let listed = json(&env.ok(&["profile", "list", "-o", "json"]));
+    assert_eq!(listed[0]["status"], "Broken", "{listed}");
+    // delete repairs it by removing what is left.
+    env.ok(&["delete", "-p", "e2e-files"]);
+    assert_eq!(leftovers("e2e-files"), Vec::<String>::new());
+}
