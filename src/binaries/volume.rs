@@ -53,13 +53,28 @@ pub async fn ensure_volume(
         }),
         ..NodeContainer::probe(image)
     };
-    if docker.volume_exists(&name).await? {
+    // The host remembers which volume (by creation time) it saw complete,
+    // so that a start need not look into it with a helper container.
+    let seen = cache.dir(&manifest.version).join("volume.complete");
+    let seen_complete = |created: &str| {
+        std::fs::read_to_string(&seen).is_ok_and(|s| s == format!("{name} {created}"))
+    };
+    let remember = |created: Option<String>| {
+        if let Some(created) = created {
+            let _ = std::fs::write(&seen, format!("{name} {created}"));
+        }
+    };
+    if let Some(created) = docker.volume_created(&name).await? {
+        if seen_complete(&created) {
+            return Ok(name);
+        }
         docker.create_container(&helper).await?;
         let complete = docker
             .file_exists(&helper.name, &format!("{BINARIES_MOUNT}/{COMPLETE}"))
             .await;
         docker.remove_container(&helper.name).await?;
         if complete? {
+            remember(Some(created));
             return Ok(name);
         }
         docker.remove_volume(&name).await?;
@@ -68,6 +83,8 @@ pub async fn ensure_volume(
         ("io.berth".into(), "true".into()),
         ("io.berth.binaries".into(), manifest.version.to_string()),
     ]);
+    // A mark never outlives the volume it was written for.
+    let _ = std::fs::remove_file(&seen);
     docker.create_volume(&name, &labels).await?;
     let filled = async {
         let tar = tokio::task::block_in_place(|| binaries_tar(cache, manifest))?;
@@ -82,6 +99,7 @@ pub async fn ensure_volume(
         return Err(e);
     }
     removed?;
+    remember(docker.volume_created(&name).await?);
     Ok(name)
 }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_util::future::try_join_all;
 
 use crate::binaries::{Cache, Manifest, Version};
-use crate::docker::Docker;
+use crate::docker::{Docker, EngineFacts, Privilege};
 use crate::error::{Error, Exit, Result};
 use crate::kubeconfig::{self, Entry};
 use crate::node::image::{self, Context};
@@ -152,7 +152,8 @@ async fn create(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result<Profile> {
     let manifest = resolve_version(ctx, opts)?;
     let version = manifest.version.clone();
 
-    check_disk(ctx, opts.nodes.unwrap_or(1)).await?;
+    let facts = ctx.docker.facts().await?;
+    check_disk(&facts, opts.nodes.unwrap_or(1))?;
     let step = ui.step("Preparing the node image");
     let node_image = match &opts.image {
         Some(image) if !ctx.docker.image_exists(image).await? => {
@@ -178,10 +179,10 @@ async fn create(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result<Profile> {
     // they cost the time of one.
     let step = ui.step(format!("Preparing the Kubernetes {version} binaries"));
     let (privilege, binaries) = tokio::try_join!(
-        async { Ok::<_, Error>(ctx.docker.privilege(&node_image).await?) },
+        privilege(ctx, &facts, &node_image),
         crate::binaries::ensure_volume(&ctx.docker, &ctx.cache, &manifest, &node_image),
     )?;
-    let cgroup_v2 = ctx.docker.cgroup_v2().await?;
+    let cgroup_v2 = facts.cgroup_v2;
     step.done();
 
     for port in &opts.ports {
@@ -254,8 +255,8 @@ const NODE_DISK_MIB: u64 = 1024;
 /// Refuses a start that would run the engine's disk full, where that disk
 /// is this machine's (a remote engine's is not checked).
 /// `BERTH_MIN_FREE_MIB` replaces the need per node.
-async fn check_disk(ctx: &Ctx, nodes: u32) -> Result<()> {
-    let Some(root) = ctx.docker.root_dir().await? else {
+fn check_disk(facts: &EngineFacts, nodes: u32) -> Result<()> {
+    let Some(root) = &facts.root_dir else {
         return Ok(());
     };
     let Some(free_mib) = free_mib(std::path::Path::new(&root)) else {
@@ -277,6 +278,31 @@ async fn check_disk(ctx: &Ctx, nodes: u32) -> Result<()> {
         .with_hint("free space there (`docker system prune` removes unused images and volumes), then start again"));
     }
     Ok(())
+}
+
+/// Whether the engine starts privileged nodes, probed once per engine
+/// setup and remembered under `$BERTH_HOME/engines/`: the probe starts a
+/// container, most of a second of every start otherwise.
+async fn privilege(ctx: &Ctx, facts: &EngineFacts, image: &str) -> Result<Privilege> {
+    let path = ctx
+        .home
+        .join("engines")
+        .join(format!("{}.privilege", facts.privilege_key));
+    let known = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok());
+    if let Some(privilege) = known {
+        return Ok(privilege);
+    }
+    let privilege = ctx.docker.privilege(image).await?;
+    // Only a speed-up: a cache that cannot be written is probed again.
+    if let Some(dir) = path.parent()
+        && crate::pki::create_private_dir(dir).is_ok()
+    {
+        let json = serde_json::to_vec(&privilege).expect("privilege serialises");
+        let _ = crate::pki::write_atomic(&path, &json, 0o600);
+    }
+    Ok(privilege)
 }
 
 /// Free MiB on the file system of `path`, when it is on this machine.
@@ -472,12 +498,30 @@ pub async fn remove_everything(
     restore: Option<&str>,
 ) -> Result<bool> {
     let label = format!("io.berth.profile={name}");
-    let containers = ctx.docker.containers_by_label(&label).await?;
-    let existed = ctx.store.exists(name) || !containers.is_empty();
-    try_join_all(containers.keys().map(|c| ctx.docker.remove_container(c))).await?;
-    let volumes = ctx.docker.volumes_by_label(&label).await?;
-    try_join_all(volumes.iter().map(|v| ctx.docker.remove_volume(v))).await?;
-    ctx.docker.remove_network(&network(name)).await?;
+    let mut existed = ctx.store.exists(name);
+    // A berth killed halfway may have had a request in the engine that
+    // completes only now (a container made after the listing holds the
+    // volume and network): list and remove again, a few times.
+    let mut pass = 0;
+    loop {
+        let removed = async {
+            let containers = ctx.docker.containers_by_label(&label).await?;
+            existed |= !containers.is_empty();
+            try_join_all(containers.keys().map(|c| ctx.docker.remove_container(c))).await?;
+            let volumes = ctx.docker.volumes_by_label(&label).await?;
+            try_join_all(volumes.iter().map(|v| ctx.docker.remove_volume(v))).await?;
+            ctx.docker.remove_network(&network(name)).await
+        }
+        .await;
+        match removed {
+            Ok(()) => break,
+            Err(_) if pass < 5 => {
+                pass += 1;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     let context = format!("berth-{name}");
     if kubeconfig.exists() {
         kubeconfig::update(kubeconfig, |c| kubeconfig::remove(c, &context, restore))?;

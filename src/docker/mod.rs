@@ -25,6 +25,18 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The engine's facts berth acts on.
+#[derive(Debug, Clone)]
+pub struct EngineFacts {
+    /// The host runs cgroup v2 (the unified hierarchy).
+    pub cgroup_v2: bool,
+    /// Where the engine keeps its data, on its host.
+    pub root_dir: Option<String>,
+    /// Changes whenever what decides the engine's privilege answer may
+    /// have: its identity, version, security options, authorization plugins.
+    pub privilege_key: String,
+}
+
 /// What a command run in a container printed, and how it ended.
 #[derive(Debug)]
 pub struct ExecOutput {
@@ -54,25 +66,34 @@ impl Docker {
         &self.endpoint
     }
 
-    /// Whether the engine's host runs cgroup v2 (the unified hierarchy).
-    pub async fn cgroup_v2(&self) -> Result<bool> {
+    /// What berth needs to know of the engine, from one request.
+    pub async fn facts(&self) -> Result<EngineFacts> {
         use bollard::models::SystemInfoCgroupVersionEnum as V;
+        use sha2::{Digest, Sha256};
         let info = self
             .api
             .info()
             .await
             .map_err(|e| self.api_error("describe itself".into(), e))?;
-        Ok(info.cgroup_version == Some(V::_2))
+        // What decides whether the engine starts privileged containers.
+        let mut hash = Sha256::new();
+        hash.update(format!(
+            "{:?} {:?} {:?} {:?}",
+            info.id,
+            info.server_version,
+            info.security_options,
+            info.plugins.as_ref().map(|p| &p.authorization)
+        ));
+        Ok(EngineFacts {
+            cgroup_v2: info.cgroup_version == Some(V::_2),
+            root_dir: info.docker_root_dir,
+            privilege_key: hex::encode(&hash.finalize()[..8]),
+        })
     }
 
-    /// Where the engine keeps images, containers and volumes, on its host.
-    pub async fn root_dir(&self) -> Result<Option<String>> {
-        let info = self
-            .api
-            .info()
-            .await
-            .map_err(|e| self.api_error("describe itself".into(), e))?;
-        Ok(info.docker_root_dir)
+    /// Whether the engine's host runs cgroup v2 (the unified hierarchy).
+    pub async fn cgroup_v2(&self) -> Result<bool> {
+        Ok(self.facts().await?.cgroup_v2)
     }
 
     pub async fn image_exists(&self, name: &str) -> Result<bool> {
@@ -489,9 +510,15 @@ impl Docker {
     }
 
     pub async fn volume_exists(&self, name: &str) -> Result<bool> {
+        Ok(self.volume_created(name).await?.is_some())
+    }
+
+    /// When the volume was created (it tells one volume of a name from
+    /// another made later), or `None` when there is none.
+    pub async fn volume_created(&self, name: &str) -> Result<Option<String>> {
         match self.api.inspect_volume(name).await {
-            Ok(_) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
+            Ok(volume) => Ok(Some(volume.created_at.unwrap_or_default())),
+            Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(self.api_error(format!("inspect volume {name}"), e)),
         }
     }

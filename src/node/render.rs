@@ -142,6 +142,11 @@ pub fn kube_controller_manager_flags(spec: &NodeSpec) -> Flags {
     let mut f = flags(&[
         ("allocate-node-cidrs", "false"),
         ("authentication-kubeconfig", &conf),
+        // Started as soon as the API server serves, it may ask for the
+        // authentication configmap before RBAC lets it: go on without it,
+        // as the scheduler does by default, instead of exiting and being
+        // restarted seconds later.
+        ("authentication-tolerate-lookup-failure", "true"),
         ("authorization-kubeconfig", &conf),
         ("bind-address", "127.0.0.1"),
         ("cluster-signing-cert-file", &pki("ca.crt")),
@@ -592,6 +597,56 @@ WantedBy=multi-user.target
     )
 }
 
+/// kubelet before v1.24 carries cAdvisor's Docker plugin, which asks the
+/// Docker socket for its root directory five times, a second apart, before
+/// it gives up: 5 s of every node start. A socket answering with the
+/// default root directory, and a version cAdvisor refuses (so that it never
+/// takes the node's containers for Docker's), ends that wait at once.
+fn docker_probe_answer() -> Vec<NodeFile> {
+    let script = r#"#!/bin/sh
+# Rendered by berth: see berth-docker-info.socket.
+body='{"DockerRootDir":"/var/lib/docker","Version":"0.0.0","ApiVersion":"1.24"}'
+printf 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %s\r\nConnection: close\r\n\r\n%s' "${#body}" "$body"
+"#;
+    let socket = "# Rendered by berth: answers kubelet's cAdvisor where no Docker runs.
+[Unit]
+Description=Docker API stand-in for kubelet's cAdvisor
+
+[Socket]
+ListenStream=/run/docker.sock
+Accept=yes
+
+[Install]
+WantedBy=sockets.target
+";
+    let service = "# Rendered by berth.
+[Unit]
+Description=Docker API stand-in for kubelet's cAdvisor
+
+[Service]
+ExecStart=/usr/local/lib/berth/docker-info
+StandardInput=socket
+StandardOutput=socket
+";
+    vec![
+        file("/usr/local/lib/berth/docker-info", script.into(), 0o755),
+        file(
+            "/etc/systemd/system/berth-docker-info.socket",
+            socket.into(),
+            0o644,
+        ),
+        file(
+            "/etc/systemd/system/berth-docker-info@.service",
+            service.into(),
+            0o644,
+        ),
+        NodeFile::Link {
+            path: "/etc/systemd/system/sockets.target.wants/berth-docker-info.socket".into(),
+            target: "/etc/systemd/system/berth-docker-info.socket".into(),
+        },
+    ]
+}
+
 /// Where a node keeps its routes to the other nodes' pods.
 pub const ROUTES_SCRIPT: &str = "/etc/berth/routes.sh";
 
@@ -757,6 +812,9 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
         target: "/etc/systemd/system/berth-routes.service".into(),
     });
     files.push(file(ROUTES_SCRIPT, routes_script(routes), 0o755));
+    if spec.version.minor <= 23 {
+        files.extend(docker_probe_answer());
+    }
     if spec.is_control_plane() && spec.dns {
         files.push(file(
             &format!("{ADDONS_DIR}/coredns.yaml"),
@@ -873,6 +931,10 @@ mod tests {
         assert!(has(&kube_apiserver_flags(&spec(23)), "insecure-port"));
         assert!(!has(&kube_apiserver_flags(&spec(24)), "insecure-port"));
         assert!(has(&kube_scheduler_flags(&spec(22)), "port"));
+        // cAdvisor's Docker plugin left kubelet with dockershim in v1.24.
+        let socket = "/etc/systemd/system/berth-docker-info.socket";
+        assert!(render_all(&spec(23), &[]).contains_key(socket));
+        assert!(!render_all(&spec(24), &[]).contains_key(socket));
         assert!(!has(&kube_controller_manager_flags(&spec(23)), "port"));
     }
 
