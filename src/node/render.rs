@@ -151,6 +151,11 @@ pub fn kube_controller_manager_flags(spec: &NodeSpec) -> Flags {
         ("bind-address", "127.0.0.1"),
         ("cluster-signing-cert-file", &pki("ca.crt")),
         ("cluster-signing-key-file", &pki("ca.key")),
+        // Client-side throttling at 20/s held the start of its controllers
+        // (discovery by the garbage collector and quota) for seconds; the
+        // one API server of a local cluster takes far more.
+        ("kube-api-burst", "200"),
+        ("kube-api-qps", "100"),
         ("kubeconfig", &conf),
         // One control plane: electing a leader only costs seconds at start.
         ("leader-elect", "false"),
