@@ -374,7 +374,10 @@ fn render_unit(unit: &Unit) -> String {
     for (key, value) in &unit.flags {
         out.push_str(&format!(" \\\n    --{key}={value}"));
     }
-    out.push_str("\nRestart=always\nRestartSec=1\nLimitNOFILE=1048576\n\n[Install]\nWantedBy=multi-user.target\n");
+    // Every component is a Go program whose heap may double before it is
+    // collected; a local cluster idles at about a fifth less memory when it
+    // is collected at half that growth, for little CPU.
+    out.push_str("\nEnvironment=GOGC=50\nRestart=always\nRestartSec=1\nLimitNOFILE=1048576\n\n[Install]\nWantedBy=multi-user.target\n");
     out
 }
 
