@@ -123,6 +123,18 @@ pub fn control_plane_leaves(node: &str, node_ip: &str) -> Vec<Leaf> {
         ),
         Leaf::new("etcd-server", "etcd-server", &[], true, true)
             .with_sans(vec!["localhost".into(), "127.0.0.1".into()]),
+        // Their own serving certificates: without them each generates a
+        // self-signed one at every start, most of a second of CPU.
+        Leaf::new(
+            "controller-manager-serving",
+            "kube-controller-manager",
+            &[],
+            true,
+            false,
+        )
+        .with_sans(vec!["localhost".into(), "127.0.0.1".into()]),
+        Leaf::new("scheduler-serving", "kube-scheduler", &[], true, false)
+            .with_sans(vec!["localhost".into(), "127.0.0.1".into()]),
     ];
     leaves.extend(node_leaves(node, node_ip));
     leaves

@@ -39,26 +39,40 @@ pub async fn api_ready(client: &kube::Client) -> bool {
 }
 
 /// Whether the node reports Ready, in a heartbeat sent at `since` (Unix
-/// seconds) or later when given: a node started again still shows its last
-/// Ready from before it stopped until its kubelet reports afresh.
+/// seconds) or later when given (a node started again still shows its last
+/// Ready from before it stopped until its kubelet reports afresh), and takes
+/// pods: its not-ready taint, which the node lifecycle controller lifts
+/// some time after Ready, is gone, so a first pod is scheduled at once
+/// instead of after the scheduler's back-off.
 pub async fn node_ready(client: &kube::Client, node: &str, since: Option<i64>) -> bool {
     let nodes: Api<Node> = Api::all(client.clone());
     let Ok(Some(node)) = nodes.get_opt(node).await else {
         return false;
     };
-    node.status
-        .and_then(|s| s.conditions)
-        .unwrap_or_default()
-        .iter()
-        .any(|c| {
-            c.type_ == "Ready"
-                && c.status == "True"
-                && since.is_none_or(|since| {
-                    c.last_heartbeat_time
-                        .as_ref()
-                        .is_some_and(|t| t.0.as_second() >= since)
-                })
-        })
+    let tainted = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .is_some_and(|taints| {
+            taints
+                .iter()
+                .any(|t| t.key == "node.kubernetes.io/not-ready")
+        });
+    !tainted
+        && node
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| {
+                c.type_ == "Ready"
+                    && c.status == "True"
+                    && since.is_none_or(|since| {
+                        c.last_heartbeat_time
+                            .as_ref()
+                            .is_some_and(|t| t.0.as_second() >= since)
+                    })
+            })
 }
 
 /// Polls `ready` every 200 ms until it holds or `deadline` passes.

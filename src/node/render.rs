@@ -162,6 +162,11 @@ pub fn kube_controller_manager_flags(spec: &NodeSpec) -> Flags {
         ("root-ca-file", &pki("ca.crt")),
         ("service-account-private-key-file", &pki("sa.key")),
         ("service-cluster-ip-range", SERVICE_CIDR),
+        ("tls-cert-file", &pki("controller-manager-serving.crt")),
+        (
+            "tls-private-key-file",
+            &pki("controller-manager-serving.key"),
+        ),
         ("use-service-account-credentials", "true"),
     ]);
     // Switches off the unauthenticated port, whose flag went away after 1.22.
@@ -173,12 +178,15 @@ pub fn kube_controller_manager_flags(spec: &NodeSpec) -> Flags {
 
 pub fn kube_scheduler_flags(spec: &NodeSpec) -> Flags {
     let conf = format!("{K8S_DIR}/scheduler.conf");
+    let pki = |f: &str| format!("{K8S_DIR}/pki/{f}");
     let mut f = flags(&[
         ("authentication-kubeconfig", &conf),
         ("authorization-kubeconfig", &conf),
         ("bind-address", "127.0.0.1"),
         ("kubeconfig", &conf),
         ("leader-elect", "false"),
+        ("tls-cert-file", &pki("scheduler-serving.crt")),
+        ("tls-private-key-file", &pki("scheduler-serving.key")),
     ]);
     if spec.version.minor <= 22 {
         f.push(("port".into(), "0".into()));
@@ -374,10 +382,14 @@ fn render_unit(unit: &Unit) -> String {
     for (key, value) in &unit.flags {
         out.push_str(&format!(" \\\n    --{key}={value}"));
     }
-    // Every component is a Go program whose heap may double before it is
-    // collected; a local cluster idles at about a fifth less memory when it
-    // is collected at half that growth, for little CPU.
-    out.push_str("\nEnvironment=GOGC=50\nRestart=always\nRestartSec=1\nLimitNOFILE=1048576\n\n[Install]\nWantedBy=multi-user.target\n");
+    // The API server holds most of a node's memory, in a Go heap that may
+    // double before it is collected; collected at half that growth the node
+    // idles at about a fifth less. The controllers' start-up burst is
+    // slowed by it, so they keep the default.
+    if unit.name == "kube-apiserver" {
+        out.push_str("\nEnvironment=GOGC=50");
+    }
+    out.push_str("\nRestart=always\nRestartSec=1\nLimitNOFILE=1048576\n\n[Install]\nWantedBy=multi-user.target\n");
     out
 }
 
