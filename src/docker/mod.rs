@@ -314,48 +314,47 @@ impl Docker {
         }
     }
 
+    async fn containers_with(&self, label: &str) -> Result<Vec<bollard::models::ContainerSummary>> {
+        let options = bollard::query_parameters::ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&HashMap::from([("label", vec![label])]))
+            .build();
+        self.api
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| self.api_error("list containers".into(), e))
+    }
+
+    async fn volumes_with(&self, label: &str) -> Result<Vec<bollard::models::Volume>> {
+        let options = bollard::query_parameters::ListVolumesOptionsBuilder::default()
+            .filters(&HashMap::from([("label", vec![label])]))
+            .build();
+        let list = self
+            .api
+            .list_volumes(Some(options))
+            .await
+            .map_err(|e| self.api_error("list volumes".into(), e))?;
+        Ok(list.volumes.unwrap_or_default())
+    }
+
     /// The labels of every container, volume and network that carries
     /// `key`.
     pub async fn labels_with(&self, key: &str) -> Result<Vec<HashMap<String, String>>> {
-        let filter = HashMap::from([("label", vec![key])]);
-        let containers = self
-            .api
-            .list_containers(Some(
-                bollard::query_parameters::ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filter)
-                    .build(),
-            ))
-            .await
-            .map_err(|e| self.api_error("list containers".into(), e))?;
-        let volumes = self
-            .api
-            .list_volumes(Some(
-                bollard::query_parameters::ListVolumesOptionsBuilder::default()
-                    .filters(&filter)
-                    .build(),
-            ))
-            .await
-            .map_err(|e| self.api_error("list volumes".into(), e))?;
         let networks = self
             .api
             .list_networks(Some(
                 bollard::query_parameters::ListNetworksOptionsBuilder::default()
-                    .filters(&filter)
+                    .filters(&HashMap::from([("label", vec![key])]))
                     .build(),
             ))
             .await
             .map_err(|e| self.api_error("list networks".into(), e))?;
-        Ok(containers
+        Ok(self
+            .containers_with(key)
+            .await?
             .into_iter()
             .filter_map(|c| c.labels)
-            .chain(
-                volumes
-                    .volumes
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|v| v.labels),
-            )
+            .chain(self.volumes_with(key).await?.into_iter().map(|v| v.labels))
             .chain(networks.into_iter().filter_map(|n| n.labels))
             .collect())
     }
@@ -382,16 +381,9 @@ impl Docker {
     /// Names (without the leading `/`) and states of every container that
     /// carries `label`.
     pub async fn containers_by_label(&self, label: &str) -> Result<HashMap<String, String>> {
-        let options = bollard::query_parameters::ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&HashMap::from([("label", vec![label])]))
-            .build();
-        let list = self
-            .api
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| self.api_error("list containers".into(), e))?;
-        Ok(list
+        Ok(self
+            .containers_with(label)
+            .await?
             .into_iter()
             .flat_map(|c| {
                 let state = c.state.map(|s| s.to_string()).unwrap_or_default();
@@ -546,17 +538,9 @@ impl Docker {
 
     /// Names of every volume that carries `label`.
     pub async fn volumes_by_label(&self, label: &str) -> Result<Vec<String>> {
-        let options = bollard::query_parameters::ListVolumesOptionsBuilder::default()
-            .filters(&HashMap::from([("label", vec![label])]))
-            .build();
-        let list = self
-            .api
-            .list_volumes(Some(options))
-            .await
-            .map_err(|e| self.api_error("list volumes".into(), e))?;
-        Ok(list
-            .volumes
-            .unwrap_or_default()
+        Ok(self
+            .volumes_with(label)
+            .await?
             .into_iter()
             .map(|v| v.name)
             .collect())
