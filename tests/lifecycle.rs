@@ -173,7 +173,7 @@ fn a_cluster_runs_pods_and_survives_stop_start_pause_and_unpause_then_delete_lea
     // else a stand-in that answers CoreDNS's health and readiness probes
     // shows the path (name resolution itself needs the real one).
     let coredns = "registry.k8s.io/coredns:1.7.0";
-    let _stand_in = block_on(async {
+    let stand_in = block_on(async {
         let docker = Docker::connect().await.unwrap();
         if docker.image_exists(coredns).await.unwrap() {
             return None;
@@ -203,6 +203,20 @@ fn a_cluster_runs_pods_and_survives_stop_start_pause_and_unpause_then_delete_lea
         std::thread::sleep(std::time::Duration::from_secs(1));
     };
     assert_eq!(dns["state"], "available", "{dns}");
+    if stand_in.is_none() {
+        // The real CoreDNS: a pod resolves a Service's name.
+        let answer = env.kubectl(
+            "e2e-a",
+            &[
+                "exec",
+                "web",
+                "--",
+                "nslookup",
+                "kubernetes.default.svc.cluster.local",
+            ],
+        );
+        assert!(answer.contains("10.96.0.1"), "{answer}");
+    }
     let endpoint = status["endpoint"].as_str().unwrap().to_string();
     assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
     let kubeconfig_before = std::fs::read_to_string(&env.kubeconfig).unwrap();

@@ -196,7 +196,7 @@ pub async fn busybox_image(docker: &Docker, name: &str, files: &[(&str, &str)], 
     tar.append_data(&mut header, "bin/busybox", busybox.as_slice())
         .unwrap();
     for applet in [
-        "sh", "httpd", "nc", "echo", "cat", "sleep", "mkdir", "hostname", "printf",
+        "sh", "httpd", "nc", "echo", "cat", "sleep", "mkdir", "hostname", "printf", "nslookup",
     ] {
         let mut link = tar::Header::new_gnu();
         link.set_entry_type(tar::EntryType::Symlink);
