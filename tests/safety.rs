@@ -234,3 +234,50 @@ fn unreadable_files_are_refused_with_their_exit_code_and_left_as_they_are() {
     env.ok(&["delete", "-p", "e2e-files"]);
     assert_eq!(leftovers("e2e-files"), Vec::<String>::new());
 }
+
+#[test]
+fn a_node_left_without_its_files_is_filled_again_by_start() {
+    // What a start killed between creating a node and filling it leaves.
+    let env = Env::new();
+    env.ok(&["start", "-p", "e2e-empty", "--wait", "0"]);
+    block_on(async {
+        let docker = Docker::connect().await.unwrap();
+        let rm = ["rm", "-f", "/etc/kubernetes/kubelet.yaml"];
+        let out = docker.exec("berth-e2e-empty", &rm).await.unwrap();
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    });
+    env.ok(&["stop", "-p", "e2e-empty"]);
+    env.ok(&["start", "-p", "e2e-empty", "--wait", "3m"]);
+    let nodes = env.kubectl("e2e-empty", &["get", "nodes", "--no-headers"]);
+    assert!(nodes.contains(" Ready "), "{nodes}");
+    env.ok(&["delete", "-p", "e2e-empty"]);
+}
+
+#[test]
+fn a_docker_socket_the_user_may_not_open_is_said_so() {
+    // Only root can become another user to provoke it.
+    let uid = std::process::Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        eprintln!("skipped: needs root to run berth as nobody");
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(assert_cmd::cargo::cargo_bin("berth"))
+        .args(["start", "-p", "e2e-perm"])
+        .env("BERTH_HOME", home.path().join("berth"))
+        .env("KUBECONFIG", home.path().join("kubeconfig"))
+        .env_remove("DOCKER_HOST")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("permission denied on the Docker socket") && stderr.contains("hint:"),
+        "{stderr}"
+    );
+    assert!(!home.path().join("berth/profiles/e2e-perm").exists());
+    assert_eq!(leftovers("e2e-perm"), Vec::<String>::new());
+}

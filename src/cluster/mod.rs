@@ -400,7 +400,10 @@ async fn restart(ctx: &Ctx, mut profile: Profile, opts: &StartOptions) -> Result
         // Leaf certificates close to expiry are renewed on start.
         let renewed = nodes::ensure_pki(ctx, &profile, &all)?;
         try_join_all(stopped.iter().map(|node| async {
-            if renewed {
+            // A start killed between creating a node and filling it left
+            // the node without its files: they are put in now.
+            let config = format!("{}/kubelet.yaml", render::K8S_DIR);
+            if renewed || !ctx.docker.file_exists(&node.container(), &config).await? {
                 nodes::upload_files(ctx, &profile, node).await?;
             }
             Ok::<_, Error>(ctx.docker.start_container(&node.container()).await?)
