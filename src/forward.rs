@@ -50,6 +50,7 @@ pub async fn listen(
                 Exit::Failure,
                 format!("cannot read service {namespace}/{name}: {e}"),
             )
+            .with_hint("`berth status` shows whether the API server is ready")
         })?
         .ok_or_else(|| {
             not_found(

@@ -39,11 +39,10 @@ pub fn normalize(reference: &str) -> String {
 /// there afterwards.
 pub async fn load_archive(
     docker: &Docker,
-    node: String,
+    node: &str,
     archive: &[u8],
     expected: &[String],
 ) -> Result<()> {
-    let node = node.as_str();
     let mut tar = tar::Builder::new(Vec::with_capacity(archive.len() + 1024));
     let mut header = tar::Header::new_gnu();
     header.set_size(archive.len() as u64);
@@ -62,18 +61,14 @@ pub async fn load_archive(
         )
         .await;
     let _ = docker.exec(node, &["rm", "-f", &staged]).await;
-    let imported = imported?;
-    if imported.code != 0 {
-        return Err(Error::new(
+    imported?.success().map_err(|stderr| {
+        Error::new(
             Exit::Failure,
-            format!(
-                "containerd in node {node} refused the image archive: {}",
-                imported.stderr.trim()
-            ),
+            format!("containerd in node {node} refused the image archive: {stderr}"),
         )
-        .with_hint("pass an archive written by `docker save`"));
-    }
-    let present = list(docker, node.to_string()).await?;
+        .with_hint("pass an archive written by `docker save`")
+    })?;
+    let present = list(docker, node).await?;
     let missing: Vec<&String> = expected
         .iter()
         .filter(|name| !present.contains(&normalize(name)))
@@ -96,24 +91,21 @@ pub async fn load_archive(
 }
 
 /// The named images in a node, as containerd lists them for Kubernetes.
-pub async fn list(docker: &Docker, node: String) -> Result<Vec<String>> {
-    let node = node.as_str();
+pub async fn list(docker: &Docker, node: &str) -> Result<Vec<String>> {
     let out = docker
         .exec(
             node,
             &["ctr", "--namespace", "k8s.io", "images", "ls", "-q"],
         )
-        .await?;
-    if out.code != 0 {
-        return Err(Error::new(
-            Exit::Failure,
-            format!(
-                "cannot list the images of node {node}: {}",
-                out.stderr.trim()
-            ),
-        )
-        .with_hint("`berth status` shows whether the node runs"));
-    }
+        .await?
+        .success()
+        .map_err(|stderr| {
+            Error::new(
+                Exit::Failure,
+                format!("cannot list the images of node {node}: {stderr}"),
+            )
+            .with_hint("`berth status` shows whether the node runs")
+        })?;
     let mut names: Vec<String> = out
         .stdout
         .lines()

@@ -92,9 +92,10 @@ pub struct Profile {
     /// The kubeconfig's current context before `start` switched to this
     /// profile's, restored by `delete`.
     pub previous_context: Option<String>,
-    /// Nodes besides the control plane, ordered by index.
+    /// Indices of the nodes besides the control plane, ascending; a node's
+    /// name, address and pod CIDR follow from its index (`node_at`).
     #[serde(default)]
-    pub workers: Vec<Node>,
+    pub workers: Vec<u32>,
     #[serde(default)]
     pub ports: Vec<Port>,
     #[serde(default)]
@@ -106,8 +107,8 @@ pub struct Profile {
     pub no_dns: bool,
 }
 
-/// One node of a profile's cluster.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// One node of a profile's cluster, as its index makes it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Node {
     pub name: String,
     /// 0 for the control plane; it fixes the node's address and pod CIDR.
@@ -164,14 +165,14 @@ impl Profile {
     /// Every node, the control plane first.
     pub fn nodes(&self) -> Vec<Node> {
         std::iter::once(self.control_plane())
-            .chain(self.workers.iter().cloned())
+            .chain(self.workers.iter().map(|i| self.node_at(*i)))
             .collect()
     }
 
     /// The node `node add` would create: the lowest free index.
     pub fn next_worker(&self) -> Option<Node> {
         (1..=MAX_NODES - 1)
-            .find(|i| !self.workers.iter().any(|w| w.index == *i))
+            .find(|i| !self.workers.contains(i))
             .map(|i| self.node_at(i))
     }
 
@@ -371,7 +372,7 @@ mod tests {
             ),
             ("dev-m02", "172.30.7.3", "10.244.1.0/24")
         );
-        p.workers = vec![p.node_at(2)];
+        p.workers = vec![2];
         // A deleted node's index is used again.
         assert_eq!(p.next_worker().unwrap().name, "dev-m02");
         assert_eq!(p.node_at(9).name, "dev-m10");

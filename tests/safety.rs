@@ -73,34 +73,52 @@ const POINTS: [Duration; 3] = [
     Duration::from_millis(5000),
 ];
 
+/// Sends `sig` to a `start` of `profile` after `point`; its exit code.
+fn cut_start(env: &Env, profile: &str, point: Duration, sig: &str) -> Option<i32> {
+    let mut start = env.spawn(&["start", "-p", profile]);
+    std::thread::sleep(point);
+    signal(start.0.id(), sig);
+    start.0.wait().unwrap().code()
+}
+
 #[test]
 fn an_interrupted_start_removes_all_it_made_and_restores_the_context() {
     let env = with_foreign_kubeconfig();
-    for point in POINTS {
-        let mut start = env.spawn(&["start", "-p", "e2e-int"]);
-        std::thread::sleep(point);
-        signal(start.0.id(), "INT");
-        let code = start.0.wait().unwrap().code();
-        let when = format!("SIGINT after {point:?}");
+    // SIGTERM, as CI runners send it, is handled as SIGINT is.
+    let cuts = POINTS
+        .map(|p| (p, "INT"))
+        .into_iter()
+        .chain([(POINTS[1], "TERM")]);
+    for (point, sig) in cuts {
+        let code = cut_start(&env, "e2e-int", point, sig);
+        let when = format!("SIG{sig} after {point:?}");
         assert_eq!(code, Some(130), "{when}");
         nothing_left(&env, "e2e-int", &when);
     }
-    // SIGTERM, as CI runners send it, is handled the same way.
-    let mut start = env.spawn(&["start", "-p", "e2e-int"]);
-    std::thread::sleep(POINTS[1]);
-    signal(start.0.id(), "TERM");
-    assert_eq!(start.0.wait().unwrap().code(), Some(130));
-    nothing_left(&env, "e2e-int", "SIGTERM");
+
+    // --keep-on-failure keeps a failed start's cluster to look into; delete
+    // then removes it and gives the context back.
+    let (code, _, stderr) = env.run(&[
+        "start",
+        "-p",
+        "e2e-int",
+        "--wait",
+        "1s",
+        "--keep-on-failure",
+    ]);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("--keep-on-failure"), "{stderr}");
+    assert!(leftovers("e2e-int").contains(&"berth-e2e-int".to_string()));
+    assert!(env.home.path().join("berth/profiles/e2e-int").exists());
+    env.ok(&["delete", "-p", "e2e-int"]);
+    nothing_left(&env, "e2e-int", "delete after --keep-on-failure");
 }
 
 #[test]
 fn after_a_killed_start_delete_removes_everything_and_a_new_start_works() {
     let env = with_foreign_kubeconfig();
     for point in POINTS {
-        let mut start = env.spawn(&["start", "-p", "e2e-kill"]);
-        std::thread::sleep(point);
-        signal(start.0.id(), "KILL");
-        start.0.wait().unwrap();
+        cut_start(&env, "e2e-kill", point, "KILL");
         // A profile cut off halfway is listed as such, or not at all.
         let listed = json(&env.ok(&["profile", "list", "-o", "json"]));
         for row in listed.as_array().unwrap() {
@@ -230,6 +248,13 @@ fn unreadable_files_are_refused_with_their_exit_code_and_left_as_they_are() {
     }
     let listed = json(&env.ok(&["profile", "list", "-o", "json"]));
     assert_eq!(listed[0]["status"], "Broken", "{listed}");
+    assert!(
+        listed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be read"),
+        "{listed}"
+    );
     // delete repairs it by removing what is left.
     env.ok(&["delete", "-p", "e2e-files"]);
     assert_eq!(leftovers("e2e-files"), Vec::<String>::new());

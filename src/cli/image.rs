@@ -41,10 +41,7 @@ struct Listed {
 
 pub async fn run(cmd: Image, global: &Global, ui: Ui) -> Result<()> {
     let name = global.profile_name()?;
-    let _lock = match cmd {
-        Image::Ls => None,
-        _ => Some(global.lock(&name, ui)?),
-    };
+    let _lock = global.lock_if(!matches!(cmd, Image::Ls), &name, ui)?;
     let profile = global.load(&name)?;
     let ctx = global.ctx(ui).await?;
     let only = match &cmd {
@@ -75,6 +72,7 @@ pub async fn run(cmd: Image, global: &Global, ui: Ui) -> Result<()> {
             }
         })
         .collect::<Result<_>>()?;
+    let containers: Vec<String> = nodes.iter().map(Node::container).collect();
     match cmd {
         Image::Load {
             images, archive, ..
@@ -119,9 +117,9 @@ pub async fn run(cmd: Image, global: &Global, ui: Ui) -> Result<()> {
                 }
             ));
             try_join_all(
-                nodes.iter().map(|node| {
-                    images::load_archive(&ctx.docker, node.container(), &archive, &names)
-                }),
+                containers
+                    .iter()
+                    .map(|c| images::load_archive(&ctx.docker, c, &archive, &names)),
             )
             .await?;
             step.done();
@@ -134,12 +132,8 @@ pub async fn run(cmd: Image, global: &Global, ui: Ui) -> Result<()> {
             }
         }
         Image::Ls => {
-            let lists = try_join_all(
-                nodes
-                    .iter()
-                    .map(|node| images::list(&ctx.docker, node.container())),
-            )
-            .await?;
+            let lists =
+                try_join_all(containers.iter().map(|c| images::list(&ctx.docker, c))).await?;
             let mut by_image: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for (node, list) in nodes.iter().zip(lists) {
                 for image in list {

@@ -157,6 +157,12 @@ impl Global {
         crate::lock::profile(&crate::paths::home_dir(), name, self.lock_timeout, ui)
     }
 
+    /// The profile's lock for a command that may change it; none for one
+    /// that only reads, so reading never waits.
+    fn lock_if(&self, changes: bool, name: &str, ui: Ui) -> Result<Option<crate::lock::Held>> {
+        changes.then(|| self.lock(name, ui)).transpose()
+    }
+
     async fn ctx(&self, ui: Ui) -> Result<crate::cluster::Ctx> {
         Ok(crate::cluster::Ctx {
             home: crate::paths::home_dir(),

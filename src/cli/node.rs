@@ -37,11 +37,7 @@ struct Row {
 
 pub async fn run(cmd: NodeCmd, global: &Global, ui: Ui) -> Result<()> {
     let name = global.profile_name()?;
-    // Only changes need the lock; listing does not wait for one.
-    let _lock = match cmd {
-        NodeCmd::List => None,
-        _ => Some(global.lock(&name, ui)?),
-    };
+    let _lock = global.lock_if(!matches!(cmd, NodeCmd::List), &name, ui)?;
     let profile = global.load(&name)?;
     let ctx = global.ctx(ui).await?;
     match cmd {

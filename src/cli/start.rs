@@ -5,7 +5,7 @@ use clap::Args;
 
 use super::Global;
 use crate::cluster::{self, StartOptions};
-use crate::error::{Error, Exit, Result};
+use crate::error::{Error, Result};
 use crate::settings::{self, Preset};
 use crate::ui::Ui;
 
@@ -133,78 +133,19 @@ pub async fn run(cmd: Start, global: &Global, ui: Ui) -> Result<()> {
     let opts = cmd.options()?;
     let _lock = global.lock(&name, ui)?;
     let ctx = global.ctx(ui).await?;
-    let fresh = ctx.store.load(&name)?.is_none();
-    // A kubeconfig berth cannot parse is refused before anything is made.
-    let previous = crate::kubeconfig::current_context(&crate::kubeconfig::read(&ctx.kubeconfig)?);
-    let outcome = tokio::select! {
-        result = cluster::start(&ctx, &name, &opts) => result,
-        signal = interrupted() => Err(Error::new(
-            Exit::Interrupted,
-            format!("the start of profile {name} was interrupted ({signal})"),
-        )
-        .with_hint(format!("`berth start -p {name}` starts it again"))),
+    let profile = cluster::start(&ctx, &name, &opts, interrupted).await?;
+    let nodes = match profile.nodes().len() {
+        1 => String::new(),
+        n => format!(" on {n} nodes"),
     };
-    if outcome.is_err() {
-        // Requests the engine got before the cut still complete there:
-        // give them a moment, so that what they make is removed too.
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        let _ = cluster::remove_helpers(&ctx).await;
-    }
-    let error = match outcome {
-        Ok(profile) => {
-            let nodes = match profile.nodes().len() {
-                1 => String::new(),
-                n => format!(" on {n} nodes"),
-            };
-            ui.info(format!(
-                "Profile {} is up: Kubernetes {}{nodes} at {} (context {})",
-                profile.name,
-                profile.kubernetes_version,
-                profile.server(),
-                profile.context()
-            ));
-            return Ok(());
-        }
-        Err(error) if !fresh => return Err(error),
-        Err(error) if opts.keep_on_failure => {
-            ui.info(format!(
-                "Kept what this start made (--keep-on-failure); `berth delete -p {name}` removes it"
-            ));
-            return Err(error);
-        }
-        Err(error) => error,
-    };
-    // A new profile whose start failed or was cut off: nothing of it stays,
-    // and the kubeconfig's current context is what it was.
-    let step = ui.step("Removing what this start made (Ctrl-C again stops at once)");
-    tokio::select! {
-        removed = async {
-            cluster::remove_everything(&ctx, &name, &ctx.kubeconfig, previous.as_deref()).await?;
-            // Once more for anything an in-flight request made meanwhile.
-            if !cluster::traces(&ctx, &name).await?.is_empty() {
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                cluster::remove_everything(&ctx, &name, &ctx.kubeconfig, previous.as_deref()).await?;
-            }
-            Ok::<_, Error>(())
-        } => {
-            removed?;
-            step.done();
-        }
-        _ = interrupted() => {
-            drop(step);
-            let left = cluster::traces(&ctx, &name).await.unwrap_or_default();
-            return Err(Error::new(
-                Exit::Interrupted,
-                format!(
-                    "{}; the cleanup was stopped, left: {}",
-                    error.message,
-                    if left.is_empty() { "nothing".to_string() } else { left.join(", ") }
-                ),
-            )
-            .with_hint(format!("`berth delete -p {name}` removes what is left")));
-        }
-    }
-    Err(error)
+    ui.info(format!(
+        "Profile {} is up: Kubernetes {}{nodes} at {} (context {})",
+        profile.name,
+        profile.kubernetes_version,
+        profile.server(),
+        profile.context()
+    ));
+    Ok(())
 }
 
 /// Resolves on the first SIGINT (Ctrl-C) or SIGTERM after it is first

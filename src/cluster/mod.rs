@@ -83,13 +83,78 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// `start`: creates the profile's cluster, or starts it again. A creation
-/// that fails leaves what it made; the caller removes it (or keeps it when
-/// asked to), also when it interrupts the start.
-pub async fn start(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result<Profile> {
-    match ctx.store.load(name)? {
-        Some(profile) => restart(ctx, profile, opts).await,
-        None => create(ctx, name, opts).await,
+/// `start`: creates the profile's cluster, or starts it again. A new
+/// profile's start is all or nothing: when it fails, or `interrupted`
+/// resolves (a signal, named), everything it made is removed and the
+/// kubeconfig's current context is what it was, unless `keep_on_failure`;
+/// `interrupted` resolving again stops that cleanup and names what is left.
+/// A failed restart leaves the profile as it was.
+pub async fn start<F, Fut>(
+    ctx: &Ctx,
+    name: &str,
+    opts: &StartOptions,
+    interrupted: F,
+) -> Result<Profile>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = &'static str>,
+{
+    let existing = ctx.store.load(name)?;
+    let fresh = existing.is_none();
+    // A kubeconfig berth cannot parse is refused before anything is made.
+    let previous = kubeconfig::current_context(&kubeconfig::read(&ctx.kubeconfig)?);
+    let outcome = tokio::select! {
+        result = async {
+            match existing {
+                Some(profile) => restart(ctx, profile, opts).await,
+                None => create(ctx, name, opts).await,
+            }
+        } => result,
+        signal = interrupted() => Err(Error::new(
+            Exit::Interrupted,
+            format!("the start of profile {name} was interrupted ({signal})"),
+        )
+        .with_hint(format!("`berth start -p {name}` starts it again"))),
+    };
+    let error = match outcome {
+        Ok(profile) => return Ok(profile),
+        Err(error) => error,
+    };
+    // Requests the engine got before the cut still complete there: give
+    // them a moment, so that what they make is removed too.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = remove_helpers(ctx).await;
+    if !fresh {
+        return Err(error);
+    }
+    if opts.keep_on_failure {
+        ctx.ui.info(format!(
+            "Kept what this start made (--keep-on-failure); `berth delete -p {name}` removes it"
+        ));
+        return Err(error);
+    }
+    let step = ctx
+        .ui
+        .step("Removing what this start made (Ctrl-C again stops at once)");
+    tokio::select! {
+        removed = remove_everything(ctx, name, &ctx.kubeconfig, previous.as_deref()) => {
+            removed?;
+            step.done();
+            Err(error)
+        }
+        _ = interrupted() => {
+            drop(step);
+            let left = traces(ctx, name).await.unwrap_or_default();
+            Err(Error::new(
+                Exit::Interrupted,
+                format!(
+                    "{}; the cleanup was stopped, left: {}",
+                    error.message,
+                    if left.is_empty() { "nothing".to_string() } else { left.join(", ") }
+                ),
+            )
+            .with_hint(format!("`berth delete -p {name}` removes what is left")))
+        }
     }
 }
 
@@ -149,6 +214,15 @@ fn download_error(ctx: &Ctx, version: &Version, e: crate::binaries::Error) -> Er
 
 async fn create(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result<Profile> {
     let ui = ctx.ui;
+    for port in &opts.ports {
+        if std::net::TcpListener::bind(("127.0.0.1", port.host)).is_err() {
+            return Err(Error::usage(format!(
+                "port {} on 127.0.0.1 is taken, so NodePort {} cannot be published there",
+                port.host, port.node_port
+            ))
+            .with_hint("pick another host port in --ports, or stop what listens there"));
+        }
+    }
     let manifest = resolve_version(ctx, opts)?;
     let version = manifest.version.clone();
 
@@ -175,8 +249,8 @@ async fn create(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result<Profile> {
     };
     step.done();
 
-    // Both create a short-lived container from the node image; together
-    // they cost the time of one.
+    // Each may need a short-lived container from the node image (the first
+    // time on an engine, or for a new volume); together they cost one.
     let step = ui.step(format!("Preparing the Kubernetes {version} binaries"));
     let (privilege, binaries) = tokio::try_join!(
         privilege(ctx, &facts, &node_image),
@@ -185,15 +259,6 @@ async fn create(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result<Profile> {
     let cgroup_v2 = facts.cgroup_v2;
     step.done();
 
-    for port in &opts.ports {
-        if std::net::TcpListener::bind(("127.0.0.1", port.host)).is_err() {
-            return Err(Error::usage(format!(
-                "port {} on 127.0.0.1 is taken, so NodePort {} cannot be published there",
-                port.host, port.node_port
-            ))
-            .with_hint("pick another host port in --ports, or stop what listens there"));
-        }
-    }
     // Held until the nodes hold their addresses and ports.
     let allocating = crate::lock::allocate(&ctx.home, ctx.lock_timeout, ui)?;
     let step = ui.step("Creating the network");
@@ -202,7 +267,7 @@ async fn create(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result<Profile> {
     step.done();
 
     let step = ui.step("Generating certificates");
-    let mut profile = Profile {
+    let profile = Profile {
         name: name.into(),
         kubernetes_version: version.clone(),
         created: now(),
@@ -216,15 +281,12 @@ async fn create(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result<Profile> {
         memory_mib: opts.memory_mib,
         kubeconfig: ctx.kubeconfig.clone(),
         previous_context: None,
-        workers: Vec::new(),
+        workers: (1..opts.nodes.unwrap_or(1)).collect(),
         ports: opts.ports.clone(),
         extra_config: opts.extra_config.clone(),
         feature_gates: opts.feature_gates.clone(),
         no_dns: opts.no_dns,
     };
-    profile.workers = (1..opts.nodes.unwrap_or(1))
-        .map(|i| profile.node_at(i))
-        .collect();
     ctx.store.save(&profile)?;
     let all = profile.nodes();
     nodes::ensure_pki(ctx, &profile, &all)?;
@@ -513,14 +575,23 @@ pub async fn remove_everything(
             try_join_all(containers.keys().map(|c| ctx.docker.remove_container(c))).await?;
             let volumes = ctx.docker.volumes_by_label(&label).await?;
             try_join_all(volumes.iter().map(|v| ctx.docker.remove_volume(v))).await?;
-            ctx.docker.remove_network(&network(name)).await
+            ctx.docker.remove_network(&network(name)).await?;
+            // Done only when nothing new appeared meanwhile.
+            Ok::<_, crate::docker::Error>(ctx.docker.containers_by_label(&label).await?.is_empty())
         }
         .await;
         match removed {
-            Ok(()) => break,
-            Err(_) if pass < 5 => {
+            Ok(true) => break,
+            Ok(false) | Err(_) if pass < 5 => {
                 pass += 1;
                 tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Ok(false) => {
+                return Err(Error::new(
+                    Exit::Docker,
+                    format!("containers of profile {name} keep appearing while it is removed"),
+                )
+                .with_hint("another berth may be starting it; wait for it, then delete again"));
             }
             Err(e) => return Err(e.into()),
         }

@@ -122,21 +122,21 @@ pub async fn sync_routes(ctx: &Ctx, profile: &Profile) -> Result<()> {
             mode: 0o755,
         }];
         ctx.docker.upload(&node.container(), tar_of(&files)).await?;
-        let out = ctx
-            .docker
+        ctx.docker
             .exec(&node.container(), &["sh", ROUTES_SCRIPT])
-            .await?;
-        if out.code != 0 {
-            return Err(Error::new(
-                Exit::Failure,
-                format!(
-                    "cannot set the pod routes of node {}: {}",
-                    node.name,
-                    out.stderr.trim()
-                ),
-            ));
-        }
-        Ok(())
+            .await?
+            .success()
+            .map_err(|stderr| {
+                Error::new(
+                    Exit::Failure,
+                    format!("cannot set the pod routes of node {}: {stderr}", node.name),
+                )
+                .with_hint(format!(
+                    "`berth stop -p {0}` and `berth start -p {0}` set them again at boot",
+                    profile.name
+                ))
+            })?;
+        Ok::<_, Error>(())
     }))
     .await?;
     Ok(())
@@ -306,8 +306,8 @@ pub async fn add(ctx: &Ctx, mut profile: Profile, wait: Option<Duration>) -> Res
     step.done();
     let step = ctx.ui.step(format!("Creating node {}", node.name));
     ensure_pki(ctx, &profile, std::slice::from_ref(&node))?;
-    profile.workers.push(node.clone());
-    profile.workers.sort_by_key(|w| w.index);
+    profile.workers.push(node.index);
+    profile.workers.sort();
     let created = async {
         create(ctx, &profile, &node, binaries).await?;
         sync_routes(ctx, &profile).await
@@ -317,7 +317,7 @@ pub async fn add(ctx: &Ctx, mut profile: Profile, wait: Option<Duration>) -> Res
         // Nothing of the node stays behind, and the others' routes are
         // as they were.
         let _ = remove(ctx, &node).await;
-        profile.workers.retain(|w| w.name != node.name);
+        profile.workers.retain(|i| *i != node.index);
         let _ = sync_routes(ctx, &profile).await;
         return Err(e);
     }
@@ -364,11 +364,14 @@ pub async fn delete(ctx: &Ctx, mut profile: Profile, name: &str) -> Result<()> {
             return Err(Error::new(
                 Exit::Failure,
                 format!("cannot delete the Node object {name}: {e}"),
+            )
+            .with_hint(
+                "`berth status` shows whether the API server is ready; then delete the node again",
             ));
         }
     }
     remove(ctx, &node).await?;
-    profile.workers.retain(|w| w.name != name);
+    profile.workers.retain(|i| *i != node.index);
     ctx.store.save(&profile)?;
     sync_routes(ctx, &profile).await?;
     step.done();
@@ -379,7 +382,9 @@ pub async fn delete(ctx: &Ctx, mut profile: Profile, name: &str) -> Result<()> {
 /// DaemonSet pods and static pods, waiting up to a minute for them to go.
 async fn drain(client: &kube::Client, name: &str) -> Result<()> {
     let failed = |what: &str, e: kube::Error| {
-        Error::new(Exit::Failure, format!("cannot {what} node {name}: {e}"))
+        Error::new(Exit::Failure, format!("cannot {what} node {name}: {e}")).with_hint(
+            "`berth status` shows whether the API server is ready; then delete the node again",
+        )
     };
     let nodes: Api<NodeObject> = Api::all(client.clone());
     let cordon = serde_json::json!({"spec": {"unschedulable": true}});

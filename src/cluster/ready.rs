@@ -175,6 +175,7 @@ async fn label_roles(client: &kube::Client, nodes: &[profile::Node]) -> Result<(
                     Exit::Failure,
                     format!("cannot label node {}: {e}", node.name),
                 )
+                .with_hint("the cluster runs; `berth start` again labels its nodes")
             })?;
     }
     Ok(())

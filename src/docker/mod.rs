@@ -45,6 +45,17 @@ pub struct ExecOutput {
     pub stderr: String,
 }
 
+impl ExecOutput {
+    /// The output of a command that succeeded; else what it said on stderr.
+    pub fn success(self) -> std::result::Result<Self, String> {
+        if self.code == 0 {
+            Ok(self)
+        } else {
+            Err(self.stderr.trim().to_string())
+        }
+    }
+}
+
 pub struct Docker {
     api: bollard::Docker,
     endpoint: String,
