@@ -6,6 +6,17 @@
 # This is the offline route for machines that reach Debian's mirror but no
 # Kubernetes release server. Users with internet access never need it: berth
 # downloads official releases. The result is meant for `berth cache import`.
+#
+# The tree vendors github.com/modern-go/reflect2 1.0.1, whose map iteration
+# links against the Go runtime's map iterator with the signature it had
+# before Go 1.18: built with Debian's Go 1.19 as is, every binary that
+# serialises a map through json-iterator (unstructured objects, CRDs,
+# webhooks) dies with "fatal error: fault" (modern-go/reflect2#26). reflect2
+# 1.0.2, which Debian packages, is the fix; it is put in place of the
+# vendored copy with `go build -overlay`, leaving the tree as Debian ships
+# it. No other vendored package links against runtime internals on Linux.
+# OUTDIR/BUILD-INFO records how the binaries were made; berth itself tells
+# defective binaries from fixed ones by their content (`berth cache list`).
 set -euo pipefail
 
 out=${1:?usage: $0 OUTDIR}
@@ -14,6 +25,7 @@ work=${BERTH_K8S_BUILD_DIR:-${TMPDIR:-/tmp}/berth-k8s-build}
 started=$(date +%s)
 
 log() { echo "kubernetes-from-debian-source: $*" >&2; }
+reflect2=/usr/share/gocode/src/github.com/modern-go/reflect2
 
 # `apt-get source` needs a deb-src line; derive it from the configured mirror
 # so the machine's own mirror is used, never a hard-coded one.
@@ -33,6 +45,7 @@ need_packages() {
     command -v go >/dev/null || missing+=(golang-go)
     command -v dpkg-source >/dev/null || missing+=(dpkg-dev)
     command -v git >/dev/null || missing+=(git)
+    [ -d "$reflect2" ] || missing+=(golang-github-modern-go-reflect2-dev)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
@@ -87,6 +100,26 @@ if [ ! -f pkg/generated/openapi/zz_generated.openapi.go ]; then
         ./vendor/k8s.io/apiextensions-apiserver/pkg/apis ./vendor/k8s.io/apimachinery ./vendor/k8s.io/api/autoscaling
 fi
 
+# reflect2 from Debian's package in place of the vendored 1.0.1: every
+# vendored file is dropped and every file of the package added.
+reflect2_version=$(dpkg-query -W -f '${Version}' golang-github-modern-go-reflect2-dev)
+dpkg --compare-versions "$reflect2_version" ge 1.0.2 ||
+    { log "golang-github-modern-go-reflect2-dev $reflect2_version is older than 1.0.2"; exit 1; }
+vendored=$tree/vendor/github.com/modern-go/reflect2
+overlay=$work/reflect2-overlay.json
+{
+    echo '{"Replace": {'
+    for f in "$vendored"/*.go "$vendored"/*.s; do
+        [ -e "$reflect2/$(basename "$f")" ] || printf '"%s": "",\n' "$f"
+    done
+    for f in "$reflect2"/*.go "$reflect2"/*.s; do
+        case $f in *_test.go) continue ;; esac
+        printf '"%s": "%s",\n' "$vendored/$(basename "$f")" "$f"
+    done
+    # JSON allows no trailing comma: a last entry that changes nothing.
+    printf '"%s": ""}}\n' "$work/none.go"
+} >"$overlay"
+
 commit=$(printf '%s' "$version" | sha1sum | cut -c1-40)
 build_date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 ldflags="-s -w"
@@ -97,12 +130,17 @@ done
 
 log "compiling (about 7 minutes on 2 cores with a cold Go build cache)"
 mkdir -p "$out"
-go build -p "$(nproc)" -ldflags "$ldflags" -o "$out/" \
+go build -p "$(nproc)" -overlay "$overlay" -ldflags "$ldflags" -o "$out/" \
     ./cmd/kube-apiserver ./cmd/kube-controller-manager ./cmd/kube-scheduler \
     ./cmd/kubelet ./cmd/kube-proxy ./cmd/kubectl
 
 for bin in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
     [ -x "$out/$bin" ] || { log "missing $out/$bin after the build"; exit 1; }
 done
+cat >"$out/BUILD-INFO" <<EOF
+kubernetes $version from Debian's source package $(dpkg-parsechangelog -l "$tree/debian/changelog" -S Version)
+$(go version)
+github.com/modern-go/reflect2 $reflect2_version (Debian's golang-github-modern-go-reflect2-dev, in place of the vendored 1.0.1)
+EOF
 "$out/kubectl" version --client --short 2>/dev/null || "$out/kubectl" version --client
 log "built $version into $out in $(( $(date +%s) - started )) s"

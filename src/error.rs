@@ -110,6 +110,14 @@ pub const DOWNLOAD_HINT: &str = "check the network, or pass --binary-mirror with
      official layout; offline, put the binaries in a directory and run \
      `berth cache import VERSION DIR`";
 
+/// What to do about cached or offered binaries with a known defect.
+pub fn rebuild_hint(version: &crate::binaries::Version) -> String {
+    format!(
+        "build them again with scripts/kubernetes-from-debian-source.sh DIR (it puts reflect2 1.0.2 \
+         in place) and `berth cache import {version} DIR`, or run scripts/setup, which does both"
+    )
+}
+
 impl From<crate::binaries::Error> for Error {
     fn from(e: crate::binaries::Error) -> Self {
         use crate::binaries::Error as B;
@@ -128,6 +136,9 @@ impl From<crate::binaries::Error> for Error {
             )),
             B::Download { .. } | B::Checksum { .. } => Error::new(Exit::Failure, format!("{e}; nothing was cached"))
                 .with_hint(DOWNLOAD_HINT),
+            B::Defective { version, .. } => Error::usage(format!("{e}; nothing was cached")).with_hint(
+                rebuild_hint(version),
+            ),
             B::Write { .. } | B::Read { .. } => Error::new(Exit::Failure, e.to_string())
                 .with_hint("check the permissions of the cache, or set BERTH_CACHE_DIR to a writable directory"),
         }

@@ -3,6 +3,13 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Output piped into `head` and the like ends quietly when the reader
+    // goes, as with any other command, instead of panicking on EPIPE.
+    // SAFETY: setting a signal's disposition to the default before any
+    // thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = berth::cli::Cli::parse();
     let ui = berth::ui::Ui::new(cli.global.quiet);
     let runtime = tokio::runtime::Builder::new_multi_thread()

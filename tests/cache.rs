@@ -145,6 +145,106 @@ fn import_rejects_a_binary_of_another_version() {
     assert_rejected(source.path(), "reports version v1.29.0, not v1.30.2");
 }
 
+/// What the content check looks for, appended to a stand-in binary: Go's
+/// build-info header with the flag Go 1.18 and later set, and the source
+/// file names of reflect2 1.0.1 (without 1.0.2's `go_above_118.go`), as in
+/// Kubernetes v1.20.2 built from Debian's source with Go 1.19 as it is.
+fn add_reflect2_defect(binary: &Path) {
+    let mut content = fs::read(binary).unwrap();
+    content.extend_from_slice(b"exit 0\n\xff Go buildinf:\x08\x02");
+    content
+        .extend_from_slice(b"k8s.io/kubernetes/vendor/github.com/modern-go/reflect2/unsafe_map.go");
+    fs::write(binary, content).unwrap();
+}
+
+#[test]
+fn import_refuses_binaries_with_the_reflect2_crash_and_changes_nothing() {
+    let cache = tempfile::tempdir().unwrap();
+    let source = tempfile::tempdir().unwrap();
+    fake_binaries(source.path(), "v1.20.2");
+    add_reflect2_defect(&source.path().join("kube-apiserver"));
+    let before = snapshot(cache.path());
+    berth()
+        .env("BERTH_CACHE_DIR", cache.path())
+        .args(["cache", "import", "v1.20.2"])
+        .arg(source.path())
+        .assert()
+        .code(2)
+        .stderr(contains("reflect2 older than 1.0.2"))
+        .stderr(contains("nothing was cached"))
+        .stderr(contains("scripts/kubernetes-from-debian-source.sh"));
+    assert_eq!(before, snapshot(cache.path()), "the cache changed");
+}
+
+#[test]
+fn a_version_cached_by_the_old_build_is_listed_as_to_be_rebuilt_and_not_started() {
+    let cache = tempfile::tempdir().unwrap();
+    let source = tempfile::tempdir().unwrap();
+    fake_binaries(source.path(), "v1.20.2");
+    berth()
+        .env("BERTH_CACHE_DIR", cache.path())
+        .args(["cache", "import", "v1.20.2"])
+        .arg(source.path())
+        .assert()
+        .success();
+    // What the old set-up left: the defective binary and a manifest from
+    // before berth looked for defects.
+    let dir = cache
+        .path()
+        .join("kubernetes/v1.20.2")
+        .join(format!("linux-{}", berth::binaries::host_arch()));
+    add_reflect2_defect(&dir.join("kube-apiserver"));
+    let manifest_path = dir.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(&manifest_path).unwrap()).unwrap();
+    manifest.as_object_mut().unwrap().remove("defects");
+    fs::write(&manifest_path, manifest.to_string()).unwrap();
+
+    berth()
+        .env("BERTH_CACHE_DIR", cache.path())
+        .args(["cache", "list"])
+        .assert()
+        .success()
+        .stdout(predicates::str::is_match(r"v1\.20\.2 .* rebuild ").unwrap())
+        .stdout(contains("v1.20.2 must be rebuilt"))
+        .stdout(contains("scripts/setup"));
+    let listed = berth()
+        .env("BERTH_CACHE_DIR", cache.path())
+        .args(["cache", "list", "-o", "json"])
+        .output()
+        .unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(
+        listed[0]["defects"],
+        serde_json::json!(["reflect2-map-iteration"])
+    );
+    // What was found is kept in the manifest.
+    let kept: serde_json::Value =
+        serde_json::from_slice(&fs::read(&manifest_path).unwrap()).unwrap();
+    assert_eq!(
+        kept["defects"],
+        serde_json::json!(["reflect2-map-iteration"])
+    );
+
+    let home = tempfile::tempdir().unwrap();
+    berth()
+        .env("BERTH_CACHE_DIR", cache.path())
+        .env("BERTH_HOME", home.path())
+        .env("KUBECONFIG", home.path().join("kubeconfig"))
+        .args([
+            "start",
+            "-p",
+            "e2e-defective",
+            "--kubernetes-version",
+            "v1.20.2",
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains("cannot make a cluster that works"));
+    assert!(!home.path().join("profiles/e2e-defective").exists());
+    assert!(!home.path().join("kubeconfig").exists());
+}
+
 #[test]
 fn import_rejects_a_malformed_version() {
     let source = tempfile::tempdir().unwrap();

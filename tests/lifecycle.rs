@@ -221,6 +221,42 @@ fn a_cluster_runs_pods_and_survives_stop_start_pause_and_unpause_then_delete_lea
     assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
     let kubeconfig_before = std::fs::read_to_string(&env.kubeconfig).unwrap();
 
+    // A component that crashes is restarted by systemd at once; status
+    // still tells, with the count since the node booted and its last line.
+    env.allow_restarts();
+    block_on(async {
+        let docker = Docker::connect().await.unwrap();
+        let killed = docker
+            .exec("berth-e2e-a", &["pkill", "-9", "-x", "kube-apiserver"])
+            .await
+            .unwrap();
+        assert_eq!(killed.code, 0, "{killed:?}");
+    });
+    common::eventually(std::time::Duration::from_secs(60), || {
+        let (_, out, _) = env.run(&["status", "-p", "e2e-a", "-o", "json"]);
+        let status = json(&out);
+        let unit = status["nodes"][0]["units"]
+            .as_array()
+            .and_then(|u| u.iter().find(|u| u["name"] == "kube-apiserver").cloned())
+            .unwrap_or_default();
+        if status["apiserver"] == "ready" && unit["restarts"] == 1 {
+            Ok(())
+        } else {
+            Err(format!("after the kill: {status}"))
+        }
+    });
+    let (_, text, _) = env.run(&["status", "-p", "e2e-a"]);
+    assert!(
+        text.contains("restarted:   kube-apiserver 1 time since the node booted; last: ")
+            && text.contains("status=9/KILL"),
+        "{text}"
+    );
+    assert_eq!(
+        env.restarted_units().len(),
+        1,
+        "only the API server restarted"
+    );
+
     env.ok(&["stop", "-p", "e2e-a"]);
     let (code, out, _) = env.run(&["status", "-p", "e2e-a", "-o", "json"]);
     assert_eq!(code & 8, 8, "status of a stopped node: {out}");
@@ -232,6 +268,8 @@ fn a_cluster_runs_pods_and_survives_stop_start_pause_and_unpause_then_delete_lea
     env.ok(&["start", "-p", "e2e-a"]);
     let status = json(&env.ok(&["status", "-p", "e2e-a", "-o", "json"]));
     assert_eq!(status["endpoint"], endpoint.as_str());
+    // A new boot counts afresh.
+    assert_eq!(env.restarted_units(), Vec::<String>::new());
     assert_eq!(
         std::fs::read_to_string(&env.kubeconfig).unwrap(),
         kubeconfig_before

@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use berth::docker::Docker;
-use common::{Env, Guard, Resource, block_on, busybox_image, json, leftovers};
+use common::{Env, Guard, Resource, block_on, busybox_image, eventually, json, leftovers};
 
 /// Three replicas, at most one per node, each serving its own name.
 const SPREAD: &str = r#"
@@ -97,44 +97,10 @@ fn run_pinned(env: &Env, profile: &str, pods: &[(&str, &str)]) {
     let mut wait = vec!["wait", "--for=condition=Ready", "--timeout=180s"];
     let names: Vec<String> = pods.iter().map(|(name, _)| format!("pod/{name}")).collect();
     for (name, node) in pods {
-        apply(env, profile, &pinned_pod(name, node, "berth.test/grow:1"));
+        env.apply(profile, &pinned_pod(name, node, "berth.test/grow:1"));
     }
     wait.extend(names.iter().map(String::as_str));
     env.kubectl(profile, &wait);
-}
-
-fn apply(env: &Env, profile: &str, manifest: &str) {
-    env.berth()
-        .args(["kubectl", "-p", profile, "--", "apply", "-f", "-"])
-        .write_stdin(manifest.to_string())
-        .assert()
-        .success();
-}
-
-/// Retries `check` until it passes or `timeout` ends, then fails with its
-/// last complaint.
-fn eventually(timeout: Duration, mut check: impl FnMut() -> Result<(), String>) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(why) if Instant::now() > deadline => panic!("{why}"),
-            Err(_) => std::thread::sleep(Duration::from_secs(1)),
-        }
-    }
-}
-
-/// What an HTTP GET from inside `pod` to `address` answers, body only.
-fn get_from_pod(env: &Env, profile: &str, pod: &str, address: &str) -> Result<String, String> {
-    let request = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {address} | tail -1");
-    let (code, out, err) = env.run(&[
-        "kubectl", "-p", profile, "--", "exec", pod, "--", "sh", "-c", &request,
-    ]);
-    if code == 0 && !out.trim().is_empty() {
-        Ok(out.trim().to_string())
-    } else {
-        Err(format!("GET {address} from {pod}: {out}{err}"))
-    }
 }
 
 /// (name, IP, node) of every Running pod with the label app=web.
@@ -175,7 +141,7 @@ fn spread_network_works(env: &Env, profile: &str) -> Result<(), String> {
     for (from, _, from_node) in &pods {
         for (to, ip, to_node) in &pods {
             if from_node != to_node {
-                let answer = get_from_pod(env, profile, from, &format!("{ip} 8080"))?;
+                let answer = env.get_from_pod(profile, from, &format!("{ip} 8080"))?;
                 if answer != *to {
                     return Err(format!("{from} asked {to} at {ip} and got {answer}"));
                 }
@@ -188,12 +154,7 @@ fn spread_network_works(env: &Env, profile: &str) -> Result<(), String> {
     );
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..60 {
-        seen.insert(get_from_pod(
-            env,
-            profile,
-            &pods[0].0,
-            &format!("{service} 80"),
-        )?);
+        seen.insert(env.get_from_pod(profile, &pods[0].0, &format!("{service} 80"))?);
         if seen.len() == 3 {
             return Ok(());
         }
@@ -290,7 +251,7 @@ fn three_nodes_network_across_nodes_and_keep_it_after_stop_and_start() {
     assert_eq!(listed[0]["nodes"], 3);
 
     env.ok(&["image", "load", "-p", profile, "berth.test/multinode:1"]);
-    apply(&env, profile, SPREAD);
+    env.apply(profile, SPREAD);
     eventually(Duration::from_secs(180), || {
         spread_network_works(&env, profile)
     });
@@ -371,8 +332,8 @@ fn nodes_are_added_and_deleted_and_images_load_into_each_of_them() {
     };
     let (ip_a, ip_b) = (ip("a"), ip("b"));
     eventually(Duration::from_secs(60), || {
-        let b = get_from_pod(&env, profile, "a", &format!("{ip_b} 8080"))?;
-        let a = get_from_pod(&env, profile, "b", &format!("{ip_a} 8080"))?;
+        let b = env.get_from_pod(profile, "a", &format!("{ip_b} 8080"))?;
+        let a = env.get_from_pod(profile, "b", &format!("{ip_a} 8080"))?;
         (a == "a" && b == "b")
             .then_some(())
             .ok_or(format!("got {a} and {b}"))
@@ -422,7 +383,8 @@ fn nodes_are_added_and_deleted_and_images_load_into_each_of_them() {
     let pod_b = env.run(&["kubectl", "-p", profile, "--", "get", "pod", "b"]);
     assert_ne!(pod_b.0, 0, "pod b outlived its node: {}", pod_b.1);
     assert_eq!(
-        get_from_pod(&env, profile, "a", &format!("{ip_a} 8080")).unwrap(),
+        env.get_from_pod(profile, "a", &format!("{ip_a} 8080"))
+            .unwrap(),
         "a"
     );
 

@@ -59,7 +59,7 @@ impl Cache {
                 entry.sha256 = sha;
             }
         }
-        self.commit(version, &staging.path, files)
+        self.commit(version, &staging.path, files, &base)
     }
 }
 

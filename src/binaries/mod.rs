@@ -8,9 +8,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod defects;
 mod download;
 mod volume;
 
+pub use defects::Defect;
 pub use download::OFFICIAL_RELEASES;
 pub use volume::{ensure_volume, volume_name};
 
@@ -59,6 +61,23 @@ pub enum Error {
     },
     #[error("cannot read the cache at {}: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },
+    #[error(
+        "the Kubernetes {version} binaries from {from} are {}",
+        describe(defects)
+    )]
+    Defective {
+        version: Version,
+        from: String,
+        defects: Vec<Defect>,
+    },
+}
+
+pub fn describe(defects: &[Defect]) -> String {
+    defects
+        .iter()
+        .map(|d| d.describe())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A version string as users type it (`1.30.2` or `v1.30.2`), normalised.
@@ -108,7 +127,8 @@ impl std::str::FromStr for Version {
 
 impl std::fmt::Display for Version {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "v{}.{}.{}", self.major, self.minor, self.patch)
+        // Through `pad`, so that table columns of versions line up.
+        f.pad(&format!("v{}.{}.{}", self.major, self.minor, self.patch))
     }
 }
 
@@ -126,6 +146,10 @@ pub struct Manifest {
     pub version: Version,
     pub arch: String,
     pub files: BTreeMap<String, FileEntry>,
+    /// Known defects of these binaries; `None` in manifests written before
+    /// berth looked for any, which are then looked into once.
+    #[serde(default)]
+    pub defects: Option<Vec<Defect>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -139,6 +163,10 @@ pub struct FileEntry {
 impl Manifest {
     pub fn size(&self) -> u64 {
         self.files.values().map(|f| f.size).sum()
+    }
+
+    pub fn defects(&self) -> &[Defect] {
+        self.defects.as_deref().unwrap_or_default()
     }
 }
 
@@ -160,8 +188,28 @@ impl Cache {
     }
 
     /// The manifest of a cached version, or `None` when it is not cached.
+    /// A version cached before berth looked for defects is looked into now,
+    /// once: what is found is written into its manifest.
     pub fn get(&self, version: &Version) -> Result<Option<Manifest>, Error> {
-        read_manifest(&self.dir(version).join(MANIFEST))
+        let dir = self.dir(version);
+        let Some(mut manifest) = read_manifest(&dir.join(MANIFEST))? else {
+            return Ok(None);
+        };
+        if manifest.defects.is_none() {
+            let paths: Vec<PathBuf> = manifest.files.keys().map(|n| dir.join(n)).collect();
+            let found =
+                defects::of_files(paths.iter().map(PathBuf::as_path)).map_err(|source| {
+                    Error::Read {
+                        path: dir.clone(),
+                        source,
+                    }
+                })?;
+            manifest.defects = Some(found);
+            // Only a cache the user may not write is left unmarked, and
+            // looked into again next time.
+            let _ = write_manifest(&dir, &manifest);
+        }
+        Ok(Some(manifest))
     }
 
     /// Checks every binary in `source` and copies them in; the cache is
@@ -174,7 +222,9 @@ impl Cache {
             entry.sha256 = copy_hashed(&source.join(name), &target).map_err(write(&target))?;
             Ok(())
         });
-        copied.and_then(|()| self.commit(version, &staging.path, files))
+        copied.and_then(|()| {
+            self.commit(version, &staging.path, files, &source.display().to_string())
+        })
     }
 
     /// A private directory beside the version's, removed when dropped, so
@@ -189,24 +239,36 @@ impl Cache {
     }
 
     /// Makes the checked binaries in `staging` the cached version, replacing
-    /// one cached before in one rename.
+    /// one cached before in one rename. Binaries with a known defect are
+    /// refused: they would give clusters that crash.
     fn commit(
         &self,
         version: &Version,
         staging: &Path,
         files: BTreeMap<String, FileEntry>,
+        from: &str,
     ) -> Result<Manifest, Error> {
         for name in files.keys() {
             let path = staging.join(name);
             fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).map_err(write(&path))?;
         }
+        let paths: Vec<PathBuf> = files.keys().map(|n| staging.join(n)).collect();
+        let found =
+            defects::of_files(paths.iter().map(PathBuf::as_path)).map_err(write(staging))?;
+        if !found.is_empty() {
+            return Err(Error::Defective {
+                version: version.clone(),
+                from: from.to_string(),
+                defects: found,
+            });
+        }
         let manifest = Manifest {
             version: version.clone(),
             arch: host_arch().into(),
             files,
+            defects: Some(found),
         };
-        let json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
-        fs::write(staging.join(MANIFEST), json).map_err(write(staging))?;
+        write_manifest(staging, &manifest).map_err(write(staging))?;
         let dest = self.dir(version);
         let old = staging.with_extension("old");
         if dest.exists() {
@@ -299,6 +361,14 @@ fn check(version: &Version, dir: &Path) -> Result<BTreeMap<String, FileEntry>, E
         );
     }
     Ok(files)
+}
+
+fn write_manifest(dir: &Path, manifest: &Manifest) -> io::Result<()> {
+    let json = serde_json::to_vec_pretty(manifest).expect("manifest serialises");
+    let path = dir.join(MANIFEST);
+    let temp = dir.join(format!(".{MANIFEST}.{}", std::process::id()));
+    fs::write(&temp, json)?;
+    fs::rename(&temp, path)
 }
 
 fn read_manifest(path: &Path) -> Result<Option<Manifest>, Error> {

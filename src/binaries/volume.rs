@@ -159,6 +159,7 @@ mod tests {
                     )
                 })
                 .collect(),
+            defects: Some(Vec::new()),
         }
     }
 

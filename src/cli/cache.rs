@@ -55,14 +55,30 @@ pub fn run(cmd: Cache, global: &Global, ui: Ui) -> Result<()> {
             match global.output {
                 Output::Json => print_json(&cached),
                 Output::Text => {
-                    println!("{:<12} {:<8} {:>9}  PATH", "VERSION", "ARCH", "SIZE");
-                    for m in cached {
+                    println!(
+                        "{:<12} {:<8} {:>9}  {:<8} PATH",
+                        "VERSION", "ARCH", "SIZE", "STATUS"
+                    );
+                    for m in &cached {
                         let size = format!("{:.0} MiB", m.size() as f64 / (1024.0 * 1024.0));
+                        let status = if m.defects().is_empty() {
+                            "ok"
+                        } else {
+                            "rebuild"
+                        };
                         println!(
-                            "{:<12} {:<8} {size:>9}  {}",
+                            "{:<12} {:<8} {size:>9}  {status:<8} {}",
                             m.version,
                             m.arch,
                             cache.dir(&m.version).display()
+                        );
+                    }
+                    for m in cached.iter().filter(|m| !m.defects().is_empty()) {
+                        println!(
+                            "\n{} must be rebuilt: its binaries are {}.\n  {}",
+                            m.version,
+                            crate::binaries::describe(m.defects()),
+                            crate::error::rebuild_hint(&m.version)
                         );
                     }
                 }

@@ -25,6 +25,8 @@ struct NodeStatus {
     container: String,
     privilege: crate::docker::Privilege,
     kubelet: String,
+    /// berth's units in the node, when it runs.
+    units: Vec<cluster::health::UnitHealth>,
 }
 
 #[derive(Serialize)]
@@ -57,21 +59,22 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<()> {
             .cloned()
             .unwrap_or_else(|| "missing".into());
         async move {
-            let kubelet = if container == "running" {
-                let out = ctx
-                    .docker
-                    .exec(&node.container(), &["systemctl", "is-active", "kubelet"])
-                    .await?;
-                out.stdout.trim().to_string()
+            let units = if container == "running" {
+                cluster::health::units(&ctx.docker, &node).await?
             } else {
-                "unknown".into()
+                Vec::new()
             };
+            let kubelet = units
+                .iter()
+                .find(|u| u.name == "kubelet")
+                .map_or_else(|| "unknown".to_string(), |u| u.active.clone());
             Ok::<_, crate::error::Error>(NodeStatus {
                 role: node.role(),
                 ip: node.ip,
                 container: pretty_state(&container),
                 privilege: profile.privilege,
                 kubelet,
+                units,
                 name: node.name,
             })
         }
@@ -149,6 +152,18 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<()> {
                 println!("node:        {} ({}, {})", n.name, n.role, n.ip);
                 println!("  container:   {} ({:?})", n.container, n.privilege);
                 println!("  kubelet:     {}", n.kubelet);
+                for unit in n.units.iter().filter(|u| u.restarts > 0) {
+                    println!(
+                        "  restarted:   {} {} time{} since the node booted{}",
+                        unit.name,
+                        unit.restarts,
+                        if unit.restarts == 1 { "" } else { "s" },
+                        unit.last_fatal
+                            .as_ref()
+                            .map(|l| format!("; last: {l}"))
+                            .unwrap_or_default()
+                    );
+                }
             }
         }
     }

@@ -3,6 +3,7 @@
 //! of steps shown with their timings.
 
 pub mod dns;
+pub mod health;
 mod nodes;
 mod ready;
 
@@ -176,10 +177,18 @@ fn resolve_version(ctx: &Ctx, opts: &StartOptions) -> Result<Manifest> {
         ))
         .with_hint("pass --kubernetes-version with a supported version; `berth cache list` shows the cached ones"));
     }
-    match ctx.cache.get(&version)? {
-        Some(manifest) => Ok(manifest),
-        None => download(ctx, &version, opts.binary_mirror.as_deref()),
+    let manifest = match ctx.cache.get(&version)? {
+        Some(manifest) => manifest,
+        None => download(ctx, &version, opts.binary_mirror.as_deref())?,
+    };
+    if !manifest.defects().is_empty() {
+        return Err(Error::usage(format!(
+            "the cached Kubernetes {version} cannot make a cluster that works: its binaries are {}",
+            crate::binaries::describe(manifest.defects())
+        ))
+        .with_hint(crate::error::rebuild_hint(&version)));
     }
+    Ok(manifest)
 }
 
 /// Fetches a version that is not cached yet into the cache.
@@ -387,6 +396,14 @@ async fn binaries_volume(ctx: &Ctx, profile: &Profile) -> Result<String> {
         Some(manifest) => manifest,
         None => download(ctx, version, None)?,
     };
+    // A cluster that exists is started anyway, so its data can be reached.
+    if !manifest.defects().is_empty() {
+        ctx.ui.info(format!(
+            "warning: the cached Kubernetes {version} binaries are {}; {}",
+            crate::binaries::describe(manifest.defects()),
+            crate::error::rebuild_hint(version)
+        ));
+    }
     crate::binaries::ensure_volume(&ctx.docker, &ctx.cache, &manifest, &profile.node_image).await
 }
 

@@ -13,9 +13,28 @@ pub fn k8s_version() -> berth::binaries::Version {
         .unwrap()
 }
 
-/// The berth binary under test, with the same cache as the test process.
+/// The berth binary under test, with a cleared environment and exactly
+/// what berth needs of the test's own: the binaries cache the test process
+/// sees, the engine, a PATH and a home. A test adds what it sets.
 pub fn berth() -> assert_cmd::Command {
-    assert_cmd::Command::cargo_bin("berth").unwrap()
+    let mut cmd = assert_cmd::Command::cargo_bin("berth").unwrap();
+    cmd.env_clear().envs(base_env());
+    cmd
+}
+
+fn base_env() -> Vec<(&'static str, std::ffi::OsString)> {
+    let mut env = vec![
+        (
+            "BERTH_CACHE_DIR",
+            berth::paths::cache_dir().into_os_string(),
+        ),
+        ("PATH", std::env::var_os("PATH").unwrap_or_default()),
+        ("HOME", std::env::var_os("HOME").unwrap_or_default()),
+    ];
+    if let Some(host) = std::env::var_os("DOCKER_HOST") {
+        env.push(("DOCKER_HOST", host));
+    }
+    env
 }
 
 pub fn block_on<F: Future>(future: F) -> F::Output {
@@ -58,16 +77,79 @@ impl Drop for Guard {
 
 /// An isolated berth: its own state directory and kubeconfig, with every
 /// profile it made deleted when dropped, also when the test failed.
+/// Before it deletes them, it fails the test when a component of a running
+/// profile was restarted by systemd (it crashed), unless the test restarts
+/// components on purpose (`allow_restarts`).
 pub struct Env {
     pub home: tempfile::TempDir,
     pub kubeconfig: std::path::PathBuf,
+    restarts_allowed: std::cell::Cell<bool>,
 }
 
 impl Env {
     pub fn new() -> Self {
         let home = tempfile::tempdir().unwrap();
         let kubeconfig = home.path().join("kube").join("config");
-        Env { home, kubeconfig }
+        Env {
+            home,
+            kubeconfig,
+            restarts_allowed: std::cell::Cell::new(false),
+        }
+    }
+
+    /// For a test that kills or restarts components itself.
+    pub fn allow_restarts(&self) {
+        self.restarts_allowed.set(true);
+    }
+
+    /// Every unit of every node of the running profiles that systemd
+    /// restarted since its node booted, as `profile/node/unit: N restarts
+    /// (last line)`.
+    pub fn restarted_units(&self) -> Vec<String> {
+        let (_, listed, _) = self.run(&["profile", "list", "-o", "json"]);
+        let listed: serde_json::Value = serde_json::from_str(&listed).unwrap_or_default();
+        let mut restarted = Vec::new();
+        for profile in listed.as_array().into_iter().flatten() {
+            let name = profile["name"].as_str().unwrap_or_default();
+            if profile["status"] != "Running" {
+                continue;
+            }
+            let (_, status, _) = self.run(&["status", "-p", name, "-o", "json"]);
+            let status: serde_json::Value = serde_json::from_str(&status).unwrap_or_default();
+            for node in status["nodes"].as_array().into_iter().flatten() {
+                for unit in node["units"].as_array().into_iter().flatten() {
+                    if unit["restarts"].as_u64().unwrap_or(0) > 0 {
+                        restarted.push(format!(
+                            "{name}/{}/{}: {} restarts ({})",
+                            node["name"].as_str().unwrap_or_default(),
+                            unit["name"].as_str().unwrap_or_default(),
+                            unit["restarts"],
+                            unit["last_fatal"].as_str().unwrap_or_default()
+                        ));
+                    }
+                }
+            }
+        }
+        restarted
+    }
+
+    pub fn apply(&self, profile: &str, manifest: &str) {
+        let args = ["kubectl", "-p", profile, "--", "apply", "-f", "-"];
+        let (code, _, stderr) = self.run_stdin(&args, manifest);
+        assert_eq!(code, 0, "kubectl apply failed:\n{stderr}\n{manifest}");
+    }
+
+    /// What an HTTP GET from inside `pod` to `address` answers, body only.
+    pub fn get_from_pod(&self, profile: &str, pod: &str, address: &str) -> Result<String, String> {
+        let request = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {address} | tail -1");
+        let (code, out, err) = self.run(&[
+            "kubectl", "-p", profile, "--", "exec", pod, "--", "sh", "-c", &request,
+        ]);
+        if code == 0 && !out.trim().is_empty() {
+            Ok(out.trim().to_string())
+        } else {
+            Err(format!("GET {address} from {pod}: {out}{err}"))
+        }
     }
 
     pub fn berth(&self) -> assert_cmd::Command {
@@ -79,7 +161,17 @@ impl Env {
 
     /// Runs berth and returns (exit code, stdout, stderr).
     pub fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = self.berth().args(args).output().unwrap();
+        self.run_stdin(args, "")
+    }
+
+    /// Runs berth with `stdin` and returns (exit code, stdout, stderr).
+    pub fn run_stdin(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
+        let out = self
+            .berth()
+            .args(args)
+            .write_stdin(stdin.to_string())
+            .output()
+            .unwrap();
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         (
             out.status.code().unwrap_or(-1),
@@ -99,6 +191,8 @@ impl Env {
     /// the returned handle is dropped.
     pub fn spawn(&self, args: &[&str]) -> Background {
         let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("berth"))
+            .env_clear()
+            .envs(base_env())
             .env("BERTH_HOME", self.home.path().join("berth"))
             .env("KUBECONFIG", &self.kubeconfig)
             .args(args)
@@ -141,7 +235,30 @@ impl Drop for Background {
 
 impl Drop for Env {
     fn drop(&mut self) {
+        let restarted = if std::thread::panicking() || self.restarts_allowed.get() {
+            Vec::new()
+        } else {
+            self.restarted_units()
+        };
         let _ = self.berth().args(["delete", "--all"]).output();
+        assert!(
+            restarted.is_empty(),
+            "components crashed and were restarted during the test:\n{}",
+            restarted.join("\n")
+        );
+    }
+}
+
+/// Retries `check` until it passes or `timeout` ends, then fails with its
+/// last complaint.
+pub fn eventually(timeout: std::time::Duration, mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(why) if std::time::Instant::now() > deadline => panic!("{why}"),
+            Err(_) => std::thread::sleep(std::time::Duration::from_secs(1)),
+        }
     }
 }
 
