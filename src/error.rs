@@ -86,9 +86,14 @@ impl From<crate::docker::Error> for Error {
             D::Api { .. } => {
                 "see the engine's message above; `docker info` shows the engine's state"
             }
+            D::Taken { .. } => {
+                "something else took the name at the same moment: use another profile name; \
+                 `docker inspect NAME` shows who has it"
+            }
         };
         let exit = match &e {
             D::Build { .. } => Exit::Failure,
+            D::Taken { .. } => Exit::Usage,
             _ => Exit::Docker,
         };
         Error::new(exit, e.to_string()).with_hint(hint)

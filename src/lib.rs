@@ -9,6 +9,7 @@ pub mod forward;
 pub mod images;
 pub mod kubeconfig;
 pub mod lock;
+pub mod names;
 pub mod node;
 pub mod paths;
 pub mod pki;

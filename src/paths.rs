@@ -14,6 +14,13 @@ pub fn home_dir() -> PathBuf {
     from_env_or("BERTH_HOME", dirs::data_dir())
 }
 
+/// The home berth uses when `BERTH_HOME` is not set.
+pub fn default_home_dir() -> PathBuf {
+    dirs::data_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("berth")
+}
+
 fn from_env_or(var: &str, platform: Option<PathBuf>) -> PathBuf {
     match std::env::var_os(var) {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),

@@ -105,6 +105,15 @@ pub struct Profile {
     /// `--no-dns`: no CoreDNS.
     #[serde(default)]
     pub no_dns: bool,
+    /// The home's id in the profile's engine names (`names::home_id`);
+    /// `None` for the default home and profiles made before homes had ids.
+    #[serde(default)]
+    pub home_id: Option<String>,
+    /// The id of the profile's network, by which it is used after its
+    /// creation (a name may be shared by several networks); `None` for
+    /// profiles made before, whose network is found through their nodes.
+    #[serde(default)]
+    pub network_id: Option<String>,
 }
 
 /// One node of a profile's cluster, as its index makes it.
@@ -116,11 +125,13 @@ pub struct Node {
     pub ip: String,
     /// The node's share of the cluster's pod CIDR, given by berth.
     pub pod_cidr: String,
+    /// Its container's name in the engine.
+    pub container: String,
 }
 
 impl Node {
     pub fn container(&self) -> String {
-        container_name(&self.name)
+        self.container.clone()
     }
 
     pub fn is_control_plane(&self) -> bool {
@@ -137,8 +148,9 @@ impl Node {
 }
 
 impl Profile {
-    pub fn container(&self) -> String {
-        container_name(&self.name)
+    /// The names and labels of the profile's resources, in `home`.
+    pub fn names(&self, home: &Path) -> crate::names::Names {
+        crate::names::Names::new(&self.name, home, self.home_id.as_deref())
     }
 
     /// The node of the given index: its address on the profile's /24
@@ -150,8 +162,10 @@ impl Profile {
             .rsplit_once('.')
             .and_then(|(_, h)| h.parse().ok())
             .unwrap_or(2);
+        let name = node_name(&self.name, index);
         Node {
-            name: node_name(&self.name, index),
+            container: crate::names::container(&name, self.home_id.as_deref()),
+            name,
             index,
             ip: format!("{base}.{}", host + index),
             pod_cidr: format!("10.244.{index}.0/24"),
@@ -181,16 +195,12 @@ impl Profile {
     }
 
     pub fn context(&self) -> String {
-        format!("berth-{}", self.name)
+        crate::names::context(&self.name, self.home_id.as_deref())
     }
 
     pub fn server(&self) -> String {
         format!("https://127.0.0.1:{}", self.api_port)
     }
-}
-
-pub fn container_name(profile: &str) -> String {
-    format!("berth-{profile}")
 }
 
 pub struct Store {
@@ -348,6 +358,8 @@ mod tests {
             extra_config: Vec::new(),
             feature_gates: BTreeMap::new(),
             no_dns: false,
+            home_id: None,
+            network_id: None,
         }
     }
 
@@ -360,7 +372,8 @@ mod tests {
                 name: "dev".into(),
                 index: 0,
                 ip: "172.30.7.2".into(),
-                pod_cidr: "10.244.0.0/24".into()
+                pod_cidr: "10.244.0.0/24".into(),
+                container: "berth-dev".into(),
             }
         );
         let second = p.next_worker().unwrap();
@@ -391,6 +404,8 @@ mod tests {
             "extra_config",
             "feature_gates",
             "no_dns",
+            "home_id",
+            "network_id",
         ] {
             json.as_object_mut().unwrap().remove(newer);
         }

@@ -5,7 +5,7 @@
 mod common;
 
 use berth::docker::Docker;
-use common::{Env, Guard, Resource, block_on, busybox_image, json, leftovers};
+use common::{Env, Guard, Resource, block_on, busybox_image, json};
 use serde_yaml::Value;
 
 const FOREIGN_KUBECONFIG: &str = r#"apiVersion: v1
@@ -93,7 +93,10 @@ fn a_cluster_runs_pods_and_survives_stop_start_pause_and_unpause_then_delete_lea
         "{nodes}"
     );
     let config = yaml(&env.kubeconfig);
-    assert_eq!(config["current-context"], "berth-e2e-a");
+    assert_eq!(
+        config["current-context"],
+        env.names("e2e-a").context().as_str()
+    );
     for (list, name) in [
         ("clusters", "prod"),
         ("users", "prod-sso"),
@@ -136,7 +139,10 @@ fn a_cluster_runs_pods_and_survives_stop_start_pause_and_unpause_then_delete_lea
         "e2e-a",
         &["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"],
     );
-    assert!(http_from_node("berth-e2e-a", &cluster_ip).contains("hello from berth"));
+    assert!(
+        http_from_node(&env.names("e2e-a").container("e2e-a"), &cluster_ip)
+            .contains("hello from berth")
+    );
 
     let status = json(&env.ok(&["status", "-p", "e2e-a", "-o", "json"]));
     assert_eq!(status["exit_code"], 0);
@@ -227,7 +233,10 @@ fn a_cluster_runs_pods_and_survives_stop_start_pause_and_unpause_then_delete_lea
     block_on(async {
         let docker = Docker::connect().await.unwrap();
         let killed = docker
-            .exec("berth-e2e-a", &["pkill", "-9", "-x", "kube-apiserver"])
+            .exec(
+                &env.names("e2e-a").container("e2e-a"),
+                &["pkill", "-9", "-x", "kube-apiserver"],
+            )
             .await
             .unwrap();
         assert_eq!(killed.code, 0, "{killed:?}");
@@ -291,7 +300,7 @@ fn a_cluster_runs_pods_and_survives_stop_start_pause_and_unpause_then_delete_lea
     );
 
     env.ok(&["delete", "-p", "e2e-a"]);
-    assert_eq!(leftovers("e2e-a"), Vec::<String>::new());
+    assert_eq!(env.leftovers("e2e-a"), Vec::<String>::new());
     assert!(!env.home.path().join("berth/profiles/e2e-a").exists());
     assert_eq!(
         yaml(&env.kubeconfig),
@@ -429,22 +438,27 @@ fn two_profiles_run_side_by_side_and_deleting_one_leaves_the_other_untouched() {
     assert!(nodes.starts_with("e2e-c "), "{nodes}{:?}", out.stderr);
     let config = yaml(&env.kubeconfig);
     assert_eq!(
-        config["current-context"], "berth-e2e-b",
+        config["current-context"],
+        env.names("e2e-b").context().as_str(),
         "--keep-context must not switch"
     );
     let entries = |config: &Value| -> Vec<Value> {
         ["clusters", "users", "contexts"]
             .iter()
             .flat_map(|list| config[*list].as_sequence().unwrap().clone())
-            .filter(|item| item["name"] == "berth-e2e-b")
+            .filter(|item| item["name"] == env.names("e2e-b").context().as_str())
             .collect()
     };
     let b_before = entries(&config);
     assert_eq!(b_before.len(), 3);
 
     env.ok(&["delete", "-p", "e2e-c"]);
-    assert_eq!(leftovers("e2e-c"), Vec::<String>::new());
-    assert!(leftovers("e2e-b").contains(&"berth-e2e-b".to_string()));
+    assert_eq!(env.leftovers("e2e-c"), Vec::<String>::new());
+    let b = env.names("e2e-b");
+    assert!(
+        env.leftovers("e2e-b")
+            .contains(&format!("container {}", b.container("e2e-b")))
+    );
     assert_eq!(entries(&yaml(&env.kubeconfig)), b_before);
     assert!(
         env.kubectl("e2e-b", &["get", "nodes", "--no-headers"])
@@ -577,5 +591,5 @@ fn bad_input_is_refused_clearly_and_creates_nothing() {
             "{args:?} left a kubeconfig entry"
         );
     }
-    assert_eq!(leftovers("e2e-bad"), Vec::<String>::new());
+    assert_eq!(env.leftovers("e2e-bad"), Vec::<String>::new());
 }

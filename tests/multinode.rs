@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use berth::docker::Docker;
-use common::{Env, Guard, Resource, block_on, busybox_image, eventually, json, leftovers};
+use common::{Env, Guard, Resource, block_on, busybox_image, eventually, json};
 
 /// Three replicas, at most one per node, each serving its own name.
 const SPREAD: &str = r#"
@@ -302,7 +302,7 @@ fn three_nodes_network_across_nodes_and_keep_it_after_stop_and_start() {
     });
 
     env.ok(&["delete", "-p", profile]);
-    assert_eq!(leftovers(profile), Vec::<String>::new());
+    assert_eq!(env.leftovers(profile), Vec::<String>::new());
 }
 
 #[test]
@@ -375,7 +375,7 @@ fn nodes_are_added_and_deleted_and_images_load_into_each_of_them() {
     let nodes = env.kubectl(profile, &["get", "nodes", "--no-headers"]);
     assert_eq!(nodes.lines().count(), 1, "{nodes}");
     assert!(nodes.starts_with("e2e-grow "), "{nodes}");
-    let left = leftovers(profile);
+    let left = env.leftovers(profile);
     assert!(
         !left.iter().any(|r| r.contains("m02")),
         "the node's container or volume is left: {left:?}"
@@ -389,5 +389,5 @@ fn nodes_are_added_and_deleted_and_images_load_into_each_of_them() {
     );
 
     env.ok(&["delete", "-p", profile]);
-    assert_eq!(leftovers(profile), Vec::<String>::new());
+    assert_eq!(env.leftovers(profile), Vec::<String>::new());
 }

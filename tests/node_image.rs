@@ -65,6 +65,22 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
+/// A container of the test's own, labelled as such.
+fn test_container(name: &str, image: &str) -> NodeContainer {
+    let labels =
+        std::collections::HashMap::from([("io.berth.test".to_string(), "true".to_string())]);
+    NodeContainer::helper(name.to_string(), image, labels)
+}
+
+/// Fills binaries volumes as this test process.
+fn filler(image: &str) -> berth::binaries::Filler {
+    berth::binaries::Filler {
+        image: image.to_string(),
+        home: std::env::temp_dir().join("berth-test-home"),
+        token: berth::names::new_token(),
+    }
+}
+
 async fn exec(docker: &Docker, node: &str, cmd: &[&str]) -> (i64, String) {
     let out = docker.exec(node, cmd).await.unwrap();
     (out.code, format!("{}{}", out.stdout, out.stderr))
@@ -85,12 +101,17 @@ fn a_node_boots_with_systemd_containerd_etcd_pause_and_the_binaries() {
             panic!("Kubernetes {version} is not cached; .ci/run caches it first")
         });
 
-        let privilege = docker.privilege(&context.image()).await.unwrap();
+        let probe = test_container(
+            &format!("berth-test-probe-{}", std::process::id()),
+            &context.image(),
+        );
+        let privilege = docker.privilege(&probe).await.unwrap();
         // The shared per-version volume is a cache, like the node image, and
         // is kept for the tests that follow.
-        let binaries = berth::binaries::ensure_volume(&docker, &cache, &manifest, &context.image())
-            .await
-            .unwrap();
+        let binaries =
+            berth::binaries::ensure_volume(&docker, &cache, &manifest, &filler(&context.image()))
+                .await
+                .unwrap();
         eprintln!("this engine runs nodes as {privilege:?}");
         let name = format!("berth-test-boot-{}", std::process::id());
         let _cleanup = Guard(Resource::Container(name.clone()));
@@ -104,7 +125,7 @@ fn a_node_boots_with_systemd_containerd_etcd_pause_and_the_binaries() {
                 writable: false,
             }),
             entrypoint: None,
-            ..NodeContainer::probe(&context.image())
+            ..test_container(&name, &context.image())
         };
         docker.create_container(&node).await.unwrap();
         docker.start_container(&name).await.unwrap();
@@ -209,11 +230,16 @@ fn a_binaries_volume_left_incomplete_is_filled_again() {
         let _cleanup = Guard(Resource::Volume(volume.clone()));
 
         // As a fill cut off before its end leaves it: the volume, empty.
-        docker
-            .create_volume(&volume, &Default::default())
-            .await
-            .unwrap();
-        let ensure = || berth::binaries::ensure_volume(&docker, &cache, &manifest, &image);
+        let labels = std::collections::HashMap::from([
+            (berth::names::LABEL_BERTH.to_string(), "true".to_string()),
+            (
+                berth::names::LABEL_BINARIES.to_string(),
+                version.to_string(),
+            ),
+        ]);
+        docker.create_volume(&volume, &labels).await.unwrap();
+        let filler = filler(&image);
+        let ensure = || berth::binaries::ensure_volume(&docker, &cache, &manifest, &filler);
         let filled = ensure().await.unwrap();
         assert_eq!(filled, volume);
 
@@ -224,7 +250,7 @@ fn a_binaries_volume_left_incomplete_is_filled_again() {
                 writable: false,
             }),
             privilege: Privilege::Capabilities,
-            ..NodeContainer::probe(&image)
+            ..test_container(&format!("berth-test-reader-{}", std::process::id()), &image)
         };
         let _reader = Guard(Resource::Container(reader.name.clone()));
         docker.create_container(&reader).await.unwrap();

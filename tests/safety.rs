@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use berth::docker::Docker;
-use common::{Env, block_on, json, leftovers};
+use common::{Env, block_on, json};
 
 const FOREIGN: &str = "apiVersion: v1
 kind: Config
@@ -50,7 +50,7 @@ fn context_names(env: &Env) -> Vec<String> {
 /// Nothing of the profile is left: no labelled resource, no state, no
 /// kubeconfig entry, and the current context is the user's again.
 fn nothing_left(env: &Env, profile: &str, when: &str) {
-    assert_eq!(leftovers(profile), Vec::<String>::new(), "{when}");
+    assert_eq!(env.leftovers(profile), Vec::<String>::new(), "{when}");
     let state = env.home.path().join("berth/profiles").join(profile);
     assert!(!state.exists(), "{when}: state {} is left", state.display());
     assert_eq!(context_names(env), ["prod"], "{when}");
@@ -108,7 +108,8 @@ fn an_interrupted_start_removes_all_it_made_and_restores_the_context() {
     ]);
     assert_eq!(code, 4, "{stderr}");
     assert!(stderr.contains("--keep-on-failure"), "{stderr}");
-    assert!(leftovers("e2e-int").contains(&"berth-e2e-int".to_string()));
+    let container = format!("container {}", env.names("e2e-int").container("e2e-int"));
+    assert!(env.leftovers("e2e-int").contains(&container));
     assert!(env.home.path().join("berth/profiles/e2e-int").exists());
     env.ok(&["delete", "-p", "e2e-int"]);
     nothing_left(&env, "e2e-int", "delete after --keep-on-failure");
@@ -149,7 +150,10 @@ fn after_a_killed_start_delete_removes_everything_and_a_new_start_works() {
     }
     let addresses = block_on(async {
         let docker = Docker::connect().await.unwrap();
-        docker.published_addresses("berth-e2e-kill").await.unwrap()
+        docker
+            .published_addresses(&env.names("e2e-kill").container("e2e-kill"))
+            .await
+            .unwrap()
     });
     assert_eq!(addresses, ["127.0.0.1"]);
     env.ok(&["delete", "-p", "e2e-kill"]);
@@ -175,7 +179,7 @@ fn eight_profiles_start_and_delete_at_once_and_the_kubeconfig_stays_right() {
         }
     };
     run_all(&["start", "--wait", "0", "--keep-context"]);
-    let mut want: Vec<String> = names.iter().map(|n| format!("berth-{n}")).collect();
+    let mut want: Vec<String> = names.iter().map(|n| env.names(n).context()).collect();
     want.push("prod".into());
     want.sort();
     assert_eq!(context_names(&env), want);
@@ -192,13 +196,11 @@ fn eight_profiles_start_and_delete_at_once_and_the_kubeconfig_stays_right() {
     let mut second = env.spawn(&["start", "-p", "e2e-same", "--wait", "0"]);
     assert_eq!(first.0.wait().unwrap().code(), Some(0));
     assert_eq!(second.0.wait().unwrap().code(), Some(0));
-    let containers = block_on(async {
-        let docker = Docker::connect().await.unwrap();
-        docker
-            .containers_by_label("io.berth.profile=e2e-same")
-            .await
-            .unwrap()
-    });
+    let containers: Vec<String> = env
+        .leftovers("e2e-same")
+        .into_iter()
+        .filter(|r| r.starts_with("container "))
+        .collect();
     assert_eq!(containers.len(), 1, "{containers:?}");
     env.ok(&["delete", "-p", "e2e-same"]);
 }
@@ -219,7 +221,7 @@ fn unreadable_files_are_refused_with_their_exit_code_and_left_as_they_are() {
     );
     assert!(started.elapsed() < Duration::from_secs(10), "refused late");
     assert_eq!(std::fs::read_to_string(&env.kubeconfig).unwrap(), broken);
-    assert_eq!(leftovers("e2e-files"), Vec::<String>::new());
+    assert_eq!(env.leftovers("e2e-files"), Vec::<String>::new());
     std::fs::remove_file(&env.kubeconfig).unwrap();
 
     // A profile file cut in half: every command says so and leaves it.
@@ -257,7 +259,7 @@ fn unreadable_files_are_refused_with_their_exit_code_and_left_as_they_are() {
     );
     // delete repairs it by removing what is left.
     env.ok(&["delete", "-p", "e2e-files"]);
-    assert_eq!(leftovers("e2e-files"), Vec::<String>::new());
+    assert_eq!(env.leftovers("e2e-files"), Vec::<String>::new());
 }
 
 #[test]
@@ -268,7 +270,10 @@ fn a_node_left_without_its_files_is_filled_again_by_start() {
     block_on(async {
         let docker = Docker::connect().await.unwrap();
         let rm = ["rm", "-f", "/etc/kubernetes/kubelet.yaml"];
-        let out = docker.exec("berth-e2e-empty", &rm).await.unwrap();
+        let out = docker
+            .exec(&env.names("e2e-empty").container("e2e-empty"), &rm)
+            .await
+            .unwrap();
         assert_eq!(out.code, 0, "{}", out.stderr);
     });
     env.ok(&["stop", "-p", "e2e-empty"]);
@@ -304,5 +309,6 @@ fn a_docker_socket_the_user_may_not_open_is_said_so() {
         "{stderr}"
     );
     assert!(!home.path().join("berth/profiles/e2e-perm").exists());
-    assert_eq!(leftovers("e2e-perm"), Vec::<String>::new());
+    let names = berth::names::Names::new("e2e-perm", &home.path().join("berth"), None);
+    assert_eq!(common::resources(&names.filter()), Vec::<String>::new());
 }

@@ -14,7 +14,7 @@ mod volume;
 
 pub use defects::Defect;
 pub use download::OFFICIAL_RELEASES;
-pub use volume::{ensure_volume, volume_name};
+pub use volume::{Filler, ensure_volume, volume_name};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -7,9 +7,12 @@ use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
+use std::path::PathBuf;
+
 use super::{COMPONENTS, Cache, Manifest};
-use crate::docker::{BINARIES_MOUNT, BinariesVolume, Docker, NodeContainer};
+use crate::docker::{BINARIES_MOUNT, BinariesVolume, Docker, Kind, NodeContainer};
 use crate::error::{Error, Exit, Result};
+use crate::names;
 
 /// Written last when a volume is filled; a volume without it was cut off
 /// halfway and is filled again.
@@ -31,27 +34,40 @@ pub fn volume_name(manifest: &Manifest) -> String {
     )
 }
 
+/// Who fills a volume: the node image its helper container is made from,
+/// and the home and process token the helper is labelled with.
+pub struct Filler {
+    pub image: String,
+    pub home: PathBuf,
+    pub token: String,
+}
+
 /// The volume of `manifest`'s binaries, filled from the cache when it does
-/// not exist yet or was left incomplete. The helper that fills it is created
-/// from the node image `image` and never started.
+/// not exist yet or was left incomplete.
+///
+/// Volumes are shared by every home on the engine. The helper container
+/// that looks into or fills one is named after it, so while one berth, of
+/// any home, is at work on a volume, another cannot make its own and waits
+/// for it to finish. A helper whose berth is surely gone is removed when it
+/// is of this home; another home's is waited for, up to
+/// `HELPER_LIFETIME_SECS`, and then named in an error.
 pub async fn ensure_volume(
     docker: &Docker,
     cache: &Cache,
     manifest: &Manifest,
-    image: &str,
+    filler: &Filler,
 ) -> Result<String> {
     let name = volume_name(manifest);
     let helper = NodeContainer {
-        name: format!("{name}-fill-{}", std::process::id()),
-        labels: HashMap::from([
-            ("io.berth".into(), "true".into()),
-            ("io.berth.helper".into(), "binaries".into()),
-        ]),
         binaries: Some(BinariesVolume {
             name: name.clone(),
             writable: true,
         }),
-        ..NodeContainer::probe(image)
+        ..NodeContainer::helper(
+            format!("{name}-fill"),
+            &filler.image,
+            names::helper_labels(&filler.home, "binaries", &filler.token),
+        )
     };
     // The host remembers which volume (by creation time) it saw complete,
     // so that a start need not look into it with a helper container.
@@ -59,48 +75,78 @@ pub async fn ensure_volume(
     let seen_complete = |created: &str| {
         std::fs::read_to_string(&seen).is_ok_and(|s| s == format!("{name} {created}"))
     };
-    let remember = |created: Option<String>| {
-        if let Some(created) = created {
-            let _ = std::fs::write(&seen, format!("{name} {created}"));
-        }
-    };
-    if let Some(created) = docker.volume_created(&name).await? {
-        if seen_complete(&created) {
-            return Ok(name);
-        }
-        docker.create_container(&helper).await?;
-        let complete = docker
-            .file_exists(&helper.name, &format!("{BINARIES_MOUNT}/{COMPLETE}"))
-            .await;
-        docker.remove_container(&helper.name).await?;
-        if complete? {
-            remember(Some(created));
-            return Ok(name);
-        }
-        docker.remove_volume(&name).await?;
-    }
     let labels = HashMap::from([
-        ("io.berth".into(), "true".into()),
-        ("io.berth.binaries".into(), manifest.version.to_string()),
+        (names::LABEL_BERTH.into(), "true".into()),
+        (names::LABEL_BINARIES.into(), manifest.version.to_string()),
     ]);
-    // A mark never outlives the volume it was written for.
-    let _ = std::fs::remove_file(&seen);
-    docker.create_volume(&name, &labels).await?;
-    let filled = async {
-        let tar = tokio::task::block_in_place(|| binaries_tar(cache, manifest))?;
-        docker.create_container(&helper).await?;
-        docker.upload(&helper.name, tar).await?;
-        Ok::<_, Error>(())
+    loop {
+        if let Some(created) = docker.volume_created(&name).await?
+            && seen_complete(&created)
+        {
+            return Ok(name);
+        }
+        docker.create_volume(&name, &labels).await?;
+        match docker.create_container(&helper).await {
+            Ok(id) => {
+                let filled = fill(docker, cache, manifest, &id).await;
+                docker.remove_container(&id).await?;
+                filled?;
+                if let Some(created) = docker.volume_created(&name).await? {
+                    let _ = std::fs::write(&seen, format!("{name} {created}"));
+                }
+                return Ok(name);
+            }
+            Err(crate::docker::Error::Taken { .. }) => {
+                wait_for_other(docker, &helper.name, &filler.home).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
-    .await;
-    let removed = docker.remove_container(&helper.name).await;
-    if let Err(e) = filled {
-        let _ = docker.remove_volume(&name).await;
-        return Err(e);
+}
+
+/// Fills the volume through the helper `id` unless it is complete.
+async fn fill(docker: &Docker, cache: &Cache, manifest: &Manifest, id: &str) -> Result<()> {
+    if docker
+        .file_exists(id, &format!("{BINARIES_MOUNT}/{COMPLETE}"))
+        .await?
+    {
+        return Ok(());
     }
-    removed?;
-    remember(docker.volume_created(&name).await?);
-    Ok(name)
+    let tar = tokio::task::block_in_place(|| binaries_tar(cache, manifest))?;
+    docker.upload(id, tar).await?;
+    Ok(())
+}
+
+/// Waits a moment while another berth's helper named `helper` is at work;
+/// removes it when its berth is surely gone and it is of this home.
+async fn wait_for_other(docker: &Docker, helper: &str, home: &std::path::Path) -> Result<()> {
+    let Some(other) = docker.named(Kind::Container, helper).await?.pop() else {
+        return Ok(());
+    };
+    let now = crate::cluster::now() as i64;
+    let age = now - other.created.unwrap_or(now);
+    let dead = names::helper_is_dead(&other.labels, other.created, now);
+    let ours = other.labels.get(names::LABEL_HOME) == Some(&home.display().to_string());
+    if dead && ours {
+        docker.remove(&other).await?;
+        return Ok(());
+    }
+    if age <= names::HELPER_LIFETIME_SECS {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        return Ok(());
+    }
+    Err(Error::new(
+        Exit::Docker,
+        format!(
+            "the helper container {helper} of {} has been filling a volume of Kubernetes binaries \
+             for {} minutes: its berth was probably killed",
+            names::owner(&other.labels),
+            age / 60
+        ),
+    )
+    .with_hint(format!(
+        "if no berth runs there any more, remove it with `docker rm -f {helper}`"
+    )))
 }
 
 /// The cached binaries as a tar rooted at `/`, the completion mark last.

@@ -20,12 +20,8 @@ pub async fn run(targets: Targets, global: &Global, ui: Ui) -> Result<()> {
         let _lock = global.lock(&name, ui)?;
         // An unreadable profile file still names what to remove.
         let profile = ctx.store.load(&name).ok().flatten();
-        let (kubeconfig, restore) = match &profile {
-            Some(p) => (p.kubeconfig.clone(), p.previous_context.clone()),
-            None => (ctx.kubeconfig.clone(), None),
-        };
         let step = ui.step(format!("Deleting {name}"));
-        if cluster::remove_everything(&ctx, &name, &kubeconfig, restore.as_deref()).await? {
+        if cluster::remove_everything(&ctx, &name, profile.as_ref()).await? {
             step.done();
         } else {
             step.done_with("it did not exist");

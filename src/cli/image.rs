@@ -57,14 +57,15 @@ pub async fn run(cmd: Image, global: &Global, ui: Ui) -> Result<()> {
     let nodes: Vec<Node> = states
         .into_iter()
         .filter(|(n, _)| only.as_ref().is_none_or(|o| o.name == n.name))
-        .map(|(n, state)| {
-            if state == "running" {
+        .map(|(n, container)| {
+            let state = crate::cluster::state_of(&container);
+            if state.is_running() {
                 Ok(n)
             } else {
                 Err(Error::usage(format!(
                     "profile {name} is not running (node {} is {})",
                     n.name,
-                    super::status::pretty_state(&state).to_lowercase()
+                    state.display().to_lowercase()
                 ))
                 .with_hint(format!(
                     "`berth start -p {name}` (or `berth unpause -p {name}`) first"

@@ -172,6 +172,7 @@ impl Global {
             cache: crate::binaries::Cache::new(&crate::paths::cache_dir()),
             ui,
             kubeconfig: crate::kubeconfig::resolve(self.kubeconfig.as_deref()),
+            token: crate::names::new_token(),
         })
     }
 

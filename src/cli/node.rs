@@ -33,6 +33,8 @@ struct Row {
     status: String,
     ip: String,
     pod_cidr: String,
+    /// Its container in the Docker engine.
+    container: String,
 }
 
 pub async fn run(cmd: NodeCmd, global: &Global, ui: Ui) -> Result<()> {
@@ -58,11 +60,12 @@ pub async fn run(cmd: NodeCmd, global: &Global, ui: Ui) -> Result<()> {
             let rows: Vec<Row> = cluster::node_states(&ctx, &profile)
                 .await?
                 .into_iter()
-                .map(|(node, state)| Row {
+                .map(|(node, container)| Row {
                     role: node.role(),
-                    status: super::status::pretty_state(&state),
+                    status: cluster::state_of(&container).display().to_string(),
                     ip: node.ip,
                     pod_cidr: node.pod_cidr,
+                    container: node.container,
                     name: node.name,
                 })
                 .collect();

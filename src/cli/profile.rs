@@ -48,7 +48,11 @@ pub async fn run(cmd: ProfileCmd, global: &Global, ui: Ui) -> Result<()> {
         return Ok(());
     }
     let ctx = global.ctx(ui).await?;
-    let states = ctx.docker.containers_by_label("io.berth.profile").await?;
+    let home = vec![(
+        crate::names::LABEL_HOME.to_string(),
+        Some(ctx.home.display().to_string()),
+    )];
+    let states = crate::cluster::containers(&ctx, &home).await?;
     let orphans = crate::cluster::orphans(&ctx).await?;
     let current = crate::kubeconfig::read(&ctx.kubeconfig)
         .ok()
@@ -60,18 +64,14 @@ pub async fn run(cmd: ProfileCmd, global: &Global, ui: Ui) -> Result<()> {
                 let gone = p
                     .nodes()
                     .into_iter()
-                    .find(|n| !states.contains_key(&n.container()));
-                let state = states
-                    .get(&p.container())
-                    .map(String::as_str)
-                    .unwrap_or("missing");
+                    .find(|n| !states.contains_key(&n.container));
+                let state = states.get(&p.control_plane().container);
                 Row {
-                    status: if gone.is_some() {
-                        "Broken".into()
-                    } else {
-                        super::status::pretty_state(state)
+                    status: match (&gone, state) {
+                        (None, Some(state)) => state.display().into(),
+                        _ => "Broken".into(),
                     },
-                    reason: gone.map(|n| format!("its node container {} is gone", n.container())),
+                    reason: gone.map(|n| format!("its node container {} is gone", n.container)),
                     kubernetes_version: p.kubernetes_version.to_string(),
                     nodes: p.nodes().len(),
                     endpoint: p.server(),

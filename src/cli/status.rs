@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use super::{Global, Output, print_json};
 use crate::cluster;
+use crate::docker::ContainerState;
 use crate::error::Result;
 use crate::pki::Pki;
 use crate::ui::Ui;
@@ -48,18 +49,12 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<()> {
     let profile = global.load(&name)?;
     let ctx = global.ctx(ui).await?;
     let mut code = 0;
-    let states = ctx
-        .docker
-        .containers_by_label(&format!("io.berth.profile={name}"))
-        .await?;
+    let states = cluster::containers(&ctx, &ctx.names(&profile).filter()).await?;
     let nodes = try_join_all(profile.nodes().into_iter().map(|node| {
         let ctx = &ctx;
-        let container = states
-            .get(&node.container())
-            .cloned()
-            .unwrap_or_else(|| "missing".into());
+        let state = states.get(&node.container).copied();
         async move {
-            let units = if container == "running" {
+            let units = if state.is_some_and(ContainerState::is_running) {
                 cluster::health::units(&ctx.docker, &node).await?
             } else {
                 Vec::new()
@@ -71,7 +66,7 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<()> {
             Ok::<_, crate::error::Error>(NodeStatus {
                 role: node.role(),
                 ip: node.ip,
-                container: pretty_state(&container),
+                container: state.map_or("Missing", ContainerState::display).to_string(),
                 privilege: profile.privilege,
                 kubelet,
                 units,
@@ -170,16 +165,4 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<()> {
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
     std::process::exit(code.into());
-}
-
-/// Docker's container states as berth names them.
-pub fn pretty_state(state: &str) -> String {
-    match state {
-        "running" => "Running",
-        "paused" => "Paused",
-        "exited" | "created" => "Stopped",
-        "missing" => "Missing",
-        other => other,
-    }
-    .to_string()
 }

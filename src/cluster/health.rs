@@ -128,6 +128,7 @@ mod tests {
             index,
             ip: "172.30.0.2".into(),
             pod_cidr: "10.244.0.0/24".into(),
+            container: "berth-n".into(),
         };
         assert_eq!(units_of(&profile_node(0)).len(), 7);
         assert_eq!(

@@ -7,16 +7,13 @@ use futures_util::future::try_join_all;
 use k8s_openapi::api::core::v1::{Node as NodeObject, Pod};
 use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams};
 
-use super::{Ctx, labels, network, now, ready};
-use crate::docker::{BinariesVolume, NodeContainer};
+use super::{Ctx, node_states, now, ready, state_of};
+use crate::docker::{BinariesVolume, NodeContainer, Resource};
 use crate::error::{Error, Exit, Result};
+use crate::names::{LABEL_NODE, LABEL_ROLE};
 use crate::node::render::{self, K8S_DIR, NodeFile, NodeSpec, ROUTES_SCRIPT, Route};
 use crate::pki::{self, Leaf, Pki};
 use crate::profile::{Node, Profile};
-
-pub fn var_volume(node: &str) -> String {
-    format!("berth-{node}-var")
-}
 
 /// Every certificate a node holds besides the CA's; workers also hold
 /// kube-proxy's, which all nodes share.
@@ -42,10 +39,17 @@ pub fn ensure_pki(ctx: &Ctx, profile: &Profile, nodes: &[Node]) -> Result<bool> 
     Ok(!pki.ensure(&all)?.is_empty())
 }
 
-fn container(ctx: &Ctx, profile: &Profile, node: &Node, binaries: String) -> NodeContainer {
-    let mut labels = labels(ctx, &profile.name);
-    labels.insert("io.berth.node".into(), node.name.clone());
-    labels.insert("io.berth.role".into(), node.role().into());
+fn container(
+    ctx: &Ctx,
+    profile: &Profile,
+    node: &Node,
+    binaries: String,
+    network: String,
+) -> NodeContainer {
+    let names = ctx.names(profile);
+    let mut labels = names.labels_created_by(&ctx.token);
+    labels.insert(LABEL_NODE.into(), node.name.clone());
+    labels.insert(LABEL_ROLE.into(), node.role().into());
     NodeContainer {
         name: node.container(),
         hostname: node.name.clone(),
@@ -53,13 +57,13 @@ fn container(ctx: &Ctx, profile: &Profile, node: &Node, binaries: String) -> Nod
         labels,
         privilege: profile.privilege,
         cgroup_v2: profile.cgroup_v2,
-        var_volume: Some(var_volume(&node.name)),
+        var_volume: Some(names.var_volume(&node.name)),
         binaries: Some(BinariesVolume {
             name: binaries,
             writable: false,
         }),
         entrypoint: None,
-        network: Some((network(&profile.name), node.ip.clone())),
+        network: Some((network, node.ip.clone())),
         api_port: node.is_control_plane().then_some(profile.api_port),
         ports: if node.is_control_plane() {
             profile
@@ -75,27 +79,63 @@ fn container(ctx: &Ctx, profile: &Profile, node: &Node, binaries: String) -> Nod
     }
 }
 
-/// Creates a node's volume and container, puts its files in and starts it.
+/// Creates a node's volume and container on the profile's network, puts
+/// its files in and starts it; all of it labelled as made by this process.
 pub async fn create(ctx: &Ctx, profile: &Profile, node: &Node, binaries: String) -> Result<()> {
+    let names = ctx.names(profile);
+    let network = network_id(ctx, profile).await?;
     ctx.docker
-        .create_volume(&var_volume(&node.name), &labels(ctx, &profile.name))
+        .create_volume(
+            &names.var_volume(&node.name),
+            &names.labels_created_by(&ctx.token),
+        )
         .await?;
-    ctx.docker
-        .create_container(&container(ctx, profile, node, binaries))
+    let id = ctx
+        .docker
+        .create_container(&container(ctx, profile, node, binaries, network))
         .await?;
     let pki = Pki::new(&ctx.store.pki_dir(&profile.name));
     ctx.docker
-        .upload(&node.container(), files_tar(profile, node, &pki)?)
+        .upload(&id, files_tar(profile, node, &pki)?)
         .await?;
-    ctx.docker.start_container(&node.container()).await?;
+    ctx.docker.start_container(&id).await?;
     Ok(())
 }
 
-/// Removes a node's container and volume.
-pub async fn remove(ctx: &Ctx, node: &Node) -> Result<()> {
-    ctx.docker.remove_container(&node.container()).await?;
-    ctx.docker.remove_volume(&var_volume(&node.name)).await?;
-    Ok(())
+/// The profile's network, by id: the one it was made with, or for a
+/// profile made before berth kept it, the one its control plane is on.
+async fn network_id(ctx: &Ctx, profile: &Profile) -> Result<String> {
+    if let Some(id) = &profile.network_id {
+        return Ok(id.clone());
+    }
+    let states = node_states(ctx, profile).await?;
+    let networks = ctx.docker.network_ids(&states[0].1.id).await?;
+    networks.into_iter().next().ok_or_else(|| {
+        Error::new(
+            Exit::Profile,
+            format!(
+                "the control plane of profile {} is on no network",
+                profile.name
+            ),
+        )
+        .with_hint(format!(
+            "`berth delete -p {}` removes the cluster; start it anew",
+            profile.name
+        ))
+    })
+}
+
+/// The node's container and volume, among what the profile owns.
+async fn node_resources(ctx: &Ctx, profile: &Profile, node: &Node) -> Result<Vec<Resource>> {
+    let names = ctx.names(profile);
+    let volume = names.var_volume(&node.name);
+    Ok(ctx
+        .docker
+        .resources(&names.filter())
+        .await?
+        .into_iter()
+        .filter(|r| r.name == node.container || r.name == volume)
+        .collect())
 }
 
 /// The routes from `node` to every other node's pods.
@@ -111,19 +151,24 @@ fn routes(profile: &Profile, node: &Node) -> Vec<Route> {
         .collect()
 }
 
-/// Brings every running node's routes in line with the profile's nodes,
-/// after one was added or removed; stopped nodes get theirs at next boot.
+/// Brings every node's routes in line with the profile's nodes, after one
+/// was added or removed: applied at once in running nodes, at next boot in
+/// the others.
 pub async fn sync_routes(ctx: &Ctx, profile: &Profile) -> Result<()> {
-    try_join_all(profile.nodes().iter().map(|node| async move {
+    let states = node_states(ctx, profile).await?;
+    try_join_all(states.iter().map(|(node, container)| async move {
         let script = render::routes_script(&routes(profile, node));
         let files = [NodeFile::File {
             path: ROUTES_SCRIPT.into(),
             content: script,
             mode: 0o755,
         }];
-        ctx.docker.upload(&node.container(), tar_of(&files)).await?;
+        ctx.docker.upload(&container.id, tar_of(&files)).await?;
+        if !state_of(container).is_running() {
+            return Ok(());
+        }
         ctx.docker
-            .exec(&node.container(), &["sh", ROUTES_SCRIPT])
+            .exec(&container.id, &["sh", ROUTES_SCRIPT])
             .await?
             .success()
             .map_err(|stderr| {
@@ -225,11 +270,17 @@ fn files_tar(profile: &Profile, node: &Node, pki: &Pki) -> Result<Vec<u8>> {
     Ok(tar_of(&files))
 }
 
-/// Writes a node's certificates again after they were renewed.
-pub async fn upload_files(ctx: &Ctx, profile: &Profile, node: &Node) -> Result<()> {
+/// Writes a node's files, certificates included, into its container
+/// `container` again.
+pub async fn upload_files(
+    ctx: &Ctx,
+    profile: &Profile,
+    node: &Node,
+    container: &str,
+) -> Result<()> {
     let pki = Pki::new(&ctx.store.pki_dir(&profile.name));
     ctx.docker
-        .upload(&node.container(), files_tar(profile, node, &pki)?)
+        .upload(container, files_tar(profile, node, &pki)?)
         .await?;
     Ok(())
 }
@@ -272,14 +323,15 @@ fn tar_of(files: &[NodeFile]) -> Vec<u8> {
 /// The profile must be running to change its nodes: the routes and the
 /// Node objects are changed live.
 async fn require_running(ctx: &Ctx, profile: &Profile) -> Result<()> {
-    let state = ctx.docker.container_state(&profile.container()).await?;
-    if state.as_deref() == Some("running") {
+    let states = node_states(ctx, profile).await?;
+    let state = state_of(&states[0].1);
+    if state.is_running() {
         return Ok(());
     }
     Err(Error::usage(format!(
         "profile {} is not running (its control plane is {})",
         profile.name,
-        state.as_deref().unwrap_or("gone")
+        state.display().to_lowercase()
     ))
     .with_hint(format!(
         "`berth start -p {0}` (or `berth unpause -p {0}`) first",
@@ -302,8 +354,15 @@ pub async fn add(ctx: &Ctx, mut profile: Profile, wait: Option<Duration>) -> Res
         "Preparing the Kubernetes {} binaries",
         profile.kubernetes_version
     ));
-    let binaries = super::binaries_volume(ctx, &profile).await?;
+    let binaries = super::create::binaries_volume(ctx, &profile).await?;
     step.done();
+    super::create::ensure_names_free(
+        ctx,
+        &ctx.names(&profile),
+        std::slice::from_ref(&node.name),
+        false,
+    )
+    .await?;
     let step = ctx.ui.step(format!("Creating node {}", node.name));
     ensure_pki(ctx, &profile, std::slice::from_ref(&node))?;
     profile.workers.push(node.index);
@@ -314,9 +373,9 @@ pub async fn add(ctx: &Ctx, mut profile: Profile, wait: Option<Duration>) -> Res
     }
     .await;
     if let Err(e) = created {
-        // Nothing of the node stays behind, and the others' routes are
-        // as they were.
-        let _ = remove(ctx, &node).await;
+        // Nothing of the node stays behind (what this process made), and
+        // the others' routes are as they were.
+        let _ = super::remove::sweep_created(ctx, &profile.name).await;
         profile.workers.retain(|i| *i != node.index);
         let _ = sync_routes(ctx, &profile).await;
         return Err(e);
@@ -370,7 +429,9 @@ pub async fn delete(ctx: &Ctx, mut profile: Profile, name: &str) -> Result<()> {
             ));
         }
     }
-    remove(ctx, &node).await?;
+    for resource in node_resources(ctx, &profile, &node).await? {
+        ctx.docker.remove(&resource).await?;
+    }
     profile.workers.retain(|i| *i != node.index);
     ctx.store.save(&profile)?;
     sync_routes(ctx, &profile).await?;

@@ -57,13 +57,15 @@ pub struct NodeContainer {
 }
 
 impl NodeContainer {
-    /// A container that only tells whether the engine starts privileged ones.
-    pub fn probe(image: &str) -> Self {
+    /// A short-lived helper container from the node image that runs
+    /// `/bin/true` if started; privileged, so that starting it tells
+    /// whether the engine allows that. Callers change what they need.
+    pub fn helper(name: String, image: &str, labels: HashMap<String, String>) -> Self {
         Self {
-            name: format!("berth-privilege-probe-{}", std::process::id()),
-            hostname: "probe".into(),
+            name,
+            hostname: "helper".into(),
             image: image.into(),
-            labels: HashMap::from([("io.berth.probe".into(), "true".into())]),
+            labels,
             privilege: Privilege::Privileged,
             cgroup_v2: false,
             var_volume: None,
@@ -193,7 +195,7 @@ mod tests {
             privilege,
             cgroup_v2,
             entrypoint: None,
-            ..NodeContainer::probe("img")
+            ..NodeContainer::helper("probe".into(), "img", HashMap::new())
         }
     }
 

@@ -21,9 +21,114 @@ pub enum Error {
     Build { message: String, log: String },
     #[error("the Docker engine refused to {action}: {message}")]
     Api { action: String, message: String },
+    #[error("the {kind} name {name} is taken in the Docker engine")]
+    Taken { kind: Kind, name: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A container's state as the engine reports it, with the questions berth
+/// asks of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl ContainerState {
+    fn from_engine(state: Option<&str>) -> Self {
+        match state.unwrap_or_default() {
+            "running" => Self::Running,
+            "paused" => Self::Paused,
+            "restarting" => Self::Restarting,
+            "removing" => Self::Removing,
+            "exited" => Self::Exited,
+            "dead" => Self::Dead,
+            _ => Self::Created,
+        }
+    }
+
+    pub fn is_running(self) -> bool {
+        self == Self::Running
+    }
+
+    pub fn is_paused(self) -> bool {
+        self == Self::Paused
+    }
+
+    /// Stopped: it can be started again.
+    pub fn is_stopped(self) -> bool {
+        matches!(self, Self::Created | Self::Exited | Self::Dead)
+    }
+
+    /// How berth shows it.
+    pub fn display(self) -> &'static str {
+        match self {
+            Self::Running => "Running",
+            Self::Paused => "Paused",
+            Self::Restarting => "Restarting",
+            Self::Removing => "Removing",
+            Self::Created | Self::Exited | Self::Dead => "Stopped",
+        }
+    }
+}
+
+/// What berth makes in the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    Container,
+    Volume,
+    Network,
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::Container => "container",
+            Kind::Volume => "volume",
+            Kind::Network => "network",
+        })
+    }
+}
+
+/// A container, volume or network as listed by the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    pub kind: Kind,
+    /// The engine's id; a volume's is its name.
+    pub id: String,
+    pub name: String,
+    pub labels: HashMap<String, String>,
+    /// A container's state; `None` for volumes and networks.
+    pub state: Option<ContainerState>,
+    /// When a container was created, in Unix seconds.
+    pub created: Option<i64>,
+}
+
+impl std::fmt::Display for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.kind, self.name)
+    }
+}
+
+/// A label filter: `key=value`, or `key` for any value. Several are all
+/// required at once.
+pub type Filter = Vec<(String, Option<String>)>;
+
+fn filter_values(filter: &Filter) -> Vec<String> {
+    filter
+        .iter()
+        .map(|(k, v)| match v {
+            Some(v) => format!("{k}={v}"),
+            None => k.clone(),
+        })
+        .collect()
+}
 
 /// The engine's facts berth acts on.
 #[derive(Debug, Clone)]
@@ -217,15 +322,26 @@ impl Docker {
         Ok(())
     }
 
-    pub async fn create_container(&self, spec: &NodeContainer) -> Result<()> {
+    /// Creates a container and returns its id; a name that is taken is
+    /// `Error::Taken`.
+    pub async fn create_container(&self, spec: &NodeContainer) -> Result<String> {
         let options = CreateContainerOptionsBuilder::default()
             .name(&spec.name)
             .build();
-        self.api
+        match self
+            .api
             .create_container(Some(options), spec.to_create_body())
             .await
-            .map_err(|e| self.api_error(format!("create container {}", spec.name), e))?;
-        Ok(())
+        {
+            Ok(created) => Ok(created.id),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Err(Error::Taken {
+                kind: Kind::Container,
+                name: spec.name.clone(),
+            }),
+            Err(e) => Err(self.api_error(format!("create container {}", spec.name), e)),
+        }
     }
 
     pub async fn start_container(&self, name: &str) -> Result<()> {
@@ -295,12 +411,11 @@ impl Docker {
     /// Whether this engine starts privileged containers. Some (rootless
     /// engines, sandboxes without CAP_SYS_RESOURCE) refuse them; nodes there
     /// run with an explicit capability set instead.
-    pub async fn privilege(&self, image: &str) -> Result<Privilege> {
-        let probe = NodeContainer::probe(image);
-        self.remove_container(&probe.name).await?;
-        self.create_container(&probe).await?;
-        let started = self.api.start_container(&probe.name, None).await;
-        self.remove_container(&probe.name).await?;
+    /// `probe` is a helper container, privileged, made and removed here.
+    pub async fn privilege(&self, probe: &NodeContainer) -> Result<Privilege> {
+        let id = self.create_container(probe).await?;
+        let started = self.api.start_container(&id, None).await;
+        self.remove_container(&id).await?;
         match started {
             Ok(()) => Ok(Privilege::Privileged),
             Err(bollard::errors::Error::DockerResponseServerError {
@@ -310,63 +425,20 @@ impl Docker {
         }
     }
 
-    /// The state of a container (`running`, `exited`, `paused`, ...), or
-    /// `None` when there is no such container.
-    pub async fn container_state(&self, name: &str) -> Result<Option<String>> {
-        match self.api.inspect_container(name, None).await {
-            Ok(c) => Ok(Some(
-                c.state
-                    .and_then(|s| s.status)
-                    .map(|s| s.to_string())
-                    .unwrap_or_default(),
-            )),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(self.api_error(format!("inspect container {name}"), e)),
-        }
-    }
-
-    async fn containers_with(&self, label: &str) -> Result<Vec<bollard::models::ContainerSummary>> {
-        let options = bollard::query_parameters::ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&HashMap::from([("label", vec![label])]))
-            .build();
-        self.api
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| self.api_error("list containers".into(), e))
-    }
-
-    async fn volumes_with(&self, label: &str) -> Result<Vec<bollard::models::Volume>> {
-        let options = bollard::query_parameters::ListVolumesOptionsBuilder::default()
-            .filters(&HashMap::from([("label", vec![label])]))
-            .build();
-        let list = self
+    /// The ids of the networks a container is attached to.
+    pub async fn network_ids(&self, container: &str) -> Result<Vec<String>> {
+        let options = bollard::query_parameters::InspectContainerOptionsBuilder::default().build();
+        let info = self
             .api
-            .list_volumes(Some(options))
+            .inspect_container(container, Some(options))
             .await
-            .map_err(|e| self.api_error("list volumes".into(), e))?;
-        Ok(list.volumes.unwrap_or_default())
-    }
-
-    /// The labels of every container, volume and network that carries
-    /// `key`.
-    pub async fn labels_with(&self, key: &str) -> Result<Vec<HashMap<String, String>>> {
-        let networks = self
-            .api
-            .list_networks(Some(
-                bollard::query_parameters::ListNetworksOptionsBuilder::default()
-                    .filters(&HashMap::from([("label", vec![key])]))
-                    .build(),
-            ))
-            .await
-            .map_err(|e| self.api_error("list networks".into(), e))?;
-        Ok(self
-            .containers_with(key)
-            .await?
-            .into_iter()
-            .filter_map(|c| c.labels)
-            .chain(self.volumes_with(key).await?.into_iter().map(|v| v.labels))
-            .chain(networks.into_iter().filter_map(|n| n.labels))
+            .map_err(|e| self.api_error(format!("inspect container {container}"), e))?;
+        Ok(info
+            .network_settings
+            .and_then(|n| n.networks)
+            .unwrap_or_default()
+            .into_values()
+            .filter_map(|e| e.network_id)
             .collect())
     }
 
@@ -386,23 +458,6 @@ impl Docker {
             .flatten()
             .flatten()
             .map(|b| b.host_ip.unwrap_or_default())
-            .collect())
-    }
-
-    /// Names (without the leading `/`) and states of every container that
-    /// carries `label`.
-    pub async fn containers_by_label(&self, label: &str) -> Result<HashMap<String, String>> {
-        Ok(self
-            .containers_with(label)
-            .await?
-            .into_iter()
-            .flat_map(|c| {
-                let state = c.state.map(|s| s.to_string()).unwrap_or_default();
-                c.names
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(move |n| (n.trim_start_matches('/').to_string(), state.clone()))
-            })
             .collect())
     }
 
@@ -469,15 +524,16 @@ impl Docker {
             .collect())
     }
 
-    /// Creates a bridge network on `subnet`. `Ok(false)` when the engine
-    /// says the subnet overlaps another network, so the caller can try the
-    /// next one (two profiles may pick the same subnet at the same moment).
+    /// Creates a bridge network on `subnet` and returns its id. `Ok(None)`
+    /// when the engine says the subnet overlaps another network, so the
+    /// caller can try the next one (two profiles may pick the same subnet at
+    /// the same moment).
     pub async fn create_network(
         &self,
         name: &str,
         subnet: &str,
         labels: &HashMap<String, String>,
-    ) -> Result<bool> {
+    ) -> Result<Option<String>> {
         use bollard::models::{Ipam, IpamConfig, NetworkCreateRequest};
         let request = NetworkCreateRequest {
             name: name.into(),
@@ -493,27 +549,14 @@ impl Docker {
             ..Default::default()
         };
         match self.api.create_network(request).await {
-            Ok(_) => Ok(true),
+            Ok(created) => Ok(Some(created.id)),
             Err(bollard::errors::Error::DockerResponseServerError { message, .. })
                 if message.contains("overlap") =>
             {
-                Ok(false)
+                Ok(None)
             }
             Err(e) => Err(self.api_error(format!("create network {name}"), e)),
         }
-    }
-
-    pub async fn network_exists(&self, name: &str) -> Result<bool> {
-        let options = bollard::query_parameters::InspectNetworkOptionsBuilder::default().build();
-        match self.api.inspect_network(name, Some(options)).await {
-            Ok(_) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
-            Err(e) => Err(self.api_error(format!("inspect network {name}"), e)),
-        }
-    }
-
-    pub async fn volume_exists(&self, name: &str) -> Result<bool> {
-        Ok(self.volume_created(name).await?.is_some())
     }
 
     /// When the volume was created (it tells one volume of a name from
@@ -534,26 +577,142 @@ impl Docker {
         }
     }
 
+    /// Creates a volume. The engine hands back a volume that exists under
+    /// the name instead of refusing, so one that is not what was asked for
+    /// (other labels) is `Error::Taken`.
     pub async fn create_volume(&self, name: &str, labels: &HashMap<String, String>) -> Result<()> {
         let request = bollard::models::VolumeCreateRequest {
             name: Some(name.into()),
             labels: Some(labels.clone()),
             ..Default::default()
         };
-        self.api
+        let volume = self
+            .api
             .create_volume(request)
             .await
             .map_err(|e| self.api_error(format!("create volume {name}"), e))?;
+        if labels.iter().any(|(k, v)| volume.labels.get(k) != Some(v)) {
+            return Err(Error::Taken {
+                kind: Kind::Volume,
+                name: name.into(),
+            });
+        }
         Ok(())
     }
 
-    /// Names of every volume that carries `label`.
-    pub async fn volumes_by_label(&self, label: &str) -> Result<Vec<String>> {
-        Ok(self
-            .volumes_with(label)
-            .await?
+    /// Every container, volume and network whose labels match `filter`.
+    pub async fn resources(&self, filter: &Filter) -> Result<Vec<Resource>> {
+        let values = filter_values(filter);
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        let filters = HashMap::from([("label", values)]);
+        let (containers, volumes, networks) = tokio::try_join!(
+            self.list_containers(&filters),
+            self.list_volumes(&filters),
+            self.list_networks(&filters),
+        )?;
+        Ok(containers
             .into_iter()
-            .map(|v| v.name)
+            .chain(volumes)
+            .chain(networks)
+            .collect())
+    }
+
+    /// The resources of a kind named exactly `name`: none or one, but
+    /// networks may share a name on engines before API 1.44.
+    pub async fn named(&self, kind: Kind, name: &str) -> Result<Vec<Resource>> {
+        // The engine's name filters match parts of names.
+        let filters = HashMap::from([("name", vec![name])]);
+        let found = match kind {
+            Kind::Container => self.list_containers(&filters).await?,
+            Kind::Volume => self.list_volumes(&filters).await?,
+            Kind::Network => self.list_networks(&filters).await?,
+        };
+        Ok(found.into_iter().filter(|r| r.name == name).collect())
+    }
+
+    /// Removes a resource by its id, with a container's anonymous volumes;
+    /// one that is already gone is not an error.
+    pub async fn remove(&self, resource: &Resource) -> Result<()> {
+        match resource.kind {
+            Kind::Container => self.remove_container(&resource.id).await,
+            Kind::Volume => self.remove_volume(&resource.id).await,
+            Kind::Network => self.remove_network(&resource.id).await,
+        }
+    }
+
+    async fn list_containers(&self, filters: &HashMap<&str, Vec<&str>>) -> Result<Vec<Resource>> {
+        let options = bollard::query_parameters::ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(filters)
+            .build();
+        let list = self
+            .api
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| self.api_error("list containers".into(), e))?;
+        Ok(list
+            .into_iter()
+            .map(|c| Resource {
+                kind: Kind::Container,
+                name: c
+                    .names
+                    .unwrap_or_default()
+                    .first()
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or_default(),
+                id: c.id.unwrap_or_default(),
+                labels: c.labels.unwrap_or_default(),
+                state: Some(ContainerState::from_engine(
+                    c.state.map(|s| s.to_string()).as_deref(),
+                )),
+                created: c.created,
+            })
+            .collect())
+    }
+
+    async fn list_volumes(&self, filters: &HashMap<&str, Vec<&str>>) -> Result<Vec<Resource>> {
+        let options = bollard::query_parameters::ListVolumesOptionsBuilder::default()
+            .filters(filters)
+            .build();
+        let list = self
+            .api
+            .list_volumes(Some(options))
+            .await
+            .map_err(|e| self.api_error("list volumes".into(), e))?;
+        Ok(list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| Resource {
+                kind: Kind::Volume,
+                id: v.name.clone(),
+                name: v.name,
+                labels: v.labels,
+                state: None,
+                created: None,
+            })
+            .collect())
+    }
+
+    async fn list_networks(&self, filters: &HashMap<&str, Vec<&str>>) -> Result<Vec<Resource>> {
+        let options = bollard::query_parameters::ListNetworksOptionsBuilder::default()
+            .filters(filters)
+            .build();
+        let list = self
+            .api
+            .list_networks(Some(options))
+            .await
+            .map_err(|e| self.api_error("list networks".into(), e))?;
+        Ok(list
+            .into_iter()
+            .map(|n| Resource {
+                kind: Kind::Network,
+                id: n.id.unwrap_or_default(),
+                name: n.name.unwrap_or_default(),
+                labels: n.labels.unwrap_or_default(),
+                state: None,
+                created: None,
+            })
             .collect())
     }
 

@@ -84,9 +84,13 @@ pub struct Env {
     pub home: tempfile::TempDir,
     pub kubeconfig: std::path::PathBuf,
     restarts_allowed: std::cell::Cell<bool>,
+    /// berth runs without `BERTH_HOME`, in the default home of a user whose
+    /// home directory is `home`: as a person runs it.
+    default_home: bool,
 }
 
 impl Env {
+    /// A berth home of its own, set with `BERTH_HOME`, as CI jobs do.
     pub fn new() -> Self {
         let home = tempfile::tempdir().unwrap();
         let kubeconfig = home.path().join("kube").join("config");
@@ -94,7 +98,16 @@ impl Env {
             home,
             kubeconfig,
             restarts_allowed: std::cell::Cell::new(false),
+            default_home: false,
         }
+    }
+
+    /// berth as a user runs it: no `BERTH_HOME`, its default home under a
+    /// home directory of the test's own.
+    pub fn with_default_home() -> Self {
+        let mut env = Env::new();
+        env.default_home = true;
+        env
     }
 
     /// For a test that kills or restarts components itself.
@@ -152,10 +165,45 @@ impl Env {
         }
     }
 
+    /// Its berth home.
+    pub fn berth_home(&self) -> std::path::PathBuf {
+        if self.default_home {
+            self.home.path().join(".local/share/berth")
+        } else {
+            self.home.path().join("berth")
+        }
+    }
+
+    /// The engine names and labels of profile `profile` of this home.
+    pub fn names(&self, profile: &str) -> berth::names::Names {
+        let home = self.berth_home();
+        let id = if self.default_home {
+            None
+        } else {
+            berth::names::home_id(&home)
+        };
+        berth::names::Names::new(profile, &home, id.as_deref())
+    }
+
+    /// What berth's environment gets besides `base_env`.
+    fn own_env(&self) -> Vec<(&'static str, std::ffi::OsString)> {
+        let mut env = vec![("KUBECONFIG", self.kubeconfig.clone().into_os_string())];
+        if self.default_home {
+            env.push(("HOME", self.home.path().into()));
+        } else {
+            env.push(("BERTH_HOME", self.berth_home().into_os_string()));
+        }
+        env
+    }
+
+    /// The resources of profile `profile` of this home that exist.
+    pub fn leftovers(&self, profile: &str) -> Vec<String> {
+        resources(&self.names(profile).filter())
+    }
+
     pub fn berth(&self) -> assert_cmd::Command {
         let mut cmd = berth();
-        cmd.env("BERTH_HOME", self.home.path().join("berth"))
-            .env("KUBECONFIG", &self.kubeconfig);
+        cmd.envs(self.own_env());
         cmd
     }
 
@@ -193,8 +241,7 @@ impl Env {
         let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("berth"))
             .env_clear()
             .envs(base_env())
-            .env("BERTH_HOME", self.home.path().join("berth"))
-            .env("KUBECONFIG", &self.kubeconfig)
+            .envs(self.own_env())
             .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -275,27 +322,20 @@ pub fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
-/// Labelled Docker resources of a profile that still exist.
-pub fn leftovers(profile: &str) -> Vec<String> {
+/// Every resource in the engine with labels matching `filter`, as
+/// `kind name`, sorted.
+pub fn resources(filter: &berth::docker::Filter) -> Vec<String> {
     block_on(async {
         let docker = Docker::connect().await.unwrap();
-        let label = format!("io.berth.profile={profile}");
-        let mut left: Vec<String> = docker
-            .containers_by_label(&label)
+        let mut found: Vec<String> = docker
+            .resources(filter)
             .await
             .unwrap()
-            .into_keys()
+            .iter()
+            .map(ToString::to_string)
             .collect();
-        left.extend(docker.volumes_by_label(&label).await.unwrap());
-        if docker
-            .network_exists(&format!("berth-{profile}"))
-            .await
-            .unwrap()
-        {
-            left.push(format!("network berth-{profile}"));
-        }
-        left.sort();
-        left
+        found.sort();
+        found
     })
 }
 

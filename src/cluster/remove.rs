@@ -1,0 +1,221 @@
+//! Taking things away: a profile with everything it has (`delete`), what
+//! one start made (its rollback), and helpers left by killed berths. Only
+//! what carries this home's and the profile's labels, or this process's
+//! token, is ever removed: the engine may be shared with other homes.
+
+use std::time::Duration;
+
+use futures_util::future::try_join_all;
+
+use super::Ctx;
+use crate::docker::{Filter, Kind, Resource};
+use crate::error::{Error, Exit, Result};
+use crate::kubeconfig;
+use crate::names::{self, LABEL_CREATED_BY, LABEL_HELPER, LABEL_HOME, LABEL_PROFILE};
+use crate::profile::Profile;
+
+/// Removes every trace of a profile of this home: every container, volume
+/// and network with its labels (also what a cut-off start left, and
+/// networks that share its name), its entry in its kubeconfig (making the
+/// context current before it current again) and its state. `profile` is
+/// its state when it can be read. Returns whether there was anything.
+pub async fn remove_everything(ctx: &Ctx, name: &str, profile: Option<&Profile>) -> Result<bool> {
+    let names = match profile {
+        Some(p) => ctx.names(p),
+        None => ctx.names_for(name),
+    };
+    let existed = ctx.store.exists(name);
+    let found = sweep(ctx, &names.filter(), name).await?;
+    let (kubeconfig, restore) = match profile {
+        Some(p) => (p.kubeconfig.clone(), p.previous_context.clone()),
+        None => (ctx.kubeconfig.clone(), None),
+    };
+    if kubeconfig.exists() {
+        kubeconfig::update(&kubeconfig, |c| {
+            kubeconfig::remove(c, &names.context(), restore.as_deref())
+        })?;
+    }
+    ctx.store.remove(name)?;
+    Ok(existed || found)
+}
+
+/// The rollback of a new profile's start that failed: what this process
+/// made in the engine (its token), then the state and kubeconfig entry,
+/// which exist only when this start made them, with `restore` made the
+/// current context again.
+pub(super) async fn remove_created(ctx: &Ctx, name: &str, restore: Option<&str>) -> Result<()> {
+    sweep_created(ctx, name).await?;
+    if ctx.store.exists(name) {
+        if ctx.kubeconfig.exists() {
+            let context = ctx.names_for(name).context();
+            kubeconfig::update(&ctx.kubeconfig, |c| {
+                kubeconfig::remove(c, &context, restore)
+            })?;
+        }
+        ctx.store.remove(name)?;
+    }
+    Ok(())
+}
+
+/// Removes what this process made in the engine (its token) for profile
+/// `name`.
+pub(super) async fn sweep_created(ctx: &Ctx, name: &str) -> Result<bool> {
+    let filter: Filter = vec![
+        (LABEL_HOME.into(), Some(ctx.home.display().to_string())),
+        (LABEL_PROFILE.into(), Some(name.to_string())),
+        (LABEL_CREATED_BY.into(), Some(ctx.token.clone())),
+    ];
+    sweep(ctx, &filter, name).await
+}
+
+/// How often a sweep lists and removes before it gives up.
+const PASSES: u32 = 6;
+
+/// Removes what `filter` selects until a listing comes back empty: a
+/// request of a berth that was killed (or of this one, cut off) may
+/// complete in the engine only after the first listing. Returns whether
+/// anything was found.
+async fn sweep(ctx: &Ctx, filter: &Filter, profile: &str) -> Result<bool> {
+    let mut found = false;
+    for pass in 0..PASSES {
+        let resources = ctx.docker.resources(filter).await?;
+        if resources.is_empty() {
+            return Ok(found);
+        }
+        if found {
+            // Left after a removal: new, or refused for a moment.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        found = true;
+        if let Err(e) = remove_in_order(ctx, resources).await
+            && pass + 1 == PASSES
+        {
+            return Err(e.into());
+        }
+    }
+    Err(Error::new(
+        Exit::Docker,
+        format!("resources of profile {profile} keep appearing while it is removed"),
+    )
+    .with_hint("another berth may be starting it; wait for it, then delete again"))
+}
+
+/// Containers first: they hold the volumes and networks.
+async fn remove_in_order(ctx: &Ctx, resources: Vec<Resource>) -> crate::docker::Result<()> {
+    for kind in [Kind::Container, Kind::Volume, Kind::Network] {
+        try_join_all(
+            resources
+                .iter()
+                .filter(|r| r.kind == kind)
+                .map(|r| ctx.docker.remove(r)),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Profiles of this home that have resources in the engine but no state.
+pub async fn orphans(ctx: &Ctx) -> Result<Vec<String>> {
+    let filter: Filter = vec![
+        (LABEL_HOME.into(), Some(ctx.home.display().to_string())),
+        (LABEL_PROFILE.into(), None),
+    ];
+    let mut found: Vec<String> = ctx
+        .docker
+        .resources(&filter)
+        .await?
+        .into_iter()
+        .filter_map(|r| r.labels.get(LABEL_PROFILE).cloned())
+        .filter(|n| crate::profile::validate_name(n).is_ok() && !ctx.store.exists(n))
+        .collect();
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
+/// Removes helper containers (the privilege probe, a binaries volume's
+/// filler) with their anonymous volumes: this process's own, and this
+/// home's whose berth is gone: known dead in this PID namespace, or older
+/// than any helper lives. Another home's helpers, and those of another
+/// berth of this home at work (also in another container), stay.
+pub async fn remove_helpers(ctx: &Ctx) -> Result<()> {
+    let filter: Filter = vec![
+        (LABEL_HELPER.into(), None),
+        (LABEL_HOME.into(), Some(ctx.home.display().to_string())),
+    ];
+    let now = super::now() as i64;
+    let done: Vec<Resource> = ctx
+        .docker
+        .resources(&filter)
+        .await?
+        .into_iter()
+        .filter(|r| helper_is_done(r, &ctx.token, now))
+        .collect();
+    try_join_all(done.iter().map(|r| ctx.docker.remove(r))).await?;
+    Ok(())
+}
+
+/// Whether a helper container of this home is done with: this process's
+/// own (token), one whose process is known to be gone (in this PID
+/// namespace), or older than any helper lives.
+fn helper_is_done(helper: &Resource, token: &str, now: i64) -> bool {
+    helper.kind == Kind::Container
+        && (helper.labels.get(LABEL_CREATED_BY).map(String::as_str) == Some(token)
+            || names::helper_is_dead(&helper.labels, helper.created, now))
+}
+
+/// What exists of a profile of this home, each as a short description:
+/// state, containers, volumes, networks and kubeconfig entry.
+pub(super) async fn traces(ctx: &Ctx, name: &str) -> Result<Vec<String>> {
+    let names = ctx.names_for(name);
+    let mut found = Vec::new();
+    if ctx.store.exists(name) {
+        found.push(format!("state {}", ctx.store.dir(name).display()));
+    }
+    let mut resources = ctx.docker.resources(&names.filter()).await?;
+    resources.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    found.extend(resources.iter().map(Resource::to_string));
+    let context = names.context();
+    if kubeconfig::read(&ctx.kubeconfig)
+        .ok()
+        .and_then(|c| kubeconfig::server(&c, &context))
+        .is_some()
+    {
+        found.push(format!("kubeconfig context {context}"));
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helpers_go_when_they_are_this_processs_or_surely_dead() {
+        let helper = |token: &str, created: i64| Resource {
+            kind: Kind::Container,
+            id: "id".into(),
+            name: "berth-privilege-probe-x".into(),
+            labels: names::helper_labels(std::path::Path::new("/h"), "probe", token),
+            state: None,
+            created: Some(created),
+        };
+        let now = 10_000;
+        assert!(helper_is_done(&helper("mine", now), "mine", now));
+        // This test process is alive: its helpers are not taken for dead.
+        assert!(!helper_is_done(&helper("other", now - 5), "mine", now));
+        let mut dead = helper("other", now - 5);
+        let me = names::this_process().unwrap();
+        let (pid_and_namespace, _) = me.rsplit_once(':').unwrap();
+        // Its id with a start time it never had: a later process's.
+        dead.labels.insert(
+            names::LABEL_PROCESS.into(),
+            format!("{pid_and_namespace}:0"),
+        );
+        assert!(helper_is_done(&dead, "mine", now));
+        // Another berth of this home at work, whatever its process id.
+        assert!(!helper_is_done(&helper("other", now - 5), "mine", now));
+        assert!(!helper_is_done(&helper("other", now - 600), "mine", now));
+        assert!(helper_is_done(&helper("other", now - 601), "mine", now));
+    }
+}
