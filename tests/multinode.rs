@@ -316,6 +316,21 @@ fn nodes_are_added_and_deleted_and_images_load_into_each_of_them() {
     let nodes = env.kubectl(profile, &["get", "nodes", "--no-headers"]);
     assert_eq!(nodes.lines().count(), 2, "{nodes}");
     assert!(nodes.lines().all(|l| l.contains(" Ready ")), "{nodes}");
+    // A worker runs no etcd: Debian's own unit is not enabled in the image.
+    let worker = env.names(profile).container("e2e-grow-m02");
+    block_on(async {
+        let docker = Docker::connect().await.unwrap();
+        let etcd = docker
+            .exec(&worker, &["pgrep", "-x", "etcd"])
+            .await
+            .unwrap();
+        assert_ne!(etcd.code, 0, "etcd runs on the worker: {}", etcd.stdout);
+        let unit = docker
+            .exec(&worker, &["systemctl", "is-enabled", "etcd.service"])
+            .await
+            .unwrap();
+        assert_eq!(unit.stdout.trim(), "disabled", "{unit:?}");
+    });
 
     // Loaded into both nodes; a pod on each runs it and reaches the other.
     env.ok(&["image", "load", "-p", profile, "berth.test/grow:1"]);

@@ -195,6 +195,7 @@ fn files_tar(profile: &Profile, node: &Node, pki: &Pki) -> Result<Vec<u8>> {
         version: profile.kubernetes_version.clone(),
         privilege: profile.privilege,
         cgroup_root: format!("/berth-{}", node.name),
+        cgroup_v2: profile.cgroup_v2,
         pod_cidr: node.pod_cidr.clone(),
         control_plane_ip: control_plane.ip.clone(),
         extra_config: profile.extra_config.clone(),

@@ -39,6 +39,9 @@ pub struct NodeSpec {
     pub privilege: Privilege,
     /// kubelet's cgroup root; unique per node so nodes never share cgroups.
     pub cgroup_root: String,
+    /// The host runs cgroup v2; else v1, which kubelet refuses from v1.35
+    /// unless told otherwise.
+    pub cgroup_v2: bool,
     /// The node's share of `POD_CIDR`.
     pub pod_cidr: String,
     /// The control-plane node's address; the node itself when it is the
@@ -266,6 +269,11 @@ tlsPrivateKeyFile: {K8S_DIR}/pki/kubelet-serving-{node}.key
     );
     if spec.version.minor >= 27 {
         config.push_str("containerRuntimeEndpoint: unix:///run/containerd/containerd.sock\n");
+    }
+    // From v1.35 kubelet refuses to start on a cgroup v1 host unless this is
+    // false (KEP-5573); the field exists from v1.31 (KEP-4569).
+    if !spec.cgroup_v2 && spec.version.minor >= 31 {
+        config.push_str("failCgroupV1: false\n");
     }
     config.push_str(&feature_gates_yaml(spec));
     config
@@ -520,6 +528,7 @@ data:
             fallthrough in-addr.arpa ip6.arpa
             ttl 30
         }}
+        prometheus :9153
         forward . /etc/resolv.conf
         cache 30
         reload
@@ -881,6 +890,7 @@ mod tests {
             privilege: Privilege::Capabilities,
             pod_cidr: FIRST_NODE_POD_CIDR.into(),
             cgroup_root: "/berth-dev".into(),
+            cgroup_v2: false,
             control_plane_ip: "172.30.0.2".into(),
             extra_config: Vec::new(),
             feature_gates: BTreeMap::new(),
@@ -1057,6 +1067,26 @@ mod tests {
         assert!(script.contains("ip route replace 10.244.2.0/24 via 172.30.0.4\n"));
         assert!(script.contains("case \" 10.244.1.0/24 10.244.2.0/24 \" in"));
         assert!(!routes_script(&[]).contains("ip route replace"));
+    }
+
+    #[test]
+    fn kubelet_is_told_to_run_on_cgroup_v1_by_every_minor_that_knows_the_field() {
+        assert!(!kubelet_config(&spec(30)).contains("failCgroupV1"));
+        for minor in [31, 35, NEWEST_MINOR] {
+            assert!(kubelet_config(&spec(minor)).contains("failCgroupV1: false\n"));
+            let v2 = NodeSpec {
+                cgroup_v2: true,
+                ..spec(minor)
+            };
+            assert!(!kubelet_config(&v2).contains("failCgroupV1"));
+        }
+    }
+
+    #[test]
+    fn coredns_serves_its_metrics_on_the_port_it_advertises() {
+        let manifest = coredns_manifest(&spec(34));
+        assert!(manifest.contains("prometheus :9153"));
+        assert!(manifest.contains("containerPort: 9153"));
     }
 
     #[test]
