@@ -18,26 +18,6 @@ use common::{Env, Guard, Resource, block_on, busybox_image, json};
 
 const IMAGE: &str = "berth.test/restart:1";
 
-const WORKLOAD: &str = r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: web, labels: {app: web}}
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: web
-    image: berth.test/restart:1
-    imagePullPolicy: Never
-    command: [sh, -c, "mkdir -p /www && echo made before the restart > /www/index.html && httpd -f -p 8080 -h /www"]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
-"#;
-
 /// Restarts the engine as it was started: through systemd where systemd
 /// runs it, else by stopping dockerd and starting it again with the same
 /// command line, detached, its output appended to scripts/setup's log.
@@ -142,7 +122,10 @@ fn after_the_engine_restarts_start_brings_each_profile_back_as_it_was() {
     for (profile, nodes) in profiles {
         env.ok(&["start", "-p", profile, "--nodes", nodes, "--keep-context"]);
         env.ok(&["image", "load", IMAGE, "-p", profile]);
-        env.apply(profile, WORKLOAD);
+        env.apply(
+            profile,
+            &common::web_pod_and_service(IMAGE, "made before the restart"),
+        );
         env.kubectl(
             profile,
             &["wait", "--for=condition=Ready", "pod/web", "--timeout=180s"],

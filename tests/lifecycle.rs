@@ -37,25 +37,6 @@ extensions:
   extension: {theme: dark}
 "#;
 
-const WORKLOAD: &str = r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: web, labels: {app: web}}
-spec:
-  containers:
-  - name: web
-    image: berth.test/busybox:1
-    imagePullPolicy: Never
-    command: [sh, -c, "mkdir -p /www && echo hello from berth > /www/index.html && echo serving && httpd -f -p 8080 -h /www"]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
-"#;
-
 fn yaml(path: &std::path::Path) -> Value {
     serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -125,10 +106,18 @@ fn a_cluster_runs_pods_and_survives_stop_start_pause_and_unpause_then_delete_lea
     env.ok(&["image", "load", "berth.test/busybox:1", "-p", "e2e-a"]);
     env.berth()
         .args(["kubectl", "-p", "e2e-a", "--", "apply", "-f", "-"])
-        .write_stdin(WORKLOAD)
+        .write_stdin(common::web_pod_and_service(
+            "berth.test/busybox:1",
+            "hello from berth",
+        ))
         .assert()
         .success();
     wait_pod_ready(&env, "e2e-a");
+    // Names outside the cluster resolve from pods with the node's resolvers:
+    // the node's own container name is one that only the engine's DNS knows.
+    let node_container = env.names("e2e-a").container("e2e-a");
+    env.resolver_pod("e2e-a", "resolver", "e2e-a", "berth.test/busybox:1");
+    env.assert_resolves("e2e-a", "resolver", &node_container, "172.30.");
     assert!(env.kubectl("e2e-a", &["logs", "web"]).contains("serving"));
     assert_eq!(
         env.kubectl("e2e-a", &["exec", "web", "--", "cat", "/www/index.html"])
@@ -279,6 +268,17 @@ fn a_cluster_runs_pods_and_survives_stop_start_pause_and_unpause_then_delete_lea
     assert_eq!(status["endpoint"], endpoint.as_str());
     // A new boot counts afresh.
     assert_eq!(env.restarted_units(), Vec::<String>::new());
+    // The engine's DNS listens on new ports after a restart: still reached.
+    env.kubectl(
+        "e2e-a",
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "pod/resolver",
+            "--timeout=180s",
+        ],
+    );
+    env.assert_resolves("e2e-a", "resolver", &node_container, "172.30.");
     assert_eq!(
         std::fs::read_to_string(&env.kubeconfig).unwrap(),
         kubeconfig_before

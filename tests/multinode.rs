@@ -255,6 +255,12 @@ fn three_nodes_network_across_nodes_and_keep_it_after_stop_and_start() {
     eventually(Duration::from_secs(180), || {
         spread_network_works(&env, profile)
     });
+    // A worker's pods resolve names only the engine's DNS knows (another
+    // node's container) through the worker's own address.
+    let worker = "e2e-three-m02";
+    let other = env.names(profile).container("e2e-three-m03");
+    env.resolver_pod(profile, "resolver", worker, "berth.test/multinode:1");
+    env.assert_resolves(profile, "resolver", &other, "172.30.");
     // --ports: a NodePort reached from the host on 127.0.0.1.
     let names: Vec<String> = web_pods(&env, profile).into_iter().map(|p| p.0).collect();
     eventually(Duration::from_secs(60), || {
@@ -300,6 +306,16 @@ fn three_nodes_network_across_nodes_and_keep_it_after_stop_and_start() {
     eventually(Duration::from_secs(180), || {
         spread_network_works(&env, profile)
     });
+    env.kubectl(
+        profile,
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "pod/resolver",
+            "--timeout=180s",
+        ],
+    );
+    env.assert_resolves(profile, "resolver", &other, "172.30.");
 
     env.ok(&["delete", "-p", profile]);
     assert_eq!(env.leftovers(profile), Vec::<String>::new());

@@ -105,6 +105,14 @@ fn service(name: &str, kind: &str, node_port: Option<u16>, affinity: Affinity) -
     )
 }
 
+/// A merge patch to the Service `morph`.
+fn patch_morph(env: &Env, profile: &str, patch: &str) {
+    env.kubectl(
+        profile,
+        &["patch", "service", "morph", "--type=merge", "-p", patch],
+    );
+}
+
 /// The address of the node `pod` runs on.
 fn host_ip(env: &Env, profile: &str, pod: &str) -> String {
     env.kubectl(
@@ -264,16 +272,10 @@ fn a_service_changes_type_between_cluster_ip_node_port_and_external_name() {
 
     // NodePort -> ExternalName: a name, no address, nothing answers on the
     // old ones.
-    env.kubectl(
+    patch_morph(
+        &env,
         profile,
-        &[
-            "patch",
-            "service",
-            "morph",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"type":"ExternalName","externalName":"web.example.test","clusterIP":null,"ports":null,"selector":null}}"#,
-        ],
+        r#"{"spec":{"type":"ExternalName","externalName":"web.example.test","clusterIP":null,"ports":null,"selector":null}}"#,
     );
     let spec = common::json(&env.kubectl(
         profile,
@@ -292,16 +294,10 @@ fn a_service_changes_type_between_cluster_ip_node_port_and_external_name() {
     }
 
     // ExternalName -> ClusterIP: a new address that answers.
-    env.kubectl(
+    patch_morph(
+        &env,
         profile,
-        &[
-            "patch",
-            "service",
-            "morph",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"type":"ClusterIP","externalName":null,"selector":{"app":"web"},"ports":[{"port":80,"targetPort":8080}]}}"#,
-        ],
+        r#"{"spec":{"type":"ClusterIP","externalName":null,"selector":{"app":"web"},"ports":[{"port":80,"targetPort":8080}]}}"#,
     );
     let new_ip = cluster_ip(&env, profile, "morph");
     assert!(!new_ip.is_empty());

@@ -253,7 +253,9 @@ imageGCHighThresholdPercent: 100
 nodeStatusUpdateFrequency: 1s
 nodeStatusReportFrequency: 1m
 podCIDR: {pod_cidr}
-resolvConf: /etc/resolv.conf
+# Written at every boot by the node image's berth-dns unit: the node's
+# resolv.conf with Docker's embedded DNS at an address pods can reach.
+resolvConf: /etc/berth/resolv.conf
 serializeImagePulls: false
 tlsCertFile: {K8S_DIR}/pki/kubelet-serving-{node}.crt
 tlsPrivateKeyFile: {K8S_DIR}/pki/kubelet-serving-{node}.key
@@ -778,7 +780,7 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
             description: "Kubernetes node agent",
             binary: bin("kubelet"),
             flags: kubelet_flags(spec),
-            after: "containerd.service berth-pause-import.service",
+            after: "containerd.service berth-pause-import.service berth-dns.service",
             notify: false,
             pre: kubelet_pre,
         },

@@ -152,6 +152,43 @@ impl Env {
         assert_eq!(code, 0, "kubectl apply failed:\n{stderr}\n{manifest}");
     }
 
+    /// Starts a pod `name` on `node` with `dnsPolicy: Default` (the node's
+    /// resolvers, as kubelet hands them out) that sleeps, and waits for it.
+    pub fn resolver_pod(&self, profile: &str, name: &str, node: &str, image: &str) {
+        self.apply(
+            profile,
+            &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  nodeName: {node}\n  \
+                 dnsPolicy: Default\n  terminationGracePeriodSeconds: 1\n  containers:\n  - {{name: c, image: {image}, \
+                 imagePullPolicy: Never, command: [sleep, \"3600\"]}}\n"
+            ),
+        );
+        self.kubectl(
+            profile,
+            &[
+                "wait",
+                "--for=condition=Ready",
+                &format!("pod/{name}"),
+                "--timeout=180s",
+            ],
+        );
+    }
+
+    /// Asserts that `pod` resolves `host` (a name only the engine's DNS
+    /// knows) to `ip` through its resolv.conf, within a minute.
+    pub fn assert_resolves(&self, profile: &str, pod: &str, host: &str, ip: &str) {
+        eventually(std::time::Duration::from_secs(60), || {
+            let (code, out, err) = self.run(&[
+                "kubectl", "-p", profile, "--", "exec", pod, "--", "nslookup", host,
+            ]);
+            if code == 0 && out.contains(&format!("Address: {ip}")) {
+                Ok(())
+            } else {
+                Err(format!("{pod} cannot resolve {host}: {out}{err}"))
+            }
+        });
+    }
+
     /// What an HTTP GET from inside `pod` to `address` answers, body only.
     pub fn get_from_pod(&self, profile: &str, pod: &str, address: &str) -> Result<String, String> {
         let request = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {address} | tail -1");
@@ -294,6 +331,32 @@ impl Drop for Env {
             restarted.join("\n")
         );
     }
+}
+
+/// A pod `web` of `image` serving `page` over HTTP on 8080 (it prints
+/// "serving" first), and a Service `web` on port 80 in front of it.
+pub fn web_pod_and_service(image: &str, page: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: web, labels: {{app: web}}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: {image}
+    imagePullPolicy: Never
+    command: [sh, -c, "mkdir -p /www && echo {page} > /www/index.html && echo serving && httpd -f -p 8080 -h /www"]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web}}
+spec:
+  selector: {{app: web}}
+  ports: [{{port: 80, targetPort: 8080}}]
+"#
+    )
 }
 
 /// Retries `check` until it passes or `timeout` ends, then fails with its
