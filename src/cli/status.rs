@@ -40,6 +40,10 @@ struct ProfileStatus {
     certificate_expires: String,
     certificate_days_left: i64,
     dns: cluster::dns::Dns,
+    /// 1 or 2: the host's cgroup version.
+    cgroup_version: u8,
+    /// Said when the host's cgroup v1 is deprecated for this version.
+    cgroups_note: Option<&'static str>,
     nodes: Vec<NodeStatus>,
     exit_code: u8,
 }
@@ -123,6 +127,11 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<()> {
             .unwrap_or_default(),
         certificate_days_left: days_left,
         dns,
+        cgroup_version: if profile.cgroup_v2 { 2 } else { 1 },
+        cgroups_note: crate::node::render::cgroup_v1_note(
+            &profile.kubernetes_version,
+            profile.cgroup_v2,
+        ),
         nodes,
         exit_code: code,
     };
@@ -134,6 +143,9 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<()> {
                 status.profile, status.kubernetes_version, status.endpoint
             );
             println!("apiserver:   {}", status.apiserver);
+            if let Some(note) = &status.cgroups_note {
+                println!("cgroups:     v1, {note}");
+            }
             println!("kubeconfig:  {}", status.kubeconfig);
             println!(
                 "certificate: expires {} ({} days)",

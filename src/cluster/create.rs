@@ -123,6 +123,9 @@ pub(super) async fn create(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result
         ensure_binaries(ctx, &manifest, &node_image),
     )?;
     let cgroup_v2 = facts.cgroup_v2;
+    if let Some(note) = crate::node::render::cgroup_v1_note(&version, cgroup_v2) {
+        ui.info(format!("note: this host runs cgroup v1, {note}"));
+    }
     step.done();
 
     // Held until the nodes hold their addresses and ports.

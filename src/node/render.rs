@@ -403,6 +403,15 @@ fn render_unit(unit: &Unit) -> String {
     out
 }
 
+/// What a user of a cgroup v1 host should know, for the minors whose
+/// kubelet refuses such a host by default (v1.35 on, KEP-5573).
+pub fn cgroup_v1_note(version: &Version, cgroup_v2: bool) -> Option<&'static str> {
+    (!cgroup_v2 && version.minor >= 35).then_some(
+        "deprecated by Kubernetes: from v1.35 kubelet refuses it unless told otherwise, as berth \
+         does (failCgroupV1: false); a later release removes it, so move the host to cgroup v2",
+    )
+}
+
 /// A kubeconfig for a component inside the node, reaching the API server
 /// on the node's loopback, with its certificate embedded.
 pub fn kubeconfig(server: &str, user: &str, ca: &str, cert: &str, key: &str) -> String {
@@ -1082,6 +1091,111 @@ mod tests {
             };
             assert!(!kubelet_config(&v2).contains("failCgroupV1"));
         }
+    }
+
+    /// What upstream changed for a minor, as it shows in what berth renders.
+    enum Change {
+        /// The text must be gone from this minor on.
+        Removed(u32),
+        /// The text must be there from this minor on.
+        Required(u32),
+        /// The text must not be there before this minor.
+        Introduced(u32),
+    }
+
+    /// Upstream's changes that berth's files must follow, each with its
+    /// source; a new Kubernetes minor is a row here. Rendered for a cgroup v1
+    /// host (this project's CI) with every minor berth supports.
+    const UPSTREAM: &[(&str, &str, Change, &str)] = &[
+        (
+            "/etc/systemd/system/kubelet.service",
+            "--network-plugin=",
+            Change::Removed(24),
+            "CHANGELOG-1.24: dockershim and kubelet's --network-plugin flag removed",
+        ),
+        (
+            "/etc/systemd/system/kubelet.service",
+            "--container-runtime=",
+            Change::Removed(27),
+            "CHANGELOG-1.27: kubelet's --container-runtime flag removed",
+        ),
+        (
+            "/etc/kubernetes/kubelet.yaml",
+            "containerRuntimeEndpoint: unix:///run/containerd/containerd.sock",
+            Change::Required(27),
+            "CHANGELOG-1.27: with the flag gone, the endpoint is a KubeletConfiguration field",
+        ),
+        (
+            "/etc/systemd/system/kube-apiserver.service",
+            "--insecure-port=",
+            Change::Removed(24),
+            "CHANGELOG-1.24: kube-apiserver's --insecure-port flag removed",
+        ),
+        (
+            "/etc/systemd/system/kube-controller-manager.service",
+            "--port=",
+            Change::Removed(24),
+            "CHANGELOG-1.23: --port of kube-controller-manager and kube-scheduler only 0, removed in v1.24",
+        ),
+        (
+            "/etc/systemd/system/kube-scheduler.service",
+            "--port=",
+            Change::Removed(24),
+            "CHANGELOG-1.23: --port of kube-controller-manager and kube-scheduler only 0, removed in v1.24",
+        ),
+        (
+            "/etc/systemd/system/berth-docker-info.socket",
+            "ListenStream=/run/docker.sock",
+            Change::Removed(24),
+            "CHANGELOG-1.24: with dockershim, cAdvisor's Docker probe left kubelet",
+        ),
+        (
+            "/etc/kubernetes/kubelet.yaml",
+            "failCgroupV1: false",
+            Change::Required(35),
+            "KEP-5573 (v1.35): kubelet refuses a cgroup v1 host unless failCgroupV1 is false",
+        ),
+        (
+            "/etc/kubernetes/kubelet.yaml",
+            "failCgroupV1",
+            Change::Introduced(31),
+            "KEP-4569 (v1.31): the failCgroupV1 field of KubeletConfiguration",
+        ),
+    ];
+
+    #[test]
+    fn what_berth_renders_follows_upstream_for_every_supported_minor() {
+        for minor in OLDEST_MINOR..=NEWEST_MINOR {
+            let files = render_all(&spec(minor), &[]);
+            for (path, text, change, source) in UPSTREAM {
+                let has = files.get(*path).is_some_and(|f| f.contains(text));
+                let (ok, want) = match change {
+                    Change::Removed(from) => (minor < *from || !has, "gone"),
+                    Change::Required(from) => (minor < *from || has, "there"),
+                    Change::Introduced(from) => (minor >= *from || !has, "not yet there"),
+                };
+                assert!(
+                    ok,
+                    "v1.{minor}: `{text}` in {path} must be {want} ({source})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn users_of_cgroup_v1_are_told_once_kubernetes_refuses_it_by_default() {
+        let v = |minor| Version {
+            major: 1,
+            minor,
+            patch: 0,
+        };
+        assert!(cgroup_v1_note(&v(34), false).is_none());
+        assert!(
+            cgroup_v1_note(&v(35), false)
+                .unwrap()
+                .contains("failCgroupV1: false")
+        );
+        assert!(cgroup_v1_note(&v(35), true).is_none());
     }
 
     #[test]
