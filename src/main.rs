@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         .build()
         .expect("the async runtime starts");
     match runtime.block_on(berth::cli::run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(error) => {
             ui.error(&error);
             error.exit_code()

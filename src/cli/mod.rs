@@ -98,15 +98,17 @@ pub enum Command {
     Cache(cache::Cache),
 }
 
-pub async fn run(cli: Cli) -> Result<()> {
+/// Runs a command; `Ok` holds the exit code of a command that ran to its
+/// end: 0, or the bits `status` reports.
+pub async fn run(cli: Cli) -> Result<u8> {
     let ui = Ui::new(cli.global.quiet);
-    match cli.command {
+    let done = match cli.command {
+        Command::Status(cmd) => return status::run(cmd, &cli.global, ui).await,
         Command::Start(cmd) => start::run(cmd, &cli.global, ui).await,
         Command::Stop(cmd) => stop::run(cmd, &cli.global, ui).await,
         Command::Pause(cmd) => pause::run(cmd, &cli.global, ui, true).await,
         Command::Unpause(cmd) => pause::run(cmd, &cli.global, ui, false).await,
         Command::Delete(cmd) => delete::run(cmd, &cli.global, ui).await,
-        Command::Status(cmd) => status::run(cmd, &cli.global, ui).await,
         Command::Profile(cmd) => profile::run(cmd, &cli.global, ui).await,
         Command::Kubectl(cmd) => kubectl::run(cmd, &cli.global),
         Command::Kubeconfig => kubeconfig::run(&cli.global),
@@ -115,7 +117,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::NodeImage(cmd) => node_image::run(cmd, &cli.global, ui).await,
         Command::Image(cmd) => image::run(cmd, &cli.global, ui).await,
         Command::Cache(cmd) => cache::run(cmd, &cli.global, ui),
-    }
+    };
+    done.map(|()| 0)
 }
 
 /// Which profiles a command acts on: `-p NAME` (or the default), or all.

@@ -48,7 +48,8 @@ struct ProfileStatus {
     exit_code: u8,
 }
 
-pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<()> {
+/// Returns the exit bits: 0 when everything runs.
+pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<u8> {
     let name = global.profile_name()?;
     let profile = global.load(&name)?;
     let ctx = global.ctx(ui).await?;
@@ -174,7 +175,5 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<()> {
             }
         }
     }
-    use std::io::Write as _;
-    let _ = std::io::stdout().flush();
-    std::process::exit(code.into());
+    Ok(code)
 }
