@@ -120,11 +120,17 @@ fn after_a_killed_start_delete_removes_everything_and_a_new_start_works() {
     let env = with_foreign_kubeconfig();
     for point in POINTS {
         cut_start(&env, "e2e-kill", point, "KILL");
-        // A profile cut off halfway is listed as such, or not at all.
+        // A profile cut off halfway is listed as Broken with the reason, or
+        // Running when its node was up before the kill, or not at all.
         let listed = json(&env.ok(&["profile", "list", "-o", "json"]));
-        for row in listed.as_array().unwrap() {
-            if row["status"] == "Broken" {
-                assert!(row["reason"].is_string(), "{row}");
+        let rows = listed.as_array().unwrap();
+        assert!(rows.len() <= 1, "{listed}");
+        for row in rows {
+            assert_eq!(row["name"], "e2e-kill", "{row}");
+            match row["status"].as_str() {
+                Some("Broken") => assert!(row["reason"].is_string(), "{row}"),
+                Some("Running") => {}
+                _ => panic!("a cut-off start listed as neither Broken nor Running: {row}"),
             }
         }
         env.ok(&["delete", "-p", "e2e-kill"]);
@@ -215,8 +221,12 @@ fn unreadable_files_are_refused_with_their_exit_code_and_left_as_they_are() {
     let started = Instant::now();
     let (code, _, stderr) = env.run(&["start", "-p", "e2e-files"]);
     assert_eq!(code, 2, "{stderr}");
+    let what = format!(
+        "the kubeconfig {} cannot be parsed",
+        env.kubeconfig.display()
+    );
     assert!(
-        stderr.contains("cannot") && stderr.contains("hint:"),
+        stderr.contains(&what) && stderr.contains("hint: fix the file"),
         "{stderr}"
     );
     assert!(started.elapsed() < Duration::from_secs(10), "refused late");
@@ -288,7 +298,10 @@ fn a_docker_socket_the_user_may_not_open_is_said_so() {
     // Only root can become another user to provoke it.
     let uid = std::process::Command::new("id").arg("-u").output().unwrap();
     if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        eprintln!("skipped: needs root to run berth as nobody");
+        common::skipped(
+            "safety: a Docker socket the user may not open",
+            "needs root to run berth as nobody",
+        );
         return;
     }
     let home = tempfile::tempdir().unwrap();

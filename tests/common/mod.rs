@@ -359,6 +359,24 @@ spec:
     )
 }
 
+/// Records that part of a test could not run here, and why. The reason is
+/// printed, and appended to the file `BERTH_TEST_SKIPS` names, which
+/// scripts/test shows after the run, so that a skip never passes unseen.
+pub fn skipped(what: &str, why: &str) {
+    let line = format!("SKIPPED: {what}: {why}\n");
+    eprint!("{line}");
+    if let Some(path) = std::env::var_os("BERTH_TEST_SKIPS") {
+        use std::io::Write as _;
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = file.write_all(line.as_bytes());
+        }
+    }
+}
+
 /// Retries `check` until it passes or `timeout` ends, then fails with its
 /// last complaint.
 pub fn eventually(timeout: std::time::Duration, mut check: impl FnMut() -> Result<(), String>) {
