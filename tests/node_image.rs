@@ -146,10 +146,21 @@ fn a_node_boots_with_systemd_containerd_etcd_pause_and_the_binaries() {
         let (_, failed) = exec(&docker, &name, &["systemctl", "--failed", "--no-legend"]).await;
         assert_eq!(state, "running", "failed units: {failed}");
 
-        for unit in ["containerd", "etcd", "berth-pause-import"] {
+        for unit in ["containerd", "berth-pause-import", "berth-dns"] {
             let (code, out) = exec(&docker, &name, &["systemctl", "is-active", unit]).await;
             assert_eq!((code, out.trim()), (0, "active"), "{unit}");
         }
+        // etcd is there for berth to run on control planes, but Debian's own
+        // unit is off: a node runs only what berth renders for it.
+        let (code, out) = exec(&docker, &name, &["etcd", "--version"]).await;
+        assert_eq!(code, 0, "{out}");
+        let (_, out) = exec(&docker, &name, &["systemctl", "is-enabled", "etcd"]).await;
+        assert_eq!(out.trim(), "disabled");
+        // Off the profile's network there is no engine DNS to reach: the
+        // node's resolvers are handed to pods as they are.
+        let (_, resolv) = exec(&docker, &name, &["cat", "/etc/berth/resolv.conf"]).await;
+        let (_, own) = exec(&docker, &name, &["cat", "/etc/resolv.conf"]).await;
+        assert_eq!(resolv, own);
         let (_, images) = exec(
             &docker,
             &name,
@@ -205,11 +216,13 @@ fn a_node_boots_with_systemd_containerd_etcd_pause_and_the_binaries() {
 fn a_binaries_volume_left_incomplete_is_filled_again() {
     block_on(async {
         let docker = Docker::connect().await.unwrap();
-        let image = Context::embedded().image();
-        assert!(
-            docker.image_exists(&image).await.unwrap(),
-            "build the node image first"
-        );
+        let context = Context::embedded();
+        let image = context.image();
+        // Built here too: the tests of this file run at the same time.
+        let base = image::default_base(&docker).await.unwrap();
+        image::ensure(&docker, &context, &image, &base, |_| {})
+            .await
+            .unwrap();
         let cache_dir = tempfile::tempdir().unwrap();
         let source = tempfile::tempdir().unwrap();
         let version: berth::binaries::Version = "v1.30.2".parse().unwrap();
