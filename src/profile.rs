@@ -130,10 +130,6 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn container(&self) -> String {
-        self.container.clone()
-    }
-
     pub fn is_control_plane(&self) -> bool {
         self.index == 0
     }

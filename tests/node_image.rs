@@ -253,8 +253,19 @@ fn a_binaries_volume_left_incomplete_is_filled_again() {
         docker.create_volume(&volume, &labels).await.unwrap();
         let filler = filler(&image);
         let ensure = || berth::binaries::ensure_volume(&docker, &cache, &manifest, &filler);
-        let filled = ensure().await.unwrap();
-        assert_eq!(filled, volume);
+        // Two berths (another home, another process) at it at once: one fills
+        // while the other waits for its helper to go, and neither removes
+        // the other's.
+        let other = berth::binaries::Filler {
+            home: std::env::temp_dir().join("berth-test-other-home"),
+            ..self::filler(&image)
+        };
+        let (filled, by_other) = tokio::join!(
+            ensure(),
+            berth::binaries::ensure_volume(&docker, &cache, &manifest, &other)
+        );
+        assert_eq!(filled.unwrap(), volume);
+        assert_eq!(by_other.unwrap(), volume);
 
         let reader = NodeContainer {
             name: format!("berth-test-reader-{}", std::process::id()),

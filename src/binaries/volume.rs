@@ -5,9 +5,9 @@
 
 use std::collections::HashMap;
 
-use sha2::{Digest, Sha256};
-
 use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
 
 use super::{COMPONENTS, Cache, Manifest};
 use crate::docker::{BINARIES_MOUNT, BinariesVolume, Docker, Kind, NodeContainer};

@@ -73,7 +73,7 @@ pub async fn run(cmd: Image, global: &Global, ui: Ui) -> Result<()> {
             }
         })
         .collect::<Result<_>>()?;
-    let containers: Vec<String> = nodes.iter().map(Node::container).collect();
+    let containers: Vec<String> = nodes.iter().map(|n| n.container.clone()).collect();
     match cmd {
         Image::Load {
             images, archive, ..

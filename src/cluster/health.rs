@@ -51,7 +51,7 @@ pub async fn units(docker: &Docker, node: &Node) -> Result<Vec<UnitHealth>> {
     let names = units_of(node);
     let mut cmd = vec!["systemctl", "show", "-p", "Id,ActiveState,NRestarts"];
     cmd.extend(names);
-    let out = docker.exec(&node.container(), &cmd).await?;
+    let out = docker.exec(&node.container, &cmd).await?;
     let mut found = parse_show(&out.stdout);
     for unit in found.iter_mut().filter(|u| u.restarts > 0) {
         unit.last_fatal = last_fatal(docker, node, &unit.name).await?;
@@ -66,9 +66,7 @@ async fn last_fatal(docker: &Docker, node: &Node, unit: &str) -> Result<Option<S
          [ -n \"$line\" ] || line=$(printf '%s\\n' \"$log\" | grep -F '{EXIT_PATTERN}' | tail -n 1); \
          printf '%s' \"$line\""
     );
-    let out = docker
-        .exec(&node.container(), &["sh", "-c", &script])
-        .await?;
+    let out = docker.exec(&node.container, &["sh", "-c", &script]).await?;
     let line = out.stdout.trim();
     Ok((!line.is_empty()).then(|| line.to_string()))
 }

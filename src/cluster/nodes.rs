@@ -51,7 +51,7 @@ fn container(
     labels.insert(LABEL_NODE.into(), node.name.clone());
     labels.insert(LABEL_ROLE.into(), node.role().into());
     NodeContainer {
-        name: node.container(),
+        name: node.container.clone(),
         hostname: node.name.clone(),
         image: profile.node_image.clone(),
         labels,
@@ -430,9 +430,7 @@ pub async fn delete(ctx: &Ctx, mut profile: Profile, name: &str) -> Result<()> {
             ));
         }
     }
-    for resource in node_resources(ctx, &profile, &node).await? {
-        ctx.docker.remove(&resource).await?;
-    }
+    super::remove::remove_in_order(ctx, node_resources(ctx, &profile, &node).await?).await?;
     profile.workers.retain(|i| *i != node.index);
     ctx.store.save(&profile)?;
     sync_routes(ctx, &profile).await?;

@@ -201,7 +201,7 @@ async fn not_ready(
     ];
     let logs = ctx
         .docker
-        .exec(&node.container(), &journal)
+        .exec(&node.container, &journal)
         .await
         .map(|o| o.stdout)
         .unwrap_or_else(|e| format!("(no log: {e})"));

@@ -101,7 +101,10 @@ async fn sweep(ctx: &Ctx, filter: &Filter, profile: &str) -> Result<bool> {
 }
 
 /// Containers first: they hold the volumes and networks.
-async fn remove_in_order(ctx: &Ctx, resources: Vec<Resource>) -> crate::docker::Result<()> {
+pub(super) async fn remove_in_order(
+    ctx: &Ctx,
+    resources: Vec<Resource>,
+) -> crate::docker::Result<()> {
     for kind in [Kind::Container, Kind::Volume, Kind::Network] {
         try_join_all(
             resources

@@ -61,11 +61,6 @@ impl ContainerState {
         self == Self::Paused
     }
 
-    /// Stopped: it can be started again.
-    pub fn is_stopped(self) -> bool {
-        matches!(self, Self::Created | Self::Exited | Self::Dead)
-    }
-
     /// How berth shows it.
     pub fn display(self) -> &'static str {
         match self {

@@ -155,8 +155,8 @@ pub async fn ensure(
     }
     let args = HashMap::from([("BASE".to_string(), base.to_string())]);
     let labels = HashMap::from([
-        ("io.berth.node-image.context".to_string(), context.tag()),
-        ("io.berth.node-image.base".to_string(), base.to_string()),
+        (crate::names::LABEL_IMAGE_CONTEXT.to_string(), context.tag()),
+        (crate::names::LABEL_IMAGE_BASE.to_string(), base.to_string()),
     ]);
     engine
         .build_image(context.to_tar(), image, &args, &labels, progress)
