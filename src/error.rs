@@ -128,6 +128,8 @@ impl From<crate::binaries::Error> for Error {
         use crate::binaries::Error as B;
         match &e {
             B::BadVersion(_) => Error::usage(e.to_string()).with_hint("write the version as v1.30.2"),
+            B::BadReleaseVersion(_) => Error::usage(e.to_string())
+                .with_hint("write the version as its project's release page names it, without the v: 3.6.9"),
             B::Missing { .. } | B::NotExecutable { .. } | B::WrongVersion { .. } | B::Unrunnable { .. } => {
                 Error::usage(format!("{e}; nothing was imported")).with_hint(
                     "the directory must hold kube-apiserver, kube-controller-manager, kube-scheduler, \

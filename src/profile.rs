@@ -114,6 +114,11 @@ pub struct Profile {
     /// profiles made before, whose network is found through their nodes.
     #[serde(default)]
     pub network_id: Option<String>,
+    /// The etcd, containerd and runc its binaries volume brought; `None`
+    /// when the node image's own run it (an imported build, or a profile
+    /// made before berth paired a runtime with each minor).
+    #[serde(default)]
+    pub runtime: Option<crate::binaries::Runtime>,
 }
 
 /// One node of a profile's cluster, as its index makes it.
@@ -356,6 +361,7 @@ mod tests {
             no_dns: false,
             home_id: None,
             network_id: None,
+            runtime: None,
         }
     }
 

@@ -291,9 +291,10 @@ fn serve(root: &Path) -> String {
     format!("http://127.0.0.1:{port}/release/")
 }
 
-/// A mirror tree holding fake v1.30.2 binaries with their `.sha256` files.
+/// A mirror tree holding fake v1.30.2 binaries with their `.sha256` files,
+/// and the etcd, containerd and runc paired with v1.30 as their projects
+/// publish them, under `etcd/`, `containerd/` and `runc/`.
 fn mirror_tree() -> tempfile::TempDir {
-    use sha2::{Digest, Sha256};
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join(format!(
         "release/v1.30.2/bin/linux/{}",
@@ -302,10 +303,86 @@ fn mirror_tree() -> tempfile::TempDir {
     fs::create_dir_all(&dir).unwrap();
     fake_binaries(&dir, "v1.30.2");
     for name in COMPONENTS {
-        let sum = hex::encode(Sha256::digest(fs::read(dir.join(name)).unwrap()));
+        let sum = sha256(&fs::read(dir.join(name)).unwrap());
         fs::write(dir.join(format!("{name}.sha256")), sum).unwrap();
     }
+    let arch = berth::binaries::host_arch();
+    let release = root.path().join("release");
+    let script = |text: &str| format!("#!/bin/sh\necho '{text}'\n");
+    let etcd = targz(&[(
+        &format!("etcd-v3.5.24-linux-{arch}/etcd"),
+        script("etcd Version: 3.5.24"),
+    )]);
+    publish(
+        &release.join("etcd/v3.5.24"),
+        &format!("etcd-v3.5.24-linux-{arch}.tar.gz"),
+        &etcd,
+        "SHA256SUMS",
+    );
+    let containerd = targz(&[
+        (
+            "bin/containerd",
+            script("containerd github.com/containerd/containerd/v2 v2.1.5 fcd43222"),
+        ),
+        (
+            "bin/containerd-shim-runc-v2",
+            script("containerd-shim-runc-v2:\n  Version:  v2.1.5"),
+        ),
+        (
+            "bin/ctr",
+            script("ctr github.com/containerd/containerd/v2 v2.1.5"),
+        ),
+    ]);
+    let containerd_file = format!("containerd-static-2.1.5-linux-{arch}.tar.gz");
+    publish(
+        &release.join("containerd/v2.1.5"),
+        &containerd_file,
+        &containerd,
+        &format!("{containerd_file}.sha256sum"),
+    );
+    publish(
+        &release.join("runc/v1.3.3"),
+        &format!("runc.{arch}"),
+        script("runc version 1.3.3").as_bytes(),
+        "runc.sha256sum",
+    );
     root
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Writes `file` into `dir` and lists it in `sums` beside another
+/// platform's line, as release pages do.
+fn publish(dir: &Path, file: &str, bytes: &[u8], sums: &str) {
+    fs::create_dir_all(dir).unwrap();
+    fs::write(dir.join(file), bytes).unwrap();
+    let other = "0".repeat(64);
+    fs::write(
+        dir.join(sums),
+        format!(
+            "{other}  other-platform.tar.gz\n{}  {file}\n",
+            sha256(bytes)
+        ),
+    )
+    .unwrap();
+}
+
+fn targz(files: &[(&str, String)]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (path, text) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o755);
+        header.set_cksum();
+        tar.append_data(&mut header, path, text.as_bytes()).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap()
 }
 
 #[test]
@@ -333,6 +410,45 @@ fn download_verifies_each_checksum_and_caches_the_version() {
         assert_eq!(listed[0]["files"][name]["sha256"], published.as_str());
         assert_eq!(listed[0]["files"][name]["reports"], "v1.30.2");
     }
+    // The runtime paired with v1.30 came along, each file checked.
+    assert_eq!(
+        listed[0]["runtime"],
+        serde_json::json!({"etcd": "3.5.24", "containerd": "2.1.5", "runc": "1.3.3"})
+    );
+    for (name, reports) in [
+        ("etcd", "3.5.24"),
+        ("containerd", "2.1.5"),
+        ("containerd-shim-runc-v2", "2.1.5"),
+        ("runc", "1.3.3"),
+    ] {
+        assert_eq!(listed[0]["files"][name]["reports"], reports, "{name}");
+        let cached = cache.path().join(format!(
+            "kubernetes/v1.30.2/linux-{}/{name}",
+            berth::binaries::host_arch()
+        ));
+        assert_eq!(
+            listed[0]["files"][name]["sha256"],
+            sha256(&fs::read(&cached).unwrap()).as_str()
+        );
+    }
+    let runc = tree.path().join(format!(
+        "release/runc/v1.3.3/runc.{}",
+        berth::binaries::host_arch()
+    ));
+    assert_eq!(
+        listed[0]["files"]["runc"]["sha256"],
+        sha256(&fs::read(runc).unwrap()).as_str()
+    );
+    // Only what nodes run is kept of the archives.
+    assert!(
+        !cache
+            .path()
+            .join(format!(
+                "kubernetes/v1.30.2/linux-{}/ctr",
+                berth::binaries::host_arch()
+            ))
+            .exists()
+    );
 }
 
 /// A download from `mirror` must fail naming `why`, and leave the cache as
@@ -370,6 +486,37 @@ fn download_refuses_a_file_whose_checksum_differs() {
     )
     .unwrap();
     assert_download_refused(&serve(tree.path()), "published checksum is");
+}
+
+#[test]
+fn download_refuses_a_runtime_archive_whose_checksum_differs_or_is_unlisted() {
+    let tree = mirror_tree();
+    let etcd_dir = tree.path().join("release/etcd/v3.5.24");
+    let file = format!("etcd-v3.5.24-linux-{}.tar.gz", berth::binaries::host_arch());
+    fs::write(etcd_dir.join(&file), b"not the archive").unwrap();
+    assert_download_refused(&serve(tree.path()), "published checksum is");
+    fs::write(
+        etcd_dir.join("SHA256SUMS"),
+        format!("{}  other.tar.gz\n", "0".repeat(64)),
+    )
+    .unwrap();
+    assert_download_refused(
+        &serve(tree.path()),
+        "SHA256SUMS: it does not hold a SHA-256 checksum",
+    );
+}
+
+#[test]
+fn download_refuses_a_runtime_binary_that_reports_another_version() {
+    let tree = mirror_tree();
+    let arch = berth::binaries::host_arch();
+    publish(
+        &tree.path().join("release/runc/v1.3.3"),
+        &format!("runc.{arch}"),
+        b"#!/bin/sh\necho 'runc version 1.1.12'\n",
+        "runc.sha256sum",
+    );
+    assert_download_refused(&serve(tree.path()), "reports version 1.1.12, not 1.3.3");
 }
 
 #[test]

@@ -1,11 +1,12 @@
-//! Official Kubernetes release binaries, fetched into the cache only after
-//! each file's published SHA-256 matches what arrived.
+//! Official Kubernetes release binaries and the runtime paired with them,
+//! fetched into the cache only after each file's published SHA-256 matches
+//! what arrived.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Cache, Error, Manifest, Version, check, host_arch, write_hashed};
+use super::{Cache, Error, Manifest, Runtime, Version, check, host_arch, runtime, write_hashed};
 
 /// Where Kubernetes publishes release binaries; `--binary-mirror` replaces
 /// it with a server of the same layout:
@@ -13,14 +14,17 @@ use super::{Cache, Error, Manifest, Version, check, host_arch, write_hashed};
 pub const OFFICIAL_RELEASES: &str = "https://dl.k8s.io/release";
 
 impl Cache {
-    /// Downloads every component of `version` from `base` (in parallel),
-    /// verifies each against its published checksum and the version it
-    /// reports, and caches them; the cache is untouched on any failure.
-    /// `progress` hears of each file as it arrives.
+    /// Downloads every component of `version` from `base`, and the etcd,
+    /// containerd and runc upstream pairs with its minor from where those
+    /// projects publish (or the same mirror), all in parallel; verifies each
+    /// against its published checksum and the version it reports, and
+    /// caches them; the cache is untouched on any failure. `progress` hears
+    /// of each file as it arrives.
     pub fn download(
         &self,
         version: &Version,
         base: &str,
+        runtime: &Runtime,
         progress: &(dyn Fn(&str) + Sync),
     ) -> Result<Manifest, Error> {
         let base = mirror_base(base)?;
@@ -30,20 +34,41 @@ impl Cache {
             .timeout_recv_response(Some(Duration::from_secs(30)))
             .build()
             .into();
-        let fetched: Vec<Result<(String, String), Error>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = super::COMPONENTS
-                .iter()
-                .map(|name| {
-                    let url = file_url(&base, version, name);
-                    let target = staging.path.join(name);
-                    let agent = &agent;
-                    scope.spawn(move || {
-                        let sha = fetch_verified(agent, &url, &target)?;
-                        progress(&format!("{name} verified"));
-                        Ok((name.to_string(), sha))
-                    })
-                })
-                .collect();
+        let artifacts = runtime::Sources::new(&base).artifacts(runtime);
+        let fetched: Vec<Result<Vec<(String, String)>, Error>> = std::thread::scope(|scope| {
+            let mut handles = Vec::new();
+            for name in super::COMPONENTS {
+                let url = file_url(&base, version, name);
+                let target = staging.path.join(name);
+                let agent = &agent;
+                handles.push(scope.spawn(move || {
+                    let published = fetch_text(agent, &format!("{url}.sha256"))?;
+                    let expected = parse_checksum(&published)
+                        .ok_or_else(|| no_checksum(&format!("{url}.sha256")))?;
+                    let sha = fetch_verified(agent, &url, &expected, &target)?;
+                    progress(&format!("{name} verified"));
+                    Ok(vec![(name.to_string(), sha)])
+                }));
+            }
+            for artifact in &artifacts {
+                let dir = &staging.path;
+                let agent = &agent;
+                handles.push(scope.spawn(move || {
+                    let sums = fetch_text(agent, &artifact.sums_url)?;
+                    let expected = runtime::listed_checksum(&sums, &artifact.file)
+                        .ok_or_else(|| no_checksum(&artifact.sums_url))?;
+                    let archive = dir.join(format!(".{}", artifact.file));
+                    let sha = fetch_verified(agent, &artifact.url, &expected, &archive)?;
+                    let unpacked = artifact.unpack(&archive, &sha, dir);
+                    let _ = std::fs::remove_file(&archive);
+                    progress(&format!(
+                        "{} {} verified",
+                        artifact.names()[0],
+                        artifact.version
+                    ));
+                    unpacked
+                }));
+            }
             handles
                 .into_iter()
                 .map(|h| h.join().expect("download threads do not panic"))
@@ -51,15 +76,22 @@ impl Cache {
         });
         let mut sums = Vec::new();
         for result in fetched {
-            sums.push(result?);
+            sums.extend(result?);
         }
-        let mut files = check(version, &staging.path)?;
+        // What arrived is not what was published for this version: the
+        // download failed, whatever checked it.
+        let unverified = |e: Error| match e {
+            Error::Write { .. } | Error::Read { .. } => e,
+            other => failed(&base, other.to_string()),
+        };
+        let mut files = check(version, &staging.path).map_err(unverified)?;
+        files.extend(runtime::check(runtime, &staging.path).map_err(unverified)?);
         for (name, sha) in sums {
             if let Some(entry) = files.get_mut(&name) {
                 entry.sha256 = sha;
             }
         }
-        self.commit(version, &staging.path, files, &base)
+        self.commit(version, &staging.path, files, Some(runtime.clone()), &base)
     }
 }
 
@@ -77,21 +109,32 @@ fn file_url(base: &str, version: &Version, name: &str) -> String {
     format!("{base}/{version}/bin/linux/{}/{name}", host_arch())
 }
 
-/// Fetches `url` into `target` and its published checksum from
-/// `url.sha256`; returns the checksum once both agree.
-fn fetch_verified(agent: &ureq::Agent, url: &str, target: &Path) -> Result<String, Error> {
-    let failed = |url: &str, reason: String| Error::Download {
+fn failed(url: &str, reason: String) -> Error {
+    Error::Download {
         url: url.to_string(),
         reason,
-    };
-    let sum_url = format!("{url}.sha256");
-    let published = agent
-        .get(&sum_url)
+    }
+}
+
+fn no_checksum(url: &str) -> Error {
+    failed(url, "it does not hold a SHA-256 checksum".to_string())
+}
+
+fn fetch_text(agent: &ureq::Agent, url: &str) -> Result<String, Error> {
+    agent
+        .get(url)
         .call()
         .and_then(|mut r| r.body_mut().read_to_string())
-        .map_err(|e| failed(&sum_url, e.to_string()))?;
-    let expected = parse_checksum(&published)
-        .ok_or_else(|| failed(&sum_url, "it does not hold a SHA-256 checksum".to_string()))?;
+        .map_err(|e| failed(url, e.to_string()))
+}
+
+/// Fetches `url` into `target`; returns its checksum once it is `expected`.
+fn fetch_verified(
+    agent: &ureq::Agent,
+    url: &str,
+    expected: &str,
+    target: &Path,
+) -> Result<String, Error> {
     let mut response = agent
         .get(url)
         .call()
@@ -103,7 +146,7 @@ fn fetch_verified(agent: &ureq::Agent, url: &str, target: &Path) -> Result<Strin
     if actual != expected {
         return Err(Error::Checksum {
             url: url.to_string(),
-            expected,
+            expected: expected.to_string(),
             actual,
         });
     }

@@ -10,10 +10,12 @@ use std::process::Command;
 
 mod defects;
 mod download;
+mod runtime;
 mod volume;
 
 pub use defects::Defect;
 pub use download::OFFICIAL_RELEASES;
+pub use runtime::{Runtime, for_minor as runtime_for_minor, release_version};
 pub use volume::{Filler, ensure_volume, volume_name};
 
 use serde::{Deserialize, Serialize};
@@ -35,6 +37,8 @@ const MANIFEST: &str = "manifest.json";
 pub enum Error {
     #[error("`{0}` is not a Kubernetes version (expected the form v1.30.2)")]
     BadVersion(String),
+    #[error("`{0}` is not a release version (expected the form 3.6.9)")]
+    BadReleaseVersion(String),
     #[error("{} has no {name}", dir.display())]
     Missing { dir: PathBuf, name: &'static str },
     #[error("{} is not executable", path.display())]
@@ -150,6 +154,10 @@ pub struct Manifest {
     /// berth looked for any, which are then looked into once.
     #[serde(default)]
     pub defects: Option<Vec<Defect>>,
+    /// The etcd, containerd and runc among `files`; `None` when the version
+    /// runs with the node image's own (an imported build).
+    #[serde(default)]
+    pub runtime: Option<Runtime>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -223,7 +231,13 @@ impl Cache {
             Ok(())
         });
         copied.and_then(|()| {
-            self.commit(version, &staging.path, files, &source.display().to_string())
+            self.commit(
+                version,
+                &staging.path,
+                files,
+                None,
+                &source.display().to_string(),
+            )
         })
     }
 
@@ -246,6 +260,7 @@ impl Cache {
         version: &Version,
         staging: &Path,
         files: BTreeMap<String, FileEntry>,
+        runtime: Option<Runtime>,
         from: &str,
     ) -> Result<Manifest, Error> {
         for name in files.keys() {
@@ -267,6 +282,7 @@ impl Cache {
             arch: host_arch().into(),
             files,
             defects: Some(found),
+            runtime,
         };
         write_manifest(staging, &manifest).map_err(write(staging))?;
         let dest = self.dir(version);
@@ -335,14 +351,8 @@ impl Drop for Staging {
 fn check(version: &Version, dir: &Path) -> Result<BTreeMap<String, FileEntry>, Error> {
     let mut files = BTreeMap::new();
     for name in COMPONENTS {
+        let meta = executable(dir, name)?;
         let path = dir.join(name);
-        let meta = fs::metadata(&path).map_err(|_| Error::Missing {
-            dir: dir.into(),
-            name,
-        })?;
-        if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
-            return Err(Error::NotExecutable { path });
-        }
         let reports = reported_version(&path)?;
         if reports != version.to_string() {
             return Err(Error::WrongVersion {
@@ -361,6 +371,31 @@ fn check(version: &Version, dir: &Path) -> Result<BTreeMap<String, FileEntry>, E
         );
     }
     Ok(files)
+}
+
+/// `dir/name` is an executable file.
+fn executable(dir: &Path, name: &'static str) -> Result<fs::Metadata, Error> {
+    let path = dir.join(name);
+    let meta = fs::metadata(&path).map_err(|_| Error::Missing {
+        dir: dir.into(),
+        name,
+    })?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(Error::NotExecutable { path });
+    }
+    Ok(meta)
+}
+
+/// What `path flag` prints on stdout.
+fn run_for_version(path: &Path, flag: &str) -> Result<String, Error> {
+    let output = Command::new(path)
+        .arg(flag)
+        .output()
+        .map_err(|e| Error::Unrunnable {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 fn write_manifest(dir: &Path, manifest: &Manifest) -> io::Result<()> {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use super::{COMPONENTS, Cache, Manifest};
+use super::{Cache, Manifest};
 use crate::docker::{BINARIES_MOUNT, BinariesVolume, Docker, Kind, NodeContainer};
 use crate::error::{Error, Exit, Result};
 use crate::names;
@@ -149,7 +149,8 @@ async fn wait_for_other(docker: &Docker, helper: &str, home: &std::path::Path) -
     )))
 }
 
-/// The cached binaries as a tar rooted at `/`, the completion mark last.
+/// The cached binaries (Kubernetes', and the runtime's when the version
+/// brought one) as a tar rooted at `/`, the completion mark last.
 fn binaries_tar(cache: &Cache, manifest: &Manifest) -> Result<Vec<u8>> {
     let dir = cache.dir(&manifest.version);
     let mount = BINARIES_MOUNT.trim_start_matches('/');
@@ -168,7 +169,7 @@ fn binaries_tar(cache: &Cache, manifest: &Manifest) -> Result<Vec<u8>> {
             manifest.version
         ))
     };
-    for name in COMPONENTS {
+    for name in manifest.files.keys() {
         builder
             .append_path_with_name(dir.join(name), format!("{mount}/{name}"))
             .map_err(unreadable)?;
@@ -206,6 +207,7 @@ mod tests {
                 })
                 .collect(),
             defects: Some(Vec::new()),
+            runtime: None,
         }
     }
 

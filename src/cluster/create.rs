@@ -54,8 +54,10 @@ fn download(ctx: &Ctx, version: &Version, mirror: Option<&str>) -> Result<Manife
         .step(format!("Downloading Kubernetes {version} from {base}"));
     let detail = |line: &str| step.detail(line);
     // The download blocks on its own threads; the runtime has others.
-    let manifest = tokio::task::block_in_place(|| ctx.cache.download(version, base, &detail))
-        .map_err(|e| download_error(ctx, version, e))?;
+    let runtime = crate::binaries::runtime_for_minor(version.minor);
+    let manifest =
+        tokio::task::block_in_place(|| ctx.cache.download(version, base, &runtime, &detail))
+            .map_err(|e| download_error(ctx, version, e))?;
     step.done();
     Ok(manifest)
 }
@@ -157,6 +159,7 @@ pub(super) async fn create(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result
         no_dns: opts.no_dns,
         home_id: names.home_id().map(str::to_string),
         network_id: Some(network.id),
+        runtime: manifest.runtime.clone(),
     };
     ctx.store.save(&profile)?;
     let all = profile.nodes();

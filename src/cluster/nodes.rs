@@ -201,6 +201,7 @@ fn files_tar(profile: &Profile, node: &Node, pki: &Pki) -> Result<Vec<u8>> {
         extra_config: profile.extra_config.clone(),
         feature_gates: profile.feature_gates.clone(),
         dns: !profile.no_dns,
+        runtime: profile.runtime.clone(),
     };
     let mut files = render::node_files(&spec, &routes(profile, node));
     let read = |f: &str| pki.read(f);

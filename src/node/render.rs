@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 
-use crate::binaries::Version;
+use crate::binaries::{Runtime, Version};
 use crate::docker::{BINARIES_MOUNT, Privilege};
 use crate::settings::{ExtraFlag, feature_gates_flag};
 
@@ -52,6 +52,9 @@ pub struct NodeSpec {
     pub feature_gates: BTreeMap<String, bool>,
     /// Cluster DNS (CoreDNS) on, the default.
     pub dns: bool,
+    /// The etcd, containerd and runc in the binaries volume; `None` runs
+    /// the node image's own.
+    pub runtime: Option<Runtime>,
 }
 
 impl NodeSpec {
@@ -303,26 +306,82 @@ fn containerd_config(spec: &NodeSpec) -> String {
     // Without CAP_SYS_RESOURCE nothing in the node may lower its OOM score,
     // which kubelet asks for on every sandbox; only there is it restricted.
     let restrict = spec.privilege == Privilege::Capabilities;
+    // containerd renders the CNI template once kubelet learns the node's
+    // pod CIDR from the controller manager.
+    let template = "/etc/containerd/cni.template";
+    let runc = match &spec.runtime {
+        Some(_) => format!("\n        BinaryName = \"{BINARIES_MOUNT}/runc\""),
+        None => String::new(),
+    };
+    if spec
+        .runtime
+        .as_ref()
+        .is_some_and(|r| r.containerd_major() >= 2)
+    {
+        // containerd 2 splits the CRI plugin in two and reads version 3
+        // (docs/cri/config.md); version 2 is only migrated in memory.
+        let runtime = "plugins.'io.containerd.cri.v1.runtime'";
+        let images = "plugins.'io.containerd.cri.v1.images'";
+        return format!(
+            "version = 3
+
+[{images}]
+  snapshotter = \"overlayfs\"
+
+  [{images}.pinned_images]
+    sandbox = \"{PAUSE_IMAGE}\"
+
+[{runtime}]
+  restrict_oom_score_adj = {restrict}
+
+  [{runtime}.containerd]
+    default_runtime_name = \"runc\"
+
+    [{runtime}.containerd.runtimes.runc]
+      runtime_type = \"io.containerd.runc.v2\"
+
+      [{runtime}.containerd.runtimes.runc.options]{runc}
+
+  [{runtime}.cni]
+    bin_dirs = [\"/usr/lib/cni\"]
+    conf_dir = \"/etc/cni/net.d\"
+    conf_template = \"{template}\"
+"
+        );
+    }
+    let cri = "plugins.\"io.containerd.grpc.v1.cri\"";
     format!(
         "version = 2
 
-[plugins.\"io.containerd.grpc.v1.cri\"]
+[{cri}]
   sandbox_image = \"{PAUSE_IMAGE}\"
   restrict_oom_score_adj = {restrict}
 
-  [plugins.\"io.containerd.grpc.v1.cri\".containerd]
+  [{cri}.containerd]
     snapshotter = \"overlayfs\"
     default_runtime_name = \"runc\"
 
-    [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]
+    [{cri}.containerd.runtimes.runc]
       runtime_type = \"io.containerd.runc.v2\"
 
-  [plugins.\"io.containerd.grpc.v1.cri\".cni]
+      [{cri}.containerd.runtimes.runc.options]{runc}
+
+  [{cri}.cni]
     bin_dir = \"/usr/lib/cni\"
     conf_dir = \"/etc/cni/net.d\"
-    # containerd renders this once kubelet learns the node's pod CIDR from
-    # the controller manager.
-    conf_template = \"/etc/containerd/cni.template\"
+    conf_template = \"{template}\"
+"
+    )
+}
+
+/// The node image's containerd unit, pointed at the volume's containerd;
+/// its shim and runc are found beside it.
+fn containerd_dropin() -> String {
+    format!(
+        "[Service]
+ExecStart=
+ExecStart={BINARIES_MOUNT}/containerd
+Environment=PATH={BINARIES_MOUNT}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 "
     )
 }
@@ -751,7 +810,10 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
         Unit {
             name: "etcd",
             description: "etcd, the cluster's store (rendered by berth)",
-            binary: "/usr/bin/etcd".into(),
+            binary: match spec.runtime {
+                Some(_) => bin("etcd"),
+                None => "/usr/bin/etcd".into(),
+            },
             flags: etcd_flags(),
             after: "network-online.target",
             notify: true,
@@ -842,6 +904,13 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
         CNI_TEMPLATE.into(),
         0o644,
     ));
+    if spec.runtime.is_some() {
+        files.push(file(
+            "/etc/systemd/system/containerd.service.d/10-berth.conf",
+            containerd_dropin(),
+            0o644,
+        ));
+    }
     files.push(file(
         "/etc/systemd/system/berth-routes.service",
         ROUTES_UNIT.into(),
@@ -906,6 +975,9 @@ mod tests {
             extra_config: Vec::new(),
             feature_gates: BTreeMap::new(),
             dns: true,
+            // The offline build runs the node image's; downloaded versions
+            // bring theirs.
+            runtime: (minor > OLDEST_MINOR).then(|| crate::binaries::runtime_for_minor(minor)),
         }
     }
 

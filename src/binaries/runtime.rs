@@ -1,0 +1,422 @@
+//! What runs in a node beside Kubernetes' own binaries: etcd, containerd
+//! and runc, at the versions upstream pairs with each minor. A downloaded
+//! version brings them into its cache directory, checked against their
+//! published SHA-256; a version imported from a directory (the offline
+//! build) runs with the node image's own.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Error, FileEntry, host_arch, write, write_hashed};
+
+/// The versions of the runtime a cached Kubernetes version brought along.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Runtime {
+    pub etcd: String,
+    pub containerd: String,
+    pub runc: String,
+}
+
+impl Runtime {
+    /// containerd 2 reads its configuration in version 3 and names its CRI
+    /// plugins differently.
+    pub fn containerd_major(&self) -> u32 {
+        major(&self.containerd)
+    }
+}
+
+fn major(version: &str) -> u32 {
+    version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A release version as users type it (`3.6.9` or `v3.6.9`), without the
+/// `v`; nothing else, since it becomes part of URLs and paths.
+pub fn release_version(text: &str) -> Result<String, Error> {
+    let digits = text.strip_prefix('v').unwrap_or(text);
+    reported(digits)
+        .filter(|r| r == digits)
+        .ok_or_else(|| Error::BadReleaseVersion(text.to_string()))
+}
+
+/// The files a runtime adds to a version's cache directory and volume.
+pub const FILES: [&str; 4] = ["etcd", "containerd", "containerd-shim-runc-v2", "runc"];
+
+/// etcd as kubeadm pins it (`SupportedEtcdVersion` in
+/// cmd/kubeadm/app/constants/constants.go), taken from the newest kubeadm
+/// branch that lists the minor:
+/// - 1.20, 1.21: 3.4.13-0 (release-1.21).
+/// - 1.22 to 1.33: the 3.5 line; release-1.34 pins 3.5.24-0 for 1.31 to 1.33
+///   and release-1.32 the same for 1.29 to 1.32. Minors older than 1.29
+///   get the same patch, as kubeadm itself falls back to the nearest listed
+///   version (`EtcdSupportedVersion`); 3.5 patches share one storage format.
+/// - 1.34 on: the 3.6 line; master (2026) pins 3.6.9-0 for 1.34 to 1.36.
+///   1.37 is not listed anywhere yet: the nearest, as kubeadm falls back.
+///
+/// containerd as its RELEASES.md ("Kubernetes support") lists for the
+/// minor, the newest line listed that still speaks the minor's CRI:
+/// - up to 1.22 kubelet speaks only CRI v1alpha2, which containerd 2.0
+///   removed: 1.7.29, the last 1.7 security release (Nov 2025).
+/// - 1.23 to 1.29: 1.7.29 (1.29 lists 1.7.11+; older minors fell out of
+///   the matrix while 1.7 still served them).
+/// - 1.30 to 1.34: 2.1.5 (1.30/1.31 list 2.0.0+, 1.32/1.33 2.1.0+, 1.34
+///   2.1.3+, 1.35 2.1.5+).
+/// - 1.35 on: 2.2.0 (1.35 lists 2.2.0+).
+///
+/// runc: 1.3.3, the release containerd 2.1.5/2.2.0 ship with, fixing the
+/// November 2025 runc advisories (GHSA-qw9x-cqr3-wc7r and two more).
+pub fn for_minor(minor: u32) -> Runtime {
+    let etcd = match minor {
+        ..=21 => "3.4.13",
+        22..=33 => "3.5.24",
+        _ => "3.6.9",
+    };
+    let containerd = match minor {
+        ..=29 => "1.7.29",
+        30..=34 => "2.1.5",
+        _ => "2.2.0",
+    };
+    Runtime {
+        etcd: etcd.into(),
+        containerd: containerd.into(),
+        runc: "1.3.3".into(),
+    }
+}
+
+/// Where each project publishes releases. With a mirror (anything but the
+/// official Kubernetes URL) everything comes from it, each project under
+/// its own name: `<mirror>/etcd/v3.6.9/etcd-v3.6.9-linux-amd64.tar.gz`.
+pub struct Sources {
+    etcd: String,
+    containerd: String,
+    runc: String,
+}
+
+impl Sources {
+    pub fn new(kubernetes_base: &str) -> Self {
+        if kubernetes_base == super::OFFICIAL_RELEASES {
+            let github = |repo: &str| format!("https://github.com/{repo}/releases/download");
+            Sources {
+                etcd: github("etcd-io/etcd"),
+                containerd: github("containerd/containerd"),
+                runc: github("opencontainers/runc"),
+            }
+        } else {
+            Sources {
+                etcd: format!("{kubernetes_base}/etcd"),
+                containerd: format!("{kubernetes_base}/containerd"),
+                runc: format!("{kubernetes_base}/runc"),
+            }
+        }
+    }
+
+    /// The three downloads of `runtime`.
+    pub fn artifacts(&self, runtime: &Runtime) -> Vec<Artifact> {
+        let arch = host_arch();
+        let etcd_dir = format!("{}/v{}", self.etcd, runtime.etcd);
+        let etcd_file = format!("etcd-v{}-linux-{arch}.tar.gz", runtime.etcd);
+        let etcd_root = format!("etcd-v{}-linux-{arch}", runtime.etcd);
+        let containerd_dir = format!("{}/v{}", self.containerd, runtime.containerd);
+        // The static build: no dependence on the node image's C library.
+        let containerd_file = format!(
+            "containerd-static-{}-linux-{arch}.tar.gz",
+            runtime.containerd
+        );
+        let runc_dir = format!("{}/v{}", self.runc, runtime.runc);
+        let runc_file = format!("runc.{arch}");
+        vec![
+            Artifact {
+                url: format!("{etcd_dir}/{etcd_file}"),
+                sums_url: format!("{etcd_dir}/SHA256SUMS"),
+                file: etcd_file,
+                members: vec![(format!("{etcd_root}/etcd"), "etcd")],
+                version: runtime.etcd.clone(),
+            },
+            Artifact {
+                url: format!("{containerd_dir}/{containerd_file}"),
+                sums_url: format!("{containerd_dir}/{containerd_file}.sha256sum"),
+                file: containerd_file,
+                members: vec![
+                    ("bin/containerd".into(), "containerd"),
+                    (
+                        "bin/containerd-shim-runc-v2".into(),
+                        "containerd-shim-runc-v2",
+                    ),
+                ],
+                version: runtime.containerd.clone(),
+            },
+            Artifact {
+                url: format!("{runc_dir}/{runc_file}"),
+                sums_url: format!("{runc_dir}/runc.sha256sum"),
+                file: runc_file,
+                members: Vec::new(),
+                version: runtime.runc.clone(),
+            },
+        ]
+    }
+}
+
+/// One published file: a tar.gz whose `members` become cache files, or,
+/// without members, the binary itself (cached as `runc`).
+pub struct Artifact {
+    pub url: String,
+    /// A checksum file in `sha256sum` format that lists `file`.
+    pub sums_url: String,
+    pub file: String,
+    pub members: Vec<(String, &'static str)>,
+    pub version: String,
+}
+
+impl Artifact {
+    /// The names this artifact adds to the cache.
+    pub fn names(&self) -> Vec<&'static str> {
+        if self.members.is_empty() {
+            vec!["runc"]
+        } else {
+            self.members.iter().map(|(_, name)| *name).collect()
+        }
+    }
+
+    /// Unpacks the verified download at `archive` (whose SHA-256 is
+    /// `archive_sha`) into `dir`; returns the SHA-256 of each file there.
+    pub fn unpack(
+        &self,
+        archive: &Path,
+        archive_sha: &str,
+        dir: &Path,
+    ) -> Result<Vec<(String, String)>, Error> {
+        if self.members.is_empty() {
+            let target = dir.join("runc");
+            fs::rename(archive, &target).map_err(write(&target))?;
+            return Ok(vec![("runc".into(), archive_sha.to_string())]);
+        }
+        let broken = |reason: String| Error::Download {
+            url: self.url.clone(),
+            reason,
+        };
+        let file = fs::File::open(archive).map_err(|e| broken(e.to_string()))?;
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let mut found = Vec::new();
+        for entry in tar.entries().map_err(|e| broken(e.to_string()))? {
+            let mut entry = entry.map_err(|e| broken(e.to_string()))?;
+            let path = entry.path().map_err(|e| broken(e.to_string()))?;
+            let path = path.to_string_lossy().trim_start_matches("./").to_string();
+            let Some((_, name)) = self.members.iter().find(|(member, _)| *member == path) else {
+                continue;
+            };
+            let target = dir.join(name);
+            let sha = write_hashed(&mut entry, &target).map_err(write(&target))?;
+            fs::set_permissions(&target, fs::Permissions::from_mode(0o755))
+                .map_err(write(&target))?;
+            found.push((name.to_string(), sha));
+        }
+        for name in self.names() {
+            if !found.iter().any(|(n, _)| n == name) {
+                return Err(broken(format!("the archive holds no {name}")));
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// The digest listed for `file` in a `sha256sum`-style text.
+pub fn listed_checksum(sums: &str, file: &str) -> Option<String> {
+    sums.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let digest = fields.next()?.to_ascii_lowercase();
+        let name = fields.next()?.trim_start_matches('*');
+        let name = name.rsplit('/').next().unwrap_or(name);
+        (name == file && digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then_some(digest)
+    })
+}
+
+/// Each runtime file in `dir` is executable and reports the version it
+/// should; entries carry no checksum yet.
+pub fn check(runtime: &Runtime, dir: &Path) -> Result<BTreeMap<String, FileEntry>, Error> {
+    let mut files = BTreeMap::new();
+    for name in FILES {
+        let expected = match name {
+            "etcd" => &runtime.etcd,
+            "runc" => &runtime.runc,
+            _ => &runtime.containerd,
+        };
+        let path = dir.join(name);
+        let meta = super::executable(dir, name)?;
+        // The shim has no --version, only -v.
+        let flag = if name == "containerd-shim-runc-v2" {
+            "-v"
+        } else {
+            "--version"
+        };
+        let output = super::run_for_version(&path, flag)?;
+        let reports = reported(&output).unwrap_or_default();
+        if reports != *expected {
+            return Err(Error::WrongVersion {
+                path,
+                reported: if reports.is_empty() {
+                    output.lines().next().unwrap_or_default().to_string()
+                } else {
+                    reports
+                },
+                expected: expected.clone(),
+            });
+        }
+        files.insert(
+            name.to_string(),
+            FileEntry {
+                sha256: String::new(),
+                size: meta.len(),
+                reports,
+            },
+        );
+    }
+    Ok(files)
+}
+
+/// The first `X.Y.Z` (optionally `vX.Y.Z`) in a version text: `etcd
+/// Version: 3.6.9`, `containerd github.com/containerd/containerd/v2 v2.1.5
+/// <commit>`, `runc version 1.3.3`, `Version:  v2.1.5`.
+fn reported(text: &str) -> Option<String> {
+    text.split_whitespace().find_map(|word| {
+        let digits = word.strip_prefix('v').unwrap_or(word);
+        let parts: Vec<&str> = digits.split('.').collect();
+        (parts.len() == 3
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
+        .then(|| digits.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Upstream's pairings, restated: a change to the table must be a
+    /// change here too, with its source.
+    #[test]
+    fn each_minor_runs_what_upstream_pairs_with_it() {
+        let rows = [
+            // (minor, etcd, containerd)
+            (20, "3.4.13", "1.7.29"), // kubeadm release-1.21; kubelet speaks v1alpha2
+            (22, "3.5.24", "1.7.29"), // v1alpha2 only: containerd 2 removed it
+            (29, "3.5.24", "1.7.29"), // RELEASES.md: 1.29 -> 1.7.11+
+            (30, "3.5.24", "2.1.5"),  // RELEASES.md: 1.30 -> 2.0.0+
+            (33, "3.5.24", "2.1.5"),  // kubeadm release-1.34: 33 -> 3.5.24-0
+            (34, "3.6.9", "2.1.5"),   // kubeadm master: 34 -> 3.6.9-0; 1.34 -> 2.1.3+
+            (35, "3.6.9", "2.2.0"),   // 1.35 -> 2.2.0+
+            (37, "3.6.9", "2.2.0"),   // nearest, as kubeadm falls back
+        ];
+        for (minor, etcd, containerd) in rows {
+            let r = for_minor(minor);
+            assert_eq!(
+                (r.etcd.as_str(), r.containerd.as_str()),
+                (etcd, containerd),
+                "v1.{minor}"
+            );
+            assert_eq!(r.runc, "1.3.3");
+        }
+        // Kubernetes >= 1.34's API server is built against etcd 3.6's client
+        // and kubeadm refuses etcd older than 3.5.24 there.
+        assert!(for_minor(34).etcd.starts_with("3.6."));
+        // kubelet < 1.23 speaks only CRI v1alpha2, gone in containerd 2.
+        for minor in 20..=22 {
+            assert_eq!(for_minor(minor).containerd_major(), 1);
+        }
+    }
+
+    #[test]
+    fn urls_follow_each_project_and_a_mirror_holds_all() {
+        let runtime = for_minor(34);
+        let arch = host_arch();
+        let official = Sources::new(super::super::OFFICIAL_RELEASES).artifacts(&runtime);
+        assert_eq!(
+            official[0].url,
+            format!(
+                "https://github.com/etcd-io/etcd/releases/download/v3.6.9/etcd-v3.6.9-linux-{arch}.tar.gz"
+            )
+        );
+        assert_eq!(
+            official[0].sums_url,
+            "https://github.com/etcd-io/etcd/releases/download/v3.6.9/SHA256SUMS"
+        );
+        assert_eq!(
+            official[1].url,
+            format!(
+                "https://github.com/containerd/containerd/releases/download/v2.1.5/containerd-static-2.1.5-linux-{arch}.tar.gz"
+            )
+        );
+        assert_eq!(
+            official[1].sums_url,
+            format!("{}.sha256sum", official[1].url)
+        );
+        assert_eq!(
+            official[2].url,
+            format!("https://github.com/opencontainers/runc/releases/download/v1.3.3/runc.{arch}")
+        );
+        let mirrored = Sources::new("http://127.0.0.1:8080/release").artifacts(&runtime);
+        assert_eq!(
+            mirrored[0].url,
+            format!("http://127.0.0.1:8080/release/etcd/v3.6.9/etcd-v3.6.9-linux-{arch}.tar.gz")
+        );
+        assert_eq!(
+            mirrored[2].sums_url,
+            "http://127.0.0.1:8080/release/runc/v1.3.3/runc.sha256sum"
+        );
+    }
+
+    #[test]
+    fn checksums_are_found_by_file_name() {
+        let a = "a".repeat(64);
+        let b = "B".repeat(64);
+        let sums =
+            format!("{a}  etcd-v3.6.9-linux-arm64.tar.gz\n{b} *etcd-v3.6.9-linux-amd64.tar.gz\n");
+        assert_eq!(
+            listed_checksum(&sums, "etcd-v3.6.9-linux-amd64.tar.gz"),
+            Some("b".repeat(64))
+        );
+        assert_eq!(
+            listed_checksum(&sums, "etcd-v3.6.9-linux-s390x.tar.gz"),
+            None
+        );
+        assert_eq!(listed_checksum("short  runc.amd64", "runc.amd64"), None);
+    }
+
+    #[test]
+    fn versions_are_read_from_each_tools_own_words() {
+        assert_eq!(
+            reported("etcd Version: 3.6.9\nGit SHA: abc\n").as_deref(),
+            Some("3.6.9")
+        );
+        assert_eq!(
+            reported("containerd github.com/containerd/containerd/v2 v2.1.5 fcd4322\n").as_deref(),
+            Some("2.1.5")
+        );
+        assert_eq!(
+            reported("runc version 1.3.3\ncommit: v1.3.3-0\n").as_deref(),
+            Some("1.3.3")
+        );
+        assert_eq!(
+            reported("containerd-shim-runc-v2:\n  Version:  v2.1.5\n").as_deref(),
+            Some("2.1.5")
+        );
+        assert_eq!(reported("no version here"), None);
+    }
+
+    #[test]
+    fn chosen_versions_are_plain_release_numbers() {
+        assert_eq!(release_version("v3.6.9").unwrap(), "3.6.9");
+        assert_eq!(release_version("1.7.24").unwrap(), "1.7.24");
+        for bad in ["3.6", "3.6.9/../x", "latest", "3.6.9 1.2.3", ""] {
+            assert!(release_version(bad).is_err(), "{bad}");
+        }
+    }
+}
