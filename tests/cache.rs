@@ -8,6 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use common::berth;
+use common::mirror::{publish, serve, sha256, targz};
 use predicates::str::contains;
 
 use berth::binaries::COMPONENTS;
@@ -257,40 +258,6 @@ fn import_rejects_a_malformed_version() {
         .stderr(contains("is not a Kubernetes version"));
 }
 
-/// A release mirror on 127.0.0.1 with the official layout, serving the
-/// files of `root` (path = URL path) until the test ends.
-fn serve(root: &Path) -> String {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let root = root.to_path_buf();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut request = String::new();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            reader.read_line(&mut request).unwrap();
-            // Read the headers to the blank line so the client's write ends.
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap() > 2 {
-                line.clear();
-            }
-            let path = request.split_whitespace().nth(1).unwrap_or("/");
-            let (status, body) = match fs::read(root.join(path.trim_start_matches('/'))) {
-                Ok(body) => ("200 OK", body),
-                Err(_) => ("404 Not Found", b"not found".to_vec()),
-            };
-            let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(&body);
-        }
-    });
-    format!("http://127.0.0.1:{port}/release/")
-}
-
 /// A mirror tree holding fake v1.30.2 binaries with their `.sha256` files,
 /// and the etcd, containerd and runc paired with v1.30 as their projects
 /// publish them, under `etcd/`, `containerd/` and `runc/`.
@@ -311,7 +278,7 @@ fn mirror_tree() -> tempfile::TempDir {
     let script = |text: &str| format!("#!/bin/sh\necho '{text}'\n");
     let etcd = targz(&[(
         &format!("etcd-v3.5.24-linux-{arch}/etcd"),
-        script("etcd Version: 3.5.24"),
+        script("etcd Version: 3.5.24").as_bytes(),
     )]);
     publish(
         &release.join("etcd/v3.5.24"),
@@ -322,15 +289,15 @@ fn mirror_tree() -> tempfile::TempDir {
     let containerd = targz(&[
         (
             "bin/containerd",
-            script("containerd github.com/containerd/containerd/v2 v2.1.5 fcd43222"),
+            script("containerd github.com/containerd/containerd/v2 v2.1.5 fcd43222").as_bytes(),
         ),
         (
             "bin/containerd-shim-runc-v2",
-            script("containerd-shim-runc-v2:\n  Version:  v2.1.5"),
+            script("containerd-shim-runc-v2:\n  Version:  v2.1.5").as_bytes(),
         ),
         (
             "bin/ctr",
-            script("ctr github.com/containerd/containerd/v2 v2.1.5"),
+            script("ctr github.com/containerd/containerd/v2 v2.1.5").as_bytes(),
         ),
     ]);
     let containerd_file = format!("containerd-static-2.1.5-linux-{arch}.tar.gz");
@@ -347,42 +314,6 @@ fn mirror_tree() -> tempfile::TempDir {
         "runc.sha256sum",
     );
     root
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(bytes))
-}
-
-/// Writes `file` into `dir` and lists it in `sums` beside another
-/// platform's line, as release pages do.
-fn publish(dir: &Path, file: &str, bytes: &[u8], sums: &str) {
-    fs::create_dir_all(dir).unwrap();
-    fs::write(dir.join(file), bytes).unwrap();
-    let other = "0".repeat(64);
-    fs::write(
-        dir.join(sums),
-        format!(
-            "{other}  other-platform.tar.gz\n{}  {file}\n",
-            sha256(bytes)
-        ),
-    )
-    .unwrap();
-}
-
-fn targz(files: &[(&str, String)]) -> Vec<u8> {
-    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
-        Vec::new(),
-        flate2::Compression::fast(),
-    ));
-    for (path, text) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(text.len() as u64);
-        header.set_mode(0o755);
-        header.set_cksum();
-        tar.append_data(&mut header, path, text.as_bytes()).unwrap();
-    }
-    tar.into_inner().unwrap().finish().unwrap()
 }
 
 #[test]

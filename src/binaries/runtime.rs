@@ -283,16 +283,22 @@ pub fn check(runtime: &Runtime, dir: &Path) -> Result<BTreeMap<String, FileEntry
 
 /// The first `X.Y.Z` (optionally `vX.Y.Z`) in a version text: `etcd
 /// Version: 3.6.9`, `containerd github.com/containerd/containerd/v2 v2.1.5
-/// <commit>`, `runc version 1.3.3`, `Version:  v2.1.5`.
+/// <commit>`, `runc version 1.3.3`, `Version:  v2.1.5`. A distribution's
+/// suffix (`1.7.24~ds1`, `2.1.9+unknown`) is not part of the version.
 fn reported(text: &str) -> Option<String> {
     text.split_whitespace().find_map(|word| {
-        let digits = word.strip_prefix('v').unwrap_or(word);
+        let word = word.strip_prefix('v').unwrap_or(word);
+        let end = word
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(word.len());
+        let (digits, suffix) = word.split_at(end);
         let parts: Vec<&str> = digits.split('.').collect();
-        (parts.len() == 3
+        let numeric = parts.len() == 3
             && parts
                 .iter()
-                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
-        .then(|| digits.to_string())
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        (numeric && (suffix.is_empty() || suffix.starts_with(['~', '+', '-'])))
+            .then(|| digits.to_string())
     })
 }
 
@@ -408,7 +414,16 @@ mod tests {
             reported("containerd-shim-runc-v2:\n  Version:  v2.1.5\n").as_deref(),
             Some("2.1.5")
         );
-        assert_eq!(reported("no version here"), None);
+        assert_eq!(
+            reported("containerd github.com/containerd/containerd 1.7.24~ds1 1.7.24~ds1-6\n")
+                .as_deref(),
+            Some("1.7.24")
+        );
+        assert_eq!(
+            reported("runc version 1.1.5+ds1\n").as_deref(),
+            Some("1.1.5")
+        );
+        assert_eq!(reported("no version here, not even 1.2"), None);
     }
 
     #[test]

@@ -5,6 +5,8 @@ use std::future::Future;
 
 use berth::docker::Docker;
 
+pub mod mirror;
+
 /// The Kubernetes version the end-to-end tests run; CI caches it first.
 pub fn k8s_version() -> berth::binaries::Version {
     std::env::var("BERTH_TEST_K8S_VERSION")
@@ -87,6 +89,8 @@ pub struct Env {
     /// berth runs without `BERTH_HOME`, in the default home of a user whose
     /// home directory is `home`: as a person runs it.
     default_home: bool,
+    /// A binaries cache of the test's own instead of the shared one.
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 impl Env {
@@ -99,6 +103,7 @@ impl Env {
             kubeconfig,
             restarts_allowed: std::cell::Cell::new(false),
             default_home: false,
+            cache_dir: None,
         }
     }
 
@@ -229,6 +234,9 @@ impl Env {
             env.push(("HOME", self.home.path().into()));
         } else {
             env.push(("BERTH_HOME", self.berth_home().into_os_string()));
+        }
+        if let Some(cache) = &self.cache_dir {
+            env.push(("BERTH_CACHE_DIR", cache.clone().into_os_string()));
         }
         env
     }
