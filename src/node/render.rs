@@ -536,8 +536,12 @@ fn feature_gates_yaml(spec: &NodeSpec) -> String {
     out
 }
 
-/// CoreDNS of the version kubeadm ships with each minor version, from the
-/// upstream registry.
+/// CoreDNS of the version kubeadm ships with each minor version
+/// (`CoreDNSVersion` in cmd/kubeadm/app/constants/constants.go, also in
+/// build/dependencies.yaml), from the upstream registry. 1.33: v1.12.0,
+/// 1.34: v1.12.1, 1.35: v1.13.1 (promoted to registry.k8s.io in October
+/// 2025, kubernetes/k8s.io#8652), 1.36: v1.14.2; 1.37, not released with a
+/// pin known here, takes the newest.
 pub fn coredns_image(minor: u32) -> &'static str {
     match minor {
         ..=20 => "registry.k8s.io/coredns:1.7.0",
@@ -549,7 +553,9 @@ pub fn coredns_image(minor: u32) -> &'static str {
         29 | 30 => "registry.k8s.io/coredns/coredns:v1.11.1",
         31 | 32 => "registry.k8s.io/coredns/coredns:v1.11.3",
         33 => "registry.k8s.io/coredns/coredns:v1.12.0",
-        _ => "registry.k8s.io/coredns/coredns:v1.12.1",
+        34 => "registry.k8s.io/coredns/coredns:v1.12.1",
+        35 => "registry.k8s.io/coredns/coredns:v1.13.1",
+        _ => "registry.k8s.io/coredns/coredns:v1.14.2",
     }
 }
 
@@ -1126,6 +1132,8 @@ mod tests {
     fn coredns_matches_the_minor_version_and_can_be_left_out() {
         assert_eq!(coredns_image(20), "registry.k8s.io/coredns:1.7.0");
         assert_eq!(coredns_image(34), "registry.k8s.io/coredns/coredns:v1.12.1");
+        assert_eq!(coredns_image(35), "registry.k8s.io/coredns/coredns:v1.13.1");
+        assert_eq!(coredns_image(36), "registry.k8s.io/coredns/coredns:v1.14.2");
         let on = render_all(&spec(20), &[]);
         assert!(
             on["/etc/kubernetes/addons/coredns.yaml"]
@@ -1268,6 +1276,56 @@ mod tests {
                 .contains("failCgroupV1: false")
         );
         assert!(cgroup_v1_note(&v(35), true).is_none());
+    }
+
+    /// The README's table of what runs per minor is the code's: each row
+    /// names its minors (`v1.22 to v1.29`, `v1.20, v1.21`) and, for
+    /// CoreDNS, the versions of its first and last minor.
+    #[test]
+    fn the_readme_table_of_versions_is_what_berth_runs() {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
+        let minor = |v: &str| v.trim().trim_start_matches("v1.").parse::<u32>().unwrap();
+        let image_version = |m: u32| {
+            let image = coredns_image(m);
+            image[image.rfind(':').unwrap() + 1..].to_string()
+        };
+        let mut seen = Vec::new();
+        for row in readme.lines().filter(|l| l.starts_with("| v1.")) {
+            let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+            let [minors, etcd, containerd, runc, coredns] = cells[..] else {
+                panic!("row {row}");
+            };
+            let (first, last) = if minors.ends_with("offline build") {
+                assert_eq!((etcd, containerd), ("3.4.23 (Debian)", "1.6.20 (Debian)"));
+                let m = minor(minors.trim_end_matches("offline build"));
+                assert_eq!(coredns, image_version(m));
+                continue;
+            } else if let Some((a, b)) = minors.split_once(" to ") {
+                (minor(a), minor(b))
+            } else if let Some((a, b)) = minors.split_once(", ") {
+                (minor(a), minor(b))
+            } else {
+                (minor(minors), minor(minors))
+            };
+            for m in first..=last {
+                let runtime = crate::binaries::runtime_for_minor(m);
+                assert_eq!(
+                    [etcd, containerd, runc],
+                    [&runtime.etcd, &runtime.containerd, &runtime.runc].map(String::as_str),
+                    "v1.{m}"
+                );
+                seen.push(m);
+            }
+            let ends = if image_version(first) == image_version(last) {
+                image_version(first)
+            } else if minors.contains(" to ") {
+                format!("{} to {}", image_version(first), image_version(last))
+            } else {
+                format!("{}, {}", image_version(first), image_version(last))
+            };
+            assert_eq!(coredns, ends, "{row}");
+        }
+        assert_eq!(seen, (OLDEST_MINOR..=NEWEST_MINOR).collect::<Vec<_>>());
     }
 
     #[test]
