@@ -28,6 +28,8 @@ pub struct Error {
     pub message: String,
     /// What the user can do about it.
     pub hint: Option<String>,
+    /// The module's own error this one was made from, kept for `source()`.
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl Error {
@@ -36,6 +38,7 @@ impl Error {
             exit,
             message: message.into(),
             hint: None,
+            source: None,
         }
     }
 
@@ -45,6 +48,13 @@ impl Error {
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
+        self
+    }
+
+    /// Keeps the error this one was made from, for callers that look into
+    /// the cause (`std::error::Error::source`).
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
         self
     }
 
@@ -63,40 +73,49 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<crate::docker::Error> for Error {
     fn from(e: crate::docker::Error) -> Self {
-        use crate::docker::Error as D;
-        let hint = match &e {
-            D::Unreachable { .. } => {
-                "start the Docker engine (`sudo systemctl start docker`, or `sudo dockerd &`), \
-                 or point DOCKER_HOST at one that runs"
-            }
-            D::PermissionDenied { .. } => {
-                "add your user to the docker group (`sudo usermod -aG docker $USER`, then log in \
-                 again), or run berth as a user who may use the socket"
-            }
-            D::Build { .. } => {
-                "fix what the build log shows; where no registry is reachable, make a local base \
-                 with node-image/debian-base.sh and pass --base berth/debian:bookworm"
-            }
-            D::Api { .. } => {
-                "see the engine's message above; `docker info` shows the engine's state"
-            }
-            D::Taken { .. } => {
-                "something else took the name at the same moment: use another profile name; \
-                 `docker inspect NAME` shows who has it"
-            }
+        let error = {
+            use crate::docker::Error as D;
+            let hint = match &e {
+                D::Unreachable { .. } => {
+                    "start the Docker engine (`sudo systemctl start docker`, or `sudo dockerd &`), \
+                     or point DOCKER_HOST at one that runs"
+                }
+                D::PermissionDenied { .. } => {
+                    "add your user to the docker group (`sudo usermod -aG docker $USER`, then log in \
+                     again), or run berth as a user who may use the socket"
+                }
+                D::Build { .. } => {
+                    "fix what the build log shows; where no registry is reachable, make a local base \
+                     with node-image/debian-base.sh and pass --base berth/debian:bookworm"
+                }
+                D::Api { .. } => {
+                    "see the engine's message above; `docker info` shows the engine's state"
+                }
+                D::Taken { .. } => {
+                    "something else took the name at the same moment: use another profile name; \
+                     `docker inspect NAME` shows who has it"
+                }
+            };
+            let exit = match &e {
+                D::Build { .. } => Exit::Failure,
+                D::Taken { .. } => Exit::Usage,
+                _ => Exit::Docker,
+            };
+            Error::new(exit, e.to_string()).with_hint(hint)
         };
-        let exit = match &e {
-            D::Build { .. } => Exit::Failure,
-            D::Taken { .. } => Exit::Usage,
-            _ => Exit::Docker,
-        };
-        Error::new(exit, e.to_string()).with_hint(hint)
+        error.with_source(e)
     }
 }
 
@@ -105,7 +124,8 @@ impl From<crate::node::image::Error> for Error {
         match e {
             crate::node::image::Error::Docker(d) => d.into(),
             other => Error::usage(other.to_string())
-                .with_hint("pass a directory that holds a Dockerfile"),
+                .with_hint("pass a directory that holds a Dockerfile")
+                .with_source(other),
         }
     }
 }
@@ -125,98 +145,143 @@ pub fn rebuild_hint(version: &crate::binaries::Version) -> String {
 
 impl From<crate::binaries::Error> for Error {
     fn from(e: crate::binaries::Error) -> Self {
-        use crate::binaries::Error as B;
-        match &e {
-            B::BadVersion(_) => Error::usage(e.to_string()).with_hint("write the version as v1.30.2"),
-            B::BadReleaseVersion(_) => Error::usage(e.to_string())
-                .with_hint("write the version as its project's release page names it, without the v: 3.6.9"),
-            B::Missing { .. } | B::NotExecutable { .. } | B::WrongVersion { .. } | B::Unrunnable { .. } => {
-                Error::usage(format!("{e}; nothing was imported")).with_hint(
-                    "the directory must hold kube-apiserver, kube-controller-manager, kube-scheduler, \
-                     kubelet, kube-proxy and kubectl, each executable and of the version given \
-                     (scripts/kubernetes-from-debian-source.sh builds such a directory)",
-                )
+        let error = {
+            use crate::binaries::Error as B;
+            match &e {
+                B::BadVersion(_) => Error::usage(e.to_string()).with_hint("write the version as v1.30.2"),
+                B::BadReleaseVersion(_) => Error::usage(e.to_string())
+                    .with_hint("write the version as its project's release page names it, without the v: 3.6.9"),
+                B::Missing { .. } | B::NotExecutable { .. } | B::WrongVersion { .. } | B::Unrunnable { .. } => {
+                    Error::usage(format!("{e}; nothing was imported")).with_hint(
+                        "the directory must hold kube-apiserver, kube-controller-manager, kube-scheduler, \
+                         kubelet, kube-proxy and kubectl, each executable and of the version given \
+                         (scripts/kubernetes-from-debian-source.sh builds such a directory)",
+                    )
+                }
+                B::BadMirror(_) => Error::usage(e.to_string()).with_hint(format!(
+                    "give the base URL under which VERSION/bin/linux/ARCH/kubelet lies, as in {}",
+                    crate::binaries::OFFICIAL_RELEASES
+                )),
+                B::Download { .. } | B::Checksum { .. } => Error::new(Exit::Failure, format!("{e}; nothing was cached"))
+                    .with_hint(DOWNLOAD_HINT),
+                B::Defective { version, .. } => Error::usage(format!("{e}; nothing was cached")).with_hint(
+                    rebuild_hint(version),
+                ),
+                B::Write { .. } | B::Read { .. } => Error::new(Exit::Failure, e.to_string())
+                    .with_hint("check the permissions of the cache, or set BERTH_CACHE_DIR to a writable directory"),
             }
-            B::BadMirror(_) => Error::usage(e.to_string()).with_hint(format!(
-                "give the base URL under which VERSION/bin/linux/ARCH/kubelet lies, as in {}",
-                crate::binaries::OFFICIAL_RELEASES
-            )),
-            B::Download { .. } | B::Checksum { .. } => Error::new(Exit::Failure, format!("{e}; nothing was cached"))
-                .with_hint(DOWNLOAD_HINT),
-            B::Defective { version, .. } => Error::usage(format!("{e}; nothing was cached")).with_hint(
-                rebuild_hint(version),
-            ),
-            B::Write { .. } | B::Read { .. } => Error::new(Exit::Failure, e.to_string())
-                .with_hint("check the permissions of the cache, or set BERTH_CACHE_DIR to a writable directory"),
-        }
+        };
+        error.with_source(e)
     }
 }
 
 impl From<crate::pki::Error> for Error {
     fn from(e: crate::pki::Error) -> Self {
-        Error::new(Exit::Failure, e.to_string())
-            .with_hint("check the permissions of berth's state directory ($BERTH_HOME)")
+        let error = {
+            Error::new(Exit::Failure, e.to_string())
+                .with_hint("check the permissions of berth's state directory ($BERTH_HOME)")
+        };
+        error.with_source(e)
     }
 }
 
 impl From<crate::settings::Error> for Error {
     fn from(e: crate::settings::Error) -> Self {
-        use crate::settings::Error as S;
-        let hint = match &e {
-            S::Port(_) => "publish NodePorts (30000-32767) as --ports 8080:30080,8443:30443",
-            S::Extra(_) => {
-                "write --extra-config kubelet.max-pods=150; values may hold letters, digits and ._,:=/@+-*[]"
-            }
-            S::KubeProxyFlag(_) => {
-                "set kube-proxy's behaviour through the cluster's Services, or use another component"
-            }
-            S::FeatureGates(_) => "write --feature-gates Name=true,Other=false",
-            S::Preset { .. } => "fix the file; the presets in profiles/ show every field",
+        let error = {
+            use crate::settings::Error as S;
+            let hint = match &e {
+                S::Port(_) => "publish NodePorts (30000-32767) as --ports 8080:30080,8443:30443",
+                S::Extra(_) => {
+                    "write --extra-config kubelet.max-pods=150; values may hold letters, digits and ._,:=/@+-*[]"
+                }
+                S::KubeProxyFlag(_) => {
+                    "set kube-proxy's behaviour through the cluster's Services, or use another component"
+                }
+                S::FeatureGates(_) => "write --feature-gates Name=true,Other=false",
+                S::Preset { .. } => "fix the file; the presets in profiles/ show every field",
+            };
+            Error::usage(e.to_string()).with_hint(hint)
         };
-        Error::usage(e.to_string()).with_hint(hint)
+        error.with_source(e)
     }
 }
 
 impl From<crate::profile::Error> for Error {
     fn from(e: crate::profile::Error) -> Self {
-        use crate::profile::Error as P;
-        match &e {
-            P::BadName(_) | P::NodeLikeName(_) => {
-                Error::usage(e.to_string()).with_hint("pick a name such as `dev` or `ci-1`")
+        let error = {
+            use crate::profile::Error as P;
+            match &e {
+                P::BadName(_) | P::NodeLikeName(_) => {
+                    Error::usage(e.to_string()).with_hint("pick a name such as `dev` or `ci-1`")
+                }
+                P::Corrupt { path, .. } => {
+                    let name = path
+                        .parent()
+                        .and_then(|d| d.file_name())
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "NAME".into());
+                    Error::new(Exit::Profile, format!("{e}; it was left as it is")).with_hint(
+                        format!(
+                            "`berth delete -p {name}` removes the profile and what is left of it"
+                        ),
+                    )
+                }
+                P::Io { .. } => Error::new(Exit::Failure, e.to_string())
+                    .with_hint("check the permissions of berth's state directory ($BERTH_HOME)"),
             }
-            P::Corrupt { path, .. } => {
-                let name = path
-                    .parent()
-                    .and_then(|d| d.file_name())
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "NAME".into());
-                Error::new(Exit::Profile, format!("{e}; it was left as it is")).with_hint(format!(
-                    "`berth delete -p {name}` removes the profile and what is left of it"
-                ))
-            }
-            P::Io { .. } => Error::new(Exit::Failure, e.to_string())
-                .with_hint("check the permissions of berth's state directory ($BERTH_HOME)"),
-        }
+        };
+        error.with_source(e)
     }
 }
 
 impl From<crate::kubeconfig::Error> for Error {
     fn from(e: crate::kubeconfig::Error) -> Self {
-        use crate::kubeconfig::Error as K;
-        let hint = match &e {
-            K::Unparsable { .. } => {
-                "fix the file (kubectl cannot read it either), or pass --kubeconfig with another file"
-            }
-            K::Locked { .. } => {
-                "another kubectl or berth is writing it; if none runs, the lock is stale and can be removed"
-            }
-            K::Io { .. } => "check the file's permissions, or pass --kubeconfig with another file",
+        let error = {
+            use crate::kubeconfig::Error as K;
+            let hint = match &e {
+                K::Unparsable { .. } => {
+                    "fix the file (kubectl cannot read it either), or pass --kubeconfig with another file"
+                }
+                K::Locked { .. } => {
+                    "another kubectl or berth is writing it; if none runs, the lock is stale and can be removed"
+                }
+                K::Io { .. } => {
+                    "check the file's permissions, or pass --kubeconfig with another file"
+                }
+            };
+            let exit = if matches!(e, K::Unparsable { .. }) {
+                Exit::Usage
+            } else {
+                Exit::Failure
+            };
+            Error::new(exit, e.to_string()).with_hint(hint)
         };
-        let exit = if matches!(e, K::Unparsable { .. }) {
-            Exit::Usage
-        } else {
-            Exit::Failure
+        error.with_source(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_module_error_keeps_its_cause_and_maps_to_its_exit_code() {
+        let engine = crate::docker::Error::Unreachable {
+            endpoint: "unix:///x.sock".into(),
+            reason: "refused".into(),
         };
-        Error::new(exit, e.to_string()).with_hint(hint)
+        let error = Error::from(engine);
+        assert_eq!(error.exit, Exit::Docker);
+        assert!(error.hint.as_deref().unwrap().contains("start the Docker engine"));
+        let cause = error.source().expect("the cause is kept");
+        assert!(matches!(
+            cause.downcast_ref::<crate::docker::Error>(),
+            Some(crate::docker::Error::Unreachable { .. })
+        ));
+        let version = Error::from("x".parse::<crate::binaries::Version>().unwrap_err());
+        assert_eq!(version.exit, Exit::Usage);
+        assert!(version.source().is_some());
+        assert!(Error::usage("plain").source().is_none());
     }
 }
