@@ -273,7 +273,13 @@ mod tests {
         };
         let error = Error::from(engine);
         assert_eq!(error.exit, Exit::Docker);
-        assert!(error.hint.as_deref().unwrap().contains("start the Docker engine"));
+        assert!(
+            error
+                .hint
+                .as_deref()
+                .unwrap()
+                .contains("start the Docker engine")
+        );
         let cause = error.source().expect("the cause is kept");
         assert!(matches!(
             cause.downcast_ref::<crate::docker::Error>(),

@@ -2,7 +2,7 @@
 //! from a `docker save` archive into containerd's `k8s.io` namespace, where
 //! kubelet finds them, so pods run them without any registry.
 
-use crate::docker::Docker;
+use crate::docker::Engine;
 use crate::error::{Error, Exit, Result};
 
 /// Where an archive is put in the node while containerd imports it: on the
@@ -38,7 +38,7 @@ pub fn normalize(reference: &str) -> String {
 /// images of the same names, and checks that every one of `expected` is
 /// there afterwards.
 pub async fn load_archive(
-    docker: &Docker,
+    docker: &dyn Engine,
     node: &str,
     archive: &[u8],
     expected: &[String],
@@ -91,7 +91,7 @@ pub async fn load_archive(
 }
 
 /// The named images in a node, as containerd lists them for Kubernetes.
-pub async fn list(docker: &Docker, node: &str) -> Result<Vec<String>> {
+pub async fn list(docker: &dyn Engine, node: &str) -> Result<Vec<String>> {
     let out = docker
         .exec(
             node,

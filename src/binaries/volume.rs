@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use sha2::{Digest, Sha256};
 
 use super::{Cache, Manifest};
-use crate::docker::{BINARIES_MOUNT, BinariesVolume, Docker, Kind, NodeContainer};
+use crate::docker::{BINARIES_MOUNT, BinariesVolume, Engine, Kind, NodeContainer};
 use crate::error::{Error, Exit, Result};
 use crate::names;
 
@@ -52,7 +52,7 @@ pub struct Filler {
 /// is of this home; another home's is waited for, up to
 /// `HELPER_LIFETIME_SECS`, and then named in an error.
 pub async fn ensure_volume(
-    docker: &Docker,
+    docker: &dyn Engine,
     cache: &Cache,
     manifest: &Manifest,
     filler: &Filler,
@@ -105,7 +105,7 @@ pub async fn ensure_volume(
 }
 
 /// Fills the volume through the helper `id` unless it is complete.
-async fn fill(docker: &Docker, cache: &Cache, manifest: &Manifest, id: &str) -> Result<()> {
+async fn fill(docker: &dyn Engine, cache: &Cache, manifest: &Manifest, id: &str) -> Result<()> {
     if docker
         .file_exists(id, &format!("{BINARIES_MOUNT}/{COMPLETE}"))
         .await?
@@ -119,7 +119,7 @@ async fn fill(docker: &Docker, cache: &Cache, manifest: &Manifest, id: &str) -> 
 
 /// Waits a moment while another berth's helper named `helper` is at work;
 /// removes it when its berth is surely gone and it is of this home.
-async fn wait_for_other(docker: &Docker, helper: &str, home: &std::path::Path) -> Result<()> {
+async fn wait_for_other(docker: &dyn Engine, helper: &str, home: &std::path::Path) -> Result<()> {
     let Some(other) = docker.named(Kind::Container, helper).await?.pop() else {
         return Ok(());
     };

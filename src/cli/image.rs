@@ -120,7 +120,7 @@ pub async fn run(cmd: Image, global: &Global, ui: Ui) -> Result<()> {
             try_join_all(
                 containers
                     .iter()
-                    .map(|c| images::load_archive(&ctx.docker, c, &archive, &names)),
+                    .map(|c| images::load_archive(&*ctx.docker, c, &archive, &names)),
             )
             .await?;
             step.done();
@@ -134,7 +134,7 @@ pub async fn run(cmd: Image, global: &Global, ui: Ui) -> Result<()> {
         }
         Image::Ls => {
             let lists =
-                try_join_all(containers.iter().map(|c| images::list(&ctx.docker, c))).await?;
+                try_join_all(containers.iter().map(|c| images::list(&*ctx.docker, c))).await?;
             let mut by_image: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for (node, list) in nodes.iter().zip(lists) {
                 for image in list {

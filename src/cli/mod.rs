@@ -170,7 +170,7 @@ impl Global {
         Ok(crate::cluster::Ctx {
             home: crate::paths::home_dir(),
             lock_timeout: self.lock_timeout,
-            docker: crate::docker::Docker::connect().await?,
+            docker: std::sync::Arc::new(crate::docker::Docker::connect().await?),
             store: self.store(),
             cache: crate::binaries::Cache::new(&crate::paths::cache_dir()),
             ui,

@@ -60,7 +60,7 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<u8> {
         let state = states.get(&node.container).copied();
         async move {
             let units = if state.is_some_and(ContainerState::is_running) {
-                cluster::health::units(&ctx.docker, &node).await?
+                cluster::health::units(&*ctx.docker, &node).await?
             } else {
                 Vec::new()
             };

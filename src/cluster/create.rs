@@ -107,8 +107,8 @@ pub(super) async fn create(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result
         Some(image) => image.clone(),
         None => {
             let context = Context::embedded();
-            let base = image::default_base(&ctx.docker).await?;
-            image::ensure(&ctx.docker, &context, &context.image(), &base, |l| {
+            let base = image::default_base(&*ctx.docker).await?;
+            image::ensure(&*ctx.docker, &context, &context.image(), &base, |l| {
                 step.detail(l)
             })
             .await?;
@@ -286,7 +286,7 @@ async fn ensure_binaries(ctx: &Ctx, manifest: &Manifest, image: &str) -> Result<
         home: ctx.home.clone(),
         token: ctx.token.clone(),
     };
-    crate::binaries::ensure_volume(&ctx.docker, &ctx.cache, manifest, &filler).await
+    crate::binaries::ensure_volume(&*ctx.docker, &ctx.cache, manifest, &filler).await
 }
 
 pub(super) async fn restart(
@@ -494,4 +494,84 @@ fn free_port() -> Result<u16> {
         )
     })?;
     Ok(listener.local_addr().expect("bound").port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::fake::FakeEngine;
+    use std::sync::Arc;
+
+    /// Why a new two-node profile `dev` cannot be made, if it cannot.
+    fn refusal(ctx: &Ctx) -> Option<Error> {
+        let names = ctx.names_for("dev");
+        let nodes = ["dev".to_string(), "dev-m02".to_string()];
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(ensure_names_free(ctx, &names, &nodes, true))
+            .err()
+    }
+
+    #[test]
+    fn a_start_whose_names_are_taken_is_refused_naming_the_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(FakeEngine::default());
+        let ctx = Ctx::for_test(engine.clone(), dir.path());
+        let names = ctx.names_for("dev");
+        assert!(refusal(&ctx).is_none(), "free names refused");
+
+        // Another home's profile holds the worker's volume name.
+        engine.add(
+            Kind::Volume,
+            &names.var_volume("dev-m02"),
+            &[
+                (crate::names::LABEL_HOME, "/other/home"),
+                (crate::names::LABEL_PROFILE, "web"),
+            ],
+        );
+        let error = refusal(&ctx).expect("refused");
+        assert_eq!(error.exit, crate::error::Exit::Usage);
+        assert!(
+            error
+                .message
+                .contains("profile web of the berth home /other/home")
+        );
+        assert!(
+            error
+                .hint
+                .unwrap()
+                .contains("BERTH_HOME=/other/home berth delete -p web")
+        );
+
+        // Something not berth's holds the network's name.
+        let engine = Arc::new(FakeEngine::default());
+        let ctx = Ctx::for_test(engine.clone(), dir.path());
+        engine.add(Kind::Network, &names.network(), &[]);
+        let error = refusal(&ctx).expect("refused");
+        assert!(error.message.contains("something not made by berth"));
+        assert!(
+            error
+                .hint
+                .unwrap()
+                .contains(&format!("docker network rm {}", names.network()))
+        );
+
+        // A cut-off start of this very profile left its container.
+        let engine = Arc::new(FakeEngine::default());
+        let ctx = Ctx::for_test(engine.clone(), dir.path());
+        let labels = names.labels_created_by("killed-start");
+        let labels: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        engine.add(Kind::Container, &names.container("dev"), &labels);
+        let error = refusal(&ctx).expect("refused");
+        assert!(
+            error
+                .hint
+                .unwrap()
+                .contains("`berth delete -p dev` removes it")
+        );
+    }
 }

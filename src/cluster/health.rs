@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::docker::Docker;
+use crate::docker::Engine;
 use crate::error::Result;
 use crate::profile::Node;
 
@@ -47,7 +47,7 @@ const EXIT_PATTERN: &str = "Main process exited";
 
 /// The units of a running node, from one `systemctl show` and, for those
 /// that restarted, one look into the journal each.
-pub async fn units(docker: &Docker, node: &Node) -> Result<Vec<UnitHealth>> {
+pub async fn units(docker: &dyn Engine, node: &Node) -> Result<Vec<UnitHealth>> {
     let names = units_of(node);
     let mut cmd = vec!["systemctl", "show", "-p", "Id,ActiveState,NRestarts"];
     cmd.extend(names);
@@ -59,7 +59,7 @@ pub async fn units(docker: &Docker, node: &Node) -> Result<Vec<UnitHealth>> {
     Ok(found)
 }
 
-async fn last_fatal(docker: &Docker, node: &Node, unit: &str) -> Result<Option<String>> {
+async fn last_fatal(docker: &dyn Engine, node: &Node, unit: &str) -> Result<Option<String>> {
     let script = format!(
         "log=$(journalctl -b -u {unit} -o cat --no-pager); \
          line=$(printf '%s\\n' \"$log\" | grep -E '{FATAL_PATTERN}' | tail -n 1); \

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::binaries::{Cache, Version};
-use crate::docker::{Docker, Resource};
+use crate::docker::{Engine, Resource};
 use crate::error::{Error, Exit, Result};
 use crate::kubeconfig::{self, Entry};
 use crate::names::Names;
@@ -35,7 +35,7 @@ pub const DEFAULT_VERSION: &str = "v1.34.1";
 pub struct Ctx {
     pub home: PathBuf,
     pub lock_timeout: Duration,
-    pub docker: Docker,
+    pub docker: std::sync::Arc<dyn Engine>,
     pub store: Store,
     pub cache: Cache,
     pub ui: Ui,
@@ -47,6 +47,22 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// A context over `engine` with a home, cache and kubeconfig of a
+    /// temporary directory of the test's, for unit tests of the plans.
+    #[cfg(test)]
+    pub fn for_test(engine: std::sync::Arc<dyn Engine>, dir: &std::path::Path) -> Self {
+        Ctx {
+            home: dir.join("home"),
+            lock_timeout: Duration::from_secs(1),
+            docker: engine,
+            store: Store::new(&dir.join("home")),
+            cache: Cache::new(&dir.join("cache")),
+            ui: Ui::new(true),
+            kubeconfig: dir.join("kubeconfig"),
+            token: "this-start".into(),
+        }
+    }
+
     /// The names of a profile of this home that has no state (yet):
     /// those a new profile of that name gets.
     pub fn names_for(&self, profile: &str) -> Names {

@@ -192,6 +192,115 @@ pub(super) async fn traces(ctx: &Ctx, name: &str) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::docker::fake::FakeEngine;
+    use std::sync::Arc;
+
+    /// An engine shared by this home (profiles `dev` and `web`, a start of
+    /// `dev` by another process), another home's `dev`, and a container
+    /// named like berth's that berth did not make.
+    fn shared_engine(ctx_home: &std::path::Path) -> Arc<FakeEngine> {
+        let engine = Arc::new(FakeEngine::default());
+        let home = ctx_home.display().to_string();
+        let ours = |profile: &'static str, token: &'static str| {
+            vec![
+                (names::LABEL_BERTH, "true"),
+                (LABEL_PROFILE, profile),
+                (LABEL_HOME, home.as_str()),
+                (LABEL_CREATED_BY, token),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k, v.to_string()))
+            .collect::<Vec<_>>()
+        };
+        let add = |kind, name: &str, labels: &[(&str, String)]| {
+            let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            engine.add(kind, name, &labels);
+        };
+        for (kind, name) in [
+            (Kind::Container, "berth-dev"),
+            (Kind::Volume, "berth-dev-var"),
+            (Kind::Network, "berth-dev"),
+        ] {
+            add(kind, name, &ours("dev", "this-start"));
+        }
+        add(
+            Kind::Container,
+            "berth-dev-m02",
+            &ours("dev", "other-start"),
+        );
+        add(Kind::Container, "berth-web", &ours("web", "this-start"));
+        let theirs = [
+            (names::LABEL_BERTH, "true".to_string()),
+            (LABEL_PROFILE, "dev".to_string()),
+            (LABEL_HOME, "/another/home".to_string()),
+        ];
+        add(Kind::Container, "berth-dev-abc123", &theirs);
+        add(Kind::Container, "berth-dev-foreign", &[]);
+        engine
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn delete_removes_the_profile_of_this_home_only_containers_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx_dir = dir.path();
+        let engine = shared_engine(&ctx_dir.join("home"));
+        let ctx = Ctx::for_test(engine.clone(), ctx_dir);
+        assert!(block_on(remove_everything(&ctx, "dev", None)).unwrap());
+        assert_eq!(
+            engine.names(),
+            [
+                "container berth-dev-abc123",
+                "container berth-dev-foreign",
+                "container berth-web"
+            ]
+        );
+        let removed = engine.removed.lock().unwrap().clone();
+        let first_other = removed
+            .iter()
+            .position(|r| !r.starts_with("container"))
+            .unwrap();
+        assert!(
+            removed[first_other..]
+                .iter()
+                .all(|r| !r.starts_with("container")),
+            "containers first: {removed:?}"
+        );
+        // Nothing left: a second delete finds nothing and says so.
+        assert!(!block_on(remove_everything(&ctx, "dev", None)).unwrap());
+    }
+
+    #[test]
+    fn a_failed_start_takes_back_only_what_it_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = shared_engine(&dir.path().join("home"));
+        let ctx = Ctx::for_test(engine.clone(), dir.path());
+        block_on(remove_created(&ctx, "dev", None)).unwrap();
+        assert_eq!(
+            engine.names(),
+            [
+                "container berth-dev-abc123",
+                "container berth-dev-foreign",
+                "container berth-dev-m02",
+                "container berth-web"
+            ]
+        );
+    }
+
+    #[test]
+    fn orphans_are_this_homes_profiles_with_resources_and_no_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = shared_engine(&dir.path().join("home"));
+        let ctx = Ctx::for_test(engine, dir.path());
+        assert_eq!(block_on(orphans(&ctx)).unwrap(), ["dev", "web"]);
+    }
 
     #[test]
     fn helpers_go_when_they_are_this_processs_or_surely_dead() {

@@ -1,6 +1,8 @@
 //! The only place that talks to the Docker engine, through its API.
 
 mod container;
+#[cfg(test)]
+pub mod fake;
 
 pub use container::{API_PORT, BINARIES_MOUNT, BinariesVolume, NodeContainer, Privilege};
 
@@ -10,6 +12,7 @@ use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -161,6 +164,57 @@ pub struct Docker {
     endpoint: String,
 }
 
+/// Declares `Engine` with each method's signature, and implements it for
+/// `Docker` by calling the method of the same name.
+macro_rules! engine {
+    ($( $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty; )*) => {
+        /// What berth asks of a container engine. `Docker` is the real one;
+        /// the plans' unit tests run against an in-memory one.
+        pub trait Engine: Send + Sync {
+            $( $(#[$doc])* fn $name<'a>(&'a self $(, $arg: $ty)*) -> BoxFuture<'a, Result<$ret>>; )*
+        }
+
+        impl Engine for Docker {
+            $( fn $name<'a>(&'a self $(, $arg: $ty)*) -> BoxFuture<'a, Result<$ret>> {
+                Box::pin(Docker::$name(self $(, $arg)*))
+            } )*
+        }
+    };
+}
+
+engine! {
+    fn facts(&self) -> EngineFacts;
+    fn image_exists(&self, name: &'a str) -> bool;
+    fn save_images(&self, names: &'a [String]) -> Vec<u8>;
+    fn build_image(
+        &self,
+        context_tar: Vec<u8>,
+        tag: &'a str,
+        build_args: &'a HashMap<String, String>,
+        labels: &'a HashMap<String, String>,
+        progress: &'a mut (dyn FnMut(&str) + Send)
+    ) -> ();
+    fn create_container(&self, spec: &'a NodeContainer) -> String;
+    fn start_container(&self, name: &'a str) -> ();
+    fn remove_container(&self, name: &'a str) -> ();
+    fn exec(&self, container: &'a str, cmd: &'a [&'a str]) -> ExecOutput;
+    fn privilege(&self, probe: &'a NodeContainer) -> Privilege;
+    fn network_ids(&self, container: &'a str) -> Vec<String>;
+    fn published_addresses(&self, name: &'a str) -> Vec<String>;
+    fn stop_container(&self, name: &'a str, grace: i32) -> ();
+    fn pause_container(&self, name: &'a str) -> ();
+    fn unpause_container(&self, name: &'a str) -> ();
+    fn upload(&self, container: &'a str, tar: Vec<u8>) -> ();
+    fn file_exists(&self, container: &'a str, path: &'a str) -> bool;
+    fn used_subnets(&self) -> Vec<String>;
+    fn create_network(&self, name: &'a str, subnet: &'a str, labels: &'a HashMap<String, String>) -> Option<String>;
+    fn volume_created(&self, name: &'a str) -> Option<String>;
+    fn create_volume(&self, name: &'a str, labels: &'a HashMap<String, String>) -> ();
+    fn resources(&self, filter: &'a Filter) -> Vec<Resource>;
+    fn named(&self, kind: Kind, name: &'a str) -> Vec<Resource>;
+    fn remove(&self, resource: &'a Resource) -> ();
+}
+
 impl Docker {
     /// Connects as the docker CLI would (`DOCKER_HOST`, else the local
     /// socket) and agrees on an API version the engine speaks.
@@ -280,7 +334,7 @@ impl Docker {
         tag: &str,
         build_args: &HashMap<String, String>,
         labels: &HashMap<String, String>,
-        mut progress: impl FnMut(&str),
+        progress: &mut (dyn FnMut(&str) + Send),
     ) -> Result<()> {
         let options = BuildImageOptionsBuilder::default()
             .t(tag)

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::docker::{self, Docker};
+use crate::docker::{self, Engine};
 
 pub const REPOSITORY: &str = "berth/node-base";
 /// The official Debian image, for users whose engine reaches a registry.
@@ -132,7 +132,7 @@ pub enum Built {
 /// The base image to build on when the user names none: the official one if
 /// the engine has it, else a local debootstrapped one if present, else the
 /// official one, pulled by the build.
-pub async fn default_base(engine: &Docker) -> Result<String, Error> {
+pub async fn default_base(engine: &dyn Engine) -> Result<String, Error> {
     if std::env::var("BERTH_BASE_IMAGE").is_ok_and(|b| !b.is_empty()) {
         return Ok(std::env::var("BERTH_BASE_IMAGE").unwrap_or_default());
     }
@@ -144,11 +144,11 @@ pub async fn default_base(engine: &Docker) -> Result<String, Error> {
 
 /// Builds `image` from `context` unless the engine has it already.
 pub async fn ensure(
-    engine: &Docker,
+    engine: &dyn Engine,
     context: &Context,
     image: &str,
     base: &str,
-    progress: impl FnMut(&str),
+    mut progress: impl FnMut(&str) + Send,
 ) -> Result<Built, Error> {
     if engine.image_exists(image).await? {
         return Ok(Built::Reused);
@@ -159,7 +159,7 @@ pub async fn ensure(
         (crate::names::LABEL_IMAGE_BASE.to_string(), base.to_string()),
     ]);
     engine
-        .build_image(context.to_tar(), image, &args, &labels, progress)
+        .build_image(context.to_tar(), image, &args, &labels, &mut progress)
         .await?;
     Ok(Built::Built)
 }

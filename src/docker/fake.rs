@@ -1,0 +1,268 @@
+//! An engine in memory, for unit tests of the plans: it keeps containers,
+//! volumes and networks with their labels and states, answers listings by
+//! label as the engine does, and fails what it does not model.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use futures_util::future::BoxFuture;
+
+use super::{
+    ContainerState, Engine, EngineFacts, Error, ExecOutput, Filter, Kind, NodeContainer, Privilege,
+    Resource, Result,
+};
+
+#[derive(Default)]
+pub struct FakeEngine {
+    resources: Mutex<Vec<Resource>>,
+    next_id: Mutex<u64>,
+    /// Removals, in order, as `kind name`.
+    pub removed: Mutex<Vec<String>>,
+}
+
+impl FakeEngine {
+    /// Adds a resource as if something (berth or not) had made it.
+    pub fn add(&self, kind: Kind, name: &str, labels: &[(&str, &str)]) -> Resource {
+        let resource = Resource {
+            kind,
+            id: self.new_id(kind, name),
+            name: name.to_string(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            state: (kind == Kind::Container).then_some(ContainerState::Running),
+            created: Some(0),
+        };
+        self.resources.lock().unwrap().push(resource.clone());
+        resource
+    }
+
+    /// Every resource, as `kind name`, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .resources
+            .lock()
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn new_id(&self, kind: Kind, name: &str) -> String {
+        if kind == Kind::Volume {
+            return name.to_string();
+        }
+        let mut next = self.next_id.lock().unwrap();
+        *next += 1;
+        format!("{kind}-{}", *next)
+    }
+
+    fn unmodelled<T>(what: &str) -> BoxFuture<'static, Result<T>> {
+        let error = Error::Api {
+            action: what.to_string(),
+            message: "not modelled by the fake engine".into(),
+        };
+        Box::pin(async move { Err(error) })
+    }
+
+    fn create(&self, kind: Kind, name: &str, labels: &HashMap<String, String>) -> Result<String> {
+        let mut all = self.resources.lock().unwrap();
+        if all.iter().any(|r| r.kind == kind && r.name == name) {
+            return Err(Error::Taken {
+                kind,
+                name: name.to_string(),
+            });
+        }
+        let resource = Resource {
+            kind,
+            id: self.new_id(kind, name),
+            name: name.to_string(),
+            labels: labels.clone(),
+            state: (kind == Kind::Container).then_some(ContainerState::Created),
+            created: Some(0),
+        };
+        let id = resource.id.clone();
+        all.push(resource);
+        Ok(id)
+    }
+}
+
+fn matches(resource: &Resource, filter: &Filter) -> bool {
+    filter.iter().all(|(key, value)| match value {
+        Some(v) => resource.labels.get(key) == Some(v),
+        None => resource.labels.contains_key(key),
+    })
+}
+
+fn ready<'a, T: Send + 'a>(value: Result<T>) -> BoxFuture<'a, Result<T>> {
+    Box::pin(async move { value })
+}
+
+impl Engine for FakeEngine {
+    fn facts(&self) -> BoxFuture<'_, Result<EngineFacts>> {
+        ready(Ok(EngineFacts {
+            cgroup_v2: true,
+            root_dir: None,
+            privilege_key: "fake".into(),
+        }))
+    }
+
+    fn image_exists<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, Result<bool>> {
+        ready(Ok(true))
+    }
+
+    fn save_images<'a>(&'a self, _names: &'a [String]) -> BoxFuture<'a, Result<Vec<u8>>> {
+        Self::unmodelled("save images")
+    }
+
+    fn build_image<'a>(
+        &'a self,
+        _context_tar: Vec<u8>,
+        _tag: &'a str,
+        _build_args: &'a HashMap<String, String>,
+        _labels: &'a HashMap<String, String>,
+        _progress: &'a mut (dyn FnMut(&str) + Send),
+    ) -> BoxFuture<'a, Result<()>> {
+        Self::unmodelled("build an image")
+    }
+
+    fn create_container<'a>(&'a self, spec: &'a NodeContainer) -> BoxFuture<'a, Result<String>> {
+        ready(self.create(Kind::Container, &spec.name, &spec.labels))
+    }
+
+    fn start_container<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        let mut all = self.resources.lock().unwrap();
+        let found = all
+            .iter_mut()
+            .find(|r| r.kind == Kind::Container && (r.id == name || r.name == name));
+        ready(match found {
+            Some(r) => {
+                r.state = Some(ContainerState::Running);
+                Ok(())
+            }
+            None => Err(Error::Api {
+                action: format!("start {name}"),
+                message: "no such container".into(),
+            }),
+        })
+    }
+
+    fn remove_container<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        let mut all = self.resources.lock().unwrap();
+        all.retain(|r| !(r.kind == Kind::Container && (r.id == name || r.name == name)));
+        ready(Ok(()))
+    }
+
+    fn exec<'a>(
+        &'a self,
+        _container: &'a str,
+        _cmd: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<ExecOutput>> {
+        Self::unmodelled("exec")
+    }
+
+    fn privilege<'a>(&'a self, _probe: &'a NodeContainer) -> BoxFuture<'a, Result<Privilege>> {
+        ready(Ok(Privilege::Privileged))
+    }
+
+    fn network_ids<'a>(&'a self, _container: &'a str) -> BoxFuture<'a, Result<Vec<String>>> {
+        Self::unmodelled("inspect networks")
+    }
+
+    fn published_addresses<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, Result<Vec<String>>> {
+        Self::unmodelled("inspect ports")
+    }
+
+    fn stop_container<'a>(&'a self, _name: &'a str, _grace: i32) -> BoxFuture<'a, Result<()>> {
+        Self::unmodelled("stop")
+    }
+
+    fn pause_container<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, Result<()>> {
+        Self::unmodelled("pause")
+    }
+
+    fn unpause_container<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, Result<()>> {
+        Self::unmodelled("unpause")
+    }
+
+    fn upload<'a>(&'a self, _container: &'a str, _tar: Vec<u8>) -> BoxFuture<'a, Result<()>> {
+        ready(Ok(()))
+    }
+
+    fn file_exists<'a>(
+        &'a self,
+        _container: &'a str,
+        _path: &'a str,
+    ) -> BoxFuture<'a, Result<bool>> {
+        ready(Ok(false))
+    }
+
+    fn used_subnets(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+        ready(Ok(Vec::new()))
+    }
+
+    fn create_network<'a>(
+        &'a self,
+        name: &'a str,
+        _subnet: &'a str,
+        labels: &'a HashMap<String, String>,
+    ) -> BoxFuture<'a, Result<Option<String>>> {
+        ready(self.create(Kind::Network, name, labels).map(Some))
+    }
+
+    fn volume_created<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<String>>> {
+        let all = self.resources.lock().unwrap();
+        let found = all.iter().any(|r| r.kind == Kind::Volume && r.name == name);
+        ready(Ok(found.then(|| "0".to_string())))
+    }
+
+    fn create_volume<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a HashMap<String, String>,
+    ) -> BoxFuture<'a, Result<()>> {
+        // The engine hands back an existing volume of the name.
+        let exists = self
+            .resources
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.kind == Kind::Volume && r.name == name);
+        ready(if exists {
+            Ok(())
+        } else {
+            self.create(Kind::Volume, name, labels).map(|_| ())
+        })
+    }
+
+    fn resources<'a>(&'a self, filter: &'a Filter) -> BoxFuture<'a, Result<Vec<Resource>>> {
+        let all = self.resources.lock().unwrap();
+        ready(Ok(all
+            .iter()
+            .filter(|r| matches(r, filter))
+            .cloned()
+            .collect()))
+    }
+
+    fn named<'a>(&'a self, kind: Kind, name: &'a str) -> BoxFuture<'a, Result<Vec<Resource>>> {
+        let all = self.resources.lock().unwrap();
+        ready(Ok(all
+            .iter()
+            .filter(|r| r.kind == kind && r.name == name)
+            .cloned()
+            .collect()))
+    }
+
+    fn remove<'a>(&'a self, resource: &'a Resource) -> BoxFuture<'a, Result<()>> {
+        let mut all = self.resources.lock().unwrap();
+        let before = all.len();
+        all.retain(|r| !(r.kind == resource.kind && r.id == resource.id));
+        if all.len() < before {
+            self.removed.lock().unwrap().push(resource.to_string());
+        }
+        ready(Ok(()))
+    }
+}
