@@ -349,28 +349,41 @@ impl Drop for Staging {
 /// Every component is in `dir`, executable, and says it is `version`. The
 /// entries it returns have no checksum yet.
 fn check(version: &Version, dir: &Path) -> Result<BTreeMap<String, FileEntry>, Error> {
-    let mut files = BTreeMap::new();
-    for name in COMPONENTS {
-        let meta = executable(dir, name)?;
-        let path = dir.join(name);
-        let reports = reported_version(&path)?;
-        if reports != version.to_string() {
-            return Err(Error::WrongVersion {
-                path,
-                reported: reports,
-                expected: version.to_string(),
-            });
-        }
-        files.insert(
-            name.to_string(),
-            FileEntry {
-                sha256: String::new(),
-                size: meta.len(),
-                reports,
-            },
-        );
+    let expected = version.to_string();
+    COMPONENTS
+        .iter()
+        .map(|name| {
+            Ok((
+                name.to_string(),
+                checked(dir, name, &expected, reported_version)?,
+            ))
+        })
+        .collect()
+}
+
+/// The entry of `dir/name`, an executable that `ask` finds to report
+/// `expected`; it has no checksum yet.
+fn checked(
+    dir: &Path,
+    name: &'static str,
+    expected: &str,
+    ask: impl Fn(&Path) -> Result<String, Error>,
+) -> Result<FileEntry, Error> {
+    let meta = executable(dir, name)?;
+    let path = dir.join(name);
+    let reports = ask(&path)?;
+    if reports != expected {
+        return Err(Error::WrongVersion {
+            path,
+            reported: reports,
+            expected: expected.to_string(),
+        });
     }
-    Ok(files)
+    Ok(FileEntry {
+        sha256: String::new(),
+        size: meta.len(),
+        reports,
+    })
 }
 
 /// `dir/name` is an executable file.

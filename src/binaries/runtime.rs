@@ -241,44 +241,29 @@ pub fn listed_checksum(sums: &str, file: &str) -> Option<String> {
 /// Each runtime file in `dir` is executable and reports the version it
 /// should; entries carry no checksum yet.
 pub fn check(runtime: &Runtime, dir: &Path) -> Result<BTreeMap<String, FileEntry>, Error> {
-    let mut files = BTreeMap::new();
-    for name in FILES {
-        let expected = match name {
-            "etcd" => &runtime.etcd,
-            "runc" => &runtime.runc,
-            _ => &runtime.containerd,
-        };
-        let path = dir.join(name);
-        let meta = super::executable(dir, name)?;
-        // The shim has no --version, only -v.
-        let flag = if name == "containerd-shim-runc-v2" {
-            "-v"
-        } else {
-            "--version"
-        };
-        let output = super::run_for_version(&path, flag)?;
-        let reports = reported(&output).unwrap_or_default();
-        if reports != *expected {
-            return Err(Error::WrongVersion {
-                path,
-                reported: if reports.is_empty() {
-                    output.lines().next().unwrap_or_default().to_string()
-                } else {
-                    reports
-                },
-                expected: expected.clone(),
-            });
-        }
-        files.insert(
-            name.to_string(),
-            FileEntry {
-                sha256: String::new(),
-                size: meta.len(),
-                reports,
-            },
-        );
-    }
-    Ok(files)
+    FILES
+        .iter()
+        .map(|name| {
+            let expected = match *name {
+                "etcd" => &runtime.etcd,
+                "runc" => &runtime.runc,
+                _ => &runtime.containerd,
+            };
+            // The shim has no --version, only -v.
+            let flag = if *name == "containerd-shim-runc-v2" {
+                "-v"
+            } else {
+                "--version"
+            };
+            let ask = |path: &Path| {
+                let output = super::run_for_version(path, flag)?;
+                // What it printed, when it names no version.
+                Ok(reported(&output)
+                    .unwrap_or_else(|| output.lines().next().unwrap_or_default().to_string()))
+            };
+            Ok((name.to_string(), super::checked(dir, name, expected, ask)?))
+        })
+        .collect()
 }
 
 /// The first `X.Y.Z` (optionally `vX.Y.Z`) in a version text: `etcd
