@@ -383,32 +383,27 @@ mod tests {
 
     #[test]
     fn versions_are_read_from_each_tools_own_words() {
-        assert_eq!(
-            reported("etcd Version: 3.6.9\nGit SHA: abc\n").as_deref(),
-            Some("3.6.9")
-        );
-        assert_eq!(
-            reported("containerd github.com/containerd/containerd/v2 v2.1.5 fcd4322\n").as_deref(),
-            Some("2.1.5")
-        );
-        assert_eq!(
-            reported("runc version 1.3.3\ncommit: v1.3.3-0\n").as_deref(),
-            Some("1.3.3")
-        );
-        assert_eq!(
-            reported("containerd-shim-runc-v2:\n  Version:  v2.1.5\n").as_deref(),
-            Some("2.1.5")
-        );
-        assert_eq!(
-            reported("containerd github.com/containerd/containerd 1.7.24~ds1 1.7.24~ds1-6\n")
-                .as_deref(),
-            Some("1.7.24")
-        );
-        assert_eq!(
-            reported("runc version 1.1.5+ds1\n").as_deref(),
-            Some("1.1.5")
-        );
-        assert_eq!(reported("no version here, not even 1.2"), None);
+        for (text, want) in [
+            ("etcd Version: 3.6.9\nGit SHA: abc\n", Some("3.6.9")),
+            (
+                "containerd github.com/containerd/containerd/v2 v2.1.5 fcd4322\n",
+                Some("2.1.5"),
+            ),
+            ("runc version 1.3.3\ncommit: v1.3.3-0\n", Some("1.3.3")),
+            (
+                "containerd-shim-runc-v2:\n  Version:  v2.1.5\n",
+                Some("2.1.5"),
+            ),
+            // Debian's builds carry their packaging suffix.
+            (
+                "containerd github.com/containerd/containerd 1.7.24~ds1 1.7.24~ds1-6\n",
+                Some("1.7.24"),
+            ),
+            ("runc version 1.1.5+ds1\n", Some("1.1.5")),
+            ("no version here, not even 1.2", None),
+        ] {
+            assert_eq!(reported(text).as_deref(), want, "{text}");
+        }
     }
 
     #[test]
