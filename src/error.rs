@@ -107,6 +107,11 @@ impl From<crate::docker::Error> for Error {
                     "something else took the name at the same moment: use another profile name; \
                      `docker inspect NAME` shows who has it"
                 }
+                D::NetworkInUse { name, containers } => &format!(
+                    "the profile's containers and volumes are gone, its state is kept; disconnect them (`docker network disconnect {name} {}`) \
+                     or remove them, then delete again",
+                    containers[0]
+                ),
             };
             let exit = match &e {
                 D::Build { .. } => Exit::Failure,

@@ -234,3 +234,67 @@ fn delete_removes_a_duplicate_network_of_its_own_profile() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(env.leftovers(profile), Vec::<String>::new());
 }
+
+#[test]
+fn delete_names_a_container_of_someone_else_on_the_profiles_network_and_leaves_it() {
+    let env = Env::new();
+    let profile = "e2e-peer";
+    env.ok(&["start", "-p", profile, "--wait", "0"]);
+    let names = env.names(profile);
+    // A container of the user's own on the profile's network, as one
+    // attaches a database to a cluster's network.
+    let peer = format!("berth-test-peer-{}", std::process::id());
+    let _peer = Guard(Resource::Container(peer.clone()));
+    // An address on the profile's subnet that no node takes.
+    let nodes = common::json(&env.ok(&["node", "list", "-p", profile, "-o", "json"]));
+    let (subnet, _) = nodes[0]["ip"].as_str().unwrap().rsplit_once('.').unwrap();
+    let ip = format!("{subnet}.250");
+    block_on(async {
+        let docker = Docker::connect().await.unwrap();
+        let image = berth::node::image::Context::embedded().image();
+        let spec = berth::docker::NodeContainer {
+            privilege: berth::docker::Privilege::Capabilities,
+            entrypoint: Some(vec!["sleep".into(), "600".into()]),
+            network: Some((names.network(), ip)),
+            ..berth::docker::NodeContainer::helper(peer.clone(), &image, Default::default())
+        };
+        let id = docker.create_container(&spec).await.unwrap();
+        docker.start_container(&id).await.unwrap();
+    });
+    let (code, _, stderr) = env.run(&["delete", "-p", profile]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the network {} cannot be removed: containers berth did not make are attached to it ({peer})",
+            names.network()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "docker network disconnect {} {peer}",
+            names.network()
+        )),
+        "{stderr}"
+    );
+    // Its state stays for the next delete; the other container runs on.
+    assert!(env.berth_home().join("profiles").join(profile).exists());
+    assert_eq!(
+        common::resources(&names.filter()),
+        [format!("network {}", names.network())]
+    );
+    let running = block_on(async {
+        let docker = Docker::connect().await.unwrap();
+        docker
+            .named(berth::docker::Kind::Container, &peer)
+            .await
+            .unwrap()
+    });
+    assert!(
+        running[0].state.is_some_and(|s| s.is_running()),
+        "{running:?}"
+    );
+    drop(_peer);
+    env.ok(&["delete", "-p", profile]);
+    assert_eq!(env.leftovers(profile), Vec::<String>::new());
+}

@@ -26,6 +26,12 @@ pub enum Error {
     Api { action: String, message: String },
     #[error("the {kind} name {name} is taken in the Docker engine")]
     Taken { kind: Kind, name: String },
+    #[error("the network {name} cannot be removed: containers berth did not make are attached to it ({})", containers.join(", "))]
+    NetworkInUse {
+        name: String,
+        /// The containers still attached, by name.
+        containers: Vec<String>,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -622,7 +628,30 @@ impl Docker {
         match self.api.remove_network(name).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(self.api_error(format!("remove network {name}"), e)),
+            Err(e) => {
+                // A container someone else attached keeps it: say which.
+                let options =
+                    bollard::query_parameters::InspectNetworkOptionsBuilder::default().build();
+                let (network, attached) = match self.api.inspect_network(name, Some(options)).await
+                {
+                    Ok(n) => (
+                        n.name.unwrap_or_else(|| name.to_string()),
+                        n.containers
+                            .unwrap_or_default()
+                            .into_values()
+                            .filter_map(|c| c.name)
+                            .collect::<Vec<_>>(),
+                    ),
+                    Err(_) => (name.to_string(), Vec::new()),
+                };
+                if attached.is_empty() {
+                    return Err(self.api_error(format!("remove network {name}"), e));
+                }
+                Err(Error::NetworkInUse {
+                    name: network,
+                    containers: attached,
+                })
+            }
         }
     }
 
