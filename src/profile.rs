@@ -134,17 +134,42 @@ pub struct Node {
     pub container: String,
 }
 
+/// What a node is in its cluster; the first node (index 0) is the control
+/// plane, every other a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    ControlPlane,
+    Worker,
+}
+
+impl Role {
+    /// As Kubernetes' node-role labels name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::ControlPlane => "control-plane",
+            Role::Worker => "worker",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Node {
-    pub fn is_control_plane(&self) -> bool {
-        self.index == 0
+    pub fn role(&self) -> Role {
+        if self.index == 0 {
+            Role::ControlPlane
+        } else {
+            Role::Worker
+        }
     }
 
-    pub fn role(&self) -> &'static str {
-        if self.is_control_plane() {
-            "control-plane"
-        } else {
-            "worker"
-        }
+    pub fn is_control_plane(&self) -> bool {
+        self.role() == Role::ControlPlane
     }
 }
 

@@ -166,6 +166,7 @@ fn containerd_2_reads_the_configuration_berth_renders() {
     }
     let spec = berth::node::render::NodeSpec {
         node: "dev".into(),
+        role: berth::profile::Role::ControlPlane,
         node_ip: "172.30.0.2".into(),
         version: "v1.34.1".parse().unwrap(),
         privilege: berth::docker::Privilege::Capabilities,

@@ -120,8 +120,10 @@ fn after_a_killed_start_delete_removes_everything_and_a_new_start_works() {
     let env = with_foreign_kubeconfig();
     for point in POINTS {
         cut_start(&env, "e2e-kill", point, "KILL");
-        // A profile cut off halfway is listed as Broken with the reason, or
-        // Running when its node was up before the kill, or not at all.
+        // A profile cut off halfway is listed as Broken with the reason,
+        // Stopped when its node was made but not yet started (a `start`
+        // then carries on), Running when it was up before the kill, or not
+        // at all.
         let listed = json(&env.ok(&["profile", "list", "-o", "json"]));
         let rows = listed.as_array().unwrap();
         assert!(rows.len() <= 1, "{listed}");
@@ -129,8 +131,16 @@ fn after_a_killed_start_delete_removes_everything_and_a_new_start_works() {
             assert_eq!(row["name"], "e2e-kill", "{row}");
             match row["status"].as_str() {
                 Some("Broken") => assert!(row["reason"].is_string(), "{row}"),
-                Some("Running") => {}
-                _ => panic!("a cut-off start listed as neither Broken nor Running: {row}"),
+                Some("Running") | Some("Stopped") => {
+                    assert!(row["reason"].is_null(), "{row}");
+                    let node = env.names("e2e-kill").container("e2e-kill");
+                    assert!(
+                        env.leftovers("e2e-kill")
+                            .contains(&format!("container {node}")),
+                        "{row}"
+                    );
+                }
+                _ => panic!("a cut-off start listed as neither Broken, Stopped nor Running: {row}"),
             }
         }
         env.ok(&["delete", "-p", "e2e-kill"]);

@@ -29,7 +29,7 @@ pub enum NodeCmd {
 #[derive(Serialize)]
 struct Row {
     name: String,
-    role: &'static str,
+    role: crate::profile::Role,
     status: String,
     ip: String,
     pod_cidr: String,

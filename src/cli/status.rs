@@ -21,7 +21,7 @@ pub const KUBECONFIG_WRONG: u8 = 64;
 #[derive(Serialize)]
 struct NodeStatus {
     name: String,
-    role: &'static str,
+    role: crate::profile::Role,
     ip: String,
     container: String,
     privilege: crate::docker::Privilege,

@@ -49,7 +49,7 @@ fn container(
     let names = ctx.names(profile);
     let mut labels = names.labels_created_by(&ctx.token);
     labels.insert(LABEL_NODE.into(), node.name.clone());
-    labels.insert(LABEL_ROLE.into(), node.role().into());
+    labels.insert(LABEL_ROLE.into(), node.role().to_string());
     NodeContainer {
         name: node.container.clone(),
         hostname: node.name.clone(),
@@ -191,6 +191,7 @@ fn files_tar(profile: &Profile, node: &Node, pki: &Pki) -> Result<Vec<u8>> {
     let control_plane = profile.control_plane();
     let spec = NodeSpec {
         node: node.name.clone(),
+        role: node.role(),
         node_ip: node.ip.clone(),
         version: profile.kubernetes_version.clone(),
         privilege: profile.privilege,

@@ -9,6 +9,7 @@ use base64::Engine as _;
 
 use crate::binaries::{Runtime, Version};
 use crate::docker::{BINARIES_MOUNT, Privilege};
+use crate::profile::Role;
 use crate::settings::{ExtraFlag, feature_gates_flag};
 
 /// The oldest and newest minor versions whose flags berth knows.
@@ -34,6 +35,7 @@ pub const PAUSE_IMAGE: &str = "berth.local/pause:1.0";
 #[derive(Debug, Clone)]
 pub struct NodeSpec {
     pub node: String,
+    pub role: Role,
     pub node_ip: String,
     pub version: Version,
     pub privilege: Privilege,
@@ -59,7 +61,7 @@ pub struct NodeSpec {
 
 impl NodeSpec {
     fn is_control_plane(&self) -> bool {
-        self.node_ip == self.control_plane_ip
+        self.role == Role::ControlPlane
     }
 }
 
@@ -967,6 +969,7 @@ mod tests {
     fn spec(minor: u32) -> NodeSpec {
         NodeSpec {
             node: "dev".into(),
+            role: Role::ControlPlane,
             node_ip: "172.30.0.2".into(),
             version: Version {
                 major: 1,
@@ -990,6 +993,7 @@ mod tests {
     fn worker(minor: u32) -> NodeSpec {
         NodeSpec {
             node: "dev-m02".into(),
+            role: Role::Worker,
             node_ip: "172.30.0.3".into(),
             pod_cidr: "10.244.1.0/24".into(),
             cgroup_root: "/berth-dev-m02".into(),
