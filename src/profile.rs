@@ -334,6 +334,36 @@ fn io_error(path: &Path, e: crate::pki::Error) -> Error {
 }
 
 #[cfg(test)]
+impl Profile {
+    /// A single-node v1.20.2 profile of the default home, for unit tests.
+    pub fn example(name: &str) -> Profile {
+        Profile {
+            name: name.into(),
+            kubernetes_version: "v1.20.2".parse().unwrap(),
+            created: 0,
+            node_image: "img".into(),
+            privilege: Privilege::Capabilities,
+            cgroup_v2: false,
+            api_port: 1,
+            subnet: "172.30.7.0/24".into(),
+            node_ip: "172.30.7.2".into(),
+            cpus: None,
+            memory_mib: None,
+            kubeconfig: "/k".into(),
+            previous_context: None,
+            workers: Vec::new(),
+            ports: Vec::new(),
+            extra_config: Vec::new(),
+            feature_gates: BTreeMap::new(),
+            no_dns: false,
+            home_id: None,
+            network_id: None,
+            runtime: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -365,29 +395,7 @@ mod tests {
     }
 
     fn profile() -> Profile {
-        Profile {
-            name: "dev".into(),
-            kubernetes_version: "v1.20.2".parse().unwrap(),
-            created: 0,
-            node_image: "img".into(),
-            privilege: Privilege::Capabilities,
-            cgroup_v2: false,
-            api_port: 1,
-            subnet: "172.30.7.0/24".into(),
-            node_ip: "172.30.7.2".into(),
-            cpus: None,
-            memory_mib: None,
-            kubeconfig: "/k".into(),
-            previous_context: None,
-            workers: Vec::new(),
-            ports: Vec::new(),
-            extra_config: Vec::new(),
-            feature_gates: BTreeMap::new(),
-            no_dns: false,
-            home_id: None,
-            network_id: None,
-            runtime: None,
-        }
+        Profile::example("dev")
     }
 
     #[test]

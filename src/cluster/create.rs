@@ -499,8 +499,6 @@ fn free_port() -> Result<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docker::fake::FakeEngine;
-    use std::sync::Arc;
 
     /// Why a new two-node profile `dev` cannot be made, if it cannot.
     fn refusal(ctx: &Ctx) -> Option<Error> {
@@ -515,9 +513,7 @@ mod tests {
 
     #[test]
     fn a_start_whose_names_are_taken_is_refused_naming_the_owner() {
-        let dir = tempfile::tempdir().unwrap();
-        let engine = Arc::new(FakeEngine::default());
-        let ctx = Ctx::for_test(engine.clone(), dir.path());
+        let (_dir, engine, ctx) = Ctx::with_fake_engine();
         let names = ctx.names_for("dev");
         assert!(refusal(&ctx).is_none(), "free names refused");
 
@@ -525,7 +521,7 @@ mod tests {
         engine.add(
             Kind::Volume,
             &names.var_volume("dev-m02"),
-            &[
+            [
                 (crate::names::LABEL_HOME, "/other/home"),
                 (crate::names::LABEL_PROFILE, "web"),
             ],
@@ -545,9 +541,9 @@ mod tests {
         );
 
         // Something not berth's holds the network's name.
-        let engine = Arc::new(FakeEngine::default());
-        let ctx = Ctx::for_test(engine.clone(), dir.path());
-        engine.add(Kind::Network, &names.network(), &[]);
+        let (_dir, engine, ctx) = Ctx::with_fake_engine();
+        let names = ctx.names_for("dev");
+        engine.add(Kind::Network, &names.network(), [("", ""); 0]);
         let error = refusal(&ctx).expect("refused");
         assert!(error.message.contains("something not made by berth"));
         assert!(
@@ -558,14 +554,13 @@ mod tests {
         );
 
         // A cut-off start of this very profile left its container.
-        let engine = Arc::new(FakeEngine::default());
-        let ctx = Ctx::for_test(engine.clone(), dir.path());
-        let labels = names.labels_created_by("killed-start");
-        let labels: Vec<(&str, &str)> = labels
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        engine.add(Kind::Container, &names.container("dev"), &labels);
+        let (_dir, engine, ctx) = Ctx::with_fake_engine();
+        let names = ctx.names_for("dev");
+        engine.add(
+            Kind::Container,
+            &names.container("dev"),
+            names.labels_created_by("killed-start"),
+        );
         let error = refusal(&ctx).expect("refused");
         assert!(
             error
@@ -573,5 +568,36 @@ mod tests {
                 .unwrap()
                 .contains("`berth delete -p dev` removes it")
         );
+    }
+
+    #[test]
+    fn a_profile_whose_node_is_gone_is_not_started_but_named_broken() {
+        let (_dir, engine, ctx) = Ctx::with_fake_engine();
+        let profile = Profile {
+            workers: vec![1],
+            ..Profile::example("dev")
+        };
+        // The control plane is there; the worker's container is gone.
+        engine.add(
+            Kind::Container,
+            &profile.control_plane().container,
+            ctx.names(&profile).labels(),
+        );
+        let before = engine.names();
+        let error = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(restart(&ctx, profile, &StartOptions::default()))
+            .unwrap_err();
+        assert_eq!(error.exit, crate::error::Exit::Profile);
+        assert!(
+            error
+                .message
+                .contains("its node container berth-dev-m02 is gone"),
+            "{}",
+            error.message
+        );
+        assert!(error.hint.unwrap().contains("berth delete -p dev"));
+        assert_eq!(engine.names(), before, "a broken profile was changed");
     }
 }

@@ -63,6 +63,20 @@ impl Ctx {
         }
     }
 
+    /// A context over a new in-memory engine, in a new temporary
+    /// directory: both are returned, for the test to look into.
+    #[cfg(test)]
+    pub fn with_fake_engine() -> (
+        tempfile::TempDir,
+        std::sync::Arc<crate::docker::fake::FakeEngine>,
+        Self,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = std::sync::Arc::new(crate::docker::fake::FakeEngine::default());
+        let ctx = Self::for_test(engine.clone(), dir.path());
+        (dir, engine, ctx)
+    }
+
     /// The names of a profile of this home that has no state (yet):
     /// those a new profile of that name gets.
     pub fn names_for(&self, profile: &str) -> Names {
@@ -78,7 +92,7 @@ impl Ctx {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct StartOptions {
     pub version: Option<Version>,
     /// `None` returns once the node container runs.

@@ -505,3 +505,78 @@ fn stays(pod: &Pod) -> bool {
         .is_some_and(|p| p == "Succeeded" || p == "Failed");
     by_daemonset || mirror || finished
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::Kind;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// Fake Kubernetes binaries of `version` in the context's cache, so
+    /// that nothing is downloaded.
+    fn cache_binaries(ctx: &Ctx, version: &crate::binaries::Version, dir: &std::path::Path) {
+        std::fs::create_dir_all(dir).unwrap();
+        for name in crate::binaries::COMPONENTS {
+            let body = if name == "kubectl" {
+                format!(
+                    "#!/bin/sh\necho '{{\"clientVersion\": {{\"gitVersion\": \"{version}\"}}}}'\n"
+                )
+            } else {
+                format!("#!/bin/sh\necho 'Kubernetes {version}'\n")
+            };
+            let path = dir.join(name);
+            std::fs::write(&path, body).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        ctx.cache.import(version, dir).unwrap();
+    }
+
+    #[test]
+    fn a_node_add_that_fails_takes_back_its_node_and_leaves_the_cluster() {
+        let (dir, engine, ctx) = Ctx::with_fake_engine();
+        let profile = Profile {
+            network_id: Some("network-1".into()),
+            ..Profile::example("dev")
+        };
+        ctx.store.save(&profile).unwrap();
+        ensure_pki(&ctx, &profile, &[]).unwrap();
+        cache_binaries(&ctx, &profile.kubernetes_version, &dir.path().join("build"));
+        // The running cluster, made by an earlier start.
+        let names = ctx.names(&profile);
+        let labels = names.labels_created_by("earlier-start");
+        engine.add(Kind::Container, &profile.control_plane().container, &labels);
+        engine.add(Kind::Volume, &names.var_volume("dev"), &labels);
+        engine.add(Kind::Network, &names.network(), &labels);
+        let before = engine.names();
+
+        // The fake runs no commands in nodes: setting the pod routes fails
+        // once the new node runs, as it would on a node that cannot be
+        // routed.
+        let result = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(add(&ctx, profile.clone(), None));
+        assert!(result.is_err());
+        let after: Vec<String> = engine
+            .names()
+            .into_iter()
+            .filter(|n| !n.starts_with("volume berth-kubernetes-"))
+            .collect();
+        assert_eq!(
+            after, before,
+            "the new node was not taken back, or more was"
+        );
+        assert!(
+            engine
+                .removed
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|r| r.contains("dev-m02")),
+            "the new node was never made"
+        );
+        let saved = ctx.store.load("dev").unwrap().unwrap();
+        assert!(saved.workers.is_empty(), "the failed node was saved");
+    }
+}

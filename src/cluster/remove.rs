@@ -213,8 +213,7 @@ mod tests {
             .collect::<Vec<_>>()
         };
         let add = |kind, name: &str, labels: &[(&str, String)]| {
-            let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            engine.add(kind, name, &labels);
+            engine.add(kind, name, labels.iter().map(|(k, v)| (*k, v)));
         };
         for (kind, name) in [
             (Kind::Container, "berth-dev"),

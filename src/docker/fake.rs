@@ -22,14 +22,19 @@ pub struct FakeEngine {
 
 impl FakeEngine {
     /// Adds a resource as if something (berth or not) had made it.
-    pub fn add(&self, kind: Kind, name: &str, labels: &[(&str, &str)]) -> Resource {
+    pub fn add<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        kind: Kind,
+        name: &str,
+        labels: impl IntoIterator<Item = (K, V)>,
+    ) -> Resource {
         let resource = Resource {
             kind,
             id: self.new_id(kind, name),
             name: name.to_string(),
             labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into_iter()
+                .map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string()))
                 .collect(),
             state: (kind == Kind::Container).then_some(ContainerState::Running),
             created: Some(0),
