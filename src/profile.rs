@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -85,7 +86,9 @@ pub struct Profile {
     pub api_port: u16,
     /// The profile's Docker network, a /24.
     pub subnet: String,
-    pub node_ip: String,
+    /// The control plane's address on the profile's network; node i has
+    /// this address plus i.
+    pub node_ip: Ipv4Addr,
     pub cpus: Option<f64>,
     pub memory_mib: Option<u64>,
     pub kubeconfig: PathBuf,
@@ -127,7 +130,7 @@ pub struct Node {
     pub name: String,
     /// 0 for the control plane; it fixes the node's address and pod CIDR.
     pub index: u32,
-    pub ip: String,
+    pub ip: Ipv4Addr,
     /// The node's share of the cluster's pod CIDR, given by berth.
     pub pod_cidr: String,
     /// Its container's name in the engine.
@@ -182,18 +185,12 @@ impl Profile {
     /// The node of the given index: its address on the profile's /24
     /// network (the control plane has .2) and its /24 of the pod CIDR.
     pub fn node_at(&self, index: u32) -> Node {
-        let base = self.node_ip.rsplit_once('.').map_or("", |(net, _)| net);
-        let host: u32 = self
-            .node_ip
-            .rsplit_once('.')
-            .and_then(|(_, h)| h.parse().ok())
-            .unwrap_or(2);
         let name = node_name(&self.name, index);
         Node {
             container: crate::names::container(&name, self.home_id.as_deref()),
             name,
             index,
-            ip: format!("{base}.{}", host + index),
+            ip: Ipv4Addr::from(u32::from(self.node_ip) + index),
             pod_cidr: format!("10.244.{index}.0/24"),
         }
     }
@@ -346,7 +343,7 @@ impl Profile {
             cgroup_v2: false,
             api_port: 1,
             subnet: "172.30.7.0/24".into(),
-            node_ip: "172.30.7.2".into(),
+            node_ip: Ipv4Addr::new(172, 30, 7, 2),
             cpus: None,
             memory_mib: None,
             kubeconfig: "/k".into(),
@@ -406,7 +403,7 @@ mod tests {
             Node {
                 name: "dev".into(),
                 index: 0,
-                ip: "172.30.7.2".into(),
+                ip: "172.30.7.2".parse().unwrap(),
                 pod_cidr: "10.244.0.0/24".into(),
                 container: "berth-dev".into(),
             }
@@ -415,12 +412,17 @@ mod tests {
         assert_eq!(
             (
                 second.name.as_str(),
-                second.ip.as_str(),
+                second.ip.to_string().as_str(),
                 second.pod_cidr.as_str()
             ),
             ("dev-m02", "172.30.7.3", "10.244.1.0/24")
         );
         p.workers = vec![2];
+        // The last address of the /24 is the last node's.
+        assert_eq!(
+            p.node_at(MAX_NODES - 1).ip.octets()[3],
+            2 + MAX_NODES as u8 - 1
+        );
         // A deleted node's index is used again.
         assert_eq!(p.next_worker().unwrap().name, "dev-m02");
         assert_eq!(p.node_at(9).name, "dev-m10");

@@ -31,7 +31,7 @@ struct Row {
     name: String,
     role: crate::profile::Role,
     status: String,
-    ip: String,
+    ip: std::net::Ipv4Addr,
     pod_cidr: String,
     /// Its container in the Docker engine.
     container: String,

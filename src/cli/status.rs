@@ -22,7 +22,7 @@ pub const KUBECONFIG_WRONG: u8 = 64;
 struct NodeStatus {
     name: String,
     role: crate::profile::Role,
-    ip: String,
+    ip: std::net::Ipv4Addr,
     container: String,
     privilege: crate::docker::Privilege,
     kubelet: String,

@@ -384,7 +384,7 @@ struct Network {
     id: String,
     subnet: String,
     /// The control plane's address: the first after the gateway.
-    first_ip: String,
+    first_ip: std::net::Ipv4Addr,
 }
 
 /// The first free /24 in 172.30.0.0/16 that the engine accepts, labelled
@@ -414,7 +414,7 @@ async fn create_network(ctx: &Ctx, names: &Names) -> Result<Network> {
         return Ok(Network {
             id,
             subnet,
-            first_ip: format!("172.30.{third}.2"),
+            first_ip: std::net::Ipv4Addr::new(172, 30, third, 2),
         });
     }
     Err(Error::new(

@@ -124,7 +124,7 @@ mod tests {
         let profile_node = |index| Node {
             name: "n".into(),
             index,
-            ip: "172.30.0.2".into(),
+            ip: "172.30.0.2".parse().unwrap(),
             pod_cidr: "10.244.0.0/24".into(),
             container: "berth-n".into(),
         };

@@ -19,9 +19,9 @@ use crate::profile::{Node, Profile};
 /// kube-proxy's, which all nodes share.
 fn leaves(node: &Node) -> Vec<Leaf> {
     if node.is_control_plane() {
-        pki::control_plane_leaves(&node.name, &node.ip)
+        pki::control_plane_leaves(&node.name, &node.ip.to_string())
     } else {
-        pki::node_leaves(&node.name, &node.ip)
+        pki::node_leaves(&node.name, &node.ip.to_string())
     }
 }
 
@@ -63,7 +63,7 @@ fn container(
             writable: false,
         }),
         entrypoint: None,
-        network: Some((network, node.ip.clone())),
+        network: Some((network, node.ip.to_string())),
         api_port: node.is_control_plane().then_some(profile.api_port),
         ports: if node.is_control_plane() {
             profile
@@ -192,13 +192,13 @@ fn files_tar(profile: &Profile, node: &Node, pki: &Pki) -> Result<Vec<u8>> {
     let spec = NodeSpec {
         node: node.name.clone(),
         role: node.role(),
-        node_ip: node.ip.clone(),
+        node_ip: node.ip,
         version: profile.kubernetes_version.clone(),
         privilege: profile.privilege,
         cgroup_root: format!("/berth-{}", node.name),
         cgroup_v2: profile.cgroup_v2,
         pod_cidr: node.pod_cidr.clone(),
-        control_plane_ip: control_plane.ip.clone(),
+        control_plane_ip: control_plane.ip,
         extra_config: profile.extra_config.clone(),
         feature_gates: profile.feature_gates.clone(),
         dns: !profile.no_dns,

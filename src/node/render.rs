@@ -4,6 +4,7 @@
 //! template. Version differences live here and nowhere else.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 use base64::Engine as _;
 
@@ -36,7 +37,7 @@ pub const PAUSE_IMAGE: &str = "berth.local/pause:1.0";
 pub struct NodeSpec {
     pub node: String,
     pub role: Role,
-    pub node_ip: String,
+    pub node_ip: Ipv4Addr,
     pub version: Version,
     pub privilege: Privilege,
     /// kubelet's cgroup root; unique per node so nodes never share cgroups.
@@ -48,7 +49,7 @@ pub struct NodeSpec {
     pub pod_cidr: String,
     /// The control-plane node's address; the node itself when it is the
     /// control plane.
-    pub control_plane_ip: String,
+    pub control_plane_ip: Ipv4Addr,
     /// `--extra-config`: flags that replace or add to berth's.
     pub extra_config: Vec<ExtraFlag>,
     pub feature_gates: BTreeMap<String, bool>,
@@ -69,7 +70,7 @@ impl NodeSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
     pub pod_cidr: String,
-    pub via: String,
+    pub via: Ipv4Addr,
 }
 
 /// A file for the node: path inside it, content, mode; or a symlink.
@@ -107,7 +108,7 @@ fn flags(pairs: &[(&str, &str)]) -> Flags {
 pub fn kube_apiserver_flags(spec: &NodeSpec) -> Flags {
     let pki = |f: &str| format!("{K8S_DIR}/pki/{f}");
     let mut f = flags(&[
-        ("advertise-address", &spec.node_ip),
+        ("advertise-address", &spec.node_ip.to_string()),
         ("allow-privileged", "true"),
         ("anonymous-auth", "false"),
         ("authorization-mode", "Node,RBAC"),
@@ -207,7 +208,7 @@ pub fn kubelet_flags(spec: &NodeSpec) -> Flags {
         ("config", &format!("{K8S_DIR}/kubelet.yaml")),
         ("hostname-override", &spec.node),
         ("kubeconfig", &format!("{K8S_DIR}/kubelet.conf")),
-        ("node-ip", &spec.node_ip),
+        ("node-ip", &spec.node_ip.to_string()),
     ]);
     // Before 1.27 kubelet had to be told it talks to a CRI runtime; from
     // 1.27 the endpoint is a config field and `--container-runtime` is gone.
@@ -970,7 +971,7 @@ mod tests {
         NodeSpec {
             node: "dev".into(),
             role: Role::ControlPlane,
-            node_ip: "172.30.0.2".into(),
+            node_ip: "172.30.0.2".parse().unwrap(),
             version: Version {
                 major: 1,
                 minor,
@@ -980,7 +981,7 @@ mod tests {
             pod_cidr: FIRST_NODE_POD_CIDR.into(),
             cgroup_root: "/berth-dev".into(),
             cgroup_v2: false,
-            control_plane_ip: "172.30.0.2".into(),
+            control_plane_ip: "172.30.0.2".parse().unwrap(),
             extra_config: Vec::new(),
             feature_gates: BTreeMap::new(),
             dns: true,
@@ -994,7 +995,7 @@ mod tests {
         NodeSpec {
             node: "dev-m02".into(),
             role: Role::Worker,
-            node_ip: "172.30.0.3".into(),
+            node_ip: "172.30.0.3".parse().unwrap(),
             pod_cidr: "10.244.1.0/24".into(),
             cgroup_root: "/berth-dev-m02".into(),
             ..spec(minor)
@@ -1004,7 +1005,7 @@ mod tests {
     fn route(pod_cidr: &str, via: &str) -> Route {
         Route {
             pod_cidr: pod_cidr.into(),
-            via: via.into(),
+            via: via.parse().unwrap(),
         }
     }
 
