@@ -25,6 +25,9 @@ struct NodeStatus {
     ip: std::net::Ipv4Addr,
     container: String,
     privilege: crate::docker::Privilege,
+    /// The container's state, which `container` shows.
+    #[serde(skip)]
+    state: Option<ContainerState>,
     kubelet: String,
     /// berth's units in the node, when it runs.
     units: Vec<cluster::health::UnitHealth>,
@@ -73,6 +76,7 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<u8> {
                 ip: node.ip,
                 container: state.map_or("Missing", ContainerState::display).to_string(),
                 privilege: profile.privilege,
+                state,
                 kubelet,
                 units,
                 name: node.name,
@@ -80,28 +84,30 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<u8> {
         }
     }))
     .await?;
-    let running = nodes[0].container == "Running";
+    let running = |n: &NodeStatus| n.state.is_some_and(ContainerState::is_running);
+    let control_plane_running = running(&nodes[0]);
     let client = cluster::client(&ctx.store, &profile).await?;
-    let api_ready = running && cluster::api_ready(&client).await;
+    let api_ready = control_plane_running && cluster::api_ready(&client).await;
     let dns = if api_ready {
         cluster::dns::status(&client, &profile).await
     } else {
         cluster::dns::Dns {
-            state: "unknown",
+            state: cluster::dns::DnsState::Unknown,
             reason: Some("the API server is not ready".into()),
         }
     };
     let entry = crate::kubeconfig::read(&profile.kubeconfig)
         .ok()
         .and_then(|c| crate::kubeconfig::server(&c, &profile.context()));
+    let kubeconfig_ok = entry.as_deref() == Some(profile.server().as_str());
     let kubeconfig = match entry {
-        Some(server) if server == profile.server() => "ok".to_string(),
+        _ if kubeconfig_ok => "ok".to_string(),
         Some(server) => format!("points at {server}, not {}", profile.server()),
         None => "missing".to_string(),
     };
     let expiry = Pki::new(&ctx.store.pki_dir(&name)).expiry("apiserver.crt")?;
     let days_left = (expiry - time::OffsetDateTime::now_utc()).whole_days();
-    if nodes.iter().any(|n| n.container != "Running") {
+    if !nodes.iter().all(running) {
         code |= NODE_NOT_RUNNING;
     }
     if nodes.iter().any(|n| n.kubelet != "active") {
@@ -110,7 +116,7 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<u8> {
     if !api_ready {
         code |= API_NOT_READY;
     }
-    if kubeconfig != "ok" {
+    if !kubeconfig_ok {
         code |= KUBECONFIG_WRONG;
     }
     let status = ProfileStatus {

@@ -12,9 +12,32 @@ use crate::profile::Profile;
 
 #[derive(Debug, Serialize, PartialEq)]
 pub struct Dns {
-    /// available, unavailable, starting or off.
-    pub state: &'static str,
+    pub state: DnsState,
     pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsState {
+    Available,
+    Starting,
+    Unavailable,
+    /// The profile runs without cluster DNS (`--no-dns`).
+    Off,
+    /// Not known: the API server does not answer.
+    Unknown,
+}
+
+impl std::fmt::Display for DnsState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DnsState::Available => "available",
+            DnsState::Starting => "starting",
+            DnsState::Unavailable => "unavailable",
+            DnsState::Off => "off",
+            DnsState::Unknown => "unknown",
+        })
+    }
 }
 
 const WAITING_FOR_IMAGE: [&str; 3] = ["ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull"];
@@ -22,12 +45,15 @@ const WAITING_FOR_IMAGE: [&str; 3] = ["ErrImagePull", "ImagePullBackOff", "ErrIm
 pub async fn status(client: &kube::Client, profile: &Profile) -> Dns {
     let dns = |state, reason: Option<String>| Dns { state, reason };
     if profile.no_dns {
-        return dns("off", Some("the profile was created with --no-dns".into()));
+        return dns(
+            DnsState::Off,
+            Some("the profile was created with --no-dns".into()),
+        );
     }
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "kube-system");
     let Ok(Some(deployment)) = deployments.get_opt("coredns").await else {
         return dns(
-            "starting",
+            DnsState::Starting,
             Some("CoreDNS is not deployed yet; the control plane applies it once its API server answers".into()),
         );
     };
@@ -36,7 +62,7 @@ pub async fn status(client: &kube::Client, profile: &Profile) -> Dns {
         .and_then(|s| s.available_replicas)
         .unwrap_or(0);
     if available > 0 {
-        return dns("available", None);
+        return dns(DnsState::Available, None);
     }
     let pods: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
     let pods = pods
@@ -55,7 +81,7 @@ pub async fn status(client: &kube::Client, profile: &Profile) -> Dns {
                 && WAITING_FOR_IMAGE.contains(&w.reason.as_deref().unwrap_or_default())
             {
                 return dns(
-                    "unavailable",
+                    DnsState::Unavailable,
                     Some(format!(
                         "the image {image} cannot be pulled ({reason}); where no registry is reachable, \
                          `docker pull` or `docker load` it on a machine that can, then `berth image load {image} -p {profile}`",
@@ -67,7 +93,10 @@ pub async fn status(client: &kube::Client, profile: &Profile) -> Dns {
             }
         }
     }
-    dns("starting", Some("the CoreDNS pod is not ready yet".into()))
+    dns(
+        DnsState::Starting,
+        Some("the CoreDNS pod is not ready yet".into()),
+    )
 }
 
 /// Deletes the controlled pods that wait for one of `images` to be pulled,
