@@ -2,6 +2,8 @@
 //! from a `docker save` archive into containerd's `k8s.io` namespace, where
 //! kubelet finds them, so pods run them without any registry.
 
+use std::io::Read;
+
 use crate::docker::Engine;
 use crate::error::{Error, Exit, Result};
 
@@ -114,6 +116,27 @@ pub async fn list(docker: &dyn Engine, node: &str) -> Result<Vec<String>> {
         .collect();
     names.sort();
     Ok(names)
+}
+
+/// The image names a `docker save` archive holds, from its manifest.json.
+pub fn archive_names(archive: &[u8]) -> Option<Vec<String>> {
+    let mut tar = tar::Archive::new(archive);
+    for entry in tar.entries().ok()? {
+        let mut entry = entry.ok()?;
+        if entry.path().ok()?.to_str() == Some("manifest.json") {
+            let mut text = String::new();
+            entry.read_to_string(&mut text).ok()?;
+            let manifest: serde_json::Value = serde_json::from_str(&text).ok()?;
+            let names: Vec<String> = manifest
+                .as_array()?
+                .iter()
+                .flat_map(|m| m["RepoTags"].as_array().cloned().unwrap_or_default())
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect();
+            return (!names.is_empty()).then_some(names);
+        }
+    }
+    None
 }
 
 #[cfg(test)]

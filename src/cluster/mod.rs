@@ -5,6 +5,7 @@
 mod create;
 pub mod dns;
 pub mod health;
+pub mod images;
 mod lifecycle;
 mod nodes;
 mod ready;
