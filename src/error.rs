@@ -4,7 +4,7 @@
 use std::fmt;
 use std::process::ExitCode;
 
-/// Exit codes, documented in the README. Stable: scripts test them.
+/// Exit codes, documented in docs/commands.md. Stable: scripts test them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// Anything not covered below.

@@ -10,6 +10,7 @@ mod lifecycle;
 mod nodes;
 mod ready;
 mod remove;
+pub mod status;
 
 pub use lifecycle::{pause, stop};
 pub use nodes::{add as add_node, delete as delete_node};
