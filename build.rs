@@ -31,6 +31,28 @@ fn main() {
     out.push(']');
     let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("node_image_context.rs");
     std::fs::write(dest, out).unwrap();
+    git_commit(Path::new(&manifest_dir));
+}
+
+/// The commit berth is built from, for `berth version`; "unknown" outside
+/// a git checkout.
+fn git_commit(dir: &Path) {
+    let git = dir.join(".git");
+    for watched in ["HEAD", "refs/heads", "packed-refs"] {
+        if git.join(watched).exists() {
+            println!("cargo:rerun-if-changed={}", git.join(watched).display());
+        }
+    }
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(dir)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=BERTH_GIT_COMMIT={commit}");
 }
 
 fn walk(dir: &Path, files: &mut Vec<PathBuf>) {

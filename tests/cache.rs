@@ -478,3 +478,57 @@ fn download_rejects_a_mirror_that_is_not_a_url() {
         .code(2)
         .stderr(contains("is not a mirror URL"));
 }
+
+#[test]
+fn version_reports_berth_its_node_image_and_the_cached_versions() {
+    let cache = tempfile::tempdir().unwrap();
+    let version = |format: &str| {
+        let out = berth()
+            .env("BERTH_CACHE_DIR", cache.path())
+            .args(["version", "-o", format])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let empty: serde_json::Value = serde_json::from_str(&version("json")).unwrap();
+    assert_eq!(empty["cached"], serde_json::json!([]));
+    assert!(version("text").contains("cached:     none"));
+
+    let source = tempfile::tempdir().unwrap();
+    fake_binaries(source.path(), "v1.30.2");
+    berth()
+        .env("BERTH_CACHE_DIR", cache.path())
+        .args(["cache", "import", "1.30.2"])
+        .arg(source.path())
+        .assert()
+        .success();
+    let reported: serde_json::Value = serde_json::from_str(&version("json")).unwrap();
+    assert_eq!(reported["version"], env!("CARGO_PKG_VERSION"));
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    assert_eq!(
+        reported["commit"],
+        head.as_deref().unwrap_or("unknown"),
+        "built from another commit than the checkout's"
+    );
+    assert_eq!(
+        reported["node_image"],
+        berth::node::image::Context::embedded().image()
+    );
+    assert_eq!(
+        reported["kubernetes"],
+        serde_json::json!({
+            "oldest": format!("v1.{}", berth::node::render::OLDEST_MINOR),
+            "newest": format!("v1.{}", berth::node::render::NEWEST_MINOR),
+            "default": berth::cluster::DEFAULT_VERSION,
+        })
+    );
+    assert_eq!(reported["cached"], serde_json::json!(["v1.30.2"]));
+    assert!(version("text").contains("cached:     v1.30.2"));
+}

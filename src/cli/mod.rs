@@ -14,6 +14,7 @@ mod service;
 mod start;
 mod status;
 mod stop;
+mod version;
 
 use std::path::PathBuf;
 
@@ -96,6 +97,9 @@ pub enum Command {
     /// Manage the host cache of Kubernetes binaries.
     #[command(subcommand)]
     Cache(cache::Cache),
+    /// berth's version and commit, its node image, the Kubernetes versions
+    /// it runs and those cached.
+    Version,
 }
 
 /// Runs a command; `Ok` holds the exit code of a command that ran to its
@@ -117,6 +121,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::NodeImage(cmd) => node_image::run(cmd, &cli.global, ui).await,
         Command::Image(cmd) => image::run(cmd, &cli.global, ui).await,
         Command::Cache(cmd) => cache::run(cmd, &cli.global, ui),
+        Command::Version => version::run(&cli.global),
     };
     done.map(|()| 0)
 }

@@ -1,0 +1,62 @@
+use serde::Serialize;
+
+use super::{Global, Output, print_json};
+use crate::error::Result;
+
+#[derive(Serialize)]
+struct Version {
+    version: &'static str,
+    commit: &'static str,
+    /// The node image `start` uses unless told otherwise.
+    node_image: String,
+    kubernetes: Supported,
+    /// The Kubernetes versions in the cache, oldest first.
+    cached: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Supported {
+    oldest: String,
+    newest: String,
+    default: &'static str,
+}
+
+pub fn run(global: &Global) -> Result<()> {
+    use crate::node::render::{NEWEST_MINOR, OLDEST_MINOR};
+    let cache = crate::binaries::Cache::new(&crate::paths::cache_dir());
+    let version = Version {
+        version: env!("CARGO_PKG_VERSION"),
+        commit: env!("BERTH_GIT_COMMIT"),
+        node_image: crate::node::image::Context::embedded().image(),
+        kubernetes: Supported {
+            oldest: format!("v1.{OLDEST_MINOR}"),
+            newest: format!("v1.{NEWEST_MINOR}"),
+            default: crate::cluster::DEFAULT_VERSION,
+        },
+        cached: cache
+            .list()?
+            .into_iter()
+            .map(|m| m.version.to_string())
+            .collect(),
+    };
+    match global.output {
+        Output::Json => print_json(&version),
+        Output::Text => {
+            println!("berth {} (commit {})", version.version, version.commit);
+            println!("node image: {}", version.node_image);
+            println!(
+                "kubernetes: {} to {} (default {})",
+                version.kubernetes.oldest, version.kubernetes.newest, version.kubernetes.default
+            );
+            println!(
+                "cached:     {}",
+                if version.cached.is_empty() {
+                    "none".to_string()
+                } else {
+                    version.cached.join(", ")
+                }
+            );
+        }
+    }
+    Ok(())
+}
