@@ -26,6 +26,18 @@ fn fake_binaries(dir: &Path, version: &str) {
     }
 }
 
+/// Imports fake binaries of `version` into the cache at `cache`.
+fn import_fake(cache: &Path, version: &str) {
+    let source = tempfile::tempdir().unwrap();
+    fake_binaries(source.path(), version);
+    berth()
+        .env("BERTH_CACHE_DIR", cache)
+        .args(["cache", "import", version])
+        .arg(source.path())
+        .assert()
+        .success();
+}
+
 /// Every file below `dir`, so a test can tell that nothing changed.
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();
@@ -54,14 +66,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn import_then_list_shows_the_version_with_a_manifest() {
     let cache = tempfile::tempdir().unwrap();
-    let source = tempfile::tempdir().unwrap();
-    fake_binaries(source.path(), "v1.30.2");
-    berth()
-        .env("BERTH_CACHE_DIR", cache.path())
-        .args(["cache", "import", "1.30.2"])
-        .arg(source.path())
-        .assert()
-        .success();
+    import_fake(cache.path(), "v1.30.2");
     let manifest = berth()
         .env("BERTH_CACHE_DIR", cache.path())
         .args(["cache", "list", "-o", "json"])
@@ -180,14 +185,7 @@ fn import_refuses_binaries_with_the_reflect2_crash_and_changes_nothing() {
 #[test]
 fn a_version_cached_by_the_old_build_is_listed_as_to_be_rebuilt_and_not_started() {
     let cache = tempfile::tempdir().unwrap();
-    let source = tempfile::tempdir().unwrap();
-    fake_binaries(source.path(), "v1.20.2");
-    berth()
-        .env("BERTH_CACHE_DIR", cache.path())
-        .args(["cache", "import", "v1.20.2"])
-        .arg(source.path())
-        .assert()
-        .success();
+    import_fake(cache.path(), "v1.20.2");
     // What the old set-up left: the defective binary and a manifest from
     // before berth looked for defects.
     let dir = cache
@@ -495,14 +493,7 @@ fn version_reports_berth_its_node_image_and_the_cached_versions() {
     assert_eq!(empty["cached"], serde_json::json!([]));
     assert!(version("text").contains("cached:     none"));
 
-    let source = tempfile::tempdir().unwrap();
-    fake_binaries(source.path(), "v1.30.2");
-    berth()
-        .env("BERTH_CACHE_DIR", cache.path())
-        .args(["cache", "import", "1.30.2"])
-        .arg(source.path())
-        .assert()
-        .success();
+    import_fake(cache.path(), "v1.30.2");
     let reported: serde_json::Value = serde_json::from_str(&version("json")).unwrap();
     assert_eq!(reported["version"], env!("CARGO_PKG_VERSION"));
     let head = std::process::Command::new("git")
