@@ -204,6 +204,9 @@ impl From<crate::settings::Error> for Error {
                 }
                 S::FeatureGates(_) => "write --feature-gates Name=true,Other=false",
                 S::Preset { .. } => "fix the file; the presets in profiles/ show every field",
+                S::Mount(_) | S::MountPath { .. } => {
+                    "write --mount /absolute/host/folder:/node/folder, with :ro to mount it read-only"
+                }
             };
             Error::usage(e.to_string()).with_hint(hint)
         };

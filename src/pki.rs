@@ -121,6 +121,15 @@ pub fn control_plane_leaves(node: &str, node_ip: &str) -> Vec<Leaf> {
             false,
             true,
         ),
+        // Every node's storage provisioner; its RBAC is in the storage
+        // manifest.
+        Leaf::new(
+            "storage-provisioner",
+            crate::node::render::STORAGE_USER,
+            &[],
+            false,
+            true,
+        ),
         Leaf::new("etcd-server", "etcd-server", &[], true, true)
             .with_sans(vec!["localhost".into(), "127.0.0.1".into()]),
         // Their own serving certificates: without them each generates a

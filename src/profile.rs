@@ -108,6 +108,12 @@ pub struct Profile {
     /// `--no-dns`: no CoreDNS.
     #[serde(default)]
     pub no_dns: bool,
+    /// `--no-storage`: no StorageClass, no provisioner.
+    #[serde(default)]
+    pub no_storage: bool,
+    /// `--mount`: host folders in every node.
+    #[serde(default)]
+    pub mounts: Vec<crate::settings::Mount>,
     /// The home's id in the profile's engine names (`names::home_id`);
     /// `None` for the default home and profiles made before homes had ids.
     #[serde(default)]
@@ -353,6 +359,8 @@ impl Profile {
             extra_config: Vec::new(),
             feature_gates: BTreeMap::new(),
             no_dns: false,
+            no_storage: false,
+            mounts: Vec::new(),
             home_id: None,
             network_id: None,
             runtime: None,

@@ -26,6 +26,12 @@ pub enum Error {
     FeatureGates(String),
     #[error("{path}: {reason}")]
     Preset { path: String, reason: String },
+    #[error(
+        "`{0}` is not a mount such as /home/me/data:/data or /srv/in:/in:ro (HOST_DIR:NODE_DIR[:ro])"
+    )]
+    Mount(String),
+    #[error("--mount {text}: {reason}")]
+    MountPath { text: String, reason: String },
 }
 
 /// Components whose flags `--extra-config` reaches, as users name them.
@@ -50,6 +56,95 @@ pub fn parse_port(text: &str) -> Result<Port, Error> {
         return Err(bad());
     }
     Ok(Port { host, node_port })
+}
+
+/// A host folder in every node of a profile, at creation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    pub host: std::path::PathBuf,
+    pub node: String,
+    pub read_only: bool,
+}
+
+impl std::fmt::Display for Mount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.host.display(), self.node)?;
+        if self.read_only {
+            f.write_str(":ro")?;
+        }
+        Ok(())
+    }
+}
+
+/// Folders of the node that a mount must neither be nor lie in: what the
+/// node's systemd, Kubernetes and berth need.
+const NODE_OWN: [&str; 8] = [
+    "/var",
+    "/etc",
+    "/usr",
+    "/opt/berth",
+    "/run",
+    "/sys",
+    "/proc",
+    "/dev",
+];
+
+/// `HOST_DIR:NODE_DIR[:ro]`: an absolute host folder that exists, at an
+/// absolute node path that shadows nothing the node needs.
+pub fn parse_mount(text: &str) -> Result<Mount, Error> {
+    let refuse = |reason: &str| Error::MountPath {
+        text: text.to_string(),
+        reason: reason.to_string(),
+    };
+    let parts: Vec<&str> = text.split(':').collect();
+    let (host, node, read_only) = match parts[..] {
+        [host, node] => (host, node, false),
+        [host, node, "ro"] => (host, node, true),
+        [host, node, "rw"] => (host, node, false),
+        _ => return Err(Error::Mount(text.to_string())),
+    };
+    // Docker's bind syntax splits on ',' too; nothing may end a field early.
+    let plain = |p: &str| !p.is_empty() && !p.contains([',', '\n', '\0']);
+    if !plain(host) || !plain(node) {
+        return Err(Error::Mount(text.to_string()));
+    }
+    let host_path = std::path::Path::new(host);
+    if !host_path.is_absolute() {
+        return Err(refuse("the host folder must be an absolute path"));
+    }
+    if !host_path.is_dir() {
+        return Err(refuse(
+            "the host folder does not exist (or is not a folder)",
+        ));
+    }
+    let node_path = std::path::Path::new(node);
+    if !node_path.is_absolute()
+        || node_path
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+    {
+        return Err(refuse(
+            "the node folder must be an absolute path without `..`",
+        ));
+    }
+    let node = node.trim_end_matches('/');
+    if node.is_empty() {
+        return Err(refuse("the node folder cannot be the node's root"));
+    }
+    if let Some(own) = NODE_OWN.iter().find(|own| {
+        node == **own
+            || node.starts_with(&format!("{own}/"))
+            || own.starts_with(&format!("{node}/"))
+    }) {
+        return Err(refuse(&format!(
+            "{node} would shadow the node's own {own}; pick another node folder, such as /mnt/data"
+        )));
+    }
+    Ok(Mount {
+        host: host_path.to_path_buf(),
+        node: node.to_string(),
+        read_only,
+    })
 }
 
 /// One flag for one component: `--KEY=VALUE` in its unit.
@@ -136,6 +231,9 @@ pub struct Preset {
     #[serde(default)]
     pub ports: Vec<String>,
     pub dns: Option<bool>,
+    pub storage: Option<bool>,
+    #[serde(default)]
+    pub mounts: Vec<String>,
     #[serde(default)]
     pub extra_config: Vec<String>,
     #[serde(default)]
@@ -231,6 +329,44 @@ mod tests {
         assert_eq!(feature_gates_flag(&gates), "A=true,B=false");
         for bad in ["A", "A=yes", "a=true", "A=true,,B=false", "A-B=true"] {
             assert!(parse_feature_gates(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn mounts_are_absolute_existing_folders_that_shadow_nothing_of_the_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().display().to_string();
+        let mount = parse_mount(&format!("{host}:/data:ro")).unwrap();
+        assert_eq!(mount.node, "/data");
+        assert!(mount.read_only);
+        assert_eq!(mount.to_string(), format!("{host}:/data:ro"));
+        assert!(!parse_mount(&format!("{host}:/mnt/x/")).unwrap().read_only);
+        for (bad, why) in [
+            ("data:/data".to_string(), "absolute"),
+            (format!("{host}/missing:/data"), "does not exist"),
+            (format!("{host}:data"), "absolute"),
+            (format!("{host}:/mnt/../var"), "absolute"),
+            (format!("{host}:/"), "root"),
+            (format!("{host}:/var"), "shadow"),
+            (format!("{host}:/var/lib/kubelet"), "shadow"),
+            (format!("{host}:/opt"), "shadow"),
+            (format!("{host}:/opt/berth/kubernetes"), "shadow"),
+            (format!("{host}:/etc"), "shadow"),
+            (format!("{host}:/dev/x"), "shadow"),
+        ] {
+            let error = parse_mount(&bad).unwrap_err().to_string();
+            assert!(error.contains(why), "{bad}: {error}");
+        }
+        for malformed in [
+            host.clone(),
+            format!("{host}:/data:rx"),
+            format!("{host}:/data,ro"),
+            format!("{host}:/a:ro:x"),
+        ] {
+            assert!(
+                matches!(parse_mount(&malformed), Err(Error::Mount(_))),
+                "{malformed}"
+            );
         }
     }
 

@@ -177,6 +177,7 @@ fn containerd_2_reads_the_configuration_berth_renders() {
         extra_config: Vec::new(),
         feature_gates: Default::default(),
         dns: true,
+        storage: true,
         runtime: Some(berth::binaries::runtime_for_minor(34)),
     };
     let files = berth::node::render::node_files(&spec, &[]);

@@ -44,6 +44,16 @@ pub struct Start {
     /// No cluster DNS (CoreDNS).
     #[arg(long)]
     no_dns: bool,
+    /// No default StorageClass `standard` and no storage provisioner.
+    #[arg(long)]
+    no_storage: bool,
+    /// A host folder in every node, at creation, such as
+    /// $HOME/data:/data or /srv/in:/in:ro (repeatable). HOST_DIR must be
+    /// an absolute path of a folder that exists; NODE_DIR may not shadow
+    /// the node's own folders (/var, /etc, /usr, /opt/berth, /run, /sys,
+    /// /proc, /dev).
+    #[arg(long, value_name = "HOST_DIR:NODE_DIR[:ro]")]
+    mount: Vec<String>,
     /// A flag for a component on every node, such as kubelet.max-pods=150
     /// (components: apiserver, controller-manager, scheduler, kubelet, etcd).
     #[arg(long, value_name = "COMPONENT.KEY=VALUE")]
@@ -122,6 +132,11 @@ impl Start {
                 .collect::<Result<_, _>>()?,
             feature_gates,
             no_dns: self.no_dns || preset.dns == Some(false),
+            no_storage: self.no_storage || preset.storage == Some(false),
+            mounts: flag_or_preset(self.mount, preset.mounts)
+                .iter()
+                .map(|m| settings::parse_mount(m))
+                .collect::<Result<_, _>>()?,
         })
     }
 }

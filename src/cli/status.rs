@@ -35,6 +35,13 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<u8> {
                 Some(reason) => println!("dns:         {} ({reason})", status.dns.state),
                 None => println!("dns:         {}", status.dns.state),
             }
+            match &status.storage.reason {
+                Some(reason) => println!("storage:     {} ({reason})", status.storage.state),
+                None => println!("storage:     {}", status.storage.state),
+            }
+            if let Some(mounts) = (!status.mounts.is_empty()).then(|| status.mounts.join(", ")) {
+                println!("mounts:      {mounts}");
+            }
             for n in &status.nodes {
                 println!("node:        {} ({}, {})", n.name, n.role, n.ip);
                 println!("  container:   {} ({:?})", n.container, n.privilege);

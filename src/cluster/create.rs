@@ -157,6 +157,8 @@ pub(super) async fn create(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result
         extra_config: opts.extra_config.clone(),
         feature_gates: opts.feature_gates.clone(),
         no_dns: opts.no_dns,
+        no_storage: opts.no_storage,
+        mounts: opts.mounts.clone(),
         home_id: names.home_id().map(str::to_string),
         network_id: Some(network.id),
         runtime: manifest.runtime.clone(),
@@ -320,6 +322,8 @@ pub(super) async fn restart(
         (!opts.feature_gates.is_empty() && opts.feature_gates != profile.feature_gates)
             .then(|| "--feature-gates".to_string()),
         (opts.no_dns && !profile.no_dns).then(|| "--no-dns".to_string()),
+        (opts.no_storage && !profile.no_storage).then(|| "--no-storage".to_string()),
+        (!opts.mounts.is_empty() && opts.mounts != profile.mounts).then(|| "--mount".to_string()),
         opts.nodes
             .filter(|n| *n as usize != profile.nodes().len())
             .map(|n| {

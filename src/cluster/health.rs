@@ -20,12 +20,19 @@ const CONTROL_PLANE_UNITS: [&str; 7] = [
     "containerd",
 ];
 
-pub fn units_of(node: &Node) -> &'static [&'static str] {
-    if node.is_control_plane() {
-        &CONTROL_PLANE_UNITS
+/// The storage provisioner's unit, on every node of a profile with storage.
+pub const STORAGE_UNIT: &str = "berth-storage";
+
+pub fn units_of(node: &Node, storage: bool) -> Vec<&'static str> {
+    let mut units = if node.is_control_plane() {
+        CONTROL_PLANE_UNITS.to_vec()
     } else {
-        &CONTROL_PLANE_UNITS[4..]
+        CONTROL_PLANE_UNITS[4..].to_vec()
+    };
+    if storage {
+        units.push(STORAGE_UNIT);
     }
+    units
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -47,8 +54,8 @@ const EXIT_PATTERN: &str = "Main process exited";
 
 /// The units of a running node, from one `systemctl show` and, for those
 /// that restarted, one look into the journal each.
-pub async fn units(docker: &dyn Engine, node: &Node) -> Result<Vec<UnitHealth>> {
-    let names = units_of(node);
+pub async fn units(docker: &dyn Engine, node: &Node, storage: bool) -> Result<Vec<UnitHealth>> {
+    let names = units_of(node, storage);
     let mut cmd = vec!["systemctl", "show", "-p", "Id,ActiveState,NRestarts"];
     cmd.extend(names);
     let out = docker.exec(&node.container, &cmd).await?;
@@ -128,10 +135,14 @@ mod tests {
             pod_cidr: "10.244.0.0/24".into(),
             container: "berth-n".into(),
         };
-        assert_eq!(units_of(&profile_node(0)).len(), 7);
+        assert_eq!(units_of(&profile_node(0), false).len(), 7);
         assert_eq!(
-            units_of(&profile_node(1)),
+            units_of(&profile_node(1), false),
             ["kubelet", "kube-proxy", "containerd"]
+        );
+        assert_eq!(
+            units_of(&profile_node(1), true),
+            ["kubelet", "kube-proxy", "containerd", STORAGE_UNIT]
         );
     }
 }

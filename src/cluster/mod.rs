@@ -11,6 +11,7 @@ mod nodes;
 mod ready;
 mod remove;
 pub mod status;
+pub mod storage;
 
 pub use lifecycle::{pause, stop};
 pub use nodes::{add as add_node, delete as delete_node};
@@ -114,6 +115,8 @@ pub struct StartOptions {
     pub extra_config: Vec<ExtraFlag>,
     pub feature_gates: BTreeMap<String, bool>,
     pub no_dns: bool,
+    pub no_storage: bool,
+    pub mounts: Vec<crate::settings::Mount>,
 }
 
 pub fn now() -> u64 {

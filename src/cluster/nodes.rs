@@ -76,6 +76,7 @@ fn container(
         },
         cpus: profile.cpus,
         memory_mib: profile.memory_mib,
+        mounts: profile.mounts.clone(),
     }
 }
 
@@ -202,6 +203,7 @@ fn files_tar(profile: &Profile, node: &Node, pki: &Pki) -> Result<Vec<u8>> {
         extra_config: profile.extra_config.clone(),
         feature_gates: profile.feature_gates.clone(),
         dns: !profile.no_dns,
+        storage: !profile.no_storage,
         runtime: profile.runtime.clone(),
     };
     let mut files = render::node_files(&spec, &routes(profile, node));
@@ -212,6 +214,10 @@ fn files_tar(profile: &Profile, node: &Node, pki: &Pki) -> Result<Vec<u8>> {
         pki_files.extend(["ca.key", "sa.key", "sa.pub"].map(String::from));
     } else {
         pki_files.extend(["kube-proxy.crt", "kube-proxy.key"].map(String::from));
+        if !profile.no_storage {
+            pki_files
+                .extend(["storage-provisioner.crt", "storage-provisioner.key"].map(String::from));
+        }
     }
     pki_files.extend(
         own.iter()
@@ -240,6 +246,13 @@ fn files_tar(profile: &Profile, node: &Node, pki: &Pki) -> Result<Vec<u8>> {
         ),
         ("kubelet.conf", "kubelet", format!("kubelet-{}", node.name)),
     ];
+    if !profile.no_storage {
+        kubeconfigs.push((
+            "storage.conf",
+            render::STORAGE_USER,
+            "storage-provisioner".to_string(),
+        ));
+    }
     if node.is_control_plane() {
         kubeconfigs.extend([
             ("admin.conf", "kubernetes-admin", "admin".to_string()),

@@ -41,6 +41,9 @@ pub struct ProfileStatus {
     pub certificate_expires: String,
     pub certificate_days_left: i64,
     pub dns: super::dns::Dns,
+    pub storage: super::storage::Storage,
+    /// Host folders in every node, as `HOST:NODE[:ro]`.
+    pub mounts: Vec<String>,
     /// 1 or 2: the host's cgroup version.
     pub cgroup_version: u8,
     /// Said when the host's cgroup v1 is deprecated for this version.
@@ -60,7 +63,7 @@ pub async fn status(ctx: &Ctx, profile: &Profile) -> Result<ProfileStatus> {
         let state = states.get(&node.container).copied();
         async move {
             let units = if state.is_some_and(ContainerState::is_running) {
-                super::health::units(&*ctx.docker, &node).await?
+                super::health::units(&*ctx.docker, &node, !profile.no_storage).await?
             } else {
                 Vec::new()
             };
@@ -93,6 +96,13 @@ pub async fn status(ctx: &Ctx, profile: &Profile) -> Result<ProfileStatus> {
             reason: Some("the API server is not ready".into()),
         }
     };
+    let running_units: Vec<(String, &[super::health::UnitHealth])> = nodes
+        .iter()
+        .filter(|n| running(n))
+        .map(|n| (n.name.clone(), &n.units[..]))
+        .collect();
+    let storage =
+        super::storage::status(api_ready.then_some(&client), profile, &running_units).await;
     let entry = crate::kubeconfig::read(&profile.kubeconfig)
         .ok()
         .and_then(|c| crate::kubeconfig::server(&c, &profile.context()));
@@ -131,6 +141,8 @@ pub async fn status(ctx: &Ctx, profile: &Profile) -> Result<ProfileStatus> {
             .unwrap_or_default(),
         certificate_days_left: days_left,
         dns,
+        storage,
+        mounts: profile.mounts.iter().map(ToString::to_string).collect(),
         cgroup_version: if profile.cgroup_v2 { 2 } else { 1 },
         cgroups_note: crate::node::render::cgroup_v1_note(
             &profile.kubernetes_version,

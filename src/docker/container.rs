@@ -54,6 +54,8 @@ pub struct NodeContainer {
     pub ports: Vec<(u16, u16)>,
     pub cpus: Option<f64>,
     pub memory_mib: Option<u64>,
+    /// Host folders bound into the container.
+    pub mounts: Vec<crate::settings::Mount>,
 }
 
 impl NodeContainer {
@@ -76,6 +78,7 @@ impl NodeContainer {
             ports: Vec::new(),
             cpus: None,
             memory_mib: None,
+            mounts: Vec::new(),
         }
     }
 
@@ -95,6 +98,10 @@ impl NodeContainer {
         if !self.cgroup_v2 {
             binds.push("/sys/fs/cgroup:/sys/fs/cgroup:rw".into());
         }
+        binds.extend(self.mounts.iter().map(|m| {
+            let mode = if m.read_only { "ro" } else { "rw" };
+            format!("{}:{}:{mode}", m.host.display(), m.node)
+        }));
         let mut host = HostConfig {
             binds: Some(binds),
             tmpfs: Some(HashMap::from([

@@ -55,6 +55,8 @@ pub struct NodeSpec {
     pub feature_gates: BTreeMap<String, bool>,
     /// Cluster DNS (CoreDNS) on, the default.
     pub dns: bool,
+    /// The StorageClass `standard` and its provisioner on, the default.
+    pub storage: bool,
     /// The etcd, containerd and runc in the binaries volume; `None` runs
     /// the node image's own.
     pub runtime: Option<Runtime>,
@@ -684,13 +686,100 @@ spec:
     )
 }
 
+/// The provisioner's name in StorageClasses, and on the volumes it makes.
+pub const STORAGE_PROVISIONER: &str = "io.berth/local-path";
+/// Where a node keeps the volumes provisioned on it: in its `/var` volume,
+/// so they live as long as the node.
+pub const STORAGE_ROOT: &str = "/var/lib/berth/storage";
+/// The provisioner's identity, which the storage manifest's RBAC names.
+pub const STORAGE_USER: &str = "berth:storage-provisioner";
+const STORAGE_SCRIPT: &str = "/usr/local/lib/berth/storage-provisioner";
+
+/// The default StorageClass and what its provisioner may do.
+fn storage_manifest() -> String {
+    format!(
+        r#"apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: standard
+  annotations: {{storageclass.kubernetes.io/is-default-class: "true"}}
+provisioner: {STORAGE_PROVISIONER}
+reclaimPolicy: Delete
+volumeBindingMode: WaitForFirstConsumer
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {{name: "{STORAGE_USER}"}}
+rules:
+- apiGroups: [""]
+  resources: [persistentvolumeclaims]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [persistentvolumes]
+  verbs: [get, list, watch, create, delete]
+- apiGroups: [storage.k8s.io]
+  resources: [storageclasses]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [list]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: "{STORAGE_USER}"}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "{STORAGE_USER}"}}
+subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: "{STORAGE_USER}"}}]
+"#
+    )
+}
+
+/// Every node's provisioner: a script over the cluster's own kubectl, as
+/// a unit that follows the API from boot on and never holds up a start.
+fn storage_files(spec: &NodeSpec) -> Vec<NodeFile> {
+    let script = include_str!("storage-provisioner.sh")
+        .replace("@PROVISIONER@", STORAGE_PROVISIONER)
+        .replace("@ROOT@", STORAGE_ROOT)
+        .replace("@KUBECTL@", &format!("{BINARIES_MOUNT}/kubectl"))
+        .replace("@KUBECONFIG@", &format!("{K8S_DIR}/storage.conf"))
+        .replace("@API@", &format!("{}/{API_PORT}", spec.control_plane_ip));
+    let unit = format!(
+        "# Rendered by berth.
+[Unit]
+Description=Storage provisioner of the StorageClass standard
+After=kubelet.service
+
+[Service]
+ExecStart={STORAGE_SCRIPT} {node}
+Restart=always
+RestartSec=2
+# It must never slow the components a start waits for.
+Nice=10
+
+[Install]
+WantedBy=multi-user.target
+",
+        node = spec.node
+    );
+    vec![
+        file(STORAGE_SCRIPT, script, 0o755),
+        file("/etc/systemd/system/berth-storage.service", unit, 0o644),
+        NodeFile::Link {
+            path: "/etc/systemd/system/multi-user.target.wants/berth-storage.service".into(),
+            target: "/etc/systemd/system/berth-storage.service".into(),
+        },
+    ]
+}
+
 /// Applies the addons once the API server answers, at every boot of the
 /// control plane, so that they come up also when `start` does not wait.
 fn addons_unit() -> String {
     format!(
         "# Rendered by berth.
 [Unit]
-Description=Cluster addons (CoreDNS)
+Description=Cluster addons (CoreDNS, the default StorageClass)
 After=kube-apiserver.service
 
 [Service]
@@ -933,12 +1022,24 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
     if spec.version.minor <= 23 {
         files.extend(docker_probe_answer());
     }
+    if spec.storage {
+        files.extend(storage_files(spec));
+    }
     if spec.is_control_plane() && spec.dns {
         files.push(file(
             &format!("{ADDONS_DIR}/coredns.yaml"),
             coredns_manifest(spec),
             0o644,
         ));
+    }
+    if spec.is_control_plane() && spec.storage {
+        files.push(file(
+            &format!("{ADDONS_DIR}/storage.yaml"),
+            storage_manifest(),
+            0o644,
+        ));
+    }
+    if spec.is_control_plane() && (spec.dns || spec.storage) {
         files.push(file(
             "/etc/systemd/system/berth-addons.service",
             addons_unit(),
@@ -985,6 +1086,7 @@ mod tests {
             extra_config: Vec::new(),
             feature_gates: BTreeMap::new(),
             dns: true,
+            storage: true,
             // The offline build runs the node image's; downloaded versions
             // bring theirs.
             runtime: (minor > OLDEST_MINOR).then(|| crate::binaries::runtime_for_minor(minor)),
@@ -1086,7 +1188,7 @@ mod tests {
     }
 
     #[test]
-    fn workers_run_only_kubelet_and_kube_proxy_and_wait_for_the_api_server() {
+    fn workers_run_only_kubelet_kube_proxy_and_the_provisioner_and_wait_for_the_api_server() {
         let files = render_all(&worker(20), &[]);
         let units: Vec<&String> = files
             .keys()
@@ -1096,6 +1198,7 @@ mod tests {
             units,
             [
                 "/etc/systemd/system/multi-user.target.wants/berth-routes.service",
+                "/etc/systemd/system/multi-user.target.wants/berth-storage.service",
                 "/etc/systemd/system/multi-user.target.wants/kube-proxy.service",
                 "/etc/systemd/system/multi-user.target.wants/kubelet.service",
             ]
@@ -1149,7 +1252,7 @@ mod tests {
         let mut off = spec(20);
         off.dns = false;
         let off = render_all(&off, &[]);
-        assert!(!off.keys().any(|k| k.contains("addons")));
+        assert!(!off.contains_key("/etc/kubernetes/addons/coredns.yaml"));
         assert!(!off["/etc/kubernetes/kubelet.yaml"].contains("clusterDNS"));
     }
 
@@ -1331,6 +1434,73 @@ mod tests {
             assert_eq!(coredns, ends, "{row}");
         }
         assert_eq!(seen, (OLDEST_MINOR..=NEWEST_MINOR).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn every_node_runs_the_provisioner_and_the_control_plane_applies_its_class() {
+        for minor in OLDEST_MINOR..=NEWEST_MINOR {
+            let control_plane = render_all(&spec(minor), &[]);
+            let manifest = &control_plane["/etc/kubernetes/addons/storage.yaml"];
+            assert!(manifest.contains("storageclass.kubernetes.io/is-default-class: \"true\""));
+            assert!(manifest.contains("volumeBindingMode: WaitForFirstConsumer"));
+            assert!(manifest.contains(&format!("provisioner: {STORAGE_PROVISIONER}")));
+            for files in [&control_plane, &render_all(&worker(minor), &[])] {
+                let script = &files[STORAGE_SCRIPT];
+                for placeholder in [
+                    "@PROVISIONER@",
+                    "@ROOT@",
+                    "@KUBECTL@",
+                    "@KUBECONFIG@",
+                    "@API@",
+                ] {
+                    assert!(!script.contains(placeholder), "{placeholder} is left");
+                }
+                assert!(script.contains(&format!(
+                    "{BINARIES_MOUNT}/kubectl --kubeconfig {K8S_DIR}/storage.conf"
+                )));
+                assert!(files.contains_key(
+                    "/etc/systemd/system/multi-user.target.wants/berth-storage.service"
+                ));
+            }
+        }
+        // Without storage, no provisioner; the addons unit stays for DNS.
+        let off = render_all(
+            &NodeSpec {
+                storage: false,
+                ..spec(34)
+            },
+            &[],
+        );
+        assert!(!off.contains_key(STORAGE_SCRIPT));
+        assert!(!off.contains_key("/etc/kubernetes/addons/storage.yaml"));
+        assert!(off.contains_key("/etc/systemd/system/berth-addons.service"));
+        let bare = render_all(
+            &NodeSpec {
+                storage: false,
+                dns: false,
+                ..spec(34)
+            },
+            &[],
+        );
+        assert!(!bare.contains_key("/etc/systemd/system/berth-addons.service"));
+    }
+
+    #[test]
+    fn the_provisioner_script_is_valid_bash() {
+        let files = render_all(&spec(34), &[]);
+        let path = std::env::temp_dir().join(format!("berth-storage-{}.sh", std::process::id()));
+        std::fs::write(&path, &files[STORAGE_SCRIPT]).unwrap();
+        let out = std::process::Command::new("bash")
+            .arg("-n")
+            .arg(&path)
+            .output()
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     #[test]

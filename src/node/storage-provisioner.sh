@@ -1,0 +1,125 @@
+#!/bin/bash
+# Rendered by berth: the provisioner behind the StorageClass "standard".
+# Every node runs one. It provisions the claims whose first pod the
+# scheduler placed on this node, as a directory under this node's /var with
+# a PersistentVolume bound to this node, and removes the directory and the
+# volume of a released claim whose reclaim policy is Delete. It follows the
+# API through watches, so it costs nothing while nothing changes, and needs
+# no image: kubectl comes from the cluster's own binaries.
+set -u
+node=$1
+provisioner=@PROVISIONER@
+root=@ROOT@
+refused=/run/berth-storage
+kubectl() { @KUBECTL@ --kubeconfig @KUBECONFIG@ "$@"; }
+
+# One line per object, fields split by "|" (no field can hold one); `with`
+# leaves a missing field empty instead of printing "<no value>".
+claim_fields='{{.metadata.namespace}}|{{.metadata.name}}|{{.metadata.uid}}|{{with .metadata.annotations}}{{with index . "volume.kubernetes.io/selected-node"}}{{.}}{{end}}|{{with index . "volume.kubernetes.io/storage-provisioner"}}{{.}}{{else}}{{with index . "volume.beta.kubernetes.io/storage-provisioner"}}{{.}}{{end}}{{end}}{{else}}|{{end}}|{{with .spec.volumeName}}{{.}}{{end}}|{{with .spec.storageClassName}}{{.}}{{end}}|{{range .spec.accessModes}}{{.}},{{end}}|{{with .spec.resources}}{{with .requests}}{{.storage}}{{end}}{{end}}|{{with .spec.volumeMode}}{{.}}{{end}}|{{with .metadata.deletionTimestamp}}deleting{{end}}{{"\n"}}'
+volume_fields='{{.metadata.name}}|{{with .metadata.annotations}}{{with index . "pv.kubernetes.io/provisioned-by"}}{{.}}{{end}}|{{with index . "io.berth/node"}}{{.}}{{end}}{{else}}|{{end}}|{{with .status}}{{with .phase}}{{.}}{{end}}{{end}}|{{with .spec.persistentVolumeReclaimPolicy}}{{.}}{{end}}|{{with .spec.hostPath}}{{.path}}{{end}}{{"\n"}}'
+
+# Leaves a claim Pending with a Warning event on it that says why, once.
+refuse() {
+    local ns=$1 name=$2 uid=$3 why=$4 now
+    [ -e "$refused/$uid" ] && return 0
+    now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    kubectl create -f - >/dev/null <<EOF || return 1
+apiVersion: v1
+kind: Event
+metadata: {name: "$name.berth-$(date +%s%N)", namespace: "$ns"}
+involvedObject: {apiVersion: v1, kind: PersistentVolumeClaim, namespace: "$ns", name: "$name", uid: "$uid"}
+type: Warning
+reason: ProvisioningFailed
+message: "$why"
+source: {component: "$provisioner", host: "$node"}
+firstTimestamp: "$now"
+lastTimestamp: "$now"
+count: 1
+EOF
+    : >"$refused/$uid"
+    echo "refused $ns/$name: $why"
+}
+
+claim() {
+    local ns name uid selected by volume class modes size mode deleting
+    IFS='|' read -r ns name uid selected by volume class modes size mode deleting <<<"$1"
+    [ "$by" = "$provisioner" ] && [ "$selected" = "$node" ] && [ -z "$volume" ] && [ -z "$deleting" ] || return 0
+    local pv=pvc-$uid
+    kubectl get persistentvolume "$pv" >/dev/null 2>&1 && return 0
+    if [ "$mode" = Block ]; then
+        refuse "$ns" "$name" "$uid" "block volumes are not served by $provisioner: its volumes are directories; ask for volumeMode Filesystem"
+        return
+    fi
+    case ",$modes" in
+    *,ReadWriteMany,* | *,ReadOnlyMany,*)
+        local nodes
+        nodes=$(kubectl get nodes -o name | wc -l) || return 1
+        if [ "$nodes" -gt 1 ]; then
+            refuse "$ns" "$name" "$uid" "ReadWriteMany and ReadOnlyMany are not served on a cluster of $nodes nodes: the volume is a directory on one node, which pods on the others cannot reach; ask for ReadWriteOnce"
+            return
+        fi
+        ;;
+    esac
+    local reclaim
+    reclaim=$(kubectl get storageclass "$class" -o 'go-template={{with .reclaimPolicy}}{{.}}{{else}}Delete{{end}}') || return 1
+    local dir=$root/$pv modes_list=${modes%,}
+    mkdir -p "$dir" && chmod 0777 "$dir" || return 1
+    kubectl create -f - >/dev/null <<EOF || return 1
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: $pv
+  annotations: {pv.kubernetes.io/provisioned-by: "$provisioner", io.berth/node: "$node"}
+spec:
+  capacity: {storage: "$size"}
+  accessModes: [${modes_list//,/, }]
+  persistentVolumeReclaimPolicy: $reclaim
+  storageClassName: "$class"
+  volumeMode: Filesystem
+  claimRef: {apiVersion: v1, kind: PersistentVolumeClaim, namespace: "$ns", name: "$name", uid: "$uid"}
+  hostPath: {path: "$dir", type: Directory}
+  nodeAffinity:
+    required:
+      nodeSelectorTerms:
+      - matchExpressions:
+        - {key: kubernetes.io/hostname, operator: In, values: ["$node"]}
+EOF
+    echo "provisioned $pv for $ns/$name ($size, $modes_list, $reclaim) at $dir"
+}
+
+volume() {
+    local pv by owner phase reclaim path
+    IFS='|' read -r pv by owner phase reclaim path <<<"$1"
+    [ "$by" = "$provisioner" ] && [ "$owner" = "$node" ] && [ "$phase" = Released ] && [ "$reclaim" = Delete ] || return 0
+    # Only what this provisioner made is ever removed.
+    [ "$path" = "$root/$pv" ] || return 0
+    rm -rf -- "$path" || return 1
+    kubectl delete persistentvolume "$pv" --wait=false >/dev/null || return 1
+    echo "deleted $pv and $path"
+}
+
+# A watch ends when the API server goes away or closes it; a new one lists
+# everything again, so nothing that changed meanwhile is missed. A change
+# that fails (the API server briefly away) is tried again a few times.
+follow() {
+    local kind=$1 fields=$2 handler=$3 line try
+    while :; do
+        kubectl get "$kind" --all-namespaces --watch -o "go-template=$fields" |
+            while IFS= read -r line; do
+                for try in 1 2 3 4 5; do
+                    "$handler" "$line" && break
+                    echo "failed (try $try of 5): $line"
+                    sleep 2
+                done
+            done
+        sleep 2
+    done
+}
+
+mkdir -p "$root" "$refused"
+# kubectl costs a fifth of a second of CPU, which a booting control plane
+# needs more: its port is watched for the cheap way first.
+until echo >/dev/tcp/@API@; do sleep 0.5; done 2>/dev/null
+follow persistentvolumeclaims "$claim_fields" claim &
+follow persistentvolumes "$volume_fields" volume &
+wait
