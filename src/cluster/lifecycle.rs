@@ -8,8 +8,10 @@ use crate::error::{Error, Result};
 use crate::profile::Profile;
 
 /// Units stopped in the control-plane node before its container goes, so
-/// that etcd and the API server end cleanly and at once.
-const STOPPED_FIRST: [&str; 6] = [
+/// that etcd and the API server end cleanly and at once: the API server
+/// waits up to a minute for the watches of its clients still running.
+const STOPPED_FIRST: [&str; 7] = [
+    crate::cluster::health::STORAGE_UNIT,
     "kubelet",
     "kube-proxy",
     "kube-scheduler",
@@ -28,7 +30,10 @@ pub async fn stop(ctx: &Ctx, profile: &Profile) -> Result<()> {
             ContainerState::Running => {
                 if node.is_control_plane() {
                     let mut cmd = vec!["systemctl", "stop"];
-                    cmd.extend(STOPPED_FIRST);
+                    // A unit the node does not have would fail the others.
+                    cmd.extend(STOPPED_FIRST.iter().filter(|u| {
+                        !profile.no_storage || **u != crate::cluster::health::STORAGE_UNIT
+                    }));
                     ctx.docker.exec(&container.id, &cmd).await?;
                 }
                 ctx.docker.stop_container(&container.id, 1).await

@@ -744,7 +744,9 @@ fn storage_files(spec: &NodeSpec) -> Vec<NodeFile> {
         .replace("@ROOT@", STORAGE_ROOT)
         .replace("@KUBECTL@", &format!("{BINARIES_MOUNT}/kubectl"))
         .replace("@KUBECONFIG@", &format!("{K8S_DIR}/storage.conf"))
-        .replace("@API@", &format!("{}/{API_PORT}", spec.control_plane_ip));
+        .replace("@API@", &format!("{}/{API_PORT}", spec.control_plane_ip))
+        .replace("@SERVER@", &format!("{}:{API_PORT}", spec.control_plane_ip))
+        .replace("@PKI@", &format!("{K8S_DIR}/pki"));
     let unit = format!(
         "# Rendered by berth.
 [Unit]

@@ -98,20 +98,31 @@ volume() {
     echo "deleted $pv and $path"
 }
 
-# A watch ends when the API server goes away or closes it; a new one lists
-# everything again, so nothing that changed meanwhile is missed. A change
-# that fails (the API server briefly away) is tried again a few times.
-follow() {
-    local kind=$1 fields=$2 handler=$3 line try
+# Lists every claim and volume and acts on each; fails when one could not
+# be acted on, to be tried again.
+reconcile() {
+    local list line failed=
+    list=$(kubectl get persistentvolumeclaims --all-namespaces -o "go-template={{range .items}}$claim_fields{{end}}") || return 1
+    while IFS= read -r line; do
+        [ -z "$line" ] || claim "$line" || failed=1
+    done <<<"$list"
+    list=$(kubectl get persistentvolumes -o "go-template={{range .items}}$volume_fields{{end}}") || return 1
+    while IFS= read -r line; do
+        [ -z "$line" ] || volume "$line" || failed=1
+    done <<<"$list"
+    [ -z "$failed" ]
+}
+
+# Prints a line whenever claims or volumes change, through a watch of the
+# API held by openssl (a few MiB; kubectl would hold forty). A new watch
+# prints its response headers first, so every (re)connection reconciles
+# what changed while none was held. A refused watch (before the control
+# plane has applied the provisioner's RBAC) is closed, and made again.
+changes() {
     while :; do
-        kubectl get "$kind" --all-namespaces --watch -o "go-template=$fields" |
-            while IFS= read -r line; do
-                for try in 1 2 3 4 5; do
-                    "$handler" "$line" && break
-                    echo "failed (try $try of 5): $line"
-                    sleep 2
-                done
-            done
+        printf 'GET %s HTTP/1.1\r\nHost: kubernetes\r\nConnection: close\r\n\r\n' "$1" |
+            openssl s_client -quiet -verify_return_error -connect @SERVER@ \
+                -CAfile @PKI@/ca.crt -cert @PKI@/storage-provisioner.crt -key @PKI@/storage-provisioner.key 2>/dev/null
         sleep 2
     done
 }
@@ -120,6 +131,25 @@ mkdir -p "$root" "$refused"
 # kubectl costs a fifth of a second of CPU, which a booting control plane
 # needs more: its port is watched for the cheap way first.
 until echo >/dev/tcp/@API@; do sleep 0.5; done 2>/dev/null
-follow persistentvolumeclaims "$claim_fields" claim &
-follow persistentvolumes "$volume_fields" volume &
-wait
+{
+    changes '/api/v1/persistentvolumeclaims?watch=1' &
+    changes '/api/v1/persistentvolumes?watch=1' &
+    wait
+} | {
+    retry=
+    while :; do
+        if [ -n "$retry" ]; then
+            read -r -t 2 _
+            status=$?
+            # A timeout (above 128) tries again; the end of input ends.
+            [ "$status" -eq 0 ] || [ "$status" -gt 128 ] || exit 1
+        else
+            read -r _ || exit 1
+        fi
+        # A burst of changes (a watch's headers, a claim and its volume) is
+        # reconciled once.
+        while read -r -t 0.3 _; do :; done
+        retry=
+        reconcile || { retry=1; echo "will try again in 2 s"; }
+    done
+}
