@@ -10,6 +10,11 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // A shell asking for completions (the script `berth completion` prints
+    // calls berth back with COMPLETE set) is answered here, and berth exits.
+    clap_complete::CompleteEnv::with_factory(<berth::cli::Cli as clap::CommandFactory>::command)
+        .var(berth::cli::COMPLETE_VAR)
+        .complete();
     let cli = berth::cli::Cli::parse();
     let ui = berth::ui::Ui::new(cli.global.quiet);
     let runtime = tokio::runtime::Builder::new_multi_thread()

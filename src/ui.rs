@@ -122,3 +122,36 @@ impl Drop for Step {
         }
     }
 }
+
+/// This terminal's size as (columns, rows), when stdout is one.
+pub fn terminal_size() -> Option<(u16, u16)> {
+    Term::stdout()
+        .size_checked()
+        .map(|(rows, cols)| (cols, rows))
+}
+
+/// The terminal on stdin in raw mode while held: every key, Ctrl-C
+/// included, goes to the program at the other end; restored when dropped.
+pub struct RawTerminal(libc::termios);
+
+impl RawTerminal {
+    /// `None` when stdin is not a terminal.
+    pub fn enter() -> Option<Self> {
+        // SAFETY: termios is plain data that tcgetattr fills for fd 0.
+        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+        if unsafe { libc::tcgetattr(0, &mut saved) } != 0 {
+            return None;
+        }
+        let mut raw = saved;
+        // SAFETY: cfmakeraw changes the copy it is given.
+        unsafe { libc::cfmakeraw(&mut raw) };
+        (unsafe { libc::tcsetattr(0, libc::TCSANOW, &raw) } == 0).then_some(Self(saved))
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        // SAFETY: the settings read from fd 0 in `enter`.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &self.0) };
+    }
+}

@@ -174,12 +174,7 @@ fn binaries_tar(cache: &Cache, manifest: &Manifest) -> Result<Vec<u8>> {
             .append_path_with_name(dir.join(name), format!("{mount}/{name}"))
             .map_err(unreadable)?;
     }
-    let mut header = tar::Header::new_gnu();
-    header.set_size(0);
-    header.set_mode(0o644);
-    header.set_cksum();
-    builder
-        .append_data(&mut header, format!("{mount}/{COMPLETE}"), &[][..])
+    crate::node::append_file(&mut builder, &format!("{mount}/{COMPLETE}"), &[], 0o644)
         .map_err(unreadable)?;
     builder.into_inner().map_err(unreadable)
 }

@@ -20,7 +20,7 @@ pub enum Image {
         #[arg(long, value_name = "FILE")]
         archive: Option<PathBuf>,
         /// Only this node (`berth node list` names them); default: every node.
-        #[arg(long, value_name = "NODE")]
+        #[arg(long, value_name = "NODE", add = clap_complete::engine::ArgValueCandidates::new(super::completion::nodes))]
         node: Option<String>,
     },
     /// List the images in the cluster's nodes.

@@ -2,15 +2,18 @@
 //! a thin handler.
 
 mod cache;
+mod completion;
 mod delete;
 mod image;
 mod kubeconfig;
 mod kubectl;
+mod logs;
 mod node;
 mod node_image;
 mod pause;
 mod profile;
 mod service;
+mod ssh;
 mod start;
 mod status;
 mod stop;
@@ -22,6 +25,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::Result;
 use crate::ui::Ui;
+
+pub use completion::VAR as COMPLETE_VAR;
 
 #[derive(Parser)]
 #[command(
@@ -39,7 +44,8 @@ pub struct Cli {
 #[derive(Args, Clone)]
 pub struct Global {
     /// The profile (cluster) to act on.
-    #[arg(short, long, global = true, value_name = "NAME")]
+    #[arg(short, long, global = true, value_name = "NAME",
+          add = clap_complete::engine::ArgValueCandidates::new(completion::profiles))]
     pub profile: Option<String>,
     /// How data is printed on stdout.
     #[arg(short, long, global = true, value_enum, default_value_t = Output::Text)]
@@ -82,6 +88,12 @@ pub enum Command {
     Kubectl(kubectl::Kubectl),
     /// Print a standalone kubeconfig for the profile.
     Kubeconfig,
+    /// Show the journals of berth's units in the nodes, only their
+    /// problems, follow them, or export everything into an archive.
+    Logs(logs::Logs),
+    /// A login shell in a node, or a command there (through the Docker
+    /// API, like `docker exec`).
+    Ssh(ssh::Ssh),
     /// Add, delete or list a cluster's nodes.
     #[command(subcommand)]
     Node(node::NodeCmd),
@@ -100,6 +112,9 @@ pub enum Command {
     /// berth's version and commit, its node image, the Kubernetes versions
     /// it runs and those cached.
     Version,
+    /// Print the shell completion script for bash, zsh, fish, powershell
+    /// or elvish.
+    Completion(completion::Completion),
 }
 
 /// Runs a command; `Ok` holds the exit code of a command that ran to its
@@ -108,6 +123,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
     let ui = Ui::new(cli.global.quiet);
     let done = match cli.command {
         Command::Status(cmd) => return status::run(cmd, &cli.global, ui).await,
+        Command::Ssh(cmd) => return ssh::run(cmd, &cli.global, ui).await,
         Command::Start(cmd) => start::run(cmd, &cli.global, ui).await,
         Command::Stop(cmd) => stop::run(cmd, &cli.global, ui).await,
         Command::Pause(cmd) => pause::run(cmd, &cli.global, ui, true).await,
@@ -122,6 +138,8 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Image(cmd) => image::run(cmd, &cli.global, ui).await,
         Command::Cache(cmd) => cache::run(cmd, &cli.global, ui),
         Command::Version => version::run(&cli.global),
+        Command::Logs(cmd) => logs::run(cmd, &cli.global, ui).await,
+        Command::Completion(cmd) => completion::run(cmd),
     };
     done.map(|()| 0)
 }

@@ -4,9 +4,11 @@
 
 mod create;
 pub mod dns;
+pub mod export;
 pub mod health;
 pub mod images;
 mod lifecycle;
+pub mod logs;
 mod nodes;
 mod ready;
 mod remove;

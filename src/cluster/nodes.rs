@@ -304,25 +304,20 @@ pub async fn upload_files(
 fn tar_of(files: &[NodeFile]) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     for f in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_mtime(now());
         match f {
             NodeFile::File {
                 path,
                 content,
                 mode,
-            } => {
-                header.set_size(content.len() as u64);
-                header.set_mode(*mode);
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_cksum();
-                builder.append_data(
-                    &mut header,
-                    path.trim_start_matches('/'),
-                    content.as_bytes(),
-                )
-            }
+            } => crate::node::append_file(
+                &mut builder,
+                path.trim_start_matches('/'),
+                content.as_bytes(),
+                *mode,
+            ),
             NodeFile::Link { path, target } => {
+                let mut header = tar::Header::new_gnu();
+                header.set_mtime(now());
                 header.set_size(0);
                 header.set_mode(0o777);
                 header.set_entry_type(tar::EntryType::Symlink);

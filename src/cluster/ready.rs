@@ -215,7 +215,8 @@ async fn not_ready(
         ),
     )
     .with_hint(format!(
-        "`berth status -p {}` shows each component; start again with a longer --wait",
-        profile.name
+        "`berth status -p {name}` shows each component, `berth logs --problems -p {name}` what went wrong \
+         (with --keep-on-failure for a new profile); start again with a longer --wait",
+        name = profile.name
     ))
 }

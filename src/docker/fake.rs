@@ -270,4 +270,21 @@ impl Engine for FakeEngine {
         }
         ready(Ok(()))
     }
+
+    fn describe(&self) -> BoxFuture<'_, Result<serde_json::Value>> {
+        Self::unmodelled("describe the engine")
+    }
+
+    fn inspect_json<'a>(&'a self, _container: &'a str) -> BoxFuture<'a, Result<serde_json::Value>> {
+        Self::unmodelled("inspect a container")
+    }
+
+    fn exec_attached<'a>(
+        &'a self,
+        _container: &'a str,
+        _cmd: &'a [String],
+        _tty: bool,
+    ) -> BoxFuture<'a, Result<i64>> {
+        Self::unmodelled("run an attached command")
+    }
 }

@@ -204,6 +204,10 @@ engine! {
     fn start_container(&self, name: &'a str) -> ();
     fn remove_container(&self, name: &'a str) -> ();
     fn exec(&self, container: &'a str, cmd: &'a [&'a str]) -> ExecOutput;
+    /// Runs `cmd` in `container` on this process's stdin, stdout and
+    /// stderr, on a terminal of the container's when `tty` (whose size
+    /// follows this one's); returns its exit code.
+    fn exec_attached(&self, container: &'a str, cmd: &'a [String], tty: bool) -> i64;
     fn privilege(&self, probe: &'a NodeContainer) -> Privilege;
     fn network_ids(&self, container: &'a str) -> Vec<String>;
     fn published_addresses(&self, name: &'a str) -> Vec<String>;
@@ -219,6 +223,11 @@ engine! {
     fn resources(&self, filter: &'a Filter) -> Vec<Resource>;
     fn named(&self, kind: Kind, name: &'a str) -> Vec<Resource>;
     fn remove(&self, resource: &'a Resource) -> ();
+    /// What `docker info` says of the engine, the parts that explain a
+    /// cluster's behaviour, as JSON.
+    fn describe(&self) -> serde_json::Value;
+    /// What `docker inspect` says of a container, as JSON.
+    fn inspect_json(&self, container: &'a str) -> serde_json::Value;
 }
 
 impl Docker {
@@ -525,6 +534,138 @@ impl Docker {
             .stop_container(name, Some(options))
             .await
             .map_err(|e| self.api_error(format!("stop container {name}"), e))
+    }
+
+    pub async fn exec_attached(&self, container: &str, cmd: &[String], tty: bool) -> Result<i64> {
+        use bollard::exec::{StartExecOptions, StartExecResults};
+        use bollard::models::ExecConfig;
+        use tokio::io::AsyncWriteExt;
+        let action = || format!("run `{}` in {container}", cmd.join(" "));
+        let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".into());
+        let config = ExecConfig {
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(tty),
+            env: tty.then(|| vec![format!("TERM={term}")]),
+            cmd: Some(cmd.to_vec()),
+            ..Default::default()
+        };
+        let exec = self
+            .api
+            .create_exec(container, config)
+            .await
+            .map_err(|e| self.api_error(action(), e))?;
+        let options = StartExecOptions {
+            detach: false,
+            tty,
+            output_capacity: None,
+        };
+        let started = self.api.start_exec(&exec.id, Some(options)).await;
+        let StartExecResults::Attached {
+            mut output,
+            mut input,
+        } = started.map_err(|e| self.api_error(action(), e))?
+        else {
+            unreachable!("exec was started attached");
+        };
+        // Bytes from stdin go to the command as they come; at its end the
+        // command's stdin is closed, so that it sees the end too. A thread
+        // of its own reads stdin: one blocked there never holds up berth's
+        // exit once the command is done.
+        let (chunks, mut received) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+        std::thread::spawn(move || {
+            use std::io::Read as _;
+            let mut stdin = std::io::stdin().lock();
+            let mut buf = [0u8; 8192];
+            while let Ok(n @ 1..) = stdin.read(&mut buf) {
+                if chunks.blocking_send(buf[..n].to_vec()).is_err() {
+                    return;
+                }
+            }
+        });
+        let feed = tokio::spawn(async move {
+            while let Some(chunk) = received.recv().await {
+                if input.write_all(&chunk).await.is_err() || input.flush().await.is_err() {
+                    return;
+                }
+            }
+            let _ = input.shutdown().await;
+        });
+        let resizing = tty.then(|| {
+            let api = self.api.clone();
+            let id = exec.id.clone();
+            tokio::spawn(async move {
+                use tokio::signal::unix::{SignalKind, signal};
+                let Ok(mut changes) = signal(SignalKind::window_change()) else {
+                    return;
+                };
+                loop {
+                    if let Some((width, height)) = crate::ui::terminal_size() {
+                        let size = bollard::exec::ResizeExecOptions { width, height };
+                        let _ = api.resize_exec(&id, size).await;
+                    }
+                    if changes.recv().await.is_none() {
+                        return;
+                    }
+                }
+            })
+        });
+        let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
+        while let Some(chunk) = output.next().await {
+            use std::io::Write as _;
+            let written = match chunk.map_err(|e| self.api_error(action(), e))? {
+                bollard::container::LogOutput::StdErr { message } => {
+                    stderr.write_all(&message).and(stderr.flush())
+                }
+                other => stdout.write_all(&other.into_bytes()).and(stdout.flush()),
+            };
+            if written.is_err() {
+                break;
+            }
+        }
+        feed.abort();
+        if let Some(resizing) = resizing {
+            resizing.abort();
+        }
+        let inspect = self
+            .api
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(|e| self.api_error(action(), e))?;
+        Ok(inspect.exit_code.unwrap_or(-1))
+    }
+
+    pub async fn describe(&self) -> Result<serde_json::Value> {
+        let info = self
+            .api
+            .info()
+            .await
+            .map_err(|e| self.api_error("describe itself".into(), e))?;
+        Ok(serde_json::json!({
+            "endpoint": self.endpoint,
+            "server_version": info.server_version,
+            "operating_system": info.operating_system,
+            "kernel_version": info.kernel_version,
+            "architecture": info.architecture,
+            "cpus": info.ncpu,
+            "memory_bytes": info.mem_total,
+            "storage_driver": info.driver,
+            "cgroup_driver": info.cgroup_driver,
+            "cgroup_version": info.cgroup_version,
+            "security_options": info.security_options,
+            "root_dir": info.docker_root_dir,
+            "warnings": info.warnings,
+        }))
+    }
+
+    pub async fn inspect_json(&self, container: &str) -> Result<serde_json::Value> {
+        let inspect = self
+            .api
+            .inspect_container(container, None)
+            .await
+            .map_err(|e| self.api_error(format!("inspect container {container}"), e))?;
+        Ok(serde_json::to_value(inspect).unwrap_or_default())
     }
 
     pub async fn pause_container(&self, name: &str) -> Result<()> {

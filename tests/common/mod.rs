@@ -283,16 +283,21 @@ impl Env {
     /// Starts berth in the background with stdout piped; it is killed when
     /// the returned handle is dropped.
     pub fn spawn(&self, args: &[&str]) -> Background {
-        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("berth"))
-            .env_clear()
-            .envs(base_env())
-            .envs(self.own_env())
+        let child = self
+            .command(assert_cmd::cargo::cargo_bin("berth"))
             .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
         Background(child)
+    }
+
+    /// `program` with the environment berth runs with in this test.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+        let mut cmd = std::process::Command::new(program);
+        cmd.env_clear().envs(base_env()).envs(self.own_env());
+        cmd
     }
 
     pub fn kubectl(&self, profile: &str, args: &[&str]) -> String {
