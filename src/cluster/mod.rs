@@ -82,6 +82,27 @@ impl Ctx {
         (dir, engine, ctx)
     }
 
+    /// Fake Kubernetes binaries of `version` in the context's cache, made
+    /// in `dir`, so that nothing is downloaded.
+    #[cfg(test)]
+    pub fn cache_fake_binaries(&self, version: &Version, dir: &std::path::Path) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir).unwrap();
+        for name in crate::binaries::COMPONENTS {
+            let body = if name == "kubectl" {
+                format!(
+                    "#!/bin/sh\necho '{{\"clientVersion\": {{\"gitVersion\": \"{version}\"}}}}'\n"
+                )
+            } else {
+                format!("#!/bin/sh\necho 'Kubernetes {version}'\n")
+            };
+            let path = dir.join(name);
+            std::fs::write(&path, body).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        self.cache.import(version, dir).unwrap();
+    }
+
     /// The names of a profile of this home that has no state (yet):
     /// those a new profile of that name gets.
     pub fn names_for(&self, profile: &str) -> Names {
@@ -284,4 +305,118 @@ pub fn broken(name: &str, container: &str) -> Error {
         format!("profile {name} is broken: its node container {container} is gone"),
     )
     .with_hint(format!("`berth delete -p {name}` removes what is left"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::Kind;
+    use crate::names::{LABEL_CREATED_BY, LABEL_HOME, LABEL_PROFILE, LABEL_ROLE};
+
+    /// A start of profile `dev` over the fake engine, never interrupted.
+    fn start_dev(ctx: &Ctx, opts: StartOptions) -> Result<Profile> {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(start(ctx, "dev", &opts, std::future::pending))
+    }
+
+    fn options(nodes: u32, wait: Option<Duration>) -> StartOptions {
+        StartOptions {
+            version: Some("v1.20.2".parse().unwrap()),
+            image: Some("berth/node-base:test".into()),
+            nodes: Some(nodes),
+            wait,
+            ..StartOptions::default()
+        }
+    }
+
+    #[test]
+    fn a_new_start_makes_each_node_on_its_network_all_labelled_as_its_own() {
+        let (dir, engine, ctx) = Ctx::with_fake_engine();
+        ctx.cache_fake_binaries(&"v1.20.2".parse().unwrap(), &dir.path().join("build"));
+        let profile = start_dev(&ctx, options(2, None)).unwrap();
+
+        let names = ctx.names(&profile);
+        let made: Vec<String> = engine
+            .names()
+            .into_iter()
+            .filter(|n| !n.starts_with("volume berth-kubernetes-"))
+            .collect();
+        assert_eq!(
+            made,
+            [
+                format!("container {}", names.container("dev")),
+                format!("container {}", names.container("dev-m02")),
+                format!("network {}", names.network()),
+                format!("volume {}", names.var_volume("dev")),
+                format!("volume {}", names.var_volume("dev-m02")),
+            ]
+        );
+        let home = ctx.home.display().to_string();
+        for resource in engine.resources.lock().unwrap().iter() {
+            if resource.name.starts_with("berth-kubernetes-") {
+                continue;
+            }
+            let label = |key: &str| resource.labels.get(key).map(String::as_str);
+            assert_eq!(label(LABEL_PROFILE), Some("dev"), "{resource}");
+            assert_eq!(label(LABEL_HOME), Some(home.as_str()), "{resource}");
+            assert_eq!(label(LABEL_CREATED_BY), Some("this-start"), "{resource}");
+            if resource.kind == Kind::Container {
+                assert_eq!(resource.state, Some(crate::docker::ContainerState::Running));
+                let role = if resource.name.contains("-m02") {
+                    "worker"
+                } else {
+                    "control-plane"
+                };
+                assert_eq!(label(LABEL_ROLE), Some(role), "{resource}");
+            }
+        }
+        // Its state and its kubeconfig context, current.
+        let saved = ctx.store.load("dev").unwrap().expect("saved");
+        assert_eq!(saved.workers, [1]);
+        let config = kubeconfig::read(&ctx.kubeconfig).unwrap();
+        assert_eq!(
+            kubeconfig::current_context(&config).as_deref(),
+            Some(profile.context().as_str())
+        );
+    }
+
+    #[test]
+    fn a_failed_new_start_removes_what_it_made_and_nothing_else() {
+        let (dir, engine, ctx) = Ctx::with_fake_engine();
+        ctx.cache_fake_binaries(&"v1.20.2".parse().unwrap(), &dir.path().join("build"));
+        // Another profile of this home, another home's, and something not
+        // berth's at all.
+        let other = Profile::example("web");
+        engine.add(
+            Kind::Container,
+            &other.control_plane().container,
+            ctx.names(&other).labels(),
+        );
+        engine.add(
+            Kind::Volume,
+            "berth-dev-var-of-another-home",
+            [(LABEL_PROFILE, "dev"), (LABEL_HOME, "/other")],
+        );
+        engine.add(Kind::Container, "postgres", [("", ""); 0]);
+        let before = engine.names();
+
+        // No API server answers in the fake: the start fails waiting for it.
+        let error = start_dev(&ctx, options(2, Some(Duration::from_millis(300)))).unwrap_err();
+        assert_eq!(error.exit, Exit::NotReady, "{}", error.message);
+        let after: Vec<String> = engine
+            .names()
+            .into_iter()
+            .filter(|n| !n.starts_with("volume berth-kubernetes-"))
+            .collect();
+        assert_eq!(after, before, "the rollback left or took too much");
+        assert!(
+            ctx.store.load("dev").unwrap().is_none(),
+            "its state is left"
+        );
+        let config = kubeconfig::read(&ctx.kubeconfig).unwrap();
+        assert_eq!(kubeconfig::current_context(&config), None);
+    }
 }

@@ -518,26 +518,6 @@ fn stays(pod: &Pod) -> bool {
 mod tests {
     use super::*;
     use crate::docker::Kind;
-    use std::os::unix::fs::PermissionsExt;
-
-    /// Fake Kubernetes binaries of `version` in the context's cache, so
-    /// that nothing is downloaded.
-    fn cache_binaries(ctx: &Ctx, version: &crate::binaries::Version, dir: &std::path::Path) {
-        std::fs::create_dir_all(dir).unwrap();
-        for name in crate::binaries::COMPONENTS {
-            let body = if name == "kubectl" {
-                format!(
-                    "#!/bin/sh\necho '{{\"clientVersion\": {{\"gitVersion\": \"{version}\"}}}}'\n"
-                )
-            } else {
-                format!("#!/bin/sh\necho 'Kubernetes {version}'\n")
-            };
-            let path = dir.join(name);
-            std::fs::write(&path, body).unwrap();
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        ctx.cache.import(version, dir).unwrap();
-    }
 
     #[test]
     fn a_node_add_that_fails_takes_back_its_node_and_leaves_the_cluster() {
@@ -548,7 +528,7 @@ mod tests {
         };
         ctx.store.save(&profile).unwrap();
         ensure_pki(&ctx, &profile, &[]).unwrap();
-        cache_binaries(&ctx, &profile.kubernetes_version, &dir.path().join("build"));
+        ctx.cache_fake_binaries(&profile.kubernetes_version, &dir.path().join("build"));
         // The running cluster, made by an earlier start.
         let names = ctx.names(&profile);
         let labels = names.labels_created_by("earlier-start");

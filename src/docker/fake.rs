@@ -14,7 +14,7 @@ use super::{
 
 #[derive(Default)]
 pub struct FakeEngine {
-    resources: Mutex<Vec<Resource>>,
+    pub resources: Mutex<Vec<Resource>>,
     next_id: Mutex<u64>,
     /// Removals, in order, as `kind name`.
     pub removed: Mutex<Vec<String>>,
