@@ -71,22 +71,39 @@ pub enum Output {
 #[derive(Subcommand)]
 pub enum Command {
     /// Create a cluster, or start a stopped one again.
+    #[command(
+        after_help = "Examples:\n  berth start -p dev\n  berth start -p big --nodes 3 --kubernetes-version v1.34.1\n  berth start -p ci --config profiles/ci.yaml --wait 3m\n  berth start -p db --mount $PWD/data:/data --ports 8080:30080"
+    )]
     Start(start::Start),
     /// Stop a cluster's nodes; their state is kept.
+    #[command(after_help = "Examples:\n  berth stop -p dev\n  berth stop --all")]
     Stop(Targets),
     /// Freeze a cluster's nodes.
+    #[command(after_help = "Examples:\n  berth pause -p dev")]
     Pause(Targets),
     /// Thaw a paused cluster's nodes.
+    #[command(after_help = "Examples:\n  berth unpause -p dev")]
     Unpause(Targets),
     /// Remove a cluster and everything berth made for it.
+    #[command(after_help = "Examples:\n  berth delete -p dev\n  berth delete --all")]
     Delete(Targets),
     /// Show the state of a cluster's nodes and components.
+    #[command(
+        after_help = "Examples:\n  berth status -p dev\n  berth status -p dev -o json | jq .storage"
+    )]
     Status(status::Status),
     /// List profiles (`profile list`) or set the default one (`profile NAME`).
+    #[command(
+        after_help = "Examples:\n  berth profile list\n  berth profile dev            # make dev the default profile"
+    )]
     Profile(profile::ProfileCmd),
     /// Run the cluster's own kubectl against it: `berth kubectl -- get pods`.
+    #[command(
+        after_help = "Examples:\n  berth kubectl -p dev -- get pods -A\n  berth kubectl -p dev -- apply -f k8s/"
+    )]
     Kubectl(kubectl::Kubectl),
     /// Print a standalone kubeconfig for the profile.
+    #[command(after_help = "Examples:\n  berth kubeconfig -p dev > dev.kubeconfig")]
     Kubeconfig,
     /// Show the journals of berth's units in the nodes, only their
     /// problems, follow them, or export everything into an archive.
@@ -96,21 +113,35 @@ pub enum Command {
     Ssh(ssh::Ssh),
     /// Add, delete or list a cluster's nodes.
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  berth node add -p dev\n  berth node list -p dev\n  berth node delete dev-m02 -p dev"
+    )]
     Node(node::NodeCmd),
     /// Reach a Service from the host: a port on 127.0.0.1 forwarded through
     /// the API server, served until interrupted.
+    #[command(
+        after_help = "Examples:\n  berth service web -p dev          # serves until Ctrl-C\n  berth service web -p dev --url    # prints the URL"
+    )]
     Service(service::ServiceCmd),
     /// Build the node image.
     #[command(subcommand)]
+    #[command(after_help = "Examples:\n  berth node-image build")]
     NodeImage(node_image::NodeImage),
     /// Load images into a cluster (`image load`), or list them (`image ls`).
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  berth image load my/app:dev -p dev\n  berth image load --archive app.tar -p dev --node dev-m02\n  berth image ls -p dev"
+    )]
     Image(image::Image),
     /// Manage the host cache of Kubernetes binaries.
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  berth cache list\n  berth cache download v1.34.1\n  berth cache import v1.20.2 ./build/v1.20.2"
+    )]
     Cache(cache::Cache),
     /// berth's version and commit, its node image, the Kubernetes versions
     /// it runs and those cached.
+    #[command(after_help = "Examples:\n  berth version\n  berth version -o json")]
     Version,
     /// Print the shell completion script for bash, zsh, fish, powershell
     /// or elvish.
@@ -220,4 +251,25 @@ fn print_json(value: &impl serde::Serialize) {
         "{}",
         serde_json::to_string_pretty(value).expect("output serialises")
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn every_command_shows_an_example_in_its_help() {
+        for command in super::Cli::command().get_subcommands() {
+            let help = command
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert!(
+                help.contains("Examples:")
+                    && help.contains(&format!("berth {}", command.get_name())),
+                "`berth {} --help` shows no example",
+                command.get_name()
+            );
+        }
+    }
 }
