@@ -166,6 +166,9 @@ fn a_claim_binds_where_its_pod_runs_and_keeps_its_data_until_it_is_deleted() {
     env.ok(&["start", "-p", profile, "--wait", "3m"]);
     wait_ready(&env, profile, "reader");
     assert_eq!(read(), "kept\n");
+    env.ok(&["pause", "-p", profile]);
+    env.ok(&["unpause", "-p", profile]);
+    assert_eq!(read(), "kept\n");
     let status = json(&env.ok(&["status", "-p", profile, "-o", "json"]));
     assert_eq!(status["storage"]["state"], "running", "{status}");
     assert_eq!(status["mounts"], serde_json::json!([mount_rw, mount_ro]));
