@@ -104,6 +104,17 @@ impl Names {
         format!("{}-var", self.container(node))
     }
 
+    /// The profile's registry container; a `.` keeps it apart from every
+    /// node's and profile's name, which have none.
+    pub fn registry(&self) -> String {
+        format!("{}.registry", self.container(&self.profile))
+    }
+
+    /// The volume of the registry's images.
+    pub fn registry_volume(&self) -> String {
+        format!("{}-data", self.registry())
+    }
+
     pub fn network(&self) -> String {
         self.container(&self.profile)
     }

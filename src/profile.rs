@@ -111,6 +111,9 @@ pub struct Profile {
     /// `--no-storage`: no StorageClass, no provisioner.
     #[serde(default)]
     pub no_storage: bool,
+    /// `--registry` or `registry enable`: the profile's own registry.
+    #[serde(default)]
+    pub registry: Option<Registry>,
     /// `--mount`: host folders in every node.
     #[serde(default)]
     pub mounts: Vec<crate::settings::Mount>,
@@ -128,6 +131,24 @@ pub struct Profile {
     /// made before berth paired a runtime with each minor).
     #[serde(default)]
     pub runtime: Option<crate::binaries::Runtime>,
+}
+
+/// A profile's registry: published on 127.0.0.1 at `port`, chosen when it
+/// was made and kept; images are named `localhost:<port>/...` on the host
+/// and in pods alike.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Registry {
+    pub port: u16,
+}
+
+impl Registry {
+    /// Its port inside its container.
+    pub const INNER_PORT: u16 = 5000;
+
+    /// How images in it are named.
+    pub fn host(&self) -> String {
+        format!("localhost:{}", self.port)
+    }
 }
 
 /// One node of a profile's cluster, as its index makes it.
@@ -229,6 +250,13 @@ impl Profile {
 
     pub fn server(&self) -> String {
         format!("https://127.0.0.1:{}", self.api_port)
+    }
+
+    /// The registry's address on the profile's network: the subnet's last
+    /// host, far above every node's.
+    pub fn registry_ip(&self) -> Ipv4Addr {
+        let [a, b, c, _] = self.node_ip.octets();
+        Ipv4Addr::new(a, b, c, 254)
     }
 }
 
@@ -360,6 +388,7 @@ impl Profile {
             feature_gates: BTreeMap::new(),
             no_dns: false,
             no_storage: false,
+            registry: None,
             mounts: Vec::new(),
             home_id: None,
             network_id: None,

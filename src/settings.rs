@@ -232,6 +232,7 @@ pub struct Preset {
     pub ports: Vec<String>,
     pub dns: Option<bool>,
     pub storage: Option<bool>,
+    pub registry: Option<bool>,
     #[serde(default)]
     pub mounts: Vec<String>,
     #[serde(default)]

@@ -118,7 +118,7 @@ fn a_node_boots_with_systemd_containerd_etcd_pause_and_the_binaries() {
         let node = NodeContainer {
             name: name.clone(),
             hostname: "boot".into(),
-            privilege,
+            privilege: Some(privilege),
             cgroup_v2: docker.cgroup_v2().await.unwrap(),
             binaries: Some(BinariesVolume {
                 name: binaries,
@@ -273,7 +273,7 @@ fn a_binaries_volume_left_incomplete_is_filled_again() {
                 name: volume.clone(),
                 writable: false,
             }),
-            privilege: Privilege::Capabilities,
+            privilege: Some(Privilege::Capabilities),
             ..test_container(&format!("berth-test-reader-{}", std::process::id()), &image)
         };
         let _reader = Guard(Resource::Container(reader.name.clone()));

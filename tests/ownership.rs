@@ -253,7 +253,7 @@ fn delete_names_a_container_of_someone_else_on_the_profiles_network_and_leaves_i
         let docker = Docker::connect().await.unwrap();
         let image = berth::node::image::Context::embedded().image();
         let spec = berth::docker::NodeContainer {
-            privilege: berth::docker::Privilege::Capabilities,
+            privilege: Some(berth::docker::Privilege::Capabilities),
             entrypoint: Some(vec!["sleep".into(), "600".into()]),
             network: Some((names.network(), ip)),
             ..berth::docker::NodeContainer::helper(peer.clone(), &image, Default::default())

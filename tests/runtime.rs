@@ -178,6 +178,7 @@ fn containerd_2_reads_the_configuration_berth_renders() {
         feature_gates: Default::default(),
         dns: true,
         storage: true,
+        registry: None,
         runtime: Some(berth::binaries::runtime_for_minor(34)),
     };
     let files = berth::node::render::node_files(&spec, &[]);

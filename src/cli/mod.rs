@@ -12,6 +12,7 @@ mod node;
 mod node_image;
 mod pause;
 mod profile;
+mod registry;
 mod service;
 mod ssh;
 mod start;
@@ -141,6 +142,12 @@ pub enum Command {
     Cache(cache::Cache),
     /// berth's version and commit, its node image, the Kubernetes versions
     /// it runs and those cached.
+    /// A registry of the profile's own, reached as localhost:PORT.
+    #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  berth registry enable -p dev     # prints localhost:PORT\n  docker push localhost:PORT/app:1  # then image: localhost:PORT/app:1 in a pod"
+    )]
+    Registry(registry::RegistryCmd),
     #[command(after_help = "Examples:\n  berth version\n  berth version -o json")]
     Version,
     /// Print the shell completion script for bash, zsh, fish, powershell
@@ -170,6 +177,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Cache(cmd) => cache::run(cmd, &cli.global, ui),
         Command::Version => version::run(&cli.global),
         Command::Logs(cmd) => logs::run(cmd, &cli.global, ui).await,
+        Command::Registry(cmd) => registry::run(cmd, &cli.global, ui).await,
         Command::Completion(cmd) => completion::run(cmd),
     };
     done.map(|()| 0)

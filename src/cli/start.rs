@@ -47,6 +47,11 @@ pub struct Start {
     /// No default StorageClass `standard` and no storage provisioner.
     #[arg(long)]
     no_storage: bool,
+    /// A registry of the profile's own, published on 127.0.0.1 at a port
+    /// kept for the profile: `docker push localhost:PORT/app:1` on the host,
+    /// `image: localhost:PORT/app:1` in a pod (`berth status` shows PORT).
+    #[arg(long)]
+    registry: bool,
     /// A host folder in every node, at creation, such as
     /// $HOME/data:/data or /srv/in:/in:ro (repeatable). HOST_DIR must be
     /// an absolute path of a folder that exists; NODE_DIR may not shadow
@@ -133,6 +138,7 @@ impl Start {
             feature_gates,
             no_dns: self.no_dns || preset.dns == Some(false),
             no_storage: self.no_storage || preset.storage == Some(false),
+            registry: self.registry || preset.registry.unwrap_or(false),
             mounts: flag_or_preset(self.mount, preset.mounts)
                 .iter()
                 .map(|m| settings::parse_mount(m))

@@ -39,6 +39,9 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<u8> {
                 Some(reason) => println!("storage:     {} ({reason})", status.storage.state),
                 None => println!("storage:     {}", status.storage.state),
             }
+            if let Some(registry) = &status.registry {
+                println!("registry:    {registry}");
+            }
             if let Some(mounts) = (!status.mounts.is_empty()).then(|| status.mounts.join(", ")) {
                 println!("mounts:      {mounts}");
             }

@@ -135,6 +135,17 @@ pub(super) async fn create(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result
     let step = ui.step("Creating the network");
     let network = create_network(ctx, &names).await?;
     let api_port = free_port()?;
+    let registry = match opts.registry {
+        true => Some(crate::profile::Registry {
+            port: loop {
+                let port = free_port()?;
+                if port != api_port {
+                    break port;
+                }
+            },
+        }),
+        false => None,
+    };
     step.done();
 
     let step = ui.step("Generating certificates");
@@ -158,6 +169,7 @@ pub(super) async fn create(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result
         feature_gates: opts.feature_gates.clone(),
         no_dns: opts.no_dns,
         no_storage: opts.no_storage,
+        registry,
         mounts: opts.mounts.clone(),
         home_id: names.home_id().map(str::to_string),
         network_id: Some(network.id),
@@ -178,6 +190,7 @@ pub(super) async fn create(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result
             .map(|node| nodes::create(ctx, &profile, node, binaries.clone())),
     )
     .await?;
+    super::registry::create(ctx, &profile).await?;
     drop(allocating);
     step.done();
 
@@ -323,6 +336,9 @@ pub(super) async fn restart(
             .then(|| "--feature-gates".to_string()),
         (opts.no_dns && !profile.no_dns).then(|| "--no-dns".to_string()),
         (opts.no_storage && !profile.no_storage).then(|| "--no-storage".to_string()),
+        (opts.registry && profile.registry.is_none()).then(|| {
+            "--registry (`berth registry enable` adds one to a running profile)".to_string()
+        }),
         (!opts.mounts.is_empty() && opts.mounts != profile.mounts).then(|| "--mount".to_string()),
         opts.nodes
             .filter(|n| *n as usize != profile.nodes().len())
@@ -378,6 +394,7 @@ pub(super) async fn restart(
         .await?;
         step.done();
     }
+    super::registry::follow_nodes(ctx, &profile, true).await?;
     profile = write_kubeconfig(ctx, profile, !opts.keep_context)?;
     ready::wait_ready(ctx, &profile, None, since, opts.wait).await?;
     Ok(profile)
@@ -490,7 +507,7 @@ fn taken(names: &Names, resource: &Resource) -> Error {
 }
 
 /// A port on 127.0.0.1 that nothing listens on now, kept by the profile.
-fn free_port() -> Result<u16> {
+pub(super) fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| {
         Error::new(
             Exit::Failure,

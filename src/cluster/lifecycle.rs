@@ -46,7 +46,7 @@ pub async fn stop(ctx: &Ctx, profile: &Profile) -> Result<()> {
         }
     }))
     .await?;
-    Ok(())
+    super::registry::follow_nodes(ctx, profile, false).await
 }
 
 /// Freezes (or thaws) every process of every node at once through the

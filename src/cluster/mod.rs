@@ -11,6 +11,7 @@ mod lifecycle;
 pub mod logs;
 mod nodes;
 mod ready;
+pub mod registry;
 mod remove;
 pub mod status;
 pub mod storage;
@@ -140,6 +141,8 @@ pub struct StartOptions {
     pub no_dns: bool,
     pub no_storage: bool,
     pub mounts: Vec<crate::settings::Mount>,
+    /// A registry of the profile's own (`--registry`).
+    pub registry: bool,
 }
 
 pub fn now() -> u64 {

@@ -55,7 +55,7 @@ fn container(
         hostname: node.name.clone(),
         image: profile.node_image.clone(),
         labels,
-        privilege: profile.privilege,
+        privilege: Some(profile.privilege),
         cgroup_v2: profile.cgroup_v2,
         var_volume: Some(names.var_volume(&node.name)),
         binaries: Some(BinariesVolume {
@@ -105,7 +105,7 @@ pub async fn create(ctx: &Ctx, profile: &Profile, node: &Node, binaries: String)
 
 /// The profile's network, by id: the one it was made with, or for a
 /// profile made before berth kept it, the one its control plane is on.
-async fn network_id(ctx: &Ctx, profile: &Profile) -> Result<String> {
+pub(super) async fn network_id(ctx: &Ctx, profile: &Profile) -> Result<String> {
     if let Some(id) = &profile.network_id {
         return Ok(id.clone());
     }
@@ -188,9 +188,10 @@ pub async fn sync_routes(ctx: &Ctx, profile: &Profile) -> Result<()> {
     Ok(())
 }
 
-fn files_tar(profile: &Profile, node: &Node, pki: &Pki) -> Result<Vec<u8>> {
+/// What node `node`'s files depend on.
+pub(super) fn spec(profile: &Profile, node: &Node) -> NodeSpec {
     let control_plane = profile.control_plane();
-    let spec = NodeSpec {
+    NodeSpec {
         node: node.name.clone(),
         role: node.role(),
         node_ip: node.ip,
@@ -204,8 +205,14 @@ fn files_tar(profile: &Profile, node: &Node, pki: &Pki) -> Result<Vec<u8>> {
         feature_gates: profile.feature_gates.clone(),
         dns: !profile.no_dns,
         storage: !profile.no_storage,
+        registry: profile.registry.map(|r| (r.host(), profile.registry_ip())),
         runtime: profile.runtime.clone(),
-    };
+    }
+}
+
+fn files_tar(profile: &Profile, node: &Node, pki: &Pki) -> Result<Vec<u8>> {
+    let control_plane = profile.control_plane();
+    let spec = spec(profile, node);
     let mut files = render::node_files(&spec, &routes(profile, node));
     let read = |f: &str| pki.read(f);
     let own = leaves(node);
@@ -301,7 +308,7 @@ pub async fn upload_files(
     Ok(())
 }
 
-fn tar_of(files: &[NodeFile]) -> Vec<u8> {
+pub(super) fn tar_of(files: &[NodeFile]) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     for f in files {
         match f {

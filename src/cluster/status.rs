@@ -42,6 +42,8 @@ pub struct ProfileStatus {
     pub certificate_days_left: i64,
     pub dns: super::dns::Dns,
     pub storage: super::storage::Storage,
+    /// The profile's registry, as images in it are named, and its state.
+    pub registry: Option<String>,
     /// Host folders in every node, as `HOST:NODE[:ro]`.
     pub mounts: Vec<String>,
     /// 1 or 2: the host's cgroup version.
@@ -142,6 +144,12 @@ pub async fn status(ctx: &Ctx, profile: &Profile) -> Result<ProfileStatus> {
         certificate_days_left: days_left,
         dns,
         storage,
+        registry: profile.registry.map(|r| {
+            let state = states
+                .get(&ctx.names(profile).registry())
+                .map_or("Missing", |s| s.display());
+            format!("{} ({})", r.host(), state.to_lowercase())
+        }),
         mounts: profile.mounts.iter().map(ToString::to_string).collect(),
         cgroup_version: if profile.cgroup_v2 { 2 } else { 1 },
         cgroups_note: crate::node::render::cgroup_v1_note(

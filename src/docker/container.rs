@@ -38,7 +38,8 @@ pub struct NodeContainer {
     pub hostname: String,
     pub image: String,
     pub labels: HashMap<String, String>,
-    pub privilege: Privilege,
+    /// How a node runs; `None` for a plain container (the registry).
+    pub privilege: Option<Privilege>,
     /// cgroup v2 engines give the node a private cgroup namespace; v1
     /// engines bind the host hierarchy, which the node's entrypoint narrows.
     pub cgroup_v2: bool,
@@ -68,7 +69,7 @@ impl NodeContainer {
             hostname: "helper".into(),
             image: image.into(),
             labels,
-            privilege: Privilege::Privileged,
+            privilege: Some(Privilege::Privileged),
             cgroup_v2: false,
             var_volume: None,
             binaries: None,
@@ -156,8 +157,9 @@ impl NodeContainer {
             }
         });
         match self.privilege {
-            Privilege::Privileged => host.privileged = Some(true),
-            Privilege::Capabilities => {
+            None => {}
+            Some(Privilege::Privileged) => host.privileged = Some(true),
+            Some(Privilege::Capabilities) => {
                 host.cap_add = Some(vec!["ALL".into()]);
                 host.cap_drop = Some(vec!["SYS_RESOURCE".into()]);
                 // What `--security-opt systempaths=unconfined` means in the API.
@@ -199,7 +201,7 @@ mod tests {
 
     fn node(privilege: Privilege, cgroup_v2: bool) -> NodeContainer {
         NodeContainer {
-            privilege,
+            privilege: Some(privilege),
             cgroup_v2,
             entrypoint: None,
             ..NodeContainer::helper("probe".into(), "img", HashMap::new())

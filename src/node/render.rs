@@ -57,6 +57,9 @@ pub struct NodeSpec {
     pub dns: bool,
     /// The StorageClass `standard` and its provisioner on, the default.
     pub storage: bool,
+    /// The profile's registry: how images in it are named
+    /// (`localhost:<port>`) and its address on the profile's network.
+    pub registry: Option<(String, Ipv4Addr)>,
     /// The etcd, containerd and runc in the binaries volume; `None` runs
     /// the node image's own.
     pub runtime: Option<Runtime>,
@@ -336,6 +339,9 @@ fn containerd_config(spec: &NodeSpec) -> String {
   [{images}.pinned_images]
     sandbox = \"{PAUSE_IMAGE}\"
 
+  [{images}.registry]
+    config_path = \"{REGISTRY_HOSTS}\"
+
 [{runtime}]
   restrict_oom_score_adj = {restrict}
 
@@ -375,8 +381,37 @@ fn containerd_config(spec: &NodeSpec) -> String {
     bin_dir = \"/usr/lib/cni\"
     conf_dir = \"/etc/cni/net.d\"
     conf_template = \"{template}\"
+
+  [{cri}.registry]
+    config_path = \"{REGISTRY_HOSTS}\"
 "
     )
+}
+
+/// Where containerd looks for how to reach each registry host (a folder
+/// per host, read at every pull, so a registry added later needs no
+/// restart).
+const REGISTRY_HOSTS: &str = "/etc/containerd/certs.d";
+
+/// Images named `<host>/...` come from the registry at `ip`, over plain
+/// HTTP on the profile's network.
+fn registry_hosts(host: &str, ip: Ipv4Addr) -> NodeFile {
+    let server = format!("http://{ip}:{}", crate::profile::Registry::INNER_PORT);
+    file(
+        &format!("{REGISTRY_HOSTS}/{host}/hosts.toml"),
+        format!(
+            "# Rendered by berth: the profile's registry.\nserver = \"{server}\"\n\n[host.\"{server}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+        ),
+        0o644,
+    )
+}
+
+/// The files that point a node's containerd at the profile's registry.
+pub fn registry_files(spec: &NodeSpec) -> Vec<NodeFile> {
+    spec.registry
+        .iter()
+        .map(|(host, ip)| registry_hosts(host, *ip))
+        .collect()
 }
 
 /// The node image's containerd unit, pointed at the volume's containerd;
@@ -1027,6 +1062,7 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
     if spec.storage {
         files.extend(storage_files(spec));
     }
+    files.extend(registry_files(spec));
     if spec.is_control_plane() && spec.dns {
         files.push(file(
             &format!("{ADDONS_DIR}/coredns.yaml"),
@@ -1089,6 +1125,7 @@ mod tests {
             feature_gates: BTreeMap::new(),
             dns: true,
             storage: true,
+            registry: Some(("localhost:5001".into(), "172.30.0.254".parse().unwrap())),
             // The offline build runs the node image's; downloaded versions
             // bring theirs.
             runtime: (minor > OLDEST_MINOR).then(|| crate::binaries::runtime_for_minor(minor)),
