@@ -216,6 +216,36 @@ fn logs_ssh_export_and_completions_on_a_real_cluster() {
     ]);
     assert_eq!((code, err.as_str()), (3, "oops\n"));
 
+    // On a terminal (util-linux's `script` gives berth one): a real TTY in
+    // the node whose size follows this one's, and Ctrl-C goes to what runs
+    // there, not to berth.
+    let berth = assert_cmd::cargo::cargo_bin("berth");
+    let on_terminal = |input: &str, command: &str| {
+        let script =
+            format!("({input}) | script -qefc \"stty rows 40 cols 100; {command}\" /dev/null");
+        let started = Instant::now();
+        let out = env.command("sh").arg("-c").arg(&script).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+        (out.status.code(), text, started.elapsed())
+    };
+    let ssh = format!("{} ssh -p {profile}", berth.display());
+    let (code, out, _) = on_terminal(
+        "sleep 3",
+        &format!("{ssh} -- sh -c 'tty; sleep 1; stty size; exit 4'"),
+    );
+    assert_eq!(code, Some(4), "{out}");
+    assert!(out.contains("/dev/pts/"), "no terminal in the node: {out}");
+    assert!(out.contains("40 100"), "the size did not follow: {out}");
+    let (code, out, took) = on_terminal(
+        "printf 'sleep 30\\n'; sleep 2; printf '\\003'; sleep 1; printf 'exit 5\\n'; sleep 2",
+        &ssh,
+    );
+    assert_eq!(code, Some(5), "{out}");
+    assert!(
+        took < Duration::from_secs(20),
+        "Ctrl-C did not reach the sleep: {took:?} {out}"
+    );
+
     // --export: every part, and not one private key.
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("logs.tar.gz");
