@@ -33,13 +33,40 @@ pub struct Error {
 }
 
 impl Error {
-    pub fn new(exit: Exit, message: impl Into<String>) -> Self {
+    /// Errors are made by their kind (`usage`, `engine`, ...): the exit
+    /// code follows from the kind here, and nowhere else.
+    fn new(exit: Exit, message: impl Into<String>) -> Self {
         Self {
             exit,
             message: message.into(),
             hint: None,
             source: None,
         }
+    }
+
+    /// Anything not covered by a kind below.
+    pub fn failure(message: impl Into<String>) -> Self {
+        Self::new(Exit::Failure, message)
+    }
+
+    /// The engine cannot be reached or refused what berth asked.
+    pub fn engine(message: impl Into<String>) -> Self {
+        Self::new(Exit::Docker, message)
+    }
+
+    /// The cluster did not become ready in time.
+    pub fn not_ready(message: impl Into<String>) -> Self {
+        Self::new(Exit::NotReady, message)
+    }
+
+    /// The profile does not exist or is broken.
+    pub fn profile(message: impl Into<String>) -> Self {
+        Self::new(Exit::Profile, message)
+    }
+
+    /// Stopped by a signal.
+    pub fn interrupted(message: impl Into<String>) -> Self {
+        Self::new(Exit::Interrupted, message)
     }
 
     pub fn usage(message: impl Into<String>) -> Self {

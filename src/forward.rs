@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use kube::api::Api;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::error::{Error, Exit, Result};
+use crate::error::{Error, Result};
 
 /// One forwarded port: the Service's port and where it is on the host.
 pub struct Forward {
@@ -30,7 +30,7 @@ impl Forward {
 }
 
 fn not_found(what: String, hint: String) -> Error {
-    Error::new(Exit::Failure, what).with_hint(hint)
+    Error::failure(what).with_hint(hint)
 }
 
 /// Listens on 127.0.0.1 for each TCP port of the Service; the first one on
@@ -46,11 +46,8 @@ pub async fn listen(
         .get_opt(name)
         .await
         .map_err(|e| {
-            Error::new(
-                Exit::Failure,
-                format!("cannot read service {namespace}/{name}: {e}"),
-            )
-            .with_hint("`berth status` shows whether the API server is ready")
+            Error::failure(format!("cannot read service {namespace}/{name}: {e}"))
+                .with_hint("`berth status` shows whether the API server is ready")
         })?
         .ok_or_else(|| {
             not_found(

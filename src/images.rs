@@ -5,7 +5,7 @@
 use std::io::Read;
 
 use crate::docker::Engine;
-use crate::error::{Error, Exit, Result};
+use crate::error::{Error, Result};
 
 /// Where an archive is put in the node while containerd imports it: on the
 /// node's /var volume, not its memory-backed /tmp.
@@ -64,10 +64,9 @@ pub async fn load_archive(
         .await;
     let _ = docker.exec(node, &["rm", "-f", &staged]).await;
     imported?.success().map_err(|stderr| {
-        Error::new(
-            Exit::Failure,
-            format!("containerd in node {node} refused the image archive: {stderr}"),
-        )
+        Error::failure(format!(
+            "containerd in node {node} refused the image archive: {stderr}"
+        ))
         .with_hint("pass an archive written by `docker save`")
     })?;
     let present = list(docker, node).await?;
@@ -76,17 +75,14 @@ pub async fn load_archive(
         .filter(|name| !present.contains(&normalize(name)))
         .collect();
     if !missing.is_empty() {
-        return Err(Error::new(
-            Exit::Failure,
-            format!(
-                "after the import, node {node} does not hold {}",
-                missing
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )
+        return Err(Error::failure(format!(
+            "after the import, node {node} does not hold {}",
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
         .with_hint("`berth image ls` shows what the node holds; load the image again"));
     }
     Ok(())
@@ -102,11 +98,8 @@ pub async fn list(docker: &dyn Engine, node: &str) -> Result<Vec<String>> {
         .await?
         .success()
         .map_err(|stderr| {
-            Error::new(
-                Exit::Failure,
-                format!("cannot list the images of node {node}: {stderr}"),
-            )
-            .with_hint("`berth status` shows whether the node runs")
+            Error::failure(format!("cannot list the images of node {node}: {stderr}"))
+                .with_hint("`berth status` shows whether the node runs")
         })?;
     let mut names: Vec<String> = out
         .stdout

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Exit, Result};
+use crate::error::{Error, Result};
 use crate::ui::Ui;
 
 /// A held lock; dropping it releases it.
@@ -43,11 +43,8 @@ pub fn allocate(home: &Path, timeout: Duration, ui: Ui) -> Result<Held> {
 
 fn acquire(path: &Path, what: &str, timeout: Duration, ui: Ui) -> Result<Held> {
     let io = |e: std::io::Error| {
-        Error::new(
-            Exit::Failure,
-            format!("cannot open the lock {}: {e}", path.display()),
-        )
-        .with_hint("check the permissions of berth's state directory ($BERTH_HOME)")
+        Error::failure(format!("cannot open the lock {}: {e}", path.display()))
+            .with_hint("check the permissions of berth's state directory ($BERTH_HOME)")
     };
     if let Some(dir) = path.parent() {
         crate::pki::create_private_dir(dir)
@@ -73,14 +70,11 @@ fn acquire(path: &Path, what: &str, timeout: Duration, ui: Ui) -> Result<Held> {
                     told = true;
                 }
                 if started.elapsed() >= timeout {
-                    return Err(Error::new(
-                        Exit::Failure,
-                        format!(
-                            "another berth command held {what} for {} s (lock {})",
-                            timeout.as_secs(),
-                            path.display()
-                        ),
-                    )
+                    return Err(Error::failure(format!(
+                        "another berth command held {what} for {} s (lock {})",
+                        timeout.as_secs(),
+                        path.display()
+                    ))
                     .with_hint("wait for it to finish, or pass a longer --lock-timeout"));
                 }
                 std::thread::sleep(Duration::from_millis(100));

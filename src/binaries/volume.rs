@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Cache, Manifest};
 use crate::docker::{BINARIES_MOUNT, BinariesVolume, Engine, Kind, NodeContainer};
-use crate::error::{Error, Exit, Result};
+use crate::error::{Error, Result};
 use crate::names;
 
 /// Written last when a volume is filled; a volume without it was cut off
@@ -135,15 +135,12 @@ async fn wait_for_other(docker: &dyn Engine, helper: &str, home: &std::path::Pat
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         return Ok(());
     }
-    Err(Error::new(
-        Exit::Docker,
-        format!(
-            "the helper container {helper} of {} has been filling a volume of Kubernetes binaries \
+    Err(Error::engine(format!(
+        "the helper container {helper} of {} has been filling a volume of Kubernetes binaries \
              for {} minutes: its berth was probably killed",
-            names::owner(&other.labels),
-            age / 60
-        ),
-    )
+        names::owner(&other.labels),
+        age / 60
+    ))
     .with_hint(format!(
         "if no berth runs there any more, remove it with `docker rm -f {helper}`"
     )))
@@ -156,14 +153,11 @@ fn binaries_tar(cache: &Cache, manifest: &Manifest) -> Result<Vec<u8>> {
     let mount = BINARIES_MOUNT.trim_start_matches('/');
     let mut builder = tar::Builder::new(Vec::with_capacity(manifest.size() as usize + (1 << 20)));
     let unreadable = |e: std::io::Error| {
-        Error::new(
-            Exit::Failure,
-            format!(
-                "cannot read the cached binaries of Kubernetes {} in {}: {e}",
-                manifest.version,
-                dir.display()
-            ),
-        )
+        Error::failure(format!(
+            "cannot read the cached binaries of Kubernetes {} in {}: {e}",
+            manifest.version,
+            dir.display()
+        ))
         .with_hint(format!(
             "import the version again with `berth cache import {} DIR`",
             manifest.version

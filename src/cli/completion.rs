@@ -2,7 +2,7 @@ use clap::{Args, ValueEnum};
 use clap_complete::engine::CompletionCandidate;
 use clap_complete::env::EnvCompleter;
 
-use crate::error::{Error, Exit, Result};
+use crate::error::{Error, Result};
 use crate::profile::Store;
 
 #[derive(Args)]
@@ -48,12 +48,7 @@ pub fn run(cmd: Completion) -> Result<()> {
             "berth",
             &mut std::io::stdout().lock(),
         )
-        .map_err(|e| {
-            Error::new(
-                Exit::Failure,
-                format!("cannot write the completion script: {e}"),
-            )
-        })
+        .map_err(|e| Error::failure(format!("cannot write the completion script: {e}")))
 }
 
 /// The profiles of this berth home, for `-p`.

@@ -5,7 +5,7 @@ use clap::Args;
 
 use super::Global;
 use crate::binaries::Cache;
-use crate::error::{Error, Exit, Result};
+use crate::error::{Error, Result};
 
 #[derive(Args)]
 pub struct Kubectl {
@@ -29,12 +29,10 @@ pub fn run(cmd: Kubectl, global: &Global) -> Result<()> {
         .arg(profile.context())
         .args(&cmd.args)
         .exec();
-    Err(Error::new(
-        Exit::Failure,
-        format!("cannot run {}: {err}", kubectl.display()),
+    Err(
+        Error::failure(format!("cannot run {}: {err}", kubectl.display())).with_hint(format!(
+            "`berth cache import {} DIR` puts kubectl back",
+            profile.kubernetes_version
+        )),
     )
-    .with_hint(format!(
-        "`berth cache import {} DIR` puts kubectl back",
-        profile.kubernetes_version
-    )))
 }

@@ -244,11 +244,9 @@ impl Global {
     /// The profile's saved state; an error when it does not exist.
     fn load(&self, name: &str) -> Result<crate::profile::Profile> {
         self.store().load(name)?.ok_or_else(|| {
-            crate::error::Error::new(
-                crate::error::Exit::Profile,
-                format!("profile {name} does not exist"),
+            crate::error::Error::profile(format!("profile {name} does not exist")).with_hint(
+                "`berth profile list` shows the profiles; `berth start -p NAME` creates one",
             )
-            .with_hint("`berth profile list` shows the profiles; `berth start -p NAME` creates one")
         })
     }
 }

@@ -8,7 +8,7 @@ use super::{
 };
 use crate::binaries::{Manifest, Version};
 use crate::docker::{EngineFacts, Kind, NodeContainer, Privilege, Resource};
-use crate::error::{Error, Exit, Result};
+use crate::error::{Error, Result};
 use crate::names::Names;
 use crate::node::image::{self, Context};
 use crate::node::render;
@@ -66,13 +66,10 @@ fn download(ctx: &Ctx, version: &Version, mirror: Option<&str>) -> Result<Manife
 fn download_error(ctx: &Ctx, version: &Version, e: crate::binaries::Error) -> Error {
     use crate::binaries::Error as B;
     match e {
-        B::Download { .. } | B::Checksum { .. } => Error::new(
-            Exit::Failure,
-            format!(
-                "Kubernetes {version} is not in the cache ({}) and cannot be downloaded: {e}",
-                ctx.cache.dir(version).display()
-            ),
-        )
+        B::Download { .. } | B::Checksum { .. } => Error::failure(format!(
+            "Kubernetes {version} is not in the cache ({}) and cannot be downloaded: {e}",
+            ctx.cache.dir(version).display()
+        ))
         .with_hint(crate::error::DOWNLOAD_HINT.replace("VERSION", &version.to_string())),
         other => other.into(),
     }
@@ -219,9 +216,7 @@ fn check_disk(facts: &EngineFacts, nodes: u32) -> Result<()> {
         .unwrap_or(NODE_DISK_MIB);
     let need = per_node * u64::from(nodes);
     if free_mib < need {
-        return Err(Error::new(
-            Exit::Failure,
-            format!(
+        return Err(Error::failure(format!(
                 "only {free_mib} MiB are free on {root}, where the Docker engine keeps its data; \
                  {nodes} node(s) need about {need} MiB"
             ),
@@ -438,11 +433,11 @@ async fn create_network(ctx: &Ctx, names: &Names) -> Result<Network> {
             first_ip: std::net::Ipv4Addr::new(172, 30, third, 2),
         });
     }
-    Err(Error::new(
-        Exit::Docker,
-        "no free /24 subnet in 172.30.0.0/16 for the profile's network",
+    Err(
+        Error::engine("no free /24 subnet in 172.30.0.0/16 for the profile's network").with_hint(
+            "delete profiles or Docker networks you no longer need (`docker network ls`)",
+        ),
     )
-    .with_hint("delete profiles or Docker networks you no longer need (`docker network ls`)"))
 }
 
 /// Refuses, before anything is made, a start or node add whose engine
@@ -508,12 +503,8 @@ fn taken(names: &Names, resource: &Resource) -> Error {
 
 /// A port on 127.0.0.1 that nothing listens on now, kept by the profile.
 pub(super) fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| {
-        Error::new(
-            Exit::Failure,
-            format!("cannot find a free port on 127.0.0.1: {e}"),
-        )
-    })?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| Error::failure(format!("cannot find a free port on 127.0.0.1: {e}")))?;
     Ok(listener.local_addr().expect("bound").port())
 }
 

@@ -11,7 +11,7 @@ use std::path::Path;
 use super::Ctx;
 use super::logs::COMPONENTS;
 use crate::docker::ContainerState;
-use crate::error::{Error, Exit, Result};
+use crate::error::{Error, Result};
 use crate::profile::{Node, Profile};
 
 /// Rendered files worth reading, without the PKI and the kubeconfigs
@@ -200,11 +200,8 @@ impl Archive {
     /// never leaves half an archive.
     fn write(self, path: &Path) -> Result<()> {
         let failed = |e: std::io::Error| {
-            Error::new(
-                Exit::Failure,
-                format!("cannot write {}: {e}", path.display()),
-            )
-            .with_hint("pass --export a path in a folder you may write to")
+            Error::failure(format!("cannot write {}: {e}", path.display()))
+                .with_hint("pass --export a path in a folder you may write to")
         };
         let top = path
             .file_name()

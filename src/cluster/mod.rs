@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::binaries::{Cache, Version};
 use crate::docker::{Engine, Resource};
-use crate::error::{Error, Exit, Result};
+use crate::error::{Error, Result};
 use crate::kubeconfig::{self, Entry};
 use crate::names::Names;
 use crate::pki::Pki;
@@ -188,9 +188,7 @@ where
                 None => create::create(ctx, name, opts).await,
             }
         } => result,
-        signal = interrupted() => Err(Error::new(
-            Exit::Interrupted,
-            format!("the start of profile {name} was interrupted ({signal})"),
+        signal = interrupted() => Err(Error::interrupted(format!("the start of profile {name} was interrupted ({signal})"),
         )
         .with_hint(format!("`berth start -p {name}` starts it again"))),
     };
@@ -223,9 +221,7 @@ where
         _ = interrupted() => {
             drop(step);
             let left = remove::traces(ctx, name).await.unwrap_or_default();
-            Err(Error::new(
-                Exit::Interrupted,
-                format!(
+            Err(Error::interrupted(format!(
                     "{}; the cleanup was stopped, left: {}",
                     error.message,
                     if left.is_empty() { "nothing".to_string() } else { left.join(", ") }
@@ -303,10 +299,9 @@ fn write_kubeconfig(ctx: &Ctx, mut profile: Profile, make_current: bool) -> Resu
 }
 
 pub fn broken(name: &str, container: &str) -> Error {
-    Error::new(
-        Exit::Profile,
-        format!("profile {name} is broken: its node container {container} is gone"),
-    )
+    Error::profile(format!(
+        "profile {name} is broken: its node container {container} is gone"
+    ))
     .with_hint(format!("`berth delete -p {name}` removes what is left"))
 }
 
@@ -408,7 +403,12 @@ mod tests {
 
         // No API server answers in the fake: the start fails waiting for it.
         let error = start_dev(&ctx, options(2, Some(Duration::from_millis(300)))).unwrap_err();
-        assert_eq!(error.exit, Exit::NotReady, "{}", error.message);
+        assert_eq!(
+            error.exit,
+            crate::error::Exit::NotReady,
+            "{}",
+            error.message
+        );
         let after: Vec<String> = engine
             .names()
             .into_iter()

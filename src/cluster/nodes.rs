@@ -9,7 +9,7 @@ use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams};
 
 use super::{Ctx, node_states, now, ready, state_of};
 use crate::docker::{BinariesVolume, NodeContainer, Resource};
-use crate::error::{Error, Exit, Result};
+use crate::error::{Error, Result};
 use crate::names::{LABEL_NODE, LABEL_ROLE};
 use crate::node::render::{self, K8S_DIR, NodeFile, NodeSpec, ROUTES_SCRIPT, Route};
 use crate::pki::{self, Leaf, Pki};
@@ -112,13 +112,10 @@ pub(super) async fn network_id(ctx: &Ctx, profile: &Profile) -> Result<String> {
     let states = node_states(ctx, profile).await?;
     let networks = ctx.docker.network_ids(&states[0].1.id).await?;
     networks.into_iter().next().ok_or_else(|| {
-        Error::new(
-            Exit::Profile,
-            format!(
-                "the control plane of profile {} is on no network",
-                profile.name
-            ),
-        )
+        Error::profile(format!(
+            "the control plane of profile {} is on no network",
+            profile.name
+        ))
         .with_hint(format!(
             "`berth delete -p {}` removes the cluster; start it anew",
             profile.name
@@ -173,10 +170,10 @@ pub async fn sync_routes(ctx: &Ctx, profile: &Profile) -> Result<()> {
             .await?
             .success()
             .map_err(|stderr| {
-                Error::new(
-                    Exit::Failure,
-                    format!("cannot set the pod routes of node {}: {stderr}", node.name),
-                )
+                Error::failure(format!(
+                    "cannot set the pod routes of node {}: {stderr}",
+                    node.name
+                ))
                 .with_hint(format!(
                     "`berth stop -p {0}` and `berth start -p {0}` set them again at boot",
                     profile.name
@@ -408,11 +405,7 @@ pub async fn add(ctx: &Ctx, mut profile: Profile, wait: Option<Duration>) -> Res
 /// container and volume, and takes its routes off the others.
 pub async fn delete(ctx: &Ctx, mut profile: Profile, name: &str) -> Result<()> {
     let node = profile.node(name).ok_or_else(|| {
-        Error::new(
-            Exit::Profile,
-            format!("profile {} has no node {name}", profile.name),
-        )
-        .with_hint(format!(
+        Error::profile(format!("profile {} has no node {name}", profile.name)).with_hint(format!(
             "`berth node list -p {}` shows its nodes",
             profile.name
         ))
@@ -438,9 +431,7 @@ pub async fn delete(ctx: &Ctx, mut profile: Profile, name: &str) -> Result<()> {
         Ok(_) => {}
         Err(kube::Error::Api(status)) if status.code == 404 => {}
         Err(e) => {
-            return Err(Error::new(
-                Exit::Failure,
-                format!("cannot delete the Node object {name}: {e}"),
+            return Err(Error::failure(format!("cannot delete the Node object {name}: {e}"),
             )
             .with_hint(
                 "`berth status` shows whether the API server is ready; then delete the node again",
@@ -459,7 +450,7 @@ pub async fn delete(ctx: &Ctx, mut profile: Profile, name: &str) -> Result<()> {
 /// DaemonSet pods and static pods, waiting up to a minute for them to go.
 async fn drain(client: &kube::Client, name: &str) -> Result<()> {
     let failed = |what: &str, e: kube::Error| {
-        Error::new(Exit::Failure, format!("cannot {what} node {name}: {e}")).with_hint(
+        Error::failure(format!("cannot {what} node {name}: {e}")).with_hint(
             "`berth status` shows whether the API server is ready; then delete the node again",
         )
     };

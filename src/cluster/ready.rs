@@ -7,18 +7,14 @@ use k8s_openapi::api::core::v1::{Node, ServiceAccount};
 use kube::api::{Api, Patch, PatchParams};
 
 use super::Ctx;
-use crate::error::{Error, Exit, Result};
+use crate::error::{Error, Result};
 use crate::profile::{self, Profile};
 
 /// A client for the profile's API server, as the admin.
 pub async fn client(store: &profile::Store, profile: &Profile) -> Result<kube::Client> {
     let yaml = crate::kubeconfig::standalone(&super::admin_entry(store, profile)?);
-    let internal = |e: String| {
-        Error::new(
-            Exit::Failure,
-            format!("cannot build a client for {}: {e}", profile.name),
-        )
-    };
+    let internal =
+        |e: String| Error::failure(format!("cannot build a client for {}: {e}", profile.name));
     let config = kube::config::Kubeconfig::from_yaml(&yaml).map_err(|e| internal(e.to_string()))?;
     let mut config = kube::Config::from_custom_kubeconfig(config, &Default::default())
         .await
@@ -171,11 +167,8 @@ async fn label_roles(client: &kube::Client, nodes: &[profile::Node]) -> Result<(
         api.patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(|e| {
-                Error::new(
-                    Exit::Failure,
-                    format!("cannot label node {}: {e}", node.name),
-                )
-                .with_hint("the cluster runs; `berth start` again labels its nodes")
+                Error::failure(format!("cannot label node {}: {e}", node.name))
+                    .with_hint("the cluster runs; `berth start` again labels its nodes")
             })?;
     }
     Ok(())
@@ -205,9 +198,7 @@ async fn not_ready(
         .await
         .map(|o| o.stdout)
         .unwrap_or_else(|e| format!("(no log: {e})"));
-    Error::new(
-        Exit::NotReady,
-        format!(
+    Error::not_ready(format!(
             "{what} of profile {} was not ready within {} s; last lines of {unit}'s log on {}:\n{logs}",
             profile.name,
             wait.as_secs(),

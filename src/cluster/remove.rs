@@ -9,7 +9,7 @@ use futures_util::future::try_join_all;
 
 use super::Ctx;
 use crate::docker::{Filter, Kind, Resource};
-use crate::error::{Error, Exit, Result};
+use crate::error::{Error, Result};
 use crate::kubeconfig;
 use crate::names::{self, LABEL_CREATED_BY, LABEL_HELPER, LABEL_HOME, LABEL_PROFILE};
 use crate::profile::Profile;
@@ -93,10 +93,9 @@ async fn sweep(ctx: &Ctx, filter: &Filter, profile: &str) -> Result<bool> {
             return Err(e.into());
         }
     }
-    Err(Error::new(
-        Exit::Docker,
-        format!("resources of profile {profile} keep appearing while it is removed"),
-    )
+    Err(Error::engine(format!(
+        "resources of profile {profile} keep appearing while it is removed"
+    ))
     .with_hint("another berth may be starting it; wait for it, then delete again"))
 }
 
