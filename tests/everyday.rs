@@ -9,15 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::{Env, eventually};
 
-const COMPONENTS: [&str; 7] = [
-    "etcd",
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kubelet",
-    "kube-proxy",
-    "containerd",
-];
+/// The components every control plane runs, as berth's logs name them.
+const COMPONENTS: &[(&str, &[&str])] = &berth::cluster::logs::COMPONENTS;
 
 /// Each file of a .tar.gz with its content.
 fn unpack(path: &std::path::Path) -> Vec<(String, String)> {
@@ -45,7 +38,7 @@ fn logs_ssh_export_and_completions_on_a_real_cluster() {
     let worker = format!("{profile}-m02");
 
     // Each component's journal, cut by --tail, and by --since.
-    for component in COMPONENTS {
+    for (component, _) in &COMPONENTS[..7] {
         let out = env.ok(&[
             "logs",
             "-p",

@@ -58,27 +58,7 @@ fn pulled_pod(env: &Env, profile: &str, pod: &str, node: &str, host: &str) {
              imagePullPolicy: Always, command: [sleep, \"3600\"]}}\n"
         ),
     );
-    eventually(Duration::from_secs(120), || {
-        let (code, out, err) = env.run(&[
-            "kubectl",
-            "-p",
-            profile,
-            "--",
-            "wait",
-            "--for=condition=Ready",
-            &format!("pod/{pod}"),
-            "--timeout=10s",
-        ]);
-        if code == 0 {
-            Ok(())
-        } else {
-            let (_, describe, _) =
-                env.run(&["kubectl", "-p", profile, "--", "describe", "pod", pod]);
-            Err(format!(
-                "{pod} on {node} did not run {host}/app:1: {out}{err}\n{describe}"
-            ))
-        }
-    });
+    env.wait_ready(profile, pod);
 }
 
 #[test]

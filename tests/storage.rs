@@ -51,28 +51,6 @@ spec:
     )
 }
 
-/// Waits for `pod` to be Ready, also while its controller has not made it.
-fn wait_ready(env: &Env, profile: &str, pod: &str) {
-    let pod = format!("pod/{pod}");
-    eventually(Duration::from_secs(150), || {
-        let (code, out, err) = env.run(&[
-            "kubectl",
-            "-p",
-            profile,
-            "--",
-            "wait",
-            "--for=condition=Ready",
-            &pod,
-            "--timeout=10s",
-        ]);
-        if code == 0 {
-            Ok(())
-        } else {
-            Err(format!("{pod} is not Ready: {out}{err}"))
-        }
-    });
-}
-
 fn field(env: &Env, profile: &str, object: &str, path: &str) -> String {
     env.kubectl(
         profile,
@@ -131,7 +109,7 @@ fn a_claim_binds_where_its_pod_runs_and_keeps_its_data_until_it_is_deleted() {
     assert_eq!(env.kubectl(profile, &["get", "pv", "-o", "name"]), "");
 
     env.apply(profile, &pod("writer", "data", "echo kept > /data/file"));
-    wait_ready(&env, profile, "writer");
+    env.wait_ready(profile, "writer");
     assert_eq!(field(&env, profile, "pvc/data", ".status.phase"), "Bound");
     let pv = field(&env, profile, "pvc/data", ".spec.volumeName");
     let pv_object = format!("pv/{pv}");
@@ -159,12 +137,12 @@ fn a_claim_binds_where_its_pod_runs_and_keeps_its_data_until_it_is_deleted() {
     // A new pod reads what the first wrote, also after stop and start.
     env.kubectl(profile, &["delete", "pod", "writer", "--wait"]);
     env.apply(profile, &pod("reader", "data", "true"));
-    wait_ready(&env, profile, "reader");
+    env.wait_ready(profile, "reader");
     let read = || env.kubectl(profile, &["exec", "reader", "--", "cat", "/data/file"]);
     assert_eq!(read(), "kept\n");
     env.ok(&["stop", "-p", profile]);
     env.ok(&["start", "-p", profile, "--wait", "3m"]);
-    wait_ready(&env, profile, "reader");
+    env.wait_ready(profile, "reader");
     assert_eq!(read(), "kept\n");
     env.ok(&["pause", "-p", profile]);
     env.ok(&["unpause", "-p", profile]);
@@ -194,7 +172,7 @@ fn a_claim_binds_where_its_pod_runs_and_keeps_its_data_until_it_is_deleted() {
         profile,
         &pod("sharer", "shared", "echo shared > /data/file"),
     );
-    wait_ready(&env, profile, "sharer");
+    env.wait_ready(profile, "sharer");
     assert_eq!(field(&env, profile, "pvc/shared", ".status.phase"), "Bound");
 
     // A class of the user's own with Retain keeps the directory.
@@ -208,7 +186,7 @@ fn a_claim_binds_where_its_pod_runs_and_keeps_its_data_until_it_is_deleted() {
         profile,
         &pod("keeper", "kept", "echo retained > /data/file"),
     );
-    wait_ready(&env, profile, "keeper");
+    env.wait_ready(profile, "keeper");
     let kept = field(&env, profile, "pvc/kept", ".spec.volumeName");
     env.kubectl(profile, &["delete", "pod", "keeper", "--wait"]);
     env.kubectl(profile, &["delete", "pvc", "kept", "--wait"]);
@@ -244,7 +222,7 @@ spec:
 "#
         ),
     );
-    wait_ready(&env, profile, "host");
+    env.wait_ready(profile, "host");
     assert_eq!(
         env.kubectl(profile, &["exec", "host", "--", "cat", "/rw/greeting"]),
         "from the host\n"
@@ -328,7 +306,7 @@ spec:
         (0..3)
             .map(|i| {
                 let pod = format!("db-{i}");
-                wait_ready(&env, profile, &pod);
+                env.wait_ready(profile, &pod);
                 let node = field(&env, profile, &format!("pod/{pod}"), ".spec.nodeName");
                 let pv = field(&env, profile, &format!("pvc/data-{pod}"), ".spec.volumeName");
                 let affinity = field(

@@ -293,6 +293,29 @@ impl Env {
         Background(child)
     }
 
+    /// Waits up to 150 s for `pod` to be Ready, also while its controller
+    /// has not made it yet; fails with its description.
+    pub fn wait_ready(&self, profile: &str, pod: &str) {
+        let object = format!("pod/{pod}");
+        eventually(std::time::Duration::from_secs(150), || {
+            let (code, out, err) = self.run(&[
+                "kubectl",
+                "-p",
+                profile,
+                "--",
+                "wait",
+                "--for=condition=Ready",
+                &object,
+                "--timeout=10s",
+            ]);
+            if code == 0 {
+                return Ok(());
+            }
+            let (_, describe, _) = self.run(&["kubectl", "-p", profile, "--", "describe", &object]);
+            Err(format!("{object} is not Ready: {out}{err}\n{describe}"))
+        });
+    }
+
     /// `program` with the environment berth runs with in this test.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
         let mut cmd = std::process::Command::new(program);
