@@ -10,7 +10,7 @@ use crate::ui::{RawTerminal, Ui};
 #[derive(Args)]
 #[command(after_help = "Examples:
   berth ssh -p dev                                   # a login shell in the control plane
-  berth ssh -p dev --node dev-m02 -- crictl ps       # a command; its exit status is berth's
+  berth ssh -p dev --node dev-m02 -- ctr -n k8s.io images ls  # a command; its exit status is berth's
   tar c manifests | berth ssh -p dev -- tar x -C /tmp  # stdin reaches the command
 
 Through the Docker API (exec), like `docker exec -it`; no SSH server runs.")]
