@@ -9,17 +9,13 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use berth::docker::Docker;
-use common::{Env, Guard, Resource, block_on, busybox_image, eventually};
+use common::{Env, eventually};
 
 const IMAGE: &str = "berth.test/services:1";
 
-fn image() -> Guard {
-    block_on(async {
-        let docker = Docker::connect().await.unwrap();
-        busybox_image(&docker, IMAGE, &[], &[]).await;
-    });
-    Guard(Resource::Image(IMAGE.into()))
+/// Shared by this file's tests, which run at once.
+fn image() -> common::SharedImage {
+    common::shared_busybox(IMAGE)
 }
 
 /// Three web pods answering with their names, and a client pod on each

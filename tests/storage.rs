@@ -7,17 +7,14 @@ mod common;
 use std::time::Duration;
 
 use berth::docker::Docker;
-use common::{Env, Guard, Resource, block_on, busybox_image, eventually, json};
+use common::{Env, block_on, eventually, json};
 
 const IMAGE: &str = "berth.test/storage:1";
 const STORAGE: &str = "/var/lib/berth/storage";
 
-fn image() -> Guard {
-    block_on(async {
-        let docker = Docker::connect().await.unwrap();
-        busybox_image(&docker, IMAGE, &[], &[]).await;
-    });
-    Guard(Resource::Image(IMAGE.into()))
+/// Shared by this file's tests, which run at once.
+fn image() -> common::SharedImage {
+    common::shared_busybox(IMAGE)
 }
 
 fn claim(name: &str, class: Option<&str>, mode: &str) -> String {

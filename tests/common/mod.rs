@@ -456,6 +456,42 @@ pub fn resources(filter: &berth::docker::Filter) -> Vec<String> {
     })
 }
 
+/// A busybox image that the tests of one binary running at once share:
+/// made by the first that asks for it, removed when the last is done, so
+/// that no test removes it under another.
+pub struct SharedImage(&'static str);
+
+static IMAGE_USERS: std::sync::Mutex<Vec<(&'static str, usize)>> =
+    std::sync::Mutex::new(Vec::new());
+
+pub fn shared_busybox(name: &'static str) -> SharedImage {
+    let mut users = IMAGE_USERS.lock().unwrap_or_else(|e| e.into_inner());
+    match users.iter_mut().find(|(n, _)| *n == name) {
+        Some((_, count)) => *count += 1,
+        None => {
+            block_on(async {
+                let docker = Docker::connect().await.unwrap();
+                busybox_image(&docker, name, &[], &[]).await;
+            });
+            users.push((name, 1));
+        }
+    }
+    SharedImage(name)
+}
+
+impl Drop for SharedImage {
+    fn drop(&mut self) {
+        let mut users = IMAGE_USERS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = users.iter().position(|(n, _)| *n == self.0) {
+            users[i].1 -= 1;
+            if users[i].1 == 0 {
+                users.remove(i);
+                drop(Guard(Resource::Image(self.0.to_string())));
+            }
+        }
+    }
+}
+
 /// A 2 MB image of Debian's static busybox (sh, httpd, nc, ...) and the
 /// given `(path, content)` files, made in the engine with `docker import`
 /// and its Dockerfile `changes`.
