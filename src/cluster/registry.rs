@@ -99,6 +99,11 @@ pub async fn enable(ctx: &Ctx, mut profile: Profile) -> Result<Profile> {
             "profile {} has a registry already, at {}",
             profile.name,
             registry.host()
+        ))
+        .with_hint(format!(
+            "push to it as `docker push {}/NAME:TAG`; `berth status -p {}` shows it",
+            registry.host(),
+            profile.name
         )));
     }
     let running = super::images::running_nodes(ctx, &profile, None).await?;

@@ -100,6 +100,19 @@ fn file(path: &str, content: String, mode: u32) -> NodeFile {
     }
 }
 
+/// A systemd unit `name` with `content`, enabled as systemctl would:
+/// linked into multi-user.target.wants.
+fn enabled_unit(name: &str, content: String) -> [NodeFile; 2] {
+    let path = format!("/etc/systemd/system/{name}.service");
+    [
+        NodeFile::Link {
+            path: format!("/etc/systemd/system/multi-user.target.wants/{name}.service"),
+            target: path.clone(),
+        },
+        file(&path, content, 0o644),
+    ]
+}
+
 /// A component's flags, in the order they are rendered.
 type Flags = Vec<(String, String)>;
 
@@ -800,14 +813,9 @@ WantedBy=multi-user.target
 ",
         node = spec.node
     );
-    vec![
-        file(STORAGE_SCRIPT, script, 0o755),
-        file("/etc/systemd/system/berth-storage.service", unit, 0o644),
-        NodeFile::Link {
-            path: "/etc/systemd/system/multi-user.target.wants/berth-storage.service".into(),
-            target: "/etc/systemd/system/berth-storage.service".into(),
-        },
-    ]
+    let mut files = vec![file(STORAGE_SCRIPT, script, 0o755)];
+    files.extend(enabled_unit("berth-storage", unit));
+    files
 }
 
 /// Applies the addons once the API server answers, at every boot of the
@@ -1009,15 +1017,7 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
         .collect();
     let mut files = Vec::new();
     for unit in units {
-        let path = format!("/etc/systemd/system/{}.service", unit.name);
-        files.push(file(&path, render_unit(unit), 0o644));
-        files.push(NodeFile::Link {
-            path: format!(
-                "/etc/systemd/system/multi-user.target.wants/{}.service",
-                unit.name
-            ),
-            target: path,
-        });
+        files.extend(enabled_unit(unit.name, render_unit(unit)));
     }
     files.push(file(
         &format!("{K8S_DIR}/kubelet.yaml"),
@@ -1046,15 +1046,7 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
             0o644,
         ));
     }
-    files.push(file(
-        "/etc/systemd/system/berth-routes.service",
-        ROUTES_UNIT.into(),
-        0o644,
-    ));
-    files.push(NodeFile::Link {
-        path: "/etc/systemd/system/multi-user.target.wants/berth-routes.service".into(),
-        target: "/etc/systemd/system/berth-routes.service".into(),
-    });
+    files.extend(enabled_unit("berth-routes", ROUTES_UNIT.into()));
     files.push(file(ROUTES_SCRIPT, routes_script(routes), 0o755));
     if spec.version.minor <= 23 {
         files.extend(docker_probe_answer());
@@ -1078,15 +1070,7 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
         ));
     }
     if spec.is_control_plane() && (spec.dns || spec.storage) {
-        files.push(file(
-            "/etc/systemd/system/berth-addons.service",
-            addons_unit(),
-            0o644,
-        ));
-        files.push(NodeFile::Link {
-            path: "/etc/systemd/system/multi-user.target.wants/berth-addons.service".into(),
-            target: "/etc/systemd/system/berth-addons.service".into(),
-        });
+        files.extend(enabled_unit("berth-addons", addons_unit()));
     }
     files
 }
