@@ -85,6 +85,24 @@ impl Error {
         self
     }
 
+    /// The causes below this error's message, outermost first: every
+    /// error of the chain whose text the message (or a cause above it)
+    /// does not already say.
+    pub fn causes(&self) -> Vec<String> {
+        let mut said = self.message.clone();
+        let mut causes = Vec::new();
+        let mut next = std::error::Error::source(self);
+        while let Some(cause) = next {
+            let text = cause.to_string();
+            if !said.contains(&text) {
+                said.push_str(&text);
+                causes.push(text);
+            }
+            next = cause.source();
+        }
+        causes
+    }
+
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(self.exit as u8)
     }
@@ -324,5 +342,30 @@ mod tests {
         assert_eq!(version.exit, Exit::Usage);
         assert!(version.source().is_some());
         assert!(Error::usage("plain").source().is_none());
+    }
+
+    #[test]
+    fn every_cause_not_already_said_is_listed_outermost_first() {
+        let io = std::io::Error::other("disk on fire");
+        let kubeconfig = crate::kubeconfig::Error::Io {
+            path: "/k".into(),
+            source: io,
+        };
+        // The module's message says its cause: nothing more to list.
+        let error = Error::from(kubeconfig);
+        assert!(error.message.contains("disk on fire"));
+        assert!(error.causes().is_empty(), "{:?}", error.causes());
+        // A message of its own keeps the chain's texts as causes.
+        let io = std::io::Error::other("disk on fire");
+        let error = Error::failure("cannot save the profile").with_source(
+            crate::kubeconfig::Error::Io {
+                path: "/k".into(),
+                source: io,
+            },
+        );
+        assert_eq!(
+            error.causes(),
+            ["cannot read or write the kubeconfig /k: disk on fire"]
+        );
     }
 }

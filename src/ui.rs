@@ -61,6 +61,9 @@ impl Ui {
             ("error:".to_string(), "hint:".to_string())
         };
         eprintln!("{label} {}", error.message);
+        for cause in error.causes() {
+            eprintln!("  caused by: {cause}");
+        }
         if let Some(text) = &error.hint {
             eprintln!("{hint} {text}");
         }
