@@ -10,6 +10,7 @@ pub mod images;
 pub mod kubeconfig;
 pub mod lock;
 pub mod names;
+pub mod net;
 pub mod node;
 pub mod paths;
 pub mod pki;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::binaries::Version;
 use crate::docker::Privilege;
+use crate::net::Cidr;
 use crate::pki::{create_private_dir, write_atomic};
 use crate::settings::{ExtraFlag, Port};
 
@@ -85,7 +86,7 @@ pub struct Profile {
     /// The API server's port on 127.0.0.1, chosen at creation and kept.
     pub api_port: u16,
     /// The profile's Docker network, a /24.
-    pub subnet: String,
+    pub subnet: Cidr,
     /// The control plane's address on the profile's network; node i has
     /// this address plus i.
     pub node_ip: Ipv4Addr,
@@ -159,7 +160,7 @@ pub struct Node {
     pub index: u32,
     pub ip: Ipv4Addr,
     /// The node's share of the cluster's pod CIDR, given by berth.
-    pub pod_cidr: String,
+    pub pod_cidr: Cidr,
     /// Its container's name in the engine.
     pub container: String,
 }
@@ -218,7 +219,7 @@ impl Profile {
             name,
             index,
             ip: Ipv4Addr::from(u32::from(self.node_ip) + index),
-            pod_cidr: format!("10.244.{index}.0/24"),
+            pod_cidr: crate::node::render::POD_CIDR.nth_slash24(index as u8),
         }
     }
 
@@ -255,8 +256,7 @@ impl Profile {
     /// The registry's address on the profile's network: the subnet's last
     /// host, far above every node's.
     pub fn registry_ip(&self) -> Ipv4Addr {
-        let [a, b, c, _] = self.node_ip.octets();
-        Ipv4Addr::new(a, b, c, 254)
+        self.subnet.last_host()
     }
 }
 
@@ -376,7 +376,7 @@ impl Profile {
             privilege: Privilege::Capabilities,
             cgroup_v2: false,
             api_port: 1,
-            subnet: "172.30.7.0/24".into(),
+            subnet: Cidr::slash24(172, 30, 7),
             node_ip: Ipv4Addr::new(172, 30, 7, 2),
             cpus: None,
             memory_mib: None,
@@ -441,7 +441,7 @@ mod tests {
                 name: "dev".into(),
                 index: 0,
                 ip: "172.30.7.2".parse().unwrap(),
-                pod_cidr: "10.244.0.0/24".into(),
+                pod_cidr: "10.244.0.0/24".parse().unwrap(),
                 container: "berth-dev".into(),
             }
         );
@@ -450,7 +450,7 @@ mod tests {
             (
                 second.name.as_str(),
                 second.ip.to_string().as_str(),
-                second.pod_cidr.as_str()
+                second.pod_cidr.to_string().as_str()
             ),
             ("dev-m02", "172.30.7.3", "10.244.1.0/24")
         );

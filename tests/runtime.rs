@@ -172,7 +172,7 @@ fn containerd_2_reads_the_configuration_berth_renders() {
         privilege: berth::docker::Privilege::Capabilities,
         cgroup_root: "/berth-dev".into(),
         cgroup_v2: true,
-        pod_cidr: "10.244.0.0/24".into(),
+        pod_cidr: "10.244.0.0/24".parse().unwrap(),
         control_plane_ip: "172.30.0.2".parse().unwrap(),
         extra_config: Vec::new(),
         feature_gates: Default::default(),

@@ -6,13 +6,7 @@ use crate::ui::Ui;
 pub async fn run(targets: Targets, global: &Global, ui: Ui) -> Result<()> {
     let ctx = global.ctx(ui).await?;
     let names = if targets.all {
-        // Every profile of this home, also those whose state is gone but
-        // whose resources a cut-off start left.
-        let mut names = global.store().names();
-        names.extend(cluster::orphans(&ctx).await?);
-        names.sort();
-        names.dedup();
-        names
+        cluster::every_profile(&ctx).await?
     } else {
         vec![global.profile_name()?]
     };

@@ -32,7 +32,7 @@ struct Row {
     role: crate::profile::Role,
     status: String,
     ip: std::net::Ipv4Addr,
-    pod_cidr: String,
+    pod_cidr: crate::net::Cidr,
     /// Its container in the Docker engine.
     container: String,
 }

@@ -3,13 +3,17 @@
 
 use futures_util::future::try_join_all;
 
+use super::plan::Step;
 use super::{
-    Ctx, DEFAULT_VERSION, StartOptions, node_states, nodes, now, ready, state_of, write_kubeconfig,
+    Ctx, DEFAULT_VERSION, StartOptions, node_states, nodes, now, ready, remove, state_of,
+    write_kubeconfig,
 };
+use crate::kubeconfig;
 use crate::binaries::{Manifest, Version};
 use crate::docker::{EngineFacts, Kind, NodeContainer, Privilege, Resource};
 use crate::error::{Error, Result};
 use crate::names::Names;
+use crate::net::Cidr;
 use crate::node::image::{self, Context};
 use crate::node::render;
 use crate::profile::{Node, Profile};
@@ -75,125 +79,277 @@ fn download_error(ctx: &Ctx, version: &Version, e: crate::binaries::Error) -> Er
     }
 }
 
-pub(super) async fn create(ctx: &Ctx, name: &str, opts: &StartOptions) -> Result<Profile> {
-    let ui = ctx.ui;
-    let names = ctx.names_for(name);
-    let nodes = opts.nodes.unwrap_or(1);
-    for port in &opts.ports {
-        if std::net::TcpListener::bind(("127.0.0.1", port.host)).is_err() {
-            return Err(Error::usage(format!(
-                "port {} on 127.0.0.1 is taken, so NodePort {} cannot be published there",
-                port.host, port.node_port
-            ))
-            .with_hint("pick another host port in --ports, or stop what listens there"));
+/// A new profile's start: each step beside what takes it back when a later
+/// one fails or the start is interrupted. What is made carries this
+/// process's token, so an undo removes only this start's own.
+pub(super) const CREATE: [Create; 7] = [
+    Create::NodeImage,
+    Create::Binaries,
+    Create::Network,
+    Create::State,
+    Create::Nodes,
+    Create::Kubeconfig,
+    Create::Ready,
+];
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Create {
+    /// The node image, built when missing. Undo: none, images are shared.
+    NodeImage,
+    /// The engine's privilege and the binaries volume. Undo: none, the
+    /// volume is shared by profiles of a version; helpers go after every
+    /// start.
+    Binaries,
+    /// The network, with the API (and registry) port. Undo: the network.
+    Network,
+    /// The profile's state and certificates. Undo: the state directory.
+    State,
+    /// Every node (and the registry) booted at once. Undo: their
+    /// containers and volumes.
+    Nodes,
+    /// The kubeconfig entry. Undo: the entry, and the previous current
+    /// context made current again.
+    Kubeconfig,
+    /// Waiting for the nodes to be Ready. Undo: none.
+    Ready,
+}
+
+/// What a new profile's start knows, filled in as its steps run.
+pub(super) struct NewCluster<'a> {
+    name: String,
+    opts: &'a StartOptions,
+    names: Names,
+    manifest: Manifest,
+    facts: EngineFacts,
+    /// The current context before this start, made current again by undo.
+    previous_context: Option<String>,
+    node_image: Option<String>,
+    privilege: Option<Privilege>,
+    binaries: Option<String>,
+    /// Held from choosing the network and ports until the nodes hold them.
+    allocating: Option<crate::lock::Held>,
+    network: Option<Network>,
+    api_port: u16,
+    registry: Option<crate::profile::Registry>,
+    pub(super) profile: Option<Profile>,
+}
+
+impl<'a> NewCluster<'a> {
+    /// Checks what can be checked before anything is made: names someone
+    /// else has, host ports, the version (downloaded when not cached) and
+    /// the engine's free disk.
+    pub(super) async fn check(
+        ctx: &Ctx,
+        name: &str,
+        opts: &'a StartOptions,
+        previous_context: Option<String>,
+    ) -> Result<Self> {
+        let names = ctx.names_for(name);
+        let nodes: Vec<String> = (0..opts.nodes.unwrap_or(1))
+            .map(|i| crate::profile::node_name(name, i))
+            .collect();
+        ensure_names_free(ctx, &names, &nodes, true).await?;
+        for port in &opts.ports {
+            if std::net::TcpListener::bind(("127.0.0.1", port.host)).is_err() {
+                return Err(Error::usage(format!(
+                    "port {} on 127.0.0.1 is taken, so NodePort {} cannot be published there",
+                    port.host, port.node_port
+                ))
+                .with_hint("pick another host port in --ports, or stop what listens there"));
+            }
+        }
+        let manifest = resolve_version(ctx, opts)?;
+        let facts = ctx.docker.facts().await?;
+        check_disk(&facts, opts.nodes.unwrap_or(1))?;
+        Ok(NewCluster {
+            name: name.into(),
+            opts,
+            names,
+            manifest,
+            facts,
+            previous_context,
+            node_image: None,
+            privilege: None,
+            binaries: None,
+            allocating: None,
+            network: None,
+            api_port: 0,
+            registry: None,
+            profile: None,
+        })
+    }
+
+    fn node_image(&self) -> &str {
+        self.node_image.as_deref().expect("the node image step ran")
+    }
+
+    fn profile(&self) -> &Profile {
+        self.profile.as_ref().expect("the state step ran")
+    }
+}
+
+impl Step<NewCluster<'_>> for Create {
+    fn title(self, new: &NewCluster) -> Option<String> {
+        match self {
+            // It shows the build's output on its line.
+            Create::NodeImage | Create::Kubeconfig | Create::Ready => None,
+            Create::Binaries => Some(format!(
+                "Preparing the Kubernetes {} binaries",
+                new.manifest.version
+            )),
+            Create::Network => Some("Creating the network".into()),
+            Create::State => Some("Generating certificates".into()),
+            Create::Nodes => Some(match new.opts.nodes.unwrap_or(1) {
+                1 => "Creating the node".to_string(),
+                n => format!("Creating {n} nodes"),
+            }),
         }
     }
-    let manifest = resolve_version(ctx, opts)?;
-    let version = manifest.version.clone();
 
-    let facts = ctx.docker.facts().await?;
-    check_disk(&facts, nodes)?;
-    let step = ui.step("Preparing the node image");
-    let node_image = match &opts.image {
-        Some(image) if !ctx.docker.image_exists(image).await? => {
-            return Err(Error::usage(format!(
-                "the node image {image} is not in the Docker engine"
-            ))
-            .with_hint("build it with `berth node-image build`, pull it, or leave --image out"));
-        }
-        Some(image) => image.clone(),
-        None => {
-            let context = Context::embedded();
-            let base = image::default_base(&*ctx.docker).await?;
-            image::ensure(&*ctx.docker, &context, &context.image(), &base, |l| {
-                step.detail(l)
-            })
-            .await?;
-            context.image()
-        }
-    };
-    step.done();
-
-    // Each may need a short-lived container from the node image (the first
-    // time on an engine, or for a new volume); together they cost one.
-    let step = ui.step(format!("Preparing the Kubernetes {version} binaries"));
-    let (privilege, binaries) = tokio::try_join!(
-        privilege(ctx, &facts, &node_image),
-        ensure_binaries(ctx, &manifest, &node_image),
-    )?;
-    let cgroup_v2 = facts.cgroup_v2;
-    if let Some(note) = crate::node::render::cgroup_v1_note(&version, cgroup_v2) {
-        ui.info(format!("note: this host runs cgroup v1, {note}"));
-    }
-    step.done();
-
-    // Held until the nodes hold their addresses and ports.
-    let allocating = crate::lock::allocate(&ctx.home, ctx.lock_timeout, ui)?;
-    let step = ui.step("Creating the network");
-    let network = create_network(ctx, &names).await?;
-    let api_port = free_port()?;
-    let registry = match opts.registry {
-        true => Some(crate::profile::Registry {
-            port: loop {
-                let port = free_port()?;
-                if port != api_port {
-                    break port;
+    async fn run(self, ctx: &Ctx, new: &mut NewCluster<'_>) -> Result<()> {
+        match self {
+            Create::NodeImage => {
+                let step = ctx.ui.step("Preparing the node image");
+                new.node_image = Some(match &new.opts.image {
+                    Some(image) if !ctx.docker.image_exists(image).await? => {
+                        return Err(Error::usage(format!(
+                            "the node image {image} is not in the Docker engine"
+                        ))
+                        .with_hint(
+                            "build it with `berth node-image build`, pull it, or leave --image out",
+                        ));
+                    }
+                    Some(image) => image.clone(),
+                    None => {
+                        let context = Context::embedded();
+                        let base = image::default_base(&*ctx.docker).await?;
+                        image::ensure(&*ctx.docker, &context, &context.image(), &base, |l| {
+                            step.detail(l)
+                        })
+                        .await?;
+                        context.image()
+                    }
+                });
+                step.done();
+            }
+            Create::Binaries => {
+                // Each may need a short-lived container from the node image
+                // (the first time on an engine, or for a new volume);
+                // together they cost one.
+                let image = new.node_image().to_string();
+                let (privilege, binaries) = tokio::try_join!(
+                    privilege(ctx, &new.facts, &image),
+                    ensure_binaries(ctx, &new.manifest, &image),
+                )?;
+                new.privilege = Some(privilege);
+                new.binaries = Some(binaries);
+                let version = &new.manifest.version;
+                if let Some(note) = render::cgroup_v1_note(version, new.facts.cgroup_v2) {
+                    ctx.ui.info(format!("note: this host runs cgroup v1, {note}"));
                 }
-            },
-        }),
-        false => None,
-    };
-    step.done();
+            }
+            Create::Network => {
+                new.allocating = Some(crate::lock::allocate(
+                    &ctx.home,
+                    ctx.lock_timeout,
+                    ctx.ui,
+                )?);
+                new.network = Some(create_network(ctx, &new.names).await?);
+                new.api_port = free_port()?;
+                if new.opts.registry {
+                    new.registry = Some(crate::profile::Registry {
+                        port: loop {
+                            let port = free_port()?;
+                            if port != new.api_port {
+                                break port;
+                            }
+                        },
+                    });
+                }
+            }
+            Create::State => {
+                let network = new.network.as_ref().expect("the network step ran");
+                let opts = new.opts;
+                let profile = Profile {
+                    name: new.name.clone(),
+                    kubernetes_version: new.manifest.version.clone(),
+                    created: now(),
+                    node_image: new.node_image().to_string(),
+                    privilege: new.privilege.expect("the binaries step ran"),
+                    cgroup_v2: new.facts.cgroup_v2,
+                    api_port: new.api_port,
+                    subnet: network.subnet,
+                    node_ip: network.first_ip,
+                    cpus: opts.cpus,
+                    memory_mib: opts.memory_mib,
+                    kubeconfig: ctx.kubeconfig.clone(),
+                    previous_context: None,
+                    workers: (1..opts.nodes.unwrap_or(1)).collect(),
+                    ports: opts.ports.clone(),
+                    extra_config: opts.extra_config.clone(),
+                    feature_gates: opts.feature_gates.clone(),
+                    no_dns: opts.no_dns,
+                    no_storage: opts.no_storage,
+                    registry: new.registry,
+                    mounts: opts.mounts.clone(),
+                    home_id: new.names.home_id().map(str::to_string),
+                    network_id: Some(network.id.clone()),
+                    runtime: new.manifest.runtime.clone(),
+                };
+                ctx.store.save(&profile)?;
+                nodes::ensure_pki(ctx, &profile, &profile.nodes())?;
+                new.profile = Some(profile);
+            }
+            Create::Nodes => {
+                // Every node boots at once; workers' kubelets wait for the
+                // API server.
+                let profile = new.profile();
+                let binaries = new.binaries.clone().expect("the binaries step ran");
+                try_join_all(
+                    profile
+                        .nodes()
+                        .iter()
+                        .map(|node| nodes::create(ctx, profile, node, binaries.clone())),
+                )
+                .await?;
+                super::registry::create(ctx, profile).await?;
+                new.allocating = None;
+            }
+            Create::Kubeconfig => {
+                let make_current = !new.opts.keep_context;
+                write_kubeconfig(ctx, new.profile.as_mut().expect("the state step ran"), make_current)?;
+            }
+            Create::Ready => {
+                ready::wait_ready(ctx, new.profile(), None, None, new.opts.wait).await?;
+            }
+        }
+        Ok(())
+    }
 
-    let step = ui.step("Generating certificates");
-    let profile = Profile {
-        name: name.into(),
-        kubernetes_version: version.clone(),
-        created: now(),
-        node_image,
-        privilege,
-        cgroup_v2,
-        api_port,
-        subnet: network.subnet,
-        node_ip: network.first_ip,
-        cpus: opts.cpus,
-        memory_mib: opts.memory_mib,
-        kubeconfig: ctx.kubeconfig.clone(),
-        previous_context: None,
-        workers: (1..nodes).collect(),
-        ports: opts.ports.clone(),
-        extra_config: opts.extra_config.clone(),
-        feature_gates: opts.feature_gates.clone(),
-        no_dns: opts.no_dns,
-        no_storage: opts.no_storage,
-        registry,
-        mounts: opts.mounts.clone(),
-        home_id: names.home_id().map(str::to_string),
-        network_id: Some(network.id),
-        runtime: manifest.runtime.clone(),
-    };
-    ctx.store.save(&profile)?;
-    let all = profile.nodes();
-    nodes::ensure_pki(ctx, &profile, &all)?;
-    step.done();
-
-    // Every node boots at once; workers' kubelets wait for the API server.
-    let step = ui.step(match all.len() {
-        1 => "Creating the node".to_string(),
-        n => format!("Creating {n} nodes"),
-    });
-    try_join_all(
-        all.iter()
-            .map(|node| nodes::create(ctx, &profile, node, binaries.clone())),
-    )
-    .await?;
-    super::registry::create(ctx, &profile).await?;
-    drop(allocating);
-    step.done();
-
-    let profile = write_kubeconfig(ctx, profile, !opts.keep_context)?;
-    ready::wait_ready(ctx, &profile, None, None, opts.wait).await?;
-    Ok(profile)
+    async fn undo(self, ctx: &Ctx, new: &NewCluster<'_>) -> Result<()> {
+        match self {
+            Create::NodeImage | Create::Binaries | Create::Ready => Ok(()),
+            Create::Network => {
+                remove::sweep_created(ctx, &new.name, &[Kind::Network]).await?;
+                Ok(())
+            }
+            Create::State => Ok(ctx.store.remove(&new.name)?),
+            Create::Nodes => {
+                remove::sweep_created(ctx, &new.name, &[Kind::Container, Kind::Volume]).await?;
+                Ok(())
+            }
+            Create::Kubeconfig => {
+                if ctx.kubeconfig.exists() {
+                    let context = new.names.context();
+                    let restore = new.previous_context.as_deref();
+                    kubeconfig::update(&ctx.kubeconfig, |c| {
+                        kubeconfig::remove(c, &context, restore)
+                    })?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Free space a node needs on the engine's disk at first: its /var, the
@@ -299,11 +455,111 @@ async fn ensure_binaries(ctx: &Ctx, manifest: &Manifest, image: &str) -> Result<
     crate::binaries::ensure_volume(&*ctx.docker, &ctx.cache, manifest, &filler).await
 }
 
-pub(super) async fn restart(
-    ctx: &Ctx,
-    mut profile: Profile,
-    opts: &StartOptions,
-) -> Result<Profile> {
+/// Starting an existing profile again. A failed restart leaves the
+/// profile as it was: no step takes anything back.
+pub(super) const RESTART: [Restart; 5] = [
+    Restart::Check,
+    Restart::Nodes,
+    Restart::Registry,
+    Restart::Kubeconfig,
+    Restart::Ready,
+];
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Restart {
+    /// Refuses settings other than the profile's, and a paused profile.
+    Check,
+    /// Starts the nodes that do not run, their files renewed or restored.
+    Nodes,
+    /// The registry follows the nodes.
+    Registry,
+    Kubeconfig,
+    Ready,
+}
+
+/// What a restart knows, filled in as its steps run.
+pub(super) struct Restarted<'a> {
+    pub(super) profile: Profile,
+    opts: &'a StartOptions,
+    /// The nodes whose containers do not run.
+    stopped: Vec<(Node, Resource)>,
+    /// When the first node was started again: older Ready reports do not count.
+    since: Option<i64>,
+}
+
+impl<'a> Restarted<'a> {
+    pub(super) fn new(profile: Profile, opts: &'a StartOptions) -> Self {
+        Restarted {
+            profile,
+            opts,
+            stopped: Vec::new(),
+            since: None,
+        }
+    }
+}
+
+impl Step<Restarted<'_>> for Restart {
+    fn title(self, restart: &Restarted) -> Option<String> {
+        match (self, restart.stopped.as_slice()) {
+            (Restart::Nodes, []) => None,
+            (Restart::Nodes, [(node, _)]) => Some(format!("Starting node {}", node.name)),
+            (Restart::Nodes, all) => Some(format!("Starting {} nodes", all.len())),
+            _ => None,
+        }
+    }
+
+    async fn run(self, ctx: &Ctx, restart: &mut Restarted<'_>) -> Result<()> {
+        let profile = &restart.profile;
+        match self {
+            Restart::Check => {
+                check_settings(profile, restart.opts)?;
+                let states = node_states(ctx, profile).await?;
+                let control_plane = state_of(&states[0].1);
+                if control_plane.is_running() {
+                    ctx.ui.info(format!("Profile {} is running", profile.name));
+                } else if control_plane.is_paused() {
+                    return Err(Error::usage(format!("profile {} is paused", profile.name))
+                        .with_hint(format!("`berth unpause -p {}`", profile.name)));
+                }
+                restart.stopped = states
+                    .into_iter()
+                    .filter(|(_, container)| !state_of(container).is_running())
+                    .collect();
+            }
+            Restart::Nodes => {
+                if restart.stopped.is_empty() {
+                    return Ok(());
+                }
+                restart.since = Some(now() as i64);
+                // Leaf certificates close to expiry are renewed on start.
+                let renewed = nodes::ensure_pki(ctx, profile, &profile.nodes())?;
+                try_join_all(restart.stopped.iter().map(|(node, container)| async {
+                    // A start killed between creating a node and filling it
+                    // left the node without its files: they are put in now.
+                    let config = format!("{}/kubelet.yaml", render::K8S_DIR);
+                    if renewed || !ctx.docker.file_exists(&container.id, &config).await? {
+                        nodes::upload_files(ctx, profile, node, &container.id).await?;
+                    }
+                    Ok::<_, Error>(ctx.docker.start_container(&container.id).await?)
+                }))
+                .await?;
+            }
+            Restart::Registry => super::registry::follow_nodes(ctx, profile, true).await?,
+            Restart::Kubeconfig => {
+                let make_current = !restart.opts.keep_context;
+                write_kubeconfig(ctx, &mut restart.profile, make_current)?;
+            }
+            Restart::Ready => {
+                ready::wait_ready(ctx, profile, None, restart.since, restart.opts.wait).await?
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Refuses start options that differ from the profile's settings, naming
+/// each.
+fn check_settings(profile: &Profile, opts: &StartOptions) -> Result<()> {
     let conflicts: Vec<String> = [
         opts.version
             .as_ref()
@@ -355,50 +611,24 @@ pub(super) async fn restart(
             profile.name
         )));
     }
-    let states = node_states(ctx, &profile).await?;
-    let control_plane = state_of(&states[0].1);
-    if control_plane.is_running() {
-        ctx.ui.info(format!("Profile {} is running", profile.name));
-    } else if control_plane.is_paused() {
-        return Err(Error::usage(format!("profile {} is paused", profile.name))
-            .with_hint(format!("`berth unpause -p {}`", profile.name)));
+    if !conflicts.is_empty() {
+        return Err(Error::usage(format!(
+            "profile {} exists with other settings than {}",
+            profile.name,
+            conflicts.join(", ")
+        ))
+        .with_hint(format!(
+            "start it without them, or `berth delete -p {}` first",
+            profile.name
+        )));
     }
-    let stopped: Vec<&(Node, Resource)> = states
-        .iter()
-        .filter(|(_, container)| !state_of(container).is_running())
-        .collect();
-    let mut since = None;
-    if !stopped.is_empty() {
-        since = Some(now() as i64);
-        let step = ctx.ui.step(match stopped.as_slice() {
-            [(node, _)] => format!("Starting node {}", node.name),
-            all => format!("Starting {} nodes", all.len()),
-        });
-        let all = profile.nodes();
-        // Leaf certificates close to expiry are renewed on start.
-        let renewed = nodes::ensure_pki(ctx, &profile, &all)?;
-        try_join_all(stopped.iter().map(|(node, container)| async {
-            // A start killed between creating a node and filling it left
-            // the node without its files: they are put in now.
-            let config = format!("{}/kubelet.yaml", render::K8S_DIR);
-            if renewed || !ctx.docker.file_exists(&container.id, &config).await? {
-                nodes::upload_files(ctx, &profile, node, &container.id).await?;
-            }
-            Ok::<_, Error>(ctx.docker.start_container(&container.id).await?)
-        }))
-        .await?;
-        step.done();
-    }
-    super::registry::follow_nodes(ctx, &profile, true).await?;
-    profile = write_kubeconfig(ctx, profile, !opts.keep_context)?;
-    ready::wait_ready(ctx, &profile, None, since, opts.wait).await?;
-    Ok(profile)
+    Ok(())
 }
 
 /// The profile's network as created.
 struct Network {
     id: String,
-    subnet: String,
+    subnet: Cidr,
     /// The control plane's address: the first after the gateway.
     first_ip: std::net::Ipv4Addr,
 }
@@ -412,11 +642,11 @@ async fn create_network(ctx: &Ctx, names: &Names) -> Result<Network> {
     let labels = names.labels_created_by(&ctx.token);
     let used = ctx.docker.used_subnets().await?;
     for third in 0..=255u8 {
-        let subnet = format!("172.30.{third}.0/24");
-        if used.contains(&subnet) {
+        let subnet = Cidr::slash24(172, 30, third);
+        if used.contains(&subnet.to_string()) {
             continue;
         }
-        let Some(id) = ctx.docker.create_network(&name, &subnet, &labels).await? else {
+        let Some(id) = ctx.docker.create_network(&name, &subnet.to_string(), &labels).await? else {
             continue;
         };
         let same_name = ctx.docker.named(Kind::Network, &name).await?;
@@ -430,7 +660,7 @@ async fn create_network(ctx: &Ctx, names: &Names) -> Result<Network> {
         return Ok(Network {
             id,
             subnet,
-            first_ip: std::net::Ipv4Addr::new(172, 30, third, 2),
+            first_ip: subnet.host(2),
         });
     }
     Err(
@@ -596,10 +826,12 @@ mod tests {
             ctx.names(&profile).labels(),
         );
         let before = engine.names();
+        let opts = StartOptions::default();
+        let mut restart = Restarted::new(profile, &opts);
         let error = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
-            .block_on(restart(&ctx, profile, &StartOptions::default()))
+            .block_on(super::super::plan::run(&ctx, &RESTART, &mut restart, &mut Vec::new()))
             .unwrap_err();
         assert_eq!(error.exit, crate::error::Exit::Profile);
         assert!(

@@ -132,7 +132,7 @@ mod tests {
             name: "n".into(),
             index,
             ip: "172.30.0.2".parse().unwrap(),
-            pod_cidr: "10.244.0.0/24".into(),
+            pod_cidr: "10.244.0.0/24".parse().unwrap(),
             container: "berth-n".into(),
         };
         assert_eq!(units_of(&profile_node(0), false).len(), 7);

@@ -2,10 +2,11 @@
 
 use futures_util::future::try_join_all;
 
+use super::plan::{self, Step};
 use super::{Ctx, node_states, state_of};
-use crate::docker::ContainerState;
+use crate::docker::{ContainerState, Resource};
 use crate::error::{Error, Result};
-use crate::profile::Profile;
+use crate::profile::{Node, Profile};
 
 /// Units stopped in the control-plane node before its container goes, so
 /// that etcd and the API server end cleanly and at once: the API server
@@ -20,33 +21,72 @@ const STOPPED_FIRST: [&str; 7] = [
     "etcd",
 ];
 
-/// Stops every node quickly and cleanly: the control plane and etcd are
-/// stopped in their node first (seconds), then the containers go without
-/// waiting for systemd's full shutdown.
-pub async fn stop(ctx: &Ctx, profile: &Profile) -> Result<()> {
-    let states = node_states(ctx, profile).await?;
-    try_join_all(states.iter().map(|(node, container)| async move {
-        match state_of(container) {
-            ContainerState::Running => {
-                if node.is_control_plane() {
-                    let mut cmd = vec!["systemctl", "stop"];
+/// Stopping a profile: quickly and cleanly. Nothing to take back: a stop
+/// cut short is finished by the next stop, or undone by a start.
+const STOP: [Stop; 3] = [Stop::ControlPlane, Stop::Nodes, Stop::Registry];
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Stop {
+    /// etcd and the control plane stopped in their node first (seconds).
+    ControlPlane,
+    /// Every node's container, without waiting for systemd's full shutdown.
+    Nodes,
+    /// The registry follows the nodes.
+    Registry,
+}
+
+struct Stopping<'a> {
+    profile: &'a Profile,
+    states: Vec<(Node, Resource)>,
+}
+
+impl Step<Stopping<'_>> for Stop {
+    fn title(self, _: &Stopping) -> Option<String> {
+        None
+    }
+
+    async fn run(self, ctx: &Ctx, stopping: &mut Stopping<'_>) -> Result<()> {
+        let profile = stopping.profile;
+        match self {
+            Stop::ControlPlane => {
+                let (_, control_plane) = &stopping.states[0];
+                if state_of(control_plane).is_running() {
                     // A unit the node does not have would fail the others.
+                    let mut cmd = vec!["systemctl", "stop"];
                     cmd.extend(STOPPED_FIRST.iter().filter(|u| {
                         !profile.no_storage || **u != crate::cluster::health::STORAGE_UNIT
                     }));
-                    ctx.docker.exec(&container.id, &cmd).await?;
+                    ctx.docker.exec(&control_plane.id, &cmd).await?;
                 }
-                ctx.docker.stop_container(&container.id, 1).await
             }
-            ContainerState::Paused => {
-                ctx.docker.unpause_container(&container.id).await?;
-                ctx.docker.stop_container(&container.id, 1).await
+            Stop::Nodes => {
+                try_join_all(stopping.states.iter().map(|(_, container)| async move {
+                    match state_of(container) {
+                        ContainerState::Running => {
+                            ctx.docker.stop_container(&container.id, 1).await
+                        }
+                        ContainerState::Paused => {
+                            ctx.docker.unpause_container(&container.id).await?;
+                            ctx.docker.stop_container(&container.id, 1).await
+                        }
+                        _ => Ok(()),
+                    }
+                }))
+                .await?;
             }
-            _ => Ok(()),
+            Stop::Registry => super::registry::follow_nodes(ctx, profile, false).await?,
         }
-    }))
-    .await?;
-    super::registry::follow_nodes(ctx, profile, false).await
+        Ok(())
+    }
+}
+
+/// Stops every node; see `STOP`.
+pub async fn stop(ctx: &Ctx, profile: &Profile) -> Result<()> {
+    let mut stopping = Stopping {
+        profile,
+        states: node_states(ctx, profile).await?,
+    };
+    plan::run(ctx, &STOP, &mut stopping, &mut Vec::new()).await
 }
 
 /// Freezes (or thaws) every process of every node at once through the

@@ -10,6 +10,7 @@ pub mod images;
 mod lifecycle;
 pub mod logs;
 mod nodes;
+mod plan;
 mod ready;
 pub mod registry;
 mod remove;
@@ -19,7 +20,7 @@ pub mod storage;
 pub use lifecycle::{pause, stop};
 pub use nodes::{add as add_node, delete as delete_node};
 pub use ready::{api_ready, client};
-pub use remove::{orphans, remove_everything, remove_helpers};
+pub use remove::{every_profile, orphans, remove_everything, remove_helpers};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -171,38 +172,40 @@ where
     Fut: std::future::Future<Output = &'static str>,
 {
     let existing = ctx.store.load(name)?;
-    let fresh = existing.is_none();
     // A kubeconfig berth cannot parse is refused before anything is made.
     let previous = kubeconfig::current_context(&kubeconfig::read(&ctx.kubeconfig)?);
-    // So are names someone else has.
-    if fresh {
-        let nodes: Vec<String> = (0..opts.nodes.unwrap_or(1))
-            .map(|i| crate::profile::node_name(name, i))
-            .collect();
-        create::ensure_names_free(ctx, &ctx.names_for(name), &nodes, true).await?;
+    let cut = |signal: &str| {
+        Error::interrupted(format!(
+            "the start of profile {name} was interrupted ({signal})"
+        ))
+        .with_hint(format!("`berth start -p {name}` starts it again"))
+    };
+    if let Some(profile) = existing {
+        let mut restart = create::Restarted::new(profile, opts);
+        let mut begun = Vec::new();
+        let outcome = tokio::select! {
+            result = plan::run(ctx, &create::RESTART, &mut restart, &mut begun) => result,
+            signal = interrupted() => Err(cut(signal)),
+        };
+        let _ = remove_helpers(ctx).await;
+        return outcome.map(|()| restart.profile);
     }
+
+    let mut new = create::NewCluster::check(ctx, name, opts, previous).await?;
+    let mut begun = Vec::new();
     let outcome = tokio::select! {
-        result = async {
-            match existing {
-                Some(profile) => create::restart(ctx, profile, opts).await,
-                None => create::create(ctx, name, opts).await,
-            }
-        } => result,
-        signal = interrupted() => Err(Error::interrupted(format!("the start of profile {name} was interrupted ({signal})"),
-        )
-        .with_hint(format!("`berth start -p {name}` starts it again"))),
+        result = plan::run(ctx, &create::CREATE, &mut new, &mut begun) => result,
+        signal = interrupted() => Err(cut(signal)),
     };
-    let error = match outcome {
-        Ok(profile) => return Ok(profile),
-        Err(error) => error,
-    };
+    if outcome.is_ok() {
+        let _ = remove_helpers(ctx).await;
+        return Ok(new.profile.expect("a finished start has its profile"));
+    }
+    let error = outcome.unwrap_err();
     // Requests the engine got before the cut still complete there: give
     // them a moment, so that what they make is removed too.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _ = remove_helpers(ctx).await;
-    if !fresh {
-        return Err(error);
-    }
     if opts.keep_on_failure {
         ctx.ui.info(format!(
             "Kept what this start made (--keep-on-failure); `berth delete -p {name}` removes it"
@@ -213,7 +216,7 @@ where
         .ui
         .step("Removing what this start made (Ctrl-C again stops at once)");
     tokio::select! {
-        removed = remove::remove_created(ctx, name, previous.as_deref()) => {
+        removed = plan::undo(ctx, &begun, &new) => {
             removed?;
             step.done();
             Err(error)
@@ -286,16 +289,16 @@ pub fn admin_entry(store: &Store, profile: &Profile) -> Result<Entry> {
     })
 }
 
-fn write_kubeconfig(ctx: &Ctx, mut profile: Profile, make_current: bool) -> Result<Profile> {
-    let entry = admin_entry(&ctx.store, &profile)?;
+fn write_kubeconfig(ctx: &Ctx, profile: &mut Profile, make_current: bool) -> Result<()> {
+    let entry = admin_entry(&ctx.store, profile)?;
     let previous = kubeconfig::update(&profile.kubeconfig, |c| {
         kubeconfig::upsert(c, &entry, make_current)
     })?;
     if make_current && previous.as_deref() != Some(profile.context().as_str()) {
         profile.previous_context = previous;
-        ctx.store.save(&profile)?;
+        ctx.store.save(profile)?;
     }
-    Ok(profile)
+    Ok(())
 }
 
 pub fn broken(name: &str, container: &str) -> Error {
@@ -311,13 +314,51 @@ mod tests {
     use crate::docker::Kind;
     use crate::names::{LABEL_CREATED_BY, LABEL_HOME, LABEL_PROFILE, LABEL_ROLE};
 
-    /// A start of profile `dev` over the fake engine, never interrupted.
-    fn start_dev(ctx: &Ctx, opts: StartOptions) -> Result<Profile> {
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .unwrap()
-            .block_on(start(ctx, "dev", &opts, std::future::pending))
+            .block_on(f)
+    }
+
+    /// A start of profile `dev` over the fake engine, never interrupted.
+    fn start_dev(ctx: &Ctx, opts: StartOptions) -> Result<Profile> {
+        block_on(start(ctx, "dev", &opts, std::future::pending))
+    }
+
+    /// Every resource of the fake engine but the shared binaries volumes.
+    fn made(engine: &crate::docker::fake::FakeEngine) -> Vec<String> {
+        engine
+            .names()
+            .into_iter()
+            .filter(|n| !n.starts_with("volume berth-kubernetes-"))
+            .collect()
+    }
+
+    /// Profile `dev` as saved by an earlier start, with its certificates,
+    /// and its node's container in `state`, made by that start.
+    fn existing_dev(
+        ctx: &Ctx,
+        engine: &crate::docker::fake::FakeEngine,
+        state: Option<crate::docker::ContainerState>,
+    ) -> Profile {
+        let profile = Profile {
+            kubeconfig: ctx.kubeconfig.clone(),
+            network_id: Some("network-1".into()),
+            ..Profile::example("dev")
+        };
+        ctx.store.save(&profile).unwrap();
+        nodes::ensure_pki(ctx, &profile, &profile.nodes()).unwrap();
+        let names = ctx.names(&profile);
+        let labels = names.labels_created_by("earlier-start");
+        if let Some(state) = state {
+            let container = &profile.control_plane().container;
+            engine.add(Kind::Container, container, &labels);
+            engine.resources.lock().unwrap()[0].state = Some(state);
+        }
+        engine.add(Kind::Volume, &names.var_volume("dev"), &labels);
+        profile
     }
 
     fn options(nodes: u32, wait: Option<Duration>) -> StartOptions {
@@ -337,13 +378,8 @@ mod tests {
         let profile = start_dev(&ctx, options(2, None)).unwrap();
 
         let names = ctx.names(&profile);
-        let made: Vec<String> = engine
-            .names()
-            .into_iter()
-            .filter(|n| !n.starts_with("volume berth-kubernetes-"))
-            .collect();
         assert_eq!(
-            made,
+            made(&engine),
             [
                 format!("container {}", names.container("dev")),
                 format!("container {}", names.container("dev-m02")),
@@ -409,17 +445,54 @@ mod tests {
             "{}",
             error.message
         );
-        let after: Vec<String> = engine
-            .names()
-            .into_iter()
-            .filter(|n| !n.starts_with("volume berth-kubernetes-"))
-            .collect();
-        assert_eq!(after, before, "the rollback left or took too much");
+        assert_eq!(made(&engine), before, "the rollback left or took too much");
         assert!(
             ctx.store.load("dev").unwrap().is_none(),
             "its state is left"
         );
         let config = kubeconfig::read(&ctx.kubeconfig).unwrap();
         assert_eq!(kubeconfig::current_context(&config), None);
+    }
+
+    #[test]
+    fn an_interrupted_new_start_removes_what_it_made() {
+        let (dir, engine, ctx) = Ctx::with_fake_engine();
+        ctx.cache_fake_binaries(&"v1.20.2".parse().unwrap(), &dir.path().join("build"));
+        engine.add(Kind::Container, "postgres", [("", ""); 0]);
+        // The signal comes while the start waits for its API server.
+        let signal = || async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            "SIGINT"
+        };
+        let opts = options(2, Some(Duration::from_secs(60)));
+        let error = block_on(start(&ctx, "dev", &opts, signal)).unwrap_err();
+        assert_eq!(error.exit, crate::error::Exit::Interrupted, "{}", error.message);
+        assert!(error.message.contains("(SIGINT)"), "{}", error.message);
+        assert!(
+            engine.removed.lock().unwrap().iter().any(|r| r.contains("dev-m02")),
+            "the start was interrupted before it made its nodes"
+        );
+        assert_eq!(made(&engine), ["container postgres"]);
+        assert!(ctx.store.load("dev").unwrap().is_none(), "its state is left");
+    }
+
+    #[test]
+    fn a_restart_puts_files_into_a_node_left_empty_and_starts_it() {
+        let (dir, engine, ctx) = Ctx::with_fake_engine();
+        ctx.cache_fake_binaries(&"v1.20.2".parse().unwrap(), &dir.path().join("build"));
+        // A start killed between creating the node and filling it.
+        let profile = existing_dev(&ctx, &engine, Some(crate::docker::ContainerState::Created));
+        let before = made(&engine);
+        let restarted = start_dev(&ctx, StartOptions::default()).unwrap();
+        assert_eq!(restarted.name, "dev");
+        assert_eq!(made(&engine), before, "a restart made or removed something");
+        let node = engine.resources.lock().unwrap()[0].clone();
+        assert_eq!(node.name, profile.control_plane().container);
+        assert_eq!(node.state, Some(crate::docker::ContainerState::Running));
+        assert_eq!(*engine.uploads.lock().unwrap(), std::slice::from_ref(&node.id));
+        // Started again with its files in place, it gets none.
+        engine.resources.lock().unwrap()[0].state = Some(crate::docker::ContainerState::Exited);
+        start_dev(&ctx, StartOptions::default()).unwrap();
+        assert_eq!(engine.uploads.lock().unwrap().len(), 1, "files put in again");
     }
 }

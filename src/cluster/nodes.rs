@@ -7,6 +7,7 @@ use futures_util::future::try_join_all;
 use k8s_openapi::api::core::v1::{Node as NodeObject, Pod};
 use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams};
 
+use super::plan::{self, Step};
 use super::{Ctx, node_states, now, ready, state_of};
 use crate::docker::{BinariesVolume, NodeContainer, Resource};
 use crate::error::{Error, Result};
@@ -196,7 +197,7 @@ pub(super) fn spec(profile: &Profile, node: &Node) -> NodeSpec {
         privilege: profile.privilege,
         cgroup_root: format!("/berth-{}", node.name),
         cgroup_v2: profile.cgroup_v2,
-        pod_cidr: node.pod_cidr.clone(),
+        pod_cidr: node.pod_cidr,
         control_plane_ip: control_plane.ip,
         extra_config: profile.extra_config.clone(),
         feature_gates: profile.feature_gates.clone(),
@@ -354,8 +355,86 @@ async fn require_running(ctx: &Ctx, profile: &Profile) -> Result<()> {
     )))
 }
 
-/// `node add`: one more worker, booted, routed and Ready.
-pub async fn add(ctx: &Ctx, mut profile: Profile, wait: Option<Duration>) -> Result<Node> {
+/// `node add`: one more worker, each step beside what takes it back, so
+/// that a node add that fails leaves the cluster as it was. Once saved, the
+/// node is the profile's: waiting for it to be Ready is not part of the
+/// plan, and a node that is late stays.
+const ADD: [Add; 4] = [Add::Binaries, Add::Node, Add::Routes, Add::Save];
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Add {
+    /// The binaries volume of the profile's version. Undo: none, shared.
+    Binaries,
+    /// The node's certificates, container and volume. Undo: the container
+    /// and volume.
+    Node,
+    /// Every node routes to the new node's pods, and it to theirs. Undo:
+    /// the routes without it.
+    Routes,
+    /// The profile's state names the node. Undo: none, the last step.
+    Save,
+}
+
+struct Adding {
+    profile: Profile,
+    node: Node,
+    binaries: Option<String>,
+}
+
+impl Step<Adding> for Add {
+    fn title(self, adding: &Adding) -> Option<String> {
+        match self {
+            Add::Binaries => Some(format!(
+                "Preparing the Kubernetes {} binaries",
+                adding.profile.kubernetes_version
+            )),
+            Add::Node => Some(format!("Creating node {}", adding.node.name)),
+            Add::Routes | Add::Save => None,
+        }
+    }
+
+    async fn run(self, ctx: &Ctx, adding: &mut Adding) -> Result<()> {
+        let Adding {
+            profile,
+            node,
+            binaries,
+        } = adding;
+        match self {
+            Add::Binaries => {
+                *binaries = Some(super::create::binaries_volume(ctx, profile).await?);
+            }
+            Add::Node => {
+                ensure_pki(ctx, profile, std::slice::from_ref(node))?;
+                profile.workers.push(node.index);
+                profile.workers.sort();
+                let binaries = binaries.clone().expect("the binaries step ran");
+                create(ctx, profile, node, binaries).await?;
+            }
+            Add::Routes => sync_routes(ctx, profile).await?,
+            Add::Save => ctx.store.save(profile)?,
+        }
+        Ok(())
+    }
+
+    async fn undo(self, ctx: &Ctx, adding: &Adding) -> Result<()> {
+        match self {
+            Add::Binaries | Add::Save => {}
+            Add::Node => {
+                let all = crate::docker::Kind::ALL;
+                super::remove::sweep_created(ctx, &adding.profile.name, &all).await?;
+            }
+            Add::Routes => {
+                let mut without = adding.profile.clone();
+                without.workers.retain(|i| *i != adding.node.index);
+                sync_routes(ctx, &without).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Adds a worker (see `ADD`) and waits for it to be Ready.
+pub async fn add(ctx: &Ctx, profile: Profile, wait: Option<Duration>) -> Result<Node> {
     require_running(ctx, &profile).await?;
     let node = profile.next_worker().ok_or_else(|| {
         Error::usage(format!(
@@ -365,12 +444,6 @@ pub async fn add(ctx: &Ctx, mut profile: Profile, wait: Option<Duration>) -> Res
         ))
         .with_hint("delete nodes it no longer needs with `berth node delete`")
     })?;
-    let step = ctx.ui.step(format!(
-        "Preparing the Kubernetes {} binaries",
-        profile.kubernetes_version
-    ));
-    let binaries = super::create::binaries_volume(ctx, &profile).await?;
-    step.done();
     super::create::ensure_names_free(
         ctx,
         &ctx.names(&profile),
@@ -378,25 +451,17 @@ pub async fn add(ctx: &Ctx, mut profile: Profile, wait: Option<Duration>) -> Res
         false,
     )
     .await?;
-    let step = ctx.ui.step(format!("Creating node {}", node.name));
-    ensure_pki(ctx, &profile, std::slice::from_ref(&node))?;
-    profile.workers.push(node.index);
-    profile.workers.sort();
-    let created = async {
-        create(ctx, &profile, &node, binaries).await?;
-        sync_routes(ctx, &profile).await
+    let mut adding = Adding {
+        profile,
+        node,
+        binaries: None,
+    };
+    let mut begun = Vec::new();
+    if let Err(error) = plan::run(ctx, &ADD, &mut adding, &mut begun).await {
+        let _ = plan::undo(ctx, &begun, &adding).await;
+        return Err(error);
     }
-    .await;
-    if let Err(e) = created {
-        // Nothing of the node stays behind (what this process made), and
-        // the others' routes are as they were.
-        let _ = super::remove::sweep_created(ctx, &profile.name).await;
-        profile.workers.retain(|i| *i != node.index);
-        let _ = sync_routes(ctx, &profile).await;
-        return Err(e);
-    }
-    ctx.store.save(&profile)?;
-    step.done();
+    let Adding { profile, node, .. } = adding;
     ready::wait_ready(ctx, &profile, Some(std::slice::from_ref(&node)), None, wait).await?;
     Ok(node)
 }

@@ -114,7 +114,7 @@ pub async fn enable(ctx: &Ctx, mut profile: Profile) -> Result<Profile> {
     let step = ctx.ui.step("Starting the registry");
     if let Err(error) = create(ctx, &profile).await {
         // Only what this process made goes.
-        let _ = super::remove::sweep_created(ctx, &profile.name).await;
+        let _ = super::remove::sweep_created(ctx, &profile.name, &crate::docker::Kind::ALL).await;
         return Err(error);
     }
     drop(allocating);

@@ -8,77 +8,113 @@ use std::time::Duration;
 use futures_util::future::try_join_all;
 
 use super::Ctx;
+use super::plan::{self, Step};
 use crate::docker::{Filter, Kind, Resource};
 use crate::error::{Error, Result};
 use crate::kubeconfig;
 use crate::names::{self, LABEL_CREATED_BY, LABEL_HELPER, LABEL_HOME, LABEL_PROFILE};
 use crate::profile::Profile;
 
-/// Removes every trace of a profile of this home: every container, volume
-/// and network with its labels (also what a cut-off start left, and
-/// networks that share its name), its entry in its kubeconfig (making the
-/// context current before it current again) and its state. `profile` is
-/// its state when it can be read. Returns whether there was anything.
-pub async fn remove_everything(ctx: &Ctx, name: &str, profile: Option<&Profile>) -> Result<bool> {
-    let names = match profile {
-        Some(p) => ctx.names(p),
-        None => ctx.names_for(name),
-    };
-    let existed = ctx.store.exists(name);
-    let found = sweep(ctx, &names.filter(), name).await?;
-    let (kubeconfig, restore) = match profile {
-        Some(p) => (p.kubeconfig.clone(), p.previous_context.clone()),
-        None => (ctx.kubeconfig.clone(), None),
-    };
-    if kubeconfig.exists() {
-        kubeconfig::update(&kubeconfig, |c| {
-            kubeconfig::remove(c, &names.context(), restore.as_deref())
-        })?;
-    }
-    ctx.store.remove(name)?;
-    Ok(existed || found)
+/// Deleting a profile of this home: every trace of it. Nothing to take
+/// back; a delete cut short is finished by the next.
+const DELETE: [Delete; 3] = [Delete::Resources, Delete::Kubeconfig, Delete::State];
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Delete {
+    /// Every container, volume and network with its labels (also what a
+    /// cut-off start left, and networks that share its name).
+    Resources,
+    /// Its kubeconfig entry, the context current before it current again.
+    Kubeconfig,
+    /// Its state directory.
+    State,
 }
 
-/// The rollback of a new profile's start that failed: what this process
-/// made in the engine (its token), then the state and kubeconfig entry,
-/// which exist only when this start made them, with `restore` made the
-/// current context again.
-pub(super) async fn remove_created(ctx: &Ctx, name: &str, restore: Option<&str>) -> Result<()> {
-    sweep_created(ctx, name).await?;
-    if ctx.store.exists(name) {
-        if ctx.kubeconfig.exists() {
-            let context = ctx.names_for(name).context();
-            kubeconfig::update(&ctx.kubeconfig, |c| {
-                kubeconfig::remove(c, &context, restore)
-            })?;
+struct Deleting<'a> {
+    name: &'a str,
+    /// Its state, when it can be read.
+    profile: Option<&'a Profile>,
+    names: names::Names,
+    /// Whether there was anything to remove.
+    found: bool,
+}
+
+impl Step<Deleting<'_>> for Delete {
+    fn title(self, _: &Deleting) -> Option<String> {
+        None
+    }
+
+    async fn run(self, ctx: &Ctx, deleting: &mut Deleting<'_>) -> Result<()> {
+        let Deleting {
+            name,
+            profile,
+            names,
+            found,
+        } = deleting;
+        match self {
+            Delete::Resources => {
+                *found |= sweep(ctx, &names.filter(), &Kind::ALL, name).await?;
+            }
+            Delete::Kubeconfig => {
+                let (kubeconfig, restore) = match profile {
+                    Some(p) => (p.kubeconfig.clone(), p.previous_context.clone()),
+                    None => (ctx.kubeconfig.clone(), None),
+                };
+                if kubeconfig.exists() {
+                    kubeconfig::update(&kubeconfig, |c| {
+                        kubeconfig::remove(c, &names.context(), restore.as_deref())
+                    })?;
+                }
+            }
+            Delete::State => {
+                *found |= ctx.store.exists(name);
+                ctx.store.remove(name)?;
+            }
         }
-        ctx.store.remove(name)?;
+        Ok(())
     }
-    Ok(())
 }
 
-/// Removes what this process made in the engine (its token) for profile
-/// `name`.
-pub(super) async fn sweep_created(ctx: &Ctx, name: &str) -> Result<bool> {
+/// Removes every trace of a profile of this home (see `DELETE`); `profile`
+/// is its state when it can be read. Returns whether there was anything.
+pub async fn remove_everything(ctx: &Ctx, name: &str, profile: Option<&Profile>) -> Result<bool> {
+    let mut deleting = Deleting {
+        name,
+        profile,
+        names: match profile {
+            Some(p) => ctx.names(p),
+            None => ctx.names_for(name),
+        },
+        found: false,
+    };
+    plan::run(ctx, &DELETE, &mut deleting, &mut Vec::new()).await?;
+    Ok(deleting.found)
+}
+
+/// Removes the resources of `kinds` this process made in the engine (its
+/// token) for profile `name`.
+pub(super) async fn sweep_created(ctx: &Ctx, name: &str, kinds: &[Kind]) -> Result<bool> {
     let filter: Filter = vec![
         (LABEL_HOME.into(), Some(ctx.home.display().to_string())),
         (LABEL_PROFILE.into(), Some(name.to_string())),
         (LABEL_CREATED_BY.into(), Some(ctx.token.clone())),
     ];
-    sweep(ctx, &filter, name).await
+    sweep(ctx, &filter, kinds, name).await
 }
 
 /// How often a sweep lists and removes before it gives up.
 const PASSES: u32 = 6;
 
-/// Removes what `filter` selects until a listing comes back empty: a
+/// Removes the resources of `kinds` that `filter` selects until a listing
+/// comes back empty: a
 /// request of a berth that was killed (or of this one, cut off) may
 /// complete in the engine only after the first listing. Returns whether
 /// anything was found.
-async fn sweep(ctx: &Ctx, filter: &Filter, profile: &str) -> Result<bool> {
+async fn sweep(ctx: &Ctx, filter: &Filter, kinds: &[Kind], profile: &str) -> Result<bool> {
     let mut found = false;
     for pass in 0..PASSES {
-        let resources = ctx.docker.resources(filter).await?;
+        let mut resources = ctx.docker.resources(filter).await?;
+        resources.retain(|r| kinds.contains(&r.kind));
         if resources.is_empty() {
             return Ok(found);
         }
@@ -104,7 +140,7 @@ pub(super) async fn remove_in_order(
     ctx: &Ctx,
     resources: Vec<Resource>,
 ) -> crate::docker::Result<()> {
-    for kind in [Kind::Container, Kind::Volume, Kind::Network] {
+    for kind in Kind::ALL {
         try_join_all(
             resources
                 .iter()
@@ -114,6 +150,16 @@ pub(super) async fn remove_in_order(
         .await?;
     }
     Ok(())
+}
+
+/// What `delete --all` deletes: every profile of this home, also those
+/// whose state is gone but whose resources a cut-off start left.
+pub async fn every_profile(ctx: &Ctx) -> Result<Vec<String>> {
+    let mut names = ctx.store.names();
+    names.extend(orphans(ctx).await?);
+    names.sort();
+    names.dedup();
+    Ok(names)
 }
 
 /// Profiles of this home that have resources in the engine but no state.
@@ -276,11 +322,35 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_start_takes_back_only_what_it_made() {
+    fn delete_all_removes_every_profile_of_this_home_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
         let engine = shared_engine(&dir.path().join("home"));
         let ctx = Ctx::for_test(engine.clone(), dir.path());
-        block_on(remove_created(&ctx, "dev", None)).unwrap();
+        // `web` has its state; `dev` only what a cut-off start left, and
+        // `old` only its state.
+        ctx.store.save(&Profile::example("web")).unwrap();
+        ctx.store.save(&Profile::example("old")).unwrap();
+        let all = block_on(every_profile(&ctx)).unwrap();
+        assert_eq!(all, ["dev", "old", "web"]);
+        for name in &all {
+            let profile = ctx.store.load(name).unwrap();
+            assert!(block_on(remove_everything(&ctx, name, profile.as_ref())).unwrap());
+        }
+        assert_eq!(
+            engine.names(),
+            ["container berth-dev-abc123", "container berth-dev-foreign"],
+            "another home's or nobody's went, or ours stayed"
+        );
+        assert!(ctx.store.names().is_empty());
+        assert!(block_on(every_profile(&ctx)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_sweep_of_what_this_start_made_takes_only_that() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = shared_engine(&dir.path().join("home"));
+        let ctx = Ctx::for_test(engine.clone(), dir.path());
+        assert!(block_on(sweep_created(&ctx, "dev", &Kind::ALL)).unwrap());
         assert_eq!(
             engine.names(),
             [

@@ -18,6 +18,9 @@ pub struct FakeEngine {
     next_id: Mutex<u64>,
     /// Removals, in order, as `kind name`.
     pub removed: Mutex<Vec<String>>,
+    /// The containers files were put into, by id: a node's files exist
+    /// once it got some.
+    pub uploads: Mutex<Vec<String>>,
 }
 
 impl FakeEngine {
@@ -193,16 +196,17 @@ impl Engine for FakeEngine {
         Self::unmodelled("unpause")
     }
 
-    fn upload<'a>(&'a self, _container: &'a str, _tar: Vec<u8>) -> BoxFuture<'a, Result<()>> {
+    fn upload<'a>(&'a self, container: &'a str, _tar: Vec<u8>) -> BoxFuture<'a, Result<()>> {
+        self.uploads.lock().unwrap().push(container.to_string());
         ready(Ok(()))
     }
 
     fn file_exists<'a>(
         &'a self,
-        _container: &'a str,
+        container: &'a str,
         _path: &'a str,
     ) -> BoxFuture<'a, Result<bool>> {
-        ready(Ok(false))
+        ready(Ok(self.uploads.lock().unwrap().iter().any(|c| c == container)))
     }
 
     fn used_subnets(&self) -> BoxFuture<'_, Result<Vec<String>>> {

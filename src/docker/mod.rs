@@ -90,6 +90,11 @@ pub enum Kind {
     Network,
 }
 
+impl Kind {
+    /// In the order they are removed: containers hold volumes and networks.
+    pub const ALL: [Kind; 3] = [Kind::Container, Kind::Volume, Kind::Network];
+}
+
 impl std::fmt::Display for Kind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

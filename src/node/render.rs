@@ -10,6 +10,7 @@ use base64::Engine as _;
 
 use crate::binaries::{Runtime, Version};
 use crate::docker::{BINARIES_MOUNT, Privilege};
+use crate::net::Cidr;
 use crate::profile::Role;
 use crate::settings::{ExtraFlag, feature_gates_flag};
 
@@ -17,14 +18,12 @@ use crate::settings::{ExtraFlag, feature_gates_flag};
 pub const OLDEST_MINOR: u32 = 20;
 pub const NEWEST_MINOR: u32 = 37;
 
-pub const POD_CIDR: &str = "10.244.0.0/16";
-
-/// The control-plane node's share of `POD_CIDR`. berth gives each node its
-/// share in kubelet's configuration instead of having kube-controller-manager
-/// allocate it: the allocator starts with a fixed 10 s poll that holds up
-/// every controller started after it, the node lifecycle controller that
-/// lets pods be scheduled among them.
-pub const FIRST_NODE_POD_CIDR: &str = "10.244.0.0/24";
+/// The cluster's pods' addresses; node i has the ith /24 of it. berth gives
+/// each node its share in kubelet's configuration instead of having
+/// kube-controller-manager allocate it: the allocator starts with a fixed
+/// 10 s poll that holds up every controller started after it, the node
+/// lifecycle controller that lets pods be scheduled among them.
+pub const POD_CIDR: Cidr = Cidr::new(std::net::Ipv4Addr::new(10, 244, 0, 0), 16);
 pub const SERVICE_CIDR: &str = "10.96.0.0/12";
 pub const CLUSTER_DNS: &str = "10.96.0.10";
 pub const API_PORT: u16 = 6443;
@@ -46,7 +45,7 @@ pub struct NodeSpec {
     /// unless told otherwise.
     pub cgroup_v2: bool,
     /// The node's share of `POD_CIDR`.
-    pub pod_cidr: String,
+    pub pod_cidr: Cidr,
     /// The control-plane node's address; the node itself when it is the
     /// control plane.
     pub control_plane_ip: Ipv4Addr,
@@ -74,7 +73,7 @@ impl NodeSpec {
 /// Another node's pod CIDR and the address that reaches it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
-    pub pod_cidr: String,
+    pub pod_cidr: Cidr,
     pub via: Ipv4Addr,
 }
 
@@ -900,7 +899,7 @@ pub const ROUTES_SCRIPT: &str = "/etc/berth/routes.sh";
 /// nodes change.
 pub fn routes_script(routes: &[Route]) -> String {
     let mut out = String::from("#!/bin/sh\n# Rendered by berth.\nset -e\n");
-    let wanted: Vec<&str> = routes.iter().map(|r| r.pod_cidr.as_str()).collect();
+    let wanted: Vec<String> = routes.iter().map(|r| r.pod_cidr.to_string()).collect();
     for r in routes {
         out.push_str(&format!("ip route replace {} via {}\n", r.pod_cidr, r.via));
     }
@@ -1101,7 +1100,7 @@ mod tests {
                 patch: 0,
             },
             privilege: Privilege::Capabilities,
-            pod_cidr: FIRST_NODE_POD_CIDR.into(),
+            pod_cidr: POD_CIDR.nth_slash24(0),
             cgroup_root: "/berth-dev".into(),
             cgroup_v2: false,
             control_plane_ip: "172.30.0.2".parse().unwrap(),
@@ -1121,7 +1120,7 @@ mod tests {
             node: "dev-m02".into(),
             role: Role::Worker,
             node_ip: "172.30.0.3".parse().unwrap(),
-            pod_cidr: "10.244.1.0/24".into(),
+            pod_cidr: POD_CIDR.nth_slash24(1),
             cgroup_root: "/berth-dev-m02".into(),
             ..spec(minor)
         }
@@ -1129,7 +1128,7 @@ mod tests {
 
     fn route(pod_cidr: &str, via: &str) -> Route {
         Route {
-            pod_cidr: pod_cidr.into(),
+            pod_cidr: pod_cidr.parse().unwrap(),
             via: via.parse().unwrap(),
         }
     }
@@ -1137,6 +1136,14 @@ mod tests {
     /// One golden file per supported minor version holds every rendered
     /// file. `BERTH_UPDATE_GOLDEN=1 cargo test` rewrites them after a
     /// deliberate change; review the diff.
+    #[test]
+    fn the_pod_network_is_a_network_and_holds_every_nodes_share() {
+        assert!(POD_CIDR.is_aligned());
+        let last = POD_CIDR.nth_slash24((crate::profile::MAX_NODES - 1) as u8);
+        assert!(last.is_aligned());
+        assert!(last.last_host() <= POD_CIDR.last_host());
+    }
+
     #[test]
     fn rendered_files_match_the_golden_file_of_every_minor_version() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/node/golden");
