@@ -357,12 +357,11 @@ mod tests {
         assert!(error.causes().is_empty(), "{:?}", error.causes());
         // A message of its own keeps the chain's texts as causes.
         let io = std::io::Error::other("disk on fire");
-        let error = Error::failure("cannot save the profile").with_source(
-            crate::kubeconfig::Error::Io {
+        let error =
+            Error::failure("cannot save the profile").with_source(crate::kubeconfig::Error::Io {
                 path: "/k".into(),
                 source: io,
-            },
-        );
+            });
         assert_eq!(
             error.causes(),
             ["cannot read or write the kubeconfig /k: disk on fire"]

@@ -33,13 +33,24 @@ fn not_found(what: String, hint: String) -> Error {
     Error::failure(what).with_hint(hint)
 }
 
-/// Listens on 127.0.0.1 for each TCP port of the Service; the first one on
-/// `first_port` when given.
+/// Which ports on 127.0.0.1 the forwards of a Service listen on.
+#[derive(Debug, Clone, Copy)]
+pub enum HostPorts {
+    /// Free ones.
+    Free,
+    /// This one for the Service's first port, free ones for the others.
+    First(u16),
+    /// Each the Service's own port where it can be had (80 and 443 need
+    /// root, or a capability), else a free one.
+    SameOrFree,
+}
+
+/// Listens on 127.0.0.1 for each TCP port of the Service, on `ports`.
 pub async fn listen(
     client: &kube::Client,
     namespace: &str,
     name: &str,
-    first_port: Option<u16>,
+    ports: HostPorts,
 ) -> Result<Vec<Forward>> {
     let services: Api<Service> = Api::namespaced(client.clone(), namespace);
     let service = services
@@ -55,7 +66,7 @@ pub async fn listen(
                 "`berth kubectl -- get services -A` lists them; -n picks the namespace".into(),
             )
         })?;
-    let ports: Vec<u16> = service
+    let service_ports: Vec<u16> = service
         .spec
         .and_then(|s| s.ports)
         .unwrap_or_default()
@@ -63,19 +74,40 @@ pub async fn listen(
         .filter(|p| p.protocol.as_deref().unwrap_or("TCP") == "TCP")
         .map(|p| p.port as u16)
         .collect();
-    if ports.is_empty() {
+    if service_ports.is_empty() {
         return Err(not_found(
             format!("service {namespace}/{name} has no TCP port"),
             "only TCP ports can be forwarded".into(),
         ));
     }
     let mut forwards = Vec::new();
-    for (i, service_port) in ports.into_iter().enumerate() {
-        let port = if i == 0 { first_port.unwrap_or(0) } else { 0 };
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
-            Error::usage(format!("cannot listen on 127.0.0.1:{port}: {e}"))
-                .with_hint("pick another --port, or leave it out for a free one")
-        })?;
+    for (i, service_port) in service_ports.into_iter().enumerate() {
+        let wanted = match ports {
+            HostPorts::First(port) if i == 0 => Some(port),
+            HostPorts::SameOrFree => Some(service_port),
+            _ => None,
+        };
+        let same = match wanted {
+            Some(port) => TcpListener::bind(("127.0.0.1", port))
+                .await
+                .map_err(|e| (port, e)),
+            None => Err((0, std::io::Error::other("any port will do"))),
+        };
+        let listener = match (same, ports) {
+            (Ok(listener), _) => listener,
+            (Err(_), HostPorts::SameOrFree) | (Err((0, _)), _) => {
+                TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| {
+                    Error::failure(format!("cannot listen on 127.0.0.1: {e}"))
+                        .with_hint("check the machine's open files and ports")
+                })?
+            }
+            (Err((port, e)), _) => {
+                return Err(
+                    Error::usage(format!("cannot listen on 127.0.0.1:{port}: {e}"))
+                        .with_hint("pick another --port, or leave it out for a free one"),
+                );
+            }
+        };
         forwards.push(Forward {
             service_port,
             listener,

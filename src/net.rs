@@ -100,13 +100,16 @@ mod tests {
         assert_eq!(pods.nth_slash24(3).to_string(), "10.244.3.0/24");
         assert!(pods.is_aligned());
         assert!(!Cidr::new(Ipv4Addr::new(10, 244, 0, 1), 16).is_aligned());
-        assert_eq!(
-            serde_json::to_string(&subnet).unwrap(),
-            "\"172.30.7.0/24\""
-        );
+        assert_eq!(serde_json::to_string(&subnet).unwrap(), "\"172.30.7.0/24\"");
         let back: Cidr = serde_json::from_str("\"172.30.7.0/24\"").unwrap();
         assert_eq!(back, subnet);
-        for bad in ["172.30.7.0", "172.30.7.1/24", "172.30.7.0/33", "x/24", "10.0.0.0/31"] {
+        for bad in [
+            "172.30.7.0",
+            "172.30.7.1/24",
+            "172.30.7.0/33",
+            "x/24",
+            "10.0.0.0/31",
+        ] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad} was taken");
         }
         assert!(serde_json::from_str::<Cidr>("\"nonsense\"").is_err());

@@ -114,6 +114,8 @@ pub fn control_plane_leaves(node: &str, node_ip: &str) -> Vec<Leaf> {
             true,
         ),
         Leaf::new("scheduler", "system:kube-scheduler", &[], false, true),
+        // The API server's identity towards aggregated APIs.
+        Leaf::new("front-proxy-client", "front-proxy-client", &[], false, true),
         Leaf::new(
             "kube-proxy",
             "system:kube-proxy",

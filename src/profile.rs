@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::binaries::Version;
 use crate::docker::Privilege;
 use crate::net::Cidr;
+use crate::node::addons::Addon;
 use crate::pki::{create_private_dir, write_atomic};
 use crate::settings::{ExtraFlag, Port};
 
@@ -112,6 +113,10 @@ pub struct Profile {
     /// `--no-storage`: no StorageClass, no provisioner.
     #[serde(default)]
     pub no_storage: bool,
+    /// The addons enabled besides CoreDNS and storage (which `no_dns` and
+    /// `no_storage` turn off), in order.
+    #[serde(default)]
+    pub addons: Vec<Addon>,
     /// `--registry` or `registry enable`: the profile's own registry.
     #[serde(default)]
     pub registry: Option<Registry>,
@@ -253,6 +258,30 @@ impl Profile {
         format!("https://127.0.0.1:{}", self.api_port)
     }
 
+    /// Whether `addon` is enabled.
+    pub fn has(&self, addon: Addon) -> bool {
+        match addon {
+            Addon::Coredns => !self.no_dns,
+            Addon::Storage => !self.no_storage,
+            other => self.addons.contains(&other),
+        }
+    }
+
+    /// Enables or disables `addon` in the profile's state.
+    pub fn set(&mut self, addon: Addon, on: bool) {
+        match addon {
+            Addon::Coredns => self.no_dns = !on,
+            Addon::Storage => self.no_storage = !on,
+            other => {
+                self.addons.retain(|a| *a != other);
+                if on {
+                    self.addons.push(other);
+                    self.addons.sort();
+                }
+            }
+        }
+    }
+
     /// The registry's address on the profile's network: the subnet's last
     /// host, far above every node's.
     pub fn registry_ip(&self) -> Ipv4Addr {
@@ -388,6 +417,7 @@ impl Profile {
             feature_gates: BTreeMap::new(),
             no_dns: false,
             no_storage: false,
+            addons: Vec::new(),
             registry: None,
             mounts: Vec::new(),
             home_id: None,
@@ -430,6 +460,27 @@ mod tests {
 
     fn profile() -> Profile {
         Profile::example("dev")
+    }
+
+    #[test]
+    fn addons_are_on_or_off_whatever_kind_they_are() {
+        let mut p = Profile::example("dev");
+        assert!(p.has(Addon::Coredns) && p.has(Addon::Storage));
+        assert!(!p.has(Addon::Dashboard));
+        p.set(Addon::Dashboard, true);
+        p.set(Addon::MetricsServer, true);
+        p.set(Addon::Dashboard, true);
+        assert_eq!(p.addons, [Addon::MetricsServer, Addon::Dashboard]);
+        p.set(Addon::Storage, false);
+        assert!(p.no_storage && !p.has(Addon::Storage));
+        p.set(Addon::Dashboard, false);
+        assert_eq!(p.addons, [Addon::MetricsServer]);
+        // A profile saved before addons reads as having none besides the
+        // default ones.
+        let mut json = serde_json::to_value(Profile::example("old")).unwrap();
+        json.as_object_mut().unwrap().remove("addons");
+        let old: Profile = serde_json::from_value(json).unwrap();
+        assert!(old.addons.is_empty() && old.has(Addon::Coredns));
     }
 
     #[test]

@@ -46,13 +46,16 @@ pub struct Port {
 
 /// Where NodePorts are allocated by default.
 const NODE_PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
+/// The node ports the ingress controller listens on, which may be
+/// published as NodePorts are.
+pub const INGRESS_PORTS: [u16; 2] = [80, 443];
 
 pub fn parse_port(text: &str) -> Result<Port, Error> {
     let bad = || Error::Port(text.to_string());
     let (host, node) = text.split_once(':').ok_or_else(bad)?;
     let host: u16 = host.parse().map_err(|_| bad())?;
     let node_port: u16 = node.parse().map_err(|_| bad())?;
-    if host == 0 || !NODE_PORTS.contains(&node_port) {
+    if host == 0 || !(NODE_PORTS.contains(&node_port) || INGRESS_PORTS.contains(&node_port)) {
         return Err(bad());
     }
     Ok(Port { host, node_port })
@@ -234,6 +237,9 @@ pub struct Preset {
     pub storage: Option<bool>,
     pub registry: Option<bool>,
     #[serde(default)]
+    pub addons: Vec<String>,
+    pub ingress: Option<bool>,
+    #[serde(default)]
     pub mounts: Vec<String>,
     #[serde(default)]
     pub extra_config: Vec<String>,
@@ -277,9 +283,11 @@ mod tests {
                 node_port: 30080
             }
         );
+        // The ingress controller's node ports may be published too.
+        assert_eq!(parse_port("8080:80").unwrap().node_port, 80);
         for bad in [
             "8080",
-            "8080:80",
+            "8080:81",
             "0:30080",
             "x:30080",
             "8080:30080:1",
@@ -394,6 +402,9 @@ mod tests {
                 }
                 for extra in &preset.extra_config {
                     parse_extra(extra).unwrap();
+                }
+                for addon in &preset.addons {
+                    addon.parse::<crate::node::addons::Addon>().unwrap();
                 }
                 seen += 1;
             }

@@ -508,7 +508,7 @@ fn bad_input_is_refused_clearly_and_creates_nothing() {
             "on 127.0.0.1 is taken",
         ),
         (
-            &["start", "-p", "e2e-bad", "--ports", "8080:80"],
+            &["start", "-p", "e2e-bad", "--ports", "8080:81"],
             None,
             2,
             "is not a port mapping",

@@ -48,29 +48,6 @@ spec:
   ports: [{port: 80, targetPort: 8080, nodePort: 30080}]
 "#;
 
-/// An HTTP GET from the host to 127.0.0.1:`port`, body only.
-fn get_from_host(port: u16) -> Result<String, String> {
-    use std::io::{Read, Write};
-    let mut stream =
-        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    stream
-        .write_all(b"GET / HTTP/1.0\r\n\r\n")
-        .map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .map_err(|e| e.to_string())?;
-    Ok(response
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .trim()
-        .to_string())
-}
-
 /// A pod pinned to `node` that prints the image's /marker and serves its
 /// own name.
 fn pinned_pod(name: &str, node: &str, image: &str) -> String {
@@ -264,7 +241,7 @@ fn three_nodes_network_across_nodes_and_keep_it_after_stop_and_start() {
     // --ports: a NodePort reached from the host on 127.0.0.1.
     let names: Vec<String> = web_pods(&env, profile).into_iter().map(|p| p.0).collect();
     eventually(Duration::from_secs(60), || {
-        let answer = get_from_host(port)?;
+        let answer = common::http_get(port, None)?;
         names
             .contains(&answer)
             .then_some(())
@@ -279,11 +256,11 @@ fn three_nodes_network_across_nodes_and_keep_it_after_stop_and_start() {
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("not a local URL: {url:?}"));
     for _ in 0..3 {
-        let answer = get_from_host(port).unwrap();
+        let answer = common::http_get(port, None).unwrap();
         assert!(names.contains(&answer), "{url} answered {answer}");
     }
     drop(service);
-    assert!(get_from_host(port).is_err(), "{url} still served");
+    assert!(common::http_get(port, None).is_err(), "{url} still served");
 
     let all_nodes_are = |want: &str| {
         let nodes = json(&env.ok(&["node", "list", "-p", profile, "-o", "json"]));

@@ -178,6 +178,7 @@ fn containerd_2_reads_the_configuration_berth_renders() {
         feature_gates: Default::default(),
         dns: true,
         storage: true,
+        addons: Vec::new(),
         registry: None,
         runtime: Some(berth::binaries::runtime_for_minor(34)),
     };

@@ -1,8 +1,10 @@
 //! The command line: one file per verb, each with its clap definition beside
 //! a thin handler.
 
+mod addons;
 mod cache;
 mod completion;
+mod dashboard;
 mod delete;
 mod image;
 mod kubeconfig;
@@ -18,6 +20,7 @@ mod ssh;
 mod start;
 mod status;
 mod stop;
+mod tunnel;
 mod version;
 
 use std::path::PathBuf;
@@ -140,14 +143,33 @@ pub enum Command {
         after_help = "Examples:\n  berth cache list\n  berth cache download v1.34.1\n  berth cache import v1.20.2 ./build/v1.20.2"
     )]
     Cache(cache::Cache),
-    /// berth's version and commit, its node image, the Kubernetes versions
-    /// it runs and those cached.
     /// A registry of the profile's own, reached as localhost:PORT.
     #[command(subcommand)]
     #[command(
         after_help = "Examples:\n  berth registry enable -p dev     # prints localhost:PORT\n  docker push localhost:PORT/app:1  # then image: localhost:PORT/app:1 in a pod"
     )]
     Registry(registry::RegistryCmd),
+    /// The cluster's addons: list them with their state, enable or disable
+    /// one on a running profile (`start --addons` at creation).
+    #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  berth addons list -p dev\n  berth addons enable metrics-server -p dev\n  berth addons disable dashboard -p dev\n  berth start -p web --addons ingress,metrics-server"
+    )]
+    Addons(addons::AddonsCmd),
+    /// Serve the dashboard on 127.0.0.1 and print a login token (read-only
+    /// unless --admin), until interrupted.
+    #[command(
+        after_help = "Examples:\n  berth addons enable dashboard -p dev\n  berth dashboard -p dev          # serves until Ctrl-C\n  berth dashboard -p dev --url --admin"
+    )]
+    Dashboard(dashboard::DashboardCmd),
+    /// Serve the ingress controller's ports 80 and 443 on 127.0.0.1 (free
+    /// ports when those cannot be had) for a profile made without --ingress.
+    #[command(
+        after_help = "Examples:\n  berth tunnel -p dev              # serves until Ctrl-C\n  curl -H 'Host: app.local' http://127.0.0.1/"
+    )]
+    Tunnel(tunnel::TunnelCmd),
+    /// berth's version and commit, its node image, the Kubernetes versions
+    /// it runs and those cached.
     #[command(after_help = "Examples:\n  berth version\n  berth version -o json")]
     Version,
     /// Print the shell completion script for bash, zsh, fish, powershell
@@ -178,6 +200,9 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Version => version::run(&cli.global),
         Command::Logs(cmd) => logs::run(cmd, &cli.global, ui).await,
         Command::Registry(cmd) => registry::run(cmd, &cli.global, ui).await,
+        Command::Addons(cmd) => addons::run(cmd, &cli.global, ui).await,
+        Command::Dashboard(cmd) => dashboard::run(cmd, &cli.global, ui).await,
+        Command::Tunnel(cmd) => tunnel::run(cmd, &cli.global, ui).await,
         Command::Completion(cmd) => completion::run(cmd),
     };
     done.map(|()| 0)

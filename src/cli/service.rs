@@ -45,7 +45,11 @@ pub async fn run(cmd: ServiceCmd, global: &Global, ui: Ui) -> Result<()> {
     let profile = global.load(&name)?;
     let ctx = global.ctx(ui).await?;
     let client = cluster::client(&ctx.store, &profile).await?;
-    let forwards = forward::listen(&client, &cmd.namespace, &cmd.name, cmd.port).await?;
+    let ports = match cmd.port {
+        Some(port) => forward::HostPorts::First(port),
+        None => forward::HostPorts::Free,
+    };
+    let forwards = forward::listen(&client, &cmd.namespace, &cmd.name, ports).await?;
     let urls: Vec<String> = forwards.iter().map(forward::Forward::url).collect();
     match (global.output, cmd.url) {
         (Output::Json, _) => print_json(&serde_json::json!({
@@ -62,14 +66,26 @@ pub async fn run(cmd: ServiceCmd, global: &Global, ui: Ui) -> Result<()> {
             }
         }
     }
+    serve(client, &cmd.namespace, &cmd.name, forwards, ui).await;
+    Ok(())
+}
+
+/// Serves `forwards` to the Service until Ctrl-C, once what was printed is
+/// out.
+pub(super) async fn serve(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+    forwards: Vec<forward::Forward>,
+    ui: Ui,
+) {
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
     ui.info("Forwarding through the API server; Ctrl-C stops");
     tokio::select! {
-        _ = forward::serve(client, cmd.namespace, cmd.name, forwards) => {}
+        _ = forward::serve(client, namespace.into(), name.into(), forwards) => {}
         _ = tokio::signal::ctrl_c() => {}
     }
-    Ok(())
 }
 
 #[cfg(test)]

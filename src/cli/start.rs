@@ -6,6 +6,7 @@ use clap::Args;
 use super::Global;
 use crate::cluster::{self, StartOptions};
 use crate::error::{Error, Result};
+use crate::node::addons::Addon;
 use crate::settings::{self, Preset};
 use crate::ui::Ui;
 
@@ -47,6 +48,14 @@ pub struct Start {
     /// No default StorageClass `standard` and no storage provisioner.
     #[arg(long)]
     no_storage: bool,
+    /// Addons to enable besides CoreDNS and storage, such as
+    /// metrics-server,dashboard (`berth addons list` shows them all).
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    addons: Vec<String>,
+    /// The ingress addon, with the control-plane node's ports 80 and 443
+    /// published on 127.0.0.1 (`--ports 8080:80,8443:443` picks others).
+    #[arg(long)]
+    ingress: bool,
     /// A registry of the profile's own, published on 127.0.0.1 at a port
     /// kept for the profile: `docker push localhost:PORT/app:1` on the host,
     /// `image: localhost:PORT/app:1` in a pod (`berth status` shows PORT).
@@ -99,6 +108,31 @@ impl Start {
                 crate::profile::MAX_NODES
             )));
         }
+        let mut addons: Vec<Addon> = flag_or_preset(self.addons, preset.addons)
+            .iter()
+            .map(|a| a.parse())
+            .collect::<Result<_, String>>()
+            .map_err(|e| Error::usage(e).with_hint("`berth addons list` shows every addon"))?;
+        let mut ports = flag_or_preset(self.ports, preset.ports)
+            .iter()
+            .map(|p| settings::parse_port(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.ingress || preset.ingress.unwrap_or(false) {
+            addons.push(Addon::Ingress);
+            // Unless the flags publish the controller's ports elsewhere.
+            for port in settings::INGRESS_PORTS {
+                if !ports.iter().any(|p| p.node_port == port) {
+                    ports.push(settings::Port {
+                        host: port,
+                        node_port: port,
+                    });
+                }
+            }
+        }
+        // CoreDNS and storage are on unless turned off.
+        addons.retain(|a| !a.by_default());
+        addons.sort();
+        addons.dedup();
         let wait = match (self.wait, preset.wait) {
             (Some(wait), _) => wait,
             (None, Some(text)) => parse_duration(&text).map_err(Error::usage)?,
@@ -127,10 +161,7 @@ impl Start {
             image: self.image.or(preset.image),
             binary_mirror: self.binary_mirror.or(preset.binary_mirror),
             nodes,
-            ports: flag_or_preset(self.ports, preset.ports)
-                .iter()
-                .map(|p| settings::parse_port(p))
-                .collect::<Result<_, _>>()?,
+            ports,
             extra_config: flag_or_preset(self.extra_config, preset.extra_config)
                 .iter()
                 .map(|e| settings::parse_extra(e))
@@ -139,6 +170,7 @@ impl Start {
             no_dns: self.no_dns || preset.dns == Some(false),
             no_storage: self.no_storage || preset.storage == Some(false),
             registry: self.registry || preset.registry.unwrap_or(false),
+            addons,
             mounts: flag_or_preset(self.mount, preset.mounts)
                 .iter()
                 .map(|m| settings::parse_mount(m))

@@ -39,6 +39,13 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<u8> {
                 Some(reason) => println!("storage:     {} ({reason})", status.storage.state),
                 None => println!("storage:     {}", status.storage.state),
             }
+            for addon in &status.addons {
+                let line = format!("{:<13}{}", format!("{}:", addon.name), addon.state);
+                match &addon.reason {
+                    Some(reason) => println!("{line} ({reason})"),
+                    None => println!("{line}"),
+                }
+            }
             if let Some(registry) = &status.registry {
                 println!("registry:    {registry}");
             }

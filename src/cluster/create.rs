@@ -8,10 +8,10 @@ use super::{
     Ctx, DEFAULT_VERSION, StartOptions, node_states, nodes, now, ready, remove, state_of,
     write_kubeconfig,
 };
-use crate::kubeconfig;
 use crate::binaries::{Manifest, Version};
 use crate::docker::{EngineFacts, Kind, NodeContainer, Privilege, Resource};
 use crate::error::{Error, Result};
+use crate::kubeconfig;
 use crate::names::Names;
 use crate::net::Cidr;
 use crate::node::image::{self, Context};
@@ -150,7 +150,10 @@ impl<'a> NewCluster<'a> {
             .collect();
         ensure_names_free(ctx, &names, &nodes, true).await?;
         for port in &opts.ports {
-            if std::net::TcpListener::bind(("127.0.0.1", port.host)).is_err() {
+            // A port below 1024 that berth may not bind, the engine may.
+            let taken = std::net::TcpListener::bind(("127.0.0.1", port.host))
+                .is_err_and(|e| e.kind() != std::io::ErrorKind::PermissionDenied);
+            if taken {
                 return Err(Error::usage(format!(
                     "port {} on 127.0.0.1 is taken, so NodePort {} cannot be published there",
                     port.host, port.node_port
@@ -245,15 +248,12 @@ impl Step<NewCluster<'_>> for Create {
                 new.binaries = Some(binaries);
                 let version = &new.manifest.version;
                 if let Some(note) = render::cgroup_v1_note(version, new.facts.cgroup_v2) {
-                    ctx.ui.info(format!("note: this host runs cgroup v1, {note}"));
+                    ctx.ui
+                        .info(format!("note: this host runs cgroup v1, {note}"));
                 }
             }
             Create::Network => {
-                new.allocating = Some(crate::lock::allocate(
-                    &ctx.home,
-                    ctx.lock_timeout,
-                    ctx.ui,
-                )?);
+                new.allocating = Some(crate::lock::allocate(&ctx.home, ctx.lock_timeout, ctx.ui)?);
                 new.network = Some(create_network(ctx, &new.names).await?);
                 new.api_port = free_port()?;
                 if new.opts.registry {
@@ -290,6 +290,7 @@ impl Step<NewCluster<'_>> for Create {
                     feature_gates: opts.feature_gates.clone(),
                     no_dns: opts.no_dns,
                     no_storage: opts.no_storage,
+                    addons: opts.addons.clone(),
                     registry: new.registry,
                     mounts: opts.mounts.clone(),
                     home_id: new.names.home_id().map(str::to_string),
@@ -317,7 +318,11 @@ impl Step<NewCluster<'_>> for Create {
             }
             Create::Kubeconfig => {
                 let make_current = !new.opts.keep_context;
-                write_kubeconfig(ctx, new.profile.as_mut().expect("the state step ran"), make_current)?;
+                write_kubeconfig(
+                    ctx,
+                    new.profile.as_mut().expect("the state step ran"),
+                    make_current,
+                )?;
             }
             Create::Ready => {
                 ready::wait_ready(ctx, new.profile(), None, None, new.opts.wait).await?;
@@ -591,6 +596,9 @@ fn check_settings(profile: &Profile, opts: &StartOptions) -> Result<()> {
             "--registry (`berth registry enable` adds one to a running profile)".to_string()
         }),
         (!opts.mounts.is_empty() && opts.mounts != profile.mounts).then(|| "--mount".to_string()),
+        opts.addons.iter().find(|a| !profile.has(**a)).map(|a| {
+            format!("--addons {a} (`berth addons enable {a}` adds it to a running profile)")
+        }),
         opts.nodes
             .filter(|n| *n as usize != profile.nodes().len())
             .map(|n| {
@@ -600,17 +608,6 @@ fn check_settings(profile: &Profile, opts: &StartOptions) -> Result<()> {
     .into_iter()
     .flatten()
     .collect();
-    if !conflicts.is_empty() {
-        return Err(Error::usage(format!(
-            "profile {} exists with other settings than {}",
-            profile.name,
-            conflicts.join(", ")
-        ))
-        .with_hint(format!(
-            "start it without them, or `berth delete -p {}` first",
-            profile.name
-        )));
-    }
     if !conflicts.is_empty() {
         return Err(Error::usage(format!(
             "profile {} exists with other settings than {}",
@@ -646,7 +643,11 @@ async fn create_network(ctx: &Ctx, names: &Names) -> Result<Network> {
         if used.contains(&subnet.to_string()) {
             continue;
         }
-        let Some(id) = ctx.docker.create_network(&name, &subnet.to_string(), &labels).await? else {
+        let Some(id) = ctx
+            .docker
+            .create_network(&name, &subnet.to_string(), &labels)
+            .await?
+        else {
             continue;
         };
         let same_name = ctx.docker.named(Kind::Network, &name).await?;
@@ -831,7 +832,12 @@ mod tests {
         let error = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
-            .block_on(super::super::plan::run(&ctx, &RESTART, &mut restart, &mut Vec::new()))
+            .block_on(super::super::plan::run(
+                &ctx,
+                &RESTART,
+                &mut restart,
+                &mut Vec::new(),
+            ))
             .unwrap_err();
         assert_eq!(error.exit, crate::error::Exit::Profile);
         assert!(

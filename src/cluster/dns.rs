@@ -3,11 +3,12 @@
 //! `start` never waits for it: without its image DNS is reported
 //! unavailable, and it comes up once the image is loaded.
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams};
 use serde::Serialize;
 
+use super::addons::Readiness;
+use crate::node::addons::Addon;
 use crate::profile::Profile;
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -40,8 +41,6 @@ impl std::fmt::Display for DnsState {
     }
 }
 
-const WAITING_FOR_IMAGE: [&str; 3] = ["ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull"];
-
 pub async fn status(client: &kube::Client, profile: &Profile) -> Dns {
     let dns = |state, reason: Option<String>| Dns { state, reason };
     if profile.no_dns {
@@ -50,53 +49,12 @@ pub async fn status(client: &kube::Client, profile: &Profile) -> Dns {
             Some("the profile was created with --no-dns".into()),
         );
     }
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "kube-system");
-    let Ok(Some(deployment)) = deployments.get_opt("coredns").await else {
-        return dns(
-            DnsState::Starting,
-            Some("CoreDNS is not deployed yet; the control plane applies it once its API server answers".into()),
-        );
-    };
-    let available = deployment
-        .status
-        .and_then(|s| s.available_replicas)
-        .unwrap_or(0);
-    if available > 0 {
-        return dns(DnsState::Available, None);
+    let coredns = Addon::Coredns.deployments()[0];
+    match super::addons::deployment_readiness(client, profile, coredns, "CoreDNS").await {
+        Readiness::Ready => dns(DnsState::Available, None),
+        Readiness::Starting(reason) => dns(DnsState::Starting, Some(reason)),
+        Readiness::Unavailable(reason) => dns(DnsState::Unavailable, Some(reason)),
     }
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
-    let pods = pods
-        .list(&ListParams::default().labels("k8s-app=kube-dns"))
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default();
-    for pod in &pods {
-        for container in pod
-            .status
-            .iter()
-            .flat_map(|s| s.container_statuses.iter().flatten())
-        {
-            let waiting = container.state.as_ref().and_then(|s| s.waiting.as_ref());
-            if let Some(w) = waiting
-                && WAITING_FOR_IMAGE.contains(&w.reason.as_deref().unwrap_or_default())
-            {
-                return dns(
-                    DnsState::Unavailable,
-                    Some(format!(
-                        "the image {image} cannot be pulled ({reason}); where no registry is reachable, \
-                         `docker pull` or `docker load` it on a machine that can, then `berth image load {image} -p {profile}`",
-                        image = container.image,
-                        reason = w.reason.as_deref().unwrap_or_default(),
-                        profile = profile.name,
-                    )),
-                );
-            }
-        }
-    }
-    dns(
-        DnsState::Starting,
-        Some("the CoreDNS pod is not ready yet".into()),
-    )
 }
 
 /// Deletes the controlled pods that wait for one of `images` to be pulled,
@@ -127,7 +85,7 @@ pub async fn retry_image_pulls(client: &kube::Client, images: &[String]) -> Vec<
                     .as_ref()
                     .and_then(|s| s.waiting.as_ref())
                     .and_then(|w| w.reason.as_deref());
-                WAITING_FOR_IMAGE.contains(&reason.unwrap_or_default())
+                super::addons::WAITING_FOR_IMAGE.contains(&reason.unwrap_or_default())
                     && wanted.contains(&crate::images::normalize(&c.image))
             });
         let (Some(ns), Some(name)) = (&pod.metadata.namespace, &pod.metadata.name) else {

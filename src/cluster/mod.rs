@@ -2,6 +2,7 @@
 //! stop, pause, unpause, delete, and what status reads. Each plan is a list
 //! of steps shown with their timings.
 
+pub mod addons;
 mod create;
 pub mod dns;
 pub mod export;
@@ -144,6 +145,8 @@ pub struct StartOptions {
     pub mounts: Vec<crate::settings::Mount>,
     /// A registry of the profile's own (`--registry`).
     pub registry: bool,
+    /// Addons enabled besides CoreDNS and storage.
+    pub addons: Vec<crate::node::addons::Addon>,
 }
 
 pub fn now() -> u64 {
@@ -327,15 +330,6 @@ mod tests {
         block_on(start(ctx, "dev", &opts, std::future::pending))
     }
 
-    /// Every resource of the fake engine but the shared binaries volumes.
-    fn made(engine: &crate::docker::fake::FakeEngine) -> Vec<String> {
-        engine
-            .names()
-            .into_iter()
-            .filter(|n| !n.starts_with("volume berth-kubernetes-"))
-            .collect()
-    }
-
     /// Profile `dev` as saved by an earlier start, with its certificates,
     /// and its node's container in `state`, made by that start.
     fn existing_dev(
@@ -379,7 +373,7 @@ mod tests {
 
         let names = ctx.names(&profile);
         assert_eq!(
-            made(&engine),
+            engine.made(),
             [
                 format!("container {}", names.container("dev")),
                 format!("container {}", names.container("dev-m02")),
@@ -445,7 +439,7 @@ mod tests {
             "{}",
             error.message
         );
-        assert_eq!(made(&engine), before, "the rollback left or took too much");
+        assert_eq!(engine.made(), before, "the rollback left or took too much");
         assert!(
             ctx.store.load("dev").unwrap().is_none(),
             "its state is left"
@@ -466,14 +460,22 @@ mod tests {
         };
         let opts = options(2, Some(Duration::from_secs(60)));
         let error = block_on(start(&ctx, "dev", &opts, signal)).unwrap_err();
-        assert_eq!(error.exit, crate::error::Exit::Interrupted, "{}", error.message);
+        assert_eq!(
+            error.exit,
+            crate::error::Exit::Interrupted,
+            "{}",
+            error.message
+        );
         assert!(error.message.contains("(SIGINT)"), "{}", error.message);
         assert!(
-            engine.removed.lock().unwrap().iter().any(|r| r.contains("dev-m02")),
+            engine.removed_any("dev-m02"),
             "the start was interrupted before it made its nodes"
         );
-        assert_eq!(made(&engine), ["container postgres"]);
-        assert!(ctx.store.load("dev").unwrap().is_none(), "its state is left");
+        assert_eq!(engine.made(), ["container postgres"]);
+        assert!(
+            ctx.store.load("dev").unwrap().is_none(),
+            "its state is left"
+        );
     }
 
     #[test]
@@ -482,17 +484,24 @@ mod tests {
         ctx.cache_fake_binaries(&"v1.20.2".parse().unwrap(), &dir.path().join("build"));
         // A start killed between creating the node and filling it.
         let profile = existing_dev(&ctx, &engine, Some(crate::docker::ContainerState::Created));
-        let before = made(&engine);
+        let before = engine.made();
         let restarted = start_dev(&ctx, StartOptions::default()).unwrap();
         assert_eq!(restarted.name, "dev");
-        assert_eq!(made(&engine), before, "a restart made or removed something");
+        assert_eq!(engine.made(), before, "a restart made or removed something");
         let node = engine.resources.lock().unwrap()[0].clone();
         assert_eq!(node.name, profile.control_plane().container);
         assert_eq!(node.state, Some(crate::docker::ContainerState::Running));
-        assert_eq!(*engine.uploads.lock().unwrap(), std::slice::from_ref(&node.id));
+        assert_eq!(
+            *engine.uploads.lock().unwrap(),
+            std::slice::from_ref(&node.id)
+        );
         // Started again with its files in place, it gets none.
         engine.resources.lock().unwrap()[0].state = Some(crate::docker::ContainerState::Exited);
         start_dev(&ctx, StartOptions::default()).unwrap();
-        assert_eq!(engine.uploads.lock().unwrap().len(), 1, "files put in again");
+        assert_eq!(
+            engine.uploads.lock().unwrap().len(),
+            1,
+            "files put in again"
+        );
     }
 }

@@ -203,15 +203,20 @@ pub(super) fn spec(profile: &Profile, node: &Node) -> NodeSpec {
         feature_gates: profile.feature_gates.clone(),
         dns: !profile.no_dns,
         storage: !profile.no_storage,
+        addons: profile.addons.clone(),
         registry: profile.registry.map(|r| (r.host(), profile.registry_ip())),
         runtime: profile.runtime.clone(),
     }
 }
 
+/// The node's rendered files, certificates aside.
+pub(super) fn rendered(profile: &Profile, node: &Node) -> Vec<NodeFile> {
+    render::node_files(&spec(profile, node), &routes(profile, node))
+}
+
 fn files_tar(profile: &Profile, node: &Node, pki: &Pki) -> Result<Vec<u8>> {
     let control_plane = profile.control_plane();
-    let spec = spec(profile, node);
-    let mut files = render::node_files(&spec, &routes(profile, node));
+    let mut files = rendered(profile, node);
     let read = |f: &str| pki.read(f);
     let own = leaves(node);
     let mut pki_files = vec!["ca.crt".to_string()];
@@ -338,7 +343,7 @@ pub(super) fn tar_of(files: &[NodeFile]) -> Vec<u8> {
 
 /// The profile must be running to change its nodes: the routes and the
 /// Node objects are changed live.
-async fn require_running(ctx: &Ctx, profile: &Profile) -> Result<()> {
+pub(super) async fn require_running(ctx: &Ctx, profile: &Profile) -> Result<()> {
     let states = node_states(ctx, profile).await?;
     let state = state_of(&states[0].1);
     if state.is_running() {
@@ -609,24 +614,12 @@ mod tests {
             .unwrap()
             .block_on(add(&ctx, profile.clone(), None));
         assert!(result.is_err());
-        let after: Vec<String> = engine
-            .names()
-            .into_iter()
-            .filter(|n| !n.starts_with("volume berth-kubernetes-"))
-            .collect();
+        let after = engine.made();
         assert_eq!(
             after, before,
             "the new node was not taken back, or more was"
         );
-        assert!(
-            engine
-                .removed
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|r| r.contains("dev-m02")),
-            "the new node was never made"
-        );
+        assert!(engine.removed_any("dev-m02"), "the new node was never made");
         let saved = ctx.store.load("dev").unwrap().unwrap();
         assert!(saved.workers.is_empty(), "the failed node was saved");
     }

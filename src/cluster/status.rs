@@ -42,6 +42,8 @@ pub struct ProfileStatus {
     pub certificate_days_left: i64,
     pub dns: super::dns::Dns,
     pub storage: super::storage::Storage,
+    /// The enabled addons besides CoreDNS and storage.
+    pub addons: Vec<super::addons::AddonStatus>,
     /// The profile's registry, as images in it are named, and its state.
     pub registry: Option<String>,
     /// Host folders in every node, as `HOST:NODE[:ro]`.
@@ -105,6 +107,20 @@ pub async fn status(ctx: &Ctx, profile: &Profile) -> Result<ProfileStatus> {
         .collect();
     let storage =
         super::storage::status(api_ready.then_some(&client), profile, &running_units).await;
+    let mut addons = Vec::new();
+    for &addon in &profile.addons {
+        addons.push(if api_ready {
+            super::addons::state(&client, profile, addon).await
+        } else {
+            super::addons::AddonStatus {
+                name: addon.name(),
+                enabled: true,
+                state: super::addons::AddonState::Unknown,
+                reason: Some("the API server is not ready".into()),
+                images: addon.images(profile.kubernetes_version.minor),
+            }
+        });
+    }
     let entry = crate::kubeconfig::read(&profile.kubeconfig)
         .ok()
         .and_then(|c| crate::kubeconfig::server(&c, &profile.context()));
@@ -144,6 +160,7 @@ pub async fn status(ctx: &Ctx, profile: &Profile) -> Result<ProfileStatus> {
         certificate_days_left: days_left,
         dns,
         storage,
+        addons,
         registry: profile.registry.map(|r| {
             let state = states
                 .get(&ctx.names(profile).registry())

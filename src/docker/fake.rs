@@ -59,6 +59,24 @@ impl FakeEngine {
         names
     }
 
+    /// Every resource but the binaries volumes, which profiles share, as
+    /// `kind name`, sorted: what a plan made for its profile.
+    pub fn made(&self) -> Vec<String> {
+        self.names()
+            .into_iter()
+            .filter(|n| !n.starts_with("volume berth-kubernetes-"))
+            .collect()
+    }
+
+    /// Whether a removal's `kind name` held `part`.
+    pub fn removed_any(&self, part: &str) -> bool {
+        self.removed
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.contains(part))
+    }
+
     fn new_id(&self, kind: Kind, name: &str) -> String {
         if kind == Kind::Volume {
             return name.to_string();
@@ -206,7 +224,12 @@ impl Engine for FakeEngine {
         container: &'a str,
         _path: &'a str,
     ) -> BoxFuture<'a, Result<bool>> {
-        ready(Ok(self.uploads.lock().unwrap().iter().any(|c| c == container)))
+        ready(Ok(self
+            .uploads
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c == container)))
     }
 
     fn used_subnets(&self) -> BoxFuture<'_, Result<Vec<String>>> {

@@ -1,6 +1,7 @@
 //! What runs inside a node: its image, and the units, configs and
 //! per-version flags berth renders into it.
 
+pub mod addons;
 pub mod image;
 pub mod render;
 

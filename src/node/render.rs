@@ -56,6 +56,8 @@ pub struct NodeSpec {
     pub dns: bool,
     /// The StorageClass `standard` and its provisioner on, the default.
     pub storage: bool,
+    /// The other addons enabled, whose manifests the control plane holds.
+    pub addons: Vec<super::addons::Addon>,
     /// The profile's registry: how images in it are named
     /// (`localhost:<port>`) and its address on the profile's network.
     pub registry: Option<(String, Ipv4Addr)>,
@@ -143,6 +145,17 @@ pub fn kube_apiserver_flags(spec: &NodeSpec) -> Flags {
         ),
         ("kubelet-client-key", &pki("apiserver-kubelet-client.key")),
         ("kubelet-preferred-address-types", "InternalIP,Hostname"),
+        // The aggregation layer (metrics-server's API): the API server
+        // proxies as front-proxy-client, whose certificate the cluster's
+        // CA signs and which alone may assert users through these headers.
+        ("enable-aggregator-routing", "true"),
+        ("proxy-client-cert-file", &pki("front-proxy-client.crt")),
+        ("proxy-client-key-file", &pki("front-proxy-client.key")),
+        ("requestheader-allowed-names", "front-proxy-client"),
+        ("requestheader-client-ca-file", &pki("ca.crt")),
+        ("requestheader-extra-headers-prefix", "X-Remote-Extra-"),
+        ("requestheader-group-headers", "X-Remote-Group"),
+        ("requestheader-username-headers", "X-Remote-User"),
         ("profiling", "false"),
         ("secure-port", &API_PORT.to_string()),
         (
@@ -612,9 +625,9 @@ pub fn coredns_image(minor: u32) -> &'static str {
 }
 
 /// Where the control plane keeps the objects it applies itself at boot.
-const ADDONS_DIR: &str = "/etc/kubernetes/addons";
+pub const ADDONS_DIR: &str = "/etc/kubernetes/addons";
 
-fn coredns_manifest(spec: &NodeSpec) -> String {
+pub(super) fn coredns_manifest(spec: &NodeSpec) -> String {
     format!(
         r#"apiVersion: v1
 kind: ServiceAccount
@@ -743,7 +756,7 @@ pub const STORAGE_USER: &str = "berth:storage-provisioner";
 const STORAGE_SCRIPT: &str = "/usr/local/lib/berth/storage-provisioner";
 
 /// The default StorageClass and what its provisioner may do.
-fn storage_manifest() -> String {
+pub(super) fn storage_manifest() -> String {
     format!(
         r#"apiVersion: storage.k8s.io/v1
 kind: StorageClass
@@ -827,13 +840,13 @@ fn addons_unit() -> String {
     format!(
         "# Rendered by berth.
 [Unit]
-Description=Cluster addons (CoreDNS, the default StorageClass)
+Description=Cluster addons (CoreDNS, the default StorageClass, those enabled)
 After=kube-apiserver.service
 
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/bin/sh -c 'until {BINARIES_MOUNT}/kubectl --kubeconfig {K8S_DIR}/admin.conf apply -f {ADDONS_DIR}; do sleep 1; done'
+ExecStart=/bin/sh -c 'until [ -z \"$$(ls -A {ADDONS_DIR})\" ] || {BINARIES_MOUNT}/kubectl --kubeconfig {K8S_DIR}/admin.conf apply -f {ADDONS_DIR}; do sleep 1; done'
 TimeoutStartSec=infinity
 
 [Install]
@@ -1072,7 +1085,14 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
             0o644,
         ));
     }
-    if spec.is_control_plane() && (spec.dns || spec.storage) {
+    if spec.is_control_plane() {
+        files.extend(
+            spec.addons
+                .iter()
+                .map(|addon| file(&addon.manifest_path(), addon.manifest(spec), 0o644)),
+        );
+    }
+    if spec.is_control_plane() && (spec.dns || spec.storage || !spec.addons.is_empty()) {
         files.extend(enabled_unit("berth-addons", addons_unit()));
     }
     files
@@ -1112,6 +1132,13 @@ mod tests {
             feature_gates: BTreeMap::new(),
             dns: true,
             storage: true,
+            // Every other addon too: the golden files show each one's
+            // manifest and images per minor.
+            addons: vec![
+                super::super::addons::Addon::MetricsServer,
+                super::super::addons::Addon::Dashboard,
+                super::super::addons::Addon::Ingress,
+            ],
             registry: Some(("localhost:5001".into(), "172.30.0.254".parse().unwrap())),
             // The offline build runs the node image's; downloaded versions
             // bring theirs.
@@ -1512,6 +1539,7 @@ mod tests {
             &NodeSpec {
                 storage: false,
                 dns: false,
+                addons: Vec::new(),
                 ..spec(34)
             },
             &[],

@@ -296,6 +296,11 @@ impl Env {
     /// Waits up to 150 s for `pod` to be Ready, also while its controller
     /// has not made it yet; fails with its description.
     pub fn wait_ready(&self, profile: &str, pod: &str) {
+        self.wait_ready_in(profile, "default", pod)
+    }
+
+    /// `wait_ready` for a pod of `namespace`.
+    pub fn wait_ready_in(&self, profile: &str, namespace: &str, pod: &str) {
         let object = format!("pod/{pod}");
         eventually(std::time::Duration::from_secs(150), || {
             let (code, out, err) = self.run(&[
@@ -303,6 +308,8 @@ impl Env {
                 "-p",
                 profile,
                 "--",
+                "-n",
+                namespace,
                 "wait",
                 "--for=condition=Ready",
                 &object,
@@ -311,7 +318,9 @@ impl Env {
             if code == 0 {
                 return Ok(());
             }
-            let (_, describe, _) = self.run(&["kubectl", "-p", profile, "--", "describe", &object]);
+            let (_, describe, _) = self.run(&[
+                "kubectl", "-p", profile, "--", "-n", namespace, "describe", &object,
+            ]);
             Err(format!("{object} is not Ready: {out}{err}\n{describe}"))
         });
     }
@@ -321,6 +330,36 @@ impl Env {
         let mut cmd = std::process::Command::new(program);
         cmd.env_clear().envs(base_env()).envs(self.own_env());
         cmd
+    }
+
+    /// The HTTP status of `method path` asked of the profile's API server
+    /// with the bearer `token`.
+    pub fn api_as(&self, profile: &str, token: &str, method: &str, path: &str) -> u16 {
+        let status = json(&self.ok(&["status", "-p", profile, "-o", "json"]));
+        let server = status["endpoint"].as_str().unwrap();
+        let ca = self
+            .berth_home()
+            .join("profiles")
+            .join(profile)
+            .join("pki/ca.crt");
+        let out = self
+            .command("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-X",
+                method,
+                "--cacert",
+            ])
+            .arg(ca)
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .arg(format!("{server}{path}"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
     }
 
     pub fn kubectl(&self, profile: &str, args: &[&str]) -> String {
@@ -393,6 +432,39 @@ spec:
   ports: [{{port: 80, targetPort: 8080}}]
 "#
     )
+}
+
+/// An HTTP GET from the host to 127.0.0.1:`port` (with `host` as its Host
+/// header when given): the body's last line.
+pub fn http_get(port: u16, host: Option<&str>) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let header = host.map(|h| format!("Host: {h}\r\n")).unwrap_or_default();
+    stream
+        .write_all(format!("GET / HTTP/1.0\r\n{header}\r\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
+    Ok(response
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string())
+}
+
+/// The port of a URL berth printed, such as http://127.0.0.1:8080.
+pub fn port_of(url: &str) -> u16 {
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {url}"))
 }
 
 /// Records that part of a test could not run here, and why. The reason is

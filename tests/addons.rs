@@ -1,0 +1,409 @@
+//! Addons on a real cluster: each one's objects applied, removed and applied
+//! again; what their service accounts may do; the state `addons list`
+//! reports when an image cannot be pulled, with the command that loads it;
+//! `berth dashboard` and `berth tunnel` forwarding to stand-ins; the ports
+//! `--ingress` publishes; CoreDNS and storage switched off and on again.
+//! With the addons' real images in the engine, `kubectl top` and an Ingress
+//! routed by host are checked too; without them that part is skipped, said.
+
+mod common;
+
+use std::time::Duration;
+
+use berth::node::addons::Addon;
+use common::{Env, eventually, json, shared_busybox};
+
+const PROFILE: &str = "e2e-addons";
+const BUSYBOX: &str = "berth.test/addons-busybox:1";
+
+/// Each addon's state and reason, from `addons list -o json`.
+fn addon(env: &Env, name: &str) -> serde_json::Value {
+    let list = json(&env.ok(&["addons", "list", "-p", PROFILE, "-o", "json"]));
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .unwrap_or_else(|| panic!("{name} is not in {list}"))
+        .clone()
+}
+
+/// Whether `kubectl get` finds the object.
+fn exists(env: &Env, args: &[&str]) -> bool {
+    let mut all = vec!["kubectl", "-p", PROFILE, "--", "get"];
+    all.extend(args);
+    env.run(&all).0 == 0
+}
+
+/// `kubectl auth can-i VERB RESOURCE` as a service account.
+fn can(env: &Env, account: &str, verb: &str, resource: &str) -> bool {
+    let who = format!("--as=system:serviceaccount:{account}");
+    let (_, out, _) = env.run(&[
+        "kubectl", "-p", PROFILE, "--", "auth", "can-i", verb, resource, "-A", &who,
+    ]);
+    out.trim() == "yes"
+}
+
+/// Whether the engine has `image` (a test that uses an addon's real image
+/// runs only where it is).
+fn engine_has(image: &str) -> bool {
+    common::block_on(async {
+        let docker = berth::docker::Docker::connect().await.unwrap();
+        docker.image_exists(image).await.unwrap()
+    })
+}
+
+/// The addon goes unavailable for its image and says how to load it.
+fn says_how_to_load(env: &Env, name: &str) {
+    let images: Vec<String> = addon(env, name)["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap().to_string())
+        .collect();
+    if images.iter().all(|i| engine_has(i)) {
+        return;
+    }
+    eventually(Duration::from_secs(120), || {
+        let state = addon(env, name);
+        let reason = state["reason"].as_str().unwrap_or_default().to_string();
+        let loads = images
+            .iter()
+            .any(|i| reason.contains(&format!("berth image load {i} -p {PROFILE}")));
+        match (state["state"].as_str(), loads) {
+            (Some("unavailable"), true) => Ok(()),
+            _ => Err(format!("{name}: {state}")),
+        }
+    });
+}
+
+#[test]
+fn addons_are_applied_removed_and_applied_again_and_say_what_they_lack() {
+    let env = Env::new();
+    let _busybox = shared_busybox(BUSYBOX);
+
+    // Refused before anything is made: an unknown addon, named with the list.
+    let (code, _, err) = env.run(&["start", "-p", PROFILE, "--addons", "traefik"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("coredns, storage, metrics-server, dashboard, ingress"),
+        "{err}"
+    );
+    assert!(env.leftovers(PROFILE).is_empty());
+
+    // --ingress publishes the controller's ports on 127.0.0.1.
+    env.ok(&[
+        "start",
+        "-p",
+        PROFILE,
+        "--ingress",
+        "--addons",
+        "metrics-server",
+        "--wait",
+        "5m",
+    ]);
+    env.ok(&["image", "load", "-p", PROFILE, BUSYBOX]);
+    let container = env.names(PROFILE).container(PROFILE);
+    let inspect = common::block_on(async {
+        let docker = berth::docker::Docker::connect().await.unwrap();
+        docker.inspect_json(&container).await.unwrap()
+    });
+    for port in ["80", "443"] {
+        let binding = &inspect["HostConfig"]["PortBindings"][format!("{port}/tcp")][0];
+        assert_eq!(binding["HostIp"], "127.0.0.1", "{port}: {binding}");
+        assert_eq!(binding["HostPort"], port, "{binding}");
+    }
+    for (name, enabled) in [
+        ("coredns", true),
+        ("storage", true),
+        ("metrics-server", true),
+        ("dashboard", false),
+        ("ingress", true),
+    ] {
+        assert_eq!(addon(&env, name)["enabled"], enabled, "{name}");
+    }
+    assert_eq!(addon(&env, "dashboard")["state"], "disabled");
+
+    // metrics-server: its API, and what it may read and not change.
+    assert!(exists(&env, &["apiservice", "v1beta1.metrics.k8s.io"]));
+    assert!(exists(
+        &env,
+        &["-n", "kube-system", "deployment", "metrics-server"]
+    ));
+    let metrics = "kube-system:metrics-server";
+    assert!(can(&env, metrics, "get", "nodes/metrics"));
+    assert!(can(&env, metrics, "list", "pods"));
+    assert!(!can(&env, metrics, "delete", "pods"));
+    says_how_to_load(&env, "metrics-server");
+
+    // The dashboard, enabled on the running profile: a read-only account
+    // and an admin one.
+    env.ok(&["addons", "enable", "dashboard", "-p", PROFILE]);
+    assert!(exists(
+        &env,
+        &[
+            "-n",
+            "kubernetes-dashboard",
+            "deployment",
+            "kubernetes-dashboard"
+        ]
+    ));
+    let viewer = "kubernetes-dashboard:berth-dashboard-viewer";
+    let admin = "kubernetes-dashboard:berth-dashboard-admin";
+    assert!(can(&env, viewer, "list", "pods"));
+    assert!(!can(&env, viewer, "delete", "pods"));
+    assert!(can(&env, admin, "delete", "pods"));
+    says_how_to_load(&env, "dashboard");
+
+    // The ingress controller's account.
+    let ingress = "ingress-nginx:ingress-nginx";
+    assert!(can(&env, ingress, "list", "ingresses.networking.k8s.io"));
+    assert!(!can(&env, ingress, "delete", "pods"));
+    says_how_to_load(&env, "ingress");
+
+    // `berth dashboard --url` forwards to a ready pod behind the
+    // dashboard's Service: a stand-in serving plain HTTP on its port.
+    env.apply(
+        PROFILE,
+        &stand_in(
+            "dashboard-stand-in",
+            "kubernetes-dashboard",
+            "k8s-app: kubernetes-dashboard",
+            &[("", 8443)],
+            "the-dashboard",
+        ),
+    );
+    env.wait_ready_in(PROFILE, "kubernetes-dashboard", "dashboard-stand-in");
+    let mut dashboard = env.spawn(&["dashboard", "-p", PROFILE, "--url"]);
+    let url = dashboard.line();
+    let token = dashboard.line();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let page = common::http_get(common::port_of(&url), None);
+    assert!(
+        page.as_deref()
+            .unwrap_or_default()
+            .contains("the-dashboard"),
+        "{page:?}"
+    );
+    // The token is the read-only account's: it reads, and may not delete.
+    assert_eq!(
+        env.api_as(PROFILE, &token, "GET", "/api/v1/namespaces/default/pods"),
+        200
+    );
+    assert_eq!(
+        env.api_as(
+            PROFILE,
+            &token,
+            "DELETE",
+            "/api/v1/namespaces/default/pods/x"
+        ),
+        403
+    );
+    drop(dashboard);
+
+    // `berth tunnel` serves the controller's ports; 80 and 443 are the
+    // node's here, so it falls back to free ones and prints them.
+    env.ok(&[
+        "kubectl",
+        "-p",
+        PROFILE,
+        "--",
+        "-n",
+        "ingress-nginx",
+        "scale",
+        "deployment/ingress-nginx-controller",
+        "--replicas=0",
+    ]);
+    env.apply(
+        PROFILE,
+        &stand_in(
+            "ingress-stand-in",
+            "ingress-nginx",
+            "app.kubernetes.io/name: ingress-nginx",
+            &[("http", 8080), ("https", 8443)],
+            "the-ingress",
+        ),
+    );
+    env.wait_ready_in(PROFILE, "ingress-nginx", "ingress-stand-in");
+    let mut tunnel = env.spawn(&["tunnel", "-p", PROFILE]);
+    let http = tunnel.line();
+    assert!(
+        http.starts_with("http://127.0.0.1:") && http != "http://127.0.0.1:80",
+        "{http}"
+    );
+    let page = common::http_get(common::port_of(&http), None);
+    assert!(
+        page.as_deref().unwrap_or_default().contains("the-ingress"),
+        "{page:?}"
+    );
+    drop(tunnel);
+
+    // Disabled: their objects go, the control plane no longer holds them.
+    for name in ["dashboard", "metrics-server", "ingress"] {
+        env.ok(&["addons", "disable", name, "-p", PROFILE]);
+        assert_eq!(addon(&env, name)["state"], "disabled");
+        let manifest = format!("/etc/kubernetes/addons/{name}.yaml");
+        let (code, _, _) = env.run(&["ssh", "-p", PROFILE, "--", "test", "-e", &manifest]);
+        assert_ne!(code, 0, "{manifest} is still in the node");
+    }
+    eventually(Duration::from_secs(90), || {
+        let left: Vec<&str> = [
+            ("namespace", "kubernetes-dashboard"),
+            ("namespace", "ingress-nginx"),
+            ("apiservice", "v1beta1.metrics.k8s.io"),
+            ("clusterrolebinding", "berth-dashboard-admin"),
+        ]
+        .into_iter()
+        .filter(|(kind, name)| exists(&env, &[kind, name]))
+        .map(|(_, name)| name)
+        .collect();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("left: {left:?}"))
+        }
+    });
+    // And applied again.
+    env.ok(&["addons", "enable", "metrics-server", "-p", PROFILE]);
+    assert!(exists(&env, &["apiservice", "v1beta1.metrics.k8s.io"]));
+    // A second enable changes nothing and says so.
+    let (code, _, err) = env.run(&["addons", "enable", "metrics-server", "-p", PROFILE]);
+    assert_eq!(code, 0);
+    assert!(err.contains("it was enabled"), "{err}");
+
+    // CoreDNS and storage are addons too.
+    env.ok(&["addons", "disable", "storage", "-p", PROFILE]);
+    assert!(!exists(&env, &["storageclass", "standard"]));
+    env.ok(&["addons", "disable", "coredns", "-p", PROFILE]);
+    eventually(Duration::from_secs(60), || {
+        match exists(&env, &["-n", "kube-system", "service", "kube-dns"]) {
+            false => Ok(()),
+            true => Err("kube-dns is still there".into()),
+        }
+    });
+    let kubelet = env.ok(&[
+        "ssh",
+        "-p",
+        PROFILE,
+        "--",
+        "cat",
+        "/etc/kubernetes/kubelet.yaml",
+    ]);
+    assert!(!kubelet.contains("clusterDNS"), "{kubelet}");
+    env.ok(&["addons", "enable", "coredns", "-p", PROFILE]);
+    env.ok(&["addons", "enable", "storage", "-p", PROFILE]);
+    assert!(exists(&env, &["storageclass", "standard"]));
+    assert!(exists(&env, &["-n", "kube-system", "service", "kube-dns"]));
+    let kubelet = env.ok(&[
+        "ssh",
+        "-p",
+        PROFILE,
+        "--",
+        "cat",
+        "/etc/kubernetes/kubelet.yaml",
+    ]);
+    assert!(kubelet.contains("clusterDNS"), "{kubelet}");
+    env.kubectl(
+        PROFILE,
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "node",
+            "--all",
+            "--timeout=90s",
+        ],
+    );
+
+    real_images(&env);
+
+    // A stopped profile's addons are not changed: it says what to do.
+    env.ok(&["stop", "-p", PROFILE]);
+    let (code, _, err) = env.run(&["addons", "enable", "dashboard", "-p", PROFILE]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("not running") && err.contains("berth start -p e2e-addons"),
+        "{err}"
+    );
+    let (code, _, err) = env.run(&["addons", "enable", "nope", "-p", PROFILE]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("metrics-server, dashboard, ingress"), "{err}");
+}
+
+/// With the real images in the engine: `kubectl top nodes` answers, and an
+/// Ingress routes by host through the published port 80.
+fn real_images(env: &Env) {
+    with_images(Addon::MetricsServer, "kubectl top nodes", |images| {
+        env.ok(&["image", "load", "-p", PROFILE, &images[0]]);
+        eventually(Duration::from_secs(120), || {
+            let (code, out, err) = env.run(&["kubectl", "-p", PROFILE, "--", "top", "nodes"]);
+            if code == 0 && out.contains(PROFILE) {
+                Ok(())
+            } else {
+                Err(err)
+            }
+        });
+    });
+    with_images(Addon::Ingress, "an Ingress routed by host", |images| {
+        env.ok(&["addons", "enable", "ingress", "-p", PROFILE]);
+        env.ok(&["image", "load", "-p", PROFILE, &images[0]]);
+        env.apply(
+            PROFILE,
+            &stand_in(
+                "web",
+                "default",
+                "app: web",
+                &[("", 8080)],
+                "routed-by-host",
+            ),
+        );
+        env.apply(PROFILE, "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web}\nspec:\n  rules:\n  - host: web.local\n    http:\n      paths:\n      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}\n");
+        eventually(Duration::from_secs(120), || {
+            let page = common::http_get(80, Some("web.local"))?;
+            if page.contains("routed-by-host") {
+                Ok(())
+            } else {
+                Err(page)
+            }
+        });
+    });
+}
+
+/// Runs `check` with the addon's images when the engine has them all; else
+/// records `what` as skipped, naming the missing image.
+fn with_images(addon: Addon, what: &str, check: impl FnOnce(&[String])) {
+    let images = addon.images(common::k8s_version().minor);
+    match images.iter().find(|i| !engine_has(i)) {
+        None => check(&images),
+        Some(missing) => common::skipped(what, &format!("{missing} is not in the engine")),
+    }
+}
+
+/// A busybox pod `name` in `namespace` with `labels`, serving `page` over
+/// HTTP on each of `ports` (named when the name is not empty).
+fn stand_in(
+    name: &str,
+    namespace: &str,
+    labels: &str,
+    ports: &[(&str, u16)],
+    page: &str,
+) -> String {
+    let listen: Vec<String> = ports
+        .iter()
+        .map(|(_, port)| format!("httpd -p {port} -h /www"))
+        .collect();
+    let declared: Vec<String> = ports
+        .iter()
+        .map(|(port_name, port)| match *port_name {
+            "" => format!("{{containerPort: {port}}}"),
+            named => format!("{{name: {named}, containerPort: {port}}}"),
+        })
+        .collect();
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {namespace}, labels: {{{labels}}}}}\n\
+         spec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: web\n    image: {BUSYBOX}\n    \
+         imagePullPolicy: Never\n    ports: [{}]\n    command: [sh, -c, \"mkdir -p /www && echo {page} > /www/index.html && {} && sleep 3600\"]\n    \
+         readinessProbe: {{tcpSocket: {{port: {}}}, periodSeconds: 1}}\n",
+        declared.join(", "),
+        listen.join(" && "),
+        ports[0].1,
+    )
+}
