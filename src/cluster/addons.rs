@@ -227,10 +227,14 @@ pub async fn set(ctx: &Ctx, mut profile: Profile, addon: Addon, on: bool) -> Res
     // the control plane's files.
     let every_node = matches!(addon, Addon::Coredns | Addon::Storage);
     nodes::ensure_pki(ctx, &profile, &profile.nodes())?;
+    let api_changed = api_server_changes(ctx, &profile, &states[0]).await?;
     for (node, container) in &states {
         if every_node || node.is_control_plane() {
             refresh_files(ctx, &profile, node, &container.id, addon, on).await?;
         }
+    }
+    if api_changed {
+        wait_for_api_server(ctx, &profile).await?;
     }
     if on {
         kubectl(ctx, &control_plane, &["apply", "-f", &manifest]).await?;
@@ -243,12 +247,43 @@ pub async fn set(ctx: &Ctx, mut profile: Profile, addon: Addon, on: bool) -> Res
 
 /// Files whose change needs their unit restarted, with that unit.
 const RESTARTED_ON_CHANGE: [(&str, &str); 2] = [
-    (
-        "/etc/systemd/system/kube-apiserver.service",
-        "kube-apiserver",
-    ),
+    (API_SERVER_UNIT, "kube-apiserver"),
     ("/etc/kubernetes/kubelet.yaml", "kubelet"),
 ];
+
+const API_SERVER_UNIT: &str = "/etc/systemd/system/kube-apiserver.service";
+
+/// The files of `RESTARTED_ON_CHANGE` whose rendering for the profile as
+/// it is now differs from what the running node holds, by unit.
+async fn changed_units(
+    ctx: &Ctx,
+    profile: &Profile,
+    node: &Node,
+    container: &str,
+) -> Result<Vec<&'static str>> {
+    let files = nodes::rendered(profile, node);
+    let mut changed = Vec::new();
+    for (path, unit) in RESTARTED_ON_CHANGE {
+        let old = ctx.docker.exec(container, &["cat", path]).await?.stdout;
+        let differs = files.iter().any(|f| {
+            matches!(f, NodeFile::File { path: p, content, .. } if p == path && *content != old)
+        });
+        if differs {
+            changed.push(unit);
+        }
+    }
+    Ok(changed)
+}
+
+/// Whether the control plane's API server flags change.
+async fn api_server_changes(
+    ctx: &Ctx,
+    profile: &Profile,
+    (node, container): &(Node, crate::docker::Resource),
+) -> Result<bool> {
+    let changed = changed_units(ctx, profile, node, &container.id).await?;
+    Ok(changed.contains(&"kube-apiserver"))
+}
 
 /// Puts the node's files, rendered for the profile as it is now, into the
 /// running node, and restarts (or starts, or stops) what they changed.
@@ -260,21 +295,8 @@ async fn refresh_files(
     addon: Addon,
     on: bool,
 ) -> Result<()> {
-    let mut before = Vec::new();
-    for (path, _) in RESTARTED_ON_CHANGE {
-        before.push(ctx.docker.exec(container, &["cat", path]).await?.stdout);
-    }
-    let files = nodes::rendered(profile, node);
+    let restart = changed_units(ctx, profile, node, container).await?;
     nodes::upload_files(ctx, profile, node, container).await?;
-    let mut restart = Vec::new();
-    for ((path, unit), old) in RESTARTED_ON_CHANGE.into_iter().zip(before) {
-        let changed = files.iter().any(|f| {
-            matches!(f, NodeFile::File { path: p, content, .. } if p == path && *content != old)
-        });
-        if changed {
-            restart.push(unit);
-        }
-    }
     exec(ctx, container, &["systemctl", "daemon-reload"]).await?;
     if !restart.is_empty() {
         let mut cmd = vec!["systemctl", "restart"];
@@ -291,22 +313,25 @@ async fn refresh_files(
         };
         exec(ctx, container, cmd).await?;
     }
-    if restart.contains(&"kube-apiserver") {
-        let client = super::client(&ctx.store, profile).await?;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !super::api_ready(&client).await {
-            if std::time::Instant::now() > deadline {
-                return Err(Error::not_ready(format!(
-                    "the API server of profile {} did not come back within 60 s of its restart",
-                    profile.name
-                ))
-                .with_hint(format!(
-                    "`berth logs -p {} kube-apiserver` shows why",
-                    profile.name
-                )));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    Ok(())
+}
+
+/// Waits up to a minute for the API server restarted by `refresh_files`.
+async fn wait_for_api_server(ctx: &Ctx, profile: &Profile) -> Result<()> {
+    let client = super::client(&ctx.store, profile).await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !super::api_ready(&client).await {
+        if std::time::Instant::now() > deadline {
+            return Err(Error::not_ready(format!(
+                "the API server of profile {} did not come back within 60 s of its restart",
+                profile.name
+            ))
+            .with_hint(format!(
+                "`berth logs -p {} kube-apiserver` shows why",
+                profile.name
+            )));
         }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     Ok(())
 }

@@ -35,11 +35,44 @@ pub fn units_of(node: &Node, storage: bool) -> Vec<&'static str> {
     units
 }
 
+/// systemd's ActiveState of a unit, as systemd writes it: active,
+/// activating, failed, inactive, ... (printed and serialised as is).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct ActiveState(String);
+
+impl ActiveState {
+    pub fn is_active(&self) -> bool {
+        self.0 == "active"
+    }
+
+    /// Starting: for the storage provisioner, waiting out its delay.
+    pub fn is_activating(&self) -> bool {
+        self.0 == "activating"
+    }
+
+    /// The state of a unit that could not be asked.
+    pub fn unknown() -> Self {
+        ActiveState("unknown".into())
+    }
+}
+
+impl From<&str> for ActiveState {
+    fn from(state: &str) -> Self {
+        ActiveState(state.to_string())
+    }
+}
+
+impl std::fmt::Display for ActiveState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UnitHealth {
     pub name: String,
-    /// systemd's ActiveState: active, activating, failed, inactive, ...
-    pub active: String,
+    pub active: ActiveState,
     /// Automatic restarts since the node booted.
     pub restarts: u32,
     /// The last line the unit's process wrote when it died (a Go fatal
@@ -90,7 +123,7 @@ fn parse_show(text: &str) -> Vec<UnitHealth> {
             };
             Some(UnitHealth {
                 name: value("Id")?.trim_end_matches(".service").to_string(),
-                active: value("ActiveState").unwrap_or_default().to_string(),
+                active: value("ActiveState").unwrap_or_default().into(),
                 restarts: value("NRestarts").and_then(|n| n.parse().ok()).unwrap_or(0),
                 last_fatal: None,
             })

@@ -26,7 +26,7 @@ pub struct NodeStatus {
     /// The container's state, which `container` shows.
     #[serde(skip)]
     pub state: Option<ContainerState>,
-    pub kubelet: String,
+    pub kubelet: super::health::ActiveState,
     /// berth's units in the node, when it runs.
     pub units: Vec<super::health::UnitHealth>,
 }
@@ -74,7 +74,7 @@ pub async fn status(ctx: &Ctx, profile: &Profile) -> Result<ProfileStatus> {
             let kubelet = units
                 .iter()
                 .find(|u| u.name == "kubelet")
-                .map_or_else(|| "unknown".to_string(), |u| u.active.clone());
+                .map_or_else(super::health::ActiveState::unknown, |u| u.active.clone());
             Ok::<_, crate::error::Error>(NodeStatus {
                 role: node.role(),
                 ip: node.ip,
@@ -135,7 +135,7 @@ pub async fn status(ctx: &Ctx, profile: &Profile) -> Result<ProfileStatus> {
     if !nodes.iter().all(running) {
         code |= NODE_NOT_RUNNING;
     }
-    if nodes.iter().any(|n| n.kubelet != "active") {
+    if nodes.iter().any(|n| !n.kubelet.is_active()) {
         code |= KUBELET_NOT_RUNNING;
     }
     if !api_ready {

@@ -64,6 +64,17 @@ pub async fn status(
     if let Some(reason) = provisioners_down(units) {
         return storage(StorageState::NotRunning, Some(reason));
     }
+    let waiting = units.iter().any(|(_, units)| {
+        units
+            .iter()
+            .any(|u| u.name == STORAGE_UNIT && u.active.is_activating())
+    });
+    if waiting {
+        return storage(
+            StorageState::Starting,
+            Some("the provisioners begin seconds after their nodes boot".into()),
+        );
+    }
     let classes: Api<StorageClass> = Api::all(client.clone());
     match classes.get_opt("standard").await {
         Ok(Some(_)) => storage(StorageState::Running, None),
@@ -81,8 +92,8 @@ fn provisioners_down(units: &[(String, &[UnitHealth])]) -> Option<String> {
         .iter()
         .filter_map(|(node, units)| {
             let unit = units.iter().find(|u| u.name == STORAGE_UNIT);
-            match unit.map(|u| u.active.as_str()) {
-                Some("active") => None,
+            match unit.map(|u| &u.active) {
+                Some(state) if state.is_active() || state.is_activating() => None,
                 Some(state) => Some(format!("{node}: {state}")),
                 None => Some(format!("{node}: no {STORAGE_UNIT} unit")),
             }
@@ -112,6 +123,8 @@ mod tests {
     #[test]
     fn a_provisioner_down_on_any_node_is_named() {
         let up = [unit("active")];
+        let starting = [unit("activating")];
+        assert_eq!(provisioners_down(&[("a".into(), &starting[..])]), None);
         let failed = [unit("failed")];
         assert_eq!(provisioners_down(&[("a".into(), &up[..])]), None);
         let reason = provisioners_down(&[
