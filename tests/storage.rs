@@ -144,8 +144,17 @@ fn a_claim_binds_where_its_pod_runs_and_keeps_its_data_until_it_is_deleted() {
     env.ok(&["pause", "-p", profile]);
     env.ok(&["unpause", "-p", profile]);
     assert_eq!(read(), "kept\n");
+    // The provisioners begin seconds after their nodes boot; `status`
+    // says so meanwhile.
+    eventually(Duration::from_secs(30), || {
+        let status = json(&env.ok(&["status", "-p", profile, "-o", "json"]));
+        match status["storage"]["state"].as_str() {
+            Some("running") => Ok(()),
+            Some("starting") => Err(format!("{status}")),
+            _ => panic!("storage is neither starting nor running: {status}"),
+        }
+    });
     let status = json(&env.ok(&["status", "-p", profile, "-o", "json"]));
-    assert_eq!(status["storage"]["state"], "running", "{status}");
     assert_eq!(status["mounts"], serde_json::json!([mount_rw, mount_ro]));
 
     // Deleting the claim removes its volume and its directory.
