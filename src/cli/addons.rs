@@ -45,6 +45,19 @@ pub async fn run(cmd: AddonsCmd, global: &Global, ui: Ui) -> Result<()> {
     Ok(())
 }
 
+/// The profile named, which must have `addon` enabled.
+pub(super) fn profile_with(global: &Global, addon: Addon) -> Result<crate::profile::Profile> {
+    let name = global.profile_name()?;
+    let profile = global.load(&name)?;
+    if !profile.has(addon) {
+        return Err(Error::usage(format!(
+            "the {addon} addon is not enabled on profile {name}"
+        ))
+        .with_hint(format!("`berth addons enable {addon} -p {name}` first")));
+    }
+    Ok(profile)
+}
+
 fn parse(name: &str) -> Result<Addon> {
     name.parse().map_err(|e: String| {
         Error::usage(e).with_hint("`berth addons list` shows every addon and its state")

@@ -26,14 +26,7 @@ const TOKEN_SECONDS: i64 = 8 * 3600;
 /// Serves the dashboard on 127.0.0.1 through the API server until Ctrl-C,
 /// with a token to log in as a read-only (or admin) service account.
 pub async fn run(cmd: DashboardCmd, global: &Global, ui: Ui) -> Result<()> {
-    let name = global.profile_name()?;
-    let profile = global.load(&name)?;
-    if !profile.has(Addon::Dashboard) {
-        return Err(Error::usage(format!(
-            "the dashboard addon is not enabled on profile {name}"
-        ))
-        .with_hint(format!("`berth addons enable dashboard -p {name}` first")));
-    }
+    let profile = super::addons::profile_with(global, Addon::Dashboard)?;
     let ctx = global.ctx(ui).await?;
     let client = cluster::client(&ctx.store, &profile).await?;
     let account = if cmd.admin {

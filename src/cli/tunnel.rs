@@ -2,7 +2,7 @@ use clap::Args;
 
 use super::{Global, Output, print_json};
 use crate::cluster;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::forward;
 use crate::node::addons::{self, Addon};
 use crate::ui::Ui;
@@ -14,14 +14,7 @@ pub struct TunnelCmd {}
 /// the API server until Ctrl-C: on 80 and 443 where berth may listen there,
 /// else on free ports, which it prints.
 pub async fn run(_cmd: TunnelCmd, global: &Global, ui: Ui) -> Result<()> {
-    let name = global.profile_name()?;
-    let profile = global.load(&name)?;
-    if !profile.has(Addon::Ingress) {
-        return Err(Error::usage(format!(
-            "the ingress addon is not enabled on profile {name}"
-        ))
-        .with_hint(format!("`berth addons enable ingress -p {name}` first")));
-    }
+    let profile = super::addons::profile_with(global, Addon::Ingress)?;
     let ctx = global.ctx(ui).await?;
     let client = cluster::client(&ctx.store, &profile).await?;
     let (namespace, service) = (addons::INGRESS_NAMESPACE, addons::INGRESS_CONTROLLER);
