@@ -248,16 +248,37 @@ fn addons_are_applied_removed_and_applied_again_and_say_what_they_lack() {
         assert_ne!(code, 0, "{manifest} is still in the node");
     }
     eventually(Duration::from_secs(90), || {
-        let left: Vec<&str> = [
-            ("namespace", "kubernetes-dashboard"),
-            ("namespace", "ingress-nginx"),
-            ("apiservice", "v1beta1.metrics.k8s.io"),
-            ("clusterrolebinding", "berth-dashboard-admin"),
-        ]
-        .into_iter()
-        .filter(|(kind, name)| exists(&env, &[kind, name]))
-        .map(|(_, name)| name)
-        .collect();
+        // A namespace is deleted by Kubernetes' namespace controller, which
+        // backs off for minutes after a moment when an aggregated API did
+        // not answer: being deleted (Terminating) is what `disable` does.
+        let mut left: Vec<&str> = ["kubernetes-dashboard", "ingress-nginx"]
+            .into_iter()
+            .filter(|ns| {
+                let (code, phase, _) = env.run(&[
+                    "kubectl",
+                    "-p",
+                    PROFILE,
+                    "--",
+                    "get",
+                    "namespace",
+                    ns,
+                    "-o",
+                    "jsonpath={.status.phase}",
+                ]);
+                code == 0 && phase.trim() != "Terminating"
+            })
+            .collect();
+        let objects: [&[&str]; 3] = [
+            &["apiservice", "v1beta1.metrics.k8s.io"],
+            &["clusterrolebinding", "berth-dashboard-admin"],
+            &["-n", "kube-system", "deployment", "metrics-server"],
+        ];
+        left.extend(
+            objects
+                .into_iter()
+                .filter(|args| exists(&env, args))
+                .map(|args| args[args.len() - 1]),
+        );
         if left.is_empty() {
             Ok(())
         } else {

@@ -41,7 +41,7 @@ impl std::fmt::Display for AddonState {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct AddonStatus {
     pub name: &'static str,
     pub enabled: bool,
@@ -49,6 +49,20 @@ pub struct AddonStatus {
     /// Why it is not ready, and what to do.
     pub reason: Option<String>,
     pub images: Vec<String>,
+}
+
+impl AddonStatus {
+    /// An enabled addon whose state cannot be asked: the API server does
+    /// not answer.
+    pub fn unknown(profile: &Profile, addon: Addon) -> Self {
+        AddonStatus {
+            name: addon.name(),
+            enabled: true,
+            state: AddonState::Unknown,
+            reason: Some("the API server is not ready".into()),
+            images: addon.images(profile.kubernetes_version.minor),
+        }
+    }
 }
 
 /// How a Deployment of an addon is doing.
@@ -177,13 +191,13 @@ pub fn list(profile: &Profile, status: &super::status::ProfileStatus) -> Vec<Add
                     },
                     status.storage.reason.clone(),
                 ),
-                other => match status.addons.iter().find(|a| a.name == other.name()) {
-                    Some(found) => (found.state, found.reason.clone()),
-                    None => (
-                        AddonState::Unknown,
-                        Some("the API server is not ready".into()),
-                    ),
-                },
+                other => {
+                    let found = status.addons.iter().find(|a| a.name == other.name());
+                    let found = found
+                        .cloned()
+                        .unwrap_or_else(|| AddonStatus::unknown(profile, other));
+                    (found.state, found.reason)
+                }
             };
             AddonStatus {
                 name: addon.name(),
@@ -227,13 +241,13 @@ pub async fn set(ctx: &Ctx, mut profile: Profile, addon: Addon, on: bool) -> Res
     // the control plane's files.
     let every_node = matches!(addon, Addon::Coredns | Addon::Storage);
     nodes::ensure_pki(ctx, &profile, &profile.nodes())?;
-    let api_changed = api_server_changes(ctx, &profile, &states[0]).await?;
+    let mut restarted = Vec::new();
     for (node, container) in &states {
         if every_node || node.is_control_plane() {
-            refresh_files(ctx, &profile, node, &container.id, addon, on).await?;
+            restarted.extend(refresh_files(ctx, &profile, node, &container.id, addon, on).await?);
         }
     }
-    if api_changed {
+    if restarted.contains(&"kube-apiserver") {
         wait_for_api_server(ctx, &profile).await?;
     }
     if on {
@@ -275,18 +289,9 @@ async fn changed_units(
     Ok(changed)
 }
 
-/// Whether the control plane's API server flags change.
-async fn api_server_changes(
-    ctx: &Ctx,
-    profile: &Profile,
-    (node, container): &(Node, crate::docker::Resource),
-) -> Result<bool> {
-    let changed = changed_units(ctx, profile, node, &container.id).await?;
-    Ok(changed.contains(&"kube-apiserver"))
-}
-
 /// Puts the node's files, rendered for the profile as it is now, into the
-/// running node, and restarts (or starts, or stops) what they changed.
+/// running node, and restarts (or starts, or stops) what they changed;
+/// returns the units it restarted.
 async fn refresh_files(
     ctx: &Ctx,
     profile: &Profile,
@@ -294,7 +299,7 @@ async fn refresh_files(
     container: &str,
     addon: Addon,
     on: bool,
-) -> Result<()> {
+) -> Result<Vec<&'static str>> {
     let restart = changed_units(ctx, profile, node, container).await?;
     nodes::upload_files(ctx, profile, node, container).await?;
     exec(ctx, container, &["systemctl", "daemon-reload"]).await?;
@@ -313,7 +318,7 @@ async fn refresh_files(
         };
         exec(ctx, container, cmd).await?;
     }
-    Ok(())
+    Ok(restart)
 }
 
 /// Waits up to a minute for the API server restarted by `refresh_files`.

@@ -112,13 +112,7 @@ pub async fn status(ctx: &Ctx, profile: &Profile) -> Result<ProfileStatus> {
         addons.push(if api_ready {
             super::addons::state(&client, profile, addon).await
         } else {
-            super::addons::AddonStatus {
-                name: addon.name(),
-                enabled: true,
-                state: super::addons::AddonState::Unknown,
-                reason: Some("the API server is not ready".into()),
-                images: addon.images(profile.kubernetes_version.minor),
-            }
+            super::addons::AddonStatus::unknown(profile, addon)
         });
     }
     let entry = crate::kubeconfig::read(&profile.kubeconfig)
