@@ -110,6 +110,11 @@ impl Names {
         format!("{}.registry", self.container(&self.profile))
     }
 
+    /// The load balancer in front of several control planes.
+    pub fn load_balancer(&self) -> String {
+        format!("{}.lb", self.container(&self.profile))
+    }
+
     /// The volume of the registry's images.
     pub fn registry_volume(&self) -> String {
         format!("{}-data", self.registry())

@@ -42,8 +42,12 @@ pub enum Error {
 /// Who a leaf certificate is for and what it may do.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Leaf {
-    /// File stem: `<name>.crt` and `<name>.key`.
+    /// File stem in a node: `<name>.crt` and `<name>.key`.
     pub name: String,
+    /// File stem in the profile's PKI directory: `name`, but for a
+    /// certificate of one of several control planes, which each have their
+    /// own (`apiserver-dev-m02`).
+    pub file: String,
     pub common_name: String,
     pub organizations: Vec<String>,
     pub sans: Vec<String>,
@@ -55,6 +59,7 @@ impl Leaf {
     fn new(name: &str, cn: &str, orgs: &[&str], server: bool, client: bool) -> Self {
         Leaf {
             name: name.into(),
+            file: name.into(),
             common_name: cn.into(),
             organizations: orgs.iter().map(|o| o.to_string()).collect(),
             sans: Vec::new(),
@@ -69,9 +74,19 @@ impl Leaf {
     }
 }
 
-/// Every leaf certificate of a single control-plane node cluster.
-pub fn control_plane_leaves(node: &str, node_ip: &str) -> Vec<Leaf> {
-    let api_sans = [
+/// Certificates each control plane has its own of, when there are several.
+const PER_CONTROL_PLANE: [&str; 2] = ["apiserver", "etcd-peer"];
+
+/// Every leaf certificate of a control-plane node. `load_balancer`: the
+/// address of the load balancer in front of several control planes, whose
+/// `first` keeps the file names of a single one's.
+pub fn control_plane_leaves(
+    node: &str,
+    node_ip: &str,
+    load_balancer: Option<&str>,
+    first: bool,
+) -> Vec<Leaf> {
+    let mut api_sans = vec![
         "kubernetes",
         "kubernetes.default",
         "kubernetes.default.svc",
@@ -82,6 +97,7 @@ pub fn control_plane_leaves(node: &str, node_ip: &str) -> Vec<Leaf> {
         node_ip,
         node,
     ];
+    api_sans.extend(load_balancer);
     let mut leaves = vec![
         Leaf::new("apiserver", "kube-apiserver", &[], true, false)
             .with_sans(api_sans.iter().map(|s| s.to_string()).collect()),
@@ -147,8 +163,27 @@ pub fn control_plane_leaves(node: &str, node_ip: &str) -> Vec<Leaf> {
         Leaf::new("scheduler-serving", "kube-scheduler", &[], true, false)
             .with_sans(vec!["localhost".into(), "127.0.0.1".into()]),
     ];
+    if load_balancer.is_some() {
+        leaves.push(
+            Leaf::new("etcd-peer", crate::node::render::ETCD_PEER_CN, &[], true, true)
+                .with_sans(vec![node_ip.into()]),
+        );
+        if !first {
+            for leaf in &mut leaves {
+                if PER_CONTROL_PLANE.contains(&leaf.name.as_str()) {
+                    leaf.file = format!("{}-{node}", leaf.name);
+                }
+            }
+        }
+    }
     leaves.extend(node_leaves(node, node_ip));
     leaves
+}
+
+/// The load balancer's identity when it asks each API server whether it is
+/// ready: any user may ask that, but not anonymously.
+pub fn load_balancer_leaf() -> Leaf {
+    Leaf::new("load-balancer", "berth:load-balancer", &[], false, true)
 }
 
 /// A node's own certificates: kubelet's client identity and its serving
@@ -225,18 +260,18 @@ impl Pki {
         let renew_before = OffsetDateTime::now_utc() + Duration::days(RENEW_BEFORE_DAYS);
         let mut issued = Vec::new();
         for leaf in leaves {
-            let crt = format!("{}.crt", leaf.name);
+            let crt = format!("{}.crt", leaf.file);
             let current = self.expiry(&crt).ok();
             if current.is_some_and(|expiry| expiry > renew_before)
-                && self.path(&format!("{}.key", leaf.name)).exists()
+                && self.path(&format!("{}.key", leaf.file)).exists()
             {
                 continue;
             }
             let key = KeyPair::generate()?;
             let cert = leaf_params(leaf)?.signed_by(&key, &issuer)?;
-            self.write(&format!("{}.key", leaf.name), &key.serialize_pem(), 0o600)?;
+            self.write(&format!("{}.key", leaf.file), &key.serialize_pem(), 0o600)?;
             self.write(&crt, &cert.pem(), 0o644)?;
-            issued.push(leaf.name.clone());
+            issued.push(leaf.file.clone());
         }
         Ok(issued)
     }
@@ -362,7 +397,7 @@ mod tests {
     fn generated() -> (tempfile::TempDir, Pki) {
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::new(&dir.path().join("pki"));
-        pki.ensure(&control_plane_leaves("dev", "172.30.0.2"))
+        pki.ensure(&control_plane_leaves("dev", "172.30.0.2", None, true))
             .unwrap();
         (dir, pki)
     }
@@ -377,7 +412,7 @@ mod tests {
             ca.validity().not_after.to_datetime()
                 > OffsetDateTime::now_utc() + Duration::days(365 * 9)
         );
-        for leaf in control_plane_leaves("dev", "172.30.0.2") {
+        for leaf in control_plane_leaves("dev", "172.30.0.2", None, true) {
             let (der,) = parse(&pki.read(&format!("{}.crt", leaf.name)).unwrap());
             let (_, cert) = X509Certificate::from_der(&der).unwrap();
             cert.verify_signature(Some(ca.public_key()))
@@ -480,16 +515,36 @@ mod tests {
         let (_dir, pki) = generated();
         let before = pki.read("admin.crt").unwrap();
         assert!(
-            pki.ensure(&control_plane_leaves("dev", "172.30.0.2"))
+            pki.ensure(&control_plane_leaves("dev", "172.30.0.2", None, true))
                 .unwrap()
                 .is_empty()
         );
         assert_eq!(before, pki.read("admin.crt").unwrap());
         fs::remove_file(pki.path("scheduler.crt")).unwrap();
         assert_eq!(
-            pki.ensure(&control_plane_leaves("dev", "172.30.0.2"))
+            pki.ensure(&control_plane_leaves("dev", "172.30.0.2", None, true))
                 .unwrap(),
             ["scheduler"]
         );
+    }
+
+    #[test]
+    fn several_control_planes_each_have_their_own_api_and_peer_certificates() {
+        let (_dir, pki) = generated();
+        let lb = Some("172.30.0.253");
+        let second = control_plane_leaves("dev-m02", "172.30.0.3", lb, false);
+        let issued = pki.ensure(&second).unwrap();
+        for own in ["apiserver-dev-m02", "etcd-peer-dev-m02"] {
+            assert!(issued.contains(&own.to_string()), "{own} not issued: {issued:?}");
+        }
+        // The shared ones are the first control plane's.
+        assert!(!issued.contains(&"admin".to_string()));
+        let (der,) = parse(&pki.read("apiserver-dev-m02.crt").unwrap());
+        let (_, cert) = X509Certificate::from_der(&der).unwrap();
+        let sans = format!("{:?}", cert.subject_alternative_name().unwrap().unwrap().value);
+        assert!(sans.contains("[172, 30, 0, 253]") && sans.contains("[172, 30, 0, 3]"), "{sans}");
+        let peer = second.iter().find(|l| l.name == "etcd-peer").unwrap();
+        assert_eq!(peer.common_name, crate::node::render::ETCD_PEER_CN);
+        assert!(peer.server && peer.client);
     }
 }

@@ -97,10 +97,18 @@ pub struct Profile {
     /// The kubeconfig's current context before `start` switched to this
     /// profile's, restored by `delete`.
     pub previous_context: Option<String>,
-    /// Indices of the nodes besides the control plane, ascending; a node's
-    /// name, address and pod CIDR follow from its index (`node_at`).
+    /// Indices of the worker nodes, ascending; a node's name, address and
+    /// pod CIDR follow from its index (`node_at`).
     #[serde(default)]
     pub workers: Vec<u32>,
+    /// Indices of the control-plane nodes besides the first (index 0),
+    /// ascending.
+    #[serde(default)]
+    pub control_planes: Vec<u32>,
+    /// Made with several control planes: the API server is reached through
+    /// the profile's load balancer, also when one control plane is left.
+    #[serde(default)]
+    pub load_balancer: bool,
     #[serde(default)]
     pub ports: Vec<Port>,
     #[serde(default)]
@@ -168,10 +176,11 @@ pub struct Node {
     pub pod_cidr: Cidr,
     /// Its container's name in the engine.
     pub container: String,
+    pub role: Role,
 }
 
-/// What a node is in its cluster; the first node (index 0) is the control
-/// plane, every other a worker.
+/// What a node is in its cluster; the first node (index 0) is always a
+/// control plane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
@@ -197,15 +206,11 @@ impl std::fmt::Display for Role {
 
 impl Node {
     pub fn role(&self) -> Role {
-        if self.index == 0 {
-            Role::ControlPlane
-        } else {
-            Role::Worker
-        }
+        self.role
     }
 
     pub fn is_control_plane(&self) -> bool {
-        self.role() == Role::ControlPlane
+        self.role == Role::ControlPlane
     }
 }
 
@@ -216,34 +221,73 @@ impl Profile {
     }
 
     /// The node of the given index: its address on the profile's /24
-    /// network (the control plane has .2) and its /24 of the pod CIDR.
+    /// network (the first control plane has .2) and its /24 of the pod
+    /// CIDR; its role is the profile's for that index, else worker.
     pub fn node_at(&self, index: u32) -> Node {
         let name = node_name(&self.name, index);
+        let role = if index == 0 || self.control_planes.contains(&index) {
+            Role::ControlPlane
+        } else {
+            Role::Worker
+        };
         Node {
             container: crate::names::container(&name, self.home_id.as_deref()),
             name,
             index,
             ip: Ipv4Addr::from(u32::from(self.node_ip) + index),
             pod_cidr: crate::node::render::POD_CIDR.nth_slash24(index as u8),
+            role,
         }
     }
 
+    /// The first control plane: it holds the addons and serves berth's
+    /// own requests to the cluster.
     pub fn control_plane(&self) -> Node {
         self.node_at(0)
     }
 
-    /// Every node, the control plane first.
+    /// Every node by index: the first control plane first.
     pub fn nodes(&self) -> Vec<Node> {
-        std::iter::once(self.control_plane())
-            .chain(self.workers.iter().map(|i| self.node_at(*i)))
+        let mut indices: Vec<u32> = std::iter::once(0)
+            .chain(self.control_planes.iter().copied())
+            .chain(self.workers.iter().copied())
+            .collect();
+        indices.sort();
+        indices.into_iter().map(|i| self.node_at(i)).collect()
+    }
+
+    /// Every control-plane node, the first first.
+    pub fn control_plane_nodes(&self) -> Vec<Node> {
+        self.nodes()
+            .into_iter()
+            .filter(Node::is_control_plane)
             .collect()
     }
 
-    /// The node `node add` would create: the lowest free index.
-    pub fn next_worker(&self) -> Option<Node> {
+    /// The node `node add` would create with `role`: the lowest free index.
+    pub fn next_node(&self, role: Role) -> Option<Node> {
         (1..=MAX_NODES - 1)
-            .find(|i| !self.workers.contains(i))
-            .map(|i| self.node_at(i))
+            .find(|i| !self.workers.contains(i) && !self.control_planes.contains(i))
+            .map(|i| Node {
+                role,
+                ..self.node_at(i)
+            })
+    }
+
+    /// Makes `node` one of the profile's, as its role says.
+    pub fn insert(&mut self, node: &Node) {
+        let list = match node.role {
+            Role::ControlPlane => &mut self.control_planes,
+            Role::Worker => &mut self.workers,
+        };
+        list.push(node.index);
+        list.sort();
+    }
+
+    /// Takes the node of `index` out of the profile.
+    pub fn take_out(&mut self, index: u32) {
+        self.workers.retain(|i| *i != index);
+        self.control_planes.retain(|i| *i != index);
     }
 
     pub fn node(&self, name: &str) -> Option<Node> {
@@ -286,6 +330,22 @@ impl Profile {
     /// host, far above every node's.
     pub fn registry_ip(&self) -> Ipv4Addr {
         self.subnet.last_host()
+    }
+
+    /// The load balancer's address on the profile's network, below the
+    /// registry's.
+    pub fn load_balancer_ip(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.subnet.last_host()) - 1)
+    }
+
+    /// Where nodes reach the API server on the profile's network: the load
+    /// balancer, else the one control plane.
+    pub fn api_ip(&self) -> Ipv4Addr {
+        if self.load_balancer {
+            self.load_balancer_ip()
+        } else {
+            self.control_plane().ip
+        }
     }
 }
 
@@ -412,6 +472,8 @@ impl Profile {
             kubeconfig: "/k".into(),
             previous_context: None,
             workers: Vec::new(),
+            control_planes: Vec::new(),
+            load_balancer: false,
             ports: Vec::new(),
             extra_config: Vec::new(),
             feature_gates: BTreeMap::new(),
@@ -494,9 +556,10 @@ mod tests {
                 ip: "172.30.7.2".parse().unwrap(),
                 pod_cidr: "10.244.0.0/24".parse().unwrap(),
                 container: "berth-dev".into(),
+                role: Role::ControlPlane,
             }
         );
-        let second = p.next_worker().unwrap();
+        let second = p.next_node(Role::Worker).unwrap();
         assert_eq!(
             (
                 second.name.as_str(),
@@ -512,7 +575,7 @@ mod tests {
             2 + MAX_NODES as u8 - 1
         );
         // A deleted node's index is used again.
-        assert_eq!(p.next_worker().unwrap().name, "dev-m02");
+        assert_eq!(p.next_node(Role::Worker).unwrap().name, "dev-m02");
         assert_eq!(p.node_at(9).name, "dev-m10");
         assert_eq!(p.nodes().len(), 2);
         assert!(p.node("dev-m03").is_some() && p.node("dev-m02").is_none());

@@ -228,6 +228,7 @@ pub fn feature_gates_flag(gates: &BTreeMap<String, bool>) -> String {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Preset {
     pub nodes: Option<u32>,
+    pub control_planes: Option<u32>,
     pub kubernetes_version: Option<String>,
     pub cpus: Option<f64>,
     pub memory: Option<String>,

@@ -10,14 +10,19 @@ use crate::ui::Ui;
 
 #[derive(Subcommand)]
 pub enum NodeCmd {
-    /// Add a worker node to a running cluster.
+    /// Add a worker node (or a control plane) to a running cluster.
     Add {
+        /// A control plane, with an etcd member, behind the load balancer
+        /// (for profiles started with --control-planes 3 or 5).
+        #[arg(long)]
+        control_plane: bool,
         /// How long to wait for the new node to be Ready; 0 returns once its
         /// container runs.
         #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = super::start::parse_duration)]
         wait: Duration,
     },
-    /// Drain a worker node and remove it from the cluster.
+    /// Drain a node and remove it from the cluster (a control plane's etcd
+    /// member first; refused when etcd would lose its majority).
     Delete {
         /// The node's name, as `berth node list` shows it.
         node: String,
@@ -29,10 +34,12 @@ pub enum NodeCmd {
 #[derive(Serialize)]
 struct Row {
     name: String,
-    role: crate::profile::Role,
+    /// control-plane, worker, or load-balancer.
+    role: String,
     status: String,
     ip: std::net::Ipv4Addr,
-    pod_cidr: crate::net::Cidr,
+    /// None for the load balancer.
+    pod_cidr: Option<crate::net::Cidr>,
     /// Its container in the Docker engine.
     container: String,
 }
@@ -43,8 +50,17 @@ pub async fn run(cmd: NodeCmd, global: &Global, ui: Ui) -> Result<()> {
     let profile = global.load(&name)?;
     let ctx = global.ctx(ui).await?;
     match cmd {
-        NodeCmd::Add { wait } => {
-            let node = cluster::add_node(&ctx, profile, (!wait.is_zero()).then_some(wait)).await?;
+        NodeCmd::Add {
+            wait,
+            control_plane,
+        } => {
+            let role = if control_plane {
+                crate::profile::Role::ControlPlane
+            } else {
+                crate::profile::Role::Worker
+            };
+            let wait = (!wait.is_zero()).then_some(wait);
+            let node = cluster::add_node(&ctx, profile, role, wait).await?;
             ui.info(format!("Node {} joined profile {name}", node.name));
             if global.output == Output::Json {
                 print_json(&serde_json::json!({"name": node.name}));
@@ -57,18 +73,30 @@ pub async fn run(cmd: NodeCmd, global: &Global, ui: Ui) -> Result<()> {
             ui.info(format!("Node {node} left profile {name}"));
         }
         NodeCmd::List => {
-            let rows: Vec<Row> = cluster::node_states(&ctx, &profile)
+            let mut rows: Vec<Row> = cluster::node_states(&ctx, &profile)
                 .await?
                 .into_iter()
                 .map(|(node, container)| Row {
-                    role: node.role(),
+                    role: node.role().to_string(),
                     status: cluster::state_of(&container).display().to_string(),
                     ip: node.ip,
-                    pod_cidr: node.pod_cidr,
+                    pod_cidr: Some(node.pod_cidr),
                     container: node.container,
                     name: node.name,
                 })
                 .collect();
+            if profile.load_balancer {
+                let state = cluster::balancer::state(&ctx, &profile).await?;
+                let container = ctx.names(&profile).load_balancer();
+                rows.push(Row {
+                    name: container.clone(),
+                    role: "load-balancer".into(),
+                    status: state.map_or("Missing", |s| s.display()).to_string(),
+                    ip: profile.load_balancer_ip(),
+                    pod_cidr: None,
+                    container,
+                });
+            }
             match global.output {
                 Output::Json => print_json(&rows),
                 Output::Text => {
@@ -79,7 +107,11 @@ pub async fn run(cmd: NodeCmd, global: &Global, ui: Ui) -> Result<()> {
                     for r in rows {
                         println!(
                             "{:<36} {:<14} {:<8} {:<15} {}",
-                            r.name, r.role, r.status, r.ip, r.pod_cidr
+                            r.name,
+                            r.role,
+                            r.status,
+                            r.ip,
+                            r.pod_cidr.map_or("-".to_string(), |c| c.to_string())
                         );
                     }
                 }

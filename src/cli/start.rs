@@ -19,9 +19,15 @@ pub struct Start {
     /// Kubernetes version (default: the newest cached one).
     #[arg(long, value_name = "V")]
     kubernetes_version: Option<String>,
-    /// Nodes of a new cluster: one control plane and N-1 workers.
+    /// Nodes of a new cluster, control planes included: the control planes
+    /// and N minus them workers (default: as many as the control planes).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=crate::profile::MAX_NODES as i64))]
     nodes: Option<u32>,
+    /// Control planes of a new cluster: 1, or 3 or 5 behind a load
+    /// balancer, each with an etcd member, and counted in --nodes
+    /// (`--control-planes 3 --nodes 5` is 3 control planes and 2 workers).
+    #[arg(long, value_name = "N")]
+    control_planes: Option<u32>,
     /// How long to wait for the API server and the nodes to be ready
     /// (default 5m); 0 returns once the node containers run.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -161,6 +167,7 @@ impl Start {
             image: self.image.or(preset.image),
             binary_mirror: self.binary_mirror.or(preset.binary_mirror),
             nodes,
+            control_planes: self.control_planes.or(preset.control_planes),
             ports,
             extra_config: flag_or_preset(self.extra_config, preset.extra_config)
                 .iter()

@@ -52,10 +52,34 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<u8> {
             if let Some(mounts) = (!status.mounts.is_empty()).then(|| status.mounts.join(", ")) {
                 println!("mounts:      {mounts}");
             }
+            if let Some(lb) = &status.load_balancer {
+                let backends: Vec<String> = lb
+                    .backends
+                    .iter()
+                    .map(|b| format!("{} {}", b.node, b.state))
+                    .collect();
+                println!("balancer:    {}", lb.container);
+                if !backends.is_empty() {
+                    println!("  backends:    {}", backends.join(", "));
+                }
+            }
             for n in &status.nodes {
                 println!("node:        {} ({}, {})", n.name, n.role, n.ip);
                 println!("  container:   {} ({:?})", n.container, n.privilege);
                 println!("  kubelet:     {}", n.kubelet);
+                if let Some(apiserver) = &n.apiserver {
+                    println!("  apiserver:   {apiserver}");
+                }
+                if let Some(etcd) = &n.etcd {
+                    let role = if etcd.leader { "leader" } else { "follower" };
+                    match (&etcd.error, etcd.healthy) {
+                        (_, true) => println!("  etcd:        healthy, {role}"),
+                        (error, false) => println!(
+                            "  etcd:        unhealthy ({})",
+                            error.as_deref().unwrap_or("no answer")
+                        ),
+                    }
+                }
                 for unit in n.units.iter().filter(|u| u.restarts > 0) {
                     println!(
                         "  restarted:   {} {} time{} since the node booted{}",

@@ -219,7 +219,7 @@ pub async fn set(ctx: &Ctx, mut profile: Profile, addon: Addon, on: bool) -> Res
         return Ok(false);
     }
     let states = node_states(ctx, &profile).await?;
-    nodes::require_running(ctx, &profile).await?;
+    nodes::require_running(ctx, &profile, true).await?;
     let control_plane = states[0].1.id.clone();
     let manifest = addon.manifest_path();
     if !on {

@@ -144,8 +144,9 @@ impl<'a> NewCluster<'a> {
         opts: &'a StartOptions,
         previous_context: Option<String>,
     ) -> Result<Self> {
+        check_counts(opts)?;
         let names = ctx.names_for(name);
-        let nodes: Vec<String> = (0..opts.nodes.unwrap_or(1))
+        let nodes: Vec<String> = (0..opts.node_count())
             .map(|i| crate::profile::node_name(name, i))
             .collect();
         ensure_names_free(ctx, &names, &nodes, true).await?;
@@ -163,7 +164,7 @@ impl<'a> NewCluster<'a> {
         }
         let manifest = resolve_version(ctx, opts)?;
         let facts = ctx.docker.facts().await?;
-        check_disk(&facts, opts.nodes.unwrap_or(1))?;
+        check_disk(&facts, opts.node_count())?;
         Ok(NewCluster {
             name: name.into(),
             opts,
@@ -202,9 +203,10 @@ impl Step<NewCluster<'_>> for Create {
             )),
             Create::Network => Some("Creating the network".into()),
             Create::State => Some("Generating certificates".into()),
-            Create::Nodes => Some(match new.opts.nodes.unwrap_or(1) {
-                1 => "Creating the node".to_string(),
-                n => format!("Creating {n} nodes"),
+            Create::Nodes => Some(match (new.opts.node_count(), new.opts.control_plane_count()) {
+                (1, _) => "Creating the node".to_string(),
+                (n, 1) => format!("Creating {n} nodes"),
+                (n, c) => format!("Creating {n} nodes ({c} control planes) and the load balancer"),
             }),
         }
     }
@@ -284,7 +286,9 @@ impl Step<NewCluster<'_>> for Create {
                     memory_mib: opts.memory_mib,
                     kubeconfig: ctx.kubeconfig.clone(),
                     previous_context: None,
-                    workers: (1..opts.nodes.unwrap_or(1)).collect(),
+                    control_planes: (1..opts.control_plane_count()).collect(),
+                    workers: (opts.control_plane_count()..opts.node_count()).collect(),
+                    load_balancer: opts.control_plane_count() > 1,
                     ports: opts.ports.clone(),
                     extra_config: opts.extra_config.clone(),
                     feature_gates: opts.feature_gates.clone(),
@@ -306,13 +310,14 @@ impl Step<NewCluster<'_>> for Create {
                 // API server.
                 let profile = new.profile();
                 let binaries = new.binaries.clone().expect("the binaries step ran");
-                try_join_all(
-                    profile
-                        .nodes()
-                        .iter()
-                        .map(|node| nodes::create(ctx, profile, node, binaries.clone())),
-                )
-                .await?;
+                let all = profile
+                    .nodes()
+                    .into_iter()
+                    .map(|node| {
+                        let binaries = binaries.clone();
+                        async move { nodes::create(ctx, profile, &node, binaries, false).await }
+                    });
+                tokio::try_join!(try_join_all(all), super::balancer::create(ctx, profile))?;
                 super::registry::create(ctx, profile).await?;
                 new.allocating = None;
             }
@@ -355,6 +360,29 @@ impl Step<NewCluster<'_>> for Create {
             }
         }
     }
+}
+
+/// Refuses numbers of nodes and control planes berth does not make.
+fn check_counts(opts: &StartOptions) -> Result<()> {
+    let (nodes, control_planes) = (opts.node_count(), opts.control_plane_count());
+    if ![1, 3, 5].contains(&control_planes) {
+        return Err(Error::usage(format!(
+            "--control-planes {control_planes}: berth makes 1, 3 or 5 control planes"
+        ))
+        .with_hint(
+            "etcd needs a majority of its members: 2 survive the loss of none and 4 of one,              as 1 and 3 do; pass 3 (or 5)",
+        ));
+    }
+    if nodes < control_planes {
+        return Err(Error::usage(format!(
+            "--nodes {nodes} is fewer than the {control_planes} control planes"
+        ))
+        .with_hint(format!(
+            "--nodes counts every node, control planes included: --nodes {} gives {control_planes} control planes and 1 worker",
+            control_planes + 1
+        )));
+    }
+    Ok(())
 }
 
 /// Free space a node needs on the engine's disk at first: its /var, the
@@ -465,7 +493,7 @@ async fn ensure_binaries(ctx: &Ctx, manifest: &Manifest, image: &str) -> Result<
 pub(super) const RESTART: [Restart; 5] = [
     Restart::Check,
     Restart::Nodes,
-    Restart::Registry,
+    Restart::Beside,
     Restart::Kubeconfig,
     Restart::Ready,
 ];
@@ -476,8 +504,8 @@ pub(super) enum Restart {
     Check,
     /// Starts the nodes that do not run, their files renewed or restored.
     Nodes,
-    /// The registry follows the nodes.
-    Registry,
+    /// The registry and the load balancer follow the nodes.
+    Beside,
     Kubeconfig,
     Ready,
 }
@@ -549,13 +577,17 @@ impl Step<Restarted<'_>> for Restart {
                 }))
                 .await?;
             }
-            Restart::Registry => super::registry::follow_nodes(ctx, profile, true).await?,
+            Restart::Beside => super::follow_nodes(ctx, profile, true).await?,
             Restart::Kubeconfig => {
                 let make_current = !restart.opts.keep_context;
                 write_kubeconfig(ctx, &mut restart.profile, make_current)?;
             }
             Restart::Ready => {
-                ready::wait_ready(ctx, profile, None, restart.since, restart.opts.wait).await?
+                // Nodes that kept running are Ready already; their next
+                // report may be a minute away.
+                let started: Vec<Node> = restart.stopped.iter().map(|(n, _)| n.clone()).collect();
+                let nodes = (!started.is_empty()).then_some(&started[..]);
+                ready::wait_ready(ctx, profile, nodes, restart.since, restart.opts.wait).await?
             }
         }
         Ok(())
@@ -599,6 +631,13 @@ fn check_settings(profile: &Profile, opts: &StartOptions) -> Result<()> {
         opts.addons.iter().find(|a| !profile.has(**a)).map(|a| {
             format!("--addons {a} (`berth addons enable {a}` adds it to a running profile)")
         }),
+        opts.control_planes
+            .filter(|n| *n as usize != profile.control_plane_nodes().len())
+            .map(|n| {
+                format!(
+                    "--control-planes {n} (`berth node add --control-plane` and `node delete` change them)"
+                )
+            }),
         opts.nodes
             .filter(|n| *n as usize != profile.nodes().len())
             .map(|n| {

@@ -161,13 +161,8 @@ mod tests {
 
     #[test]
     fn workers_are_asked_for_their_own_units_only() {
-        let profile_node = |index| Node {
-            name: "n".into(),
-            index,
-            ip: "172.30.0.2".parse().unwrap(),
-            pod_cidr: "10.244.0.0/24".parse().unwrap(),
-            container: "berth-n".into(),
-        };
+        let profile = crate::profile::Profile::example("n");
+        let profile_node = |index| profile.node_at(index);
         assert_eq!(units_of(&profile_node(0), false).len(), 7);
         assert_eq!(
             units_of(&profile_node(1), false),

@@ -8,7 +8,7 @@ use crate::docker::{ContainerState, Resource};
 use crate::error::{Error, Result};
 use crate::profile::{Node, Profile};
 
-/// Units stopped in the control-plane node before its container goes, so
+/// Units stopped in each control-plane node before its container goes, so
 /// that etcd and the API server end cleanly and at once: the API server
 /// waits up to a minute for the watches of its clients still running.
 const STOPPED_FIRST: [&str; 7] = [
@@ -23,16 +23,16 @@ const STOPPED_FIRST: [&str; 7] = [
 
 /// Stopping a profile: quickly and cleanly. Nothing to take back: a stop
 /// cut short is finished by the next stop, or undone by a start.
-const STOP: [Stop; 3] = [Stop::ControlPlane, Stop::Nodes, Stop::Registry];
+const STOP: [Stop; 3] = [Stop::ControlPlanes, Stop::Nodes, Stop::Beside];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Stop {
-    /// etcd and the control plane stopped in their node first (seconds).
-    ControlPlane,
+    /// etcd and the control plane stopped in their nodes first (seconds).
+    ControlPlanes,
     /// Every node's container, without waiting for systemd's full shutdown.
     Nodes,
-    /// The registry follows the nodes.
-    Registry,
+    /// The registry and the load balancer follow the nodes.
+    Beside,
 }
 
 struct Stopping<'a> {
@@ -48,16 +48,23 @@ impl Step<Stopping<'_>> for Stop {
     async fn run(self, ctx: &Ctx, stopping: &mut Stopping<'_>) -> Result<()> {
         let profile = stopping.profile;
         match self {
-            Stop::ControlPlane => {
-                let (_, control_plane) = &stopping.states[0];
-                if state_of(control_plane).is_running() {
-                    // A unit the node does not have would fail the others.
-                    let mut cmd = vec!["systemctl", "stop"];
-                    cmd.extend(STOPPED_FIRST.iter().filter(|u| {
-                        !profile.no_storage || **u != crate::cluster::health::STORAGE_UNIT
-                    }));
-                    ctx.docker.exec(&control_plane.id, &cmd).await?;
-                }
+            Stop::ControlPlanes => {
+                // A unit the node does not have would fail the others.
+                let mut cmd = vec!["systemctl", "stop"];
+                cmd.extend(STOPPED_FIRST.iter().filter(|u| {
+                    !profile.no_storage || **u != crate::cluster::health::STORAGE_UNIT
+                }));
+                let cmd = &cmd;
+                try_join_all(
+                    stopping
+                        .states
+                        .iter()
+                        .filter(|(node, container)| {
+                            node.is_control_plane() && state_of(container).is_running()
+                        })
+                        .map(|(_, container)| ctx.docker.exec(&container.id, cmd)),
+                )
+                .await?;
             }
             Stop::Nodes => {
                 try_join_all(stopping.states.iter().map(|(_, container)| async move {
@@ -74,7 +81,7 @@ impl Step<Stopping<'_>> for Stop {
                 }))
                 .await?;
             }
-            Stop::Registry => super::registry::follow_nodes(ctx, profile, false).await?,
+            Stop::Beside => super::follow_nodes(ctx, profile, false).await?,
         }
         Ok(())
     }
@@ -112,18 +119,24 @@ pub async fn pause(ctx: &Ctx, profile: &Profile, freeze: bool) -> Result<bool> {
         ))
         .with_hint(format!("`berth start -p {}` starts it", profile.name)));
     }
-    try_join_all(
-        states
-            .iter()
-            .filter(|(_, container)| state_of(container) == from)
-            .map(|(_, container)| async move {
-                if freeze {
-                    ctx.docker.pause_container(&container.id).await
-                } else {
-                    ctx.docker.unpause_container(&container.id).await
-                }
-            }),
-    )
+    // The load balancer with them: a client of a paused cluster waits
+    // rather than being refused.
+    let balancer = super::balancer::state(ctx, profile)
+        .await?
+        .filter(|state| *state == from)
+        .map(|_| ctx.names(profile).load_balancer());
+    let containers = states
+        .iter()
+        .filter(|(_, container)| state_of(container) == from)
+        .map(|(_, container)| container.id.clone())
+        .chain(balancer);
+    try_join_all(containers.map(|id| async move {
+        if freeze {
+            ctx.docker.pause_container(&id).await
+        } else {
+            ctx.docker.unpause_container(&id).await
+        }
+    }))
     .await?;
     Ok(true)
 }

@@ -3,8 +3,10 @@
 //! of steps shown with their timings.
 
 pub mod addons;
+pub mod balancer;
 mod create;
 pub mod dns;
+pub mod etcd;
 pub mod export;
 pub mod health;
 pub mod images;
@@ -137,6 +139,9 @@ pub struct StartOptions {
     pub binary_mirror: Option<String>,
     /// Nodes of a new cluster, the control plane included (default 1).
     pub nodes: Option<u32>,
+    /// Control-plane nodes of a new cluster, among `nodes` (default 1);
+    /// several have a load balancer in front.
+    pub control_planes: Option<u32>,
     pub ports: Vec<Port>,
     pub extra_config: Vec<ExtraFlag>,
     pub feature_gates: BTreeMap<String, bool>,
@@ -147,6 +152,18 @@ pub struct StartOptions {
     pub registry: bool,
     /// Addons enabled besides CoreDNS and storage.
     pub addons: Vec<crate::node::addons::Addon>,
+}
+
+impl StartOptions {
+    /// The control planes a new cluster gets.
+    pub fn control_plane_count(&self) -> u32 {
+        self.control_planes.unwrap_or(1)
+    }
+
+    /// The nodes a new cluster gets, the control planes included.
+    pub fn node_count(&self) -> u32 {
+        self.nodes.unwrap_or(self.control_plane_count())
+    }
 }
 
 pub fn now() -> u64 {
@@ -272,6 +289,33 @@ pub async fn containers(
         .filter(|r| r.kind == crate::docker::Kind::Container)
         .map(|r| (r.name.clone(), state_of(&r)))
         .collect())
+}
+
+/// Starts (`run`) or stops the containers beside the nodes, the registry
+/// and the load balancer, when the profile has them; a paused one is
+/// thawed first.
+pub async fn follow_nodes(ctx: &Ctx, profile: &Profile, run: bool) -> Result<()> {
+    use crate::docker::ContainerState::{Paused, Running};
+    let names = ctx.names(profile);
+    let states = containers(ctx, &names.filter()).await?;
+    let beside = [
+        profile.registry.map(|_| names.registry()),
+        profile.load_balancer.then(|| names.load_balancer()),
+    ];
+    for name in beside.into_iter().flatten() {
+        let Some(state) = states.get(&name).copied() else {
+            continue;
+        };
+        if state == Paused {
+            ctx.docker.unpause_container(&name).await?;
+        }
+        match (run, matches!(state, Running | Paused)) {
+            (true, false) => ctx.docker.start_container(&name).await?,
+            (false, true) => ctx.docker.stop_container(&name, 1).await?,
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// A node's container state, from what `node_states` found.

@@ -14,29 +14,35 @@ use crate::error::{Error, Result};
 use crate::names::{LABEL_NODE, LABEL_ROLE};
 use crate::node::render::{self, K8S_DIR, NodeFile, NodeSpec, ROUTES_SCRIPT, Route};
 use crate::pki::{self, Leaf, Pki};
-use crate::profile::{Node, Profile};
+use crate::profile::{Node, Profile, Role};
 
 /// Every certificate a node holds besides the CA's; workers also hold
 /// kube-proxy's, which all nodes share.
-fn leaves(node: &Node) -> Vec<Leaf> {
+fn leaves(profile: &Profile, node: &Node) -> Vec<Leaf> {
+    let ip = node.ip.to_string();
     if node.is_control_plane() {
-        pki::control_plane_leaves(&node.name, &node.ip.to_string())
+        let load_balancer = profile
+            .load_balancer
+            .then(|| profile.load_balancer_ip().to_string());
+        pki::control_plane_leaves(&node.name, &ip, load_balancer.as_deref(), node.index == 0)
     } else {
-        pki::node_leaves(&node.name, &node.ip.to_string())
+        pki::node_leaves(&node.name, &ip)
     }
 }
 
-/// Issues the control plane's certificates and those of `nodes`, renewing
-/// any close to expiry; returns whether one was (re)issued.
+/// Issues the first control plane's certificates and those of `nodes`,
+/// renewing any close to expiry; returns whether one was (re)issued.
 pub fn ensure_pki(ctx: &Ctx, profile: &Profile, nodes: &[Node]) -> Result<bool> {
     let pki = Pki::new(&ctx.store.pki_dir(&profile.name));
-    let mut all = leaves(&profile.control_plane());
-    all.extend(
-        nodes
-            .iter()
-            .filter(|n| !n.is_control_plane())
-            .flat_map(leaves),
-    );
+    let mut all = leaves(profile, &profile.control_plane());
+    if profile.load_balancer {
+        all.push(pki::load_balancer_leaf());
+    }
+    for leaf in nodes.iter().flat_map(|n| leaves(profile, n)) {
+        if !all.iter().any(|l| l.file == leaf.file) {
+            all.push(leaf);
+        }
+    }
     Ok(!pki.ensure(&all)?.is_empty())
 }
 
@@ -65,8 +71,10 @@ fn container(
         }),
         entrypoint: None,
         network: Some((network, node.ip.to_string())),
-        api_port: node.is_control_plane().then_some(profile.api_port),
-        ports: if node.is_control_plane() {
+        // The first control plane publishes the API server, unless a load
+        // balancer is in front of several, and the NodePorts asked for.
+        api_port: (node.index == 0 && !profile.load_balancer).then_some(profile.api_port),
+        ports: if node.index == 0 {
             profile
                 .ports
                 .iter()
@@ -83,7 +91,14 @@ fn container(
 
 /// Creates a node's volume and container on the profile's network, puts
 /// its files in and starts it; all of it labelled as made by this process.
-pub async fn create(ctx: &Ctx, profile: &Profile, node: &Node, binaries: String) -> Result<()> {
+/// `joining`: a control plane whose etcd member joins a running cluster.
+pub async fn create(
+    ctx: &Ctx,
+    profile: &Profile,
+    node: &Node,
+    binaries: String,
+    joining: bool,
+) -> Result<()> {
     let names = ctx.names(profile);
     let network = network_id(ctx, profile).await?;
     ctx.docker
@@ -98,7 +113,7 @@ pub async fn create(ctx: &Ctx, profile: &Profile, node: &Node, binaries: String)
         .await?;
     let pki = Pki::new(&ctx.store.pki_dir(&profile.name));
     ctx.docker
-        .upload(&id, files_tar(profile, node, &pki)?)
+        .upload(&id, files_tar(profile, node, &pki, joining)?)
         .await?;
     ctx.docker.start_container(&id).await?;
     Ok(())
@@ -188,7 +203,6 @@ pub async fn sync_routes(ctx: &Ctx, profile: &Profile) -> Result<()> {
 
 /// What node `node`'s files depend on.
 pub(super) fn spec(profile: &Profile, node: &Node) -> NodeSpec {
-    let control_plane = profile.control_plane();
     NodeSpec {
         node: node.name.clone(),
         role: node.role(),
@@ -198,15 +212,30 @@ pub(super) fn spec(profile: &Profile, node: &Node) -> NodeSpec {
         cgroup_root: format!("/berth-{}", node.name),
         cgroup_v2: profile.cgroup_v2,
         pod_cidr: node.pod_cidr,
-        control_plane_ip: control_plane.ip,
+        api_ip: profile.api_ip(),
+        etcd: etcd_cluster(profile, node, false),
         extra_config: profile.extra_config.clone(),
         feature_gates: profile.feature_gates.clone(),
         dns: !profile.no_dns,
         storage: !profile.no_storage,
         addons: profile.addons.clone(),
+        holds_addons: node.index == 0,
         registry: profile.registry.map(|r| (r.host(), profile.registry_ip())),
         runtime: profile.runtime.clone(),
     }
+}
+
+/// The etcd members of a profile with several control planes, when `node`
+/// is one of them; `joining` when it joins a cluster that runs.
+fn etcd_cluster(profile: &Profile, node: &Node, joining: bool) -> Option<render::EtcdCluster> {
+    (profile.load_balancer && node.is_control_plane()).then(|| render::EtcdCluster {
+        members: profile
+            .control_plane_nodes()
+            .into_iter()
+            .map(|n| (n.name, n.ip))
+            .collect(),
+        joining,
+    })
 }
 
 /// The node's rendered files, certificates aside.
@@ -214,11 +243,16 @@ pub(super) fn rendered(profile: &Profile, node: &Node) -> Vec<NodeFile> {
     render::node_files(&spec(profile, node), &routes(profile, node))
 }
 
-fn files_tar(profile: &Profile, node: &Node, pki: &Pki) -> Result<Vec<u8>> {
-    let control_plane = profile.control_plane();
-    let mut files = rendered(profile, node);
+fn files_tar(profile: &Profile, node: &Node, pki: &Pki, joining: bool) -> Result<Vec<u8>> {
+    let mut files = render::node_files(
+        &NodeSpec {
+            etcd: etcd_cluster(profile, node, joining),
+            ..spec(profile, node)
+        },
+        &routes(profile, node),
+    );
     let read = |f: &str| pki.read(f);
-    let own = leaves(node);
+    let own = leaves(profile, node);
     let mut pki_files = vec!["ca.crt".to_string()];
     if node.is_control_plane() {
         pki_files.extend(["ca.key", "sa.key", "sa.pub"].map(String::from));
@@ -229,24 +263,27 @@ fn files_tar(profile: &Profile, node: &Node, pki: &Pki) -> Result<Vec<u8>> {
                 .extend(["storage-provisioner.crt", "storage-provisioner.key"].map(String::from));
         }
     }
-    pki_files.extend(
-        own.iter()
-            .flat_map(|l| [format!("{}.crt", l.name), format!("{}.key", l.name)]),
-    );
-    for name in pki_files {
+    let mut pki_files: Vec<(String, String)> =
+        pki_files.into_iter().map(|f| (f.clone(), f)).collect();
+    for leaf in &own {
+        for ext in ["crt", "key"] {
+            pki_files.push((format!("{}.{ext}", leaf.file), format!("{}.{ext}", leaf.name)));
+        }
+    }
+    for (stored, name) in pki_files {
         let mode = if name.ends_with(".key") { 0o600 } else { 0o644 };
         files.push(NodeFile::File {
             path: format!("{K8S_DIR}/pki/{name}"),
-            content: read(&name)?,
+            content: read(&stored)?,
             mode,
         });
     }
-    // The control plane's components reach their API server on the node's
-    // loopback; other nodes reach it on the profile's network.
+    // A control plane's components reach their own API server on the
+    // node's loopback; other nodes reach it on the profile's network.
     let server = if node.is_control_plane() {
         format!("https://127.0.0.1:{}", render::API_PORT)
     } else {
-        format!("https://{}:{}", control_plane.ip, render::API_PORT)
+        format!("https://{}:{}", profile.api_ip(), render::API_PORT)
     };
     let mut kubeconfigs = vec![
         (
@@ -306,7 +343,7 @@ pub async fn upload_files(
 ) -> Result<()> {
     let pki = Pki::new(&ctx.store.pki_dir(&profile.name));
     ctx.docker
-        .upload(container, files_tar(profile, node, &pki)?)
+        .upload(container, files_tar(profile, node, &pki, false)?)
         .await?;
     Ok(())
 }
@@ -342,15 +379,23 @@ pub(super) fn tar_of(files: &[NodeFile]) -> Vec<u8> {
 }
 
 /// The profile must be running to change its nodes: the routes and the
-/// Node objects are changed live.
-pub(super) async fn require_running(ctx: &Ctx, profile: &Profile) -> Result<()> {
+/// Node objects are changed live. With several control planes it runs
+/// while any of them does, unless `first`: the first one must (it holds
+/// the addons).
+pub(super) async fn require_running(ctx: &Ctx, profile: &Profile, first: bool) -> Result<()> {
     let states = node_states(ctx, profile).await?;
     let state = state_of(&states[0].1);
-    if state.is_running() {
+    let another = || {
+        profile.load_balancer
+            && states
+                .iter()
+                .any(|(n, c)| n.is_control_plane() && state_of(c).is_running())
+    };
+    if state.is_running() || (!first && another()) {
         return Ok(());
     }
     Err(Error::usage(format!(
-        "profile {} is not running (its control plane is {})",
+        "profile {} is not running (its first control plane is {})",
         profile.name,
         state.display().to_lowercase()
     ))
@@ -360,22 +405,35 @@ pub(super) async fn require_running(ctx: &Ctx, profile: &Profile) -> Result<()> 
     )))
 }
 
-/// `node add`: one more worker, each step beside what takes it back, so
-/// that a node add that fails leaves the cluster as it was. Once saved, the
-/// node is the profile's: waiting for it to be Ready is not part of the
-/// plan, and a node that is late stays.
-const ADD: [Add; 4] = [Add::Binaries, Add::Node, Add::Routes, Add::Save];
+/// `node add`: one more worker or control plane, each step beside what
+/// takes it back, so that a node add that fails leaves the cluster as it
+/// was. Once saved, the node is the profile's: waiting for it to be Ready
+/// is not part of the plan, and a node that is late stays.
+const ADD: [Add; 6] = [
+    Add::Binaries,
+    Add::Member,
+    Add::Node,
+    Add::Routes,
+    Add::Balancer,
+    Add::Save,
+];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Add {
     /// The binaries volume of the profile's version. Undo: none, shared.
     Binaries,
+    /// A control plane's etcd member, added before it starts. Undo: the
+    /// member removed.
+    Member,
     /// The node's certificates, container and volume. Undo: the container
     /// and volume.
     Node,
     /// Every node routes to the new node's pods, and it to theirs. Undo:
     /// the routes without it.
     Routes,
+    /// A control plane's API server behind the load balancer. Undo: the
+    /// load balancer without it.
+    Balancer,
     /// The profile's state names the node. Undo: none, the last step.
     Save,
 }
@@ -384,39 +442,70 @@ struct Adding {
     profile: Profile,
     node: Node,
     binaries: Option<String>,
+    /// The running control plane etcd is changed through.
+    etcd_through: Option<String>,
+}
+
+impl Adding {
+    /// The profile as it was before the node.
+    fn without(&self) -> Profile {
+        let mut without = self.profile.clone();
+        without.take_out(self.node.index);
+        without
+    }
 }
 
 impl Step<Adding> for Add {
     fn title(self, adding: &Adding) -> Option<String> {
+        let node = &adding.node.name;
         match self {
             Add::Binaries => Some(format!(
                 "Preparing the Kubernetes {} binaries",
                 adding.profile.kubernetes_version
             )),
-            Add::Node => Some(format!("Creating node {}", adding.node.name)),
-            Add::Routes | Add::Save => None,
+            Add::Member if adding.node.is_control_plane() => {
+                Some(format!("Adding {node} to etcd"))
+            }
+            Add::Node if adding.node.is_control_plane() => {
+                Some(format!("Creating control plane {node}"))
+            }
+            Add::Node => Some(format!("Creating node {node}")),
+            _ => None,
         }
     }
 
     async fn run(self, ctx: &Ctx, adding: &mut Adding) -> Result<()> {
-        let Adding {
-            profile,
-            node,
-            binaries,
-        } = adding;
+        let control_plane = adding.node.is_control_plane();
         match self {
             Add::Binaries => {
-                *binaries = Some(super::create::binaries_volume(ctx, profile).await?);
+                let volume = super::create::binaries_volume(ctx, &adding.profile).await?;
+                adding.binaries = Some(volume);
+            }
+            Add::Member if control_plane => {
+                let through = super::etcd::running_control_plane(ctx, &adding.profile, None)
+                    .await?
+                    .id;
+                super::etcd::add_member(ctx, &through, &adding.node).await?;
+                adding.etcd_through = Some(through);
             }
             Add::Node => {
+                let Adding {
+                    profile,
+                    node,
+                    binaries,
+                    ..
+                } = adding;
+                profile.insert(node);
                 ensure_pki(ctx, profile, std::slice::from_ref(node))?;
-                profile.workers.push(node.index);
-                profile.workers.sort();
                 let binaries = binaries.clone().expect("the binaries step ran");
-                create(ctx, profile, node, binaries).await?;
+                create(ctx, profile, node, binaries, control_plane).await?;
             }
-            Add::Routes => sync_routes(ctx, profile).await?,
-            Add::Save => ctx.store.save(profile)?,
+            Add::Routes => sync_routes(ctx, &adding.profile).await?,
+            Add::Balancer if control_plane => {
+                super::balancer::update(ctx, &adding.profile).await?
+            }
+            Add::Save => ctx.store.save(&adding.profile)?,
+            Add::Member | Add::Balancer => {}
         }
         Ok(())
     }
@@ -424,24 +513,46 @@ impl Step<Adding> for Add {
     async fn undo(self, ctx: &Ctx, adding: &Adding) -> Result<()> {
         match self {
             Add::Binaries | Add::Save => {}
+            Add::Member => {
+                if let Some(through) = &adding.etcd_through {
+                    super::etcd::remove_member(ctx, through, &adding.node).await?;
+                }
+            }
             Add::Node => {
                 let all = crate::docker::Kind::ALL;
                 super::remove::sweep_created(ctx, &adding.profile.name, &all).await?;
             }
-            Add::Routes => {
-                let mut without = adding.profile.clone();
-                without.workers.retain(|i| *i != adding.node.index);
-                sync_routes(ctx, &without).await?;
+            Add::Routes => sync_routes(ctx, &adding.without()).await?,
+            Add::Balancer => {
+                if adding.node.is_control_plane() {
+                    super::balancer::update(ctx, &adding.without()).await?;
+                }
             }
         }
         Ok(())
     }
 }
 
-/// Adds a worker (see `ADD`) and waits for it to be Ready.
-pub async fn add(ctx: &Ctx, profile: Profile, wait: Option<Duration>) -> Result<Node> {
-    require_running(ctx, &profile).await?;
-    let node = profile.next_worker().ok_or_else(|| {
+/// Adds a node of `role` (see `ADD`) and waits for it to be Ready.
+pub async fn add(
+    ctx: &Ctx,
+    profile: Profile,
+    role: Role,
+    wait: Option<Duration>,
+) -> Result<Node> {
+    if role == Role::ControlPlane && !profile.load_balancer {
+        return Err(Error::usage(format!(
+            "profile {} has one control plane and no load balancer to put another behind",
+            profile.name
+        ))
+        .with_hint(format!(
+            "control planes are added to a profile started with --control-planes 3 or 5: \
+             `berth delete -p {0}` and `berth start -p {0} --control-planes 3`",
+            profile.name
+        )));
+    }
+    require_running(ctx, &profile, false).await?;
+    let node = profile.next_node(role).ok_or_else(|| {
         Error::usage(format!(
             "profile {} has the most nodes berth gives a profile ({})",
             profile.name,
@@ -460,6 +571,7 @@ pub async fn add(ctx: &Ctx, profile: Profile, wait: Option<Duration>) -> Result<
         profile,
         node,
         binaries: None,
+        etcd_through: None,
     };
     let mut begun = Vec::new();
     if let Err(error) = plan::run(ctx, &ADD, &mut adding, &mut begun).await {
@@ -471,8 +583,10 @@ pub async fn add(ctx: &Ctx, profile: Profile, wait: Option<Duration>) -> Result<
     Ok(node)
 }
 
-/// `node delete`: drains the node, deletes its Node object, removes its
-/// container and volume, and takes its routes off the others.
+/// `node delete`: drains the node, takes a control plane's etcd member
+/// out, deletes its Node object, removes its container and volume, and
+/// takes its routes off the others (and a control plane off the load
+/// balancer).
 pub async fn delete(ctx: &Ctx, mut profile: Profile, name: &str) -> Result<()> {
     let node = profile.node(name).ok_or_else(|| {
         Error::profile(format!("profile {} has no node {name}", profile.name)).with_hint(format!(
@@ -480,21 +594,30 @@ pub async fn delete(ctx: &Ctx, mut profile: Profile, name: &str) -> Result<()> {
             profile.name
         ))
     })?;
-    if node.is_control_plane() {
+    if node.index == 0 {
         return Err(Error::usage(format!(
-            "{name} is the control plane of profile {}; a cluster cannot lose it",
+            "{name} is the first control plane of profile {}; the cluster cannot lose it",
             profile.name
         ))
         .with_hint(format!(
-            "`berth delete -p {}` removes the whole cluster",
+            "it holds the cluster's addons and the profile's name; `berth delete -p {}` removes the whole cluster",
             profile.name
         )));
     }
-    require_running(ctx, &profile).await?;
+    require_running(ctx, &profile, false).await?;
+    if node.is_control_plane() {
+        super::etcd::check_quorum_without(ctx, &profile, &node).await?;
+    }
     let client = ready::client(&ctx.store, &profile).await?;
     let step = ctx.ui.step(format!("Draining node {name}"));
     drain(&client, name).await?;
     step.done();
+    if node.is_control_plane() {
+        let step = ctx.ui.step(format!("Removing {name} from etcd"));
+        let through = super::etcd::running_control_plane(ctx, &profile, Some(&node)).await?;
+        super::etcd::remove_member(ctx, &through.id, &node).await?;
+        step.done();
+    }
     let step = ctx.ui.step(format!("Removing node {name}"));
     let nodes: Api<NodeObject> = Api::all(client);
     match nodes.delete(name, &DeleteParams::default()).await {
@@ -509,9 +632,12 @@ pub async fn delete(ctx: &Ctx, mut profile: Profile, name: &str) -> Result<()> {
         }
     }
     super::remove::remove_in_order(ctx, node_resources(ctx, &profile, &node).await?).await?;
-    profile.workers.retain(|i| *i != node.index);
+    profile.take_out(node.index);
     ctx.store.save(&profile)?;
     sync_routes(ctx, &profile).await?;
+    if node.is_control_plane() {
+        super::balancer::update(ctx, &profile).await?;
+    }
     step.done();
     Ok(())
 }
@@ -612,7 +738,7 @@ mod tests {
             .enable_all()
             .build()
             .unwrap()
-            .block_on(add(&ctx, profile.clone(), None));
+            .block_on(add(&ctx, profile.clone(), Role::Worker, None));
         assert!(result.is_err());
         let after = engine.made();
         assert_eq!(

@@ -129,16 +129,3 @@ pub async fn enable(ctx: &Ctx, mut profile: Profile) -> Result<Profile> {
     step.done();
     Ok(profile)
 }
-
-/// Starts (`run`) or stops the registry with the nodes, when there is one.
-pub async fn follow_nodes(ctx: &Ctx, profile: &Profile, run: bool) -> Result<()> {
-    let Some(state) = state(ctx, profile).await? else {
-        return Ok(());
-    };
-    let name = ctx.names(profile).registry();
-    match (run, state.is_running()) {
-        (true, false) => Ok(ctx.docker.start_container(&name).await?),
-        (false, true) => Ok(ctx.docker.stop_container(&name, 1).await?),
-        _ => Ok(()),
-    }
-}

@@ -29,6 +29,19 @@ pub struct NodeStatus {
     pub kubelet: super::health::ActiveState,
     /// berth's units in the node, when it runs.
     pub units: Vec<super::health::UnitHealth>,
+    /// One of several control planes: its etcd member, when it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<super::etcd::MemberHealth>,
+    /// One of several control planes: whether its own API server is ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apiserver: Option<String>,
+}
+
+/// The load balancer in front of several control planes.
+#[derive(Serialize)]
+pub struct LoadBalancerStatus {
+    pub container: String,
+    pub backends: Vec<super::balancer::Backend>,
 }
 
 #[derive(Serialize)]
@@ -48,6 +61,8 @@ pub struct ProfileStatus {
     pub registry: Option<String>,
     /// Host folders in every node, as `HOST:NODE[:ro]`.
     pub mounts: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<LoadBalancerStatus>,
     /// 1 or 2: the host's cgroup version.
     pub cgroup_version: u8,
     /// Said when the host's cgroup v1 is deprecated for this version.
@@ -66,10 +81,22 @@ pub async fn status(ctx: &Ctx, profile: &Profile) -> Result<ProfileStatus> {
         let ctx = &ctx;
         let state = states.get(&node.container).copied();
         async move {
-            let units = if state.is_some_and(ContainerState::is_running) {
+            let running = state.is_some_and(ContainerState::is_running);
+            let units = if running {
                 super::health::units(&*ctx.docker, &node, !profile.no_storage).await?
             } else {
                 Vec::new()
+            };
+            let several = profile.load_balancer && node.is_control_plane();
+            let (etcd, apiserver) = if several && running {
+                let (etcd, ready) = tokio::try_join!(
+                    super::etcd::health(ctx, &node.container),
+                    own_api_server_ready(ctx, &node.container),
+                )?;
+                let ready = if ready { "ready" } else { "not ready" };
+                (Some(etcd), Some(ready.to_string()))
+            } else {
+                (None, None)
             };
             let kubelet = units
                 .iter()
@@ -83,13 +110,17 @@ pub async fn status(ctx: &Ctx, profile: &Profile) -> Result<ProfileStatus> {
                 state,
                 kubelet,
                 units,
+                etcd,
+                apiserver,
                 name: node.name,
             })
         }
     }))
     .await?;
     let running = |n: &NodeStatus| n.state.is_some_and(ContainerState::is_running);
-    let control_plane_running = running(&nodes[0]);
+    let control_plane_running = nodes
+        .iter()
+        .any(|n| n.role == crate::profile::Role::ControlPlane && running(n));
     let client = super::client(&ctx.store, profile).await?;
     let api_ready = control_plane_running && super::api_ready(&client).await;
     let dns = if api_ready {
@@ -162,6 +193,16 @@ pub async fn status(ctx: &Ctx, profile: &Profile) -> Result<ProfileStatus> {
             format!("{} ({})", r.host(), state.to_lowercase())
         }),
         mounts: profile.mounts.iter().map(ToString::to_string).collect(),
+        load_balancer: if profile.load_balancer {
+            let container = ctx.names(profile).load_balancer();
+            let state = states.get(&container).map_or("Missing", |s| s.display());
+            Some(LoadBalancerStatus {
+                container: format!("{container} ({})", state.to_lowercase()),
+                backends: super::balancer::backends(ctx, profile).await?,
+            })
+        } else {
+            None
+        },
         cgroup_version: if profile.cgroup_v2 { 2 } else { 1 },
         cgroups_note: crate::node::render::cgroup_v1_note(
             &profile.kubernetes_version,
@@ -170,4 +211,19 @@ pub async fn status(ctx: &Ctx, profile: &Profile) -> Result<ProfileStatus> {
         nodes,
         exit_code: code,
     })
+}
+
+/// Whether the API server of the control plane in `container` is ready,
+/// asked on that node's loopback.
+async fn own_api_server_ready(ctx: &Ctx, container: &str) -> Result<bool> {
+    let kubectl = format!("{}/kubectl", crate::docker::BINARIES_MOUNT);
+    let kubeconfig = format!("--kubeconfig={}/admin.conf", crate::node::render::K8S_DIR);
+    let cmd = [
+        kubectl.as_str(),
+        &kubeconfig,
+        "get",
+        "--raw=/readyz",
+        "--request-timeout=3s",
+    ];
+    Ok(ctx.docker.exec(container, &cmd).await?.success().is_ok())
 }

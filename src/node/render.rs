@@ -46,9 +46,12 @@ pub struct NodeSpec {
     pub cgroup_v2: bool,
     /// The node's share of `POD_CIDR`.
     pub pod_cidr: Cidr,
-    /// The control-plane node's address; the node itself when it is the
-    /// control plane.
-    pub control_plane_ip: Ipv4Addr,
+    /// Where the node's components other than the control plane's reach
+    /// the API server: the one control plane, or the load balancer.
+    pub api_ip: Ipv4Addr,
+    /// The etcd cluster of a profile with several control planes; `None`
+    /// for one, whose etcd is alone and serves only its own node.
+    pub etcd: Option<EtcdCluster>,
     /// `--extra-config`: flags that replace or add to berth's.
     pub extra_config: Vec<ExtraFlag>,
     pub feature_gates: BTreeMap<String, bool>,
@@ -58,6 +61,10 @@ pub struct NodeSpec {
     pub storage: bool,
     /// The other addons enabled, whose manifests the control plane holds.
     pub addons: Vec<super::addons::Addon>,
+    /// The first control plane: it holds the addons' manifests and applies
+    /// them at each boot; others of several would apply what `addons
+    /// disable` removed while they were stopped.
+    pub holds_addons: bool,
     /// The profile's registry: how images in it are named
     /// (`localhost:<port>`) and its address on the profile's network.
     pub registry: Option<(String, Ipv4Addr)>,
@@ -71,6 +78,22 @@ impl NodeSpec {
         self.role == Role::ControlPlane
     }
 }
+
+/// The etcd members of a cluster with several control planes, by node name
+/// and address, each talking to the others over peer TLS.
+#[derive(Debug, Clone)]
+pub struct EtcdCluster {
+    pub members: Vec<(String, Ipv4Addr)>,
+    /// This member is added to a cluster that runs, rather than one of
+    /// those that make a new cluster together.
+    pub joining: bool,
+}
+
+/// etcd's peer port, on each control plane's address.
+pub const ETCD_PEER_PORT: u16 = 2380;
+/// The common name of every etcd peer certificate, the only one etcd takes
+/// from a peer: other certificates of the cluster's CA are refused.
+pub const ETCD_PEER_CN: &str = "etcd-peer";
 
 /// Another node's pod CIDR and the address that reaches it.
 #[derive(Debug, Clone, PartialEq)]
@@ -202,8 +225,7 @@ pub fn kube_controller_manager_flags(spec: &NodeSpec) -> Flags {
         ("kube-api-burst", "200"),
         ("kube-api-qps", "100"),
         ("kubeconfig", &conf),
-        // One control plane: electing a leader only costs seconds at start.
-        ("leader-elect", "false"),
+        ("leader-elect", leader_elect(spec)),
         ("root-ca-file", &pki("ca.crt")),
         ("service-account-private-key-file", &pki("sa.key")),
         ("service-cluster-ip-range", SERVICE_CIDR),
@@ -221,6 +243,12 @@ pub fn kube_controller_manager_flags(spec: &NodeSpec) -> Flags {
     f
 }
 
+/// One control plane: electing a leader only costs seconds at start.
+/// Several elect one, which another takes over from when its node goes.
+fn leader_elect(spec: &NodeSpec) -> &'static str {
+    if spec.etcd.is_some() { "true" } else { "false" }
+}
+
 pub fn kube_scheduler_flags(spec: &NodeSpec) -> Flags {
     let conf = format!("{K8S_DIR}/scheduler.conf");
     let pki = |f: &str| format!("{K8S_DIR}/pki/{f}");
@@ -229,7 +257,7 @@ pub fn kube_scheduler_flags(spec: &NodeSpec) -> Flags {
         ("authorization-kubeconfig", &conf),
         ("bind-address", "127.0.0.1"),
         ("kubeconfig", &conf),
-        ("leader-elect", "false"),
+        ("leader-elect", leader_elect(spec)),
         ("tls-cert-file", &pki("scheduler-serving.crt")),
         ("tls-private-key-file", &pki("scheduler-serving.key")),
     ]);
@@ -478,22 +506,52 @@ const CNI_TEMPLATE: &str = r#"{
 }
 "#;
 
-fn etcd_flags() -> Flags {
+/// etcd serves its clients (the API server) on the node's loopback only;
+/// alone, its peer port too. Members of several control planes talk to
+/// each other over TLS with peer certificates of the cluster's CA.
+fn etcd_flags(spec: &NodeSpec) -> Flags {
     let pki = |f: &str| format!("{K8S_DIR}/pki/{f}");
-    flags(&[
+    let mut f = flags(&[
         ("advertise-client-urls", "https://127.0.0.1:2379"),
         ("cert-file", &pki("etcd-server.crt")),
         ("client-cert-auth", "true"),
         ("data-dir", "/var/lib/etcd/berth"),
-        ("initial-advertise-peer-urls", "http://127.0.0.1:2380"),
-        ("initial-cluster", "berth=http://127.0.0.1:2380"),
         ("key-file", &pki("etcd-server.key")),
         ("listen-client-urls", "https://127.0.0.1:2379"),
         ("listen-metrics-urls", "http://127.0.0.1:2381"),
-        ("listen-peer-urls", "http://127.0.0.1:2380"),
-        ("name", "berth"),
         ("trusted-ca-file", &pki("ca.crt")),
-    ])
+    ]);
+    match &spec.etcd {
+        None => f.extend(flags(&[
+            ("initial-advertise-peer-urls", "http://127.0.0.1:2380"),
+            ("initial-cluster", "berth=http://127.0.0.1:2380"),
+            ("listen-peer-urls", "http://127.0.0.1:2380"),
+            ("name", "berth"),
+        ])),
+        Some(cluster) => {
+            let peer = |ip: &Ipv4Addr| format!("https://{ip}:{ETCD_PEER_PORT}");
+            let initial: Vec<String> = cluster
+                .members
+                .iter()
+                .map(|(name, ip)| format!("{name}={}", peer(ip)))
+                .collect();
+            let state = if cluster.joining { "existing" } else { "new" };
+            f.extend(flags(&[
+                ("initial-advertise-peer-urls", &peer(&spec.node_ip)),
+                ("initial-cluster", &initial.join(",")),
+                ("initial-cluster-state", state),
+                ("listen-peer-urls", &peer(&spec.node_ip)),
+                ("name", &spec.node),
+                ("peer-cert-allowed-cn", ETCD_PEER_CN),
+                ("peer-cert-file", &pki("etcd-peer.crt")),
+                ("peer-client-cert-auth", "true"),
+                ("peer-key-file", &pki("etcd-peer.key")),
+                ("peer-trusted-ca-file", &pki("ca.crt")),
+            ]));
+        }
+    }
+    f.sort();
+    f
 }
 
 struct Unit<'a> {
@@ -815,8 +873,8 @@ fn storage_files(spec: &NodeSpec) -> Vec<NodeFile> {
         .replace("@ROOT@", STORAGE_ROOT)
         .replace("@KUBECTL@", &format!("{BINARIES_MOUNT}/kubectl"))
         .replace("@KUBECONFIG@", &format!("{K8S_DIR}/storage.conf"))
-        .replace("@API@", &format!("{}/{API_PORT}", spec.control_plane_ip))
-        .replace("@SERVER@", &format!("{}:{API_PORT}", spec.control_plane_ip))
+        .replace("@API@", &format!("{}/{API_PORT}", spec.api_ip))
+        .replace("@SERVER@", &format!("{}:{API_PORT}", spec.api_ip))
         .replace("@PKI@", &format!("{K8S_DIR}/pki"));
     let unit = format!(
         "# Rendered by berth.
@@ -973,7 +1031,7 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
         // its port instead and registers at once.
         kubelet_pre.push(format!(
             "/bin/bash -c 'until echo >/dev/tcp/{}/{API_PORT}; do sleep 0.2; done 2>/dev/null'",
-            spec.control_plane_ip
+            spec.api_ip
         ));
     }
     let mut control_plane = [
@@ -984,7 +1042,7 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
                 Some(_) => bin("etcd"),
                 None => "/usr/bin/etcd".into(),
             },
-            flags: etcd_flags(),
+            flags: etcd_flags(spec),
             after: "network-online.target",
             notify: true,
             pre: Vec::new(),
@@ -1082,28 +1140,28 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
         files.extend(storage_files(spec));
     }
     files.extend(registry_files(spec));
-    if spec.is_control_plane() && spec.dns {
+    if spec.holds_addons && spec.dns {
         files.push(file(
             &format!("{ADDONS_DIR}/coredns.yaml"),
             coredns_manifest(spec),
             0o644,
         ));
     }
-    if spec.is_control_plane() && spec.storage {
+    if spec.holds_addons && spec.storage {
         files.push(file(
             &format!("{ADDONS_DIR}/storage.yaml"),
             storage_manifest(),
             0o644,
         ));
     }
-    if spec.is_control_plane() {
+    if spec.holds_addons {
         files.extend(
             spec.addons
                 .iter()
                 .map(|addon| file(&addon.manifest_path(), addon.manifest(spec), 0o644)),
         );
     }
-    if spec.is_control_plane() && (spec.dns || spec.storage || !spec.addons.is_empty()) {
+    if spec.holds_addons && (spec.dns || spec.storage || !spec.addons.is_empty()) {
         files.extend(enabled_unit("berth-addons", addons_unit()));
     }
     files
@@ -1138,7 +1196,8 @@ mod tests {
             pod_cidr: POD_CIDR.nth_slash24(0),
             cgroup_root: "/berth-dev".into(),
             cgroup_v2: false,
-            control_plane_ip: "172.30.0.2".parse().unwrap(),
+            api_ip: "172.30.0.2".parse().unwrap(),
+            etcd: None,
             extra_config: Vec::new(),
             feature_gates: BTreeMap::new(),
             dns: true,
@@ -1150,6 +1209,7 @@ mod tests {
                 super::super::addons::Addon::Dashboard,
                 super::super::addons::Addon::Ingress,
             ],
+            holds_addons: true,
             registry: Some(("localhost:5001".into(), "172.30.0.254".parse().unwrap())),
             // The offline build runs the node image's; downloaded versions
             // bring theirs.
@@ -1164,6 +1224,7 @@ mod tests {
             node_ip: "172.30.0.3".parse().unwrap(),
             pod_cidr: POD_CIDR.nth_slash24(1),
             cgroup_root: "/berth-dev-m02".into(),
+            holds_addons: false,
             ..spec(minor)
         }
     }
@@ -1249,14 +1310,72 @@ mod tests {
                     "v1.{minor} {want:?}"
                 );
             }
-            let etcd = etcd_flags();
+            let etcd = etcd_flags(&spec(minor));
             assert!(etcd.contains(&("client-cert-auth".into(), "true".into())));
             assert!(
                 etcd.iter()
                     .filter(|(k, _)| k.starts_with("listen-"))
                     .all(|(_, v)| v.contains("127.0.0.1"))
             );
+            // Several members: clients still on the loopback only, peers
+            // only over TLS with a peer certificate.
+            let etcd = etcd_flags(&ha(minor, false));
+            for want in [
+                ("listen-client-urls", "https://127.0.0.1:2379"),
+                ("listen-peer-urls", "https://172.30.0.2:2380"),
+                ("peer-client-cert-auth", "true"),
+                ("peer-cert-allowed-cn", ETCD_PEER_CN),
+            ] {
+                assert!(etcd.contains(&(want.0.into(), want.1.into())), "{want:?}");
+            }
         }
+    }
+
+    /// The first of three control planes, or the one joining when `joining`.
+    fn ha(minor: u32, joining: bool) -> NodeSpec {
+        let members = ["dev", "dev-m02", "dev-m03"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.to_string(), Ipv4Addr::new(172, 30, 0, 2 + i as u8)))
+            .collect();
+        NodeSpec {
+            api_ip: "172.30.0.253".parse().unwrap(),
+            etcd: Some(EtcdCluster { members, joining }),
+            ..spec(minor)
+        }
+    }
+
+    #[test]
+    fn several_control_planes_form_one_etcd_cluster_and_elect_leaders() {
+        let first = etcd_flags(&ha(20, false));
+        let flag = |flags: &Flags, key: &str| {
+            flags
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        assert_eq!(
+            flag(&first, "initial-cluster"),
+            "dev=https://172.30.0.2:2380,dev-m02=https://172.30.0.3:2380,dev-m03=https://172.30.0.4:2380"
+        );
+        assert_eq!(flag(&first, "initial-cluster-state"), "new");
+        assert_eq!(flag(&first, "name"), "dev");
+        assert_eq!(flag(&etcd_flags(&ha(20, true)), "initial-cluster-state"), "existing");
+        for flags in [
+            kube_controller_manager_flags(&ha(20, false)),
+            kube_scheduler_flags(&ha(20, false)),
+        ] {
+            assert_eq!(flag(&flags, "leader-elect"), "true");
+        }
+        assert_eq!(flag(&kube_scheduler_flags(&spec(20)), "leader-elect"), "false");
+        // A worker waits for the load balancer, not a control plane.
+        let worker = NodeSpec {
+            api_ip: "172.30.0.253".parse().unwrap(),
+            ..worker(20)
+        };
+        let files = render_all(&worker, &[]);
+        assert!(files["/etc/systemd/system/kubelet.service"].contains("/dev/tcp/172.30.0.253/6443"));
     }
 
     #[test]
