@@ -165,8 +165,14 @@ pub fn control_plane_leaves(
     ];
     if load_balancer.is_some() {
         leaves.push(
-            Leaf::new("etcd-peer", crate::node::render::ETCD_PEER_CN, &[], true, true)
-                .with_sans(vec![node_ip.into()]),
+            Leaf::new(
+                "etcd-peer",
+                crate::node::render::ETCD_PEER_CN,
+                &[],
+                true,
+                true,
+            )
+            .with_sans(vec![node_ip.into()]),
         );
         if !first {
             for leaf in &mut leaves {
@@ -535,14 +541,23 @@ mod tests {
         let second = control_plane_leaves("dev-m02", "172.30.0.3", lb, false);
         let issued = pki.ensure(&second).unwrap();
         for own in ["apiserver-dev-m02", "etcd-peer-dev-m02"] {
-            assert!(issued.contains(&own.to_string()), "{own} not issued: {issued:?}");
+            assert!(
+                issued.contains(&own.to_string()),
+                "{own} not issued: {issued:?}"
+            );
         }
         // The shared ones are the first control plane's.
         assert!(!issued.contains(&"admin".to_string()));
         let (der,) = parse(&pki.read("apiserver-dev-m02.crt").unwrap());
         let (_, cert) = X509Certificate::from_der(&der).unwrap();
-        let sans = format!("{:?}", cert.subject_alternative_name().unwrap().unwrap().value);
-        assert!(sans.contains("[172, 30, 0, 253]") && sans.contains("[172, 30, 0, 3]"), "{sans}");
+        let sans = format!(
+            "{:?}",
+            cert.subject_alternative_name().unwrap().unwrap().value
+        );
+        assert!(
+            sans.contains("[172, 30, 0, 253]") && sans.contains("[172, 30, 0, 3]"),
+            "{sans}"
+        );
         let peer = second.iter().find(|l| l.name == "etcd-peer").unwrap();
         assert_eq!(peer.common_name, crate::node::render::ETCD_PEER_CN);
         assert!(peer.server && peer.client);

@@ -134,7 +134,10 @@ fn three_control_planes_survive_the_loss_of_one_and_change_their_members() {
     let nodes = env.kubectl(PROFILE, &["get", "nodes", "--no-headers"]);
     assert_eq!(nodes.matches(" Ready ").count(), 4, "{nodes}");
     assert_eq!(nodes.matches("control-plane").count(), 3, "{nodes}");
-    assert!(nodes.contains(&format!("{m04} ")) && nodes.contains("worker"), "{nodes}");
+    assert!(
+        nodes.contains(&format!("{m04} ")) && nodes.contains("worker"),
+        "{nodes}"
+    );
     assert_eq!(
         env.kubectl(PROFILE, &["get", "--raw", "/readyz"]).trim(),
         "ok"
@@ -161,10 +164,18 @@ fn three_control_planes_survive_the_loss_of_one_and_change_their_members() {
     // etcd has the three members, each healthy, one leader; the kubernetes
     // Service lists every API server.
     assert_eq!(etcd_members(&env), control_planes);
-    eventually(Duration::from_secs(30), || all_healthy(&env, &control_planes));
+    eventually(Duration::from_secs(30), || {
+        all_healthy(&env, &control_planes)
+    });
     let endpoints = env.kubectl(
         PROFILE,
-        &["get", "endpoints", "kubernetes", "-o", "jsonpath={.subsets[*].addresses[*].ip}"],
+        &[
+            "get",
+            "endpoints",
+            "kubernetes",
+            "-o",
+            "jsonpath={.subsets[*].addresses[*].ip}",
+        ],
     );
     assert_eq!(endpoints.split_whitespace().count(), 3, "{endpoints}");
     let list = json(&env.ok(&["node", "list", "-p", PROFILE, "-o", "json"]));
@@ -175,7 +186,10 @@ fn three_control_planes_survive_the_loss_of_one_and_change_their_members() {
             .any(|r| r["role"] == "load-balancer" && r["status"] == "Running"),
         "{list}"
     );
-    env.kubectl(PROFILE, &["create", "configmap", "kept", "--from-literal=k=v"]);
+    env.kubectl(
+        PROFILE,
+        &["create", "configmap", "kept", "--from-literal=k=v"],
+    );
 
     // The control plane whose controller manager leads goes away.
     let lost = lease_holder(&env, "kube-controller-manager");
@@ -230,14 +244,16 @@ fn three_control_planes_survive_the_loss_of_one_and_change_their_members() {
             lease_holder(&env, "kube-controller-manager"),
             lease_holder(&env, "kube-scheduler"),
         ];
-        match holders.iter().any(|h| *h == lost) {
-            true => Err(format!("a lease is still held on {lost}: {holders:?}")),
-            false => Ok(()),
+        if holders.contains(&lost) {
+            return Err(format!("a lease is still held on {lost}: {holders:?}"));
         }
+        Ok(())
     });
     // `start` brings it back: it rejoins, three healthy members again.
     env.ok(&["start", "-p", PROFILE, "--wait", "3m"]);
-    eventually(Duration::from_secs(30), || all_healthy(&env, &control_planes));
+    eventually(Duration::from_secs(30), || {
+        all_healthy(&env, &control_planes)
+    });
 
     // A control plane deleted (its member first) and one added.
     env.ok(&["node", "delete", "-p", PROFILE, &m03]);
@@ -245,12 +261,25 @@ fn three_control_planes_survive_the_loss_of_one_and_change_their_members() {
     eventually(Duration::from_secs(20), || {
         all_healthy(&env, &[PROFILE, m02.as_str()])
     });
-    let added = env.ok(&["node", "add", "-p", PROFILE, "--control-plane", "--wait", "3m"]);
+    let added = env.ok(&[
+        "node",
+        "add",
+        "-p",
+        PROFILE,
+        "--control-plane",
+        "--wait",
+        "3m",
+    ]);
     assert_eq!(added.trim(), m03);
     assert_eq!(etcd_members(&env), control_planes);
-    eventually(Duration::from_secs(30), || all_healthy(&env, &control_planes));
+    eventually(Duration::from_secs(30), || {
+        all_healthy(&env, &control_planes)
+    });
     let roles = env.kubectl(PROFILE, &["get", "node", &m03, "--no-headers"]);
-    assert!(roles.contains("control-plane") && roles.contains(" Ready "), "{roles}");
+    assert!(
+        roles.contains("control-plane") && roles.contains(" Ready "),
+        "{roles}"
+    );
     // The first control plane holds the addons: it is never deleted.
     let (code, _, stderr) = env.run(&["node", "delete", "-p", PROFILE, PROFILE]);
     assert_eq!(code, 2, "{stderr}");
@@ -259,7 +288,10 @@ fn three_control_planes_survive_the_loss_of_one_and_change_their_members() {
     env.ok(&["pause", "-p", PROFILE]);
     let list = json(&env.ok(&["node", "list", "-p", PROFILE, "-o", "json"]));
     assert!(
-        list.as_array().unwrap().iter().all(|r| r["status"] == "Paused"),
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "Paused"),
         "{list}"
     );
     env.ok(&["unpause", "-p", PROFILE]);
@@ -270,14 +302,22 @@ fn three_control_planes_survive_the_loss_of_one_and_change_their_members() {
         env.ok(&["stop", "-p", PROFILE]);
         let list = json(&env.ok(&["node", "list", "-p", PROFILE, "-o", "json"]));
         assert!(
-            list.as_array().unwrap().iter().all(|r| r["status"] == "Stopped"),
+            list.as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["status"] == "Stopped"),
             "{list}"
         );
         env.ok(&["start", "-p", PROFILE, "--wait", "3m"]);
-        eventually(Duration::from_secs(30), || all_healthy(&env, &control_planes));
+        eventually(Duration::from_secs(30), || {
+            all_healthy(&env, &control_planes)
+        });
     }
     assert_eq!(
-        env.kubectl(PROFILE, &["get", "configmap", "kept", "-o", "jsonpath={.data.k}"]),
+        env.kubectl(
+            PROFILE,
+            &["get", "configmap", "kept", "-o", "jsonpath={.data.k}"]
+        ),
         "v"
     );
     let nodes = env.kubectl(PROFILE, &["get", "nodes", "--no-headers"]);
@@ -295,7 +335,10 @@ fn control_plane_counts_that_etcd_gains_nothing_from_are_refused() {
     let env = Env::new();
     for (args, said) in [
         (&["--control-planes", "2"][..], "1, 3 or 5"),
-        (&["--control-planes", "3", "--nodes", "2"][..], "fewer than the 3"),
+        (
+            &["--control-planes", "3", "--nodes", "2"][..],
+            "fewer than the 3",
+        ),
     ] {
         let mut all = vec!["start", "-p", "e2e-ha-count"];
         all.extend(args);

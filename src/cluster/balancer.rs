@@ -135,7 +135,10 @@ pub async fn create(ctx: &Ctx, profile: &Profile) -> Result<()> {
 pub async fn update(ctx: &Ctx, profile: &Profile) -> Result<()> {
     let name = ctx.names(profile).load_balancer();
     ctx.docker.upload(&name, files(ctx, profile)?).await?;
-    if state(ctx, profile).await?.is_some_and(ContainerState::is_running) {
+    if state(ctx, profile)
+        .await?
+        .is_some_and(ContainerState::is_running)
+    {
         // SIGUSR2 to haproxy's master process, the container's first.
         ctx.docker
             .exec(&name, &["kill", "-USR2", "1"])
@@ -175,7 +178,10 @@ pub struct Backend {
 /// What the load balancer thinks of each API server; empty when it does
 /// not run.
 pub async fn backends(ctx: &Ctx, profile: &Profile) -> Result<Vec<Backend>> {
-    if !state(ctx, profile).await?.is_some_and(ContainerState::is_running) {
+    if !state(ctx, profile)
+        .await?
+        .is_some_and(ContainerState::is_running)
+    {
         return Ok(Vec::new());
     }
     let name = ctx.names(profile).load_balancer();
@@ -202,7 +208,10 @@ fn parse_stat(csv: &str) -> Vec<Backend> {
         .map(|line| line.split(',').collect::<Vec<_>>())
         .filter(|cells| {
             cells.get(proxy) == Some(&"control-planes")
-                && !matches!(cells.get(server), Some(&"BACKEND") | Some(&"FRONTEND") | None)
+                && !matches!(
+                    cells.get(server),
+                    Some(&"BACKEND") | Some(&"FRONTEND") | None
+                )
         })
         .filter_map(|cells| {
             Some(Backend {

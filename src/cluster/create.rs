@@ -203,11 +203,15 @@ impl Step<NewCluster<'_>> for Create {
             )),
             Create::Network => Some("Creating the network".into()),
             Create::State => Some("Generating certificates".into()),
-            Create::Nodes => Some(match (new.opts.node_count(), new.opts.control_plane_count()) {
-                (1, _) => "Creating the node".to_string(),
-                (n, 1) => format!("Creating {n} nodes"),
-                (n, c) => format!("Creating {n} nodes ({c} control planes) and the load balancer"),
-            }),
+            Create::Nodes => Some(
+                match (new.opts.node_count(), new.opts.control_plane_count()) {
+                    (1, _) => "Creating the node".to_string(),
+                    (n, 1) => format!("Creating {n} nodes"),
+                    (n, c) => {
+                        format!("Creating {n} nodes ({c} control planes) and the load balancer")
+                    }
+                },
+            ),
         }
     }
 
@@ -310,13 +314,10 @@ impl Step<NewCluster<'_>> for Create {
                 // API server.
                 let profile = new.profile();
                 let binaries = new.binaries.clone().expect("the binaries step ran");
-                let all = profile
-                    .nodes()
-                    .into_iter()
-                    .map(|node| {
-                        let binaries = binaries.clone();
-                        async move { nodes::create(ctx, profile, &node, binaries, false).await }
-                    });
+                let all = profile.nodes().into_iter().map(|node| {
+                    let binaries = binaries.clone();
+                    async move { nodes::create(ctx, profile, &node, binaries, false).await }
+                });
                 tokio::try_join!(try_join_all(all), super::balancer::create(ctx, profile))?;
                 super::registry::create(ctx, profile).await?;
                 new.allocating = None;

@@ -54,7 +54,9 @@ async fn change(ctx: &Ctx, container: &str, args: &[&str], what: &str) -> Result
     loop {
         match run(ctx, container, args).await? {
             Ok(_) => return Ok(()),
-            Err(said) if said.contains("unhealthy cluster") && std::time::Instant::now() < deadline => {
+            Err(said)
+                if said.contains("unhealthy cluster") && std::time::Instant::now() < deadline =>
+            {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
             Err(said) => return Err(etcd_error(what, &said)),

@@ -456,6 +456,60 @@ mod tests {
     }
 
     #[test]
+    fn a_new_start_of_three_control_planes_puts_a_load_balancer_in_front() {
+        let (dir, engine, ctx) = Ctx::with_fake_engine();
+        ctx.cache_fake_binaries(&"v1.20.2".parse().unwrap(), &dir.path().join("build"));
+        let opts = StartOptions {
+            control_planes: Some(3),
+            ..options(4, None)
+        };
+        let profile = start_dev(&ctx, opts).unwrap();
+        let names = ctx.names(&profile);
+        assert!(profile.load_balancer);
+        assert_eq!(
+            (
+                profile.control_planes.as_slice(),
+                profile.workers.as_slice()
+            ),
+            (&[1, 2][..], &[3][..])
+        );
+        let made = engine.made();
+        assert!(
+            made.contains(&format!("container {}", names.load_balancer())),
+            "{made:?}"
+        );
+        assert_eq!(
+            made.iter().filter(|m| m.starts_with("container")).count(),
+            5
+        );
+        for resource in engine.resources.lock().unwrap().iter() {
+            if resource.kind != Kind::Container {
+                continue;
+            }
+            let label = |key: &str| resource.labels.get(key).map(String::as_str);
+            assert_eq!(label(LABEL_CREATED_BY), Some("this-start"), "{resource}");
+            let role = match resource.name.as_str() {
+                n if n == names.load_balancer() => None,
+                n if n.contains("-m04") => Some("worker"),
+                _ => Some("control-plane"),
+            };
+            assert_eq!(label(LABEL_ROLE), role, "{resource}");
+        }
+        // Every control plane got its own API server certificate, naming
+        // the load balancer's address.
+        let pki = ctx.store.pki_dir("dev");
+        for file in [
+            "apiserver.crt",
+            "apiserver-dev-m02.crt",
+            "apiserver-dev-m03.crt",
+            "load-balancer.crt",
+        ] {
+            assert!(pki.join(file).exists(), "{file}");
+        }
+        assert!(!pki.join("apiserver-dev-m04.crt").exists());
+    }
+
+    #[test]
     fn a_failed_new_start_removes_what_it_made_and_nothing_else() {
         let (dir, engine, ctx) = Ctx::with_fake_engine();
         ctx.cache_fake_binaries(&"v1.20.2".parse().unwrap(), &dir.path().join("build"));

@@ -267,7 +267,10 @@ fn files_tar(profile: &Profile, node: &Node, pki: &Pki, joining: bool) -> Result
         pki_files.into_iter().map(|f| (f.clone(), f)).collect();
     for leaf in &own {
         for ext in ["crt", "key"] {
-            pki_files.push((format!("{}.{ext}", leaf.file), format!("{}.{ext}", leaf.name)));
+            pki_files.push((
+                format!("{}.{ext}", leaf.file),
+                format!("{}.{ext}", leaf.name),
+            ));
         }
     }
     for (stored, name) in pki_files {
@@ -463,9 +466,7 @@ impl Step<Adding> for Add {
                 "Preparing the Kubernetes {} binaries",
                 adding.profile.kubernetes_version
             )),
-            Add::Member if adding.node.is_control_plane() => {
-                Some(format!("Adding {node} to etcd"))
-            }
+            Add::Member if adding.node.is_control_plane() => Some(format!("Adding {node} to etcd")),
             Add::Node if adding.node.is_control_plane() => {
                 Some(format!("Creating control plane {node}"))
             }
@@ -501,9 +502,7 @@ impl Step<Adding> for Add {
                 create(ctx, profile, node, binaries, control_plane).await?;
             }
             Add::Routes => sync_routes(ctx, &adding.profile).await?,
-            Add::Balancer if control_plane => {
-                super::balancer::update(ctx, &adding.profile).await?
-            }
+            Add::Balancer if control_plane => super::balancer::update(ctx, &adding.profile).await?,
             Add::Save => ctx.store.save(&adding.profile)?,
             Add::Member | Add::Balancer => {}
         }
@@ -534,12 +533,7 @@ impl Step<Adding> for Add {
 }
 
 /// Adds a node of `role` (see `ADD`) and waits for it to be Ready.
-pub async fn add(
-    ctx: &Ctx,
-    profile: Profile,
-    role: Role,
-    wait: Option<Duration>,
-) -> Result<Node> {
+pub async fn add(ctx: &Ctx, profile: Profile, role: Role, wait: Option<Duration>) -> Result<Node> {
     if role == Role::ControlPlane && !profile.load_balancer {
         return Err(Error::usage(format!(
             "profile {} has one control plane and no load balancer to put another behind",

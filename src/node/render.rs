@@ -1260,6 +1260,13 @@ mod tests {
             for (path, content) in render_all(&worker(minor), &worker_routes) {
                 text.push_str(&format!("==> worker: {path} <==\n{content}\n"));
             }
+            // The first of three control planes: only what differs.
+            let single = render_all(&spec(minor), &cp_routes);
+            for (path, content) in render_all(&ha(minor, false), &cp_routes) {
+                if single.get(&path) != Some(&content) {
+                    text.push_str(&format!("==> ha control plane: {path} <==\n{content}\n"));
+                }
+            }
             let golden = dir.join(format!("v1.{minor}.txt"));
             if std::env::var_os("BERTH_UPDATE_GOLDEN").is_some() {
                 std::fs::create_dir_all(&dir).unwrap();
@@ -1361,21 +1368,29 @@ mod tests {
         );
         assert_eq!(flag(&first, "initial-cluster-state"), "new");
         assert_eq!(flag(&first, "name"), "dev");
-        assert_eq!(flag(&etcd_flags(&ha(20, true)), "initial-cluster-state"), "existing");
+        assert_eq!(
+            flag(&etcd_flags(&ha(20, true)), "initial-cluster-state"),
+            "existing"
+        );
         for flags in [
             kube_controller_manager_flags(&ha(20, false)),
             kube_scheduler_flags(&ha(20, false)),
         ] {
             assert_eq!(flag(&flags, "leader-elect"), "true");
         }
-        assert_eq!(flag(&kube_scheduler_flags(&spec(20)), "leader-elect"), "false");
+        assert_eq!(
+            flag(&kube_scheduler_flags(&spec(20)), "leader-elect"),
+            "false"
+        );
         // A worker waits for the load balancer, not a control plane.
         let worker = NodeSpec {
             api_ip: "172.30.0.253".parse().unwrap(),
             ..worker(20)
         };
         let files = render_all(&worker, &[]);
-        assert!(files["/etc/systemd/system/kubelet.service"].contains("/dev/tcp/172.30.0.253/6443"));
+        assert!(
+            files["/etc/systemd/system/kubelet.service"].contains("/dev/tcp/172.30.0.253/6443")
+        );
     }
 
     #[test]
