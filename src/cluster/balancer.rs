@@ -22,9 +22,10 @@ const SOCKET: &str = "/run/haproxy.sock";
 /// haproxy's configuration for the profile's control planes. A stopped
 /// node's address stops answering at all: a connection to it is given up
 /// after a second and tried on another API server, and its server is
-/// marked down after two checks a second apart, which also ends the
-/// connections (watches) open through it, so that clients reconnect to
-/// another at once.
+/// marked down after two failed checks, which also ends the connections
+/// (watches) open through it, so that clients reconnect to another at
+/// once. A server that is down is checked four times a second: the nodes
+/// of a new cluster wait for the first API server to be up.
 fn config(profile: &Profile) -> String {
     let mut out = format!(
         "# Rendered by berth.
@@ -53,7 +54,7 @@ backend control-planes
     http-check expect status 200
     # Checks alone use TLS, with berth's client certificate: the API
     # servers take no anonymous requests. Traffic passes through as it is.
-    default-server check check-ssl verify none crt {CLIENT_PEM} inter 1s fall 2 rise 1 on-marked-down shutdown-sessions
+    default-server check check-ssl verify none crt {CLIENT_PEM} inter 1s downinter 250ms fall 2 rise 1 on-marked-down shutdown-sessions
 "
     );
     for node in profile.control_plane_nodes() {

@@ -214,12 +214,13 @@ pub(super) fn spec(profile: &Profile, node: &Node) -> NodeSpec {
         pod_cidr: node.pod_cidr,
         api_ip: profile.api_ip(),
         etcd: etcd_cluster(profile, node, false),
+        load_balanced: profile.load_balancer,
         extra_config: profile.extra_config.clone(),
         feature_gates: profile.feature_gates.clone(),
         dns: !profile.no_dns,
         storage: !profile.no_storage,
         addons: profile.addons.clone(),
-        holds_addons: node.index == 0,
+        first: node.index == 0,
         registry: profile.registry.map(|r| (r.host(), profile.registry_ip())),
         runtime: profile.runtime.clone(),
     }
@@ -281,47 +282,66 @@ fn files_tar(profile: &Profile, node: &Node, pki: &Pki, joining: bool) -> Result
             mode,
         });
     }
-    // A control plane's components reach their own API server on the
-    // node's loopback; other nodes reach it on the profile's network.
-    let server = if node.is_control_plane() {
-        format!("https://127.0.0.1:{}", render::API_PORT)
+    // The control plane's components reach their own API server on the
+    // node's loopback; kubelet and kube-proxy of the other nodes, and of
+    // every node behind a load balancer, reach the API through the
+    // profile's network: there, a kubelet registers through the first API
+    // server that is ready instead of waiting for its own.
+    let local = format!("https://127.0.0.1:{}", render::API_PORT);
+    let network = format!("https://{}:{}", profile.api_ip(), render::API_PORT);
+    let node_server = if node.is_control_plane() && !profile.load_balancer {
+        &local
     } else {
-        format!("https://{}:{}", profile.api_ip(), render::API_PORT)
+        &network
     };
     let mut kubeconfigs = vec![
         (
             "kube-proxy.conf",
             "system:kube-proxy",
             "kube-proxy".to_string(),
+            node_server,
         ),
-        ("kubelet.conf", "kubelet", format!("kubelet-{}", node.name)),
+        (
+            "kubelet.conf",
+            "kubelet",
+            format!("kubelet-{}", node.name),
+            node_server,
+        ),
     ];
     if !profile.no_storage {
         kubeconfigs.push((
             "storage.conf",
             render::STORAGE_USER,
             "storage-provisioner".to_string(),
+            node_server,
         ));
     }
     if node.is_control_plane() {
         kubeconfigs.extend([
-            ("admin.conf", "kubernetes-admin", "admin".to_string()),
+            (
+                "admin.conf",
+                "kubernetes-admin",
+                "admin".to_string(),
+                &local,
+            ),
             (
                 "controller-manager.conf",
                 "system:kube-controller-manager",
                 "controller-manager".to_string(),
+                &local,
             ),
             (
                 "scheduler.conf",
                 "system:kube-scheduler",
                 "scheduler".to_string(),
+                &local,
             ),
         ]);
     }
     let ca = read("ca.crt")?;
-    for (conf, user, leaf) in kubeconfigs {
+    for (conf, user, leaf, server) in kubeconfigs {
         let content = render::kubeconfig(
-            &server,
+            server,
             user,
             &ca,
             &read(&format!("{leaf}.crt"))?,

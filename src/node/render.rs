@@ -49,9 +49,12 @@ pub struct NodeSpec {
     /// Where the node's components other than the control plane's reach
     /// the API server: the one control plane, or the load balancer.
     pub api_ip: Ipv4Addr,
-    /// The etcd cluster of a profile with several control planes; `None`
-    /// for one, whose etcd is alone and serves only its own node.
+    /// The etcd cluster of a profile with several control planes, on each
+    /// of them; `None` for one, whose etcd is alone and serves only its own
+    /// node.
     pub etcd: Option<EtcdCluster>,
+    /// `api_ip` is a load balancer's, in front of several control planes.
+    pub load_balanced: bool,
     /// `--extra-config`: flags that replace or add to berth's.
     pub extra_config: Vec<ExtraFlag>,
     pub feature_gates: BTreeMap<String, bool>,
@@ -62,9 +65,10 @@ pub struct NodeSpec {
     /// The other addons enabled, whose manifests the control plane holds.
     pub addons: Vec<super::addons::Addon>,
     /// The first control plane: it holds the addons' manifests and applies
-    /// them at each boot; others of several would apply what `addons
-    /// disable` removed while they were stopped.
-    pub holds_addons: bool,
+    /// them at each boot (others of several would apply what `addons
+    /// disable` removed while they were stopped), and the others' API
+    /// servers start after its.
+    pub first: bool,
     /// The profile's registry: how images in it are named
     /// (`localhost:<port>`) and its address on the profile's network.
     pub registry: Option<(String, Ipv4Addr)>,
@@ -240,6 +244,7 @@ pub fn kube_controller_manager_flags(spec: &NodeSpec) -> Flags {
     if spec.version.minor <= 22 {
         f.push(("port".into(), "0".into()));
     }
+    f.extend(leader_retry(spec));
     f
 }
 
@@ -247,6 +252,16 @@ pub fn kube_controller_manager_flags(spec: &NodeSpec) -> Flags {
 /// Several elect one, which another takes over from when its node goes.
 fn leader_elect(spec: &NodeSpec) -> &'static str {
     if spec.etcd.is_some() { "true" } else { "false" }
+}
+
+/// The first try for the lease comes while RBAC does not yet let the
+/// component have it; the next came 2 s later, holding up by seconds the
+/// controllers every start waits for. Candidates ask each half second.
+fn leader_retry(spec: &NodeSpec) -> Flags {
+    match spec.etcd {
+        Some(_) => flags(&[("leader-elect-retry-period", "500ms")]),
+        None => Vec::new(),
+    }
 }
 
 pub fn kube_scheduler_flags(spec: &NodeSpec) -> Flags {
@@ -264,6 +279,7 @@ pub fn kube_scheduler_flags(spec: &NodeSpec) -> Flags {
     if spec.version.minor <= 22 {
         f.push(("port".into(), "0".into()));
     }
+    f.extend(leader_retry(spec));
     f
 }
 
@@ -562,6 +578,9 @@ struct Unit<'a> {
     after: &'a str,
     /// Type=notify for daemons that tell systemd when they serve.
     notify: bool,
+    /// Waits for other nodes before it tells systemd it serves: however
+    /// long they take to start, it must not be killed and restarted.
+    waits_for_peers: bool,
     pre: Vec<String>,
 }
 
@@ -572,6 +591,9 @@ fn render_unit(unit: &Unit) -> String {
     );
     if unit.notify {
         out.push_str("Type=notify\n");
+    }
+    if unit.waits_for_peers {
+        out.push_str("TimeoutStartSec=infinity\n");
     }
     for pre in &unit.pre {
         out.push_str(&format!("ExecStartPre={pre}\n"));
@@ -1016,6 +1038,26 @@ ExecStart=/bin/sh /etc/berth/routes.sh
 WantedBy=multi-user.target
 ";
 
+/// Several API servers starting at once share the CPU, and the first is
+/// ready only when they all are. So the first control plane's starts at
+/// once and every other's once its own node is Ready, which its kubelet
+/// reports through the load balancer: what a start waits for is done
+/// before they take the CPU. A first control plane that never comes (its
+/// node lost) holds the others back 30 s at most.
+fn api_server_head_start(spec: &NodeSpec) -> Vec<String> {
+    if spec.etcd.is_none() || spec.first {
+        return Vec::new();
+    }
+    let ready = format!(
+        "{BINARIES_MOUNT}/kubectl --kubeconfig {K8S_DIR}/admin.conf --server https://{}:{API_PORT} \
+         --request-timeout 1s wait --for=condition=Ready --timeout=1s node/{} >/dev/null 2>&1",
+        spec.api_ip, spec.node
+    );
+    vec![format!(
+        "/bin/sh -c 'end=$$(($$(date +%%s) + 30)); until {ready} || [ $$(date +%%s) -ge $$end ]; do sleep 0.5; done'"
+    )]
+}
+
 /// A node's units and configs: the whole control plane on the control-plane
 /// node, kubelet and kube-proxy on the others. PKI and kubeconfigs are added
 /// by the caller, which holds the keys.
@@ -1025,10 +1067,17 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
         "/usr/local/bin/berth-cgroup-root {}",
         spec.cgroup_root
     )];
-    if !spec.is_control_plane() {
-        // Registration backs off up to 7 s while the API server is not
-        // there; a worker booting beside a new control plane waits for
-        // its port instead and registers at once.
+    // Registration backs off up to 7 s while the API server is not there;
+    // a worker booting beside a new control plane waits for its port
+    // instead and registers at once. A load balancer takes connections
+    // before any API server is ready: every node behind one waits for a
+    // ready one, asked as the kubelet.
+    if spec.load_balanced {
+        kubelet_pre.push(format!(
+            "/bin/sh -c 'until {BINARIES_MOUNT}/kubectl --kubeconfig {K8S_DIR}/kubelet.conf \
+             --request-timeout 1s get --raw /readyz >/dev/null 2>&1; do sleep 0.3; done'"
+        ));
+    } else if !spec.is_control_plane() {
         kubelet_pre.push(format!(
             "/bin/bash -c 'until echo >/dev/tcp/{}/{API_PORT}; do sleep 0.2; done 2>/dev/null'",
             spec.api_ip
@@ -1045,6 +1094,7 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
             flags: etcd_flags(spec),
             after: "network-online.target",
             notify: true,
+            waits_for_peers: spec.etcd.is_some(),
             pre: Vec::new(),
         },
         Unit {
@@ -1054,7 +1104,8 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
             flags: kube_apiserver_flags(spec),
             after: "etcd.service",
             notify: true,
-            pre: Vec::new(),
+            waits_for_peers: false,
+            pre: api_server_head_start(spec),
         },
         Unit {
             name: "kube-controller-manager",
@@ -1063,6 +1114,7 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
             flags: kube_controller_manager_flags(spec),
             after: "kube-apiserver.service",
             notify: false,
+            waits_for_peers: false,
             pre: Vec::new(),
         },
         Unit {
@@ -1072,6 +1124,7 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
             flags: kube_scheduler_flags(spec),
             after: "kube-apiserver.service",
             notify: false,
+            waits_for_peers: false,
             pre: Vec::new(),
         },
         Unit {
@@ -1081,6 +1134,7 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
             flags: kubelet_flags(spec),
             after: "containerd.service berth-pause-import.service berth-dns.service",
             notify: false,
+            waits_for_peers: false,
             pre: kubelet_pre,
         },
         Unit {
@@ -1090,6 +1144,7 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
             flags: kube_proxy_flags(spec),
             after: "network-online.target",
             notify: false,
+            waits_for_peers: false,
             pre: Vec::new(),
         },
     ];
@@ -1140,28 +1195,28 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
         files.extend(storage_files(spec));
     }
     files.extend(registry_files(spec));
-    if spec.holds_addons && spec.dns {
+    if spec.first && spec.dns {
         files.push(file(
             &format!("{ADDONS_DIR}/coredns.yaml"),
             coredns_manifest(spec),
             0o644,
         ));
     }
-    if spec.holds_addons && spec.storage {
+    if spec.first && spec.storage {
         files.push(file(
             &format!("{ADDONS_DIR}/storage.yaml"),
             storage_manifest(),
             0o644,
         ));
     }
-    if spec.holds_addons {
+    if spec.first {
         files.extend(
             spec.addons
                 .iter()
                 .map(|addon| file(&addon.manifest_path(), addon.manifest(spec), 0o644)),
         );
     }
-    if spec.holds_addons && (spec.dns || spec.storage || !spec.addons.is_empty()) {
+    if spec.first && (spec.dns || spec.storage || !spec.addons.is_empty()) {
         files.extend(enabled_unit("berth-addons", addons_unit()));
     }
     files
@@ -1198,6 +1253,7 @@ mod tests {
             cgroup_v2: false,
             api_ip: "172.30.0.2".parse().unwrap(),
             etcd: None,
+            load_balanced: false,
             extra_config: Vec::new(),
             feature_gates: BTreeMap::new(),
             dns: true,
@@ -1209,7 +1265,7 @@ mod tests {
                 super::super::addons::Addon::Dashboard,
                 super::super::addons::Addon::Ingress,
             ],
-            holds_addons: true,
+            first: true,
             registry: Some(("localhost:5001".into(), "172.30.0.254".parse().unwrap())),
             // The offline build runs the node image's; downloaded versions
             // bring theirs.
@@ -1224,7 +1280,7 @@ mod tests {
             node_ip: "172.30.0.3".parse().unwrap(),
             pod_cidr: POD_CIDR.nth_slash24(1),
             cgroup_root: "/berth-dev-m02".into(),
-            holds_addons: false,
+            first: false,
             ..spec(minor)
         }
     }
@@ -1348,6 +1404,7 @@ mod tests {
         NodeSpec {
             api_ip: "172.30.0.253".parse().unwrap(),
             etcd: Some(EtcdCluster { members, joining }),
+            load_balanced: true,
             ..spec(minor)
         }
     }
@@ -1382,14 +1439,34 @@ mod tests {
             flag(&kube_scheduler_flags(&spec(20)), "leader-elect"),
             "false"
         );
-        // A worker waits for the load balancer, not a control plane.
+        assert_eq!(
+            flag(
+                &kube_scheduler_flags(&ha(20, false)),
+                "leader-elect-retry-period"
+            ),
+            "500ms"
+        );
+        // The others' API servers start once their node is Ready through
+        // the load balancer, the first's at once.
+        let unit = "/etc/systemd/system/kube-apiserver.service";
+        let second = NodeSpec {
+            node: "dev-m02".into(),
+            node_ip: "172.30.0.3".parse().unwrap(),
+            first: false,
+            ..ha(20, false)
+        };
+        assert!(render_all(&second, &[])[unit].contains("--server https://172.30.0.253:6443"));
+        assert!(!render_all(&ha(20, false), &[])[unit].contains("ExecStartPre"));
+        // A worker waits for a ready API server behind the load balancer.
         let worker = NodeSpec {
             api_ip: "172.30.0.253".parse().unwrap(),
+            load_balanced: true,
             ..worker(20)
         };
         let files = render_all(&worker, &[]);
         assert!(
-            files["/etc/systemd/system/kubelet.service"].contains("/dev/tcp/172.30.0.253/6443")
+            files["/etc/systemd/system/kubelet.service"]
+                .contains("kubelet.conf --request-timeout 1s get --raw /readyz")
         );
     }
 
