@@ -97,6 +97,14 @@ fn lease_holder(env: &Env, lease: &str) -> String {
     holder.split('_').next().unwrap_or_default().to_string()
 }
 
+/// Every node and the load balancer are in `state`, as `node list` says.
+fn assert_all_nodes(env: &Env, state: &str) {
+    let list = json(&env.ok(&["node", "list", "-p", PROFILE, "-o", "json"]));
+    let rows = list.as_array().unwrap();
+    assert_eq!(rows.len(), 5, "{list}");
+    assert!(rows.iter().all(|r| r["status"] == state), "{list}");
+}
+
 fn api_ready(env: &Env) -> bool {
     let (code, _, _) = env.run(&[
         "kubectl",
@@ -303,14 +311,7 @@ spec:
 
     // Paused and thawed with its load balancer.
     env.ok(&["pause", "-p", PROFILE]);
-    let list = json(&env.ok(&["node", "list", "-p", PROFILE, "-o", "json"]));
-    assert!(
-        list.as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["status"] == "Paused"),
-        "{list}"
-    );
+    assert_all_nodes(&env, "Paused");
     env.ok(&["unpause", "-p", PROFILE]);
     assert!(api_ready(&env));
 
@@ -320,14 +321,7 @@ spec:
     // crashes.
     for round in 0..2 {
         env.ok(&["stop", "-p", PROFILE]);
-        let list = json(&env.ok(&["node", "list", "-p", PROFILE, "-o", "json"]));
-        assert!(
-            list.as_array()
-                .unwrap()
-                .iter()
-                .all(|r| r["status"] == "Stopped"),
-            "{list}"
-        );
+        assert_all_nodes(&env, "Stopped");
         if round == 0 {
             block_on(async {
                 let docker = Docker::connect().await.unwrap();
