@@ -378,7 +378,7 @@ fn nodes_are_added_and_deleted_and_images_load_into_each_of_them() {
     // The control plane cannot go; a worker goes entirely.
     let (code, _, stderr) = env.run(&["node", "delete", "-p", profile, "e2e-grow"]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("is the control plane"), "{stderr}");
+    assert!(stderr.contains("is the first control plane"), "{stderr}");
     env.ok(&["node", "delete", "-p", profile, "e2e-grow-m02"]);
     let nodes = env.kubectl(profile, &["get", "nodes", "--no-headers"]);
     assert_eq!(nodes.lines().count(), 1, "{nodes}");
