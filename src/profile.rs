@@ -64,7 +64,7 @@ pub fn validate_name(name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// The `index`-th node of a profile: 0 is the control plane, named after the
+/// The `index`-th node of a profile: 0 is the first control plane, named after the
 /// profile; the others are `<profile>-m02`, `<profile>-m03`, ...
 pub fn node_name(profile: &str, index: u32) -> String {
     if index == 0 {
@@ -169,7 +169,7 @@ impl Registry {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
     pub name: String,
-    /// 0 for the control plane; it fixes the node's address and pod CIDR.
+    /// 0 for the first control plane; it fixes the node's address and pod CIDR.
     pub index: u32,
     pub ip: Ipv4Addr,
     /// The node's share of the cluster's pod CIDR, given by berth.

@@ -15,7 +15,8 @@ use crate::ui::{RawTerminal, Ui};
 
 Through the Docker API (exec), like `docker exec -it`; no SSH server runs.")]
 pub struct Ssh {
-    /// The node (`berth node list` names them); default: the control plane.
+    /// The node (`berth node list` names them); default: the first control
+    /// plane.
     #[arg(long, value_name = "NODE", add = ArgValueCandidates::new(super::completion::nodes))]
     node: Option<String>,
     /// A command to run instead of a login shell, after `--`.

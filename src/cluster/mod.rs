@@ -137,7 +137,8 @@ pub struct StartOptions {
     /// Where missing binaries are downloaded from, instead of the official
     /// release location.
     pub binary_mirror: Option<String>,
-    /// Nodes of a new cluster, the control plane included (default 1).
+    /// Nodes of a new cluster, the control planes included (default: as
+    /// many as the control planes).
     pub nodes: Option<u32>,
     /// Control-plane nodes of a new cluster, among `nodes` (default 1);
     /// several have a load balancer in front.

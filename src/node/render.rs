@@ -62,7 +62,8 @@ pub struct NodeSpec {
     pub dns: bool,
     /// The StorageClass `standard` and its provisioner on, the default.
     pub storage: bool,
-    /// The other addons enabled, whose manifests the control plane holds.
+    /// The other addons enabled, whose manifests the first control plane
+    /// holds.
     pub addons: Vec<super::addons::Addon>,
     /// The first control plane: it holds the addons' manifests and applies
     /// them at each boot (others of several would apply what `addons
