@@ -601,7 +601,7 @@ pub async fn add(ctx: &Ctx, profile: Profile, role: Role, wait: Option<Duration>
 /// out, deletes its Node object, removes its container and volume, and
 /// takes its routes off the others (and a control plane off the load
 /// balancer).
-pub async fn delete(ctx: &Ctx, mut profile: Profile, name: &str) -> Result<()> {
+pub async fn delete(ctx: &Ctx, profile: Profile, name: &str) -> Result<()> {
     let node = profile.node(name).ok_or_else(|| {
         Error::profile(format!("profile {} has no node {name}", profile.name)).with_hint(format!(
             "`berth node list -p {}` shows its nodes",
@@ -626,32 +626,45 @@ pub async fn delete(ctx: &Ctx, mut profile: Profile, name: &str) -> Result<()> {
     let step = ctx.ui.step(format!("Draining node {name}"));
     drain(&client, name).await?;
     step.done();
+    let mut without = profile.clone();
+    without.take_out(node.index);
     if node.is_control_plane() {
+        // Off the load balancer and its API server stopped first: once its
+        // etcd member is gone, that API server fails what it is asked.
         let step = ctx.ui.step(format!("Removing {name} from etcd"));
+        super::balancer::update(ctx, &without).await?;
+        let stop = ["systemctl", "stop", "kube-apiserver"];
+        ctx.docker.exec(&node.container, &stop).await?;
         let through = super::etcd::running_control_plane(ctx, &profile, Some(&node)).await?;
         super::etcd::remove_member(ctx, &through.id, &node).await?;
         step.done();
     }
     let step = ctx.ui.step(format!("Removing node {name}"));
-    let nodes: Api<NodeObject> = Api::all(client);
-    match nodes.delete(name, &DeleteParams::default()).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.code == 404 => {}
-        Err(e) => {
-            return Err(Error::failure(format!("cannot delete the Node object {name}: {e}"),
-            )
-            .with_hint(
-                "`berth status` shows whether the API server is ready; then delete the node again",
-            ));
+    // A new connection: the one drained through may end at that API server.
+    let nodes: Api<NodeObject> = Api::all(ready::client(&ctx.store, &profile).await?);
+    // etcd may be electing a leader after a member left: asked again
+    // for a while.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match nodes.delete(name, &DeleteParams::default()).await {
+            Ok(_) => break,
+            Err(kube::Error::Api(status)) if status.code == 404 => break,
+            Err(_) if node.is_control_plane() && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => {
+                return Err(Error::failure(format!(
+                    "cannot delete the Node object {name}: {e}"
+                ))
+                .with_hint(
+                    "`berth status` shows whether the API server is ready; then delete the node again",
+                ));
+            }
         }
     }
     super::remove::remove_in_order(ctx, node_resources(ctx, &profile, &node).await?).await?;
-    profile.take_out(node.index);
-    ctx.store.save(&profile)?;
-    sync_routes(ctx, &profile).await?;
-    if node.is_control_plane() {
-        super::balancer::update(ctx, &profile).await?;
-    }
+    ctx.store.save(&without)?;
+    sync_routes(ctx, &without).await?;
     step.done();
     Ok(())
 }
