@@ -280,26 +280,38 @@ spec:
         all_healthy(&env, &control_planes)
     });
 
-    // A control plane deleted (its member first) and one added.
-    env.ok(&["node", "delete", "-p", PROFILE, &m03]);
-    assert_eq!(etcd_members(&env, PROFILE), [PROFILE, m02.as_str()]);
-    eventually(Duration::from_secs(20), || {
-        all_healthy(&env, &[PROFILE, m02.as_str()])
-    });
-    let added = env.ok(&[
-        "node",
-        "add",
-        "-p",
-        PROFILE,
-        "--control-plane",
-        "--wait",
-        "3m",
-    ]);
-    assert_eq!(added.trim(), m03);
-    assert_eq!(etcd_members(&env, PROFILE), control_planes);
-    eventually(Duration::from_secs(30), || {
-        all_healthy(&env, &control_planes)
-    });
+    // A control plane deleted and one added, twice: first one that was
+    // lost (its container stopped), then one that runs.
+    for lost in [true, false] {
+        if lost {
+            block_on(async {
+                let docker = Docker::connect().await.unwrap();
+                docker
+                    .stop_container(&names.container(&m03), 1)
+                    .await
+                    .unwrap();
+            });
+        }
+        env.ok(&["node", "delete", "-p", PROFILE, &m03]);
+        assert_eq!(etcd_members(&env, PROFILE), [PROFILE, m02.as_str()]);
+        eventually(Duration::from_secs(20), || {
+            all_healthy(&env, &[PROFILE, m02.as_str()])
+        });
+        let added = env.ok(&[
+            "node",
+            "add",
+            "-p",
+            PROFILE,
+            "--control-plane",
+            "--wait",
+            "3m",
+        ]);
+        assert_eq!(added.trim(), m03);
+        assert_eq!(etcd_members(&env, PROFILE), control_planes);
+        eventually(Duration::from_secs(30), || {
+            all_healthy(&env, &control_planes)
+        });
+    }
     let roles = env.kubectl(PROFILE, &["get", "node", &m03, "--no-headers"]);
     assert!(
         roles.contains("control-plane") && roles.contains(" Ready "),

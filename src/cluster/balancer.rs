@@ -68,28 +68,18 @@ backend control-planes
 
 /// The load balancer's container, labelled as made by this process.
 fn container(ctx: &Ctx, profile: &Profile, network: String) -> NodeContainer {
-    let names = ctx.names(profile);
+    let name = ctx.names(profile).load_balancer();
+    let haproxy = ["/usr/sbin/haproxy", "-W", "-db", "-f", CONFIG];
     NodeContainer {
-        hostname: "load-balancer".into(),
-        image: profile.node_image.clone(),
-        labels: names.labels_created_by(&ctx.token),
-        privilege: None,
-        // A private cgroup namespace: it needs none of the host's cgroups.
-        cgroup_v2: true,
-        var_volume: None,
-        binaries: None,
-        entrypoint: Some(
-            ["/usr/sbin/haproxy", "-W", "-db", "-f", CONFIG]
-                .map(String::from)
-                .to_vec(),
-        ),
-        network: Some((network, profile.load_balancer_ip().to_string())),
         api_port: Some(profile.api_port),
-        ports: Vec::new(),
-        cpus: None,
-        memory_mib: None,
-        mounts: Vec::new(),
-        name: names.load_balancer(),
+        ..super::beside_container(
+            ctx,
+            profile,
+            name,
+            &haproxy,
+            network,
+            profile.load_balancer_ip(),
+        )
     }
 }
 

@@ -319,6 +319,30 @@ pub async fn follow_nodes(ctx: &Ctx, profile: &Profile, run: bool) -> Result<()>
     Ok(())
 }
 
+/// A container beside the nodes (the registry, the load balancer): the
+/// node image running `entrypoint` as `name` at `ip` on the profile's
+/// network, labelled as made by this process, unprivileged and in a cgroup
+/// namespace of its own (it needs none of the host's cgroups).
+pub(super) fn beside_container(
+    ctx: &Ctx,
+    profile: &Profile,
+    name: String,
+    entrypoint: &[&str],
+    network: String,
+    ip: std::net::Ipv4Addr,
+) -> crate::docker::NodeContainer {
+    let labels = ctx.names(profile).labels_created_by(&ctx.token);
+    let hostname = name.rsplit('.').next().unwrap_or_default().to_string();
+    crate::docker::NodeContainer {
+        hostname,
+        privilege: None,
+        cgroup_v2: true,
+        entrypoint: Some(entrypoint.iter().map(|a| a.to_string()).collect()),
+        network: Some((network, ip.to_string())),
+        ..crate::docker::NodeContainer::helper(name, &profile.node_image, labels)
+    }
+}
+
 /// A node's container state, from what `node_states` found.
 pub fn state_of(container: &Resource) -> crate::docker::ContainerState {
     container

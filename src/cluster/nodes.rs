@@ -622,9 +622,15 @@ pub async fn delete(ctx: &Ctx, profile: Profile, name: &str) -> Result<()> {
     if node.is_control_plane() {
         super::etcd::check_quorum_without(ctx, &profile, &node).await?;
     }
+    // A node lost (stopped) is taken out all the same: its pods are
+    // evicted without waiting for them, its API server is not asked to stop.
+    let running = node_states(ctx, &profile)
+        .await?
+        .iter()
+        .any(|(n, c)| n.name == node.name && state_of(c).is_running());
     let client = ready::client(&ctx.store, &profile).await?;
     let step = ctx.ui.step(format!("Draining node {name}"));
-    drain(&client, name).await?;
+    drain(&client, name, running).await?;
     step.done();
     let mut without = profile.clone();
     without.take_out(node.index);
@@ -633,8 +639,10 @@ pub async fn delete(ctx: &Ctx, profile: Profile, name: &str) -> Result<()> {
         // etcd member is gone, that API server fails what it is asked.
         let step = ctx.ui.step(format!("Removing {name} from etcd"));
         super::balancer::update(ctx, &without).await?;
-        let stop = ["systemctl", "stop", "kube-apiserver"];
-        ctx.docker.exec(&node.container, &stop).await?;
+        if running {
+            let stop = ["systemctl", "stop", "kube-apiserver"];
+            ctx.docker.exec(&node.container, &stop).await?;
+        }
         let through = super::etcd::running_control_plane(ctx, &profile, Some(&node)).await?;
         super::etcd::remove_member(ctx, &through.id, &node).await?;
         step.done();
@@ -670,8 +678,9 @@ pub async fn delete(ctx: &Ctx, profile: Profile, name: &str) -> Result<()> {
 }
 
 /// Cordons the node and evicts its pods as `kubectl drain` does, leaving
-/// DaemonSet pods and static pods, waiting up to a minute for them to go.
-async fn drain(client: &kube::Client, name: &str) -> Result<()> {
+/// DaemonSet pods and static pods, waiting up to a minute for them to go
+/// when `wait` (a node that does not run never lets them go).
+async fn drain(client: &kube::Client, name: &str, wait: bool) -> Result<()> {
     let failed = |what: &str, e: kube::Error| {
         Error::failure(format!("cannot {what} node {name}: {e}")).with_hint(
             "`berth status` shows whether the API server is ready; then delete the node again",
@@ -709,6 +718,9 @@ async fn drain(client: &kube::Client, name: &str) -> Result<()> {
             // A disruption budget refusing now (429) is asked again on the
             // next round; the node goes after the deadline regardless.
             let _ = api.evict(pod_name, &EvictParams::default()).await;
+        }
+        if !wait {
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

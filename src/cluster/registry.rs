@@ -30,27 +30,18 @@ http:
 /// The registry's container, labelled as made by this process.
 fn container(ctx: &Ctx, profile: &Profile, registry: Registry, network: String) -> NodeContainer {
     let names = ctx.names(profile);
+    let serve = ["/usr/bin/docker-registry", "serve", CONFIG];
     NodeContainer {
-        hostname: "registry".into(),
-        image: profile.node_image.clone(),
-        labels: names.labels_created_by(&ctx.token),
-        privilege: None,
-        // A private cgroup namespace: it needs none of the host's cgroups.
-        cgroup_v2: true,
         var_volume: Some(names.registry_volume()),
-        binaries: None,
-        entrypoint: Some(
-            ["/usr/bin/docker-registry", "serve", CONFIG]
-                .map(String::from)
-                .to_vec(),
-        ),
-        network: Some((network, profile.registry_ip().to_string())),
-        api_port: None,
         ports: vec![(registry.port, Registry::INNER_PORT)],
-        cpus: None,
-        memory_mib: None,
-        mounts: Vec::new(),
-        name: names.registry(),
+        ..super::beside_container(
+            ctx,
+            profile,
+            names.registry(),
+            &serve,
+            network,
+            profile.registry_ip(),
+        )
     }
 }
 
