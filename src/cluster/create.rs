@@ -371,7 +371,7 @@ fn check_counts(opts: &StartOptions) -> Result<()> {
             "--control-planes {control_planes}: berth makes 1, 3 or 5 control planes"
         ))
         .with_hint(
-            "etcd needs a majority of its members: 2 survive the loss of none and 4 of one,              as 1 and 3 do; pass 3 (or 5)",
+            "etcd needs a majority of its members: 2 survive the loss of none and 4 of one, as 1 and 3 do; pass 3 (or 5)",
         ));
     }
     if nodes < control_planes {
