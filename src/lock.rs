@@ -6,18 +6,35 @@
 //! another, commands on different profiles in parallel. `allocate` covers
 //! choosing a new profile's subnet and API port until its containers hold
 //! them, so that starts at the same moment never pick the same.
+//!
+//! A holder writes its process id into the file and empties it on release.
+//! A file found holding one was held by a berth that was killed: the engine
+//! may still be carrying out what it asked for (a network or container it
+//! makes after the request's sender has gone), so the next holder first
+//! gives the engine `SETTLE` to finish, and then sees all of it.
 
 use std::fs::File;
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::ui::Ui;
 
+/// How long the engine is given to finish the requests of a killed berth.
+const SETTLE: Duration = Duration::from_secs(5);
+
 /// A held lock; dropping it releases it.
 #[derive(Debug)]
 pub struct Held {
-    _file: File,
+    file: File,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // Released in order: nothing for the next holder to wait for.
+        let _ = self.file.set_len(0);
+    }
 }
 
 fn path(home: &Path, name: &str) -> PathBuf {
@@ -50,9 +67,10 @@ fn acquire(path: &Path, what: &str, timeout: Duration, ui: Ui) -> Result<Held> {
         crate::pki::create_private_dir(dir)
             .map_err(|e| io(std::io::Error::other(e.to_string())))?;
     }
-    let file = File::options()
+    let mut file = File::options()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
         .open(path)
         .map_err(io)?;
@@ -60,7 +78,22 @@ fn acquire(path: &Path, what: &str, timeout: Duration, ui: Ui) -> Result<Held> {
     let mut told = false;
     loop {
         match file.try_lock() {
-            Ok(()) => return Ok(Held { _file: file }),
+            Ok(()) => {
+                let mut killed = String::new();
+                file.read_to_string(&mut killed).map_err(io)?;
+                let killed = killed.trim();
+                if !killed.is_empty() {
+                    ui.info(format!(
+                        "A berth command on {what} was killed (process {killed}); giving the engine {} s to finish what it asked for",
+                        SETTLE.as_secs()
+                    ));
+                    std::thread::sleep(SETTLE);
+                }
+                file.set_len(0).map_err(io)?;
+                file.rewind().map_err(io)?;
+                write!(file, "{}", std::process::id()).map_err(io)?;
+                return Ok(Held { file });
+            }
             Err(std::fs::TryLockError::WouldBlock) => {
                 if !told {
                     ui.info(format!(
@@ -103,5 +136,33 @@ mod tests {
         profile(home.path(), "other", Duration::ZERO, ui).unwrap();
         drop(first);
         profile(home.path(), "dev", Duration::ZERO, ui).unwrap();
+    }
+
+    #[test]
+    fn a_holder_leaves_its_pid_until_released_and_a_killed_holders_pid_makes_the_next_wait() {
+        let home = tempfile::tempdir().unwrap();
+        let ui = Ui::new(true);
+        let file = path(home.path(), "profile-dev");
+        let held = profile(home.path(), "dev", Duration::ZERO, ui).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            std::process::id().to_string()
+        );
+        drop(held);
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "");
+        let quick = Instant::now();
+        drop(profile(home.path(), "dev", Duration::ZERO, ui).unwrap());
+        assert!(quick.elapsed() < SETTLE);
+
+        // What a berth killed while holding it leaves.
+        std::fs::write(&file, "4242").unwrap();
+        let settled = Instant::now();
+        let held = profile(home.path(), "dev", Duration::ZERO, ui).unwrap();
+        assert!(settled.elapsed() >= SETTLE);
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            std::process::id().to_string()
+        );
+        drop(held);
     }
 }

@@ -143,7 +143,11 @@ fn after_a_killed_start_delete_removes_everything_and_a_new_start_works() {
                 _ => panic!("a cut-off start listed as neither Broken, Stopped nor Running: {row}"),
             }
         }
-        env.ok(&["delete", "-p", "e2e-kill"]);
+        // The killed start's requests may still be carried out by the
+        // engine after it has gone: delete waits for them first.
+        let (code, _, stderr) = env.run(&["delete", "-p", "e2e-kill"]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stderr.contains("was killed"), "{stderr}");
         nothing_left(&env, "e2e-kill", &format!("kill -9 after {point:?}"));
     }
     env.ok(&["start", "-p", "e2e-kill", "--wait", "3m"]);
