@@ -231,6 +231,12 @@ pub fn kube_controller_manager_flags(spec: &NodeSpec) -> Flags {
         ("kube-api-qps", "100"),
         ("kubeconfig", &conf),
         ("leader-elect", leader_elect(spec)),
+        // A node seen NotReady in a pass of the node lifecycle controller
+        // (as each is for a moment after registering) gets a NoExecute
+        // not-ready taint that only the next pass lifts: 5 s later by
+        // default, which held up every fourth start. Passes read the
+        // informer's cache, so running them each second costs little.
+        ("node-monitor-period", "1s"),
         ("root-ca-file", &pki("ca.crt")),
         ("service-account-private-key-file", &pki("sa.key")),
         ("service-cluster-ip-range", SERVICE_CIDR),
@@ -1039,6 +1045,43 @@ ExecStart=/bin/sh /etc/berth/routes.sh
 WantedBy=multi-user.target
 ";
 
+/// Where a node behind a load balancer keeps its waits for the API.
+const API_WAIT_SCRIPT: &str = "/etc/berth/wait-for-api.sh";
+
+/// Waits of a node behind a load balancer, asked as its kubelet:
+/// `ready` until an API server behind the balancer is ready (the balancer
+/// takes connections before any is), `node SECONDS` until this node is
+/// Ready, SECONDS at most. Through openssl: a kubectl per try cost a tenth
+/// of a core-second, on every node, while the first API server started.
+fn api_wait_script(spec: &NodeSpec) -> String {
+    let pki = |f: &str| format!("{K8S_DIR}/pki/{f}");
+    let node = &spec.node;
+    format!(
+        r#"#!/bin/sh
+# Rendered by berth.
+ask() {{
+    printf 'GET %s HTTP/1.1\r\nHost: kubernetes\r\nConnection: close\r\n\r\n' "$1" |
+        timeout 2 openssl s_client -quiet -verify_return_error -connect {api}:{API_PORT} \
+            -CAfile {ca} -cert {cert} -key {key} 2>/dev/null
+}}
+case $1 in
+ready)
+    until ask /readyz | tail -n 1 | grep -qx ok; do sleep 0.2; done ;;
+node)
+    end=$(($(date +%s) + $2))
+    until ask /api/v1/nodes/{node} | grep -q '"type":"Ready","status":"True"' ||
+        [ "$(date +%s)" -ge "$end" ]; do sleep 0.5; done ;;
+*)
+    echo "usage: $0 ready | node SECONDS" >&2; exit 2 ;;
+esac
+"#,
+        api = spec.api_ip,
+        ca = pki("ca.crt"),
+        cert = pki(&format!("kubelet-{node}.crt")),
+        key = pki(&format!("kubelet-{node}.key")),
+    )
+}
+
 /// Several API servers starting at once share the CPU, and the first is
 /// ready only when they all are. So the first control plane's starts at
 /// once and every other's once its own node is Ready, which its kubelet
@@ -1049,14 +1092,7 @@ fn api_server_head_start(spec: &NodeSpec) -> Vec<String> {
     if spec.etcd.is_none() || spec.first {
         return Vec::new();
     }
-    let ready = format!(
-        "{BINARIES_MOUNT}/kubectl --kubeconfig {K8S_DIR}/admin.conf --server https://{}:{API_PORT} \
-         --request-timeout 1s wait --for=condition=Ready --timeout=1s node/{} >/dev/null 2>&1",
-        spec.api_ip, spec.node
-    );
-    vec![format!(
-        "/bin/sh -c 'end=$$(($$(date +%%s) + 30)); until {ready} || [ $$(date +%%s) -ge $$end ]; do sleep 0.5; done'"
-    )]
+    vec![format!("/bin/sh {API_WAIT_SCRIPT} node 30")]
 }
 
 /// A node's units and configs: the whole control plane on the control-plane
@@ -1074,10 +1110,7 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
     // before any API server is ready: every node behind one waits for a
     // ready one, asked as the kubelet.
     if spec.load_balanced {
-        kubelet_pre.push(format!(
-            "/bin/sh -c 'until {BINARIES_MOUNT}/kubectl --kubeconfig {K8S_DIR}/kubelet.conf \
-             --request-timeout 1s get --raw /readyz >/dev/null 2>&1; do sleep 0.3; done'"
-        ));
+        kubelet_pre.push(format!("/bin/sh {API_WAIT_SCRIPT} ready"));
     } else if !spec.is_control_plane() {
         kubelet_pre.push(format!(
             "/bin/bash -c 'until echo >/dev/tcp/{}/{API_PORT}; do sleep 0.2; done 2>/dev/null'",
@@ -1188,6 +1221,9 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
         ));
     }
     files.extend(enabled_unit("berth-routes", ROUTES_UNIT.into()));
+    if spec.load_balanced {
+        files.push(file(API_WAIT_SCRIPT, api_wait_script(spec), 0o755));
+    }
     files.push(file(ROUTES_SCRIPT, routes_script(routes), 0o755));
     if spec.version.minor <= 23 {
         files.extend(docker_probe_answer());
@@ -1456,7 +1492,13 @@ mod tests {
             first: false,
             ..ha(20, false)
         };
-        assert!(render_all(&second, &[])[unit].contains("--server https://172.30.0.253:6443"));
+        let files = render_all(&second, &[]);
+        assert!(files[unit].contains("ExecStartPre=/bin/sh /etc/berth/wait-for-api.sh node 30"));
+        // Asked through the balancer, as the node's kubelet.
+        let script = &files[API_WAIT_SCRIPT];
+        assert!(script.contains("-connect 172.30.0.253:6443"), "{script}");
+        assert!(script.contains("/pki/kubelet-dev-m02.crt"), "{script}");
+        assert!(script.contains("/api/v1/nodes/dev-m02 "), "{script}");
         assert!(!render_all(&ha(20, false), &[])[unit].contains("ExecStartPre"));
         // A worker waits for a ready API server behind the load balancer.
         let worker = NodeSpec {
@@ -1467,7 +1509,7 @@ mod tests {
         let files = render_all(&worker, &[]);
         assert!(
             files["/etc/systemd/system/kubelet.service"]
-                .contains("kubelet.conf --request-timeout 1s get --raw /readyz")
+                .contains("ExecStartPre=/bin/sh /etc/berth/wait-for-api.sh ready")
         );
     }
 
@@ -1771,21 +1813,29 @@ mod tests {
     }
 
     #[test]
-    fn the_provisioner_script_is_valid_bash() {
-        let files = render_all(&spec(34), &[]);
-        let path = std::env::temp_dir().join(format!("berth-storage-{}.sh", std::process::id()));
-        std::fs::write(&path, &files[STORAGE_SCRIPT]).unwrap();
-        let out = std::process::Command::new("bash")
-            .arg("-n")
-            .arg(&path)
-            .output()
-            .unwrap();
-        std::fs::remove_file(&path).unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    fn the_provisioner_and_api_wait_scripts_are_valid_for_their_shells() {
+        let behind = NodeSpec {
+            node: "dev-m02".into(),
+            first: false,
+            ..ha(34, false)
+        };
+        let storage = render_all(&spec(34), &[]).remove(STORAGE_SCRIPT).unwrap();
+        let wait = render_all(&behind, &[]).remove(API_WAIT_SCRIPT).unwrap();
+        for (shell, script) in [("bash", storage), ("sh", wait)] {
+            let path = std::env::temp_dir().join(format!("berth-{shell}-{}.sh", std::process::id()));
+            std::fs::write(&path, script).unwrap();
+            let out = std::process::Command::new(shell)
+                .arg("-n")
+                .arg(&path)
+                .output()
+                .unwrap();
+            std::fs::remove_file(&path).unwrap();
+            assert!(
+                out.status.success(),
+                "{shell}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 
     #[test]
