@@ -18,14 +18,20 @@ const CONFIG: &str = "/etc/berth/haproxy.cfg";
 /// The certificate and key it asks the API servers with.
 const CLIENT_PEM: &str = "/etc/berth/load-balancer.pem";
 const SOCKET: &str = "/run/haproxy.sock";
+/// The first control plane again, unchecked, for while none is ready (an
+/// underscore: no node's name has one).
+const WHILE_NONE_READY: &str = "while_none_ready";
 
 /// haproxy's configuration for the profile's control planes. A stopped
 /// node's address stops answering at all: a connection to it is given up
 /// after a second and tried on another API server, and its server is
 /// marked down after two failed checks, which also ends the connections
 /// (watches) open through it, so that clients reconnect to another at
-/// once. A server that is down is checked four times a second: the nodes
-/// of a new cluster wait for the first API server to be up.
+/// once. A server that is down is checked four times a second. While no
+/// API server is ready, as while a cluster starts, connections go to the
+/// first control plane's, which holds them until it serves: every kubelet
+/// registers the moment it is ready, as a single control plane's does,
+/// instead of backing off for seconds from a balancer that turned it away.
 fn config(profile: &Profile) -> String {
     let mut out = format!(
         "# Rendered by berth.
@@ -61,6 +67,12 @@ backend control-planes
         out.push_str(&format!(
             "    server {} {}:{API_PORT}\n",
             node.name, node.ip
+        ));
+    }
+    if let Some(first) = profile.control_plane_nodes().first() {
+        out.push_str(&format!(
+            "    server {WHILE_NONE_READY} {}:{API_PORT} backup no-check\n",
+            first.ip
         ));
     }
     out
@@ -201,7 +213,7 @@ fn parse_stat(csv: &str) -> Vec<Backend> {
             cells.get(proxy) == Some(&"control-planes")
                 && !matches!(
                     cells.get(server),
-                    Some(&"BACKEND") | Some(&"FRONTEND") | None
+                    Some(&"BACKEND") | Some(&"FRONTEND") | Some(&WHILE_NONE_READY) | None
                 )
         })
         .filter_map(|cells| {
@@ -230,6 +242,7 @@ mod tests {
         assert!(text.contains("    server dev-m03 172.30.7.4:6443\n"));
         assert!(!text.contains("dev-m04"), "a worker is a backend");
         assert!(text.contains("uri /readyz"));
+        assert!(text.ends_with("    server while_none_ready 172.30.7.2:6443 backup no-check\n"));
     }
 
     #[test]
@@ -238,6 +251,7 @@ mod tests {
                    api,FRONTEND,,OPEN,\n\
                    control-planes,dev,0,UP,1\n\
                    control-planes,dev-m02,0,DOWN,1\n\
+                   control-planes,while_none_ready,0,no check,1\n\
                    control-planes,BACKEND,0,UP,1\n";
         assert_eq!(
             parse_stat(csv),

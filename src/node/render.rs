@@ -1045,54 +1045,44 @@ ExecStart=/bin/sh /etc/berth/routes.sh
 WantedBy=multi-user.target
 ";
 
-/// Where a node behind a load balancer keeps its waits for the API.
-const API_WAIT_SCRIPT: &str = "/etc/berth/wait-for-api.sh";
+/// Several API servers starting at once share the CPU, and the first is
+/// ready only when they all are; the first controller manager, starting its
+/// controllers beside them, lifted the nodes' not-ready taints seconds
+/// later. So the first control plane's API server starts at once and every
+/// other's once its own node takes pods (Ready, taint lifted), asked
+/// through the load balancer: what a start waits for is done before they
+/// take the CPU. A first control plane that never comes (its node lost)
+/// holds the others back 30 s at most.
+fn has_head_start(spec: &NodeSpec) -> bool {
+    spec.etcd.is_some() && !spec.first
+}
 
-/// Waits of a node behind a load balancer, asked as its kubelet:
-/// `ready` until an API server behind the balancer is ready (the balancer
-/// takes connections before any is), `node SECONDS` until this node is
-/// Ready, SECONDS at most. Through openssl: a kubectl per try cost a tenth
-/// of a core-second, on every node, while the first API server started.
-fn api_wait_script(spec: &NodeSpec) -> String {
+const HEAD_START_SCRIPT: &str = "/etc/berth/wait-for-node.sh";
+
+/// Waits until this node takes pods, SECONDS at most, asking as its
+/// kubelet through openssl: a kubectl per try cost a tenth of a
+/// core-second, on every node, while the first API server started.
+fn head_start_script(spec: &NodeSpec) -> String {
     let pki = |f: &str| format!("{K8S_DIR}/pki/{f}");
     let node = &spec.node;
     format!(
         r#"#!/bin/sh
-# Rendered by berth.
-ask() {{
-    printf 'GET %s HTTP/1.1\r\nHost: kubernetes\r\nConnection: close\r\n\r\n' "$1" |
+# Rendered by berth: usage: wait-for-node.sh SECONDS
+taking_pods() {{
+    answer=$(printf 'GET /api/v1/nodes/{node} HTTP/1.1\r\nHost: kubernetes\r\nConnection: close\r\n\r\n' |
         timeout 2 openssl s_client -quiet -verify_return_error -connect {api}:{API_PORT} \
-            -CAfile {ca} -cert {cert} -key {key} 2>/dev/null
+            -CAfile {ca} -cert {cert} -key {key} 2>/dev/null) &&
+        case $answer in *'"type":"Ready","status":"True"'*) ;; *) false ;; esac &&
+        case $answer in *'"key":"node.kubernetes.io/not-ready"'*) false ;; esac
 }}
-case $1 in
-ready)
-    until ask /readyz | tail -n 1 | grep -qx ok; do sleep 0.2; done ;;
-node)
-    end=$(($(date +%s) + $2))
-    until ask /api/v1/nodes/{node} | grep -q '"type":"Ready","status":"True"' ||
-        [ "$(date +%s)" -ge "$end" ]; do sleep 0.5; done ;;
-*)
-    echo "usage: $0 ready | node SECONDS" >&2; exit 2 ;;
-esac
+end=$(($(date +%s) + $1))
+until taking_pods || [ "$(date +%s)" -ge "$end" ]; do sleep 0.5; done
 "#,
         api = spec.api_ip,
         ca = pki("ca.crt"),
         cert = pki(&format!("kubelet-{node}.crt")),
         key = pki(&format!("kubelet-{node}.key")),
     )
-}
-
-/// Several API servers starting at once share the CPU, and the first is
-/// ready only when they all are. So the first control plane's starts at
-/// once and every other's once its own node is Ready, which its kubelet
-/// reports through the load balancer: what a start waits for is done
-/// before they take the CPU. A first control plane that never comes (its
-/// node lost) holds the others back 30 s at most.
-fn api_server_head_start(spec: &NodeSpec) -> Vec<String> {
-    if spec.etcd.is_none() || spec.first {
-        return Vec::new();
-    }
-    vec![format!("/bin/sh {API_WAIT_SCRIPT} node 30")]
 }
 
 /// A node's units and configs: the whole control plane on the control-plane
@@ -1106,12 +1096,10 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
     )];
     // Registration backs off up to 7 s while the API server is not there;
     // a worker booting beside a new control plane waits for its port
-    // instead and registers at once. A load balancer takes connections
-    // before any API server is ready: every node behind one waits for a
-    // ready one, asked as the kubelet.
-    if spec.load_balanced {
-        kubelet_pre.push(format!("/bin/sh {API_WAIT_SCRIPT} ready"));
-    } else if !spec.is_control_plane() {
+    // instead and registers at once. Behind a load balancer, which holds
+    // connections on the first API server while none is ready, every
+    // kubelet starts at once and registers the moment one is.
+    if !spec.load_balanced && !spec.is_control_plane() {
         kubelet_pre.push(format!(
             "/bin/bash -c 'until echo >/dev/tcp/{}/{API_PORT}; do sleep 0.2; done 2>/dev/null'",
             spec.api_ip
@@ -1139,7 +1127,11 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
             after: "etcd.service",
             notify: true,
             waits_for_peers: false,
-            pre: api_server_head_start(spec),
+            pre: if has_head_start(spec) {
+                vec![format!("/bin/sh {HEAD_START_SCRIPT} 30")]
+            } else {
+                Vec::new()
+            },
         },
         Unit {
             name: "kube-controller-manager",
@@ -1221,8 +1213,8 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
         ));
     }
     files.extend(enabled_unit("berth-routes", ROUTES_UNIT.into()));
-    if spec.load_balanced {
-        files.push(file(API_WAIT_SCRIPT, api_wait_script(spec), 0o755));
+    if has_head_start(spec) {
+        files.push(file(HEAD_START_SCRIPT, head_start_script(spec), 0o755));
     }
     files.push(file(ROUTES_SCRIPT, routes_script(routes), 0o755));
     if spec.version.minor <= 23 {
@@ -1483,34 +1475,72 @@ mod tests {
             ),
             "500ms"
         );
-        // The others' API servers start once their node is Ready through
-        // the load balancer, the first's at once.
+        // The others' API servers start once their node takes pods, asked
+        // through the load balancer, the first's at once.
         let unit = "/etc/systemd/system/kube-apiserver.service";
-        let second = NodeSpec {
-            node: "dev-m02".into(),
-            node_ip: "172.30.0.3".parse().unwrap(),
-            first: false,
-            ..ha(20, false)
-        };
-        let files = render_all(&second, &[]);
-        assert!(files[unit].contains("ExecStartPre=/bin/sh /etc/berth/wait-for-api.sh node 30"));
-        // Asked through the balancer, as the node's kubelet.
-        let script = &files[API_WAIT_SCRIPT];
+        let files = render_all(&second_control_plane(20), &[]);
+        assert!(files[unit].contains("ExecStartPre=/bin/sh /etc/berth/wait-for-node.sh 30"));
+        let script = &files[HEAD_START_SCRIPT];
         assert!(script.contains("-connect 172.30.0.253:6443"), "{script}");
         assert!(script.contains("/pki/kubelet-dev-m02.crt"), "{script}");
-        assert!(script.contains("/api/v1/nodes/dev-m02 "), "{script}");
+        assert!(script.contains("GET /api/v1/nodes/dev-m02 "), "{script}");
         assert!(!render_all(&ha(20, false), &[])[unit].contains("ExecStartPre"));
-        // A worker waits for a ready API server behind the load balancer.
+        // Kubelets behind the load balancer start at once.
         let worker = NodeSpec {
             api_ip: "172.30.0.253".parse().unwrap(),
             load_balanced: true,
             ..worker(20)
         };
         let files = render_all(&worker, &[]);
-        assert!(
-            files["/etc/systemd/system/kubelet.service"]
-                .contains("ExecStartPre=/bin/sh /etc/berth/wait-for-api.sh ready")
-        );
+        assert!(!files["/etc/systemd/system/kubelet.service"].contains("6443"));
+        assert!(!files.contains_key(HEAD_START_SCRIPT));
+    }
+
+    fn second_control_plane(minor: u32) -> NodeSpec {
+        NodeSpec {
+            node: "dev-m02".into(),
+            node_ip: "172.30.0.3".parse().unwrap(),
+            first: false,
+            ..ha(minor, false)
+        }
+    }
+
+    /// The head start's script, run with an openssl that answers what the
+    /// API server would: it ends at once for a node that takes pods, and
+    /// waits out its seconds for one that is not Ready or still tainted.
+    #[test]
+    fn the_head_start_waits_for_a_ready_untainted_node_and_no_longer_than_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("wait.sh");
+        std::fs::write(&script, &render_all(&second_control_plane(34), &[])[HEAD_START_SCRIPT])
+            .unwrap();
+        let openssl = dir.path().join("openssl");
+        std::fs::write(&openssl, "#!/bin/sh\ncat \"$ANSWER\"\n").unwrap();
+        std::fs::set_permissions(&openssl, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let ready = r#"{"type":"Ready","status":"True","lastHeartbeatTime":"x"}"#;
+        let tainted = r#""taints":[{"key":"node.kubernetes.io/not-ready","effect":"NoSchedule"}]"#;
+        let not_ready = r#"{"type":"Ready","status":"False"}"#;
+        for (answer, waits) in [
+            (format!("HTTP/1.1 200 OK\r\n\r\n{{{ready}}}"), false),
+            (format!("HTTP/1.1 200 OK\r\n\r\n{{{tainted},{ready}}}"), true),
+            (format!("HTTP/1.1 200 OK\r\n\r\n{{{not_ready}}}"), true),
+        ] {
+            let file = dir.path().join("answer");
+            std::fs::write(&file, &answer).unwrap();
+            let started = std::time::Instant::now();
+            let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap());
+            let status = std::process::Command::new("sh")
+                .arg(&script)
+                .arg("2")
+                .env("PATH", path)
+                .env("ANSWER", &file)
+                .status()
+                .unwrap();
+            assert!(status.success());
+            let waited = started.elapsed() >= std::time::Duration::from_millis(1500);
+            assert_eq!(waited, waits, "{answer}");
+        }
     }
 
     #[test]
@@ -1814,13 +1844,10 @@ mod tests {
 
     #[test]
     fn the_provisioner_and_api_wait_scripts_are_valid_for_their_shells() {
-        let behind = NodeSpec {
-            node: "dev-m02".into(),
-            first: false,
-            ..ha(34, false)
-        };
         let storage = render_all(&spec(34), &[]).remove(STORAGE_SCRIPT).unwrap();
-        let wait = render_all(&behind, &[]).remove(API_WAIT_SCRIPT).unwrap();
+        let wait = render_all(&second_control_plane(34), &[])
+            .remove(HEAD_START_SCRIPT)
+            .unwrap();
         for (shell, script) in [("bash", storage), ("sh", wait)] {
             let path = std::env::temp_dir().join(format!("berth-{shell}-{}.sh", std::process::id()));
             std::fs::write(&path, script).unwrap();
