@@ -1512,24 +1512,37 @@ mod tests {
     fn the_head_start_waits_for_a_ready_untainted_node_and_no_longer_than_told() {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("wait.sh");
-        std::fs::write(&script, &render_all(&second_control_plane(34), &[])[HEAD_START_SCRIPT])
-            .unwrap();
+        std::fs::write(
+            &script,
+            &render_all(&second_control_plane(34), &[])[HEAD_START_SCRIPT],
+        )
+        .unwrap();
         let openssl = dir.path().join("openssl");
         std::fs::write(&openssl, "#!/bin/sh\ncat \"$ANSWER\"\n").unwrap();
-        std::fs::set_permissions(&openssl, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
+        std::fs::set_permissions(
+            &openssl,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
         let ready = r#"{"type":"Ready","status":"True","lastHeartbeatTime":"x"}"#;
         let tainted = r#""taints":[{"key":"node.kubernetes.io/not-ready","effect":"NoSchedule"}]"#;
         let not_ready = r#"{"type":"Ready","status":"False"}"#;
         for (answer, waits) in [
             (format!("HTTP/1.1 200 OK\r\n\r\n{{{ready}}}"), false),
-            (format!("HTTP/1.1 200 OK\r\n\r\n{{{tainted},{ready}}}"), true),
+            (
+                format!("HTTP/1.1 200 OK\r\n\r\n{{{tainted},{ready}}}"),
+                true,
+            ),
             (format!("HTTP/1.1 200 OK\r\n\r\n{{{not_ready}}}"), true),
         ] {
             let file = dir.path().join("answer");
             std::fs::write(&file, &answer).unwrap();
             let started = std::time::Instant::now();
-            let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap());
+            let path = format!(
+                "{}:{}",
+                dir.path().display(),
+                std::env::var("PATH").unwrap()
+            );
             let status = std::process::Command::new("sh")
                 .arg(&script)
                 .arg("2")
@@ -1849,7 +1862,8 @@ mod tests {
             .remove(HEAD_START_SCRIPT)
             .unwrap();
         for (shell, script) in [("bash", storage), ("sh", wait)] {
-            let path = std::env::temp_dir().join(format!("berth-{shell}-{}.sh", std::process::id()));
+            let path =
+                std::env::temp_dir().join(format!("berth-{shell}-{}.sh", std::process::id()));
             std::fs::write(&path, script).unwrap();
             let out = std::process::Command::new(shell)
                 .arg("-n")
