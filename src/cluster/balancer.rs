@@ -40,8 +40,9 @@ global
     stats socket {SOCKET} mode 600 level admin
     # Left out, haproxy sizes its tables by the open-files limit, which
     # some engines leave at a billion: 160 GB asked for, 5.6 GB touched,
-    # it was killed for memory (seen in a cgroup v2 guest).
-    maxconn 10000
+    # it was killed for memory (seen in a cgroup v2 guest). It needs two
+    # files a connection; engines give containers 20000 or more.
+    maxconn 4000
 
 defaults
     mode tcp
@@ -246,7 +247,7 @@ mod tests {
         assert!(text.contains("    server dev-m03 172.30.7.4:6443\n"));
         assert!(!text.contains("dev-m04"), "a worker is a backend");
         assert!(text.contains("uri /readyz"));
-        assert!(text.contains("\n    maxconn 10000\n"));
+        assert!(text.contains("\n    maxconn 4000\n"));
         assert!(text.ends_with("    server while_none_ready 172.30.7.2:6443 backup no-check\n"));
     }
 
