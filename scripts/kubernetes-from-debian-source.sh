@@ -40,9 +40,13 @@ ensure_deb_src() {
     apt-get update -qq
 }
 
+# The tree builds with Go 1.19 in GOPATH mode; a newer `go` on PATH (the
+# machines have Go 1.26) refuses GOPATH builds of it, so name Debian's.
+go119=/usr/lib/go-1.19/bin
+
 need_packages() {
     local missing=()
-    command -v go >/dev/null || missing+=(golang-go)
+    [ -x "$go119/go" ] || missing+=(golang-1.19-go)
     command -v dpkg-source >/dev/null || missing+=(dpkg-dev)
     command -v git >/dev/null || missing+=(git)
     [ -d "$reflect2" ] || missing+=(golang-github-modern-go-reflect2-dev)
@@ -67,6 +71,7 @@ if [ ! -f "$tree/cmd/kube-apiserver/apiserver.go" ]; then
     mv "$srcdir" "$tree"
 fi
 
+export PATH=$go119:$PATH GOTOOLCHAIN=local
 export GOPATH=$gopath GO111MODULE=off CGO_ENABLED=0 GOFLAGS=
 export GOCACHE=${GOCACHE:-$work/go-build-cache}
 cd "$tree"
