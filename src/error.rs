@@ -217,6 +217,20 @@ impl From<crate::binaries::Error> for Error {
                 B::Defective { version, .. } => Error::usage(format!("{e}; nothing was cached")).with_hint(
                     rebuild_hint(version),
                 ),
+                B::NoGo(_) => Error::new(Exit::Failure, format!("{e}; nothing was built")).with_hint(
+                    "install Go (https://go.dev/dl, or your distribution's golang package) and put `go` on PATH; \
+                     `berth cache download VERSION` fetches official releases instead",
+                ),
+                B::GoTooOld { needs, .. } => Error::new(Exit::Failure, format!("{e}; nothing was built")).with_hint(format!(
+                    "install Go {needs} or newer, or let the go command fetch it: `export GOTOOLCHAIN=go{needs}+auto`"
+                )),
+                B::NotServed { module, .. } => Error::usage(format!("{e}; nothing was built")).with_hint(format!(
+                    "check the version; `go list -m -versions {module}` lists what the module proxy (GOPROXY) serves"
+                )),
+                B::Build { .. } => Error::new(Exit::Failure, format!("{e}\nnothing was cached")).with_hint(
+                    "fix what go says above: runc and containerd are built with cgo and need a C compiler and \
+                     libseccomp's static library (Debian: gcc libseccomp-dev); modules come from GOPROXY as `go env` shows it",
+                ),
                 B::Write { .. } | B::Read { .. } => Error::new(Exit::Failure, e.to_string())
                     .with_hint("check the permissions of the cache, or set BERTH_CACHE_DIR to a writable directory"),
             }

@@ -39,6 +39,13 @@ pub enum Error {
     Corrupt { path: PathBuf },
 }
 
+/// The front-proxy CA, which signs only the API server's identity towards
+/// aggregated API servers (kubeadm's `front-proxy-ca`): they trust no
+/// other client of the cluster to tell them who the caller is.
+pub const FRONT_PROXY_CA_CRT: &str = "front-proxy-ca.crt";
+const FRONT_PROXY_CA_KEY: &str = "front-proxy-ca.key";
+const FRONT_PROXY_CLIENT: &str = "front-proxy-client";
+
 /// Who a leaf certificate is for and what it may do.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Leaf {
@@ -130,8 +137,9 @@ pub fn control_plane_leaves(
             true,
         ),
         Leaf::new("scheduler", "system:kube-scheduler", &[], false, true),
-        // The API server's identity towards aggregated APIs.
-        Leaf::new("front-proxy-client", "front-proxy-client", &[], false, true),
+        // The API server's identity towards aggregated APIs, of the
+        // front-proxy CA.
+        Leaf::new(FRONT_PROXY_CLIENT, FRONT_PROXY_CLIENT, &[], false, true),
         Leaf::new(
             "kube-proxy",
             "system:kube-proxy",
@@ -250,36 +258,59 @@ impl Pki {
     /// Returns the names of the leaves it (re)issued.
     pub fn ensure(&self, leaves: &[Leaf]) -> Result<Vec<String>, Error> {
         create_private_dir(&self.dir)?;
-        if !self.path("ca.key").exists() {
-            let key = KeyPair::generate()?;
-            let cert = ca_params(OffsetDateTime::now_utc()).self_signed(&key)?;
-            self.write("ca.key", &key.serialize_pem(), 0o600)?;
-            self.write("ca.crt", &cert.pem(), 0o644)?;
-        }
+        self.ensure_ca("ca", "berth-ca")?;
+        // A PKI made before berth had a front-proxy CA signed the
+        // front-proxy client with the cluster's CA: issue it anew.
+        let new_front_proxy_ca = self.ensure_ca("front-proxy-ca", "berth-front-proxy-ca")?;
         if !self.path("sa.key").exists() {
             let key = KeyPair::generate()?;
             self.write("sa.key", &key.serialize_pem(), 0o600)?;
             self.write("sa.pub", &key.public_key_pem(), 0o644)?;
         }
         let ca_key = KeyPair::from_pem(&self.read("ca.key")?)?;
-        let issuer = Issuer::new(ca_params(OffsetDateTime::now_utc()), &ca_key);
+        let issuer = Issuer::new(ca_params(OffsetDateTime::now_utc(), "berth-ca"), &ca_key);
+        let front_proxy_key = KeyPair::from_pem(&self.read(FRONT_PROXY_CA_KEY)?)?;
+        let front_proxy = Issuer::new(
+            ca_params(OffsetDateTime::now_utc(), "berth-front-proxy-ca"),
+            &front_proxy_key,
+        );
         let renew_before = OffsetDateTime::now_utc() + Duration::days(RENEW_BEFORE_DAYS);
         let mut issued = Vec::new();
         for leaf in leaves {
             let crt = format!("{}.crt", leaf.file);
             let current = self.expiry(&crt).ok();
+            let of_front_proxy = leaf.name == FRONT_PROXY_CLIENT;
             if current.is_some_and(|expiry| expiry > renew_before)
                 && self.path(&format!("{}.key", leaf.file)).exists()
+                && !(of_front_proxy && new_front_proxy_ca)
             {
                 continue;
             }
             let key = KeyPair::generate()?;
-            let cert = leaf_params(leaf)?.signed_by(&key, &issuer)?;
+            let signer = if of_front_proxy {
+                &front_proxy
+            } else {
+                &issuer
+            };
+            let cert = leaf_params(leaf)?.signed_by(&key, signer)?;
             self.write(&format!("{}.key", leaf.file), &key.serialize_pem(), 0o600)?;
             self.write(&crt, &cert.pem(), 0o644)?;
             issued.push(leaf.file.clone());
         }
         Ok(issued)
+    }
+
+    /// Makes the CA `<stem>.crt`/`<stem>.key` when it is missing; says
+    /// whether it did.
+    fn ensure_ca(&self, stem: &str, common_name: &str) -> Result<bool, Error> {
+        if self.path(&format!("{stem}.key")).exists() {
+            return Ok(false);
+        }
+        let key = KeyPair::generate()?;
+        let cert = ca_params(OffsetDateTime::now_utc(), common_name).self_signed(&key)?;
+        self.write(&format!("{stem}.key"), &key.serialize_pem(), 0o600)?;
+        self.write(&format!("{stem}.crt"), &cert.pem(), 0o644)?;
+        Ok(true)
     }
 
     /// When a certificate in this directory expires.
@@ -302,12 +333,12 @@ impl Pki {
     }
 }
 
-fn ca_params(now: OffsetDateTime) -> CertificateParams {
+fn ca_params(now: OffsetDateTime, common_name: &str) -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
     params
         .distinguished_name
-        .push(DnType::CommonName, "berth-ca");
+        .push(DnType::CommonName, common_name);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -418,12 +449,22 @@ mod tests {
             ca.validity().not_after.to_datetime()
                 > OffsetDateTime::now_utc() + Duration::days(365 * 9)
         );
+        let (front_der,) = parse(&pki.read(FRONT_PROXY_CA_CRT).unwrap());
+        let (_, front_proxy_ca) = X509Certificate::from_der(&front_der).unwrap();
+        assert!(front_proxy_ca.is_ca());
+        assert_ne!(front_proxy_ca.subject(), ca.subject());
         for leaf in control_plane_leaves("dev", "172.30.0.2", None, true) {
             let (der,) = parse(&pki.read(&format!("{}.crt", leaf.name)).unwrap());
             let (_, cert) = X509Certificate::from_der(&der).unwrap();
-            cert.verify_signature(Some(ca.public_key()))
+            // Aggregated API servers trust the front-proxy CA alone.
+            let signer = if leaf.name == "front-proxy-client" {
+                &front_proxy_ca
+            } else {
+                &ca
+            };
+            cert.verify_signature(Some(signer.public_key()))
                 .unwrap_or_else(|e| panic!("{}: {e}", leaf.name));
-            assert_eq!(cert.issuer(), ca.subject());
+            assert_eq!(cert.issuer(), signer.subject());
             let cn = cert
                 .subject()
                 .iter_common_name()
@@ -532,6 +573,24 @@ mod tests {
                 .unwrap(),
             ["scheduler"]
         );
+    }
+
+    #[test]
+    fn a_front_proxy_client_of_the_cluster_ca_is_issued_anew_by_the_front_proxy_ca() {
+        let (_dir, pki) = generated();
+        // A PKI made before berth had a front-proxy CA.
+        for f in [FRONT_PROXY_CA_CRT, FRONT_PROXY_CA_KEY] {
+            std::fs::remove_file(pki.path(f)).unwrap();
+        }
+        let leaves = control_plane_leaves("dev", "172.30.0.2", None, true);
+        assert_eq!(pki.ensure(&leaves).unwrap(), ["front-proxy-client"]);
+        let (der,) = parse(&pki.read("front-proxy-client.crt").unwrap());
+        let (_, cert) = X509Certificate::from_der(&der).unwrap();
+        let (ca_der,) = parse(&pki.read(FRONT_PROXY_CA_CRT).unwrap());
+        let (_, ca) = X509Certificate::from_der(&ca_der).unwrap();
+        cert.verify_signature(Some(ca.public_key())).unwrap();
+        // Nothing else changes; a second ensure issues nothing.
+        assert!(pki.ensure(&leaves).unwrap().is_empty());
     }
 
     #[test]

@@ -86,12 +86,21 @@ impl Cache {
         };
         let mut files = check(version, &staging.path).map_err(unverified)?;
         files.extend(runtime::check(runtime, &staging.path).map_err(unverified)?);
+        files.extend(runtime::check_cni(runtime, &staging.path).map_err(unverified)?);
         for (name, sha) in sums {
             if let Some(entry) = files.get_mut(&name) {
                 entry.sha256 = sha;
             }
         }
-        self.commit(version, &staging.path, files, Some(runtime.clone()), &base)
+        let source = super::Source::Downloaded { from: base };
+        self.commit(
+            version,
+            &staging.path,
+            files,
+            Some(runtime.clone()),
+            source,
+            Vec::new(),
+        )
     }
 }
 

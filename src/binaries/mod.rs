@@ -8,14 +8,19 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod build;
 mod defects;
 mod download;
+mod oci;
 mod runtime;
 mod volume;
 
 pub use defects::Defect;
 pub use download::OFFICIAL_RELEASES;
-pub use runtime::{Runtime, for_minor as runtime_for_minor, release_version};
+pub use runtime::{
+    CNI_DIR, COREDNS_ARCHIVE, Runtime, coredns_image, for_minor as runtime_for_minor,
+    release_version,
+};
 pub use volume::{Filler, ensure_volume, volume_name};
 
 use serde::{Deserialize, Serialize};
@@ -65,6 +70,22 @@ pub enum Error {
     },
     #[error("cannot read the cache at {}: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },
+    #[error("no usable Go: {0}")]
+    NoGo(String),
+    #[error("this go is {have}, but {module} asks for Go {needs} or newer")]
+    GoTooOld {
+        have: String,
+        needs: String,
+        module: String,
+    },
+    #[error("the Go module proxy has no {module} {version}: {answer}")]
+    NotServed {
+        module: String,
+        version: String,
+        answer: String,
+    },
+    #[error("cannot build {what}:\n{output}")]
+    Build { what: String, output: String },
     #[error(
         "the Kubernetes {version} binaries from {from} are {}",
         describe(defects)
@@ -158,6 +179,37 @@ pub struct Manifest {
     /// runs with the node image's own (an imported build).
     #[serde(default)]
     pub runtime: Option<Runtime>,
+    /// Where the binaries came from; `None` in manifests written before
+    /// berth said.
+    #[serde(default)]
+    pub source: Option<Source>,
+    /// The images whose archives are among `files` (under `images/`),
+    /// which every node imports at boot instead of pulling them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
+}
+
+/// How a cached version came to be.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum Source {
+    /// Official release files, from this base URL.
+    Downloaded { from: String },
+    /// Binaries made elsewhere, from this directory.
+    Imported { from: String },
+    /// Built here from the Go module proxy, with this Go.
+    Built { go: String },
+}
+
+impl Source {
+    /// How `cache list` says it.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Downloaded { .. } => "downloaded".into(),
+            Source::Imported { .. } => "imported".into(),
+            Source::Built { go } => format!("built from source ({go})"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -236,7 +288,10 @@ impl Cache {
                 &staging.path,
                 files,
                 None,
-                &source.display().to_string(),
+                Source::Imported {
+                    from: source.display().to_string(),
+                },
+                Vec::new(),
             )
         })
     }
@@ -261,7 +316,8 @@ impl Cache {
         staging: &Path,
         files: BTreeMap<String, FileEntry>,
         runtime: Option<Runtime>,
-        from: &str,
+        source: Source,
+        images: Vec<String>,
     ) -> Result<Manifest, Error> {
         for name in files.keys() {
             let path = staging.join(name);
@@ -271,9 +327,13 @@ impl Cache {
         let found =
             defects::of_files(paths.iter().map(PathBuf::as_path)).map_err(write(staging))?;
         if !found.is_empty() {
+            let from = match &source {
+                Source::Downloaded { from } | Source::Imported { from } => from.clone(),
+                Source::Built { go } => format!("a build with {go}"),
+            };
             return Err(Error::Defective {
                 version: version.clone(),
-                from: from.to_string(),
+                from,
                 defects: found,
             });
         }
@@ -283,6 +343,8 @@ impl Cache {
             files,
             defects: Some(found),
             runtime,
+            source: Some(source),
+            images,
         };
         write_manifest(staging, &manifest).map_err(write(staging))?;
         let dest = self.dir(version);
@@ -384,6 +446,26 @@ fn checked(
         size: meta.len(),
         reports,
     })
+}
+
+/// The entry of a file that is no program (an image archive): what it
+/// holds is `reports`; it has no checksum yet.
+fn checked_file(dir: &Path, name: &'static str, reports: &str) -> Result<FileEntry, Error> {
+    let meta = fs::metadata(dir.join(name)).map_err(|_| Error::Missing {
+        dir: dir.into(),
+        name,
+    })?;
+    Ok(FileEntry {
+        sha256: String::new(),
+        size: meta.len(),
+        reports: reports.to_string(),
+    })
+}
+
+fn sha256_of(path: &Path) -> io::Result<String> {
+    let mut hash = Sha256::new();
+    io::copy(&mut fs::File::open(path)?, &mut hash)?;
+    Ok(hex::encode(hash.finalize()))
 }
 
 /// `dir/name` is an executable file.

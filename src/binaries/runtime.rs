@@ -1,8 +1,8 @@
-//! What runs in a node beside Kubernetes' own binaries: etcd, containerd
-//! and runc, at the versions upstream pairs with each minor. A downloaded
-//! version brings them into its cache directory, checked against their
-//! published SHA-256; a version imported from a directory (the offline
-//! build) runs with the node image's own.
+//! What runs in a node beside Kubernetes' own binaries: etcd, containerd,
+//! runc, the CNI plugins and CoreDNS, at the versions upstream pairs with
+//! each minor. A downloaded or built version brings them into its cache
+//! directory; a version imported from a directory runs with the node
+//! image's own.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -19,6 +19,9 @@ pub struct Runtime {
     pub etcd: String,
     pub containerd: String,
     pub runc: String,
+    /// The CNI plugins, in `cni/`; `None` uses the node image's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cni: Option<String>,
 }
 
 impl Runtime {
@@ -49,45 +52,93 @@ pub fn release_version(text: &str) -> Result<String, Error> {
 /// The files a runtime adds to a version's cache directory and volume.
 pub const FILES: [&str; 4] = ["etcd", "containerd", "containerd-shim-runc-v2", "runc"];
 
-/// etcd as kubeadm pins it (`SupportedEtcdVersion` in
-/// cmd/kubeadm/app/constants/constants.go), taken from the newest kubeadm
-/// branch that lists the minor:
+/// Where a runtime's CNI plugins are, in the cache directory and volume.
+pub const CNI_DIR: &str = "cni";
+/// The CNI plugins a node uses (src/node's CNI template), by their
+/// directory in the plugins' module and their file in the cache.
+pub const CNI_PLUGINS: [(&str, &str); 4] = [
+    ("main/bridge", "cni/bridge"),
+    ("main/loopback", "cni/loopback"),
+    ("ipam/host-local", "cni/host-local"),
+    ("meta/portmap", "cni/portmap"),
+];
+/// CoreDNS's image, built from source, in the cache directory and volume;
+/// every node imports what `images/` holds at boot.
+pub const COREDNS_ARCHIVE: &str = "images/coredns.tar";
+
+/// etcd as kubeadm pins it (`SupportedEtcdVersion`, from v1.34
+/// `DefaultEtcdVersion`, in cmd/kubeadm/app/constants/constants.go):
 /// - 1.20, 1.21: 3.4.13-0 (release-1.21).
 /// - 1.22 to 1.33: the 3.5 line; release-1.34 pins 3.5.24-0 for 1.31 to 1.33
 ///   and release-1.32 the same for 1.29 to 1.32. Minors older than 1.29
 ///   get the same patch, as kubeadm itself falls back to the nearest listed
 ///   version (`EtcdSupportedVersion`); 3.5 patches share one storage format.
-/// - 1.34 on: the 3.6 line; master (2026) pins 3.6.9-0 for 1.34 to 1.36.
-///   1.37 is not listed anywhere yet: the nearest, as kubeadm falls back.
+/// - 1.34 on: each release's own, read from k8s.io/kubernetes v1.34.4,
+///   v1.35.4, v1.36.3 and v1.37.2: 3.6.5, 3.6.6, 3.6.8, 3.7.0.
 ///
-/// containerd as its RELEASES.md ("Kubernetes support") lists for the
-/// minor, the newest line listed that still speaks the minor's CRI:
+/// containerd as its RELEASES.md ("Kubernetes support", v2.4.2) lists for
+/// the minor, the newest line listed that still speaks the minor's CRI:
 /// - up to 1.22 kubelet speaks only CRI v1alpha2, which containerd 2.0
 ///   removed: 1.7.29, the last 1.7 security release (Nov 2025).
 /// - 1.23 to 1.29: 1.7.29 (1.29 lists 1.7.11+; older minors fell out of
 ///   the matrix while 1.7 still served them).
 /// - 1.30 to 1.34: 2.1.5 (1.30/1.31 list 2.0.0+, 1.32/1.33 2.1.0+, 1.34
-///   2.1.3+, 1.35 2.1.5+).
-/// - 1.35 on: 2.2.0 (1.35 lists 2.2.0+).
+///   2.1.3+).
+/// - 1.35: 2.2.0; 1.36: 2.3.7 (2.3.0+); 1.37: 2.4.2 (2.4.0+).
 ///
-/// runc: 1.3.3, the release containerd 2.1.5/2.2.0 ship with, fixing the
-/// November 2025 runc advisories (GHSA-qw9x-cqr3-wc7r and two more).
+/// runc: what that containerd release is tested with
+/// (script/setup/runc-version): 1.3.3 up to containerd 2.2.0, which fixes
+/// the November 2025 runc advisories (GHSA-qw9x-cqr3-wc7r and two more);
+/// 1.5.2 for 2.3.7 and 2.4.2.
+///
+/// CNI plugins, from 1.34: what that containerd release's go.mod requires
+/// (1.7.1, 1.8.0, 1.9.1); older minors use the node image's.
 pub fn for_minor(minor: u32) -> Runtime {
-    let etcd = match minor {
-        ..=21 => "3.4.13",
-        22..=33 => "3.5.24",
-        _ => "3.6.9",
-    };
-    let containerd = match minor {
-        ..=29 => "1.7.29",
-        30..=34 => "2.1.5",
-        _ => "2.2.0",
+    let (etcd, containerd, runc, cni) = match minor {
+        ..=21 => ("3.4.13", "1.7.29", "1.3.3", None),
+        22..=29 => ("3.5.24", "1.7.29", "1.3.3", None),
+        30..=33 => ("3.5.24", "2.1.5", "1.3.3", None),
+        34 => ("3.6.5", "2.1.5", "1.3.3", Some("1.7.1")),
+        35 => ("3.6.6", "2.2.0", "1.3.3", Some("1.8.0")),
+        36 => ("3.6.8", "2.3.7", "1.5.2", Some("1.9.1")),
+        _ => ("3.7.0", "2.4.2", "1.5.2", Some("1.9.1")),
     };
     Runtime {
         etcd: etcd.into(),
         containerd: containerd.into(),
-        runc: "1.3.3".into(),
+        runc: runc.into(),
+        cni: cni.map(Into::into),
     }
+}
+
+/// CoreDNS of the version kubeadm ships with each minor version
+/// (`CoreDNSVersion` in cmd/kubeadm/app/constants/constants.go, also in
+/// build/dependencies.yaml), under its upstream name. 1.33: v1.12.0,
+/// 1.34: v1.12.1, 1.35: v1.13.1, 1.36: v1.14.2, 1.37: v1.14.6 (read from
+/// k8s.io/kubernetes v1.34.4 to v1.37.2).
+pub fn coredns_image(minor: u32) -> &'static str {
+    match minor {
+        ..=20 => "registry.k8s.io/coredns:1.7.0",
+        21 => "registry.k8s.io/coredns/coredns:v1.8.0",
+        22 => "registry.k8s.io/coredns/coredns:v1.8.4",
+        23 | 24 => "registry.k8s.io/coredns/coredns:v1.8.6",
+        25 | 26 => "registry.k8s.io/coredns/coredns:v1.9.3",
+        27 | 28 => "registry.k8s.io/coredns/coredns:v1.10.1",
+        29 | 30 => "registry.k8s.io/coredns/coredns:v1.11.1",
+        31 | 32 => "registry.k8s.io/coredns/coredns:v1.11.3",
+        33 => "registry.k8s.io/coredns/coredns:v1.12.0",
+        34 => "registry.k8s.io/coredns/coredns:v1.12.1",
+        35 => "registry.k8s.io/coredns/coredns:v1.13.1",
+        36 => "registry.k8s.io/coredns/coredns:v1.14.2",
+        _ => "registry.k8s.io/coredns/coredns:v1.14.6",
+    }
+}
+
+/// The version of CoreDNS's module that `coredns_image` names (its tags
+/// are the module's versions), for a build from source.
+pub fn coredns_version(minor: u32) -> Option<String> {
+    let tag = coredns_image(minor).rsplit_once(':')?.1;
+    Some(format!("v{}", tag.trim_start_matches('v')))
 }
 
 /// Where each project publishes releases. With a mirror (anything but the
@@ -97,6 +148,7 @@ pub struct Sources {
     etcd: String,
     containerd: String,
     runc: String,
+    cni: String,
 }
 
 impl Sources {
@@ -107,17 +159,20 @@ impl Sources {
                 etcd: github("etcd-io/etcd"),
                 containerd: github("containerd/containerd"),
                 runc: github("opencontainers/runc"),
+                cni: github("containernetworking/plugins"),
             }
         } else {
             Sources {
                 etcd: format!("{kubernetes_base}/etcd"),
                 containerd: format!("{kubernetes_base}/containerd"),
                 runc: format!("{kubernetes_base}/runc"),
+                cni: format!("{kubernetes_base}/cni-plugins"),
             }
         }
     }
 
-    /// The three downloads of `runtime`.
+    /// The downloads of `runtime`: etcd, containerd, runc and, where it
+    /// pins them, the CNI plugins.
     pub fn artifacts(&self, runtime: &Runtime) -> Vec<Artifact> {
         let arch = host_arch();
         let etcd_dir = format!("{}/v{}", self.etcd, runtime.etcd);
@@ -131,7 +186,7 @@ impl Sources {
         );
         let runc_dir = format!("{}/v{}", self.runc, runtime.runc);
         let runc_file = format!("runc.{arch}");
-        vec![
+        let mut all = vec![
             Artifact {
                 url: format!("{etcd_dir}/{etcd_file}"),
                 sums_url: format!("{etcd_dir}/SHA256SUMS"),
@@ -159,7 +214,22 @@ impl Sources {
                 members: Vec::new(),
                 version: runtime.runc.clone(),
             },
-        ]
+        ];
+        if let Some(cni) = &runtime.cni {
+            let dir = format!("{}/v{cni}", self.cni);
+            let file = format!("cni-plugins-linux-{arch}-v{cni}.tgz");
+            all.push(Artifact {
+                url: format!("{dir}/{file}"),
+                sums_url: format!("{dir}/{file}.sha256"),
+                file,
+                members: CNI_PLUGINS
+                    .iter()
+                    .map(|(_, cached)| (cached.trim_start_matches("cni/").to_string(), *cached))
+                    .collect(),
+                version: cni.clone(),
+            });
+        }
+        all
     }
 }
 
@@ -212,6 +282,9 @@ impl Artifact {
                 continue;
             };
             let target = dir.join(name);
+            if let Some(parent) = target.parent() {
+                fs::create_dir_all(parent).map_err(write(parent))?;
+            }
             let sha = write_hashed(&mut entry, &target).map_err(write(&target))?;
             fs::set_permissions(&target, fs::Permissions::from_mode(0o755))
                 .map_err(write(&target))?;
@@ -266,6 +339,36 @@ pub fn check(runtime: &Runtime, dir: &Path) -> Result<BTreeMap<String, FileEntry
         .collect()
 }
 
+/// Each CNI plugin of `runtime` in `dir/cni` is executable and reports the
+/// version it should (`CNI bridge plugin v1.9.1`); none when the runtime
+/// uses the node image's plugins.
+pub fn check_cni(runtime: &Runtime, dir: &Path) -> Result<BTreeMap<String, FileEntry>, Error> {
+    let Some(version) = &runtime.cni else {
+        return Ok(BTreeMap::new());
+    };
+    CNI_PLUGINS
+        .iter()
+        .map(|(_, name)| {
+            let ask = |path: &Path| {
+                // A plugin answers --version on stderr, and only with the
+                // CNI_COMMAND=VERSION of its protocol on stdout.
+                let output = std::process::Command::new(path)
+                    .arg("--version")
+                    .output()
+                    .map_err(|e| Error::Unrunnable {
+                        path: path.into(),
+                        reason: e.to_string(),
+                    })?;
+                let text = String::from_utf8_lossy(&output.stderr).into_owned()
+                    + &String::from_utf8_lossy(&output.stdout);
+                Ok(reported(&text)
+                    .unwrap_or_else(|| text.lines().next().unwrap_or_default().to_string()))
+            };
+            Ok((name.to_string(), super::checked(dir, name, version, ask)?))
+        })
+        .collect()
+}
+
 /// The first `X.Y.Z` (optionally `vX.Y.Z`) in a version text: `etcd
 /// Version: 3.6.9`, `containerd github.com/containerd/containerd/v2 v2.1.5
 /// <commit>`, `runc version 1.3.3`, `Version:  v2.1.5`. A distribution's
@@ -296,24 +399,34 @@ mod tests {
     #[test]
     fn each_minor_runs_what_upstream_pairs_with_it() {
         let rows = [
-            // (minor, etcd, containerd)
-            (20, "3.4.13", "1.7.29"), // kubeadm release-1.21; kubelet speaks v1alpha2
-            (22, "3.5.24", "1.7.29"), // v1alpha2 only: containerd 2 removed it
-            (29, "3.5.24", "1.7.29"), // RELEASES.md: 1.29 -> 1.7.11+
-            (30, "3.5.24", "2.1.5"),  // RELEASES.md: 1.30 -> 2.0.0+
-            (33, "3.5.24", "2.1.5"),  // kubeadm release-1.34: 33 -> 3.5.24-0
-            (34, "3.6.9", "2.1.5"),   // kubeadm master: 34 -> 3.6.9-0; 1.34 -> 2.1.3+
-            (35, "3.6.9", "2.2.0"),   // 1.35 -> 2.2.0+
-            (37, "3.6.9", "2.2.0"),   // nearest, as kubeadm falls back
+            // (minor, etcd, containerd, runc, cni)
+            (20, "3.4.13", "1.7.29", "1.3.3", None), // kubeadm release-1.21; kubelet speaks v1alpha2
+            (22, "3.5.24", "1.7.29", "1.3.3", None), // v1alpha2 only: containerd 2 removed it
+            (29, "3.5.24", "1.7.29", "1.3.3", None), // RELEASES.md: 1.29 -> 1.7.11+
+            (30, "3.5.24", "2.1.5", "1.3.3", None),  // RELEASES.md: 1.30 -> 2.0.0+
+            (33, "3.5.24", "2.1.5", "1.3.3", None),  // kubeadm release-1.34: 33 -> 3.5.24-0
+            // kubeadm v1.34.4 DefaultEtcdVersion 3.6.5-0; 1.34 -> 2.1.3+;
+            // containerd v2.1.5 pins runc v1.3.3 and plugins v1.7.1.
+            (34, "3.6.5", "2.1.5", "1.3.3", Some("1.7.1")),
+            // v1.35.4: 3.6.6-0; 1.35 -> 2.2.0+; v2.2.0: runc v1.3.3, plugins v1.8.0.
+            (35, "3.6.6", "2.2.0", "1.3.3", Some("1.8.0")),
+            // v1.36.3: 3.6.8-0; 1.36 -> 2.3.0+; v2.3.7: runc v1.5.2, plugins v1.9.1.
+            (36, "3.6.8", "2.3.7", "1.5.2", Some("1.9.1")),
+            // v1.37.2: 3.7.0-0; 1.37 -> 2.4.0+; v2.4.2: runc v1.5.2, plugins v1.9.1.
+            (37, "3.7.0", "2.4.2", "1.5.2", Some("1.9.1")),
         ];
-        for (minor, etcd, containerd) in rows {
+        for (minor, etcd, containerd, runc, cni) in rows {
             let r = for_minor(minor);
             assert_eq!(
-                (r.etcd.as_str(), r.containerd.as_str()),
-                (etcd, containerd),
+                (
+                    r.etcd.as_str(),
+                    r.containerd.as_str(),
+                    r.runc.as_str(),
+                    r.cni.as_deref()
+                ),
+                (etcd, containerd, runc, cni),
                 "v1.{minor}"
             );
-            assert_eq!(r.runc, "1.3.3");
         }
         // Kubernetes >= 1.34's API server is built against etcd 3.6's client
         // and kubeadm refuses etcd older than 3.5.24 there.
@@ -326,7 +439,10 @@ mod tests {
 
     #[test]
     fn urls_follow_each_project_and_a_mirror_holds_all() {
-        let runtime = for_minor(34);
+        let runtime = Runtime {
+            etcd: "3.6.9".into(),
+            ..for_minor(34)
+        };
         let arch = host_arch();
         let official = Sources::new(super::super::OFFICIAL_RELEASES).artifacts(&runtime);
         assert_eq!(
@@ -362,6 +478,27 @@ mod tests {
             mirrored[2].sums_url,
             "http://127.0.0.1:8080/release/runc/v1.3.3/runc.sha256sum"
         );
+        // The CNI plugins where the row pins them, as their project
+        // publishes them; their files keep their names, under cni/.
+        assert_eq!(
+            official[3].url,
+            format!(
+                "https://github.com/containernetworking/plugins/releases/download/v1.7.1/cni-plugins-linux-{arch}-v1.7.1.tgz"
+            )
+        );
+        assert_eq!(official[3].sums_url, format!("{}.sha256", official[3].url));
+        assert!(
+            official[3]
+                .members
+                .contains(&("bridge".to_string(), "cni/bridge"))
+        );
+        assert_eq!(
+            mirrored[3].url,
+            format!(
+                "http://127.0.0.1:8080/release/cni-plugins/v1.7.1/cni-plugins-linux-{arch}-v1.7.1.tgz"
+            )
+        );
+        assert_eq!(Sources::new("http://m").artifacts(&for_minor(33)).len(), 3);
     }
 
     #[test]

@@ -197,6 +197,8 @@ mod tests {
                 .collect(),
             defects: Some(Vec::new()),
             runtime: None,
+            source: None,
+            images: Vec::new(),
         }
     }
 

@@ -3,8 +3,8 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use super::{Global, Output, print_json};
-use crate::binaries::{Cache as BinaryCache, Manifest, Version};
-use crate::error::Result;
+use crate::binaries::{Cache as BinaryCache, Manifest, Source, Version};
+use crate::error::{Error, Result};
 use crate::paths;
 use crate::ui::Ui;
 
@@ -33,11 +33,51 @@ pub enum Cache {
         #[arg(long, value_name = "VERSION")]
         runc: Option<String>,
     },
+    /// Build a version from source with the Go on PATH, from the module
+    /// proxy Go is configured for (GOPROXY, GOFLAGS, GOTOOLCHAIN as Go reads
+    /// them): Kubernetes, the etcd, containerd, runc and CNI plugins paired
+    /// with its minor, and CoreDNS as an image every node imports.
+    #[command(
+        after_help = "Examples:\n  berth cache build v1.37.2\n  GOPROXY=https://goproxy.example.com berth cache build v1.36.3"
+    )]
+    Build {
+        version: String,
+        /// Another etcd than the one paired with the minor (e.g. 3.6.9).
+        #[arg(long, value_name = "VERSION")]
+        etcd: Option<String>,
+        /// Another containerd than the one paired with the minor.
+        #[arg(long, value_name = "VERSION")]
+        containerd: Option<String>,
+        /// Another runc than the one paired with the minor.
+        #[arg(long, value_name = "VERSION")]
+        runc: Option<String>,
+    },
     /// Show the cached Kubernetes versions.
     List,
 }
 
-pub fn run(cmd: Cache, global: &Global, ui: Ui) -> Result<()> {
+/// The runtime paired with `version`'s minor, with the versions a user
+/// chose in its place.
+fn runtime_of(
+    version: &Version,
+    etcd: Option<String>,
+    containerd: Option<String>,
+    runc: Option<String>,
+) -> Result<crate::binaries::Runtime> {
+    let mut runtime = crate::binaries::runtime_for_minor(version.minor);
+    for (field, chosen) in [
+        (&mut runtime.etcd, etcd),
+        (&mut runtime.containerd, containerd),
+        (&mut runtime.runc, runc),
+    ] {
+        if let Some(v) = chosen {
+            *field = crate::binaries::release_version(&v)?;
+        }
+    }
+    Ok(runtime)
+}
+
+pub async fn run(cmd: Cache, global: &Global, ui: Ui) -> Result<()> {
     let cache = BinaryCache::new(&paths::cache_dir());
     match cmd {
         Cache::Import { version, dir } => {
@@ -58,21 +98,43 @@ pub fn run(cmd: Cache, global: &Global, ui: Ui) -> Result<()> {
             runc,
         } => {
             let version: Version = version.parse()?;
-            let mut runtime = crate::binaries::runtime_for_minor(version.minor);
-            for (field, chosen) in [
-                (&mut runtime.etcd, etcd),
-                (&mut runtime.containerd, containerd),
-                (&mut runtime.runc, runc),
-            ] {
-                if let Some(v) = chosen {
-                    *field = crate::binaries::release_version(&v)?;
-                }
-            }
+            let runtime = runtime_of(&version, etcd, containerd, runc)?;
             let step = ui.step(format!(
                 "Downloading Kubernetes {version} from {binary_mirror}"
             ));
             let manifest =
                 cache.download(&version, &binary_mirror, &runtime, &|l| step.detail(l))?;
+            step.done();
+            print_cached(global, &cache, &manifest);
+        }
+        Cache::Build {
+            version,
+            etcd,
+            containerd,
+            runc,
+        } => {
+            let version: Version = version.parse()?;
+            let runtime = runtime_of(&version, etcd, containerd, runc)?;
+            if let Some(cached) = cache.get(&version)?
+                && cached.defects().is_empty()
+                && cached.runtime.as_ref() == Some(&runtime)
+                && matches!(cached.source, Some(Source::Built { .. }))
+            {
+                ui.info(format!("Kubernetes {version} is built and cached already"));
+                print_cached(global, &cache, &cached);
+                return Ok(());
+            }
+            let step = ui.step(format!("Building Kubernetes {version} from source"));
+            let detail = |line: &str| step.detail(line);
+            let built = cache.build(&version, &runtime, &detail);
+            let manifest = tokio::select! {
+                built = built => built?,
+                signal = super::start::interrupted() => {
+                    return Err(Error::interrupted(format!(
+                        "the build of Kubernetes {version} was interrupted ({signal}); nothing was cached"
+                    )));
+                }
+            };
             step.done();
             print_cached(global, &cache, &manifest);
         }
@@ -82,8 +144,8 @@ pub fn run(cmd: Cache, global: &Global, ui: Ui) -> Result<()> {
                 Output::Json => print_json(&cached),
                 Output::Text => {
                     println!(
-                        "{:<12} {:<8} {:>9}  {:<8} {:<40} PATH",
-                        "VERSION", "ARCH", "SIZE", "STATUS", "RUNTIME"
+                        "{:<12} {:<8} {:>9}  {:<8} {:<30} {:<58} PATH",
+                        "VERSION", "ARCH", "SIZE", "STATUS", "SOURCE", "RUNTIME"
                     );
                     for m in &cached {
                         let size = format!("{:.0} MiB", m.size() as f64 / (1024.0 * 1024.0));
@@ -93,14 +155,25 @@ pub fn run(cmd: Cache, global: &Global, ui: Ui) -> Result<()> {
                             "rebuild"
                         };
                         let runtime = match &m.runtime {
-                            Some(r) => format!(
-                                "etcd {} containerd {} runc {}",
-                                r.etcd, r.containerd, r.runc
-                            ),
+                            Some(r) => {
+                                let mut text = format!(
+                                    "etcd {} containerd {} runc {}",
+                                    r.etcd, r.containerd, r.runc
+                                );
+                                if let Some(cni) = &r.cni {
+                                    text.push_str(&format!(" cni {cni}"));
+                                }
+                                text
+                            }
                             None => "the node image's".to_string(),
                         };
+                        let source = match &m.source {
+                            Some(source) => source.describe(),
+                            None if m.runtime.is_some() => "downloaded".to_string(),
+                            None => "imported".to_string(),
+                        };
                         println!(
-                            "{:<12} {:<8} {size:>9}  {status:<8} {runtime:<40} {}",
+                            "{:<12} {:<8} {size:>9}  {status:<8} {source:<30} {runtime:<58} {}",
                             m.version,
                             m.arch,
                             cache.dir(&m.version).display()

@@ -196,7 +196,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Node(cmd) => node::run(cmd, &cli.global, ui).await,
         Command::NodeImage(cmd) => node_image::run(cmd, &cli.global, ui).await,
         Command::Image(cmd) => image::run(cmd, &cli.global, ui).await,
-        Command::Cache(cmd) => cache::run(cmd, &cli.global, ui),
+        Command::Cache(cmd) => cache::run(cmd, &cli.global, ui).await,
         Command::Version => version::run(&cli.global),
         Command::Logs(cmd) => logs::run(cmd, &cli.global, ui).await,
         Command::Registry(cmd) => registry::run(cmd, &cli.global, ui).await,

@@ -210,7 +210,7 @@ pub async fn run(cmd: Start, global: &Global, ui: Ui) -> Result<()> {
 
 /// Resolves on the first SIGINT (Ctrl-C) or SIGTERM after it is first
 /// polled, naming it.
-async fn interrupted() -> &'static str {
+pub(super) async fn interrupted() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => tokio::select! {

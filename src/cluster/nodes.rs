@@ -256,7 +256,9 @@ fn files_tar(profile: &Profile, node: &Node, pki: &Pki, joining: bool) -> Result
     let own = leaves(profile, node);
     let mut pki_files = vec!["ca.crt".to_string()];
     if node.is_control_plane() {
-        pki_files.extend(["ca.key", "sa.key", "sa.pub"].map(String::from));
+        pki_files.extend(
+            ["ca.key", "sa.key", "sa.pub", crate::pki::FRONT_PROXY_CA_CRT].map(String::from),
+        );
     } else {
         pki_files.extend(["kube-proxy.crt", "kube-proxy.key"].map(String::from));
         if !profile.no_storage {

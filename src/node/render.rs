@@ -189,23 +189,22 @@ pub fn kube_apiserver_flags(spec: &NodeSpec) -> Flags {
     if spec.version.minor <= 23 {
         f.push(("insecure-port".into(), "0".into()));
     }
-    // The aggregation layer, for metrics-server's API only: a restart of a
-    // profile without it was 0.3-0.4 s slower with it (scripts/bench-compare).
-    // The API server proxies as front-proxy-client, whose certificate the
-    // cluster's CA signs and which alone may assert users through these
-    // headers.
-    if spec.addons.contains(&super::addons::Addon::MetricsServer) {
-        f.extend(flags(&[
-            ("enable-aggregator-routing", "true"),
-            ("proxy-client-cert-file", &pki("front-proxy-client.crt")),
-            ("proxy-client-key-file", &pki("front-proxy-client.key")),
-            ("requestheader-allowed-names", "front-proxy-client"),
-            ("requestheader-client-ca-file", &pki("ca.crt")),
-            ("requestheader-extra-headers-prefix", "X-Remote-Extra-"),
-            ("requestheader-group-headers", "X-Remote-Group"),
-            ("requestheader-username-headers", "X-Remote-User"),
-        ]));
-    }
+    // The aggregation layer, as kubeadm configures it, whatever addons
+    // run: any aggregated API server a user installs authenticates the API
+    // server's requests by the front-proxy CA and learns the caller from
+    // these headers. Only the API server holds the front-proxy client
+    // certificate, of a CA of its own, so no other client of the cluster's
+    // CA can assert users.
+    f.extend(flags(&[
+        ("enable-aggregator-routing", "true"),
+        ("proxy-client-cert-file", &pki("front-proxy-client.crt")),
+        ("proxy-client-key-file", &pki("front-proxy-client.key")),
+        ("requestheader-allowed-names", "front-proxy-client"),
+        ("requestheader-client-ca-file", &pki("front-proxy-ca.crt")),
+        ("requestheader-extra-headers-prefix", "X-Remote-Extra-"),
+        ("requestheader-group-headers", "X-Remote-Group"),
+        ("requestheader-username-headers", "X-Remote-User"),
+    ]));
     f
 }
 
@@ -403,6 +402,12 @@ fn containerd_config(spec: &NodeSpec) -> String {
         Some(_) => format!("\n        BinaryName = \"{BINARIES_MOUNT}/runc\""),
         None => String::new(),
     };
+    // The runtime's own CNI plugins where it brought them, else the node
+    // image's.
+    let cni_bin = match spec.runtime.as_ref().and_then(|r| r.cni.as_ref()) {
+        Some(_) => format!("{BINARIES_MOUNT}/{}", crate::binaries::CNI_DIR),
+        None => "/usr/lib/cni".to_string(),
+    };
     if spec
         .runtime
         .as_ref()
@@ -436,7 +441,7 @@ fn containerd_config(spec: &NodeSpec) -> String {
       [{runtime}.containerd.runtimes.runc.options]{runc}
 
   [{runtime}.cni]
-    bin_dirs = [\"/usr/lib/cni\"]
+    bin_dirs = [\"{cni_bin}\"]
     conf_dir = \"/etc/cni/net.d\"
     conf_template = \"{template}\"
 "
@@ -460,7 +465,7 @@ fn containerd_config(spec: &NodeSpec) -> String {
       [{cri}.containerd.runtimes.runc.options]{runc}
 
   [{cri}.cni]
-    bin_dir = \"/usr/lib/cni\"
+    bin_dir = \"{cni_bin}\"
     conf_dir = \"/etc/cni/net.d\"
     conf_template = \"{template}\"
 
@@ -699,28 +704,7 @@ fn feature_gates_yaml(spec: &NodeSpec) -> String {
     out
 }
 
-/// CoreDNS of the version kubeadm ships with each minor version
-/// (`CoreDNSVersion` in cmd/kubeadm/app/constants/constants.go, also in
-/// build/dependencies.yaml), from the upstream registry. 1.33: v1.12.0,
-/// 1.34: v1.12.1, 1.35: v1.13.1 (promoted to registry.k8s.io in October
-/// 2025, kubernetes/k8s.io#8652), 1.36: v1.14.2; 1.37, not released with a
-/// pin known here, takes the newest.
-pub fn coredns_image(minor: u32) -> &'static str {
-    match minor {
-        ..=20 => "registry.k8s.io/coredns:1.7.0",
-        21 => "registry.k8s.io/coredns/coredns:v1.8.0",
-        22 => "registry.k8s.io/coredns/coredns:v1.8.4",
-        23 | 24 => "registry.k8s.io/coredns/coredns:v1.8.6",
-        25 | 26 => "registry.k8s.io/coredns/coredns:v1.9.3",
-        27 | 28 => "registry.k8s.io/coredns/coredns:v1.10.1",
-        29 | 30 => "registry.k8s.io/coredns/coredns:v1.11.1",
-        31 | 32 => "registry.k8s.io/coredns/coredns:v1.11.3",
-        33 => "registry.k8s.io/coredns/coredns:v1.12.0",
-        34 => "registry.k8s.io/coredns/coredns:v1.12.1",
-        35 => "registry.k8s.io/coredns/coredns:v1.13.1",
-        _ => "registry.k8s.io/coredns/coredns:v1.14.2",
-    }
-}
+pub use crate::binaries::coredns_image;
 
 /// Where the control plane keeps the objects it applies itself at boot.
 pub const ADDONS_DIR: &str = "/etc/kubernetes/addons";
@@ -1769,15 +1753,10 @@ mod tests {
         let mut seen = Vec::new();
         for row in readme.lines().filter(|l| l.starts_with("| v1.")) {
             let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
-            let [minors, etcd, containerd, runc, coredns] = cells[..] else {
+            let [minors, etcd, containerd, runc, cni, coredns] = cells[..] else {
                 panic!("row {row}");
             };
-            let (first, last) = if minors.ends_with("offline build") {
-                assert_eq!((etcd, containerd), ("3.4.23 (Debian)", "1.6.20 (Debian)"));
-                let m = minor(minors.trim_end_matches("offline build"));
-                assert_eq!(coredns, image_version(m));
-                continue;
-            } else if let Some((a, b)) = minors.split_once(" to ") {
+            let (first, last) = if let Some((a, b)) = minors.split_once(" to ") {
                 (minor(a), minor(b))
             } else if let Some((a, b)) = minors.split_once(", ") {
                 (minor(a), minor(b))
@@ -1789,6 +1768,11 @@ mod tests {
                 assert_eq!(
                     [etcd, containerd, runc],
                     [&runtime.etcd, &runtime.containerd, &runtime.runc].map(String::as_str),
+                    "v1.{m}"
+                );
+                assert_eq!(
+                    cni,
+                    runtime.cni.as_deref().unwrap_or("the node image's"),
                     "v1.{m}"
                 );
                 seen.push(m);
