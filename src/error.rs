@@ -182,14 +182,15 @@ impl From<crate::node::image::Error> for Error {
 
 /// What to do when Kubernetes binaries cannot be downloaded.
 pub const DOWNLOAD_HINT: &str = "check the network, or pass --binary-mirror with a server of the \
-     official layout; offline, put the binaries in a directory and run \
+     official layout; where only a Go module proxy is reachable, `berth cache build VERSION` \
+     builds it from source; offline, put the binaries in a directory and run \
      `berth cache import VERSION DIR`";
 
 /// What to do about cached or offered binaries with a known defect.
 pub fn rebuild_hint(version: &crate::binaries::Version) -> String {
     format!(
-        "build them again with scripts/kubernetes-from-debian-source.sh DIR (it puts reflect2 1.0.2 \
-         in place) and `berth cache import {version} DIR`, or run scripts/setup, which does both"
+        "build the version anew from source with `berth cache build {version}` (its modules carry \
+         the fixed reflect2), or import binaries built with reflect2 1.0.2 or newer"
     )
 }
 
@@ -205,7 +206,7 @@ impl From<crate::binaries::Error> for Error {
                     Error::usage(format!("{e}; nothing was imported")).with_hint(
                         "the directory must hold kube-apiserver, kube-controller-manager, kube-scheduler, \
                          kubelet, kube-proxy and kubectl, each executable and of the version given \
-                         (scripts/kubernetes-from-debian-source.sh builds such a directory)",
+                         (`berth cache build VERSION` builds and caches them from source instead)",
                     )
                 }
                 B::BadMirror(_) => Error::usage(e.to_string()).with_hint(format!(

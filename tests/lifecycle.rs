@@ -146,75 +146,96 @@ fn a_cluster_runs_pods_and_survives_stop_start_pause_and_unpause_then_delete_lea
         (Some("ready"), Some("ok"))
     );
     assert!(status["certificate_days_left"].as_i64().unwrap() >= 364);
-    // No registry here: DNS is reported unavailable, with the reason and
-    // the way out, and the cluster works regardless.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    let dns = loop {
-        let status = json(&env.ok(&["status", "-p", "e2e-a", "-o", "json"]));
-        if status["dns"]["state"] == "unavailable" || std::time::Instant::now() > deadline {
-            break status["dns"].clone();
+    // DNS is real: the CoreDNS of the version, built with it, answers for
+    // the cluster's names, a Service's, and names outside the cluster.
+    let dns_state = |want: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let status = json(&env.ok(&["status", "-p", "e2e-a", "-o", "json"]));
+            if status["dns"]["state"] == want || std::time::Instant::now() > deadline {
+                break status["dns"].clone();
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
         }
-        std::thread::sleep(std::time::Duration::from_secs(1));
     };
-    assert_eq!(dns["state"], "unavailable", "{dns}");
-    let reason = dns["reason"].as_str().unwrap();
-    assert!(
-        reason.contains("registry.k8s.io/coredns:1.7.0 cannot be pulled")
-            && reason.contains("berth image load"),
-        "{reason}"
-    );
-    // Once the image is loaded, DNS comes up at once, not after the pull
-    // back-off. Where the real image is in the host's engine it is used;
-    // else a stand-in that answers CoreDNS's health and readiness probes
-    // shows the path (name resolution itself needs the real one).
-    let coredns = "registry.k8s.io/coredns:1.7.0";
-    let stand_in = block_on(async {
-        let docker = Docker::connect().await.unwrap();
-        if docker.image_exists(coredns).await.unwrap() {
-            return None;
-        }
-        let script = "httpd -p 8181 -h /www; exec httpd -f -p 8080 -h /www\n";
-        let files = [
-            ("www/ready", "OK"),
-            ("www/health", "OK"),
-            ("fake-coredns", script),
-        ];
-        let entrypoint = r#"ENTRYPOINT ["/bin/sh", "/fake-coredns"]"#;
-        busybox_image(&docker, coredns, &files, &[entrypoint]).await;
-        Some(Guard(Resource::Image(coredns.into())))
-    });
-    let loaded = std::time::Instant::now();
-    let (code, _, stderr) = env.run(&["image", "load", coredns, "-p", "e2e-a"]);
-    assert_eq!(code, 0, "{stderr}");
-    assert!(
-        stderr.contains("Restarted pod kube-system/coredns-"),
-        "{stderr}"
-    );
-    let dns = loop {
-        let status = json(&env.ok(&["status", "-p", "e2e-a", "-o", "json"]));
-        if status["dns"]["state"] == "available" || loaded.elapsed().as_secs() > 60 {
-            break status["dns"].clone();
-        }
-        std::thread::sleep(std::time::Duration::from_secs(1));
-    };
+    let dns = dns_state("available");
     assert_eq!(dns["state"], "available", "{dns}");
-    if stand_in.is_none() {
-        // The real CoreDNS: a pod resolves a Service's name.
-        let answer = env.kubectl(
+    env.assert_resolves(
+        "e2e-a",
+        "web",
+        "kubernetes.default.svc.cluster.local",
+        "10.96.0.1",
+    );
+    env.assert_resolves("e2e-a", "web", "web.default.svc.cluster.local", &cluster_ip);
+    // Through CoreDNS's forward, as an absolute name: busybox's nslookup
+    // tries a short name only with the search domains.
+    env.assert_resolves("e2e-a", "web", &format!("{node_container}."), "172.30.");
+
+    // Where CoreDNS's image is missing (a version that brought none, an
+    // engine that pulls nothing), status says so and how to load it; once
+    // loaded, DNS comes back at once, not after the pull back-off.
+    let image = berth::binaries::coredns_image(common::k8s_version().minor);
+    let archive = berth::binaries::Cache::new(&berth::paths::cache_dir())
+        .dir(&common::k8s_version())
+        .join(berth::binaries::COREDNS_ARCHIVE);
+    if archive.exists() {
+        block_on(async {
+            let docker = Docker::connect().await.unwrap();
+            let removed = docker
+                .exec(
+                    &node_container,
+                    &["ctr", "-n", "k8s.io", "images", "rm", image],
+                )
+                .await
+                .unwrap();
+            assert_eq!(removed.code, 0, "{removed:?}");
+        });
+        env.kubectl(
             "e2e-a",
             &[
-                "exec",
-                "web",
-                "--",
-                "nslookup",
-                "kubernetes.default.svc.cluster.local",
+                "delete",
+                "pod",
+                "-n",
+                "kube-system",
+                "-l",
+                "k8s-app=kube-dns",
+                "--wait=false",
             ],
         );
-        assert!(answer.contains("10.96.0.1"), "{answer}");
+        let dns = dns_state("unavailable");
+        assert_eq!(dns["state"], "unavailable", "{dns}");
+        let reason = dns["reason"].as_str().unwrap();
+        assert!(
+            reason.contains(&format!("{image} cannot be pulled"))
+                && reason.contains("berth image load"),
+            "{reason}"
+        );
+        let _loaded = Guard(Resource::Image(image.into()));
+        block_on(common::docker_load(&archive));
+        let loaded = std::time::Instant::now();
+        let (code, _, stderr) = env.run(&["image", "load", image, "-p", "e2e-a"]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            stderr.contains("Restarted pod kube-system/coredns-"),
+            "{stderr}"
+        );
+        let dns = dns_state("available");
+        assert_eq!(dns["state"], "available", "{dns}");
+        assert!(
+            loaded.elapsed().as_secs() < 60,
+            "DNS came back after {:?}",
+            loaded.elapsed()
+        );
+        env.assert_resolves(
+            "e2e-a",
+            "web",
+            "kubernetes.default.svc.cluster.local",
+            "10.96.0.1",
+        );
     } else {
         common::skipped(
-            "lifecycle: a pod resolves a Service's name through CoreDNS",
-            "the image registry.k8s.io/coredns:1.7.0 is not in the engine (no registry here)",
+            "lifecycle: CoreDNS's image missing, then loaded",
+            "the tests' Kubernetes version brought no CoreDNS image (not built with `berth cache build`)",
         );
     }
     let endpoint = status["endpoint"].as_str().unwrap().to_string();

@@ -1,109 +1,119 @@
-//! The runtime a downloaded version brings (etcd, containerd, runc) runs
-//! the cluster. No release page can be reached here, so a mirror on
-//! 127.0.0.1 serves Debian's builds (scripts/runtime-fixtures.sh) in their
-//! projects' release layout, beside the cached Kubernetes binaries.
+//! The runtime a downloaded version brings (etcd, containerd, runc, CNI
+//! plugins) runs the cluster. No release page can be reached here, so a
+//! mirror on 127.0.0.1 serves, in each project's release layout, what
+//! `cache build` made of the versions the minor pins.
 
 mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use berth::binaries::{COMPONENTS, Cache, host_arch};
+use berth::binaries::{COMPONENTS, Cache, Runtime, host_arch};
 use berth::docker::{BINARIES_MOUNT, Docker};
 use common::mirror::{publish, serve, sha256, targz};
 use common::{Env, block_on, k8s_version, skipped};
 
-/// Where scripts/setup puts the fixtures.
-fn fixtures() -> PathBuf {
-    let build = std::env::var_os("BERTH_BUILD_DIR").unwrap_or("/var/cache/berth-build".into());
-    PathBuf::from(build).join("fixtures")
+/// The cached binaries of the tests' version and the runtime that came
+/// with them, when it came with one (a build or a download).
+fn cached() -> Option<(PathBuf, Runtime)> {
+    let cache = Cache::new(&berth::paths::cache_dir());
+    let manifest = cache.get(&k8s_version()).unwrap()?;
+    Some((cache.dir(&manifest.version), manifest.runtime?))
 }
 
-/// A mirror tree: the cached binaries of `version` in the official layout
-/// and the v1 fixtures as etcd 3.5.16, containerd 1.7.24 and runc 1.1.5.
-fn mirror_tree(version: &berth::binaries::Version, runtime: &Path) -> tempfile::TempDir {
+/// A mirror tree of `dir`'s binaries: Kubernetes' in the official layout,
+/// etcd, containerd, runc and the CNI plugins in their projects'.
+fn mirror_tree(
+    version: &berth::binaries::Version,
+    dir: &Path,
+    runtime: &Runtime,
+) -> tempfile::TempDir {
     let tree = tempfile::tempdir().unwrap();
     let arch = host_arch();
-    let cached = Cache::new(&berth::paths::cache_dir()).dir(version);
-    let dir = tree
+    let read = |name: &str| fs::read(dir.join(name)).unwrap();
+    let kubernetes = tree
         .path()
         .join(format!("release/{version}/bin/linux/{arch}"));
-    fs::create_dir_all(&dir).unwrap();
+    fs::create_dir_all(&kubernetes).unwrap();
     for name in COMPONENTS {
-        let bytes = fs::read(cached.join(name)).unwrap();
-        fs::write(dir.join(name), &bytes).unwrap();
-        fs::write(dir.join(format!("{name}.sha256")), sha256(&bytes)).unwrap();
+        let bytes = read(name);
+        fs::write(kubernetes.join(name), &bytes).unwrap();
+        fs::write(kubernetes.join(format!("{name}.sha256")), sha256(&bytes)).unwrap();
     }
     let release = tree.path().join("release");
+    let etcd = &runtime.etcd;
     publish(
-        &release.join("etcd/v3.5.16"),
-        &format!("etcd-v3.5.16-linux-{arch}.tar.gz"),
-        &targz(&[(
-            &format!("etcd-v3.5.16-linux-{arch}/etcd"),
-            &fs::read(runtime.join("etcd")).unwrap(),
-        )]),
+        &release.join(format!("etcd/v{etcd}")),
+        &format!("etcd-v{etcd}-linux-{arch}.tar.gz"),
+        &targz(&[(&format!("etcd-v{etcd}-linux-{arch}/etcd"), &read("etcd"))]),
         "SHA256SUMS",
     );
-    let containerd = format!("containerd-static-1.7.24-linux-{arch}.tar.gz");
+    let containerd = format!(
+        "containerd-static-{}-linux-{arch}.tar.gz",
+        runtime.containerd
+    );
     publish(
-        &release.join("containerd/v1.7.24"),
+        &release.join(format!("containerd/v{}", runtime.containerd)),
         &containerd,
         &targz(&[
-            (
-                "bin/containerd",
-                &fs::read(runtime.join("containerd")).unwrap(),
-            ),
+            ("bin/containerd", &read("containerd")),
             (
                 "bin/containerd-shim-runc-v2",
-                &fs::read(runtime.join("containerd-shim-runc-v2")).unwrap(),
+                &read("containerd-shim-runc-v2"),
             ),
         ]),
         &format!("{containerd}.sha256sum"),
     );
     publish(
-        &release.join("runc/v1.1.5"),
+        &release.join(format!("runc/v{}", runtime.runc)),
         &format!("runc.{arch}"),
-        &fs::read(runtime.join("runc")).unwrap(),
+        &read("runc"),
         "runc.sha256sum",
     );
+    if let Some(cni) = &runtime.cni {
+        let file = format!("cni-plugins-linux-{arch}-v{cni}.tgz");
+        let plugins: Vec<(String, Vec<u8>)> = ["bridge", "host-local", "loopback", "portmap"]
+            .iter()
+            .map(|p| (format!("./{p}"), read(&format!("cni/{p}"))))
+            .collect();
+        let entries: Vec<(&str, &[u8])> = plugins
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        publish(
+            &release.join(format!("cni-plugins/v{cni}")),
+            &file,
+            &targz(&entries),
+            &format!("{file}.sha256"),
+        );
+    }
     tree
 }
 
 #[test]
 fn a_downloaded_runtime_runs_the_cluster() {
-    let runtime = fixtures().join("v1");
-    if !runtime.join("etcd").exists() {
+    let Some((dir, runtime)) = cached() else {
         skipped(
-            "tests/runtime.rs: a cluster on a downloaded etcd, containerd and runc",
-            "no fixtures; scripts/setup makes them with scripts/runtime-fixtures.sh",
+            "tests/runtime.rs: a cluster on a downloaded etcd, containerd, runc and CNI plugins",
+            "the tests' Kubernetes version is cached without a runtime (imported); `berth cache build` makes one",
         );
         return;
-    }
+    };
     let version = k8s_version();
-    let tree = mirror_tree(&version, &runtime);
+    let tree = mirror_tree(&version, &dir, &runtime);
     let mirror = serve(tree.path());
     let cache = tempfile::tempdir().unwrap();
     let mut env = Env::new();
     env.cache_dir = Some(cache.path().to_path_buf());
     let v = version.to_string();
-    env.ok(&[
-        "cache",
-        "download",
-        &v,
-        "--binary-mirror",
-        &mirror,
-        "--etcd",
-        "3.5.16",
-        "--containerd",
-        "1.7.24",
-        "--runc",
-        "v1.1.5",
-    ]);
+    env.ok(&["cache", "download", &v, "--binary-mirror", &mirror]);
     let listed = common::json(&env.ok(&["cache", "list", "-o", "json"]));
     assert_eq!(
         listed[0]["runtime"],
-        serde_json::json!({"etcd": "3.5.16", "containerd": "1.7.24", "runc": "1.1.5"})
+        serde_json::to_value(berth::binaries::runtime_for_minor(version.minor)).unwrap(),
+        "a download brings what the minor's row pins"
     );
+    assert_eq!(listed[0]["source"]["kind"], "downloaded");
 
     let profile = "e2e-runtime";
     env.ok(&["start", "-p", profile, "--wait", "3m"]);
@@ -116,7 +126,10 @@ fn a_downloaded_runtime_runs_the_cluster() {
             "jsonpath={.items[0].status.nodeInfo.containerRuntimeVersion}",
         ],
     );
-    assert_eq!(runtime_version, "containerd://1.7.24");
+    assert_eq!(
+        runtime_version,
+        format!("containerd://{}", runtime.containerd)
+    );
     let node = env.names(profile).container(profile);
     block_on(async {
         let docker = Docker::connect().await.unwrap();
@@ -139,7 +152,7 @@ fn a_downloaded_runtime_runs_the_cluster() {
             );
         }
     });
-    // Pods run, through the volume's shim and runc.
+    // Pods run, through the volume's shim, runc and CNI plugins.
     env.apply(
         profile,
         "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: p, image: berth.local/pause:1.0, imagePullPolicy: Never}\n",
@@ -147,6 +160,14 @@ fn a_downloaded_runtime_runs_the_cluster() {
     env.kubectl(
         profile,
         &["wait", "--for=condition=Ready", "pod/p", "--timeout=120s"],
+    );
+    let ip = env.kubectl(
+        profile,
+        &["get", "pod", "p", "-o", "jsonpath={.status.podIP}"],
+    );
+    assert!(
+        ip.starts_with("10.244."),
+        "pod address {ip:?} not from the bridge plugin"
     );
     env.ok(&["delete", "-p", profile]);
     assert!(env.leftovers(profile).is_empty());
@@ -156,19 +177,19 @@ fn a_downloaded_runtime_runs_the_cluster() {
 /// Kubernetes, and every setting lands where containerd 2 looks for it.
 #[test]
 fn containerd_2_reads_the_configuration_berth_renders() {
-    let containerd = fixtures().join("v2/containerd");
-    if !containerd.exists() {
+    let Some((dir, runtime)) = cached().filter(|(_, r)| r.containerd_major() >= 2) else {
         skipped(
             "tests/runtime.rs: containerd 2 reading berth's configuration",
-            "no fixtures; scripts/setup makes them with scripts/runtime-fixtures.sh",
+            "the tests' Kubernetes version is cached without containerd 2",
         );
         return;
-    }
+    };
+    let containerd = dir.join("containerd");
     let spec = berth::node::render::NodeSpec {
         node: "dev".into(),
         role: berth::profile::Role::ControlPlane,
         node_ip: "172.30.0.2".parse().unwrap(),
-        version: "v1.34.1".parse().unwrap(),
+        version: k8s_version(),
         privilege: berth::docker::Privilege::Capabilities,
         cgroup_root: "/berth-dev".into(),
         cgroup_v2: true,
@@ -183,7 +204,7 @@ fn containerd_2_reads_the_configuration_berth_renders() {
         addons: Vec::new(),
         first: true,
         registry: None,
-        runtime: Some(berth::binaries::runtime_for_minor(34)),
+        runtime: Some(runtime),
     };
     let files = berth::node::render::node_files(&spec, &[]);
     let config = files
@@ -229,7 +250,7 @@ fn containerd_2_reads_the_configuration_berth_renders() {
     for setting in [
         "restrict_oom_score_adj = true".to_string(),
         format!("BinaryName = '{BINARIES_MOUNT}/runc'"),
-        "bin_dirs = ['/usr/lib/cni']".to_string(),
+        format!("bin_dirs = ['{BINARIES_MOUNT}/cni']"),
         "conf_template = '/etc/containerd/cni.template'".to_string(),
         "default_runtime_name = 'runc'".to_string(),
     ] {

@@ -1,6 +1,8 @@
 //! A single-layer OCI image archive written from files, which
 //! `ctr images import` takes: how berth turns a binary it built (CoreDNS)
-//! into an image a node runs, with no registry and no Docker build.
+//! into an image a node runs, with no registry and no Docker build. It is
+//! also a `docker save` archive (a manifest.json beside the OCI index, as
+//! Docker 25 writes them), so `docker load` takes it on any engine.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -67,6 +69,12 @@ pub fn write_archive(
         "schemaVersion": 2,
         "manifests": [index],
     }))?;
+    let blob_path = |blob: &[u8]| format!("blobs/sha256/{}", &digest(blob)["sha256:".len()..]);
+    let docker_manifest = serde_json::to_vec(&serde_json::json!([{
+        "Config": blob_path(&image_config),
+        "RepoTags": [reference],
+        "Layers": [blob_path(&layer)],
+    }]))?;
 
     let mut archive = tar::Builder::new(std::fs::File::create(out)?);
     append(
@@ -75,9 +83,9 @@ pub fn write_archive(
         br#"{"imageLayoutVersion":"1.0.0"}"#,
     )?;
     append(&mut archive, "index.json", &index)?;
+    append(&mut archive, "manifest.json", &docker_manifest)?;
     for blob in [&image_config, &manifest, &layer] {
-        let name = format!("blobs/sha256/{}", &digest(blob)["sha256:".len()..]);
-        append(&mut archive, &name, blob)?;
+        append(&mut archive, &blob_path(blob), blob)?;
     }
     archive.into_inner()?.flush()
 }
@@ -211,6 +219,18 @@ mod tests {
         assert_eq!(image["config"]["User"], "65532:65532");
         let layer_digest = manifest["layers"][0]["digest"].as_str().unwrap();
         assert_eq!(image["rootfs"]["diff_ids"][0], layer_digest);
+        // `docker load` reads the same blobs through manifest.json.
+        let docker = json(&archive["manifest.json"].0);
+        assert_eq!(docker[0]["RepoTags"][0], reference);
+        let config_digest = manifest["config"]["digest"].as_str().unwrap();
+        assert_eq!(
+            docker[0]["Config"],
+            format!("blobs/sha256/{}", &config_digest[7..])
+        );
+        assert_eq!(
+            docker[0]["Layers"][0],
+            format!("blobs/sha256/{}", &layer_digest[7..])
+        );
 
         let layer = entries(&blob(layer_digest));
         let (content, pax) = &layer["coredns"];

@@ -40,7 +40,7 @@ use crate::settings::{ExtraFlag, Port};
 use crate::ui::Ui;
 
 /// The version `start` uses when none is given and none is cached.
-pub const DEFAULT_VERSION: &str = "v1.34.1";
+pub const DEFAULT_VERSION: &str = "v1.37.2";
 
 pub struct Ctx {
     pub home: PathBuf,

@@ -7,10 +7,11 @@ use berth::docker::Docker;
 
 pub mod mirror;
 
-/// The Kubernetes version the end-to-end tests run; CI caches it first.
+/// The Kubernetes version the end-to-end tests run: berth's default, or
+/// `BERTH_TEST_VERSION`; scripts/test caches it first.
 pub fn k8s_version() -> berth::binaries::Version {
-    std::env::var("BERTH_TEST_K8S_VERSION")
-        .unwrap_or_else(|_| "v1.20.2".into())
+    std::env::var("BERTH_TEST_VERSION")
+        .unwrap_or_else(|_| berth::cluster::DEFAULT_VERSION.into())
         .parse()
         .unwrap()
 }
@@ -600,4 +601,17 @@ pub async fn busybox_image(docker: &Docker, name: &str, files: &[(&str, &str)], 
         .import_rootfs(tar.into_inner().unwrap(), repo, tag, changes)
         .await
         .unwrap();
+}
+
+/// `docker load` of an image archive into the test's engine.
+pub async fn docker_load(archive: &std::path::Path) {
+    use futures_util::StreamExt as _;
+    let api = bollard::Docker::connect_with_defaults().unwrap();
+    let bytes = std::fs::read(archive).unwrap();
+    let options = bollard::query_parameters::ImportImageOptionsBuilder::default().build();
+    let mut stream = api.import_image(options, bollard::body_full(bytes.into()), None);
+    while let Some(item) = stream.next().await {
+        let info = item.unwrap();
+        assert!(info.error_detail.is_none(), "{:?}", info.error_detail);
+    }
 }
