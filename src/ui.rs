@@ -86,6 +86,16 @@ impl Step {
         }
     }
 
+    /// Shows a stage of a long step: on a terminal as `detail` does,
+    /// otherwise as a line of its own, so a log shows where minutes went.
+    pub fn stage(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.set_message(text.trim().to_string()),
+            None if !self.ui.quiet => eprintln!("  {}", text.trim()),
+            None => {}
+        }
+    }
+
     pub fn done(mut self) -> Duration {
         self.finish(true)
     }

@@ -240,6 +240,22 @@ fn addons_are_applied_removed_and_applied_again_and_say_what_they_lack() {
     // Disabled: their objects go, the control plane no longer holds them.
     // metrics-server first: while its API is registered and does not
     // answer, the namespace controller cannot finish deleting a namespace.
+    // The aggregation layer is on in every cluster, so neither disabling
+    // nor enabling it again restarts the API server.
+    let api_server_run = || {
+        env.ok(&[
+            "ssh",
+            "-p",
+            PROFILE,
+            "--",
+            "systemctl",
+            "show",
+            "-p",
+            "InvocationID",
+            "kube-apiserver",
+        ])
+    };
+    let before = api_server_run();
     for name in ["metrics-server", "dashboard", "ingress"] {
         env.ok(&["addons", "disable", name, "-p", PROFILE]);
         assert_eq!(addon(&env, name)["state"], "disabled");
@@ -288,6 +304,7 @@ fn addons_are_applied_removed_and_applied_again_and_say_what_they_lack() {
     // And applied again.
     env.ok(&["addons", "enable", "metrics-server", "-p", PROFILE]);
     assert!(exists(&env, &["apiservice", "v1beta1.metrics.k8s.io"]));
+    assert_eq!(api_server_run(), before, "the API server was restarted");
     // A second enable changes nothing and says so.
     let (code, _, err) = env.run(&["addons", "enable", "metrics-server", "-p", PROFILE]);
     assert_eq!(code, 0);

@@ -206,7 +206,7 @@ fn a_version_cached_by_the_old_build_is_listed_as_to_be_rebuilt_and_not_started(
         .success()
         .stdout(predicates::str::is_match(r"v1\.20\.2 .* rebuild ").unwrap())
         .stdout(contains("v1.20.2 must be rebuilt"))
-        .stdout(contains("scripts/setup"));
+        .stdout(contains("berth cache build v1.20.2"));
     let listed = berth()
         .env("BERTH_CACHE_DIR", cache.path())
         .args(["cache", "list", "-o", "json"])

@@ -3,51 +3,17 @@
 //! (pruning, defaulting, OpenAPI), admission webhooks and a conversion
 //! webhook served by a pod, and no control-plane component crashing
 //! meanwhile. v1.20.2 built from Debian's source with the vendored reflect2
-//! 1.0.1 crashed ("fatal error: fault") on exactly these.
+//! 1.0.1 crashed ("fatal error: fault") on exactly these; so may binaries
+//! imported from elsewhere.
 
 mod common;
 
 use std::time::Duration;
 
-use berth::docker::Docker;
-use common::{Env, Guard, Resource, block_on, eventually, json};
+use common::{Env, eventually, json};
 
 const PROFILE: &str = "e2e-ext";
 const IMAGE: &str = "berth.test/webhook:1";
-
-/// The webhook server (tests/webhook/main.go), built static with the
-/// machine's Go, alone in an image.
-fn webhook_image() -> Guard {
-    let out = tempfile::tempdir().unwrap();
-    let binary = out.path().join("webhook");
-    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/webhook/main.go");
-    let built = std::process::Command::new("go")
-        .args(["build", "-o"])
-        .arg(&binary)
-        .arg(&source)
-        .env("CGO_ENABLED", "0")
-        .env("GO111MODULE", "off")
-        .env("GOCACHE", out.path().join("cache"))
-        .output()
-        .expect("Go is installed by scripts/setup");
-    assert!(
-        built.status.success(),
-        "go build: {}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let mut tar = tar::Builder::new(Vec::new());
-    tar.append_path_with_name(&binary, "webhook").unwrap();
-    block_on(async {
-        let docker = Docker::connect().await.unwrap();
-        let (repo, tag) = IMAGE.rsplit_once(':').unwrap();
-        let entrypoint = r#"ENTRYPOINT ["/webhook"]"#;
-        docker
-            .import_rootfs(tar.into_inner().unwrap(), repo, tag, &[entrypoint])
-            .await
-            .unwrap();
-    });
-    Guard(Resource::Image(IMAGE.into()))
-}
 
 const SERVICE_NAME: &str = "webhook.hooks.svc";
 
@@ -198,7 +164,7 @@ fn widget(name: &str, version: &str, field: &str, size: u32) -> String {
 fn custom_resources_admission_and_conversion_webhooks_work_and_nothing_crashes() {
     let env = Env::new();
     env.ok(&["start", "-p", PROFILE]);
-    let _image = webhook_image();
+    let _image = common::go_image("tests/webhook/main.go", IMAGE);
     env.ok(&["image", "load", IMAGE, "-p", PROFILE]);
 
     let certified = rcgen::generate_simple_self_signed(vec![SERVICE_NAME.to_string()]).unwrap();

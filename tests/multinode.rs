@@ -167,7 +167,9 @@ fn three_nodes_network_across_nodes_and_keep_it_after_stop_and_start() {
     let port = common::free_port();
     let ports = format!("{port}:30080");
     let preset = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/multinode.yaml");
-    // A feature gate v1.20 knows: every component must accept it.
+    // A feature gate v1.34 to v1.37 know (GA and locked on from v1.35,
+    // where setting it to its default is allowed): every component must
+    // accept it.
     env.ok(&[
         "start",
         "-p",
@@ -177,7 +179,7 @@ fn three_nodes_network_across_nodes_and_keep_it_after_stop_and_start() {
         "--ports",
         &ports,
         "--feature-gates",
-        "EphemeralContainers=true",
+        "InPlacePodVerticalScaling=true",
         "--wait",
         "3m",
     ]);
@@ -232,10 +234,28 @@ fn three_nodes_network_across_nodes_and_keep_it_after_stop_and_start() {
     eventually(Duration::from_secs(180), || {
         spread_network_works(&env, profile)
     });
-    // A worker's pods resolve names only the engine's DNS knows (another
-    // node's container) through the worker's own address.
-    let worker = "e2e-three-m02";
+    // The real CoreDNS answers pods on every node: the cluster's names, a
+    // Service's, and a name only the engine's DNS knows (another node's
+    // container; absolute, as busybox's nslookup tries a short name only
+    // with the search domains).
     let other = env.names(profile).container("e2e-three-m03");
+    let web_ip = env.kubectl(
+        profile,
+        &["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"],
+    );
+    for (pod, _, _) in web_pods(&env, profile) {
+        env.assert_resolves(
+            profile,
+            &pod,
+            "kubernetes.default.svc.cluster.local",
+            "10.96.0.1",
+        );
+        env.assert_resolves(profile, &pod, "web.default.svc.cluster.local", &web_ip);
+        env.assert_resolves(profile, &pod, &format!("{other}."), "172.30.");
+    }
+    // A worker's pods with the node's resolvers (dnsPolicy Default) resolve
+    // the same through the worker's own address.
+    let worker = "e2e-three-m02";
     env.resolver_pod(profile, "resolver", worker, "berth.test/multinode:1");
     env.assert_resolves(profile, "resolver", &other, "172.30.");
     // --ports: a NodePort reached from the host on 127.0.0.1.

@@ -210,7 +210,9 @@ fn a_claim_binds_where_its_pod_runs_and_keeps_its_data_until_it_is_deleted() {
     );
 
     // Host folders: read from a hostPath pod; the read-only one refuses
-    // writes.
+    // writes in the node, and in a pod that mounts it read-only (runc
+    // bind-mounts a hostPath with the flags the pod asks for, not those of
+    // the node's mount).
     env.apply(
         profile,
         &format!(
@@ -221,7 +223,7 @@ spec:
   terminationGracePeriodSeconds: 1
   containers:
   - {{name: c, image: {IMAGE}, imagePullPolicy: Never, command: [sleep, "3600"],
-      volumeMounts: [{{name: rw, mountPath: /rw}}, {{name: ro, mountPath: /ro}}]}}
+      volumeMounts: [{{name: rw, mountPath: /rw}}, {{name: ro, mountPath: /ro, readOnly: true}}]}}
   volumes:
   - {{name: rw, hostPath: {{path: /mnt/shared}}}}
   - {{name: ro, hostPath: {{path: /mnt/readonly}}}}
@@ -255,6 +257,16 @@ spec:
     ]);
     assert_ne!(code, 0, "a write to the read-only mount succeeded");
     assert!(err.contains("Read-only file system"), "{err}");
+    assert_ne!(
+        in_node(
+            &env,
+            profile,
+            profile,
+            &["sh", "-c", "echo x > /mnt/readonly/file"]
+        ),
+        0,
+        "the node wrote to its read-only folder"
+    );
     assert!(!readonly.path().join("file").exists());
 
     // Mounts are fixed at creation.

@@ -168,6 +168,28 @@ async fn go(
     env: &[(&str, String)],
     what: &str,
 ) -> Result<Vec<u8>, Error> {
+    let output = run_go(dir, args, env).await?;
+    if output.status.success() {
+        return Ok(output.stdout);
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("go: downloading "))
+        .collect();
+    Err(Error::Build {
+        what: what.to_string(),
+        output: said[said.len().saturating_sub(20)..].join("\n"),
+    })
+}
+
+/// Runs `go args` in `dir` with `env` added to the user's, in a process
+/// group of its own that goes when the future is dropped.
+async fn run_go(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> Result<std::process::Output, Error> {
     let mut command = tokio::process::Command::new("go");
     command
         .args(args)
@@ -187,18 +209,7 @@ async fn go(
         .await
         .map_err(|e| Error::NoGo(e.to_string()))?;
     std::mem::forget(running);
-    if output.status.success() {
-        return Ok(output.stdout);
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let said: Vec<&str> = stderr
-        .lines()
-        .filter(|l| !l.starts_with("go: downloading "))
-        .collect();
-    Err(Error::Build {
-        what: what.to_string(),
-        output: said[said.len().saturating_sub(20)..].join("\n"),
-    })
+    Ok(output)
 }
 
 impl Cache {
@@ -324,15 +335,12 @@ async fn download(
     env: &[(&str, String)],
 ) -> Result<Downloaded, Error> {
     let at = format!("{module}@{version}");
-    let output = match go(src, &["mod", "download", "-json", &at], env, &at).await {
-        Ok(output) => output,
-        // It prints the module's JSON, with the error in it, and fails.
-        Err(Error::Build { output, .. }) if output.is_empty() => Vec::new(),
-        Err(e) => return Err(e),
-    };
-    let found: Downloaded = serde_json::from_slice(&output).map_err(|_| Error::Build {
+    // A module it cannot get is in its JSON too, with the proxy's answer;
+    // it fails then.
+    let output = run_go(src, &["mod", "download", "-json", &at], env).await?;
+    let found: Downloaded = serde_json::from_slice(&output.stdout).map_err(|_| Error::Build {
         what: at.clone(),
-        output: String::from_utf8_lossy(&output).into_owned(),
+        output: String::from_utf8_lossy(&output.stderr).into_owned(),
     })?;
     match found.error {
         Some(answer) => Err(Error::NotServed {

@@ -125,8 +125,8 @@ pub async fn run(cmd: Cache, global: &Global, ui: Ui) -> Result<()> {
                 return Ok(());
             }
             let step = ui.step(format!("Building Kubernetes {version} from source"));
-            let detail = |line: &str| step.detail(line);
-            let built = cache.build(&version, &runtime, &detail);
+            let stage = |line: &str| step.stage(line);
+            let built = cache.build(&version, &runtime, &stage);
             let manifest = tokio::select! {
                 built = built => built?,
                 signal = super::start::interrupted() => {

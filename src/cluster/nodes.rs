@@ -690,10 +690,25 @@ async fn drain(client: &kube::Client, name: &str, wait: bool) -> Result<()> {
     };
     let nodes: Api<NodeObject> = Api::all(client.clone());
     let cordon = serde_json::json!({"spec": {"unschedulable": true}});
-    nodes
-        .patch(name, &PatchParams::default(), &Patch::Merge(&cordon))
-        .await
-        .map_err(|e| failed("cordon", e))?;
+    // A control plane that was just lost may still get connections from
+    // the load balancer for the two seconds its checks take to notice:
+    // those fail to connect, and the next try goes to another.
+    let connect_deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match nodes
+            .patch(name, &PatchParams::default(), &Patch::Merge(&cordon))
+            .await
+        {
+            Ok(_) => break,
+            Err(kube::Error::Api(status)) => {
+                return Err(failed("cordon", kube::Error::Api(status)));
+            }
+            Err(_) if Instant::now() < connect_deadline => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(failed("cordon", e)),
+        }
+    }
     let all: Api<Pod> = Api::all(client.clone());
     let on_node = ListParams::default().fields(&format!("spec.nodeName={name}"));
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -615,3 +615,38 @@ pub async fn docker_load(archive: &std::path::Path) {
         assert!(info.error_detail.is_none(), "{:?}", info.error_detail);
     }
 }
+
+/// A test server (a Go program of the tests, `source` relative to the
+/// repository), built static with the machine's Go, alone in the image
+/// `image` as its entrypoint; the image is removed when the guard drops.
+pub fn go_image(source: &str, image: &str) -> Guard {
+    let out = tempfile::tempdir().unwrap();
+    let binary = out.path().join("server");
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(source);
+    let built = std::process::Command::new("go")
+        .args(["build", "-o"])
+        .arg(&binary)
+        .arg(&source)
+        .env("CGO_ENABLED", "0")
+        .env("GO111MODULE", "off")
+        .env("GOCACHE", out.path().join("cache"))
+        .output()
+        .expect("Go is on PATH (scripts/setup makes sure)");
+    assert!(
+        built.status.success(),
+        "go build: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.append_path_with_name(&binary, "server").unwrap();
+    block_on(async {
+        let docker = Docker::connect().await.unwrap();
+        let (repo, tag) = image.rsplit_once(':').unwrap();
+        let entrypoint = r#"ENTRYPOINT ["/server"]"#;
+        docker
+            .import_rootfs(tar.into_inner().unwrap(), repo, tag, &[entrypoint])
+            .await
+            .unwrap();
+    });
+    Guard(Resource::Image(image.into()))
+}
