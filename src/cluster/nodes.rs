@@ -728,10 +728,19 @@ async fn drain(client: &kube::Client, name: &str, wait: bool) -> Result<()> {
             let (Some(ns), Some(pod_name)) = (&pod.metadata.namespace, &pod.metadata.name) else {
                 continue;
             };
+            let api: Api<Pod> = Api::namespaced(client.clone(), ns);
             if pod.metadata.deletion_timestamp.is_some() {
+                // An evicted pod is given a final phase once its containers
+                // are gone (kubelet does so since v1.26); only the object is
+                // left then, which would stay until the pod garbage
+                // collector finds the node gone.
+                if finished(pod) {
+                    let _ = api
+                        .delete(pod_name, &DeleteParams::default().grace_period(0))
+                        .await;
+                }
                 continue;
             }
-            let api: Api<Pod> = Api::namespaced(client.clone(), ns);
             // A disruption budget refusing now (429) is asked again on the
             // next round; the node goes after the deadline regardless.
             let _ = api.evict(pod_name, &EvictParams::default()).await;
@@ -756,12 +765,15 @@ fn stays(pod: &Pod) -> bool {
         .annotations
         .as_ref()
         .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
-    let finished = pod
-        .status
+    by_daemonset || mirror
+}
+
+/// The pod's containers have ended for good.
+fn finished(pod: &Pod) -> bool {
+    pod.status
         .as_ref()
         .and_then(|s| s.phase.as_deref())
-        .is_some_and(|p| p == "Succeeded" || p == "Failed");
-    by_daemonset || mirror || finished
+        .is_some_and(|p| p == "Succeeded" || p == "Failed")
 }
 
 #[cfg(test)]
