@@ -76,7 +76,7 @@ pub enum Output {
 pub enum Command {
     /// Create a cluster, or start a stopped one again.
     #[command(
-        after_help = "Examples:\n  berth start -p dev\n  berth start -p big --nodes 3 --kubernetes-version v1.34.1\n  berth start -p ci --config profiles/ci.yaml --wait 3m\n  berth start -p db --mount $PWD/data:/data --ports 8080:30080"
+        after_help = "Examples:\n  berth start -p dev\n  berth start -p big --nodes 3 --kubernetes-version v1.36.3\n  berth start -p ci --config profiles/ci.yaml --wait 3m\n  berth start -p db --mount $PWD/data:/data --ports 8080:30080"
     )]
     Start(start::Start),
     /// Stop a cluster's nodes; their state is kept.
@@ -140,7 +140,7 @@ pub enum Command {
     /// Manage the host cache of Kubernetes binaries.
     #[command(subcommand)]
     #[command(
-        after_help = "Examples:\n  berth cache list\n  berth cache download v1.34.1\n  berth cache import v1.20.2 ./build/v1.20.2"
+        after_help = "Examples:\n  berth cache list\n  berth cache build v1.37.2\n  berth cache download v1.36.3\n  berth cache import v1.37.2 ./build/v1.37.2"
     )]
     Cache(cache::Cache),
     /// A registry of the profile's own, reached as localhost:PORT.

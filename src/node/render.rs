@@ -1280,8 +1280,8 @@ mod tests {
             ],
             first: true,
             registry: Some(("localhost:5001".into(), "172.30.0.254".parse().unwrap())),
-            // The offline build runs the node image's; downloaded versions
-            // bring theirs.
+            // An imported version runs the node image's; downloaded and
+            // built ones bring theirs.
             runtime: (minor > OLDEST_MINOR).then(|| crate::binaries::runtime_for_minor(minor)),
         }
     }
@@ -1353,6 +1353,37 @@ mod tests {
 
     fn has(flags: &Flags, key: &str) -> bool {
         flags.iter().any(|(k, _)| k == key)
+    }
+
+    /// Every cluster trusts aggregated API servers the way kubeadm's do,
+    /// whatever addons it runs: through a CA of its own.
+    #[test]
+    fn the_aggregation_layer_is_configured_with_no_addon_on_every_minor() {
+        for minor in OLDEST_MINOR..=NEWEST_MINOR {
+            let bare = NodeSpec {
+                addons: Vec::new(),
+                ..spec(minor)
+            };
+            let api = kube_apiserver_flags(&bare);
+            let value = |key: &str| {
+                api.iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.as_str())
+                    .unwrap_or_else(|| panic!("v1.{minor} has no --{key}"))
+            };
+            assert_eq!(
+                value("requestheader-client-ca-file"),
+                "/etc/kubernetes/pki/front-proxy-ca.crt"
+            );
+            assert_eq!(value("requestheader-allowed-names"), "front-proxy-client");
+            assert_eq!(value("requestheader-username-headers"), "X-Remote-User");
+            assert!(value("proxy-client-cert-file").ends_with("front-proxy-client.crt"));
+            assert_eq!(value("enable-aggregator-routing"), "true");
+            assert_ne!(
+                value("requestheader-client-ca-file"),
+                value("client-ca-file")
+            );
+        }
     }
 
     #[test]
