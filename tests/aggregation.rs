@@ -15,10 +15,6 @@ const PROFILE: &str = "e2e-agg";
 const IMAGE: &str = "berth.test/aggregated:1";
 
 fn manifests(cert: &str, key: &str, request_header_ca: &str, allowed: &str) -> String {
-    let b64 = |text: &str| {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(text)
-    };
     let ca_lines: String = request_header_ca
         .lines()
         .map(|l| format!("    {l}\n"))
@@ -28,12 +24,7 @@ fn manifests(cert: &str, key: &str, request_header_ca: &str, allowed: &str) -> S
 kind: Namespace
 metadata: {{name: agg}}
 ---
-apiVersion: v1
-kind: Secret
-metadata: {{name: whoami-tls, namespace: agg}}
-type: kubernetes.io/tls
-data: {{tls.crt: {crt}, tls.key: {key}}}
----
+{secret}---
 apiVersion: v1
 kind: ConfigMap
 metadata: {{name: request-header-ca, namespace: agg}}
@@ -89,8 +80,8 @@ spec:
   caBundle: {crt}
   service: {{name: whoami, namespace: agg, port: 443}}
 "#,
-        crt = b64(cert),
-        key = b64(key),
+        secret = common::tls_secret("agg", "whoami-tls", cert, key),
+        crt = common::b64(cert),
     )
 }
 

@@ -18,22 +18,13 @@ const IMAGE: &str = "berth.test/webhook:1";
 const SERVICE_NAME: &str = "webhook.hooks.svc";
 
 fn webhook_manifests(cert: &str, key: &str) -> String {
-    let b64 = |text: &str| {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(text)
-    };
     format!(
         r#"
 apiVersion: v1
 kind: Namespace
 metadata: {{name: hooks}}
 ---
-apiVersion: v1
-kind: Secret
-metadata: {{name: webhook-tls, namespace: hooks}}
-type: kubernetes.io/tls
-data: {{tls.crt: {cert}, tls.key: {key}}}
----
+{secret}---
 apiVersion: v1
 kind: Pod
 metadata: {{name: webhook, namespace: hooks, labels: {{app: webhook}}}}
@@ -58,8 +49,7 @@ spec:
   selector: {{app: webhook}}
   ports: [{{port: 443, targetPort: 8443}}]
 "#,
-        cert = b64(cert),
-        key = b64(key),
+        secret = common::tls_secret("hooks", "webhook-tls", cert, key),
     )
 }
 
@@ -170,10 +160,7 @@ fn custom_resources_admission_and_conversion_webhooks_work_and_nothing_crashes()
     let certified = rcgen::generate_simple_self_signed(vec![SERVICE_NAME.to_string()]).unwrap();
     let cert = certified.cert.pem();
     let key = certified.signing_key.serialize_pem();
-    let ca = {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(&cert)
-    };
+    let ca = common::b64(&cert);
     env.apply(PROFILE, &webhook_manifests(&cert, &key));
     env.kubectl(
         PROFILE,

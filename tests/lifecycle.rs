@@ -203,7 +203,12 @@ fn a_cluster_runs_pods_and_survives_stop_start_pause_and_unpause_then_delete_lea
             ],
         );
         let dns = dns_state("unavailable");
-        assert_eq!(dns["state"], "unavailable", "{dns}");
+        assert_eq!(
+            dns["state"],
+            "unavailable",
+            "{dns}\n{}",
+            env.kubectl("e2e-a", &["get", "pods", "-A", "-o", "wide"])
+        );
         let reason = dns["reason"].as_str().unwrap();
         assert!(
             reason.contains(&format!("{image} cannot be pulled"))

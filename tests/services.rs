@@ -1,8 +1,8 @@
 //! Service behaviours that Kubernetes' own end-to-end tests exercise:
 //! ClientIP session affinity (ClusterIP and NodePort, with and without a
 //! timeout), a NodePort reached from a pod on its own node's address, and a
-//! Service whose type changes between ClusterIP, NodePort and ExternalName.
-//! Addresses are used instead of names: no CoreDNS image can be had here.
+//! Service whose type changes between ClusterIP, NodePort and ExternalName,
+//! with what CoreDNS answers for its name at each.
 
 mod common;
 
@@ -280,6 +280,20 @@ fn a_service_changes_type_between_cluster_ip_node_port_and_external_name() {
     assert_eq!(spec["type"], "ExternalName");
     assert_eq!(spec["externalName"], "web.example.test");
     assert!(spec.get("clusterIP").is_none(), "{spec}");
+    let morph = "morph.default.svc.cluster.local";
+    let lookup = |want: &str| {
+        eventually(Duration::from_secs(60), || {
+            let (_, out, err) = env.run(&[
+                "kubectl", "-p", profile, "--", "exec", &client, "--", "nslookup", morph,
+            ]);
+            if out.contains(want) {
+                Ok(())
+            } else {
+                Err(format!("{morph} is not {want}: {out}{err}"))
+            }
+        })
+    };
+    lookup("canonical name = web.example.test");
     for address in [format!("{first_ip} 80"), format!("{node_ip} 30084")] {
         eventually(Duration::from_secs(30), || {
             match env.get_from_pod(profile, &client, &address) {
@@ -298,4 +312,5 @@ fn a_service_changes_type_between_cluster_ip_node_port_and_external_name() {
     let new_ip = cluster_ip(&env, profile, "morph");
     assert!(!new_ip.is_empty());
     backends(&env, profile, &client, &format!("{new_ip} 80"), 1);
+    lookup(&format!("Address: {new_ip}"));
 }

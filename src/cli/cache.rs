@@ -23,15 +23,8 @@ pub enum Cache {
         /// `runc/` in their projects' release layout.
         #[arg(long, value_name = "URL", default_value = crate::binaries::OFFICIAL_RELEASES)]
         binary_mirror: String,
-        /// Another etcd than the one paired with the minor (e.g. 3.6.9).
-        #[arg(long, value_name = "VERSION")]
-        etcd: Option<String>,
-        /// Another containerd than the one paired with the minor.
-        #[arg(long, value_name = "VERSION")]
-        containerd: Option<String>,
-        /// Another runc than the one paired with the minor.
-        #[arg(long, value_name = "VERSION")]
-        runc: Option<String>,
+        #[command(flatten)]
+        runtime: RuntimeChoice,
     },
     /// Build a version from source with the Go on PATH, from the module
     /// proxy Go is configured for (GOPROXY, GOFLAGS, GOTOOLCHAIN as Go reads
@@ -42,33 +35,35 @@ pub enum Cache {
     )]
     Build {
         version: String,
-        /// Another etcd than the one paired with the minor (e.g. 3.6.9).
-        #[arg(long, value_name = "VERSION")]
-        etcd: Option<String>,
-        /// Another containerd than the one paired with the minor.
-        #[arg(long, value_name = "VERSION")]
-        containerd: Option<String>,
-        /// Another runc than the one paired with the minor.
-        #[arg(long, value_name = "VERSION")]
-        runc: Option<String>,
+        #[command(flatten)]
+        runtime: RuntimeChoice,
     },
     /// Show the cached Kubernetes versions.
     List,
 }
 
+/// Versions of the runtime chosen instead of those paired with the minor.
+#[derive(clap::Args)]
+pub struct RuntimeChoice {
+    /// Another etcd than the one paired with the minor (e.g. 3.6.9).
+    #[arg(long, value_name = "VERSION")]
+    etcd: Option<String>,
+    /// Another containerd than the one paired with the minor.
+    #[arg(long, value_name = "VERSION")]
+    containerd: Option<String>,
+    /// Another runc than the one paired with the minor.
+    #[arg(long, value_name = "VERSION")]
+    runc: Option<String>,
+}
+
 /// The runtime paired with `version`'s minor, with the versions a user
 /// chose in its place.
-fn runtime_of(
-    version: &Version,
-    etcd: Option<String>,
-    containerd: Option<String>,
-    runc: Option<String>,
-) -> Result<crate::binaries::Runtime> {
+fn runtime_of(version: &Version, chosen: RuntimeChoice) -> Result<crate::binaries::Runtime> {
     let mut runtime = crate::binaries::runtime_for_minor(version.minor);
     for (field, chosen) in [
-        (&mut runtime.etcd, etcd),
-        (&mut runtime.containerd, containerd),
-        (&mut runtime.runc, runc),
+        (&mut runtime.etcd, chosen.etcd),
+        (&mut runtime.containerd, chosen.containerd),
+        (&mut runtime.runc, chosen.runc),
     ] {
         if let Some(v) = chosen {
             *field = crate::binaries::release_version(&v)?;
@@ -93,12 +88,10 @@ pub async fn run(cmd: Cache, global: &Global, ui: Ui) -> Result<()> {
         Cache::Download {
             version,
             binary_mirror,
-            etcd,
-            containerd,
-            runc,
+            runtime,
         } => {
             let version: Version = version.parse()?;
-            let runtime = runtime_of(&version, etcd, containerd, runc)?;
+            let runtime = runtime_of(&version, runtime)?;
             let step = ui.step(format!(
                 "Downloading Kubernetes {version} from {binary_mirror}"
             ));
@@ -107,14 +100,9 @@ pub async fn run(cmd: Cache, global: &Global, ui: Ui) -> Result<()> {
             step.done();
             print_cached(global, &cache, &manifest);
         }
-        Cache::Build {
-            version,
-            etcd,
-            containerd,
-            runc,
-        } => {
+        Cache::Build { version, runtime } => {
             let version: Version = version.parse()?;
-            let runtime = runtime_of(&version, etcd, containerd, runc)?;
+            let runtime = runtime_of(&version, runtime)?;
             if let Some(cached) = cache.get(&version)?
                 && cached.defects().is_empty()
                 && cached.runtime.as_ref() == Some(&runtime)

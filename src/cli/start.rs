@@ -17,7 +17,7 @@ pub struct Start {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Kubernetes version (default: the newest cached one).
-    #[arg(long, value_name = "V")]
+    #[arg(long, value_name = "V", env = "BERTH_KUBERNETES_VERSION")]
     kubernetes_version: Option<String>,
     /// Nodes of a new cluster, control planes included: the control planes
     /// and N minus them workers (default: as many as the control planes).

@@ -32,6 +32,8 @@ fn base_env() -> Vec<(&'static str, std::ffi::OsString)> {
             berth::paths::cache_dir().into_os_string(),
         ),
         ("PATH", std::env::var_os("PATH").unwrap_or_default()),
+        // Every start runs the tests' version, whatever else is cached.
+        ("BERTH_KUBERNETES_VERSION", k8s_version().to_string().into()),
         ("HOME", std::env::var_os("HOME").unwrap_or_default()),
     ];
     if let Some(host) = std::env::var_os("DOCKER_HOST") {
@@ -649,4 +651,20 @@ pub fn go_image(source: &str, image: &str) -> Guard {
             .unwrap();
     });
     Guard(Resource::Image(image.into()))
+}
+
+/// Text as base64, as Secrets and caBundles hold it.
+pub fn b64(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// A TLS Secret `name` in `namespace` with a serving certificate and key.
+pub fn tls_secret(namespace: &str, name: &str, cert: &str, key: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {namespace}}}\n\
+         type: kubernetes.io/tls\ndata: {{tls.crt: {}, tls.key: {}}}\n",
+        b64(cert),
+        b64(key)
+    )
 }
