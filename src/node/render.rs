@@ -1784,7 +1784,7 @@ mod tests {
         let mut seen = Vec::new();
         for row in readme.lines().filter(|l| l.starts_with("| v1.")) {
             let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
-            let [minors, etcd, containerd, runc, cni, coredns] = cells[..] else {
+            let [minors, etcd, containerd, runc, cni, coredns, _proven] = cells[..] else {
                 panic!("row {row}");
             };
             let (first, last) = if let Some((a, b)) = minors.split_once(" to ") {
