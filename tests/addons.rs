@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use berth::node::addons::Addon;
-use common::{Env, eventually, json, shared_busybox};
+use common::{Env, eventually, json, shared_busybox, skipped};
 
 const PROFILE: &str = "e2e-addons";
 const BUSYBOX: &str = "berth.test/addons-busybox:1";
@@ -61,7 +61,10 @@ fn says_how_to_load(env: &Env, name: &str) {
         .map(|i| i.as_str().unwrap().to_string())
         .collect();
     if images.iter().all(|i| engine_has(i)) {
-        return;
+        return skipped(
+            &format!("{name} saying how to load its images"),
+            "they are in the engine",
+        );
     }
     eventually(Duration::from_secs(120), || {
         let state = addon(env, name);
@@ -409,7 +412,7 @@ fn with_images(addon: Addon, what: &str, check: impl FnOnce(&[String])) {
     let images = addon.images(common::k8s_version().minor);
     match images.iter().find(|i| !engine_has(i)) {
         None => check(&images),
-        Some(missing) => common::skipped(what, &format!("{missing} is not in the engine")),
+        Some(missing) => skipped(what, &format!("{missing} is not in the engine")),
     }
 }
 

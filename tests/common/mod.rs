@@ -125,18 +125,32 @@ impl Env {
 
     /// Every unit of every node of the running profiles that systemd
     /// restarted since its node booted, as `profile/node/unit: N restarts
-    /// (last line)`.
+    /// (last line)`. A listing or status that cannot be read is reported
+    /// as such, never taken for "no restarts".
     pub fn restarted_units(&self) -> Vec<String> {
-        let (_, listed, _) = self.run(&["profile", "list", "-o", "json"]);
-        let listed: serde_json::Value = serde_json::from_str(&listed).unwrap_or_default();
+        let json = |args: &[&str]| -> Result<serde_json::Value, String> {
+            let (code, out, err) = self.run(args);
+            // status exits non-zero for an unhealthy node, with its JSON.
+            serde_json::from_str(&out)
+                .map_err(|_| format!("berth {args:?} gave no JSON (exit {code}): {err}"))
+        };
+        let listed = match json(&["profile", "list", "-o", "json"]) {
+            Ok(listed) => listed,
+            Err(why) => return vec![why],
+        };
         let mut restarted = Vec::new();
         for profile in listed.as_array().into_iter().flatten() {
             let name = profile["name"].as_str().unwrap_or_default();
             if profile["status"] != "Running" {
                 continue;
             }
-            let (_, status, _) = self.run(&["status", "-p", name, "-o", "json"]);
-            let status: serde_json::Value = serde_json::from_str(&status).unwrap_or_default();
+            let status = match json(&["status", "-p", name, "-o", "json"]) {
+                Ok(status) => status,
+                Err(why) => {
+                    restarted.push(why);
+                    continue;
+                }
+            };
             for node in status["nodes"].as_array().into_iter().flatten() {
                 for unit in node["units"].as_array().into_iter().flatten() {
                     if unit["restarts"].as_u64().unwrap_or(0) > 0 {
