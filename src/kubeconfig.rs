@@ -6,7 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use crate::pki::write_atomic;
 
@@ -60,7 +60,7 @@ pub struct Entry {
 pub fn standalone(entry: &Entry) -> String {
     let mut config = empty();
     upsert(&mut config, entry, true);
-    serde_yaml::to_string(&config).expect("kubeconfig serialises")
+    yaml_serde::to_string(&config).expect("kubeconfig serialises")
 }
 
 fn empty() -> Value {
@@ -208,7 +208,7 @@ pub fn read(path: &Path) -> Result<Value, Error> {
         path: path.into(),
         reason,
     };
-    let value: Value = serde_yaml::from_str(&text).map_err(|e| unparsable(e.to_string()))?;
+    let value: Value = yaml_serde::from_str(&text).map_err(|e| unparsable(e.to_string()))?;
     if !value.is_mapping() {
         return Err(unparsable("it is not a mapping".into()));
     }
@@ -236,7 +236,7 @@ pub fn update<T>(path: &Path, change: impl FnOnce(&mut Value) -> T) -> Result<T,
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(io)?;
     }
-    let text = serde_yaml::to_string(&config).expect("kubeconfig serialises");
+    let text = yaml_serde::to_string(&config).expect("kubeconfig serialises");
     write_atomic(path, text.as_bytes(), 0o600).map_err(io)?;
     Ok(result)
 }
@@ -333,7 +333,7 @@ extensions:
 
     #[test]
     fn upsert_then_remove_restores_the_foreign_config_exactly() {
-        let original: Value = serde_yaml::from_str(FOREIGN).unwrap();
+        let original: Value = yaml_serde::from_str(FOREIGN).unwrap();
         let mut config = original.clone();
         let previous = upsert(&mut config, &entry("berth-dev"), true);
         assert_eq!(previous.as_deref(), Some("prod"));
@@ -481,8 +481,8 @@ extensions:
             let previous = upsert(&mut config, &entry(&name), make_current);
             assert_eq!(previous, current_context(&original), "case {case}");
             // Written and read back as berth does, then removed again.
-            let text = serde_yaml::to_string(&config).unwrap();
-            let mut config: Value = serde_yaml::from_str(&text).unwrap();
+            let text = yaml_serde::to_string(&config).unwrap();
+            let mut config: Value = yaml_serde::from_str(&text).unwrap();
             let names = |c: &Value, list: &str| -> Vec<String> {
                 c.get(list)
                     .and_then(Value::as_sequence)

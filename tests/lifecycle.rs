@@ -6,7 +6,7 @@ mod common;
 
 use berth::docker::Docker;
 use common::{Env, Guard, Resource, block_on, busybox_image, json};
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 const FOREIGN_KUBECONFIG: &str = r#"apiVersion: v1
 kind: Config
@@ -38,7 +38,7 @@ extensions:
 "#;
 
 fn yaml(path: &std::path::Path) -> Value {
-    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    yaml_serde::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn http_from_node(node: &str, ip: &str) -> String {

@@ -32,8 +32,8 @@ fn with_foreign_kubeconfig() -> Env {
     env
 }
 
-fn kubeconfig(env: &Env) -> serde_yaml::Value {
-    serde_yaml::from_str(&std::fs::read_to_string(&env.kubeconfig).unwrap()).unwrap()
+fn kubeconfig(env: &Env) -> yaml_serde::Value {
+    yaml_serde::from_str(&std::fs::read_to_string(&env.kubeconfig).unwrap()).unwrap()
 }
 
 fn context_names(env: &Env) -> Vec<String> {
