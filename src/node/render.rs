@@ -996,6 +996,12 @@ pub const ROUTES_SCRIPT: &str = "/etc/berth/routes.sh";
 /// longer does so that pods see each other's own addresses. Routes of nodes
 /// that are gone are removed. Idempotent: run at every boot and whenever the
 /// nodes change.
+///
+/// A Service address that kube-proxy did not translate (a port the Service
+/// does not have, an address no Service has) is refused in the node: left
+/// to the default route it would reach whatever the host's network answers
+/// with, such as a transparent proxy that accepts every port 80, and a
+/// removed port would seem to work.
 pub fn routes_script(routes: &[Route]) -> String {
     let mut out = String::from("#!/bin/sh\n# Rendered by berth.\nset -e\n");
     let wanted: Vec<String> = routes.iter().map(|r| r.pod_cidr.to_string()).collect();
@@ -1008,6 +1014,10 @@ pub fn routes_script(routes: &[Route]) -> String {
 done
 masq=\"POSTROUTING -s {POD_CIDR} ! -d {POD_CIDR} -m comment --comment berth -j MASQUERADE\"
 iptables -t nat -C $masq 2>/dev/null || iptables -t nat -A $masq
+for chain in FORWARD OUTPUT; do
+    refuse=\"$chain -d {SERVICE_CIDR} -m comment --comment berth -j REJECT\"
+    iptables -C $refuse 2>/dev/null || iptables -I $refuse
+done
 ",
         wanted = wanted.join(" ")
     ));
@@ -1650,6 +1660,7 @@ mod tests {
         assert!(script.contains("ip route replace 10.244.2.0/24 via 172.30.0.4\n"));
         assert!(script.contains("case \" 10.244.1.0/24 10.244.2.0/24 \" in"));
         assert!(!routes_script(&[]).contains("ip route replace"));
+        assert!(script.contains("refuse=\"$chain -d 10.96.0.0/12 -m comment --comment berth -j REJECT\""));
     }
 
     #[test]
