@@ -1660,7 +1660,10 @@ mod tests {
         assert!(script.contains("ip route replace 10.244.2.0/24 via 172.30.0.4\n"));
         assert!(script.contains("case \" 10.244.1.0/24 10.244.2.0/24 \" in"));
         assert!(!routes_script(&[]).contains("ip route replace"));
-        assert!(script.contains("refuse=\"$chain -d 10.96.0.0/12 -m comment --comment berth -j REJECT\""));
+        assert!(
+            script
+                .contains("refuse=\"$chain -d 10.96.0.0/12 -m comment --comment berth -j REJECT\"")
+        );
     }
 
     #[test]
