@@ -1,19 +1,5 @@
-//! berth: real local Kubernetes clusters in Docker containers.
+//! berth: real local Kubernetes clusters in Docker containers. This crate
+//! is the command line, a file per verb; what the verbs do lives in the
+//! crates below it (see the workspace's Cargo.toml).
 
-pub mod binaries;
 pub mod cli;
-pub mod cluster;
-pub mod docker;
-pub mod error;
-pub mod forward;
-pub mod images;
-pub mod kubeconfig;
-pub mod lock;
-pub mod names;
-pub mod net;
-pub mod node;
-pub mod paths;
-pub mod pki;
-pub mod profile;
-pub mod settings;
-pub mod ui;

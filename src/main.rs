@@ -16,7 +16,7 @@ fn main() -> ExitCode {
         .var(berth::cli::COMPLETE_VAR)
         .complete();
     let cli = berth::cli::Cli::parse();
-    let ui = berth::ui::Ui::new(cli.global.quiet);
+    let ui = berth_core::ui::Ui::new(cli.global.quiet);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use berth::node::addons::Addon;
+use berth_node::addons::Addon;
 use common::{Env, eventually, json, shared_busybox, skipped};
 
 const PROFILE: &str = "e2e-addons";
@@ -47,7 +47,7 @@ fn can(env: &Env, account: &str, verb: &str, resource: &str) -> bool {
 /// runs only where it is).
 fn engine_has(image: &str) -> bool {
     common::block_on(async {
-        let docker = berth::docker::Docker::connect().await.unwrap();
+        let docker = berth_engine::Docker::connect().await.unwrap();
         docker.image_exists(image).await.unwrap()
     })
 }
@@ -107,7 +107,7 @@ fn addons_are_applied_removed_and_applied_again_and_say_what_they_lack() {
     env.ok(&["image", "load", "-p", PROFILE, BUSYBOX]);
     let container = env.names(PROFILE).container(PROFILE);
     let inspect = common::block_on(async {
-        let docker = berth::docker::Docker::connect().await.unwrap();
+        let docker = berth_engine::Docker::connect().await.unwrap();
         docker.inspect_json(&container).await.unwrap()
     });
     for port in ["80", "443"] {

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use berth::docker::Docker;
+use berth_engine::Docker;
 use common::{Env, block_on, eventually, json};
 
 const PROFILE: &str = "e2e-agg";

@@ -11,7 +11,7 @@ use common::berth;
 use common::mirror::{publish, serve, sha256, targz};
 use predicates::str::contains;
 
-use berth::binaries::COMPONENTS;
+use berth_core::binaries::COMPONENTS;
 
 fn fake_binaries(dir: &Path, version: &str) {
     for name in COMPONENTS {
@@ -83,7 +83,7 @@ fn import_then_list_shows_the_version_with_a_manifest() {
         let copied = cache
             .path()
             .join("kubernetes/v1.30.2")
-            .join(format!("linux-{}", berth::binaries::host_arch()))
+            .join(format!("linux-{}", berth_core::binaries::host_arch()))
             .join(name);
         assert!(fs::metadata(copied).unwrap().permissions().mode() & 0o111 != 0);
     }
@@ -191,7 +191,7 @@ fn a_version_cached_by_the_old_build_is_listed_as_to_be_rebuilt_and_not_started(
     let dir = cache
         .path()
         .join("kubernetes/v1.20.2")
-        .join(format!("linux-{}", berth::binaries::host_arch()));
+        .join(format!("linux-{}", berth_core::binaries::host_arch()));
     add_reflect2_defect(&dir.join("kube-apiserver"));
     let manifest_path = dir.join("manifest.json");
     let mut manifest: serde_json::Value =
@@ -263,7 +263,7 @@ fn mirror_tree() -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join(format!(
         "release/v1.30.2/bin/linux/{}",
-        berth::binaries::host_arch()
+        berth_core::binaries::host_arch()
     ));
     fs::create_dir_all(&dir).unwrap();
     fake_binaries(&dir, "v1.30.2");
@@ -271,7 +271,7 @@ fn mirror_tree() -> tempfile::TempDir {
         let sum = sha256(&fs::read(dir.join(name)).unwrap());
         fs::write(dir.join(format!("{name}.sha256")), sum).unwrap();
     }
-    let arch = berth::binaries::host_arch();
+    let arch = berth_core::binaries::host_arch();
     let release = root.path().join("release");
     let script = |text: &str| format!("#!/bin/sh\necho '{text}'\n");
     let etcd = targz(&[(
@@ -332,7 +332,7 @@ fn download_verifies_each_checksum_and_caches_the_version() {
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let arch_dir = tree.path().join(format!(
         "release/v1.30.2/bin/linux/{}",
-        berth::binaries::host_arch()
+        berth_core::binaries::host_arch()
     ));
     for name in COMPONENTS {
         let published = fs::read_to_string(arch_dir.join(format!("{name}.sha256"))).unwrap();
@@ -353,7 +353,7 @@ fn download_verifies_each_checksum_and_caches_the_version() {
         assert_eq!(listed[0]["files"][name]["reports"], reports, "{name}");
         let cached = cache.path().join(format!(
             "kubernetes/v1.30.2/linux-{}/{name}",
-            berth::binaries::host_arch()
+            berth_core::binaries::host_arch()
         ));
         assert_eq!(
             listed[0]["files"][name]["sha256"],
@@ -362,7 +362,7 @@ fn download_verifies_each_checksum_and_caches_the_version() {
     }
     let runc = tree.path().join(format!(
         "release/runc/v1.3.3/runc.{}",
-        berth::binaries::host_arch()
+        berth_core::binaries::host_arch()
     ));
     assert_eq!(
         listed[0]["files"]["runc"]["sha256"],
@@ -374,7 +374,7 @@ fn download_verifies_each_checksum_and_caches_the_version() {
             .path()
             .join(format!(
                 "kubernetes/v1.30.2/linux-{}/ctr",
-                berth::binaries::host_arch()
+                berth_core::binaries::host_arch()
             ))
             .exists()
     );
@@ -407,7 +407,7 @@ fn download_refuses_a_file_whose_checksum_differs() {
     let tree = mirror_tree();
     let kubelet = tree.path().join(format!(
         "release/v1.30.2/bin/linux/{}/kubelet",
-        berth::binaries::host_arch()
+        berth_core::binaries::host_arch()
     ));
     fs::write(
         &kubelet,
@@ -421,7 +421,10 @@ fn download_refuses_a_file_whose_checksum_differs() {
 fn download_refuses_a_runtime_archive_whose_checksum_differs_or_is_unlisted() {
     let tree = mirror_tree();
     let etcd_dir = tree.path().join("release/etcd/v3.5.24");
-    let file = format!("etcd-v3.5.24-linux-{}.tar.gz", berth::binaries::host_arch());
+    let file = format!(
+        "etcd-v3.5.24-linux-{}.tar.gz",
+        berth_core::binaries::host_arch()
+    );
     fs::write(etcd_dir.join(&file), b"not the archive").unwrap();
     assert_download_refused(&serve(tree.path()), "published checksum is");
     fs::write(
@@ -438,7 +441,7 @@ fn download_refuses_a_runtime_archive_whose_checksum_differs_or_is_unlisted() {
 #[test]
 fn download_refuses_a_runtime_binary_that_reports_another_version() {
     let tree = mirror_tree();
-    let arch = berth::binaries::host_arch();
+    let arch = berth_core::binaries::host_arch();
     publish(
         &tree.path().join("release/runc/v1.3.3"),
         &format!("runc.{arch}"),
@@ -453,7 +456,7 @@ fn download_refuses_a_missing_file_and_an_unreachable_mirror() {
     let tree = mirror_tree();
     fs::remove_file(tree.path().join(format!(
         "release/v1.30.2/bin/linux/{}/kube-proxy.sha256",
-        berth::binaries::host_arch()
+        berth_core::binaries::host_arch()
     )))
     .unwrap();
     assert_download_refused(&serve(tree.path()), "kube-proxy.sha256: http status: 404");
@@ -510,14 +513,14 @@ fn version_reports_berth_its_node_image_and_the_cached_versions() {
     );
     assert_eq!(
         reported["node_image"],
-        berth::node::image::Context::embedded().image()
+        berth_core::node_image::Context::embedded().image()
     );
     assert_eq!(
         reported["kubernetes"],
         serde_json::json!({
-            "oldest": format!("v1.{}", berth::node::render::OLDEST_MINOR),
-            "newest": format!("v1.{}", berth::node::render::NEWEST_MINOR),
-            "default": berth::cluster::DEFAULT_VERSION,
+            "oldest": format!("v1.{}", berth_node::render::OLDEST_MINOR),
+            "newest": format!("v1.{}", berth_node::render::NEWEST_MINOR),
+            "default": berth_cluster::DEFAULT_VERSION,
         })
     );
     assert_eq!(reported["cached"], serde_json::json!(["v1.30.2"]));

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth::docker::Docker;
+use berth_engine::Docker;
 use common::{Env, Guard, Resource, block_on, busybox_image, json};
 
 const IMAGE: &str = "berth.test/restart:1";

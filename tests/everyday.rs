@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::{Env, eventually};
 
 /// The components every control plane runs, as berth's logs name them.
-const COMPONENTS: &[(&str, &[&str])] = &berth::cluster::logs::COMPONENTS;
+const COMPONENTS: &[(&str, &[&str])] = &berth_cluster::logs::COMPONENTS;
 
 /// Each file of a .tar.gz with its content.
 fn unpack(path: &std::path::Path) -> Vec<(String, String)> {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use berth::docker::Docker;
+use berth_engine::Docker;
 use common::{Env, Guard, Resource, block_on, busybox_image, json};
 use yaml_serde::Value;
 
@@ -174,10 +174,10 @@ fn a_cluster_runs_pods_and_survives_stop_start_pause_and_unpause_then_delete_lea
     // Where CoreDNS's image is missing (a version that brought none, an
     // engine that pulls nothing), status says so and how to load it; once
     // loaded, DNS comes back at once, not after the pull back-off.
-    let image = berth::binaries::coredns_image(common::k8s_version().minor);
-    let archive = berth::binaries::Cache::new(&berth::paths::cache_dir())
+    let image = berth_core::binaries::coredns_image(common::k8s_version().minor);
+    let archive = berth_core::binaries::Cache::new(&berth_core::paths::cache_dir())
         .dir(&common::k8s_version())
-        .join(berth::binaries::COREDNS_ARCHIVE);
+        .join(berth_core::binaries::COREDNS_ARCHIVE);
     if archive.exists() {
         block_on(async {
             let docker = Docker::connect().await.unwrap();
@@ -456,7 +456,7 @@ fn two_profiles_run_side_by_side_and_deleting_one_leaves_the_other_untouched() {
     env.ok(&["profile", "e2e-c"]);
     let standalone = env.home.path().join("standalone");
     std::fs::write(&standalone, env.ok(&["kubeconfig"])).unwrap();
-    let kubectl = berth::binaries::Cache::new(&berth::paths::cache_dir())
+    let kubectl = berth_core::binaries::Cache::new(&berth_core::paths::cache_dir())
         .dir(&common::k8s_version())
         .join("kubectl");
     let out = std::process::Command::new(kubectl)

@@ -6,8 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use berth::docker::{BinariesVolume, Docker, NodeContainer, Privilege};
-use berth::node::image::{self, Context};
+use berth_core::node_image::{self as image, Context};
+use berth_engine::{BinariesVolume, Docker, NodeContainer, Privilege};
 use common::{Guard, Resource, berth, block_on, k8s_version};
 
 fn build(context_dir: Option<&std::path::Path>) -> (String, String) {
@@ -73,11 +73,11 @@ fn test_container(name: &str, image: &str) -> NodeContainer {
 }
 
 /// Fills binaries volumes as this test process.
-fn filler(image: &str) -> berth::binaries::Filler {
-    berth::binaries::Filler {
+fn filler(image: &str) -> berth_core::binaries::Filler {
+    berth_core::binaries::Filler {
         image: image.to_string(),
         home: std::env::temp_dir().join("berth-test-home"),
-        token: berth::names::new_token(),
+        token: berth_core::names::new_token(),
     }
 }
 
@@ -96,7 +96,7 @@ fn a_node_boots_with_systemd_containerd_etcd_pause_and_the_binaries() {
             .await
             .unwrap();
         let version = k8s_version();
-        let cache = berth::binaries::Cache::new(&berth::paths::cache_dir());
+        let cache = berth_core::binaries::Cache::new(&berth_core::paths::cache_dir());
         let manifest = cache.get(&version).unwrap().unwrap_or_else(|| {
             panic!("Kubernetes {version} is not cached; .ci/run caches it first")
         });
@@ -108,10 +108,14 @@ fn a_node_boots_with_systemd_containerd_etcd_pause_and_the_binaries() {
         let privilege = docker.privilege(&probe).await.unwrap();
         // The shared per-version volume is a cache, like the node image, and
         // is kept for the tests that follow.
-        let binaries =
-            berth::binaries::ensure_volume(&docker, &cache, &manifest, &filler(&context.image()))
-                .await
-                .unwrap();
+        let binaries = berth_core::binaries::ensure_volume(
+            &docker,
+            &cache,
+            &manifest,
+            &filler(&context.image()),
+        )
+        .await
+        .unwrap();
         eprintln!("this engine runs nodes as {privilege:?}");
         let name = format!("berth-test-boot-{}", std::process::id());
         let _cleanup = Guard(Resource::Container(name.clone()));
@@ -172,7 +176,7 @@ fn a_node_boots_with_systemd_containerd_etcd_pause_and_the_binaries() {
             "images: {images}"
         );
 
-        let dir = berth::docker::BINARIES_MOUNT;
+        let dir = berth_engine::BINARIES_MOUNT;
         for bin in [
             "kube-apiserver",
             "kube-controller-manager",
@@ -225,8 +229,8 @@ fn a_binaries_volume_left_incomplete_is_filled_again() {
             .unwrap();
         let cache_dir = tempfile::tempdir().unwrap();
         let source = tempfile::tempdir().unwrap();
-        let version: berth::binaries::Version = "v1.30.2".parse().unwrap();
-        for name in berth::binaries::COMPONENTS {
+        let version: berth_core::binaries::Version = "v1.30.2".parse().unwrap();
+        for name in berth_core::binaries::COMPONENTS {
             let answer = if name == "kubectl" {
                 format!("echo '{{\"clientVersion\":{{\"gitVersion\":\"{version}\"}}}}'")
             } else {
@@ -237,32 +241,35 @@ fn a_binaries_volume_left_incomplete_is_filled_again() {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
-        let cache = berth::binaries::Cache::new(cache_dir.path());
+        let cache = berth_core::binaries::Cache::new(cache_dir.path());
         let manifest = cache.import(&version, source.path()).unwrap();
-        let volume = berth::binaries::volume_name(&manifest);
+        let volume = berth_core::binaries::volume_name(&manifest);
         let _cleanup = Guard(Resource::Volume(volume.clone()));
 
         // As a fill cut off before its end leaves it: the volume, empty.
         let labels = std::collections::HashMap::from([
-            (berth::names::LABEL_BERTH.to_string(), "true".to_string()),
             (
-                berth::names::LABEL_BINARIES.to_string(),
+                berth_core::names::LABEL_BERTH.to_string(),
+                "true".to_string(),
+            ),
+            (
+                berth_core::names::LABEL_BINARIES.to_string(),
                 version.to_string(),
             ),
         ]);
         docker.create_volume(&volume, &labels).await.unwrap();
         let filler = filler(&image);
-        let ensure = || berth::binaries::ensure_volume(&docker, &cache, &manifest, &filler);
+        let ensure = || berth_core::binaries::ensure_volume(&docker, &cache, &manifest, &filler);
         // Two berths (another home, another process) at it at once: one fills
         // while the other waits for its helper to go, and neither removes
         // the other's.
-        let other = berth::binaries::Filler {
+        let other = berth_core::binaries::Filler {
             home: std::env::temp_dir().join("berth-test-other-home"),
             ..self::filler(&image)
         };
         let (filled, by_other) = tokio::join!(
             ensure(),
-            berth::binaries::ensure_volume(&docker, &cache, &manifest, &other)
+            berth_core::binaries::ensure_volume(&docker, &cache, &manifest, &other)
         );
         assert_eq!(filled.unwrap(), volume);
         assert_eq!(by_other.unwrap(), volume);
@@ -278,8 +285,8 @@ fn a_binaries_volume_left_incomplete_is_filled_again() {
         };
         let _reader = Guard(Resource::Container(reader.name.clone()));
         docker.create_container(&reader).await.unwrap();
-        for name in berth::binaries::COMPONENTS {
-            let path = format!("{}/{name}", berth::docker::BINARIES_MOUNT);
+        for name in berth_core::binaries::COMPONENTS {
+            let path = format!("{}/{name}", berth_engine::BINARIES_MOUNT);
             assert!(
                 docker.file_exists(&reader.name, &path).await.unwrap(),
                 "{path}"

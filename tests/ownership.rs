@@ -7,8 +7,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use berth::docker::{Docker, Filter};
-use berth::names::{LABEL_HOME, Names};
+use berth_core::names::{LABEL_HOME, Names};
+use berth_engine::{Docker, Filter};
 use common::{Env, Guard, Resource, block_on};
 
 /// Everything of a home, to tell that nothing of it changed: its resources
@@ -125,9 +125,9 @@ fn a_name_another_home_or_something_else_has_is_refused_before_anything_is_made(
     let _helper = Guard(Resource::Container(helper.clone()));
     block_on(async {
         let docker = Docker::connect().await.unwrap();
-        let labels = berth::names::helper_labels(&alice.berth_home(), "privilege-probe", "t");
-        let image = berth::node::image::Context::embedded().image();
-        let spec = berth::docker::NodeContainer::helper(helper.clone(), &image, labels);
+        let labels = berth_core::names::helper_labels(&alice.berth_home(), "privilege-probe", "t");
+        let image = berth_core::node_image::Context::embedded().image();
+        let spec = berth_engine::NodeContainer::helper(helper.clone(), &image, labels);
         docker.create_container(&spec).await.unwrap();
     });
     let before = snapshot(&alice);
@@ -225,7 +225,7 @@ fn delete_removes_a_duplicate_network_of_its_own_profile() {
              the case then cannot arise): {created:?}"
         );
         let both = docker
-            .named(berth::docker::Kind::Network, &names.network())
+            .named(berth_engine::Kind::Network, &names.network())
             .await
             .unwrap();
         assert_eq!(both.len(), 2, "this engine refuses duplicate names");
@@ -251,12 +251,12 @@ fn delete_names_a_container_of_someone_else_on_the_profiles_network_and_leaves_i
     let ip = format!("{subnet}.250");
     block_on(async {
         let docker = Docker::connect().await.unwrap();
-        let image = berth::node::image::Context::embedded().image();
-        let spec = berth::docker::NodeContainer {
-            privilege: Some(berth::docker::Privilege::Capabilities),
+        let image = berth_core::node_image::Context::embedded().image();
+        let spec = berth_engine::NodeContainer {
+            privilege: Some(berth_engine::Privilege::Capabilities),
             entrypoint: Some(vec!["sleep".into(), "600".into()]),
             network: Some((names.network(), ip)),
-            ..berth::docker::NodeContainer::helper(peer.clone(), &image, Default::default())
+            ..berth_engine::NodeContainer::helper(peer.clone(), &image, Default::default())
         };
         let id = docker.create_container(&spec).await.unwrap();
         docker.start_container(&id).await.unwrap();
@@ -286,7 +286,7 @@ fn delete_names_a_container_of_someone_else_on_the_profiles_network_and_leaves_i
     let running = block_on(async {
         let docker = Docker::connect().await.unwrap();
         docker
-            .named(berth::docker::Kind::Container, &peer)
+            .named(berth_engine::Kind::Container, &peer)
             .await
             .unwrap()
     });

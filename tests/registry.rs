@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use berth::docker::Docker;
+use berth_engine::Docker;
 use common::{Env, Guard, Resource, block_on, busybox_image, eventually, json};
 use futures_util::StreamExt as _;
 

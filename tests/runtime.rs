@@ -8,15 +8,15 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use berth::binaries::{COMPONENTS, Cache, Runtime, host_arch};
-use berth::docker::{BINARIES_MOUNT, Docker};
+use berth_core::binaries::{COMPONENTS, Cache, Runtime, host_arch};
+use berth_engine::{BINARIES_MOUNT, Docker};
 use common::mirror::{publish, serve, sha256, targz};
 use common::{Env, block_on, k8s_version, skipped};
 
 /// The cached binaries of the tests' version and the runtime that came
 /// with them, when it came with one (a build or a download).
 fn cached() -> Option<(PathBuf, Runtime)> {
-    let cache = Cache::new(&berth::paths::cache_dir());
+    let cache = Cache::new(&berth_core::paths::cache_dir());
     let manifest = cache.get(&k8s_version()).unwrap()?;
     Some((cache.dir(&manifest.version), manifest.runtime?))
 }
@@ -24,7 +24,7 @@ fn cached() -> Option<(PathBuf, Runtime)> {
 /// A mirror tree of `dir`'s binaries: Kubernetes' in the official layout,
 /// etcd, containerd, runc and the CNI plugins in their projects'.
 fn mirror_tree(
-    version: &berth::binaries::Version,
+    version: &berth_core::binaries::Version,
     dir: &Path,
     runtime: &Runtime,
 ) -> tempfile::TempDir {
@@ -110,7 +110,7 @@ fn a_downloaded_runtime_runs_the_cluster() {
     let listed = common::json(&env.ok(&["cache", "list", "-o", "json"]));
     assert_eq!(
         listed[0]["runtime"],
-        serde_json::to_value(berth::binaries::runtime_for_minor(version.minor)).unwrap(),
+        serde_json::to_value(berth_core::binaries::runtime_for_minor(version.minor)).unwrap(),
         "a download brings what the minor's row pins"
     );
     assert_eq!(listed[0]["source"]["kind"], "downloaded");
@@ -185,12 +185,12 @@ fn containerd_2_reads_the_configuration_berth_renders() {
         return;
     };
     let containerd = dir.join("containerd");
-    let spec = berth::node::render::NodeSpec {
+    let spec = berth_node::render::NodeSpec {
         node: "dev".into(),
-        role: berth::profile::Role::ControlPlane,
+        role: berth_core::profile::Role::ControlPlane,
         node_ip: "172.30.0.2".parse().unwrap(),
         version: k8s_version(),
-        privilege: berth::docker::Privilege::Capabilities,
+        privilege: berth_engine::Privilege::Capabilities,
         cgroup_root: "/berth-dev".into(),
         cgroup_v2: true,
         pod_cidr: "10.244.0.0/24".parse().unwrap(),
@@ -206,11 +206,11 @@ fn containerd_2_reads_the_configuration_berth_renders() {
         registry: None,
         runtime: Some(runtime),
     };
-    let files = berth::node::render::node_files(&spec, &[]);
+    let files = berth_node::render::node_files(&spec, &[]);
     let config = files
         .iter()
         .find_map(|f| match f {
-            berth::node::render::NodeFile::File { path, content, .. }
+            berth_node::render::NodeFile::File { path, content, .. }
                 if path == "/etc/containerd/config.toml" =>
             {
                 Some(content.clone())

@@ -8,7 +8,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use berth::docker::Docker;
+use berth_engine::Docker;
 use common::{Env, block_on, json};
 
 const FOREIGN: &str = "apiVersion: v1
@@ -336,6 +336,6 @@ fn a_docker_socket_the_user_may_not_open_is_said_so() {
         "{stderr}"
     );
     assert!(!home.path().join("berth/profiles/e2e-perm").exists());
-    let names = berth::names::Names::new("e2e-perm", &home.path().join("berth"), None);
+    let names = berth_core::names::Names::new("e2e-perm", &home.path().join("berth"), None);
     assert_eq!(common::resources(&names.filter()), Vec::<String>::new());
 }

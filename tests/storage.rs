@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use berth::docker::Docker;
+use berth_engine::Docker;
 use common::{Env, block_on, eventually, json};
 
 const IMAGE: &str = "berth.test/storage:1";

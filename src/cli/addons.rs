@@ -1,10 +1,10 @@
 use clap::Subcommand;
 
 use super::{Global, Output, print_json};
-use crate::cluster;
-use crate::error::{Error, Result};
-use crate::node::addons::Addon;
-use crate::ui::Ui;
+use berth_cluster as cluster;
+use berth_core::error::{Error, Result};
+use berth_core::ui::Ui;
+use berth_node::addons::Addon;
 
 #[derive(Subcommand)]
 pub enum AddonsCmd {
@@ -46,7 +46,7 @@ pub async fn run(cmd: AddonsCmd, global: &Global, ui: Ui) -> Result<()> {
 }
 
 /// The profile named, which must have `addon` enabled.
-pub(super) fn profile_with(global: &Global, addon: Addon) -> Result<crate::profile::Profile> {
+pub(super) fn profile_with(global: &Global, addon: Addon) -> Result<berth_core::profile::Profile> {
     let name = global.profile_name()?;
     let profile = global.load(&name)?;
     if !profile.has(addon) {

@@ -3,10 +3,10 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use super::{Global, Output, print_json};
-use crate::binaries::{Cache as BinaryCache, Manifest, Source, Version};
-use crate::error::{Error, Result};
-use crate::paths;
-use crate::ui::Ui;
+use berth_core::binaries::{Cache as BinaryCache, Manifest, Source, Version};
+use berth_core::error::{Error, Result};
+use berth_core::paths;
+use berth_core::ui::Ui;
 
 #[derive(Subcommand)]
 pub enum Cache {
@@ -21,7 +21,7 @@ pub enum Cache {
         /// A server with the official layout, instead of dl.k8s.io; it also
         /// serves etcd, containerd and runc under `etcd/`, `containerd/` and
         /// `runc/` in their projects' release layout.
-        #[arg(long, value_name = "URL", default_value = crate::binaries::OFFICIAL_RELEASES)]
+        #[arg(long, value_name = "URL", default_value = berth_core::binaries::OFFICIAL_RELEASES)]
         binary_mirror: String,
         #[command(flatten)]
         runtime: RuntimeChoice,
@@ -58,15 +58,15 @@ pub struct RuntimeChoice {
 
 /// The runtime paired with `version`'s minor, with the versions a user
 /// chose in its place.
-fn runtime_of(version: &Version, chosen: RuntimeChoice) -> Result<crate::binaries::Runtime> {
-    let mut runtime = crate::binaries::runtime_for_minor(version.minor);
+fn runtime_of(version: &Version, chosen: RuntimeChoice) -> Result<berth_core::binaries::Runtime> {
+    let mut runtime = berth_core::binaries::runtime_for_minor(version.minor);
     for (field, chosen) in [
         (&mut runtime.etcd, chosen.etcd),
         (&mut runtime.containerd, chosen.containerd),
         (&mut runtime.runc, chosen.runc),
     ] {
         if let Some(v) = chosen {
-            *field = crate::binaries::release_version(&v)?;
+            *field = berth_core::binaries::release_version(&v)?;
         }
     }
     Ok(runtime)
@@ -171,8 +171,8 @@ pub async fn run(cmd: Cache, global: &Global, ui: Ui) -> Result<()> {
                         println!(
                             "\n{} must be rebuilt: its binaries are {}.\n  {}",
                             m.version,
-                            crate::binaries::describe(m.defects()),
-                            crate::error::rebuild_hint(&m.version)
+                            berth_core::binaries::describe(m.defects()),
+                            berth_core::error::rebuild_hint(&m.version)
                         );
                     }
                 }

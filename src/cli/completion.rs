@@ -2,8 +2,8 @@ use clap::{Args, ValueEnum};
 use clap_complete::engine::CompletionCandidate;
 use clap_complete::env::EnvCompleter;
 
-use crate::error::{Error, Result};
-use crate::profile::Store;
+use berth_core::error::{Error, Result};
+use berth_core::profile::Store;
 
 #[derive(Args)]
 #[command(after_help = "Examples:
@@ -53,7 +53,7 @@ pub fn run(cmd: Completion) -> Result<()> {
 
 /// The profiles of this berth home, for `-p`.
 pub fn profiles() -> Vec<CompletionCandidate> {
-    Store::new(&crate::paths::home_dir())
+    Store::new(&berth_core::paths::home_dir())
         .names()
         .into_iter()
         .map(CompletionCandidate::new)
@@ -63,7 +63,7 @@ pub fn profiles() -> Vec<CompletionCandidate> {
 /// The nodes of every profile of this berth home, for `--node`: a node's
 /// name starts with its profile's, so each is told apart.
 pub fn nodes() -> Vec<CompletionCandidate> {
-    let store = Store::new(&crate::paths::home_dir());
+    let store = Store::new(&berth_core::paths::home_dir());
     store
         .names()
         .into_iter()

@@ -4,11 +4,11 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, PostParams};
 
 use super::{Global, Output, print_json};
-use crate::cluster;
-use crate::error::{Error, Result};
-use crate::forward;
-use crate::node::addons::{self, Addon};
-use crate::ui::Ui;
+use berth_cluster as cluster;
+use berth_cluster::forward;
+use berth_core::error::{Error, Result};
+use berth_core::ui::Ui;
+use berth_node::addons::{self, Addon};
 
 #[derive(Args)]
 pub struct DashboardCmd {

@@ -3,9 +3,9 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use super::{Global, Output, print_json};
-use crate::cluster::images::{self, Source};
-use crate::error::Result;
-use crate::ui::Ui;
+use berth_cluster::images::{self, Source};
+use berth_core::error::Result;
+use berth_core::ui::Ui;
 
 #[derive(Subcommand)]
 pub enum Image {

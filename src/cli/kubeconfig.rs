@@ -1,13 +1,13 @@
 use super::Global;
-use crate::cluster;
-use crate::error::Result;
+use berth_cluster as cluster;
+use berth_core::error::Result;
 
 pub fn run(global: &Global) -> Result<()> {
     let name = global.profile_name()?;
     let profile = global.load(&name)?;
     print!(
         "{}",
-        crate::kubeconfig::standalone(&cluster::admin_entry(&global.store(), &profile)?)
+        berth_core::kubeconfig::standalone(&cluster::admin_entry(&global.store(), &profile)?)
     );
     Ok(())
 }

@@ -4,8 +4,8 @@ use std::process::Command;
 use clap::Args;
 
 use super::Global;
-use crate::binaries::Cache;
-use crate::error::{Error, Result};
+use berth_core::binaries::Cache;
+use berth_core::error::{Error, Result};
 
 #[derive(Args)]
 pub struct Kubectl {
@@ -19,7 +19,7 @@ pub struct Kubectl {
 pub fn run(cmd: Kubectl, global: &Global) -> Result<()> {
     let name = global.profile_name()?;
     let profile = global.load(&name)?;
-    let kubectl = Cache::new(&crate::paths::cache_dir())
+    let kubectl = Cache::new(&berth_core::paths::cache_dir())
         .dir(&profile.kubernetes_version)
         .join("kubectl");
     let err = Command::new(&kubectl)

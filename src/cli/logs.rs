@@ -5,9 +5,9 @@ use clap::Args;
 use clap_complete::engine::ArgValueCandidates;
 
 use super::{Global, Output};
-use crate::cluster::logs::{self, Cursors, Line, Query};
-use crate::error::Result;
-use crate::ui::Ui;
+use berth_cluster::logs::{self, Cursors, Line, Query};
+use berth_core::error::Result;
+use berth_core::ui::Ui;
 
 #[derive(Args)]
 #[command(after_help = "Examples:
@@ -49,7 +49,8 @@ pub async fn run(cmd: Logs, global: &Global, ui: Ui) -> Result<()> {
     let profile = global.load(&name)?;
     let ctx = global.ctx(ui).await?;
     if let Some(path) = cmd.export {
-        let missing = crate::cluster::export::export(&ctx, &profile, &path).await?;
+        let missing =
+            berth_cluster::export::export(&ctx, &profile, &path, &super::version::build()).await?;
         for part in &missing {
             ui.info(format!("missing from the archive: {part}"));
         }

@@ -27,8 +27,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::error::Result;
-use crate::ui::Ui;
+use berth_core::error::Result;
+use berth_core::ui::Ui;
 
 pub use completion::VAR as COMPLETE_VAR;
 
@@ -227,8 +227,8 @@ impl Targets {
 }
 
 impl Global {
-    fn store(&self) -> crate::profile::Store {
-        crate::profile::Store::new(&crate::paths::home_dir())
+    fn store(&self) -> berth_core::profile::Store {
+        berth_core::profile::Store::new(&berth_core::paths::home_dir())
     }
 
     /// The profile named with `-p`, else the default one; validated before
@@ -238,38 +238,38 @@ impl Global {
             .profile
             .clone()
             .unwrap_or_else(|| self.store().default_name());
-        crate::profile::validate_name(&name)?;
+        berth_core::profile::validate_name(&name)?;
         Ok(name)
     }
 
     /// Holds the profile's lock while the caller changes it.
-    fn lock(&self, name: &str, ui: Ui) -> Result<crate::lock::Held> {
-        crate::lock::profile(&crate::paths::home_dir(), name, self.lock_timeout, ui)
+    fn lock(&self, name: &str, ui: Ui) -> Result<berth_core::lock::Held> {
+        berth_core::lock::profile(&berth_core::paths::home_dir(), name, self.lock_timeout, ui)
     }
 
     /// The profile's lock for a command that may change it; none for one
     /// that only reads, so reading never waits.
-    fn lock_if(&self, changes: bool, name: &str, ui: Ui) -> Result<Option<crate::lock::Held>> {
+    fn lock_if(&self, changes: bool, name: &str, ui: Ui) -> Result<Option<berth_core::lock::Held>> {
         changes.then(|| self.lock(name, ui)).transpose()
     }
 
-    async fn ctx(&self, ui: Ui) -> Result<crate::cluster::Ctx> {
-        Ok(crate::cluster::Ctx {
-            home: crate::paths::home_dir(),
+    async fn ctx(&self, ui: Ui) -> Result<berth_cluster::Ctx> {
+        Ok(berth_cluster::Ctx {
+            home: berth_core::paths::home_dir(),
             lock_timeout: self.lock_timeout,
-            docker: std::sync::Arc::new(crate::docker::Docker::connect().await?),
+            docker: std::sync::Arc::new(berth_engine::Docker::connect().await?),
             store: self.store(),
-            cache: crate::binaries::Cache::new(&crate::paths::cache_dir()),
+            cache: berth_core::binaries::Cache::new(&berth_core::paths::cache_dir()),
             ui,
-            kubeconfig: crate::kubeconfig::resolve(self.kubeconfig.as_deref()),
-            token: crate::names::new_token(),
+            kubeconfig: berth_core::kubeconfig::resolve(self.kubeconfig.as_deref()),
+            token: berth_core::names::new_token(),
         })
     }
 
     /// The profile's saved state; an error when it does not exist.
-    fn load(&self, name: &str) -> Result<crate::profile::Profile> {
+    fn load(&self, name: &str) -> Result<berth_core::profile::Profile> {
         self.store().load(name)?.ok_or_else(|| {
-            crate::error::Error::profile(format!("profile {name} does not exist")).with_hint(
+            berth_core::error::Error::profile(format!("profile {name} does not exist")).with_hint(
                 "`berth profile list` shows the profiles; `berth start -p NAME` creates one",
             )
         })

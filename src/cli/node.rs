@@ -4,9 +4,9 @@ use clap::Subcommand;
 use serde::Serialize;
 
 use super::{Global, Output, print_json};
-use crate::cluster;
-use crate::error::Result;
-use crate::ui::Ui;
+use berth_cluster as cluster;
+use berth_core::error::Result;
+use berth_core::ui::Ui;
 
 #[derive(Subcommand)]
 pub enum NodeCmd {
@@ -39,7 +39,7 @@ struct Row {
     status: String,
     ip: std::net::Ipv4Addr,
     /// None for the load balancer.
-    pod_cidr: Option<crate::net::Cidr>,
+    pod_cidr: Option<berth_node::net::Cidr>,
     /// Its container in the Docker engine.
     container: String,
 }
@@ -55,9 +55,9 @@ pub async fn run(cmd: NodeCmd, global: &Global, ui: Ui) -> Result<()> {
             control_plane,
         } => {
             let role = if control_plane {
-                crate::profile::Role::ControlPlane
+                berth_core::profile::Role::ControlPlane
             } else {
-                crate::profile::Role::Worker
+                berth_core::profile::Role::Worker
             };
             let wait = (!wait.is_zero()).then_some(wait);
             let node = cluster::add_node(&ctx, profile, role, wait).await?;

@@ -3,10 +3,10 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use super::{Global, Output, print_json};
-use crate::docker::Docker;
-use crate::error::Result;
-use crate::node::image::{self, Built, Context};
-use crate::ui::Ui;
+use berth_core::error::Result;
+use berth_core::node_image::{self, Built, Context};
+use berth_core::ui::Ui;
+use berth_engine::Docker;
 
 #[derive(Subcommand)]
 pub enum NodeImage {
@@ -34,16 +34,17 @@ pub async fn run(cmd: NodeImage, global: &Global, ui: Ui) -> Result<()> {
     };
     let image = format!(
         "{}:{}",
-        image::REPOSITORY,
+        node_image::REPOSITORY,
         tag.unwrap_or_else(|| context.tag())
     );
     let engine = Docker::connect().await?;
     let base = match base {
         Some(base) => base,
-        None => image::default_base(&engine).await?,
+        None => node_image::default_base(&engine).await?,
     };
     let step = ui.step(format!("Building {image} on {base}"));
-    let built = image::ensure(&engine, &context, &image, &base, |line| step.detail(line)).await?;
+    let built =
+        node_image::ensure(&engine, &context, &image, &base, |line| step.detail(line)).await?;
     let reused = matches!(built, Built::Reused);
     step.done_with(if reused { "reused" } else { "built" });
     match global.output {

@@ -1,7 +1,7 @@
 use super::{Global, Targets};
-use crate::cluster;
-use crate::error::Result;
-use crate::ui::Ui;
+use berth_cluster as cluster;
+use berth_core::error::Result;
+use berth_core::ui::Ui;
 
 pub async fn run(targets: Targets, global: &Global, ui: Ui, freeze: bool) -> Result<()> {
     let names = targets.names(global)?;

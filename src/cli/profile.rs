@@ -2,8 +2,8 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{Global, Output, print_json};
-use crate::error::Result;
-use crate::ui::Ui;
+use berth_core::error::Result;
+use berth_core::ui::Ui;
 
 #[derive(Args)]
 pub struct ProfileCmd {
@@ -42,21 +42,21 @@ impl Row {
 pub async fn run(cmd: ProfileCmd, global: &Global, ui: Ui) -> Result<()> {
     let store = global.store();
     if cmd.target != "list" {
-        crate::profile::validate_name(&cmd.target)?;
+        berth_core::profile::validate_name(&cmd.target)?;
         store.set_default(&cmd.target)?;
         ui.info(format!("The default profile is now {}", cmd.target));
         return Ok(());
     }
     let ctx = global.ctx(ui).await?;
     let home = vec![(
-        crate::names::LABEL_HOME.to_string(),
+        berth_core::names::LABEL_HOME.to_string(),
         Some(ctx.home.display().to_string()),
     )];
-    let states = crate::cluster::containers(&ctx, &home).await?;
-    let orphans = crate::cluster::orphans(&ctx).await?;
-    let current = crate::kubeconfig::read(&ctx.kubeconfig)
+    let states = berth_cluster::containers(&ctx, &home).await?;
+    let orphans = berth_cluster::orphans(&ctx).await?;
+    let current = berth_core::kubeconfig::read(&ctx.kubeconfig)
         .ok()
-        .and_then(|c| crate::kubeconfig::current_context(&c));
+        .and_then(|c| berth_core::kubeconfig::current_context(&c));
     let mut rows = Vec::new();
     for name in store.names() {
         let row = match store.load(&name) {
@@ -75,7 +75,7 @@ pub async fn run(cmd: ProfileCmd, global: &Global, ui: Ui) -> Result<()> {
                     kubernetes_version: p.kubernetes_version.to_string(),
                     nodes: p.nodes().len(),
                     endpoint: p.server(),
-                    age_seconds: crate::cluster::now().saturating_sub(p.created),
+                    age_seconds: berth_node::now().saturating_sub(p.created),
                     current: current.as_deref() == Some(p.context().as_str()),
                     name,
                 }

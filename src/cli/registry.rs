@@ -1,9 +1,9 @@
 use clap::Subcommand;
 
 use super::{Global, Output, print_json};
-use crate::cluster;
-use crate::error::Result;
-use crate::ui::Ui;
+use berth_cluster as cluster;
+use berth_core::error::Result;
+use berth_core::ui::Ui;
 
 #[derive(Subcommand)]
 pub enum RegistryCmd {

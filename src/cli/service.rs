@@ -1,10 +1,10 @@
 use clap::Args;
 
 use super::{Global, Output, print_json};
-use crate::cluster;
-use crate::error::Result;
-use crate::forward;
-use crate::ui::Ui;
+use berth_cluster as cluster;
+use berth_cluster::forward;
+use berth_core::error::Result;
+use berth_core::ui::Ui;
 
 #[derive(Args)]
 pub struct ServiceCmd {
@@ -35,7 +35,7 @@ pub async fn run(cmd: ServiceCmd, global: &Global, ui: Ui) -> Result<()> {
     for (what, value) in [("service", &cmd.name), ("namespace", &cmd.namespace)] {
         // Both become parts of API paths.
         if !is_dns_label(value) {
-            return Err(crate::error::Error::usage(format!(
+            return Err(berth_core::error::Error::usage(format!(
                 "`{value}` is not a valid {what} name"
             ))
             .with_hint("Kubernetes names are lower-case letters, digits and `-`"));

@@ -4,8 +4,8 @@ use clap::Args;
 use clap_complete::engine::ArgValueCandidates;
 
 use super::Global;
-use crate::error::Result;
-use crate::ui::{RawTerminal, Ui};
+use berth_core::error::Result;
+use berth_core::ui::{RawTerminal, Ui};
 
 #[derive(Args)]
 #[command(after_help = "Examples:
@@ -33,7 +33,7 @@ pub async fn run(cmd: Ssh, global: &Global, ui: Ui) -> Result<u8> {
         .node
         .clone()
         .unwrap_or_else(|| profile.control_plane().name);
-    let nodes = crate::cluster::images::running_nodes(&ctx, &profile, Some(&node)).await?;
+    let nodes = berth_cluster::images::running_nodes(&ctx, &profile, Some(&node)).await?;
     let container = &nodes[0].container;
     let command = if cmd.command.is_empty() {
         vec!["/bin/bash".to_string(), "--login".to_string()]

@@ -4,11 +4,11 @@ use std::time::Duration;
 use clap::Args;
 
 use super::Global;
-use crate::cluster::{self, StartOptions};
-use crate::error::{Error, Result};
-use crate::node::addons::Addon;
-use crate::settings::{self, Preset};
-use crate::ui::Ui;
+use berth_cluster::{self as cluster, StartOptions};
+use berth_core::error::{Error, Result};
+use berth_core::settings::{self, Preset};
+use berth_core::ui::Ui;
+use berth_node::addons::Addon;
 
 #[derive(Args)]
 pub struct Start {
@@ -21,7 +21,7 @@ pub struct Start {
     kubernetes_version: Option<String>,
     /// Nodes of a new cluster, control planes included: the control planes
     /// and N minus them workers (default: as many as the control planes).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=crate::profile::MAX_NODES as i64))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=berth_core::profile::MAX_NODES as i64))]
     nodes: Option<u32>,
     /// Control planes of a new cluster: 1, or 3 or 5 behind a load
     /// balancer, each with an etcd member, and counted in --nodes
@@ -108,10 +108,10 @@ impl Start {
             .map(str::parse)
             .transpose()?;
         let nodes = self.nodes.or(preset.nodes);
-        if nodes.is_some_and(|n| !(1..=crate::profile::MAX_NODES).contains(&n)) {
+        if nodes.is_some_and(|n| !(1..=berth_core::profile::MAX_NODES).contains(&n)) {
             return Err(Error::usage(format!(
                 "nodes must be 1 to {}",
-                crate::profile::MAX_NODES
+                berth_core::profile::MAX_NODES
             )));
         }
         let mut addons: Vec<Addon> = flag_or_preset(self.addons, preset.addons)

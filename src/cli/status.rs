@@ -1,9 +1,9 @@
 use clap::Args;
 
 use super::{Global, Output, print_json};
-use crate::cluster;
-use crate::error::Result;
-use crate::ui::Ui;
+use berth_cluster as cluster;
+use berth_core::error::Result;
+use berth_core::ui::Ui;
 
 #[derive(Args)]
 pub struct Status {}

@@ -1,11 +1,11 @@
 use clap::Args;
 
 use super::{Global, Output, print_json};
-use crate::cluster;
-use crate::error::Result;
-use crate::forward;
-use crate::node::addons::{self, Addon};
-use crate::ui::Ui;
+use berth_cluster as cluster;
+use berth_cluster::forward;
+use berth_core::error::Result;
+use berth_core::ui::Ui;
+use berth_node::addons::{self, Addon};
 
 #[derive(Args)]
 pub struct TunnelCmd {}

@@ -1,7 +1,7 @@
 use serde::Serialize;
 
 use super::{Global, Output, print_json};
-use crate::error::Result;
+use berth_core::error::Result;
 
 #[derive(Serialize)]
 struct Version {
@@ -21,17 +21,26 @@ struct Supported {
     default: &'static str,
 }
 
+/// This berth's version and the commit it was built from.
+pub fn build() -> String {
+    format!(
+        "{} ({})",
+        env!("CARGO_PKG_VERSION"),
+        env!("BERTH_GIT_COMMIT")
+    )
+}
+
 pub fn run(global: &Global) -> Result<()> {
-    use crate::node::render::{NEWEST_MINOR, OLDEST_MINOR};
-    let cache = crate::binaries::Cache::new(&crate::paths::cache_dir());
+    use berth_node::render::{NEWEST_MINOR, OLDEST_MINOR};
+    let cache = berth_core::binaries::Cache::new(&berth_core::paths::cache_dir());
     let version = Version {
         version: env!("CARGO_PKG_VERSION"),
         commit: env!("BERTH_GIT_COMMIT"),
-        node_image: crate::node::image::Context::embedded().image(),
+        node_image: berth_core::node_image::Context::embedded().image(),
         kubernetes: Supported {
             oldest: format!("v1.{OLDEST_MINOR}"),
             newest: format!("v1.{NEWEST_MINOR}"),
-            default: crate::cluster::DEFAULT_VERSION,
+            default: berth_cluster::DEFAULT_VERSION,
         },
         cached: cache
             .list()?

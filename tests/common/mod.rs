@@ -3,15 +3,15 @@
 
 use std::future::Future;
 
-use berth::docker::Docker;
+use berth_engine::Docker;
 
 pub mod mirror;
 
 /// The Kubernetes version the end-to-end tests run: berth's default, or
 /// `BERTH_TEST_VERSION`; scripts/test caches it first.
-pub fn k8s_version() -> berth::binaries::Version {
+pub fn k8s_version() -> berth_core::binaries::Version {
     std::env::var("BERTH_TEST_VERSION")
-        .unwrap_or_else(|_| berth::cluster::DEFAULT_VERSION.into())
+        .unwrap_or_else(|_| berth_cluster::DEFAULT_VERSION.into())
         .parse()
         .unwrap()
 }
@@ -29,7 +29,7 @@ fn base_env() -> Vec<(&'static str, std::ffi::OsString)> {
     let mut env = vec![
         (
             "BERTH_CACHE_DIR",
-            berth::paths::cache_dir().into_os_string(),
+            berth_core::paths::cache_dir().into_os_string(),
         ),
         ("PATH", std::env::var_os("PATH").unwrap_or_default()),
         // Every start runs the tests' version, whatever else is cached.
@@ -234,14 +234,14 @@ impl Env {
     }
 
     /// The engine names and labels of profile `profile` of this home.
-    pub fn names(&self, profile: &str) -> berth::names::Names {
+    pub fn names(&self, profile: &str) -> berth_core::names::Names {
         let home = self.berth_home();
         let id = if self.default_home {
             None
         } else {
-            berth::names::home_id(&home)
+            berth_core::names::home_id(&home)
         };
-        berth::names::Names::new(profile, &home, id.as_deref())
+        berth_core::names::Names::new(profile, &home, id.as_deref())
     }
 
     /// What berth's environment gets besides `base_env`.
@@ -530,7 +530,7 @@ pub fn json(text: &str) -> serde_json::Value {
 
 /// Every resource in the engine with labels matching `filter`, as
 /// `kind name`, sorted.
-pub fn resources(filter: &berth::docker::Filter) -> Vec<String> {
+pub fn resources(filter: &berth_engine::Filter) -> Vec<String> {
     block_on(async {
         let docker = Docker::connect().await.unwrap();
         let mut found: Vec<String> = docker

@@ -1,0 +1,367 @@
+//! A running profile's addons: how each is doing, and enabling or
+//! disabling one. Every addon is a manifest the control plane holds and
+//! applies at each boot; CoreDNS and storage also change what every node
+//! runs (kubelet's cluster DNS, the provisioner unit), metrics-server the
+//! API server's flags of profiles made before berth set them.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use serde::Serialize;
+
+use super::{Ctx, node_states, nodes};
+use berth_core::error::{Error, Result};
+use berth_core::profile::{Node, Profile};
+use berth_engine::BINARIES_MOUNT;
+use berth_node::addons::Addon;
+use berth_node::render::{K8S_DIR, NodeFile};
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AddonState {
+    Ready,
+    Starting,
+    /// Enabled, and cannot become ready as things are (an image that cannot
+    /// be pulled, a provisioner that does not run).
+    Unavailable,
+    Disabled,
+    /// Not known: the API server does not answer.
+    Unknown,
+}
+
+impl std::fmt::Display for AddonState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AddonState::Ready => "ready",
+            AddonState::Starting => "starting",
+            AddonState::Unavailable => "unavailable",
+            AddonState::Disabled => "disabled",
+            AddonState::Unknown => "unknown",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AddonStatus {
+    pub name: &'static str,
+    pub enabled: bool,
+    pub state: AddonState,
+    /// Why it is not ready, and what to do.
+    pub reason: Option<String>,
+    pub images: Vec<String>,
+}
+
+impl AddonStatus {
+    /// An enabled addon whose state cannot be asked: the API server does
+    /// not answer.
+    pub fn unknown(profile: &Profile, addon: Addon) -> Self {
+        AddonStatus {
+            name: addon.name(),
+            enabled: true,
+            state: AddonState::Unknown,
+            reason: Some("the API server is not ready".into()),
+            images: addon.images(profile.kubernetes_version.minor),
+        }
+    }
+}
+
+/// How a Deployment of an addon is doing.
+pub enum Readiness {
+    Ready,
+    Starting(String),
+    /// Its pods wait for an image that cannot be pulled: the reason says
+    /// which, and the `berth image load` that brings it.
+    Unavailable(String),
+}
+
+pub(super) const WAITING_FOR_IMAGE: [&str; 3] =
+    ["ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull"];
+
+/// Whether the Deployment `namespace/name` (`what` in messages) has an
+/// available pod, and if not, why.
+pub async fn deployment_readiness(
+    client: &kube::Client,
+    profile: &Profile,
+    (namespace, name): (&str, &str),
+    what: &str,
+) -> Readiness {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let Ok(Some(deployment)) = deployments.get_opt(name).await else {
+        return Readiness::Starting(format!(
+            "{what} is not deployed yet; the control plane applies it once its API server answers"
+        ));
+    };
+    let available = deployment
+        .status
+        .as_ref()
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0);
+    if available > 0 {
+        return Readiness::Ready;
+    }
+    let selector = deployment
+        .spec
+        .and_then(|s| s.selector.match_labels)
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let pods = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default();
+    for container in pods
+        .iter()
+        .flat_map(|p| p.status.iter())
+        .flat_map(|s| s.container_statuses.iter().flatten())
+    {
+        let waiting = container.state.as_ref().and_then(|s| s.waiting.as_ref());
+        let reason = waiting
+            .and_then(|w| w.reason.as_deref())
+            .unwrap_or_default();
+        if WAITING_FOR_IMAGE.contains(&reason) {
+            return Readiness::Unavailable(format!(
+                "the image {image} cannot be pulled ({reason}); where no registry is reachable, \
+                 `docker pull` or `docker load` it on a machine that can, then \
+                 `berth image load {image} -p {profile}`",
+                image = container.image,
+                profile = profile.name,
+            ));
+        }
+    }
+    Readiness::Starting(format!("the {what} pod is not ready yet"))
+}
+
+/// How an enabled addon other than CoreDNS and storage is doing: ready
+/// when each of its Deployments is.
+pub async fn state(client: &kube::Client, profile: &Profile, addon: Addon) -> AddonStatus {
+    let mut status = AddonStatus {
+        name: addon.name(),
+        enabled: true,
+        state: AddonState::Ready,
+        reason: None,
+        images: addon.images(profile.kubernetes_version.minor),
+    };
+    for &deployment in addon.deployments() {
+        let (state, reason) =
+            match deployment_readiness(client, profile, deployment, deployment.1).await {
+                Readiness::Ready => continue,
+                Readiness::Starting(reason) => (AddonState::Starting, reason),
+                Readiness::Unavailable(reason) => (AddonState::Unavailable, reason),
+            };
+        // The worst of its Deployments says how the addon is.
+        if status.state != AddonState::Unavailable {
+            status.state = state;
+            status.reason = Some(reason);
+        }
+    }
+    status
+}
+
+/// Every addon of the profile with its state, from what `status` found.
+pub fn list(profile: &Profile, status: &super::status::ProfileStatus) -> Vec<AddonStatus> {
+    use super::dns::DnsState;
+    use super::storage::StorageState;
+    let minor = profile.kubernetes_version.minor;
+    Addon::ALL
+        .into_iter()
+        .map(|addon| {
+            let (state, reason) = match addon {
+                _ if !profile.has(addon) => (AddonState::Disabled, None),
+                Addon::Coredns => (
+                    match status.dns.state {
+                        DnsState::Available => AddonState::Ready,
+                        DnsState::Starting => AddonState::Starting,
+                        DnsState::Unavailable => AddonState::Unavailable,
+                        DnsState::Off => AddonState::Disabled,
+                        DnsState::Unknown => AddonState::Unknown,
+                    },
+                    status.dns.reason.clone(),
+                ),
+                Addon::Storage => (
+                    match status.storage.state {
+                        StorageState::Running => AddonState::Ready,
+                        StorageState::Starting => AddonState::Starting,
+                        StorageState::NotRunning => AddonState::Unavailable,
+                        StorageState::Off => AddonState::Disabled,
+                        StorageState::Unknown => AddonState::Unknown,
+                    },
+                    status.storage.reason.clone(),
+                ),
+                other => {
+                    let found = status.addons.iter().find(|a| a.name == other.name());
+                    let found = found
+                        .cloned()
+                        .unwrap_or_else(|| AddonStatus::unknown(profile, other));
+                    (found.state, found.reason)
+                }
+            };
+            AddonStatus {
+                name: addon.name(),
+                enabled: profile.has(addon),
+                state,
+                reason,
+                images: addon.images(minor),
+            }
+        })
+        .collect()
+}
+
+/// Enables (or disables) `addon` on a running profile; returns whether
+/// anything changed. The addon's objects are applied (or deleted) by the
+/// control plane's kubectl; the nodes' files are rendered again, and a
+/// unit whose configuration changed is restarted.
+pub async fn set(ctx: &Ctx, mut profile: Profile, addon: Addon, on: bool) -> Result<bool> {
+    if profile.has(addon) == on {
+        return Ok(false);
+    }
+    let states = node_states(ctx, &profile).await?;
+    nodes::require_running(ctx, &profile, true).await?;
+    let control_plane = states[0].1.id.clone();
+    let manifest = addon.manifest_path();
+    if !on {
+        kubectl(
+            ctx,
+            &control_plane,
+            &[
+                "delete",
+                "--ignore-not-found",
+                "--wait=false",
+                "-f",
+                &manifest,
+            ],
+        )
+        .await?;
+    }
+    profile.set(addon, on);
+    // CoreDNS and storage change what every node runs; the others only
+    // the control plane's files.
+    let every_node = matches!(addon, Addon::Coredns | Addon::Storage);
+    nodes::ensure_pki(ctx, &profile, &profile.nodes())?;
+    let mut restarted = Vec::new();
+    for (node, container) in &states {
+        if every_node || node.is_control_plane() {
+            restarted.extend(refresh_files(ctx, &profile, node, &container.id, addon, on).await?);
+        }
+    }
+    if restarted.contains(&"kube-apiserver") {
+        wait_for_api_server(ctx, &profile).await?;
+    }
+    if on {
+        kubectl(ctx, &control_plane, &["apply", "-f", &manifest]).await?;
+    } else {
+        exec(ctx, &control_plane, &["rm", "-f", &manifest]).await?;
+    }
+    ctx.store.save(&profile)?;
+    Ok(true)
+}
+
+/// Files whose change needs their unit restarted, with that unit.
+const RESTARTED_ON_CHANGE: [(&str, &str); 2] = [
+    (API_SERVER_UNIT, "kube-apiserver"),
+    ("/etc/kubernetes/kubelet.yaml", "kubelet"),
+];
+
+const API_SERVER_UNIT: &str = "/etc/systemd/system/kube-apiserver.service";
+
+/// The files of `RESTARTED_ON_CHANGE` whose rendering for the profile as
+/// it is now differs from what the running node holds, by unit.
+async fn changed_units(
+    ctx: &Ctx,
+    profile: &Profile,
+    node: &Node,
+    container: &str,
+) -> Result<Vec<&'static str>> {
+    let files = nodes::rendered(profile, node);
+    let mut changed = Vec::new();
+    for (path, unit) in RESTARTED_ON_CHANGE {
+        let old = ctx.docker.exec(container, &["cat", path]).await?.stdout;
+        let differs = files.iter().any(|f| {
+            matches!(f, NodeFile::File { path: p, content, .. } if p == path && *content != old)
+        });
+        if differs {
+            changed.push(unit);
+        }
+    }
+    Ok(changed)
+}
+
+/// Puts the node's files, rendered for the profile as it is now, into the
+/// running node, and restarts (or starts, or stops) what they changed;
+/// returns the units it restarted.
+async fn refresh_files(
+    ctx: &Ctx,
+    profile: &Profile,
+    node: &Node,
+    container: &str,
+    addon: Addon,
+    on: bool,
+) -> Result<Vec<&'static str>> {
+    let restart = changed_units(ctx, profile, node, container).await?;
+    nodes::upload_files(ctx, profile, node, container).await?;
+    exec(ctx, container, &["systemctl", "daemon-reload"]).await?;
+    if !restart.is_empty() {
+        let mut cmd = vec!["systemctl", "restart"];
+        cmd.extend(&restart);
+        exec(ctx, container, &cmd).await?;
+    }
+    if addon == Addon::Storage {
+        let unit = super::health::STORAGE_UNIT;
+        let cmd: &[&str] = if on {
+            // It waits seconds before it begins; nothing need wait for that.
+            &["systemctl", "start", "--no-block", unit]
+        } else {
+            &["systemctl", "disable", "--now", unit]
+        };
+        exec(ctx, container, cmd).await?;
+    }
+    Ok(restart)
+}
+
+/// Waits up to a minute for the API server restarted by `refresh_files`.
+async fn wait_for_api_server(ctx: &Ctx, profile: &Profile) -> Result<()> {
+    let client = super::client(&ctx.store, profile).await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !super::api_ready(&client).await {
+        if std::time::Instant::now() > deadline {
+            return Err(Error::not_ready(format!(
+                "the API server of profile {} did not come back within 60 s of its restart",
+                profile.name
+            ))
+            .with_hint(format!(
+                "`berth logs -p {} kube-apiserver` shows why",
+                profile.name
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
+/// Runs the cluster's own kubectl in the control plane, as its admin.
+async fn kubectl(ctx: &Ctx, container: &str, args: &[&str]) -> Result<()> {
+    let kubectl = format!("{BINARIES_MOUNT}/kubectl");
+    let kubeconfig = format!("--kubeconfig={K8S_DIR}/admin.conf");
+    let mut cmd = vec![kubectl.as_str(), kubeconfig.as_str()];
+    cmd.extend(args);
+    exec(ctx, container, &cmd).await
+}
+
+async fn exec(ctx: &Ctx, container: &str, cmd: &[&str]) -> Result<()> {
+    ctx.docker
+        .exec(container, cmd)
+        .await?
+        .success()
+        .map(|_| ())
+        .map_err(|stderr| {
+            Error::failure(format!(
+                "`{}` failed in the node: {}",
+                cmd.join(" "),
+                stderr.trim()
+            ))
+            .with_hint("`berth status` shows whether the cluster is healthy; then try again")
+        })
+}

@@ -1,0 +1,898 @@
+//! What `start` does: create a new profile's cluster, or start an existing
+//! one again.
+
+use futures_util::future::try_join_all;
+
+use super::plan::Step;
+use super::{
+    Ctx, DEFAULT_VERSION, StartOptions, node_states, nodes, ready, remove, state_of,
+    write_kubeconfig,
+};
+use berth_core::binaries::{Manifest, Version};
+use berth_core::error::{Error, Result};
+use berth_core::kubeconfig;
+use berth_core::names::Names;
+use berth_core::node_image::{self, Context};
+use berth_core::profile::{Node, Profile};
+use berth_engine::{EngineFacts, Kind, NodeContainer, Privilege, Resource};
+use berth_node::net::Cidr;
+use berth_node::now;
+use berth_node::render;
+
+/// The version to run, downloaded into the cache when it is not there.
+fn resolve_version(ctx: &Ctx, opts: &StartOptions) -> Result<Manifest> {
+    let version = match &opts.version {
+        Some(v) => v.clone(),
+        None => match ctx.cache.list()?.into_iter().map(|m| m.version).max() {
+            Some(newest) => newest,
+            None => DEFAULT_VERSION.parse().expect("valid default"),
+        },
+    };
+    if version.major != 1 || !(render::OLDEST_MINOR..=render::NEWEST_MINOR).contains(&version.minor)
+    {
+        return Err(Error::usage(format!(
+            "Kubernetes {version} is not supported: berth runs v1.{}.x to v1.{}.x",
+            render::OLDEST_MINOR,
+            render::NEWEST_MINOR
+        ))
+        .with_hint("pass --kubernetes-version with a supported version; `berth cache list` shows the cached ones"));
+    }
+    let manifest = match ctx.cache.get(&version)? {
+        Some(manifest) => manifest,
+        None => download(ctx, &version, opts.binary_mirror.as_deref())?,
+    };
+    if !manifest.defects().is_empty() {
+        return Err(Error::usage(format!(
+            "the cached Kubernetes {version} cannot make a cluster that works: its binaries are {}",
+            berth_core::binaries::describe(manifest.defects())
+        ))
+        .with_hint(berth_core::error::rebuild_hint(&version)));
+    }
+    Ok(manifest)
+}
+
+/// Fetches a version that is not cached yet into the cache.
+fn download(ctx: &Ctx, version: &Version, mirror: Option<&str>) -> Result<Manifest> {
+    let base = mirror.unwrap_or(berth_core::binaries::OFFICIAL_RELEASES);
+    let step = ctx
+        .ui
+        .step(format!("Downloading Kubernetes {version} from {base}"));
+    let detail = |line: &str| step.detail(line);
+    // The download blocks on its own threads; the runtime has others.
+    let runtime = berth_core::binaries::runtime_for_minor(version.minor);
+    let manifest =
+        tokio::task::block_in_place(|| ctx.cache.download(version, base, &runtime, &detail))
+            .map_err(|e| download_error(ctx, version, e))?;
+    step.done();
+    Ok(manifest)
+}
+
+/// A failed download, said with the version and where it would be cached.
+fn download_error(ctx: &Ctx, version: &Version, e: berth_core::binaries::Error) -> Error {
+    use berth_core::binaries::Error as B;
+    match e {
+        B::Download { .. } | B::Checksum { .. } => Error::failure(format!(
+            "Kubernetes {version} is not in the cache ({}) and cannot be downloaded: {e}",
+            ctx.cache.dir(version).display()
+        ))
+        .with_hint(berth_core::error::DOWNLOAD_HINT.replace("VERSION", &version.to_string())),
+        other => other.into(),
+    }
+}
+
+/// A new profile's start: each step beside what takes it back when a later
+/// one fails or the start is interrupted. What is made carries this
+/// process's token, so an undo removes only this start's own.
+pub(super) const CREATE: [Create; 7] = [
+    Create::NodeImage,
+    Create::Binaries,
+    Create::Network,
+    Create::State,
+    Create::Nodes,
+    Create::Kubeconfig,
+    Create::Ready,
+];
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Create {
+    /// The node image, built when missing. Undo: none, images are shared.
+    NodeImage,
+    /// The engine's privilege and the binaries volume. Undo: none, the
+    /// volume is shared by profiles of a version; helpers go after every
+    /// start.
+    Binaries,
+    /// The network, with the API (and registry) port. Undo: the network.
+    Network,
+    /// The profile's state and certificates. Undo: the state directory.
+    State,
+    /// Every node (and the registry) booted at once. Undo: their
+    /// containers and volumes.
+    Nodes,
+    /// The kubeconfig entry. Undo: the entry, and the previous current
+    /// context made current again.
+    Kubeconfig,
+    /// Waiting for the nodes to be Ready. Undo: none.
+    Ready,
+}
+
+/// What a new profile's start knows, filled in as its steps run.
+pub(super) struct NewCluster<'a> {
+    name: String,
+    opts: &'a StartOptions,
+    names: Names,
+    manifest: Manifest,
+    facts: EngineFacts,
+    /// The current context before this start, made current again by undo.
+    previous_context: Option<String>,
+    node_image: Option<String>,
+    privilege: Option<Privilege>,
+    binaries: Option<String>,
+    /// Held from choosing the network and ports until the nodes hold them.
+    allocating: Option<berth_core::lock::Held>,
+    network: Option<Network>,
+    api_port: u16,
+    registry: Option<berth_core::profile::Registry>,
+    pub(super) profile: Option<Profile>,
+}
+
+impl<'a> NewCluster<'a> {
+    /// Checks what can be checked before anything is made: names someone
+    /// else has, host ports, the version (downloaded when not cached) and
+    /// the engine's free disk.
+    pub(super) async fn check(
+        ctx: &Ctx,
+        name: &str,
+        opts: &'a StartOptions,
+        previous_context: Option<String>,
+    ) -> Result<Self> {
+        check_counts(opts)?;
+        let names = ctx.names_for(name);
+        let nodes: Vec<String> = (0..opts.node_count())
+            .map(|i| berth_core::profile::node_name(name, i))
+            .collect();
+        ensure_names_free(ctx, &names, &nodes, true).await?;
+        for port in &opts.ports {
+            // A port below 1024 that berth may not bind, the engine may.
+            let taken = std::net::TcpListener::bind(("127.0.0.1", port.host))
+                .is_err_and(|e| e.kind() != std::io::ErrorKind::PermissionDenied);
+            if taken {
+                return Err(Error::usage(format!(
+                    "port {} on 127.0.0.1 is taken, so NodePort {} cannot be published there",
+                    port.host, port.node_port
+                ))
+                .with_hint("pick another host port in --ports, or stop what listens there"));
+            }
+        }
+        let manifest = resolve_version(ctx, opts)?;
+        let facts = ctx.docker.facts().await?;
+        check_disk(&facts, opts.node_count())?;
+        Ok(NewCluster {
+            name: name.into(),
+            opts,
+            names,
+            manifest,
+            facts,
+            previous_context,
+            node_image: None,
+            privilege: None,
+            binaries: None,
+            allocating: None,
+            network: None,
+            api_port: 0,
+            registry: None,
+            profile: None,
+        })
+    }
+
+    fn node_image(&self) -> &str {
+        self.node_image.as_deref().expect("the node image step ran")
+    }
+
+    fn profile(&self) -> &Profile {
+        self.profile.as_ref().expect("the state step ran")
+    }
+}
+
+impl Step<NewCluster<'_>> for Create {
+    fn title(self, new: &NewCluster) -> Option<String> {
+        match self {
+            // It shows the build's output on its line.
+            Create::NodeImage | Create::Kubeconfig | Create::Ready => None,
+            Create::Binaries => Some(format!(
+                "Preparing the Kubernetes {} binaries",
+                new.manifest.version
+            )),
+            Create::Network => Some("Creating the network".into()),
+            Create::State => Some("Generating certificates".into()),
+            Create::Nodes => Some(
+                match (new.opts.node_count(), new.opts.control_plane_count()) {
+                    (1, _) => "Creating the node".to_string(),
+                    (n, 1) => format!("Creating {n} nodes"),
+                    (n, c) => {
+                        format!("Creating {n} nodes ({c} control planes) and the load balancer")
+                    }
+                },
+            ),
+        }
+    }
+
+    async fn run(self, ctx: &Ctx, new: &mut NewCluster<'_>) -> Result<()> {
+        match self {
+            Create::NodeImage => {
+                let step = ctx.ui.step("Preparing the node image");
+                new.node_image = Some(match &new.opts.image {
+                    Some(image) if !ctx.docker.image_exists(image).await? => {
+                        return Err(Error::usage(format!(
+                            "the node image {image} is not in the Docker engine"
+                        ))
+                        .with_hint(
+                            "build it with `berth node-image build`, pull it, or leave --image out",
+                        ));
+                    }
+                    Some(image) => image.clone(),
+                    None => {
+                        let context = Context::embedded();
+                        let base = node_image::default_base(&*ctx.docker).await?;
+                        node_image::ensure(&*ctx.docker, &context, &context.image(), &base, |l| {
+                            step.detail(l)
+                        })
+                        .await?;
+                        context.image()
+                    }
+                });
+                step.done();
+            }
+            Create::Binaries => {
+                // Each may need a short-lived container from the node image
+                // (the first time on an engine, or for a new volume);
+                // together they cost one.
+                let image = new.node_image().to_string();
+                let (privilege, binaries) = tokio::try_join!(
+                    privilege(ctx, &new.facts, &image),
+                    ensure_binaries(ctx, &new.manifest, &image),
+                )?;
+                new.privilege = Some(privilege);
+                new.binaries = Some(binaries);
+                let version = &new.manifest.version;
+                if let Some(note) = render::cgroup_v1_note(version, new.facts.cgroup_v2) {
+                    ctx.ui
+                        .info(format!("note: this host runs cgroup v1, {note}"));
+                }
+            }
+            Create::Network => {
+                new.allocating = Some(berth_core::lock::allocate(
+                    &ctx.home,
+                    ctx.lock_timeout,
+                    ctx.ui,
+                )?);
+                new.network = Some(create_network(ctx, &new.names).await?);
+                new.api_port = free_port()?;
+                if new.opts.registry {
+                    new.registry = Some(berth_core::profile::Registry {
+                        port: loop {
+                            let port = free_port()?;
+                            if port != new.api_port {
+                                break port;
+                            }
+                        },
+                    });
+                }
+            }
+            Create::State => {
+                let network = new.network.as_ref().expect("the network step ran");
+                let opts = new.opts;
+                let profile = Profile {
+                    name: new.name.clone(),
+                    kubernetes_version: new.manifest.version.clone(),
+                    created: now(),
+                    node_image: new.node_image().to_string(),
+                    privilege: new.privilege.expect("the binaries step ran"),
+                    cgroup_v2: new.facts.cgroup_v2,
+                    api_port: new.api_port,
+                    subnet: network.subnet,
+                    node_ip: network.first_ip,
+                    cpus: opts.cpus,
+                    memory_mib: opts.memory_mib,
+                    kubeconfig: ctx.kubeconfig.clone(),
+                    previous_context: None,
+                    control_planes: (1..opts.control_plane_count()).collect(),
+                    workers: (opts.control_plane_count()..opts.node_count()).collect(),
+                    load_balancer: opts.control_plane_count() > 1,
+                    ports: opts.ports.clone(),
+                    extra_config: opts.extra_config.clone(),
+                    feature_gates: opts.feature_gates.clone(),
+                    no_dns: opts.no_dns,
+                    no_storage: opts.no_storage,
+                    addons: opts.addons.clone(),
+                    registry: new.registry,
+                    mounts: opts.mounts.clone(),
+                    home_id: new.names.home_id().map(str::to_string),
+                    network_id: Some(network.id.clone()),
+                    runtime: new.manifest.runtime.clone(),
+                };
+                ctx.store.save(&profile)?;
+                nodes::ensure_pki(ctx, &profile, &profile.nodes())?;
+                new.profile = Some(profile);
+            }
+            Create::Nodes => {
+                // Every node boots at once; workers' kubelets wait for the
+                // API server.
+                let profile = new.profile();
+                let binaries = new.binaries.clone().expect("the binaries step ran");
+                let all = profile.nodes().into_iter().map(|node| {
+                    let binaries = binaries.clone();
+                    async move { nodes::create(ctx, profile, &node, binaries, false).await }
+                });
+                tokio::try_join!(try_join_all(all), super::balancer::create(ctx, profile))?;
+                super::registry::create(ctx, profile).await?;
+                new.allocating = None;
+            }
+            Create::Kubeconfig => {
+                let make_current = !new.opts.keep_context;
+                write_kubeconfig(
+                    ctx,
+                    new.profile.as_mut().expect("the state step ran"),
+                    make_current,
+                )?;
+            }
+            Create::Ready => {
+                ready::wait_ready(ctx, new.profile(), None, None, new.opts.wait).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn undo(self, ctx: &Ctx, new: &NewCluster<'_>) -> Result<()> {
+        match self {
+            Create::NodeImage | Create::Binaries | Create::Ready => Ok(()),
+            Create::Network => {
+                remove::sweep_created(ctx, &new.name, &[Kind::Network]).await?;
+                Ok(())
+            }
+            Create::State => Ok(ctx.store.remove(&new.name)?),
+            Create::Nodes => {
+                remove::sweep_created(ctx, &new.name, &[Kind::Container, Kind::Volume]).await?;
+                Ok(())
+            }
+            Create::Kubeconfig => {
+                if ctx.kubeconfig.exists() {
+                    let context = new.names.context();
+                    let restore = new.previous_context.as_deref();
+                    kubeconfig::update(&ctx.kubeconfig, |c| {
+                        kubeconfig::remove(c, &context, restore)
+                    })?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Refuses numbers of nodes and control planes berth does not make.
+fn check_counts(opts: &StartOptions) -> Result<()> {
+    let (nodes, control_planes) = (opts.node_count(), opts.control_plane_count());
+    if ![1, 3, 5].contains(&control_planes) {
+        return Err(Error::usage(format!(
+            "--control-planes {control_planes}: berth makes 1, 3 or 5 control planes"
+        ))
+        .with_hint(
+            "etcd needs a majority of its members: 2 survive the loss of none and 4 of one, as 1 and 3 do; pass 3 (or 5)",
+        ));
+    }
+    if nodes < control_planes {
+        return Err(Error::usage(format!(
+            "--nodes {nodes} is fewer than the {control_planes} control planes"
+        ))
+        .with_hint(format!(
+            "--nodes counts every node, control planes included: --nodes {} gives {control_planes} control planes and 1 worker",
+            control_planes + 1
+        )));
+    }
+    Ok(())
+}
+
+/// Free space a node needs on the engine's disk at first: its /var, the
+/// images it imports and its logs.
+const NODE_DISK_MIB: u64 = 1024;
+
+/// Refuses a start that would run the engine's disk full, where that disk
+/// is this machine's (a remote engine's is not checked).
+/// `BERTH_MIN_FREE_MIB` replaces the need per node.
+fn check_disk(facts: &EngineFacts, nodes: u32) -> Result<()> {
+    let Some(root) = &facts.root_dir else {
+        return Ok(());
+    };
+    let Some(free_mib) = free_mib(std::path::Path::new(&root)) else {
+        return Ok(());
+    };
+    let per_node = std::env::var("BERTH_MIN_FREE_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(NODE_DISK_MIB);
+    let need = per_node * u64::from(nodes);
+    if free_mib < need {
+        return Err(Error::failure(format!(
+                "only {free_mib} MiB are free on {root}, where the Docker engine keeps its data; \
+                 {nodes} node(s) need about {need} MiB"
+            ),
+        )
+        .with_hint("free space there (`docker system prune` removes unused images and volumes), then start again"));
+    }
+    Ok(())
+}
+
+/// Whether the engine starts privileged nodes, probed once per engine
+/// setup and remembered under `$BERTH_HOME/engines/`: the probe starts a
+/// container, most of a second of every start otherwise.
+async fn privilege(ctx: &Ctx, facts: &EngineFacts, image: &str) -> Result<Privilege> {
+    let path = ctx
+        .home
+        .join("engines")
+        .join(format!("{}.privilege", facts.privilege_key));
+    let known = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok());
+    if let Some(privilege) = known {
+        return Ok(privilege);
+    }
+    let purpose = "privilege-probe";
+    let probe = NodeContainer::helper(
+        berth_core::names::helper(purpose, &ctx.token),
+        image,
+        berth_core::names::helper_labels(&ctx.home, purpose, &ctx.token),
+    );
+    let privilege = ctx.docker.privilege(&probe).await?;
+    // Only a speed-up: a cache that cannot be written is probed again.
+    if let Some(dir) = path.parent()
+        && berth_core::pki::create_private_dir(dir).is_ok()
+    {
+        let json = serde_json::to_vec(&privilege).expect("privilege serialises");
+        let _ = berth_core::pki::write_atomic(&path, &json, 0o600);
+    }
+    Ok(privilege)
+}
+
+/// Free MiB on the file system of `path`, when it is on this machine.
+fn free_mib(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid NUL-terminated path and a statvfs to fill.
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    Some(stat.f_bavail as u64 * stat.f_frsize as u64 / (1024 * 1024))
+}
+
+/// The name of the volume of the profile's binaries, made again from the
+/// cache (or a download) should it be gone.
+pub(super) async fn binaries_volume(ctx: &Ctx, profile: &Profile) -> Result<String> {
+    let version = &profile.kubernetes_version;
+    let manifest = match ctx.cache.get(version)? {
+        Some(manifest) => manifest,
+        None => download(ctx, version, None)?,
+    };
+    // A cluster that exists is started anyway, so its data can be reached.
+    if !manifest.defects().is_empty() {
+        ctx.ui.info(format!(
+            "warning: the cached Kubernetes {version} binaries are {}; {}",
+            berth_core::binaries::describe(manifest.defects()),
+            berth_core::error::rebuild_hint(version)
+        ));
+    }
+    ensure_binaries(ctx, &manifest, &profile.node_image).await
+}
+
+/// The volume of `manifest`'s binaries, filled by a helper of this
+/// process's.
+async fn ensure_binaries(ctx: &Ctx, manifest: &Manifest, image: &str) -> Result<String> {
+    let filler = berth_core::binaries::Filler {
+        image: image.to_string(),
+        home: ctx.home.clone(),
+        token: ctx.token.clone(),
+    };
+    berth_core::binaries::ensure_volume(&*ctx.docker, &ctx.cache, manifest, &filler).await
+}
+
+/// Starting an existing profile again. A failed restart leaves the
+/// profile as it was: no step takes anything back.
+pub(super) const RESTART: [Restart; 5] = [
+    Restart::Check,
+    Restart::Nodes,
+    Restart::Beside,
+    Restart::Kubeconfig,
+    Restart::Ready,
+];
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Restart {
+    /// Refuses settings other than the profile's, and a paused profile.
+    Check,
+    /// Starts the nodes that do not run, their files renewed or restored.
+    Nodes,
+    /// The registry and the load balancer follow the nodes.
+    Beside,
+    Kubeconfig,
+    Ready,
+}
+
+/// What a restart knows, filled in as its steps run.
+pub(super) struct Restarted<'a> {
+    pub(super) profile: Profile,
+    opts: &'a StartOptions,
+    /// The nodes whose containers do not run.
+    stopped: Vec<(Node, Resource)>,
+    /// When the first node was started again: older Ready reports do not count.
+    since: Option<i64>,
+}
+
+impl<'a> Restarted<'a> {
+    pub(super) fn new(profile: Profile, opts: &'a StartOptions) -> Self {
+        Restarted {
+            profile,
+            opts,
+            stopped: Vec::new(),
+            since: None,
+        }
+    }
+}
+
+impl Step<Restarted<'_>> for Restart {
+    fn title(self, restart: &Restarted) -> Option<String> {
+        match (self, restart.stopped.as_slice()) {
+            (Restart::Nodes, []) => None,
+            (Restart::Nodes, [(node, _)]) => Some(format!("Starting node {}", node.name)),
+            (Restart::Nodes, all) => Some(format!("Starting {} nodes", all.len())),
+            _ => None,
+        }
+    }
+
+    async fn run(self, ctx: &Ctx, restart: &mut Restarted<'_>) -> Result<()> {
+        let profile = &restart.profile;
+        match self {
+            Restart::Check => {
+                check_settings(profile, restart.opts)?;
+                let states = node_states(ctx, profile).await?;
+                let control_plane = state_of(&states[0].1);
+                if control_plane.is_running() {
+                    ctx.ui.info(format!("Profile {} is running", profile.name));
+                } else if control_plane.is_paused() {
+                    return Err(Error::usage(format!("profile {} is paused", profile.name))
+                        .with_hint(format!("`berth unpause -p {}`", profile.name)));
+                }
+                restart.stopped = states
+                    .into_iter()
+                    .filter(|(_, container)| !state_of(container).is_running())
+                    .collect();
+            }
+            Restart::Nodes => {
+                if restart.stopped.is_empty() {
+                    return Ok(());
+                }
+                restart.since = Some(now() as i64);
+                // Leaf certificates close to expiry are renewed on start.
+                let renewed = nodes::ensure_pki(ctx, profile, &profile.nodes())?;
+                try_join_all(restart.stopped.iter().map(|(node, container)| async {
+                    // A start killed between creating a node and filling it
+                    // left the node without its files: they are put in now.
+                    let config = format!("{}/kubelet.yaml", render::K8S_DIR);
+                    if renewed || !ctx.docker.file_exists(&container.id, &config).await? {
+                        nodes::upload_files(ctx, profile, node, &container.id).await?;
+                    }
+                    Ok::<_, Error>(ctx.docker.start_container(&container.id).await?)
+                }))
+                .await?;
+            }
+            Restart::Beside => super::follow_nodes(ctx, profile, true).await?,
+            Restart::Kubeconfig => {
+                let make_current = !restart.opts.keep_context;
+                write_kubeconfig(ctx, &mut restart.profile, make_current)?;
+            }
+            Restart::Ready => {
+                // Nodes that kept running are Ready already; their next
+                // report may be a minute away.
+                let started: Vec<Node> = restart.stopped.iter().map(|(n, _)| n.clone()).collect();
+                let nodes = (!started.is_empty()).then_some(&started[..]);
+                ready::wait_ready(ctx, profile, nodes, restart.since, restart.opts.wait).await?
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Refuses start options that differ from the profile's settings, naming
+/// each.
+fn check_settings(profile: &Profile, opts: &StartOptions) -> Result<()> {
+    let conflicts: Vec<String> = [
+        opts.version
+            .as_ref()
+            .filter(|v| **v != profile.kubernetes_version)
+            .map(|v| {
+                format!(
+                    "--kubernetes-version {v} (it runs {})",
+                    profile.kubernetes_version
+                )
+            }),
+        opts.cpus
+            .filter(|c| Some(*c) != profile.cpus)
+            .map(|c| format!("--cpus {c}")),
+        opts.memory_mib
+            .filter(|m| Some(*m) != profile.memory_mib)
+            .map(|m| format!("--memory {m}m")),
+        opts.image
+            .as_ref()
+            .filter(|i| **i != profile.node_image)
+            .map(|i| format!("--image {i}")),
+        (!opts.ports.is_empty() && opts.ports != profile.ports).then(|| "--ports".to_string()),
+        (!opts.extra_config.is_empty() && opts.extra_config != profile.extra_config)
+            .then(|| "--extra-config".to_string()),
+        (!opts.feature_gates.is_empty() && opts.feature_gates != profile.feature_gates)
+            .then(|| "--feature-gates".to_string()),
+        (opts.no_dns && !profile.no_dns).then(|| "--no-dns".to_string()),
+        (opts.no_storage && !profile.no_storage).then(|| "--no-storage".to_string()),
+        (opts.registry && profile.registry.is_none()).then(|| {
+            "--registry (`berth registry enable` adds one to a running profile)".to_string()
+        }),
+        (!opts.mounts.is_empty() && opts.mounts != profile.mounts).then(|| "--mount".to_string()),
+        opts.addons.iter().find(|a| !profile.has(**a)).map(|a| {
+            format!("--addons {a} (`berth addons enable {a}` adds it to a running profile)")
+        }),
+        opts.control_planes
+            .filter(|n| *n as usize != profile.control_plane_nodes().len())
+            .map(|n| {
+                format!(
+                    "--control-planes {n} (`berth node add --control-plane` and `node delete` change them)"
+                )
+            }),
+        opts.nodes
+            .filter(|n| *n as usize != profile.nodes().len())
+            .map(|n| {
+                format!("--nodes {n} (`berth node add` and `node delete` change a cluster's nodes)")
+            }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !conflicts.is_empty() {
+        return Err(Error::usage(format!(
+            "profile {} exists with other settings than {}",
+            profile.name,
+            conflicts.join(", ")
+        ))
+        .with_hint(format!(
+            "start it without them, or `berth delete -p {}` first",
+            profile.name
+        )));
+    }
+    Ok(())
+}
+
+/// The profile's network as created.
+struct Network {
+    id: String,
+    subnet: Cidr,
+    /// The control plane's address: the first after the gateway.
+    first_ip: std::net::Ipv4Addr,
+}
+
+/// The first free /24 in 172.30.0.0/16 that the engine accepts, labelled
+/// as made by this start. Engines before API 1.44 accept a second network
+/// of a name: one made at the same moment by another berth is found
+/// afterwards, and this start's own is taken back.
+async fn create_network(ctx: &Ctx, names: &Names) -> Result<Network> {
+    let name = names.network();
+    let labels = names.labels_created_by(&ctx.token);
+    let used = ctx.docker.used_subnets().await?;
+    for third in 0..=255u8 {
+        let subnet = Cidr::slash24(172, 30, third);
+        if used.contains(&subnet.to_string()) {
+            continue;
+        }
+        let Some(id) = ctx
+            .docker
+            .create_network(&name, &subnet.to_string(), &labels)
+            .await?
+        else {
+            continue;
+        };
+        let same_name = ctx.docker.named(Kind::Network, &name).await?;
+        if let Some(other) = same_name.iter().find(|n| n.id != id) {
+            let ours = same_name.iter().find(|n| n.id == id).cloned();
+            if let Some(ours) = ours {
+                ctx.docker.remove(&ours).await?;
+            }
+            return Err(taken(names, other));
+        }
+        return Ok(Network {
+            id,
+            subnet,
+            first_ip: subnet.host(2),
+        });
+    }
+    Err(
+        Error::engine("no free /24 subnet in 172.30.0.0/16 for the profile's network").with_hint(
+            "delete profiles or Docker networks you no longer need (`docker network ls`)",
+        ),
+    )
+}
+
+/// Refuses, before anything is made, a start or node add whose engine
+/// names (the nodes' containers and volumes, and the network when
+/// `network`) are taken, naming who has each. Names this very profile's
+/// resources hold are taken too: they are what a cut-off start left.
+pub(super) async fn ensure_names_free(
+    ctx: &Ctx,
+    names: &Names,
+    nodes: &[String],
+    network: bool,
+) -> Result<()> {
+    let mut wanted: Vec<(Kind, String)> = Vec::new();
+    for node in nodes {
+        wanted.push((Kind::Container, names.container(node)));
+        wanted.push((Kind::Volume, names.var_volume(node)));
+    }
+    if network {
+        wanted.push((Kind::Network, names.network()));
+    }
+    let found = try_join_all(
+        wanted
+            .iter()
+            .map(|(kind, name)| ctx.docker.named(*kind, name)),
+    )
+    .await?;
+    match found.into_iter().flatten().next() {
+        Some(resource) => Err(taken(names, &resource)),
+        None => Ok(()),
+    }
+}
+
+/// A name berth wanted is held by `resource`: who holds it, and what to do.
+fn taken(names: &Names, resource: &Resource) -> Error {
+    let profile = names.profile();
+    let owner = berth_core::names::owner(&resource.labels);
+    let hint = if names.owns(&resource.labels) {
+        format!(
+            "it was left by a start of profile {profile} that was cut off; `berth delete -p {profile}` removes it"
+        )
+    } else {
+        match (
+            resource.labels.get(berth_core::names::LABEL_HOME),
+            resource.labels.get(berth_core::names::LABEL_PROFILE),
+        ) {
+            (Some(home), Some(other)) => format!(
+                "use another profile name, or delete that cluster where it was made: \
+                 `BERTH_HOME={home} berth delete -p {other}`"
+            ),
+            _ => format!(
+                "use another profile name, or remove the {kind} if nothing needs it \
+                 (`docker {kind} rm {name}`)",
+                kind = resource.kind,
+                name = resource.name
+            ),
+        }
+    };
+    Error::usage(format!(
+        "cannot make profile {profile}: the {resource} exists already and belongs to {owner}"
+    ))
+    .with_hint(hint)
+}
+
+/// A port on 127.0.0.1 that nothing listens on now, kept by the profile.
+pub(super) fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| Error::failure(format!("cannot find a free port on 127.0.0.1: {e}")))?;
+    Ok(listener.local_addr().expect("bound").port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Why a new two-node profile `dev` cannot be made, if it cannot.
+    fn refusal(ctx: &Ctx) -> Option<Error> {
+        let names = ctx.names_for("dev");
+        let nodes = ["dev".to_string(), "dev-m02".to_string()];
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(ensure_names_free(ctx, &names, &nodes, true))
+            .err()
+    }
+
+    #[test]
+    fn a_start_whose_names_are_taken_is_refused_naming_the_owner() {
+        let (_dir, engine, ctx) = Ctx::with_fake_engine();
+        let names = ctx.names_for("dev");
+        assert!(refusal(&ctx).is_none(), "free names refused");
+
+        // Another home's profile holds the worker's volume name.
+        engine.add(
+            Kind::Volume,
+            &names.var_volume("dev-m02"),
+            [
+                (berth_core::names::LABEL_HOME, "/other/home"),
+                (berth_core::names::LABEL_PROFILE, "web"),
+            ],
+        );
+        let error = refusal(&ctx).expect("refused");
+        assert_eq!(error.exit, berth_core::error::Exit::Usage);
+        assert!(
+            error
+                .message
+                .contains("profile web of the berth home /other/home")
+        );
+        assert!(
+            error
+                .hint
+                .unwrap()
+                .contains("BERTH_HOME=/other/home berth delete -p web")
+        );
+
+        // Something not berth's holds the network's name.
+        let (_dir, engine, ctx) = Ctx::with_fake_engine();
+        let names = ctx.names_for("dev");
+        engine.add(Kind::Network, &names.network(), [("", ""); 0]);
+        let error = refusal(&ctx).expect("refused");
+        assert!(error.message.contains("something not made by berth"));
+        assert!(
+            error
+                .hint
+                .unwrap()
+                .contains(&format!("docker network rm {}", names.network()))
+        );
+
+        // A cut-off start of this very profile left its container.
+        let (_dir, engine, ctx) = Ctx::with_fake_engine();
+        let names = ctx.names_for("dev");
+        engine.add(
+            Kind::Container,
+            &names.container("dev"),
+            names.labels_created_by("killed-start"),
+        );
+        let error = refusal(&ctx).expect("refused");
+        assert!(
+            error
+                .hint
+                .unwrap()
+                .contains("`berth delete -p dev` removes it")
+        );
+    }
+
+    #[test]
+    fn a_profile_whose_node_is_gone_is_not_started_but_named_broken() {
+        let (_dir, engine, ctx) = Ctx::with_fake_engine();
+        let profile = Profile {
+            workers: vec![1],
+            ..Profile::example("dev")
+        };
+        // The control plane is there; the worker's container is gone.
+        engine.add(
+            Kind::Container,
+            &profile.control_plane().container,
+            ctx.names(&profile).labels(),
+        );
+        let before = engine.names();
+        let opts = StartOptions::default();
+        let mut restart = Restarted::new(profile, &opts);
+        let error = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(super::super::plan::run(
+                &ctx,
+                &RESTART,
+                &mut restart,
+                &mut Vec::new(),
+            ))
+            .unwrap_err();
+        assert_eq!(error.exit, berth_core::error::Exit::Profile);
+        assert!(
+            error
+                .message
+                .contains("its node container berth-dev-m02 is gone"),
+            "{}",
+            error.message
+        );
+        assert!(error.hint.unwrap().contains("berth delete -p dev"));
+        assert_eq!(engine.names(), before, "a broken profile was changed");
+    }
+}

@@ -1,0 +1,827 @@
+//! A profile's nodes as containers: what each is created with and holds,
+//! the routes between them, and adding or removing one.
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::try_join_all;
+use k8s_openapi::api::core::v1::{Node as NodeObject, Pod};
+use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams};
+
+use super::plan::{self, Step};
+use super::{Ctx, node_states, ready, state_of};
+use berth_core::error::{Error, Result};
+use berth_core::names::{LABEL_NODE, LABEL_ROLE};
+use berth_core::pki::{self, Leaf, Pki};
+use berth_core::profile::{Node, Profile, Role};
+use berth_engine::{BinariesVolume, NodeContainer, Resource};
+use berth_node::now;
+use berth_node::render::{self, K8S_DIR, NodeFile, NodeSpec, ROUTES_SCRIPT, Route};
+
+/// Every certificate a node holds besides the CA's; workers also hold
+/// kube-proxy's, which all nodes share.
+fn leaves(profile: &Profile, node: &Node) -> Vec<Leaf> {
+    let ip = node.ip.to_string();
+    if node.is_control_plane() {
+        let load_balancer = profile
+            .load_balancer
+            .then(|| profile.load_balancer_ip().to_string());
+        pki::control_plane_leaves(&node.name, &ip, load_balancer.as_deref(), node.index == 0)
+    } else {
+        pki::node_leaves(&node.name, &ip)
+    }
+}
+
+/// Issues the first control plane's certificates and those of `nodes`,
+/// renewing any close to expiry; returns whether one was (re)issued.
+pub fn ensure_pki(ctx: &Ctx, profile: &Profile, nodes: &[Node]) -> Result<bool> {
+    let pki = Pki::new(&ctx.store.pki_dir(&profile.name));
+    let mut all = leaves(profile, &profile.control_plane());
+    if profile.load_balancer {
+        all.push(pki::load_balancer_leaf());
+    }
+    for leaf in nodes.iter().flat_map(|n| leaves(profile, n)) {
+        if !all.iter().any(|l| l.file == leaf.file) {
+            all.push(leaf);
+        }
+    }
+    Ok(!pki.ensure(&all)?.is_empty())
+}
+
+fn container(
+    ctx: &Ctx,
+    profile: &Profile,
+    node: &Node,
+    binaries: String,
+    network: String,
+) -> NodeContainer {
+    let names = ctx.names(profile);
+    let mut labels = names.labels_created_by(&ctx.token);
+    labels.insert(LABEL_NODE.into(), node.name.clone());
+    labels.insert(LABEL_ROLE.into(), node.role().to_string());
+    NodeContainer {
+        name: node.container.clone(),
+        hostname: node.name.clone(),
+        image: profile.node_image.clone(),
+        labels,
+        privilege: Some(profile.privilege),
+        cgroup_v2: profile.cgroup_v2,
+        var_volume: Some(names.var_volume(&node.name)),
+        binaries: Some(BinariesVolume {
+            name: binaries,
+            writable: false,
+        }),
+        entrypoint: None,
+        network: Some((network, node.ip.to_string())),
+        // The first control plane publishes the API server, unless a load
+        // balancer is in front of several, and the NodePorts asked for.
+        api_port: (node.index == 0 && !profile.load_balancer).then_some(profile.api_port),
+        ports: if node.index == 0 {
+            profile
+                .ports
+                .iter()
+                .map(|p| (p.host, p.node_port))
+                .collect()
+        } else {
+            Vec::new()
+        },
+        cpus: profile.cpus,
+        memory_mib: profile.memory_mib,
+        mounts: profile.mounts.clone(),
+    }
+}
+
+/// Creates a node's volume and container on the profile's network, puts
+/// its files in and starts it; all of it labelled as made by this process.
+/// `joining`: a control plane whose etcd member joins a running cluster.
+pub async fn create(
+    ctx: &Ctx,
+    profile: &Profile,
+    node: &Node,
+    binaries: String,
+    joining: bool,
+) -> Result<()> {
+    let names = ctx.names(profile);
+    let network = network_id(ctx, profile).await?;
+    ctx.docker
+        .create_volume(
+            &names.var_volume(&node.name),
+            &names.labels_created_by(&ctx.token),
+        )
+        .await?;
+    let id = ctx
+        .docker
+        .create_container(&container(ctx, profile, node, binaries, network))
+        .await?;
+    let pki = Pki::new(&ctx.store.pki_dir(&profile.name));
+    ctx.docker
+        .upload(&id, files_tar(profile, node, &pki, joining)?)
+        .await?;
+    ctx.docker.start_container(&id).await?;
+    Ok(())
+}
+
+/// The profile's network, by id: the one it was made with, or for a
+/// profile made before berth kept it, the one its control plane is on.
+pub(super) async fn network_id(ctx: &Ctx, profile: &Profile) -> Result<String> {
+    if let Some(id) = &profile.network_id {
+        return Ok(id.clone());
+    }
+    let states = node_states(ctx, profile).await?;
+    let networks = ctx.docker.network_ids(&states[0].1.id).await?;
+    networks.into_iter().next().ok_or_else(|| {
+        Error::profile(format!(
+            "the control plane of profile {} is on no network",
+            profile.name
+        ))
+        .with_hint(format!(
+            "`berth delete -p {}` removes the cluster; start it anew",
+            profile.name
+        ))
+    })
+}
+
+/// The node's container and volume, among what the profile owns.
+async fn node_resources(ctx: &Ctx, profile: &Profile, node: &Node) -> Result<Vec<Resource>> {
+    let names = ctx.names(profile);
+    let volume = names.var_volume(&node.name);
+    Ok(ctx
+        .docker
+        .resources(&names.filter())
+        .await?
+        .into_iter()
+        .filter(|r| r.name == node.container || r.name == volume)
+        .collect())
+}
+
+/// The routes from `node` to every other node's pods.
+fn routes(profile: &Profile, node: &Node) -> Vec<Route> {
+    profile
+        .nodes()
+        .into_iter()
+        .filter(|other| other.name != node.name)
+        .map(|other| Route {
+            pod_cidr: other.pod_cidr,
+            via: other.ip,
+        })
+        .collect()
+}
+
+/// Brings every node's routes in line with the profile's nodes, after one
+/// was added or removed: applied at once in running nodes, at next boot in
+/// the others.
+pub async fn sync_routes(ctx: &Ctx, profile: &Profile) -> Result<()> {
+    let states = node_states(ctx, profile).await?;
+    try_join_all(states.iter().map(|(node, container)| async move {
+        let script = render::routes_script(&routes(profile, node));
+        let files = [NodeFile::File {
+            path: ROUTES_SCRIPT.into(),
+            content: script,
+            mode: 0o755,
+        }];
+        ctx.docker.upload(&container.id, tar_of(&files)).await?;
+        if !state_of(container).is_running() {
+            return Ok(());
+        }
+        ctx.docker
+            .exec(&container.id, &["sh", ROUTES_SCRIPT])
+            .await?
+            .success()
+            .map_err(|stderr| {
+                Error::failure(format!(
+                    "cannot set the pod routes of node {}: {stderr}",
+                    node.name
+                ))
+                .with_hint(format!(
+                    "`berth stop -p {0}` and `berth start -p {0}` set them again at boot",
+                    profile.name
+                ))
+            })?;
+        Ok::<_, Error>(())
+    }))
+    .await?;
+    Ok(())
+}
+
+/// What node `node`'s files depend on.
+pub(super) fn spec(profile: &Profile, node: &Node) -> NodeSpec {
+    NodeSpec {
+        node: node.name.clone(),
+        role: node.role(),
+        node_ip: node.ip,
+        version: profile.kubernetes_version.clone(),
+        privilege: profile.privilege,
+        cgroup_root: format!("/berth-{}", node.name),
+        cgroup_v2: profile.cgroup_v2,
+        pod_cidr: node.pod_cidr,
+        api_ip: profile.api_ip(),
+        etcd: etcd_cluster(profile, node, false),
+        load_balanced: profile.load_balancer,
+        extra_config: profile.extra_config.clone(),
+        feature_gates: profile.feature_gates.clone(),
+        dns: !profile.no_dns,
+        storage: !profile.no_storage,
+        addons: profile.addons.clone(),
+        first: node.index == 0,
+        registry: profile.registry.map(|r| (r.host(), profile.registry_ip())),
+        runtime: profile.runtime.clone(),
+    }
+}
+
+/// The etcd members of a profile with several control planes, when `node`
+/// is one of them; `joining` when it joins a cluster that runs.
+fn etcd_cluster(profile: &Profile, node: &Node, joining: bool) -> Option<render::EtcdCluster> {
+    (profile.load_balancer && node.is_control_plane()).then(|| render::EtcdCluster {
+        members: profile
+            .control_plane_nodes()
+            .into_iter()
+            .map(|n| (n.name, n.ip))
+            .collect(),
+        joining,
+    })
+}
+
+/// The node's rendered files, certificates aside.
+pub(super) fn rendered(profile: &Profile, node: &Node) -> Vec<NodeFile> {
+    render::node_files(&spec(profile, node), &routes(profile, node))
+}
+
+fn files_tar(profile: &Profile, node: &Node, pki: &Pki, joining: bool) -> Result<Vec<u8>> {
+    let mut files = render::node_files(
+        &NodeSpec {
+            etcd: etcd_cluster(profile, node, joining),
+            ..spec(profile, node)
+        },
+        &routes(profile, node),
+    );
+    let read = |f: &str| pki.read(f);
+    let own = leaves(profile, node);
+    let mut pki_files = vec!["ca.crt".to_string()];
+    if node.is_control_plane() {
+        pki_files.extend(
+            [
+                "ca.key",
+                "sa.key",
+                "sa.pub",
+                berth_core::pki::FRONT_PROXY_CA_CRT,
+            ]
+            .map(String::from),
+        );
+    } else {
+        pki_files.extend(["kube-proxy.crt", "kube-proxy.key"].map(String::from));
+        if !profile.no_storage {
+            pki_files
+                .extend(["storage-provisioner.crt", "storage-provisioner.key"].map(String::from));
+        }
+    }
+    let mut pki_files: Vec<(String, String)> =
+        pki_files.into_iter().map(|f| (f.clone(), f)).collect();
+    for leaf in &own {
+        for ext in ["crt", "key"] {
+            pki_files.push((
+                format!("{}.{ext}", leaf.file),
+                format!("{}.{ext}", leaf.name),
+            ));
+        }
+    }
+    for (stored, name) in pki_files {
+        let mode = if name.ends_with(".key") { 0o600 } else { 0o644 };
+        files.push(NodeFile::File {
+            path: format!("{K8S_DIR}/pki/{name}"),
+            content: read(&stored)?,
+            mode,
+        });
+    }
+    // The control plane's components reach their own API server on the
+    // node's loopback; kubelet and kube-proxy of the other nodes, and of
+    // every node behind a load balancer, reach the API through the
+    // profile's network: there, a kubelet registers through the first API
+    // server that is ready instead of waiting for its own.
+    let local = format!("https://127.0.0.1:{}", render::API_PORT);
+    let network = format!("https://{}:{}", profile.api_ip(), render::API_PORT);
+    let node_server = if node.is_control_plane() && !profile.load_balancer {
+        &local
+    } else {
+        &network
+    };
+    let mut kubeconfigs = vec![
+        (
+            "kube-proxy.conf",
+            "system:kube-proxy",
+            "kube-proxy".to_string(),
+            node_server,
+        ),
+        (
+            "kubelet.conf",
+            "kubelet",
+            format!("kubelet-{}", node.name),
+            node_server,
+        ),
+    ];
+    if !profile.no_storage {
+        kubeconfigs.push((
+            "storage.conf",
+            render::STORAGE_USER,
+            "storage-provisioner".to_string(),
+            node_server,
+        ));
+    }
+    if node.is_control_plane() {
+        kubeconfigs.extend([
+            (
+                "admin.conf",
+                "kubernetes-admin",
+                "admin".to_string(),
+                &local,
+            ),
+            (
+                "controller-manager.conf",
+                "system:kube-controller-manager",
+                "controller-manager".to_string(),
+                &local,
+            ),
+            (
+                "scheduler.conf",
+                "system:kube-scheduler",
+                "scheduler".to_string(),
+                &local,
+            ),
+        ]);
+    }
+    let ca = read("ca.crt")?;
+    for (conf, user, leaf, server) in kubeconfigs {
+        let content = render::kubeconfig(
+            server,
+            user,
+            &ca,
+            &read(&format!("{leaf}.crt"))?,
+            &read(&format!("{leaf}.key"))?,
+        );
+        files.push(NodeFile::File {
+            path: format!("{K8S_DIR}/{conf}"),
+            content,
+            mode: 0o600,
+        });
+    }
+    Ok(tar_of(&files))
+}
+
+/// Writes a node's files, certificates included, into its container
+/// `container` again.
+pub async fn upload_files(
+    ctx: &Ctx,
+    profile: &Profile,
+    node: &Node,
+    container: &str,
+) -> Result<()> {
+    let pki = Pki::new(&ctx.store.pki_dir(&profile.name));
+    ctx.docker
+        .upload(container, files_tar(profile, node, &pki, false)?)
+        .await?;
+    Ok(())
+}
+
+pub(super) fn tar_of(files: &[NodeFile]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for f in files {
+        match f {
+            NodeFile::File {
+                path,
+                content,
+                mode,
+            } => berth_node::append_file(
+                &mut builder,
+                path.trim_start_matches('/'),
+                content.as_bytes(),
+                *mode,
+            ),
+            NodeFile::Link { path, target } => {
+                let mut header = tar::Header::new_gnu();
+                header.set_mtime(now());
+                header.set_size(0);
+                header.set_mode(0o777);
+                header.set_entry_type(tar::EntryType::Symlink);
+                builder.append_link(&mut header, path.trim_start_matches('/'), target)
+            }
+        }
+        .expect("writing a tar to memory cannot fail");
+    }
+    builder
+        .into_inner()
+        .expect("writing a tar to memory cannot fail")
+}
+
+/// The profile must be running to change its nodes: the routes and the
+/// Node objects are changed live. With several control planes it runs
+/// while any of them does, unless `first`: the first one must (it holds
+/// the addons).
+pub(super) async fn require_running(ctx: &Ctx, profile: &Profile, first: bool) -> Result<()> {
+    let states = node_states(ctx, profile).await?;
+    let state = state_of(&states[0].1);
+    let another = || {
+        profile.load_balancer
+            && states
+                .iter()
+                .any(|(n, c)| n.is_control_plane() && state_of(c).is_running())
+    };
+    if state.is_running() || (!first && another()) {
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "profile {} is not running (its first control plane is {})",
+        profile.name,
+        state.display().to_lowercase()
+    ))
+    .with_hint(format!(
+        "`berth start -p {0}` (or `berth unpause -p {0}`) first",
+        profile.name
+    )))
+}
+
+/// `node add`: one more worker or control plane, each step beside what
+/// takes it back, so that a node add that fails leaves the cluster as it
+/// was. Once saved, the node is the profile's: waiting for it to be Ready
+/// is not part of the plan, and a node that is late stays.
+const ADD: [Add; 6] = [
+    Add::Binaries,
+    Add::Member,
+    Add::Node,
+    Add::Routes,
+    Add::Balancer,
+    Add::Save,
+];
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Add {
+    /// The binaries volume of the profile's version. Undo: none, shared.
+    Binaries,
+    /// A control plane's etcd member, added before it starts. Undo: the
+    /// member removed.
+    Member,
+    /// The node's certificates, container and volume. Undo: the container
+    /// and volume.
+    Node,
+    /// Every node routes to the new node's pods, and it to theirs. Undo:
+    /// the routes without it.
+    Routes,
+    /// A control plane's API server behind the load balancer. Undo: the
+    /// load balancer without it.
+    Balancer,
+    /// The profile's state names the node. Undo: none, the last step.
+    Save,
+}
+
+struct Adding {
+    profile: Profile,
+    node: Node,
+    binaries: Option<String>,
+    /// The running control plane etcd is changed through.
+    etcd_through: Option<String>,
+}
+
+impl Adding {
+    /// The profile as it was before the node.
+    fn without(&self) -> Profile {
+        let mut without = self.profile.clone();
+        without.take_out(self.node.index);
+        without
+    }
+}
+
+impl Step<Adding> for Add {
+    fn title(self, adding: &Adding) -> Option<String> {
+        let node = &adding.node.name;
+        match self {
+            Add::Binaries => Some(format!(
+                "Preparing the Kubernetes {} binaries",
+                adding.profile.kubernetes_version
+            )),
+            Add::Member if adding.node.is_control_plane() => Some(format!("Adding {node} to etcd")),
+            Add::Node if adding.node.is_control_plane() => {
+                Some(format!("Creating control plane {node}"))
+            }
+            Add::Node => Some(format!("Creating node {node}")),
+            _ => None,
+        }
+    }
+
+    async fn run(self, ctx: &Ctx, adding: &mut Adding) -> Result<()> {
+        let control_plane = adding.node.is_control_plane();
+        match self {
+            Add::Binaries => {
+                let volume = super::create::binaries_volume(ctx, &adding.profile).await?;
+                adding.binaries = Some(volume);
+            }
+            Add::Member if control_plane => {
+                let through = super::etcd::running_control_plane(ctx, &adding.profile, None)
+                    .await?
+                    .id;
+                super::etcd::add_member(ctx, &through, &adding.node).await?;
+                adding.etcd_through = Some(through);
+            }
+            Add::Node => {
+                let Adding {
+                    profile,
+                    node,
+                    binaries,
+                    ..
+                } = adding;
+                profile.insert(node);
+                ensure_pki(ctx, profile, std::slice::from_ref(node))?;
+                let binaries = binaries.clone().expect("the binaries step ran");
+                create(ctx, profile, node, binaries, control_plane).await?;
+            }
+            Add::Routes => sync_routes(ctx, &adding.profile).await?,
+            Add::Balancer if control_plane => super::balancer::update(ctx, &adding.profile).await?,
+            Add::Save => ctx.store.save(&adding.profile)?,
+            Add::Member | Add::Balancer => {}
+        }
+        Ok(())
+    }
+
+    async fn undo(self, ctx: &Ctx, adding: &Adding) -> Result<()> {
+        match self {
+            Add::Binaries | Add::Save => {}
+            Add::Member => {
+                if let Some(through) = &adding.etcd_through {
+                    super::etcd::remove_member(ctx, through, &adding.node).await?;
+                }
+            }
+            Add::Node => {
+                let all = berth_engine::Kind::ALL;
+                super::remove::sweep_created(ctx, &adding.profile.name, &all).await?;
+            }
+            Add::Routes => sync_routes(ctx, &adding.without()).await?,
+            Add::Balancer => {
+                if adding.node.is_control_plane() {
+                    super::balancer::update(ctx, &adding.without()).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Adds a node of `role` (see `ADD`) and waits for it to be Ready.
+pub async fn add(ctx: &Ctx, profile: Profile, role: Role, wait: Option<Duration>) -> Result<Node> {
+    if role == Role::ControlPlane && !profile.load_balancer {
+        return Err(Error::usage(format!(
+            "profile {} has one control plane and no load balancer to put another behind",
+            profile.name
+        ))
+        .with_hint(format!(
+            "control planes are added to a profile started with --control-planes 3 or 5: \
+             `berth delete -p {0}` and `berth start -p {0} --control-planes 3`",
+            profile.name
+        )));
+    }
+    require_running(ctx, &profile, false).await?;
+    let node = profile.next_node(role).ok_or_else(|| {
+        Error::usage(format!(
+            "profile {} has the most nodes berth gives a profile ({})",
+            profile.name,
+            berth_core::profile::MAX_NODES
+        ))
+        .with_hint("delete nodes it no longer needs with `berth node delete`")
+    })?;
+    super::create::ensure_names_free(
+        ctx,
+        &ctx.names(&profile),
+        std::slice::from_ref(&node.name),
+        false,
+    )
+    .await?;
+    let mut adding = Adding {
+        profile,
+        node,
+        binaries: None,
+        etcd_through: None,
+    };
+    let mut begun = Vec::new();
+    if let Err(error) = plan::run(ctx, &ADD, &mut adding, &mut begun).await {
+        let _ = plan::undo(ctx, &begun, &adding).await;
+        return Err(error);
+    }
+    let Adding { profile, node, .. } = adding;
+    ready::wait_ready(ctx, &profile, Some(std::slice::from_ref(&node)), None, wait).await?;
+    Ok(node)
+}
+
+/// `node delete`: drains the node, takes a control plane's etcd member
+/// out, deletes its Node object, removes its container and volume, and
+/// takes its routes off the others (and a control plane off the load
+/// balancer).
+pub async fn delete(ctx: &Ctx, profile: Profile, name: &str) -> Result<()> {
+    let node = profile.node(name).ok_or_else(|| {
+        Error::profile(format!("profile {} has no node {name}", profile.name)).with_hint(format!(
+            "`berth node list -p {}` shows its nodes",
+            profile.name
+        ))
+    })?;
+    if node.index == 0 {
+        return Err(Error::usage(format!(
+            "{name} is the first control plane of profile {}; the cluster cannot lose it",
+            profile.name
+        ))
+        .with_hint(format!(
+            "it holds the cluster's addons and the profile's name; `berth delete -p {}` removes the whole cluster",
+            profile.name
+        )));
+    }
+    require_running(ctx, &profile, false).await?;
+    if node.is_control_plane() {
+        super::etcd::check_quorum_without(ctx, &profile, &node).await?;
+    }
+    // A node lost (stopped) is taken out all the same: its pods are
+    // evicted without waiting for them, its API server is not asked to stop.
+    let running = node_states(ctx, &profile)
+        .await?
+        .iter()
+        .any(|(n, c)| n.name == node.name && state_of(c).is_running());
+    let client = ready::client(&ctx.store, &profile).await?;
+    let step = ctx.ui.step(format!("Draining node {name}"));
+    drain(&client, name, running).await?;
+    step.done();
+    let mut without = profile.clone();
+    without.take_out(node.index);
+    if node.is_control_plane() {
+        // Off the load balancer and its API server stopped first: once its
+        // etcd member is gone, that API server fails what it is asked.
+        let step = ctx.ui.step(format!("Removing {name} from etcd"));
+        super::balancer::update(ctx, &without).await?;
+        if running {
+            let stop = ["systemctl", "stop", "kube-apiserver"];
+            ctx.docker.exec(&node.container, &stop).await?;
+        }
+        let through = super::etcd::running_control_plane(ctx, &profile, Some(&node)).await?;
+        super::etcd::remove_member(ctx, &through.id, &node).await?;
+        step.done();
+    }
+    let step = ctx.ui.step(format!("Removing node {name}"));
+    // A new connection: the one drained through may end at that API server.
+    let nodes: Api<NodeObject> = Api::all(ready::client(&ctx.store, &profile).await?);
+    // etcd may be electing a leader after a member left: asked again
+    // for a while.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match nodes.delete(name, &DeleteParams::default()).await {
+            Ok(_) => break,
+            Err(kube::Error::Api(status)) if status.code == 404 => break,
+            Err(_) if node.is_control_plane() && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => {
+                return Err(Error::failure(format!(
+                    "cannot delete the Node object {name}: {e}"
+                ))
+                .with_hint(
+                    "`berth status` shows whether the API server is ready; then delete the node again",
+                ));
+            }
+        }
+    }
+    super::remove::remove_in_order(ctx, node_resources(ctx, &profile, &node).await?).await?;
+    ctx.store.save(&without)?;
+    sync_routes(ctx, &without).await?;
+    step.done();
+    Ok(())
+}
+
+/// Cordons the node and evicts its pods as `kubectl drain` does, leaving
+/// DaemonSet pods and static pods, waiting up to a minute for them to go
+/// when `wait` (a node that does not run never lets them go).
+async fn drain(client: &kube::Client, name: &str, wait: bool) -> Result<()> {
+    let failed = |what: &str, e: kube::Error| {
+        Error::failure(format!("cannot {what} node {name}: {e}")).with_hint(
+            "`berth status` shows whether the API server is ready; then delete the node again",
+        )
+    };
+    let nodes: Api<NodeObject> = Api::all(client.clone());
+    let cordon = serde_json::json!({"spec": {"unschedulable": true}});
+    // A control plane that was just lost may still get connections from
+    // the load balancer for the two seconds its checks take to notice:
+    // those fail to connect, and the next try goes to another.
+    let connect_deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match nodes
+            .patch(name, &PatchParams::default(), &Patch::Merge(&cordon))
+            .await
+        {
+            Ok(_) => break,
+            Err(kube::Error::Api(status)) => {
+                return Err(failed("cordon", kube::Error::Api(status)));
+            }
+            Err(_) if Instant::now() < connect_deadline => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(failed("cordon", e)),
+        }
+    }
+    let all: Api<Pod> = Api::all(client.clone());
+    let on_node = ListParams::default().fields(&format!("spec.nodeName={name}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pods: Vec<Pod> = all
+            .list(&on_node)
+            .await
+            .map_err(|e| failed("list the pods of", e))?
+            .items
+            .into_iter()
+            .filter(|p| !stays(p))
+            .collect();
+        if pods.is_empty() || Instant::now() > deadline {
+            return Ok(());
+        }
+        for pod in &pods {
+            let (Some(ns), Some(pod_name)) = (&pod.metadata.namespace, &pod.metadata.name) else {
+                continue;
+            };
+            let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+            if pod.metadata.deletion_timestamp.is_some() {
+                // An evicted pod is given a final phase once its containers
+                // are gone (kubelet does so since v1.26); only the object is
+                // left then, which would stay until the pod garbage
+                // collector finds the node gone.
+                if finished(pod) {
+                    let _ = api
+                        .delete(pod_name, &DeleteParams::default().grace_period(0))
+                        .await;
+                }
+                continue;
+            }
+            // A disruption budget refusing now (429) is asked again on the
+            // next round; the node goes after the deadline regardless.
+            let _ = api.evict(pod_name, &EvictParams::default()).await;
+        }
+        if !wait {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Pods a drain leaves: those of DaemonSets and static (mirror) pods.
+fn stays(pod: &Pod) -> bool {
+    let by_daemonset = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == "DaemonSet");
+    let mirror = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
+    by_daemonset || mirror
+}
+
+/// The pod's containers have ended for good.
+fn finished(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .is_some_and(|p| p == "Succeeded" || p == "Failed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_engine::Kind;
+
+    #[test]
+    fn a_node_add_that_fails_takes_back_its_node_and_leaves_the_cluster() {
+        let (dir, engine, ctx) = Ctx::with_fake_engine();
+        let profile = Profile {
+            network_id: Some("network-1".into()),
+            ..Profile::example("dev")
+        };
+        ctx.store.save(&profile).unwrap();
+        ensure_pki(&ctx, &profile, &[]).unwrap();
+        ctx.cache_fake_binaries(&profile.kubernetes_version, &dir.path().join("build"));
+        // The running cluster, made by an earlier start.
+        let names = ctx.names(&profile);
+        let labels = names.labels_created_by("earlier-start");
+        engine.add(Kind::Container, &profile.control_plane().container, &labels);
+        engine.add(Kind::Volume, &names.var_volume("dev"), &labels);
+        engine.add(Kind::Network, &names.network(), &labels);
+        let before = engine.names();
+
+        // The fake runs no commands in nodes: setting the pod routes fails
+        // once the new node runs, as it would on a node that cannot be
+        // routed.
+        let result = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(add(&ctx, profile.clone(), Role::Worker, None));
+        assert!(result.is_err());
+        let after = engine.made();
+        assert_eq!(
+            after, before,
+            "the new node was not taken back, or more was"
+        );
+        assert!(engine.removed_any("dev-m02"), "the new node was never made");
+        let saved = ctx.store.load("dev").unwrap().unwrap();
+        assert!(saved.workers.is_empty(), "the failed node was saved");
+    }
+}

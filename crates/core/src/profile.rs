@@ -1,0 +1,591 @@
+//! Profiles: named clusters and their state on disk under `$BERTH_HOME`:
+//! `profiles/<name>/profile.json` and `profiles/<name>/pki/`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::binaries::Version;
+use crate::pki::{create_private_dir, write_atomic};
+use crate::settings::Port;
+use berth_engine::Privilege;
+use berth_node::addons::Addon;
+use berth_node::net::Cidr;
+use berth_node::render::ExtraFlag;
+
+pub const DEFAULT_PROFILE: &str = "berth";
+pub const NAME_MAX: usize = 32;
+pub use berth_node::render::{MAX_NODES, Role};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "`{0}` is not a valid profile name: use lower-case letters, digits and `-`, \
+         starting and ending with a letter or digit, at most {NAME_MAX} characters"
+    )]
+    BadName(String),
+    #[error(
+        "`{0}` is not a valid profile name: names ending in -m and digits are \
+         those of other profiles' nodes"
+    )]
+    NodeLikeName(String),
+    #[error("the profile file {} cannot be read: {reason}", path.display())]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("cannot write {}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+}
+
+/// Profile names become container, network and file names, so they are
+/// held to what is safe in all of them.
+pub fn validate_name(name: &str) -> Result<(), Error> {
+    let bytes = name.as_bytes();
+    let ok_char = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-';
+    let ok_end = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if !(bytes.len() <= NAME_MAX
+        && bytes.iter().all(ok_char)
+        && ok_end(bytes.first())
+        && ok_end(bytes.last()))
+    {
+        return Err(Error::BadName(name.to_string()));
+    }
+    // `dev-m02` is the name of profile dev's second node: a profile of that
+    // name would share its container name.
+    if let Some((_, suffix)) = name.rsplit_once("-m")
+        && !suffix.is_empty()
+        && suffix.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(Error::NodeLikeName(name.to_string()));
+    }
+    Ok(())
+}
+
+/// The `index`-th node of a profile: 0 is the first control plane, named after the
+/// profile; the others are `<profile>-m02`, `<profile>-m03`, ...
+pub fn node_name(profile: &str, index: u32) -> String {
+    if index == 0 {
+        profile.to_string()
+    } else {
+        format!("{profile}-m{:02}", index + 1)
+    }
+}
+
+/// What a profile was created with; a restart reuses all of it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Profile {
+    pub name: String,
+    pub kubernetes_version: Version,
+    /// Seconds since the Unix epoch.
+    pub created: u64,
+    pub node_image: String,
+    pub privilege: Privilege,
+    pub cgroup_v2: bool,
+    /// The API server's port on 127.0.0.1, chosen at creation and kept.
+    pub api_port: u16,
+    /// The profile's Docker network, a /24.
+    pub subnet: Cidr,
+    /// The control plane's address on the profile's network; node i has
+    /// this address plus i.
+    pub node_ip: Ipv4Addr,
+    pub cpus: Option<f64>,
+    pub memory_mib: Option<u64>,
+    pub kubeconfig: PathBuf,
+    /// The kubeconfig's current context before `start` switched to this
+    /// profile's, restored by `delete`.
+    pub previous_context: Option<String>,
+    /// Indices of the worker nodes, ascending; a node's name, address and
+    /// pod CIDR follow from its index (`node_at`).
+    #[serde(default)]
+    pub workers: Vec<u32>,
+    /// Indices of the control-plane nodes besides the first (index 0),
+    /// ascending.
+    #[serde(default)]
+    pub control_planes: Vec<u32>,
+    /// Made with several control planes: the API server is reached through
+    /// the profile's load balancer, also when one control plane is left.
+    #[serde(default)]
+    pub load_balancer: bool,
+    #[serde(default)]
+    pub ports: Vec<Port>,
+    #[serde(default)]
+    pub extra_config: Vec<ExtraFlag>,
+    #[serde(default)]
+    pub feature_gates: BTreeMap<String, bool>,
+    /// `--no-dns`: no CoreDNS.
+    #[serde(default)]
+    pub no_dns: bool,
+    /// `--no-storage`: no StorageClass, no provisioner.
+    #[serde(default)]
+    pub no_storage: bool,
+    /// The addons enabled besides CoreDNS and storage (which `no_dns` and
+    /// `no_storage` turn off), in order.
+    #[serde(default)]
+    pub addons: Vec<Addon>,
+    /// `--registry` or `registry enable`: the profile's own registry.
+    #[serde(default)]
+    pub registry: Option<Registry>,
+    /// `--mount`: host folders in every node.
+    #[serde(default)]
+    pub mounts: Vec<crate::settings::Mount>,
+    /// The home's id in the profile's engine names (`names::home_id`);
+    /// `None` for the default home and profiles made before homes had ids.
+    #[serde(default)]
+    pub home_id: Option<String>,
+    /// The id of the profile's network, by which it is used after its
+    /// creation (a name may be shared by several networks); `None` for
+    /// profiles made before, whose network is found through their nodes.
+    #[serde(default)]
+    pub network_id: Option<String>,
+    /// The etcd, containerd and runc its binaries volume brought; `None`
+    /// when the node image's own run it (an imported build, or a profile
+    /// made before berth paired a runtime with each minor).
+    #[serde(default)]
+    pub runtime: Option<crate::binaries::Runtime>,
+}
+
+/// A profile's registry: published on 127.0.0.1 at `port`, chosen when it
+/// was made and kept; images are named `localhost:<port>/...` on the host
+/// and in pods alike.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Registry {
+    pub port: u16,
+}
+
+impl Registry {
+    /// Its port inside its container.
+    pub const INNER_PORT: u16 = berth_node::render::REGISTRY_PORT;
+
+    /// How images in it are named.
+    pub fn host(&self) -> String {
+        format!("localhost:{}", self.port)
+    }
+}
+
+/// One node of a profile's cluster, as its index makes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub name: String,
+    /// 0 for the first control plane; it fixes the node's address and pod CIDR.
+    pub index: u32,
+    pub ip: Ipv4Addr,
+    /// The node's share of the cluster's pod CIDR, given by berth.
+    pub pod_cidr: Cidr,
+    /// Its container's name in the engine.
+    pub container: String,
+    pub role: Role,
+}
+
+impl Node {
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn is_control_plane(&self) -> bool {
+        self.role == Role::ControlPlane
+    }
+}
+
+impl Profile {
+    /// The names and labels of the profile's resources, in `home`.
+    pub fn names(&self, home: &Path) -> crate::names::Names {
+        crate::names::Names::new(&self.name, home, self.home_id.as_deref())
+    }
+
+    /// The node of the given index: its address on the profile's /24
+    /// network (the first control plane has .2) and its /24 of the pod
+    /// CIDR; its role is the profile's for that index, else worker.
+    pub fn node_at(&self, index: u32) -> Node {
+        let name = node_name(&self.name, index);
+        let role = if index == 0 || self.control_planes.contains(&index) {
+            Role::ControlPlane
+        } else {
+            Role::Worker
+        };
+        Node {
+            container: crate::names::container(&name, self.home_id.as_deref()),
+            name,
+            index,
+            ip: Ipv4Addr::from(u32::from(self.node_ip) + index),
+            pod_cidr: berth_node::render::POD_CIDR.nth_slash24(index as u8),
+            role,
+        }
+    }
+
+    /// The first control plane: it holds the addons and serves berth's
+    /// own requests to the cluster.
+    pub fn control_plane(&self) -> Node {
+        self.node_at(0)
+    }
+
+    /// Every node by index: the first control plane first.
+    pub fn nodes(&self) -> Vec<Node> {
+        let mut indices: Vec<u32> = std::iter::once(0)
+            .chain(self.control_planes.iter().copied())
+            .chain(self.workers.iter().copied())
+            .collect();
+        indices.sort();
+        indices.into_iter().map(|i| self.node_at(i)).collect()
+    }
+
+    /// Every control-plane node, the first first.
+    pub fn control_plane_nodes(&self) -> Vec<Node> {
+        self.nodes()
+            .into_iter()
+            .filter(Node::is_control_plane)
+            .collect()
+    }
+
+    /// The node `node add` would create with `role`: the lowest free index.
+    pub fn next_node(&self, role: Role) -> Option<Node> {
+        (1..=MAX_NODES - 1)
+            .find(|i| !self.workers.contains(i) && !self.control_planes.contains(i))
+            .map(|i| Node {
+                role,
+                ..self.node_at(i)
+            })
+    }
+
+    /// Makes `node` one of the profile's, as its role says.
+    pub fn insert(&mut self, node: &Node) {
+        let list = match node.role {
+            Role::ControlPlane => &mut self.control_planes,
+            Role::Worker => &mut self.workers,
+        };
+        list.push(node.index);
+        list.sort();
+    }
+
+    /// Takes the node of `index` out of the profile.
+    pub fn take_out(&mut self, index: u32) {
+        self.workers.retain(|i| *i != index);
+        self.control_planes.retain(|i| *i != index);
+    }
+
+    pub fn node(&self, name: &str) -> Option<Node> {
+        self.nodes().into_iter().find(|n| n.name == name)
+    }
+
+    pub fn context(&self) -> String {
+        crate::names::context(&self.name, self.home_id.as_deref())
+    }
+
+    pub fn server(&self) -> String {
+        format!("https://127.0.0.1:{}", self.api_port)
+    }
+
+    /// Whether `addon` is enabled.
+    pub fn has(&self, addon: Addon) -> bool {
+        match addon {
+            Addon::Coredns => !self.no_dns,
+            Addon::Storage => !self.no_storage,
+            other => self.addons.contains(&other),
+        }
+    }
+
+    /// Enables or disables `addon` in the profile's state.
+    pub fn set(&mut self, addon: Addon, on: bool) {
+        match addon {
+            Addon::Coredns => self.no_dns = !on,
+            Addon::Storage => self.no_storage = !on,
+            other => {
+                self.addons.retain(|a| *a != other);
+                if on {
+                    self.addons.push(other);
+                    self.addons.sort();
+                }
+            }
+        }
+    }
+
+    /// The registry's address on the profile's network: the subnet's last
+    /// host, far above every node's.
+    pub fn registry_ip(&self) -> Ipv4Addr {
+        self.subnet.last_host()
+    }
+
+    /// The load balancer's address on the profile's network, below the
+    /// registry's.
+    pub fn load_balancer_ip(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.subnet.last_host()) - 1)
+    }
+
+    /// Where nodes reach the API server on the profile's network: the load
+    /// balancer, else the one control plane.
+    pub fn api_ip(&self) -> Ipv4Addr {
+        if self.load_balancer {
+            self.load_balancer_ip()
+        } else {
+            self.control_plane().ip
+        }
+    }
+}
+
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    pub fn new(home: &Path) -> Self {
+        Self {
+            root: home.to_path_buf(),
+        }
+    }
+
+    pub fn dir(&self, name: &str) -> PathBuf {
+        self.root.join("profiles").join(name)
+    }
+
+    pub fn pki_dir(&self, name: &str) -> PathBuf {
+        self.dir(name).join("pki")
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir(name).join("profile.json")
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.dir(name).exists()
+    }
+
+    /// The profile, `None` when it has no state, an error when its file
+    /// cannot be parsed (the file is then left exactly as it is).
+    pub fn load(&self, name: &str) -> Result<Option<Profile>, Error> {
+        let path = self.file(name);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(Error::Corrupt {
+                    path,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::Corrupt {
+                path,
+                reason: e.to_string(),
+            })
+    }
+
+    pub fn save(&self, profile: &Profile) -> Result<(), Error> {
+        let dir = self.dir(&profile.name);
+        create_private_dir(&self.root).map_err(|e| io_error(&self.root, e))?;
+        create_private_dir(&dir).map_err(|e| io_error(&dir, e))?;
+        let json = serde_json::to_vec_pretty(profile).expect("profile serialises");
+        let path = self.file(&profile.name);
+        write_atomic(&path, &json, 0o600).map_err(|source| Error::Io { path, source })
+    }
+
+    pub fn remove(&self, name: &str) -> Result<(), Error> {
+        match fs::remove_dir_all(self.dir(name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::Io {
+                path: self.dir(name),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Names of every profile with a state directory, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.root.join("profiles"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|n| validate_name(n).is_ok())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The profile set with `berth profile NAME`, else `berth`.
+    pub fn default_name(&self) -> String {
+        fs::read_to_string(self.root.join("default-profile"))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|n| validate_name(n).is_ok())
+            .unwrap_or_else(|| DEFAULT_PROFILE.to_string())
+    }
+
+    pub fn set_default(&self, name: &str) -> Result<(), Error> {
+        create_private_dir(&self.root).map_err(|e| io_error(&self.root, e))?;
+        let path = self.root.join("default-profile");
+        write_atomic(&path, name.as_bytes(), 0o600).map_err(|source| Error::Io { path, source })
+    }
+}
+
+fn io_error(path: &Path, e: crate::pki::Error) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        source: io::Error::other(e.to_string()),
+    }
+}
+
+#[cfg(any(test, feature = "fake"))]
+impl Profile {
+    /// A single-node v1.20.2 profile of the default home, for unit tests.
+    pub fn example(name: &str) -> Profile {
+        Profile {
+            name: name.into(),
+            kubernetes_version: "v1.20.2".parse().unwrap(),
+            created: 0,
+            node_image: "img".into(),
+            privilege: Privilege::Capabilities,
+            cgroup_v2: false,
+            api_port: 1,
+            subnet: Cidr::slash24(172, 30, 7),
+            node_ip: Ipv4Addr::new(172, 30, 7, 2),
+            cpus: None,
+            memory_mib: None,
+            kubeconfig: "/k".into(),
+            previous_context: None,
+            workers: Vec::new(),
+            control_planes: Vec::new(),
+            load_balancer: false,
+            ports: Vec::new(),
+            extra_config: Vec::new(),
+            feature_gates: BTreeMap::new(),
+            no_dns: false,
+            no_storage: false,
+            addons: Vec::new(),
+            registry: None,
+            mounts: Vec::new(),
+            home_id: None,
+            network_id: None,
+            runtime: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_dns_labels_of_at_most_32_characters() {
+        for good in ["dev", "a", "e2e-a", "0", "a-b-c", &"x".repeat(32)] {
+            assert!(validate_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "Dev",
+            "a_b",
+            "a.b",
+            "../x",
+            "a b",
+            "--help",
+            &"x".repeat(33),
+            "é",
+            "dev-m02",
+            "a-m3",
+        ] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+        for good in ["dev-m", "dev-mx2", "m02", "dev-m02x"] {
+            assert!(validate_name(good).is_ok(), "{good}");
+        }
+    }
+
+    fn profile() -> Profile {
+        Profile::example("dev")
+    }
+
+    #[test]
+    fn addons_are_on_or_off_whatever_kind_they_are() {
+        let mut p = Profile::example("dev");
+        assert!(p.has(Addon::Coredns) && p.has(Addon::Storage));
+        assert!(!p.has(Addon::Dashboard));
+        p.set(Addon::Dashboard, true);
+        p.set(Addon::MetricsServer, true);
+        p.set(Addon::Dashboard, true);
+        assert_eq!(p.addons, [Addon::MetricsServer, Addon::Dashboard]);
+        p.set(Addon::Storage, false);
+        assert!(p.no_storage && !p.has(Addon::Storage));
+        p.set(Addon::Dashboard, false);
+        assert_eq!(p.addons, [Addon::MetricsServer]);
+        // A profile saved before addons reads as having none besides the
+        // default ones.
+        let mut json = serde_json::to_value(Profile::example("old")).unwrap();
+        json.as_object_mut().unwrap().remove("addons");
+        let old: Profile = serde_json::from_value(json).unwrap();
+        assert!(old.addons.is_empty() && old.has(Addon::Coredns));
+    }
+
+    #[test]
+    fn nodes_get_names_addresses_and_pod_cidrs_by_index() {
+        let mut p = profile();
+        assert_eq!(
+            p.control_plane(),
+            Node {
+                name: "dev".into(),
+                index: 0,
+                ip: "172.30.7.2".parse().unwrap(),
+                pod_cidr: "10.244.0.0/24".parse().unwrap(),
+                container: "berth-dev".into(),
+                role: Role::ControlPlane,
+            }
+        );
+        let second = p.next_node(Role::Worker).unwrap();
+        assert_eq!(
+            (
+                second.name.as_str(),
+                second.ip.to_string().as_str(),
+                second.pod_cidr.to_string().as_str()
+            ),
+            ("dev-m02", "172.30.7.3", "10.244.1.0/24")
+        );
+        p.workers = vec![2];
+        // The last address of the /24 is the last node's.
+        assert_eq!(
+            p.node_at(MAX_NODES - 1).ip.octets()[3],
+            2 + MAX_NODES as u8 - 1
+        );
+        // A deleted node's index is used again.
+        assert_eq!(p.next_node(Role::Worker).unwrap().name, "dev-m02");
+        assert_eq!(p.node_at(9).name, "dev-m10");
+        assert_eq!(p.nodes().len(), 2);
+        assert!(p.node("dev-m03").is_some() && p.node("dev-m02").is_none());
+    }
+
+    #[test]
+    fn profile_files_from_before_workers_still_load() {
+        let home = tempfile::tempdir().unwrap();
+        let store = Store::new(home.path());
+        let mut json = serde_json::to_value(profile()).unwrap();
+        for newer in [
+            "workers",
+            "ports",
+            "extra_config",
+            "feature_gates",
+            "no_dns",
+            "home_id",
+            "network_id",
+        ] {
+            json.as_object_mut().unwrap().remove(newer);
+        }
+        fs::create_dir_all(store.dir("dev")).unwrap();
+        fs::write(store.file("dev"), json.to_string()).unwrap();
+        assert_eq!(store.load("dev").unwrap().unwrap(), profile());
+    }
+
+    #[test]
+    fn a_corrupt_profile_file_is_reported_and_left_alone() {
+        let home = tempfile::tempdir().unwrap();
+        let store = Store::new(home.path());
+        fs::create_dir_all(store.dir("x")).unwrap();
+        fs::write(store.file("x"), "{\"name\": \"x\", \"kube").unwrap();
+        assert!(matches!(store.load("x"), Err(Error::Corrupt { .. })));
+        assert_eq!(
+            fs::read_to_string(store.file("x")).unwrap(),
+            "{\"name\": \"x\", \"kube"
+        );
+    }
+}

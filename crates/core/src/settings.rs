@@ -1,0 +1,384 @@
+//! What a user can set on a new cluster beyond its size: published ports,
+//! extra component flags, feature gates, DNS, and presets that hold any of
+//! `start`'s flags in a YAML file. Every value is validated here, before it
+//! can become part of a container or a unit's command line.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use berth_node::render::ExtraFlag;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum Error {
+    #[error("`{0}` is not a port mapping such as 8080:30080 (HOST:NODEPORT)")]
+    Port(String),
+    #[error(
+        "`{0}` is not an extra config such as kubelet.max-pods=150 \
+         (COMPONENT.KEY=VALUE; components: {COMPONENTS})"
+    )]
+    Extra(String),
+    #[error(
+        "kube-proxy reads its settings from its configuration file, where flags are ignored: \
+         `{0}` would have no effect"
+    )]
+    KubeProxyFlag(String),
+    #[error("`{0}` is not a feature gate list such as EphemeralContainers=true,Foo=false")]
+    FeatureGates(String),
+    #[error("{path}: {reason}")]
+    Preset { path: String, reason: String },
+    #[error(
+        "`{0}` is not a mount such as /home/me/data:/data or /srv/in:/in:ro (HOST_DIR:NODE_DIR[:ro])"
+    )]
+    Mount(String),
+    #[error("--mount {text}: {reason}")]
+    MountPath { text: String, reason: String },
+}
+
+/// Components whose flags `--extra-config` reaches, as users name them.
+const COMPONENTS: &str = "apiserver, controller-manager, scheduler, kubelet, etcd";
+
+/// A NodePort of the control-plane node published on 127.0.0.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Port {
+    pub host: u16,
+    pub node_port: u16,
+}
+
+/// Where NodePorts are allocated by default.
+const NODE_PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
+/// The node ports the ingress controller listens on, which may be
+/// published as NodePorts are.
+pub const INGRESS_PORTS: [u16; 2] = [80, 443];
+
+pub fn parse_port(text: &str) -> Result<Port, Error> {
+    let bad = || Error::Port(text.to_string());
+    let (host, node) = text.split_once(':').ok_or_else(bad)?;
+    let host: u16 = host.parse().map_err(|_| bad())?;
+    let node_port: u16 = node.parse().map_err(|_| bad())?;
+    if host == 0 || !(NODE_PORTS.contains(&node_port) || INGRESS_PORTS.contains(&node_port)) {
+        return Err(bad());
+    }
+    Ok(Port { host, node_port })
+}
+
+pub use berth_engine::Mount;
+
+/// Folders of the node that a mount must neither be nor lie in: what the
+/// node's systemd, Kubernetes and berth need.
+const NODE_OWN: [&str; 8] = [
+    "/var",
+    "/etc",
+    "/usr",
+    "/opt/berth",
+    "/run",
+    "/sys",
+    "/proc",
+    "/dev",
+];
+
+/// `HOST_DIR:NODE_DIR[:ro]`: an absolute host folder that exists, at an
+/// absolute node path that shadows nothing the node needs.
+pub fn parse_mount(text: &str) -> Result<Mount, Error> {
+    let refuse = |reason: &str| Error::MountPath {
+        text: text.to_string(),
+        reason: reason.to_string(),
+    };
+    let parts: Vec<&str> = text.split(':').collect();
+    let (host, node, read_only) = match parts[..] {
+        [host, node] => (host, node, false),
+        [host, node, "ro"] => (host, node, true),
+        [host, node, "rw"] => (host, node, false),
+        _ => return Err(Error::Mount(text.to_string())),
+    };
+    // Docker's bind syntax splits on ',' too; nothing may end a field early.
+    let plain = |p: &str| !p.is_empty() && !p.contains([',', '\n', '\0']);
+    if !plain(host) || !plain(node) {
+        return Err(Error::Mount(text.to_string()));
+    }
+    let host_path = std::path::Path::new(host);
+    if !host_path.is_absolute() {
+        return Err(refuse("the host folder must be an absolute path"));
+    }
+    if !host_path.is_dir() {
+        return Err(refuse(
+            "the host folder does not exist (or is not a folder)",
+        ));
+    }
+    let node_path = std::path::Path::new(node);
+    if !node_path.is_absolute()
+        || node_path
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+    {
+        return Err(refuse(
+            "the node folder must be an absolute path without `..`",
+        ));
+    }
+    let node = node.trim_end_matches('/');
+    if node.is_empty() {
+        return Err(refuse("the node folder cannot be the node's root"));
+    }
+    if let Some(own) = NODE_OWN.iter().find(|own| {
+        node == **own
+            || node.starts_with(&format!("{own}/"))
+            || own.starts_with(&format!("{node}/"))
+    }) {
+        return Err(refuse(&format!(
+            "{node} would shadow the node's own {own}; pick another node folder, such as /mnt/data"
+        )));
+    }
+    Ok(Mount {
+        host: host_path.to_path_buf(),
+        node: node.to_string(),
+        read_only,
+    })
+}
+
+/// Values go into a systemd ExecStart line: nothing that could split an
+/// argument, start a new line, quote, escape or expand (`%` is systemd's
+/// specifier, `$` its variable).
+fn safe_value(value: &str) -> bool {
+    value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._,:=/@+-*[]".contains(c))
+}
+
+pub fn parse_extra(text: &str) -> Result<ExtraFlag, Error> {
+    let bad = || Error::Extra(text.to_string());
+    let (path, value) = text.split_once('=').ok_or_else(bad)?;
+    let (component, key) = path.split_once('.').ok_or_else(bad)?;
+    let component = match component {
+        "apiserver" | "kube-apiserver" => "kube-apiserver",
+        "controller-manager" | "kube-controller-manager" => "kube-controller-manager",
+        "scheduler" | "kube-scheduler" => "kube-scheduler",
+        "kubelet" => "kubelet",
+        "etcd" => "etcd",
+        "kube-proxy" | "proxy" => return Err(Error::KubeProxyFlag(text.to_string())),
+        _ => return Err(bad()),
+    };
+    let key_ok = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !key.starts_with('-');
+    if !key_ok || !safe_value(value) {
+        return Err(bad());
+    }
+    Ok(ExtraFlag {
+        component: component.into(),
+        key: key.into(),
+        value: value.into(),
+    })
+}
+
+pub fn parse_feature_gates(text: &str) -> Result<BTreeMap<String, bool>, Error> {
+    let bad = || Error::FeatureGates(text.to_string());
+    text.split(',')
+        .map(|gate| {
+            let (name, on) = gate.split_once('=').ok_or_else(bad)?;
+            let on = on.parse::<bool>().map_err(|_| bad())?;
+            let name_ok = name.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                && name.chars().all(|c| c.is_ascii_alphanumeric());
+            if name_ok {
+                Ok((name.into(), on))
+            } else {
+                Err(bad())
+            }
+        })
+        .collect()
+}
+
+/// A profile preset: every flag of `start`, by the flag's name.
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Preset {
+    pub nodes: Option<u32>,
+    pub control_planes: Option<u32>,
+    pub kubernetes_version: Option<String>,
+    pub cpus: Option<f64>,
+    pub memory: Option<String>,
+    #[serde(default)]
+    pub ports: Vec<String>,
+    pub dns: Option<bool>,
+    pub storage: Option<bool>,
+    pub registry: Option<bool>,
+    #[serde(default)]
+    pub addons: Vec<String>,
+    pub ingress: Option<bool>,
+    #[serde(default)]
+    pub mounts: Vec<String>,
+    #[serde(default)]
+    pub extra_config: Vec<String>,
+    #[serde(default)]
+    pub feature_gates: BTreeMap<String, bool>,
+    pub wait: Option<String>,
+    pub keep_context: Option<bool>,
+    pub keep_on_failure: Option<bool>,
+    pub image: Option<String>,
+    pub binary_mirror: Option<String>,
+}
+
+impl Preset {
+    pub fn read(path: &Path) -> Result<Self, Error> {
+        let error = |reason: String| Error::Preset {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+        Self::parse(&text).map_err(error)
+    }
+
+    fn parse(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        yaml_serde::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_map_a_host_port_to_a_node_port() {
+        assert_eq!(
+            parse_port("8080:30080").unwrap(),
+            Port {
+                host: 8080,
+                node_port: 30080
+            }
+        );
+        // The ingress controller's node ports may be published too.
+        assert_eq!(parse_port("8080:80").unwrap().node_port, 80);
+        for bad in [
+            "8080",
+            "8080:81",
+            "0:30080",
+            "x:30080",
+            "8080:30080:1",
+            "70000:30080",
+        ] {
+            assert!(parse_port(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn extra_config_reaches_known_components_with_safe_values_only() {
+        assert_eq!(
+            parse_extra("kubelet.max-pods=150").unwrap(),
+            ExtraFlag {
+                component: "kubelet".into(),
+                key: "max-pods".into(),
+                value: "150".into()
+            }
+        );
+        assert_eq!(
+            parse_extra("apiserver.service-node-port-range=1-65535")
+                .unwrap()
+                .component,
+            "kube-apiserver"
+        );
+        assert!(matches!(
+            parse_extra("kube-proxy.v=2"),
+            Err(Error::KubeProxyFlag(_))
+        ));
+        for bad in [
+            "kubelet",
+            "kubelet.max-pods",
+            "nginx.a=b",
+            "kubelet.--config=x",
+            "kubelet.a=b c",
+            "kubelet.a=b\nExecStartPre=/bin/evil",
+            "kubelet.a=%h",
+            "kubelet.a=$HOME",
+            "kubelet.A=1",
+        ] {
+            assert!(parse_extra(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn feature_gates_are_names_and_booleans() {
+        let gates = parse_feature_gates("B=false,A=true").unwrap();
+        assert_eq!(
+            berth_node::render::feature_gates_flag(&gates),
+            "A=true,B=false"
+        );
+        for bad in ["A", "A=yes", "a=true", "A=true,,B=false", "A-B=true"] {
+            assert!(parse_feature_gates(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn mounts_are_absolute_existing_folders_that_shadow_nothing_of_the_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().display().to_string();
+        let mount = parse_mount(&format!("{host}:/data:ro")).unwrap();
+        assert_eq!(mount.node, "/data");
+        assert!(mount.read_only);
+        assert_eq!(mount.to_string(), format!("{host}:/data:ro"));
+        assert!(!parse_mount(&format!("{host}:/mnt/x/")).unwrap().read_only);
+        for (bad, why) in [
+            ("data:/data".to_string(), "absolute"),
+            (format!("{host}/missing:/data"), "does not exist"),
+            (format!("{host}:data"), "absolute"),
+            (format!("{host}:/mnt/../var"), "absolute"),
+            (format!("{host}:/"), "root"),
+            (format!("{host}:/var"), "shadow"),
+            (format!("{host}:/var/lib/kubelet"), "shadow"),
+            (format!("{host}:/opt"), "shadow"),
+            (format!("{host}:/opt/berth/kubernetes"), "shadow"),
+            (format!("{host}:/etc"), "shadow"),
+            (format!("{host}:/dev/x"), "shadow"),
+        ] {
+            let error = parse_mount(&bad).unwrap_err().to_string();
+            assert!(error.contains(why), "{bad}: {error}");
+        }
+        for malformed in [
+            host.clone(),
+            format!("{host}:/data:rx"),
+            format!("{host}:/data,ro"),
+            format!("{host}:/a:ro:x"),
+        ] {
+            assert!(
+                matches!(parse_mount(&malformed), Err(Error::Mount(_))),
+                "{malformed}"
+            );
+        }
+    }
+
+    #[test]
+    fn presets_name_an_unknown_field() {
+        let preset =
+            Preset::parse("nodes: 3\nfeature-gates: {A: true}\nports: ['8080:30080']\n").unwrap();
+        assert_eq!(preset.nodes, Some(3));
+        assert!(preset.feature_gates["A"]);
+        let error = Preset::parse("nodes: 1\nnodez: 2\n").unwrap_err();
+        assert!(error.contains("unknown field `nodez`"), "{error}");
+    }
+
+    #[test]
+    fn the_shipped_presets_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                let preset = Preset::read(&path).unwrap();
+                for port in &preset.ports {
+                    parse_port(port).unwrap();
+                }
+                for extra in &preset.extra_config {
+                    parse_extra(extra).unwrap();
+                }
+                for addon in &preset.addons {
+                    addon.parse::<berth_node::addons::Addon>().unwrap();
+                }
+                seen += 1;
+            }
+        }
+        assert!(seen >= 3, "profiles/ holds {seen} presets");
+    }
+}

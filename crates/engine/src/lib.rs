@@ -1,0 +1,1004 @@
+//! The only place that talks to the Docker engine, through its API.
+
+mod container;
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
+
+pub use container::{API_PORT, BINARIES_MOUNT, BinariesVolume, Mount, NodeContainer, Privilege};
+
+use std::collections::HashMap;
+
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot reach the Docker engine at {endpoint}: {reason}")]
+    Unreachable { endpoint: String, reason: String },
+    #[error("permission denied on the Docker socket {endpoint}")]
+    PermissionDenied { endpoint: String },
+    #[error("the image build failed: {message}\n--- last lines of the build log ---\n{log}")]
+    Build { message: String, log: String },
+    #[error("the Docker engine refused to {action}: {message}")]
+    Api { action: String, message: String },
+    #[error("the {kind} name {name} is taken in the Docker engine")]
+    Taken { kind: Kind, name: String },
+    #[error("the network {name} cannot be removed: containers berth did not make are attached to it ({})", containers.join(", "))]
+    NetworkInUse {
+        name: String,
+        /// The containers still attached, by name.
+        containers: Vec<String>,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A container's state as the engine reports it, with the questions berth
+/// asks of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl ContainerState {
+    fn from_engine(state: Option<&str>) -> Self {
+        match state.unwrap_or_default() {
+            "running" => Self::Running,
+            "paused" => Self::Paused,
+            "restarting" => Self::Restarting,
+            "removing" => Self::Removing,
+            "exited" => Self::Exited,
+            "dead" => Self::Dead,
+            _ => Self::Created,
+        }
+    }
+
+    pub fn is_running(self) -> bool {
+        self == Self::Running
+    }
+
+    pub fn is_paused(self) -> bool {
+        self == Self::Paused
+    }
+
+    /// How berth shows it.
+    pub fn display(self) -> &'static str {
+        match self {
+            Self::Running => "Running",
+            Self::Paused => "Paused",
+            Self::Restarting => "Restarting",
+            Self::Removing => "Removing",
+            Self::Created | Self::Exited | Self::Dead => "Stopped",
+        }
+    }
+}
+
+/// What berth makes in the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    Container,
+    Volume,
+    Network,
+}
+
+impl Kind {
+    /// In the order they are removed: containers hold volumes and networks.
+    pub const ALL: [Kind; 3] = [Kind::Container, Kind::Volume, Kind::Network];
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::Container => "container",
+            Kind::Volume => "volume",
+            Kind::Network => "network",
+        })
+    }
+}
+
+/// A container, volume or network as listed by the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    pub kind: Kind,
+    /// The engine's id; a volume's is its name.
+    pub id: String,
+    pub name: String,
+    pub labels: HashMap<String, String>,
+    /// A container's state; `None` for volumes and networks.
+    pub state: Option<ContainerState>,
+    /// When a container was created, in Unix seconds.
+    pub created: Option<i64>,
+}
+
+impl std::fmt::Display for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.kind, self.name)
+    }
+}
+
+/// A label filter: `key=value`, or `key` for any value. Several are all
+/// required at once.
+pub type Filter = Vec<(String, Option<String>)>;
+
+fn filter_values(filter: &Filter) -> Vec<String> {
+    filter
+        .iter()
+        .map(|(k, v)| match v {
+            Some(v) => format!("{k}={v}"),
+            None => k.clone(),
+        })
+        .collect()
+}
+
+/// The engine's facts berth acts on.
+#[derive(Debug, Clone)]
+pub struct EngineFacts {
+    /// The host runs cgroup v2 (the unified hierarchy).
+    pub cgroup_v2: bool,
+    /// Where the engine keeps its data, on its host.
+    pub root_dir: Option<String>,
+    /// Changes whenever what decides the engine's privilege answer may
+    /// have: its identity, version, security options, authorization plugins.
+    pub privilege_key: String,
+}
+
+/// What a command run in a container printed, and how it ended.
+#[derive(Debug)]
+pub struct ExecOutput {
+    pub code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ExecOutput {
+    /// The output of a command that succeeded; else what it said on stderr.
+    pub fn success(self) -> std::result::Result<Self, String> {
+        if self.code == 0 {
+            Ok(self)
+        } else {
+            Err(self.stderr.trim().to_string())
+        }
+    }
+}
+
+pub struct Docker {
+    api: bollard::Docker,
+    endpoint: String,
+}
+
+/// Declares `Engine` with each method's signature, and implements it for
+/// `Docker` by calling the method of the same name.
+macro_rules! engine {
+    ($( $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty; )*) => {
+        /// What berth asks of a container engine. `Docker` is the real one;
+        /// the plans' unit tests run against an in-memory one.
+        pub trait Engine: Send + Sync {
+            $( $(#[$doc])* fn $name<'a>(&'a self $(, $arg: $ty)*) -> BoxFuture<'a, Result<$ret>>; )*
+        }
+
+        impl Engine for Docker {
+            $( fn $name<'a>(&'a self $(, $arg: $ty)*) -> BoxFuture<'a, Result<$ret>> {
+                Box::pin(Docker::$name(self $(, $arg)*))
+            } )*
+        }
+    };
+}
+
+engine! {
+    fn facts(&self) -> EngineFacts;
+    fn image_exists(&self, name: &'a str) -> bool;
+    fn save_images(&self, names: &'a [String]) -> Vec<u8>;
+    fn build_image(
+        &self,
+        context_tar: Vec<u8>,
+        tag: &'a str,
+        build_args: &'a HashMap<String, String>,
+        labels: &'a HashMap<String, String>,
+        progress: &'a mut (dyn FnMut(&str) + Send)
+    ) -> ();
+    fn create_container(&self, spec: &'a NodeContainer) -> String;
+    fn start_container(&self, name: &'a str) -> ();
+    fn remove_container(&self, name: &'a str) -> ();
+    fn exec(&self, container: &'a str, cmd: &'a [&'a str]) -> ExecOutput;
+    /// Runs `cmd` in `container` on this process's stdin, stdout and
+    /// stderr, on a terminal of the container's when `tty` (whose size
+    /// follows this one's); returns its exit code.
+    fn exec_attached(&self, container: &'a str, cmd: &'a [String], tty: bool) -> i64;
+    fn privilege(&self, probe: &'a NodeContainer) -> Privilege;
+    fn network_ids(&self, container: &'a str) -> Vec<String>;
+    fn published_addresses(&self, name: &'a str) -> Vec<String>;
+    fn stop_container(&self, name: &'a str, grace: i32) -> ();
+    fn pause_container(&self, name: &'a str) -> ();
+    fn unpause_container(&self, name: &'a str) -> ();
+    fn upload(&self, container: &'a str, tar: Vec<u8>) -> ();
+    fn file_exists(&self, container: &'a str, path: &'a str) -> bool;
+    fn used_subnets(&self) -> Vec<String>;
+    fn create_network(&self, name: &'a str, subnet: &'a str, labels: &'a HashMap<String, String>) -> Option<String>;
+    fn volume_created(&self, name: &'a str) -> Option<String>;
+    fn create_volume(&self, name: &'a str, labels: &'a HashMap<String, String>) -> ();
+    fn resources(&self, filter: &'a Filter) -> Vec<Resource>;
+    fn named(&self, kind: Kind, name: &'a str) -> Vec<Resource>;
+    fn remove(&self, resource: &'a Resource) -> ();
+    /// What `docker info` says of the engine, the parts that explain a
+    /// cluster's behaviour, as JSON.
+    fn describe(&self) -> serde_json::Value;
+    /// What `docker inspect` says of a container, as JSON.
+    fn inspect_json(&self, container: &'a str) -> serde_json::Value;
+}
+
+impl Docker {
+    /// Connects as the docker CLI would (`DOCKER_HOST`, else the local
+    /// socket) and agrees on an API version the engine speaks.
+    pub async fn connect() -> Result<Self> {
+        let endpoint = std::env::var("DOCKER_HOST")
+            .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string());
+        let unreachable = |e: bollard::errors::Error| classify_connect_error(&endpoint, e);
+        let api = bollard::Docker::connect_with_defaults().map_err(unreachable)?;
+        let api = api.negotiate_version().await.map_err(unreachable)?;
+        Ok(Self { api, endpoint })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// What berth needs to know of the engine, from one request.
+    pub async fn facts(&self) -> Result<EngineFacts> {
+        use bollard::models::SystemInfoCgroupVersionEnum as V;
+        use sha2::{Digest, Sha256};
+        let info = self
+            .api
+            .info()
+            .await
+            .map_err(|e| self.api_error("describe itself".into(), e))?;
+        // What decides whether the engine starts privileged containers.
+        let mut hash = Sha256::new();
+        hash.update(format!(
+            "{:?} {:?} {:?} {:?}",
+            info.id,
+            info.server_version,
+            info.security_options,
+            info.plugins.as_ref().map(|p| &p.authorization)
+        ));
+        Ok(EngineFacts {
+            cgroup_v2: info.cgroup_version == Some(V::_2),
+            root_dir: info.docker_root_dir,
+            privilege_key: hex::encode(&hash.finalize()[..8]),
+        })
+    }
+
+    /// Whether the engine's host runs cgroup v2 (the unified hierarchy).
+    pub async fn cgroup_v2(&self) -> Result<bool> {
+        Ok(self.facts().await?.cgroup_v2)
+    }
+
+    pub async fn image_exists(&self, name: &str) -> Result<bool> {
+        match self.api.inspect_image(name).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(self.api_error(format!("inspect image {name}"), e)),
+        }
+    }
+
+    /// Removes an image name; the image itself goes when no name is left.
+    pub async fn remove_image(&self, name: &str) -> Result<()> {
+        let options = bollard::query_parameters::RemoveImageOptionsBuilder::default().build();
+        match self.api.remove_image(name, Some(options), None).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(self.api_error(format!("remove image {name}"), e)),
+        }
+    }
+
+    /// Makes an image from a root file system tar (what `docker import`
+    /// does), named `repo:tag`, with Dockerfile `changes` such as
+    /// `ENTRYPOINT ["/bin/sh"]`.
+    pub async fn import_rootfs(
+        &self,
+        rootfs_tar: Vec<u8>,
+        repo: &str,
+        tag: &str,
+        changes: &[&str],
+    ) -> Result<()> {
+        let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
+            .from_src("-")
+            .repo(repo)
+            .tag(tag)
+            .changes(changes.iter().map(|c| c.to_string()).collect())
+            .build();
+        let mut stream = self.api.create_image(
+            Some(options),
+            Some(bollard::body_full(rootfs_tar.into())),
+            None,
+        );
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| self.api_error(format!("import {repo}:{tag}"), e))?;
+            if let Some(message) = info.error_detail.and_then(|d| d.message) {
+                return Err(Error::Api {
+                    action: format!("import {repo}:{tag}"),
+                    message,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// An image as a `docker save` archive.
+    /// `docker save` of the named images, as one archive.
+    pub async fn save_images(&self, names: &[String]) -> Result<Vec<u8>> {
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut stream = self.api.export_images(&refs);
+        let mut archive = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            archive.extend_from_slice(
+                &chunk.map_err(|e| self.api_error(format!("save {}", names.join(", ")), e))?,
+            );
+        }
+        Ok(archive)
+    }
+
+    /// Builds `tag` from a tar of the build context, handing each line of the
+    /// build log to `progress`. On failure the error carries the log's tail.
+    pub async fn build_image(
+        &self,
+        context_tar: Vec<u8>,
+        tag: &str,
+        build_args: &HashMap<String, String>,
+        labels: &HashMap<String, String>,
+        progress: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<()> {
+        let options = BuildImageOptionsBuilder::default()
+            .t(tag)
+            .rm(true)
+            .forcerm(true)
+            .buildargs(build_args)
+            .labels(labels)
+            .build();
+        let mut stream =
+            self.api
+                .build_image(options, None, Some(bollard::body_full(context_tar.into())));
+        let mut log: Vec<String> = Vec::new();
+        while let Some(item) = stream.next().await {
+            let failure = match item {
+                Ok(info) => {
+                    if let Some(text) = info.stream.as_deref().or(info.status.as_deref()) {
+                        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                            progress(line);
+                            log.push(line.to_string());
+                        }
+                    }
+                    info.error_detail.and_then(|d| d.message)
+                }
+                Err(e) => Some(self.api_error(format!("build {tag}"), e).to_string()),
+            };
+            if let Some(message) = failure {
+                let tail = log.len().saturating_sub(30);
+                return Err(Error::Build {
+                    message,
+                    log: log[tail..].join("\n"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a container and returns its id; a name that is taken is
+    /// `Error::Taken`.
+    pub async fn create_container(&self, spec: &NodeContainer) -> Result<String> {
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        match self
+            .api
+            .create_container(Some(options), spec.to_create_body())
+            .await
+        {
+            Ok(created) => Ok(created.id),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Err(Error::Taken {
+                kind: Kind::Container,
+                name: spec.name.clone(),
+            }),
+            Err(e) => Err(self.api_error(format!("create container {}", spec.name), e)),
+        }
+    }
+
+    pub async fn start_container(&self, name: &str) -> Result<()> {
+        self.api
+            .start_container(name, None)
+            .await
+            .map_err(|e| self.api_error(format!("start container {name}"), e))
+    }
+
+    /// Removes a container with its anonymous volumes; one that is already
+    /// gone is not an error.
+    pub async fn remove_container(&self, name: &str) -> Result<()> {
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match self.api.remove_container(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(self.api_error(format!("remove container {name}"), e)),
+        }
+    }
+
+    /// Runs a command in a running container and collects its output.
+    pub async fn exec(&self, container: &str, cmd: &[&str]) -> Result<ExecOutput> {
+        use bollard::exec::StartExecResults;
+        use bollard::models::ExecConfig;
+        let action = || format!("run `{}` in {container}", cmd.join(" "));
+        let config = ExecConfig {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+            ..Default::default()
+        };
+        let exec = self
+            .api
+            .create_exec(container, config)
+            .await
+            .map_err(|e| self.api_error(action(), e))?;
+        let started = self.api.start_exec(&exec.id, None).await;
+        let StartExecResults::Attached { mut output, .. } =
+            started.map_err(|e| self.api_error(action(), e))?
+        else {
+            unreachable!("exec was started attached");
+        };
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        while let Some(chunk) = output.next().await {
+            match chunk.map_err(|e| self.api_error(action(), e))? {
+                bollard::container::LogOutput::StdErr { message } => {
+                    stderr.extend_from_slice(&message)
+                }
+                other => stdout.extend_from_slice(&other.into_bytes()),
+            }
+        }
+        let inspect = self
+            .api
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(|e| self.api_error(action(), e))?;
+        Ok(ExecOutput {
+            code: inspect.exit_code.unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        })
+    }
+
+    /// Whether this engine starts privileged containers. Some (rootless
+    /// engines, sandboxes without CAP_SYS_RESOURCE) refuse them; nodes there
+    /// run with an explicit capability set instead.
+    /// `probe` is a helper container, privileged, made and removed here.
+    pub async fn privilege(&self, probe: &NodeContainer) -> Result<Privilege> {
+        let id = self.create_container(probe).await?;
+        let started = self.api.start_container(&id, None).await;
+        self.remove_container(&id).await?;
+        match started {
+            Ok(()) => Ok(Privilege::Privileged),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 500, ..
+            }) => Ok(Privilege::Capabilities),
+            Err(e) => Err(self.api_error("start a privileged probe container".into(), e)),
+        }
+    }
+
+    /// The ids of the networks a container is attached to.
+    pub async fn network_ids(&self, container: &str) -> Result<Vec<String>> {
+        let options = bollard::query_parameters::InspectContainerOptionsBuilder::default().build();
+        let info = self
+            .api
+            .inspect_container(container, Some(options))
+            .await
+            .map_err(|e| self.api_error(format!("inspect container {container}"), e))?;
+        Ok(info
+            .network_settings
+            .and_then(|n| n.networks)
+            .unwrap_or_default()
+            .into_values()
+            .filter_map(|e| e.network_id)
+            .collect())
+    }
+
+    /// The host addresses a container's ports are published on.
+    pub async fn published_addresses(&self, name: &str) -> Result<Vec<String>> {
+        let options = bollard::query_parameters::InspectContainerOptionsBuilder::default().build();
+        let info = self
+            .api
+            .inspect_container(name, Some(options))
+            .await
+            .map_err(|e| self.api_error(format!("inspect container {name}"), e))?;
+        Ok(info
+            .host_config
+            .and_then(|h| h.port_bindings)
+            .unwrap_or_default()
+            .into_values()
+            .flatten()
+            .flatten()
+            .map(|b| b.host_ip.unwrap_or_default())
+            .collect())
+    }
+
+    /// Stops a container, killing it after `grace` seconds.
+    pub async fn stop_container(&self, name: &str, grace: i32) -> Result<()> {
+        let options = bollard::query_parameters::StopContainerOptionsBuilder::default()
+            .t(grace)
+            .build();
+        self.api
+            .stop_container(name, Some(options))
+            .await
+            .map_err(|e| self.api_error(format!("stop container {name}"), e))
+    }
+
+    pub async fn exec_attached(&self, container: &str, cmd: &[String], tty: bool) -> Result<i64> {
+        use bollard::exec::{StartExecOptions, StartExecResults};
+        use bollard::models::ExecConfig;
+        use tokio::io::AsyncWriteExt;
+        let action = || format!("run `{}` in {container}", cmd.join(" "));
+        let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".into());
+        let config = ExecConfig {
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(tty),
+            env: tty.then(|| vec![format!("TERM={term}")]),
+            cmd: Some(cmd.to_vec()),
+            ..Default::default()
+        };
+        let exec = self
+            .api
+            .create_exec(container, config)
+            .await
+            .map_err(|e| self.api_error(action(), e))?;
+        let options = StartExecOptions {
+            detach: false,
+            tty,
+            output_capacity: None,
+        };
+        let started = self.api.start_exec(&exec.id, Some(options)).await;
+        let StartExecResults::Attached {
+            mut output,
+            mut input,
+        } = started.map_err(|e| self.api_error(action(), e))?
+        else {
+            unreachable!("exec was started attached");
+        };
+        // Bytes from stdin go to the command as they come; at its end the
+        // command's stdin is closed, so that it sees the end too. A thread
+        // of its own reads stdin: one blocked there never holds up berth's
+        // exit once the command is done.
+        let (chunks, mut received) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+        std::thread::spawn(move || {
+            use std::io::Read as _;
+            let mut stdin = std::io::stdin().lock();
+            let mut buf = [0u8; 8192];
+            while let Ok(n @ 1..) = stdin.read(&mut buf) {
+                if chunks.blocking_send(buf[..n].to_vec()).is_err() {
+                    return;
+                }
+            }
+        });
+        let feed = tokio::spawn(async move {
+            while let Some(chunk) = received.recv().await {
+                if input.write_all(&chunk).await.is_err() || input.flush().await.is_err() {
+                    return;
+                }
+            }
+            let _ = input.shutdown().await;
+        });
+        let resizing = tty.then(|| {
+            let api = self.api.clone();
+            let id = exec.id.clone();
+            tokio::spawn(async move {
+                use tokio::signal::unix::{SignalKind, signal};
+                let Ok(mut changes) = signal(SignalKind::window_change()) else {
+                    return;
+                };
+                loop {
+                    if let Some((width, height)) = terminal_size() {
+                        let size = bollard::exec::ResizeExecOptions { width, height };
+                        let _ = api.resize_exec(&id, size).await;
+                    }
+                    if changes.recv().await.is_none() {
+                        return;
+                    }
+                }
+            })
+        });
+        let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
+        while let Some(chunk) = output.next().await {
+            use std::io::Write as _;
+            let written = match chunk.map_err(|e| self.api_error(action(), e))? {
+                bollard::container::LogOutput::StdErr { message } => {
+                    stderr.write_all(&message).and(stderr.flush())
+                }
+                other => stdout.write_all(&other.into_bytes()).and(stdout.flush()),
+            };
+            if written.is_err() {
+                break;
+            }
+        }
+        feed.abort();
+        if let Some(resizing) = resizing {
+            resizing.abort();
+        }
+        let inspect = self
+            .api
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(|e| self.api_error(action(), e))?;
+        Ok(inspect.exit_code.unwrap_or(-1))
+    }
+
+    pub async fn describe(&self) -> Result<serde_json::Value> {
+        let info = self
+            .api
+            .info()
+            .await
+            .map_err(|e| self.api_error("describe itself".into(), e))?;
+        Ok(serde_json::json!({
+            "endpoint": self.endpoint,
+            "server_version": info.server_version,
+            "operating_system": info.operating_system,
+            "kernel_version": info.kernel_version,
+            "architecture": info.architecture,
+            "cpus": info.ncpu,
+            "memory_bytes": info.mem_total,
+            "storage_driver": info.driver,
+            "cgroup_driver": info.cgroup_driver,
+            "cgroup_version": info.cgroup_version,
+            "security_options": info.security_options,
+            "root_dir": info.docker_root_dir,
+            "warnings": info.warnings,
+        }))
+    }
+
+    pub async fn inspect_json(&self, container: &str) -> Result<serde_json::Value> {
+        let inspect = self
+            .api
+            .inspect_container(container, None)
+            .await
+            .map_err(|e| self.api_error(format!("inspect container {container}"), e))?;
+        Ok(serde_json::to_value(inspect).unwrap_or_default())
+    }
+
+    pub async fn pause_container(&self, name: &str) -> Result<()> {
+        self.api
+            .pause_container(name)
+            .await
+            .map_err(|e| self.api_error(format!("pause container {name}"), e))
+    }
+
+    pub async fn unpause_container(&self, name: &str) -> Result<()> {
+        self.api
+            .unpause_container(name)
+            .await
+            .map_err(|e| self.api_error(format!("unpause container {name}"), e))
+    }
+
+    /// Unpacks a tar into a container, which may be created but not started.
+    pub async fn upload(&self, container: &str, tar: Vec<u8>) -> Result<()> {
+        let options = bollard::query_parameters::UploadToContainerOptionsBuilder::default()
+            .path("/")
+            .build();
+        self.api
+            .upload_to_container(container, Some(options), bollard::body_full(tar.into()))
+            .await
+            .map_err(|e| self.api_error(format!("copy files into {container}"), e))
+    }
+
+    /// Whether `path` exists in a container, which need not be running.
+    pub async fn file_exists(&self, container: &str, path: &str) -> Result<bool> {
+        let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        let mut stream = self.api.download_from_container(container, Some(options));
+        match stream.next().await {
+            Some(Err(e)) if is_not_found(&e) => Ok(false),
+            Some(Err(e)) => Err(self.api_error(format!("read {path} in {container}"), e)),
+            _ => Ok(true),
+        }
+    }
+
+    /// Subnets of every network the engine has, to choose one that is free.
+    pub async fn used_subnets(&self) -> Result<Vec<String>> {
+        let networks = self
+            .api
+            .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+            .await
+            .map_err(|e| self.api_error("list networks".into(), e))?;
+        Ok(networks
+            .into_iter()
+            .flat_map(|n| n.ipam.and_then(|i| i.config).unwrap_or_default())
+            .filter_map(|c| c.subnet)
+            .collect())
+    }
+
+    /// Creates a bridge network on `subnet` and returns its id. `Ok(None)`
+    /// when the engine says the subnet overlaps another network, so the
+    /// caller can try the next one (two profiles may pick the same subnet at
+    /// the same moment).
+    pub async fn create_network(
+        &self,
+        name: &str,
+        subnet: &str,
+        labels: &HashMap<String, String>,
+    ) -> Result<Option<String>> {
+        use bollard::models::{Ipam, IpamConfig, NetworkCreateRequest};
+        let request = NetworkCreateRequest {
+            name: name.into(),
+            driver: Some("bridge".into()),
+            ipam: Some(Ipam {
+                config: Some(vec![IpamConfig {
+                    subnet: Some(subnet.into()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        };
+        match self.api.create_network(request).await {
+            Ok(created) => Ok(Some(created.id)),
+            Err(bollard::errors::Error::DockerResponseServerError { message, .. })
+                if message.contains("overlap") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(self.api_error(format!("create network {name}"), e)),
+        }
+    }
+
+    /// When the volume was created (it tells one volume of a name from
+    /// another made later), or `None` when there is none.
+    pub async fn volume_created(&self, name: &str) -> Result<Option<String>> {
+        match self.api.inspect_volume(name).await {
+            Ok(volume) => Ok(Some(volume.created_at.unwrap_or_default())),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(self.api_error(format!("inspect volume {name}"), e)),
+        }
+    }
+
+    pub async fn remove_network(&self, name: &str) -> Result<()> {
+        match self.api.remove_network(name).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => {
+                // A container someone else attached keeps it: say which.
+                let options =
+                    bollard::query_parameters::InspectNetworkOptionsBuilder::default().build();
+                let (network, attached) = match self.api.inspect_network(name, Some(options)).await
+                {
+                    Ok(n) => (
+                        n.name.unwrap_or_else(|| name.to_string()),
+                        n.containers
+                            .unwrap_or_default()
+                            .into_values()
+                            .filter_map(|c| c.name)
+                            .collect::<Vec<_>>(),
+                    ),
+                    Err(_) => (name.to_string(), Vec::new()),
+                };
+                if attached.is_empty() {
+                    return Err(self.api_error(format!("remove network {name}"), e));
+                }
+                Err(Error::NetworkInUse {
+                    name: network,
+                    containers: attached,
+                })
+            }
+        }
+    }
+
+    /// Creates a volume. The engine hands back a volume that exists under
+    /// the name instead of refusing, so one that is not what was asked for
+    /// (other labels) is `Error::Taken`.
+    pub async fn create_volume(&self, name: &str, labels: &HashMap<String, String>) -> Result<()> {
+        let request = bollard::models::VolumeCreateRequest {
+            name: Some(name.into()),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        };
+        let volume = self
+            .api
+            .create_volume(request)
+            .await
+            .map_err(|e| self.api_error(format!("create volume {name}"), e))?;
+        if labels.iter().any(|(k, v)| volume.labels.get(k) != Some(v)) {
+            return Err(Error::Taken {
+                kind: Kind::Volume,
+                name: name.into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Every container, volume and network whose labels match `filter`.
+    pub async fn resources(&self, filter: &Filter) -> Result<Vec<Resource>> {
+        let values = filter_values(filter);
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        let filters = HashMap::from([("label", values)]);
+        let (containers, volumes, networks) = tokio::try_join!(
+            self.list_containers(&filters),
+            self.list_volumes(&filters),
+            self.list_networks(&filters),
+        )?;
+        Ok(containers
+            .into_iter()
+            .chain(volumes)
+            .chain(networks)
+            .collect())
+    }
+
+    /// The resources of a kind named exactly `name`: none or one, but
+    /// networks may share a name on engines before API 1.44.
+    pub async fn named(&self, kind: Kind, name: &str) -> Result<Vec<Resource>> {
+        // The engine's name filters match parts of names.
+        let filters = HashMap::from([("name", vec![name])]);
+        let found = match kind {
+            Kind::Container => self.list_containers(&filters).await?,
+            Kind::Volume => self.list_volumes(&filters).await?,
+            Kind::Network => self.list_networks(&filters).await?,
+        };
+        Ok(found.into_iter().filter(|r| r.name == name).collect())
+    }
+
+    /// Removes a resource by its id, with a container's anonymous volumes;
+    /// one that is already gone is not an error.
+    pub async fn remove(&self, resource: &Resource) -> Result<()> {
+        match resource.kind {
+            Kind::Container => self.remove_container(&resource.id).await,
+            Kind::Volume => self.remove_volume(&resource.id).await,
+            Kind::Network => self.remove_network(&resource.id).await,
+        }
+    }
+
+    async fn list_containers(&self, filters: &HashMap<&str, Vec<&str>>) -> Result<Vec<Resource>> {
+        let options = bollard::query_parameters::ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(filters)
+            .build();
+        let list = self
+            .api
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| self.api_error("list containers".into(), e))?;
+        Ok(list
+            .into_iter()
+            .map(|c| Resource {
+                kind: Kind::Container,
+                name: c
+                    .names
+                    .unwrap_or_default()
+                    .first()
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or_default(),
+                id: c.id.unwrap_or_default(),
+                labels: c.labels.unwrap_or_default(),
+                state: Some(ContainerState::from_engine(
+                    c.state.map(|s| s.to_string()).as_deref(),
+                )),
+                created: c.created,
+            })
+            .collect())
+    }
+
+    async fn list_volumes(&self, filters: &HashMap<&str, Vec<&str>>) -> Result<Vec<Resource>> {
+        let options = bollard::query_parameters::ListVolumesOptionsBuilder::default()
+            .filters(filters)
+            .build();
+        let list = self
+            .api
+            .list_volumes(Some(options))
+            .await
+            .map_err(|e| self.api_error("list volumes".into(), e))?;
+        Ok(list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| Resource {
+                kind: Kind::Volume,
+                id: v.name.clone(),
+                name: v.name,
+                labels: v.labels,
+                state: None,
+                created: None,
+            })
+            .collect())
+    }
+
+    async fn list_networks(&self, filters: &HashMap<&str, Vec<&str>>) -> Result<Vec<Resource>> {
+        let options = bollard::query_parameters::ListNetworksOptionsBuilder::default()
+            .filters(filters)
+            .build();
+        let list = self
+            .api
+            .list_networks(Some(options))
+            .await
+            .map_err(|e| self.api_error("list networks".into(), e))?;
+        Ok(list
+            .into_iter()
+            .map(|n| Resource {
+                kind: Kind::Network,
+                id: n.id.unwrap_or_default(),
+                name: n.name.unwrap_or_default(),
+                labels: n.labels.unwrap_or_default(),
+                state: None,
+                created: None,
+            })
+            .collect())
+    }
+
+    pub async fn remove_volume(&self, name: &str) -> Result<()> {
+        let options = bollard::query_parameters::RemoveVolumeOptionsBuilder::default()
+            .force(true)
+            .build();
+        match self.api.remove_volume(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(self.api_error(format!("remove volume {name}"), e)),
+        }
+    }
+
+    fn api_error(&self, action: String, error: bollard::errors::Error) -> Error {
+        match error {
+            bollard::errors::Error::DockerResponseServerError { message, .. } => {
+                Error::Api { action, message }
+            }
+            other => classify_connect_error(&self.endpoint, other),
+        }
+    }
+}
+
+fn is_not_found(error: &bollard::errors::Error) -> bool {
+    matches!(
+        error,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// Tells a socket the user may not open from an engine that is not there,
+/// since the two want different advice.
+fn classify_connect_error(endpoint: &str, error: bollard::errors::Error) -> Error {
+    let mut source: Option<&dyn std::error::Error> = Some(&error);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::PermissionDenied
+        {
+            return Error::PermissionDenied {
+                endpoint: endpoint.to_string(),
+            };
+        }
+        source = e.source();
+    }
+    let reason = match &error {
+        bollard::errors::Error::SocketNotFoundError(path) => format!("no socket at {path}"),
+        other => other.to_string(),
+    };
+    Error::Unreachable {
+        endpoint: endpoint.to_string(),
+        reason,
+    }
+}
+
+/// This process's terminal size as (columns, rows), when stdout is one: an
+/// attached command's terminal follows it.
+fn terminal_size() -> Option<(u16, u16)> {
+    console::Term::stdout()
+        .size_checked()
+        .map(|(rows, cols)| (cols, rows))
+}
