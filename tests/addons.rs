@@ -409,7 +409,7 @@ fn real_images(env: &Env) {
 /// Runs `check` with the addon's images when the engine has them all; else
 /// records `what` as skipped, naming the missing image.
 fn with_images(addon: Addon, what: &str, check: impl FnOnce(&[String])) {
-    let images = addon.images(common::k8s_version().minor);
+    let images = addon.images(common::k8s_row());
     match images.iter().find(|i| !engine_has(i)) {
         None => check(&images),
         Some(missing) => skipped(what, &format!("{missing} is not in the engine")),

@@ -136,12 +136,9 @@ fn a_built_version_is_listed_as_such_and_building_it_again_does_nothing() {
     );
     assert_eq!(
         ours["runtime"],
-        serde_json::to_value(berth_core::binaries::runtime_for_minor(k8s_version().minor)).unwrap()
+        serde_json::to_value(common::k8s_row().runtime()).unwrap()
     );
-    assert_eq!(
-        ours["images"][0],
-        berth_core::binaries::coredns_image(k8s_version().minor)
-    );
+    assert_eq!(ours["images"][0], common::k8s_row().coredns);
     berth().args(["cache", "list"]).assert().success().stdout(
         predicates::str::is_match(format!(r"{version} .* ok +built from source \(go1\.")).unwrap(),
     );

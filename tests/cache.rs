@@ -518,8 +518,8 @@ fn version_reports_berth_its_node_image_and_the_cached_versions() {
     assert_eq!(
         reported["kubernetes"],
         serde_json::json!({
-            "oldest": format!("v1.{}", berth_node::render::OLDEST_MINOR),
-            "newest": format!("v1.{}", berth_node::render::NEWEST_MINOR),
+            "oldest": format!("v1.{}", berth_node::minors::OLDEST_MINOR),
+            "newest": format!("v1.{}", berth_node::minors::NEWEST_MINOR),
             "default": berth_cluster::DEFAULT_VERSION,
         })
     );

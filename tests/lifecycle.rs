@@ -174,7 +174,7 @@ fn a_cluster_runs_pods_and_survives_stop_start_pause_and_unpause_then_delete_lea
     // Where CoreDNS's image is missing (a version that brought none, an
     // engine that pulls nothing), status says so and how to load it; once
     // loaded, DNS comes back at once, not after the pull back-off.
-    let image = berth_core::binaries::coredns_image(common::k8s_version().minor);
+    let image = common::k8s_row().coredns;
     let archive = berth_core::binaries::Cache::new(&berth_core::paths::cache_dir())
         .dir(&common::k8s_version())
         .join(berth_core::binaries::COREDNS_ARCHIVE);

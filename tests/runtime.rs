@@ -110,7 +110,7 @@ fn a_downloaded_runtime_runs_the_cluster() {
     let listed = common::json(&env.ok(&["cache", "list", "-o", "json"]));
     assert_eq!(
         listed[0]["runtime"],
-        serde_json::to_value(berth_core::binaries::runtime_for_minor(version.minor)).unwrap(),
+        serde_json::to_value(berth_node::supported(&version).unwrap().runtime()).unwrap(),
         "a download brings what the minor's row pins"
     );
     assert_eq!(listed[0]["source"]["kind"], "downloaded");
@@ -190,6 +190,7 @@ fn containerd_2_reads_the_configuration_berth_renders() {
         role: berth_core::profile::Role::ControlPlane,
         node_ip: "172.30.0.2".parse().unwrap(),
         version: k8s_version(),
+        row: common::k8s_row(),
         privilege: berth_engine::Privilege::Capabilities,
         cgroup_root: "/berth-dev".into(),
         cgroup_v2: true,

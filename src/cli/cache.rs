@@ -59,7 +59,7 @@ pub struct RuntimeChoice {
 /// The runtime paired with `version`'s minor, with the versions a user
 /// chose in its place.
 fn runtime_of(version: &Version, chosen: RuntimeChoice) -> Result<berth_core::binaries::Runtime> {
-    let mut runtime = berth_core::binaries::runtime_for_minor(version.minor);
+    let mut runtime = berth_node::supported(version)?.runtime();
     for (field, chosen) in [
         (&mut runtime.etcd, chosen.etcd),
         (&mut runtime.containerd, chosen.containerd),

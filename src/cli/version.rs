@@ -31,7 +31,7 @@ pub fn build() -> String {
 }
 
 pub fn run(global: &Global) -> Result<()> {
-    use berth_node::render::{NEWEST_MINOR, OLDEST_MINOR};
+    use berth_node::minors::{NEWEST_MINOR, OLDEST_MINOR};
     let cache = berth_core::binaries::Cache::new(&berth_core::paths::cache_dir());
     let version = Version {
         version: env!("CARGO_PKG_VERSION"),

@@ -16,6 +16,11 @@ pub fn k8s_version() -> berth_core::binaries::Version {
         .unwrap()
 }
 
+/// What berth runs with the version under test: its minor's row.
+pub fn k8s_row() -> &'static berth_node::Minor {
+    berth_node::supported(&k8s_version()).unwrap()
+}
+
 /// The berth binary under test, with a cleared environment and exactly
 /// what berth needs of the test's own: the binaries cache the test process
 /// sees, the engine, a PATH and a home. A test adds what it sets.

@@ -60,9 +60,17 @@ impl AddonStatus {
             enabled: true,
             state: AddonState::Unknown,
             reason: Some("the API server is not ready".into()),
-            images: addon.images(profile.kubernetes_version.minor),
+            images: images(profile, addon),
         }
     }
+}
+
+/// The images `addon` runs on `profile`'s minor; none where berth has no
+/// row for it (a profile of a newer berth), which status still shows.
+fn images(profile: &Profile, addon: Addon) -> Vec<String> {
+    berth_node::supported(&profile.kubernetes_version)
+        .map(|row| addon.images(row))
+        .unwrap_or_default()
 }
 
 /// How a Deployment of an addon is doing.
@@ -143,7 +151,7 @@ pub async fn state(client: &kube::Client, profile: &Profile, addon: Addon) -> Ad
         enabled: true,
         state: AddonState::Ready,
         reason: None,
-        images: addon.images(profile.kubernetes_version.minor),
+        images: images(profile, addon),
     };
     for &deployment in addon.deployments() {
         let (state, reason) =
@@ -165,7 +173,6 @@ pub async fn state(client: &kube::Client, profile: &Profile, addon: Addon) -> Ad
 pub fn list(profile: &Profile, status: &super::status::ProfileStatus) -> Vec<AddonStatus> {
     use super::dns::DnsState;
     use super::storage::StorageState;
-    let minor = profile.kubernetes_version.minor;
     Addon::ALL
         .into_iter()
         .map(|addon| {
@@ -204,7 +211,7 @@ pub fn list(profile: &Profile, status: &super::status::ProfileStatus) -> Vec<Add
                 enabled: profile.has(addon),
                 state,
                 reason,
-                images: addon.images(minor),
+                images: images(profile, addon),
             }
         })
         .collect()
@@ -275,7 +282,7 @@ async fn changed_units(
     node: &Node,
     container: &str,
 ) -> Result<Vec<&'static str>> {
-    let files = nodes::rendered(profile, node);
+    let files = nodes::rendered(profile, node)?;
     let mut changed = Vec::new();
     for (path, unit) in RESTARTED_ON_CHANGE {
         let old = ctx.docker.exec(container, &["cat", path]).await?.stdout;

@@ -8,7 +8,7 @@ use super::{
     Ctx, DEFAULT_VERSION, StartOptions, node_states, nodes, ready, remove, state_of,
     write_kubeconfig,
 };
-use berth_core::binaries::{Manifest, Version};
+use berth_core::binaries::{Manifest, Runtime, Version};
 use berth_core::error::{Error, Result};
 use berth_core::kubeconfig;
 use berth_core::names::Names;
@@ -28,18 +28,14 @@ fn resolve_version(ctx: &Ctx, opts: &StartOptions) -> Result<Manifest> {
             None => DEFAULT_VERSION.parse().expect("valid default"),
         },
     };
-    if version.major != 1 || !(render::OLDEST_MINOR..=render::NEWEST_MINOR).contains(&version.minor)
-    {
-        return Err(Error::usage(format!(
-            "Kubernetes {version} is not supported: berth runs v1.{}.x to v1.{}.x",
-            render::OLDEST_MINOR,
-            render::NEWEST_MINOR
-        ))
-        .with_hint("pass --kubernetes-version with a supported version; `berth cache list` shows the cached ones"));
-    }
+    let row = berth_node::supported(&version).map_err(|e| {
+        Error::from(e).with_hint(
+            "pass --kubernetes-version with a supported version; `berth cache list` shows the cached ones",
+        )
+    })?;
     let manifest = match ctx.cache.get(&version)? {
         Some(manifest) => manifest,
-        None => download(ctx, &version, opts.binary_mirror.as_deref())?,
+        None => download(ctx, &version, &row.runtime(), opts.binary_mirror.as_deref())?,
     };
     if !manifest.defects().is_empty() {
         return Err(Error::usage(format!(
@@ -52,16 +48,20 @@ fn resolve_version(ctx: &Ctx, opts: &StartOptions) -> Result<Manifest> {
 }
 
 /// Fetches a version that is not cached yet into the cache.
-fn download(ctx: &Ctx, version: &Version, mirror: Option<&str>) -> Result<Manifest> {
+fn download(
+    ctx: &Ctx,
+    version: &Version,
+    runtime: &Runtime,
+    mirror: Option<&str>,
+) -> Result<Manifest> {
     let base = mirror.unwrap_or(berth_core::binaries::OFFICIAL_RELEASES);
     let step = ctx
         .ui
         .step(format!("Downloading Kubernetes {version} from {base}"));
     let detail = |line: &str| step.detail(line);
     // The download blocks on its own threads; the runtime has others.
-    let runtime = berth_core::binaries::runtime_for_minor(version.minor);
     let manifest =
-        tokio::task::block_in_place(|| ctx.cache.download(version, base, &runtime, &detail))
+        tokio::task::block_in_place(|| ctx.cache.download(version, base, runtime, &detail))
             .map_err(|e| download_error(ctx, version, e))?;
     step.done();
     Ok(manifest)
@@ -470,7 +470,10 @@ pub(super) async fn binaries_volume(ctx: &Ctx, profile: &Profile) -> Result<Stri
     let version = &profile.kubernetes_version;
     let manifest = match ctx.cache.get(version)? {
         Some(manifest) => manifest,
-        None => download(ctx, version, None)?,
+        None => {
+            let runtime = berth_node::supported(version)?.runtime();
+            download(ctx, version, &runtime, None)?
+        }
     };
     // A cluster that exists is started anyway, so its data can be reached.
     if !manifest.defects().is_empty() {

@@ -202,13 +202,15 @@ pub async fn sync_routes(ctx: &Ctx, profile: &Profile) -> Result<()> {
     Ok(())
 }
 
-/// What node `node`'s files depend on.
-pub(super) fn spec(profile: &Profile, node: &Node) -> NodeSpec {
-    NodeSpec {
+/// What node `node`'s files depend on; refused for a minor berth has no
+/// row for (a profile of a newer berth).
+pub(super) fn spec(profile: &Profile, node: &Node) -> Result<NodeSpec> {
+    Ok(NodeSpec {
         node: node.name.clone(),
         role: node.role(),
         node_ip: node.ip,
         version: profile.kubernetes_version.clone(),
+        row: berth_node::supported(&profile.kubernetes_version)?,
         privilege: profile.privilege,
         cgroup_root: format!("/berth-{}", node.name),
         cgroup_v2: profile.cgroup_v2,
@@ -224,7 +226,7 @@ pub(super) fn spec(profile: &Profile, node: &Node) -> NodeSpec {
         first: node.index == 0,
         registry: profile.registry.map(|r| (r.host(), profile.registry_ip())),
         runtime: profile.runtime.clone(),
-    }
+    })
 }
 
 /// The etcd members of a profile with several control planes, when `node`
@@ -241,15 +243,18 @@ fn etcd_cluster(profile: &Profile, node: &Node, joining: bool) -> Option<render:
 }
 
 /// The node's rendered files, certificates aside.
-pub(super) fn rendered(profile: &Profile, node: &Node) -> Vec<NodeFile> {
-    render::node_files(&spec(profile, node), &routes(profile, node))
+pub(super) fn rendered(profile: &Profile, node: &Node) -> Result<Vec<NodeFile>> {
+    Ok(render::node_files(
+        &spec(profile, node)?,
+        &routes(profile, node),
+    ))
 }
 
 fn files_tar(profile: &Profile, node: &Node, pki: &Pki, joining: bool) -> Result<Vec<u8>> {
     let mut files = render::node_files(
         &NodeSpec {
             etcd: etcd_cluster(profile, node, joining),
-            ..spec(profile, node)
+            ..spec(profile, node)?
         },
         &routes(profile, node),
     );

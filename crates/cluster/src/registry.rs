@@ -111,7 +111,7 @@ pub async fn enable(ctx: &Ctx, mut profile: Profile) -> Result<Profile> {
     drop(allocating);
     ctx.store.save(&profile)?;
     for node in &running {
-        let spec = nodes::spec(&profile, node);
+        let spec = nodes::spec(&profile, node)?;
         let files: Vec<NodeFile> = render::registry_files(&spec);
         ctx.docker
             .upload(&node.container, nodes::tar_of(&files))

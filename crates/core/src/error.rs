@@ -200,6 +200,9 @@ impl From<crate::binaries::Error> for Error {
             use crate::binaries::Error as B;
             match &e {
                 B::BadVersion(_) => Error::usage(e.to_string()).with_hint("write the version as v1.30.2"),
+                B::Unsupported(_) => Error::usage(e.to_string()).with_hint(
+                    "pick a version of a minor berth runs (`berth version` lists them); `berth cache list` shows the cached ones",
+                ),
                 B::BadReleaseVersion(_) => Error::usage(e.to_string())
                     .with_hint("write the version as its project's release page names it, without the v: 3.6.9"),
                 B::Missing { .. } | B::NotExecutable { .. } | B::WrongVersion { .. } | B::Unrunnable { .. } => {
@@ -242,6 +245,12 @@ impl From<crate::binaries::Error> for Error {
 
 impl From<berth_node::BadVersion> for Error {
     fn from(e: berth_node::BadVersion) -> Self {
+        crate::binaries::Error::from(e).into()
+    }
+}
+
+impl From<berth_node::Unsupported> for Error {
+    fn from(e: berth_node::Unsupported) -> Self {
         crate::binaries::Error::from(e).into()
     }
 }

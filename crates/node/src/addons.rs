@@ -21,7 +21,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::render::NodeSpec;
+use crate::minors::Minor;
+use crate::render::NodeSpec;
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
@@ -70,10 +71,11 @@ impl Addon {
         matches!(self, Addon::Coredns | Addon::Storage)
     }
 
-    /// The images it runs on a cluster of `minor`.
-    pub fn images(self, minor: u32) -> Vec<String> {
+    /// The images it runs on a cluster of `row`'s minor.
+    pub fn images(self, row: &Minor) -> Vec<String> {
+        let minor = row.minor;
         match self {
-            Addon::Coredns => vec![super::render::coredns_image(minor).to_string()],
+            Addon::Coredns => vec![row.coredns.to_string()],
             // A script over the cluster's own kubectl: no image.
             Addon::Storage => Vec::new(),
             Addon::MetricsServer => vec![format!(
@@ -137,16 +139,16 @@ impl Addon {
 
     /// Its manifest, rendered for the control plane of `spec`.
     pub fn manifest(self, spec: &NodeSpec) -> String {
-        let minor = spec.version.minor;
+        let row = spec.row;
         match self {
             Addon::Coredns => super::render::coredns_manifest(spec),
             Addon::Storage => super::render::storage_manifest(),
-            Addon::MetricsServer => metrics_server(&self.images(minor)[0]),
+            Addon::MetricsServer => metrics_server(&self.images(row)[0]),
             Addon::Dashboard => {
-                let images = self.images(minor);
+                let images = self.images(row);
                 dashboard(&images[0], &images[1])
             }
-            Addon::Ingress => ingress(&self.images(minor)[0], &spec.node),
+            Addon::Ingress => ingress(&self.images(row)[0], &spec.node),
         }
     }
 }
@@ -661,9 +663,11 @@ mod tests {
 
     #[test]
     fn every_minor_has_images_of_a_release_that_supports_it() {
+        use crate::minors::MINORS;
+        let row = |minor: u32| MINORS.iter().find(|r| r.minor == minor).unwrap();
         let tag = |addon: Addon, minor: u32| -> Vec<String> {
             addon
-                .images(minor)
+                .images(row(minor))
                 .iter()
                 .map(|i| i.rsplit(':').next().unwrap().to_string())
                 .collect()
@@ -678,9 +682,10 @@ mod tests {
         assert_eq!(tag(Addon::Ingress, 20), ["v1.3.1"]);
         assert_eq!(tag(Addon::Ingress, 28), ["v1.12.8"]);
         assert_eq!(tag(Addon::Ingress, 34), ["v1.14.0"]);
-        for minor in super::super::render::OLDEST_MINOR..=super::super::render::NEWEST_MINOR {
+        for row in MINORS {
+            let minor = row.minor;
             for addon in Addon::ALL {
-                for image in addon.images(minor) {
+                for image in addon.images(row) {
                     let tag = image.rsplit(':').next().unwrap();
                     assert!(
                         image.contains('/')

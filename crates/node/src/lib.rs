@@ -1,15 +1,16 @@
 //! What runs inside a node: the units, configs and per-version flags berth
-//! renders into it, the runtime each minor pairs with, and the addons.
+//! renders into it, a row per minor (the runtime upstream pairs with it),
+//! and the addons.
 //! Pure: nothing here touches an engine, a file or the network, so that a
 //! minor or an addon is a change here and its golden file only.
 
 pub mod addons;
+pub mod minors;
 pub mod net;
 pub mod render;
-pub mod runtime;
 mod version;
 
-pub use runtime::Runtime;
+pub use minors::{Minor, Runtime, Unsupported, supported};
 pub use version::{BadVersion, Version};
 
 /// Appends a regular file to a tar stream: one place for the header that

@@ -223,6 +223,7 @@ impl Cache {
         runtime: &Runtime,
         progress: &(dyn Fn(&str) + Sync),
     ) -> Result<Manifest, Error> {
+        let row = berth_node::supported(version)?;
         let go = Go::find().await?;
         let staging = self.staging(version, "build")?;
         let src = staging.path.join(".src");
@@ -235,16 +236,14 @@ impl Cache {
         progress(&format!("finding Kubernetes {version} and what it pins"));
         let kubernetes = download(&src, "k8s.io/kubernetes", &version.to_string(), &env).await?;
         let go_mod = read_go_mod(&kubernetes)?;
-        let coredns = runtime::coredns_version(version.minor);
+        let coredns = row.coredns_version();
         let mut recipes = recipes(
             version,
             runtime,
             &go_mod.staging,
             kubernetes.time.as_deref(),
         );
-        if let Some(coredns) = &coredns {
-            recipes.push(coredns_recipe(coredns));
-        }
+        recipes.push(coredns_recipe(&coredns));
         recipes[0].go = go_mod.go;
         for recipe in recipes.iter_mut().skip(1) {
             let found = download(&src, &recipe.module, &recipe.version, &env).await?;
@@ -274,20 +273,17 @@ impl Cache {
             build_lane(rest, &src, &staging.path, &env, progress),
         )
         .await?;
-        let mut images = Vec::new();
-        if let Some(coredns) = &coredns {
-            let reference = runtime::coredns_image(version.minor);
-            let archive = staging.path.join(runtime::COREDNS_ARCHIVE);
-            write_coredns_image(
-                &staging.path.join(COREDNS_OUT).join("coredns"),
-                reference,
-                &archive,
-            )?;
-            images.push(reference.to_string());
-            progress(&format!(
-                "CoreDNS {coredns} made into the image {reference}"
-            ));
-        }
+        let archive = staging.path.join(runtime::COREDNS_ARCHIVE);
+        write_coredns_image(
+            &staging.path.join(COREDNS_OUT).join("coredns"),
+            row.coredns,
+            &archive,
+        )?;
+        let images = vec![row.coredns.to_string()];
+        progress(&format!(
+            "CoreDNS {coredns} made into the image {}",
+            row.coredns
+        ));
         for dir in [&src, &tmp] {
             std::fs::remove_dir_all(dir).map_err(super::write(dir))?;
         }
@@ -295,16 +291,10 @@ impl Cache {
         let mut files = check(version, &staging.path)?;
         files.extend(runtime::check(runtime, &staging.path)?);
         files.extend(runtime::check_cni(runtime, &staging.path)?);
-        if coredns.is_some() {
-            files.insert(
-                runtime::COREDNS_ARCHIVE.to_string(),
-                super::checked_file(
-                    &staging.path,
-                    runtime::COREDNS_ARCHIVE,
-                    runtime::coredns_image(version.minor),
-                )?,
-            );
-        }
+        files.insert(
+            runtime::COREDNS_ARCHIVE.to_string(),
+            super::checked_file(&staging.path, runtime::COREDNS_ARCHIVE, row.coredns)?,
+        );
         for (name, entry) in files.iter_mut() {
             let path = staging.path.join(name);
             entry.sha256 = super::sha256_of(&path).map_err(super::write(&path))?;
@@ -647,7 +637,7 @@ mod tests {
     #[test]
     fn kubernetes_is_built_against_its_staging_modules_of_the_same_release_and_stamped() {
         let version: Version = "v1.37.2".parse().unwrap();
-        let runtime = runtime::for_minor(37);
+        let runtime = berth_node::supported(&version).unwrap().runtime();
         let staging = ["k8s.io/api".to_string(), "k8s.io/kubelet".to_string()];
         let all = recipes(&version, &runtime, &staging, Some("2026-10-27T12:01:04Z"));
         let mut kubernetes = all[0].clone();
@@ -691,7 +681,7 @@ mod tests {
     #[test]
     fn the_runtime_is_built_as_its_projects_release_it() {
         let version: Version = "v1.37.2".parse().unwrap();
-        let runtime = runtime::for_minor(37);
+        let runtime = berth_node::supported(&version).unwrap().runtime();
         let all = recipes(&version, &runtime, &[], None);
         let by_name = |n: &str| all.iter().find(|r| r.name == n).unwrap().clone();
         let runc = by_name("runc");
@@ -713,7 +703,14 @@ mod tests {
         assert_eq!(cni.packages.len(), runtime::CNI_PLUGINS.len());
         assert!(cni.ldflags.contains("BuildVersion=v1.9.1"));
         // containerd 1.x is a module without a major suffix.
-        let old = recipes(&version, &runtime::for_minor(29), &[], None);
+        let old = recipes(
+            &version,
+            &berth_node::supported(&"v1.29.2".parse().unwrap())
+                .unwrap()
+                .runtime(),
+            &[],
+            None,
+        );
         assert_eq!(old[2].module, "github.com/containerd/containerd");
     }
 }

@@ -18,10 +18,7 @@ mod volume;
 pub use berth_node::Version;
 pub use defects::Defect;
 pub use download::OFFICIAL_RELEASES;
-pub use runtime::{
-    CNI_DIR, COREDNS_ARCHIVE, Runtime, coredns_image, for_minor as runtime_for_minor,
-    release_version,
-};
+pub use runtime::{CNI_DIR, COREDNS_ARCHIVE, Runtime, release_version};
 pub use volume::{Filler, ensure_volume, volume_name};
 
 use serde::{Deserialize, Serialize};
@@ -43,6 +40,8 @@ const MANIFEST: &str = "manifest.json";
 pub enum Error {
     #[error(transparent)]
     BadVersion(#[from] berth_node::BadVersion),
+    #[error(transparent)]
+    Unsupported(#[from] berth_node::Unsupported),
     #[error("`{0}` is not a release version (expected the form 3.6.9)")]
     BadReleaseVersion(String),
     #[error("{} has no {name}", dir.display())]

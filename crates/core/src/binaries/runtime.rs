@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-pub use berth_node::runtime::{CNI_DIR, Runtime, coredns_image, coredns_version, for_minor};
+pub use berth_node::minors::{CNI_DIR, Runtime};
 
 use super::{Error, FileEntry, host_arch, write, write_hashed};
 
@@ -288,11 +288,16 @@ fn reported(text: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn minor(minor: u32) -> Runtime {
+        let version = format!("v1.{minor}.0").parse().unwrap();
+        berth_node::supported(&version).unwrap().runtime()
+    }
+
     #[test]
     fn urls_follow_each_project_and_a_mirror_holds_all() {
         let runtime = Runtime {
             etcd: "3.6.9".into(),
-            ..for_minor(34)
+            ..minor(34)
         };
         let arch = host_arch();
         let official = Sources::new(super::super::OFFICIAL_RELEASES).artifacts(&runtime);
@@ -349,7 +354,7 @@ mod tests {
                 "http://127.0.0.1:8080/release/cni-plugins/v1.7.1/cni-plugins-linux-{arch}-v1.7.1.tgz"
             )
         );
-        assert_eq!(Sources::new("http://m").artifacts(&for_minor(33)).len(), 3);
+        assert_eq!(Sources::new("http://m").artifacts(&minor(33)).len(), 3);
     }
 
     #[test]
