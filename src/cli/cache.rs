@@ -117,7 +117,7 @@ pub async fn run(cmd: Cache, global: &Global, ui: Ui) -> Result<()> {
             let built = cache.build(&version, &runtime, &stage);
             let manifest = tokio::select! {
                 built = built => built?,
-                signal = super::start::interrupted() => {
+                signal = super::interrupted() => {
                     return Err(Error::interrupted(format!(
                         "the build of Kubernetes {version} was interrupted ({signal}); nothing was cached"
                     )));

@@ -15,7 +15,7 @@ pub async fn run(targets: Targets, global: &Global, ui: Ui) -> Result<()> {
         // An unreadable profile file still names what to remove.
         let profile = ctx.store.load(&name).ok().flatten();
         let step = ui.step(format!("Deleting {name}"));
-        if cluster::remove_everything(&ctx, &name, profile.as_ref()).await? {
+        if cluster::remove_everything(&ctx, &name, profile.as_ref(), super::interrupted).await? {
             step.done();
         } else {
             step.done_with("it did not exist");

@@ -60,7 +60,7 @@ pub async fn run(cmd: NodeCmd, global: &Global, ui: Ui) -> Result<()> {
                 berth_core::profile::Role::Worker
             };
             let wait = (!wait.is_zero()).then_some(wait);
-            let node = cluster::add_node(&ctx, profile, role, wait).await?;
+            let node = cluster::add_node(&ctx, profile, role, wait, super::interrupted).await?;
             ui.info(format!("Node {} joined profile {name}", node.name));
             if global.output == Output::Json {
                 print_json(&serde_json::json!({"name": node.name}));

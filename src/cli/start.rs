@@ -193,7 +193,7 @@ pub async fn run(cmd: Start, global: &Global, ui: Ui) -> Result<()> {
     let opts = cmd.options()?;
     let _lock = global.lock(&name, ui)?;
     let ctx = global.ctx(ui).await?;
-    let profile = cluster::start(&ctx, &name, &opts, interrupted).await?;
+    let profile = cluster::start(&ctx, &name, &opts, super::interrupted).await?;
     let nodes = match profile.nodes().len() {
         1 => String::new(),
         n => format!(" on {n} nodes"),
@@ -206,22 +206,6 @@ pub async fn run(cmd: Start, global: &Global, ui: Ui) -> Result<()> {
         profile.context()
     ));
     Ok(())
-}
-
-/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM after it is first
-/// polled, naming it.
-pub(super) async fn interrupted() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => tokio::select! {
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-        },
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
-        }
-    }
 }
 
 /// `0`, `90` (seconds), `90s`, `5m`, `1h`.

@@ -10,7 +10,7 @@ pub async fn run(targets: Targets, global: &Global, ui: Ui) -> Result<()> {
         let _lock = global.lock(&name, ui)?;
         let profile = global.load(&name)?;
         let step = ui.step(format!("Stopping {name}"));
-        cluster::stop(&ctx, &profile).await?;
+        cluster::stop(&ctx, &profile, super::interrupted).await?;
         step.done();
     }
     Ok(())

@@ -191,65 +191,42 @@ where
     let existing = ctx.store.load(name)?;
     // A kubeconfig berth cannot parse is refused before anything is made.
     let previous = kubeconfig::current_context(&kubeconfig::read(&ctx.kubeconfig)?);
-    let cut = |signal: &str| {
-        Error::interrupted(format!(
-            "the start of profile {name} was interrupted ({signal})"
-        ))
-        .with_hint(format!("`berth start -p {name}` starts it again"))
+    let verb = |undo| plan::Verb {
+        what: format!("the start of profile {name}"),
+        again: format!("`berth start -p {name}` starts it again"),
+        undo,
     };
-    if let Some(profile) = existing {
-        let mut restart = create::Restarted::new(profile, opts);
-        let mut begun = Vec::new();
-        let outcome = tokio::select! {
-            result = plan::run(ctx, &create::RESTART, &mut restart, &mut begun) => result,
-            signal = interrupted() => Err(cut(signal)),
-        };
-        let _ = remove_helpers(ctx).await;
-        return outcome.map(|()| restart.profile);
-    }
-
-    let mut new = create::NewCluster::check(ctx, name, opts, previous).await?;
-    let mut begun = Vec::new();
-    let outcome = tokio::select! {
-        result = plan::run(ctx, &create::CREATE, &mut new, &mut begun) => result,
-        signal = interrupted() => Err(cut(signal)),
-    };
-    if outcome.is_ok() {
-        let _ = remove_helpers(ctx).await;
-        return Ok(new.profile.expect("a finished start has its profile"));
-    }
-    let error = outcome.unwrap_err();
-    // Requests the engine got before the cut still complete there: give
-    // them a moment, so that what they make is removed too.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let _ = remove_helpers(ctx).await;
-    if opts.keep_on_failure {
-        ctx.ui.info(format!(
-            "Kept what this start made (--keep-on-failure); `berth delete -p {name}` removes it"
-        ));
-        return Err(error);
-    }
-    let step = ctx
-        .ui
-        .step("Removing what this start made (Ctrl-C again stops at once)");
-    tokio::select! {
-        removed = plan::undo(ctx, &begun, &new) => {
-            removed?;
-            step.done();
-            Err(error)
-        }
-        _ = interrupted() => {
-            drop(step);
-            let left = remove::traces(ctx, name).await.unwrap_or_default();
-            Err(Error::interrupted(format!(
-                    "{}; the cleanup was stopped, left: {}",
-                    error.message,
-                    if left.is_empty() { "nothing".to_string() } else { left.join(", ") }
-                ),
+    let left = || async { remove::traces(ctx, name).await.unwrap_or_default() };
+    let outcome = match existing {
+        // A failed restart leaves the profile as it was: nothing to undo.
+        Some(profile) => {
+            let mut restart = create::Restarted::new(profile, opts);
+            let verb = verb(None);
+            plan::execute(
+                ctx,
+                &verb,
+                &create::RESTART,
+                &mut restart,
+                &interrupted,
+                left,
             )
-            .with_hint(format!("`berth delete -p {name}` removes what is left")))
+            .await
+            .map(|()| restart.profile)
         }
-    }
+        None => {
+            let mut new = create::NewCluster::check(ctx, name, opts, previous).await?;
+            let verb = verb(Some(plan::Undo {
+                maker: "this start",
+                keep: opts.keep_on_failure,
+                cleanup: format!("berth delete -p {name}"),
+            }));
+            plan::execute(ctx, &verb, &create::CREATE, &mut new, &interrupted, left)
+                .await
+                .map(|()| new.profile.expect("a finished start has its profile"))
+        }
+    };
+    let _ = remove_helpers(ctx).await;
+    outcome
 }
 
 /// Each node with its container; an error naming the first node whose

@@ -89,13 +89,25 @@ impl Step<Stopping<'_>> for Stop {
     }
 }
 
-/// Stops every node; see `STOP`.
-pub async fn stop(ctx: &Ctx, profile: &Profile) -> Result<()> {
+/// Stops every node; see `STOP`. Stopping takes nothing back: a cut stop
+/// says so, and stopping again carries on.
+pub async fn stop<F, Fut>(ctx: &Ctx, profile: &Profile, interrupted: F) -> Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = &'static str>,
+{
     let mut stopping = Stopping {
         profile,
         states: node_states(ctx, profile).await?,
     };
-    plan::run(ctx, &STOP, &mut stopping, &mut Vec::new()).await
+    let name = &profile.name;
+    let verb = plan::Verb {
+        what: format!("the stop of profile {name}"),
+        again: format!("`berth stop -p {name}` stops the rest"),
+        undo: None,
+    };
+    let left = || async { Vec::new() };
+    plan::execute(ctx, &verb, &STOP, &mut stopping, interrupted, left).await
 }
 
 /// Freezes (or thaws) every process of every node at once through the

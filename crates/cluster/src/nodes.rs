@@ -566,8 +566,20 @@ impl Step<Adding> for Add {
     }
 }
 
-/// Adds a node of `role` (see `ADD`) and waits for it to be Ready.
-pub async fn add(ctx: &Ctx, profile: Profile, role: Role, wait: Option<Duration>) -> Result<Node> {
+/// Adds a node of `role` (see `ADD`) and waits for it to be Ready. A
+/// failed or interrupted (`interrupted` resolves) add is undone: the node's
+/// etcd member, container, routes and balancer entry are taken back.
+pub async fn add<F, Fut>(
+    ctx: &Ctx,
+    profile: Profile,
+    role: Role,
+    wait: Option<Duration>,
+    interrupted: F,
+) -> Result<Node>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = &'static str>,
+{
     if role == Role::ControlPlane && !profile.load_balancer {
         return Err(Error::usage(format!(
             "profile {} has one control plane and no load balancer to put another behind",
@@ -601,13 +613,27 @@ pub async fn add(ctx: &Ctx, profile: Profile, role: Role, wait: Option<Duration>
         binaries: None,
         etcd_through: None,
     };
-    let mut begun = Vec::new();
-    if let Err(error) = plan::run(ctx, &ADD, &mut adding, &mut begun).await {
-        let _ = plan::undo(ctx, &begun, &adding).await;
-        return Err(error);
-    }
+    let name = adding.profile.name.clone();
+    let verb = plan::Verb {
+        what: format!("adding node {} to profile {name}", adding.node.name),
+        again: format!("`berth node add -p {name}` adds a node again"),
+        undo: Some(plan::Undo {
+            maker: "this node add",
+            keep: false,
+            cleanup: format!("berth node delete -p {name} {}", adding.node.name),
+        }),
+    };
+    let left = || super::remove::created(ctx, &name);
+    plan::execute(ctx, &verb, &ADD, &mut adding, &interrupted, left).await?;
     let Adding { profile, node, .. } = adding;
-    ready::wait_ready(ctx, &profile, Some(std::slice::from_ref(&node)), None, wait).await?;
+    tokio::select! {
+        ready = ready::wait_ready(ctx, &profile, Some(std::slice::from_ref(&node)), None, wait) => ready?,
+        signal = interrupted() => return Err(Error::interrupted(format!(
+            "the wait for node {} was interrupted ({signal}); it is part of profile {name}",
+            node.name
+        ))
+        .with_hint(format!("`berth status -p {name}` shows whether it became Ready"))),
+    }
     Ok(node)
 }
 
@@ -818,7 +844,13 @@ mod tests {
             .enable_all()
             .build()
             .unwrap()
-            .block_on(add(&ctx, profile.clone(), Role::Worker, None));
+            .block_on(add(
+                &ctx,
+                profile.clone(),
+                Role::Worker,
+                None,
+                crate::plan::tests::never,
+            ));
         assert!(result.is_err());
         let after = engine.made();
         assert_eq!(

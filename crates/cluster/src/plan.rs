@@ -5,8 +5,11 @@
 //! the steps begun, so that a failed or interrupted plan is undone exactly,
 //! last step first.
 
+use std::future::Future;
+use std::time::Duration;
+
 use super::Ctx;
-use berth_core::error::Result;
+use berth_core::error::{Error, Result};
 
 pub(super) trait Step<S>: Copy + std::fmt::Debug {
     /// What the user sees while the step runs, with its timing; `None` for
@@ -56,14 +59,113 @@ pub(super) async fn undo<S, T: Step<S>>(ctx: &Ctx, begun: &[T], state: &S) -> Re
     first
 }
 
+/// What a verb's plan is, for the messages of a failed or cut one.
+pub(super) struct Verb {
+    /// What was cut, as "the start of profile dev".
+    pub what: String,
+    /// What to do after an interruption, as "`berth start -p dev` starts
+    /// it again".
+    pub again: String,
+    /// How what the plan made is taken back; `None` for a plan whose steps
+    /// take nothing back (stop, delete).
+    pub undo: Option<Undo>,
+}
+
+/// How a failed or cut plan's making is taken back.
+pub(super) struct Undo {
+    /// Whose making it is, as "this start".
+    pub maker: &'static str,
+    /// Keep it instead (`--keep-on-failure`).
+    pub keep: bool,
+    /// The command that removes what is left, when it is kept or the undo
+    /// is cut.
+    pub cleanup: String,
+}
+
+/// Runs a verb's plan to its end: on a failed step, or when `interrupted`
+/// resolves (a signal, named), every begun step is undone, last first,
+/// unless the verb keeps what it made; `interrupted` resolving again
+/// stops the undo, and `left` then names what is left. The one place
+/// where undo, signals, the leftover report and keep-on-failure live.
+pub(super) async fn execute<S, T, F, Fut, L, LFut>(
+    ctx: &Ctx,
+    verb: &Verb,
+    steps: &[T],
+    state: &mut S,
+    interrupted: F,
+    left: L,
+) -> Result<()>
+where
+    T: Step<S>,
+    F: Fn() -> Fut,
+    Fut: Future<Output = &'static str>,
+    L: FnOnce() -> LFut,
+    LFut: Future<Output = Vec<String>>,
+{
+    let mut begun = Vec::new();
+    let outcome = tokio::select! {
+        result = run(ctx, steps, state, &mut begun) => result,
+        signal = interrupted() => Err(Error::interrupted(format!(
+            "{} was interrupted ({signal})",
+            verb.what
+        ))
+        .with_hint(verb.again.clone())),
+    };
+    let Err(error) = outcome else {
+        return Ok(());
+    };
+    let Some(Undo {
+        maker,
+        keep,
+        cleanup,
+    }) = &verb.undo
+    else {
+        return Err(error);
+    };
+    // Requests the engine got before the cut still complete there: give
+    // them a moment, so that what they make is undone too; helpers a cut
+    // step left running would hold what the undo removes.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = super::remove_helpers(ctx).await;
+    if *keep {
+        ctx.ui.info(format!(
+            "Kept what {maker} made (--keep-on-failure); `{cleanup}` removes it"
+        ));
+        return Err(error);
+    }
+    let step = ctx.ui.step(format!(
+        "Removing what {maker} made (Ctrl-C again stops at once)"
+    ));
+    let state = &*state;
+    tokio::select! {
+        undone = undo(ctx, &begun, state) => {
+            undone?;
+            step.done();
+            Err(error)
+        }
+        _ = interrupted() => {
+            drop(step);
+            let left = left().await;
+            Err(Error::interrupted(format!(
+                "{}; the cleanup was stopped, left: {}",
+                error.message,
+                if left.is_empty() { "nothing".to_string() } else { left.join(", ") }
+            ))
+            .with_hint(format!("`{cleanup}` removes what is left")))
+        }
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[derive(Clone, Copy, Debug, PartialEq)]
     enum Toy {
         Make(u8),
         Fail,
+        /// Says it began, then never ends: a step a signal cuts.
+        Hang,
     }
 
     /// What was made, and the record of what ran and was undone.
@@ -72,6 +174,7 @@ mod tests {
         things: Vec<u8>,
         log: Vec<String>,
         undone: std::sync::Mutex<Vec<Toy>>,
+        hanging: std::sync::Arc<tokio::sync::Notify>,
     }
 
     impl Step<Made> for Toy {
@@ -86,12 +189,21 @@ mod tests {
                     Ok(())
                 }
                 Toy::Fail => Err(berth_core::error::Error::failure("it failed")),
+                Toy::Hang => {
+                    made.hanging.notify_one();
+                    std::future::pending().await
+                }
             }
         }
         async fn undo(self, _: &Ctx, made: &Made) -> Result<()> {
             made.undone.lock().unwrap().push(self);
             match self {
                 Toy::Make(2) => Err(berth_core::error::Error::failure("cannot undo 2")),
+                // An undo that never ends: only a second signal stops it.
+                Toy::Make(9) => {
+                    made.hanging.notify_one();
+                    std::future::pending().await
+                }
                 _ => Ok(()),
             }
         }
@@ -120,5 +232,120 @@ mod tests {
             *made.undone.lock().unwrap(),
             [Toy::Fail, Toy::Make(2), Toy::Make(1)]
         );
+    }
+
+    fn verb(undo: Option<bool>) -> Verb {
+        Verb {
+            what: "the toy of profile dev".into(),
+            again: "toy again".into(),
+            undo: undo.map(|keep| Undo {
+                maker: "this toy",
+                keep,
+                cleanup: "toy delete".into(),
+            }),
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// A signal that never comes.
+    pub(crate) async fn never() -> &'static str {
+        std::future::pending().await
+    }
+
+    async fn nothing_left() -> Vec<String> {
+        Vec::new()
+    }
+
+    #[test]
+    fn a_signal_cuts_the_plan_and_every_begun_step_is_undone() {
+        let (_dir, _engine, ctx) = Ctx::with_fake_engine();
+        let mut made = Made::default();
+        let hanging = made.hanging.clone();
+        // The first signal comes once the hanging step runs; another never.
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let interrupted = || {
+            let first = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+            let hanging = hanging.clone();
+            async move {
+                if !first {
+                    std::future::pending::<()>().await;
+                }
+                hanging.notified().await;
+                "SIGINT"
+            }
+        };
+        let steps = [Toy::Make(1), Toy::Hang, Toy::Make(3)];
+        let verb = verb(Some(false));
+        let result = runtime().block_on(execute(
+            &ctx,
+            &verb,
+            &steps,
+            &mut made,
+            interrupted,
+            nothing_left,
+        ));
+        let error = result.unwrap_err();
+        assert_eq!(error.exit, berth_core::error::Exit::Interrupted);
+        assert_eq!(
+            error.message,
+            "the toy of profile dev was interrupted (SIGINT)"
+        );
+        assert_eq!(error.hint.as_deref(), Some("toy again"));
+        assert_eq!(made.things, [1], "a step after the cut one ran");
+        assert_eq!(*made.undone.lock().unwrap(), [Toy::Hang, Toy::Make(1)]);
+    }
+
+    #[test]
+    fn a_failed_plan_is_kept_when_asked_and_a_plan_without_undo_is_left_as_it_stopped() {
+        let (_dir, _engine, ctx) = Ctx::with_fake_engine();
+        for verb in [verb(Some(true)), verb(None)] {
+            let mut made = Made::default();
+            let steps = [Toy::Make(1), Toy::Fail];
+            let result =
+                runtime().block_on(execute(&ctx, &verb, &steps, &mut made, never, nothing_left));
+            assert_eq!(result.unwrap_err().message, "it failed");
+            assert!(made.undone.lock().unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn a_second_signal_stops_the_undo_and_names_what_is_left() {
+        let (_dir, _engine, ctx) = Ctx::with_fake_engine();
+        let mut made = Made::default();
+        // No signal while the plan runs; one once its undo hangs.
+        let hanging = made.hanging.clone();
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let interrupted = || {
+            let first = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+            let hanging = hanging.clone();
+            async move {
+                if first {
+                    std::future::pending::<()>().await;
+                }
+                hanging.notified().await;
+                "SIGINT"
+            }
+        };
+        let left = || async { vec!["container dev-m02".to_string()] };
+        let steps = [Toy::Make(9), Toy::Fail];
+        let verb = verb(Some(false));
+        let result = runtime().block_on(execute(&ctx, &verb, &steps, &mut made, interrupted, left));
+        let error = result.unwrap_err();
+        assert_eq!(error.exit, berth_core::error::Exit::Interrupted);
+        assert_eq!(
+            error.message,
+            "it failed; the cleanup was stopped, left: container dev-m02"
+        );
+        assert_eq!(
+            error.hint.as_deref(),
+            Some("`toy delete` removes what is left")
+        );
+        assert_eq!(*made.undone.lock().unwrap(), [Toy::Fail, Toy::Make(9)]);
     }
 }

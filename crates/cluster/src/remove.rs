@@ -77,7 +77,18 @@ impl Step<Deleting<'_>> for Delete {
 
 /// Removes every trace of a profile of this home (see `DELETE`); `profile`
 /// is its state when it can be read. Returns whether there was anything.
-pub async fn remove_everything(ctx: &Ctx, name: &str, profile: Option<&Profile>) -> Result<bool> {
+/// Deleting takes nothing back: a cut delete says so, and deleting again
+/// removes the rest.
+pub async fn remove_everything<F, Fut>(
+    ctx: &Ctx,
+    name: &str,
+    profile: Option<&Profile>,
+    interrupted: F,
+) -> Result<bool>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = &'static str>,
+{
     let mut deleting = Deleting {
         name,
         profile,
@@ -87,19 +98,39 @@ pub async fn remove_everything(ctx: &Ctx, name: &str, profile: Option<&Profile>)
         },
         found: false,
     };
-    plan::run(ctx, &DELETE, &mut deleting, &mut Vec::new()).await?;
+    let verb = plan::Verb {
+        what: format!("the delete of profile {name}"),
+        again: format!("`berth delete -p {name}` removes the rest"),
+        undo: None,
+    };
+    let left = || async { Vec::new() };
+    plan::execute(ctx, &verb, &DELETE, &mut deleting, interrupted, left).await?;
     Ok(deleting.found)
 }
 
 /// Removes the resources of `kinds` this process made in the engine (its
 /// token) for profile `name`.
 pub(super) async fn sweep_created(ctx: &Ctx, name: &str, kinds: &[Kind]) -> Result<bool> {
-    let filter: Filter = vec![
+    sweep(ctx, &created_filter(ctx, name), kinds, name).await
+}
+
+/// What this berth process made for profile `name` and is still there.
+pub(super) async fn created(ctx: &Ctx, name: &str) -> Vec<String> {
+    let mut found = ctx
+        .docker
+        .resources(&created_filter(ctx, name))
+        .await
+        .unwrap_or_default();
+    found.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    found.iter().map(Resource::to_string).collect()
+}
+
+fn created_filter(ctx: &Ctx, name: &str) -> Filter {
+    vec![
         (LABEL_HOME.into(), Some(ctx.home.display().to_string())),
         (LABEL_PROFILE.into(), Some(name.to_string())),
         (LABEL_CREATED_BY.into(), Some(ctx.token.clone())),
-    ];
-    sweep(ctx, &filter, kinds, name).await
+    ]
 }
 
 /// How often a sweep lists and removes before it gives up.
@@ -237,6 +268,7 @@ pub(super) async fn traces(ctx: &Ctx, name: &str) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::tests::never;
     use berth_engine::fake::FakeEngine;
     use std::sync::Arc;
 
@@ -297,7 +329,7 @@ mod tests {
         let ctx_dir = dir.path();
         let engine = shared_engine(&ctx_dir.join("home"));
         let ctx = Ctx::for_test(engine.clone(), ctx_dir);
-        assert!(block_on(remove_everything(&ctx, "dev", None)).unwrap());
+        assert!(block_on(remove_everything(&ctx, "dev", None, never)).unwrap());
         assert_eq!(
             engine.names(),
             [
@@ -318,7 +350,7 @@ mod tests {
             "containers first: {removed:?}"
         );
         // Nothing left: a second delete finds nothing and says so.
-        assert!(!block_on(remove_everything(&ctx, "dev", None)).unwrap());
+        assert!(!block_on(remove_everything(&ctx, "dev", None, never)).unwrap());
     }
 
     #[test]
@@ -334,7 +366,7 @@ mod tests {
         assert_eq!(all, ["dev", "old", "web"]);
         for name in &all {
             let profile = ctx.store.load(name).unwrap();
-            assert!(block_on(remove_everything(&ctx, name, profile.as_ref())).unwrap());
+            assert!(block_on(remove_everything(&ctx, name, profile.as_ref(), never)).unwrap());
         }
         assert_eq!(
             engine.names(),
