@@ -15,7 +15,7 @@ pub async fn run(targets: Targets, global: &Global, ui: Ui, freeze: bool) -> Res
         let _lock = global.lock(&name, ui)?;
         let profile = global.load(&name)?;
         let step = ui.step(format!("{verb} {name}"));
-        if cluster::pause(&ctx, &profile, freeze).await? {
+        if cluster::pause(&ctx, &profile, freeze, super::interrupted).await? {
             step.done();
         } else {
             step.done_with(&format!("it is already {state}"));

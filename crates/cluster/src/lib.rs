@@ -217,8 +217,12 @@ where
             let mut new = create::NewCluster::check(ctx, name, opts, previous).await?;
             let verb = verb(Some(plan::Undo {
                 maker: "this start",
-                keep: opts.keep_on_failure,
-                cleanup: format!("berth delete -p {name}"),
+                kept: opts.keep_on_failure.then(|| {
+                    format!(
+                        "Kept what this start made (--keep-on-failure); `berth delete -p {name}` removes it"
+                    )
+                }),
+                left_hint: format!("`berth delete -p {name}` removes what is left"),
             }));
             plan::execute(ctx, &verb, &create::CREATE, &mut new, &interrupted, left)
                 .await

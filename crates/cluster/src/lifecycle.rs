@@ -110,10 +110,76 @@ where
     plan::execute(ctx, &verb, &STOP, &mut stopping, interrupted, left).await
 }
 
+/// Freezing (or thawing) a profile: one step over every node and the
+/// load balancer at once. Undo: what it changed, changed back, so that a
+/// failed or cut pause leaves no node frozen apart from the others.
+const PAUSE: [Pause; 1] = [Pause::Containers];
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Pause {
+    Containers,
+}
+
+struct Pausing {
+    freeze: bool,
+    /// The containers to change, by id.
+    containers: Vec<String>,
+    /// Those changed so far.
+    changed: std::sync::Mutex<Vec<String>>,
+}
+
+impl Pausing {
+    async fn change(&self, ctx: &Ctx, id: &str, freeze: bool) -> Result<()> {
+        if freeze {
+            ctx.docker.pause_container(id).await?;
+        } else {
+            ctx.docker.unpause_container(id).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Step<Pausing> for Pause {
+    fn title(self, _: &Pausing) -> Option<String> {
+        None
+    }
+
+    async fn run(self, ctx: &Ctx, pausing: &mut Pausing) -> Result<()> {
+        let pausing = &*pausing;
+        try_join_all(pausing.containers.iter().map(|id| async move {
+            pausing.change(ctx, id, pausing.freeze).await?;
+            pausing.changed.lock().unwrap().push(id.clone());
+            Ok::<_, Error>(())
+        }))
+        .await?;
+        Ok(())
+    }
+
+    async fn undo(self, ctx: &Ctx, pausing: &Pausing) -> Result<()> {
+        let changed = pausing.changed.lock().unwrap().clone();
+        try_join_all(
+            changed
+                .iter()
+                .map(|id| pausing.change(ctx, id, !pausing.freeze)),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
 /// Freezes (or thaws) every process of every node at once through the
 /// engine's freezer: the cluster resumes exactly where it was. Returns
-/// whether anything changed.
-pub async fn pause(ctx: &Ctx, profile: &Profile, freeze: bool) -> Result<bool> {
+/// whether anything changed; a failed or interrupted one is undone.
+pub async fn pause<F, Fut>(
+    ctx: &Ctx,
+    profile: &Profile,
+    freeze: bool,
+    interrupted: F,
+) -> Result<bool>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = &'static str>,
+{
     let states = node_states(ctx, profile).await?;
     let (from, to) = if freeze {
         (ContainerState::Running, ContainerState::Paused)
@@ -139,18 +205,121 @@ pub async fn pause(ctx: &Ctx, profile: &Profile, freeze: bool) -> Result<bool> {
         .await?
         .filter(|state| *state == from)
         .map(|_| ctx.names(profile).load_balancer());
-    let containers = states
-        .iter()
-        .filter(|(_, container)| state_of(container) == from)
-        .map(|(_, container)| container.id.clone())
-        .chain(balancer);
-    try_join_all(containers.map(|id| async move {
-        if freeze {
-            ctx.docker.pause_container(&id).await
-        } else {
-            ctx.docker.unpause_container(&id).await
-        }
-    }))
-    .await?;
+    let mut pausing = Pausing {
+        freeze,
+        containers: states
+            .iter()
+            .filter(|(_, container)| state_of(container) == from)
+            .map(|(_, container)| container.id.clone())
+            .chain(balancer)
+            .collect(),
+        changed: Default::default(),
+    };
+    let name = &profile.name;
+    let (verb, other) = if freeze {
+        ("pause", "unpause")
+    } else {
+        ("unpause", "pause")
+    };
+    let verb = plan::Verb {
+        what: format!("the {verb} of profile {name}"),
+        again: format!("`berth {verb} -p {name}` carries on"),
+        undo: Some(plan::Undo {
+            maker: if freeze { "this pause" } else { "this unpause" },
+            kept: None,
+            left_hint: format!("`berth {other} -p {name}` makes every node alike again"),
+        }),
+    };
+    // What the cut undo left changed: the nodes now in the new state.
+    let left = || async {
+        node_states(ctx, profile)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, container)| state_of(container) == to)
+            .map(|(node, _)| format!("node {} {}", node.name, to.display().to_lowercase()))
+            .collect()
+    };
+    plan::execute(ctx, &verb, &PAUSE, &mut pausing, interrupted, left).await?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::tests::never;
+    use berth_core::profile::Role;
+    use berth_engine::Kind;
+    use berth_engine::fake::FakeEngine;
+
+    /// A running profile `dev` of a control plane and a worker.
+    fn running() -> (tempfile::TempDir, std::sync::Arc<FakeEngine>, Ctx, Profile) {
+        let (dir, engine, ctx) = Ctx::with_fake_engine();
+        let mut profile = Profile::example("dev");
+        let worker = profile.next_node(Role::Worker).unwrap();
+        profile.insert(&worker);
+        let labels = ctx.names(&profile).labels_created_by("earlier-start");
+        for node in profile.nodes() {
+            engine.add(Kind::Container, &node.container, &labels);
+        }
+        (dir, engine, ctx, profile)
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn states(engine: &FakeEngine, profile: &Profile) -> Vec<ContainerState> {
+        profile
+            .nodes()
+            .iter()
+            .map(|n| engine.state(&n.container).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn stop_ends_the_control_plane_first_and_the_next_stop_finishes_a_failed_one() {
+        let (_dir, engine, ctx, profile) = running();
+        engine.answer("systemctl stop", "");
+        let [control_plane, worker] = &profile.nodes()[..] else {
+            unreachable!()
+        };
+        engine.fail("stop", &worker.container);
+        assert!(block_on(stop(&ctx, &profile, never)).is_err());
+        assert_eq!(
+            states(&engine, &profile),
+            [ContainerState::Exited, ContainerState::Running]
+        );
+        // Only the control plane was told to end its units first.
+        let execs = engine.execs.lock().unwrap().clone();
+        assert_eq!(execs.len(), 1, "{execs:?}");
+        assert!(execs[0].contains("systemctl stop") && execs[0].contains("etcd"));
+        let cp = engine.state(&control_plane.container);
+        assert_eq!(cp, Some(ContainerState::Exited));
+        // Nothing to take back: the next stop finishes it.
+        engine.heal();
+        block_on(stop(&ctx, &profile, never)).unwrap();
+        assert_eq!(states(&engine, &profile), [ContainerState::Exited; 2]);
+    }
+
+    #[test]
+    fn pause_freezes_every_node_or_none_and_unpause_thaws_them() {
+        let (_dir, engine, ctx, profile) = running();
+        assert!(block_on(pause(&ctx, &profile, true, never)).unwrap());
+        assert_eq!(states(&engine, &profile), [ContainerState::Paused; 2]);
+        // Paused already: nothing to do.
+        assert!(!block_on(pause(&ctx, &profile, true, never)).unwrap());
+        assert!(block_on(pause(&ctx, &profile, false, never)).unwrap());
+        assert_eq!(states(&engine, &profile), [ContainerState::Running; 2]);
+
+        // One node that cannot be frozen: the other is thawed again.
+        let worker = &profile.nodes()[1];
+        engine.fail("pause", &worker.container);
+        assert!(block_on(pause(&ctx, &profile, true, never)).is_err());
+        assert_eq!(states(&engine, &profile), [ContainerState::Running; 2]);
+    }
 }

@@ -619,8 +619,11 @@ where
         again: format!("`berth node add -p {name}` adds a node again"),
         undo: Some(plan::Undo {
             maker: "this node add",
-            keep: false,
-            cleanup: format!("berth node delete -p {name} {}", adding.node.name),
+            kept: None,
+            left_hint: format!(
+                "`berth node delete -p {name} {}` removes what is left",
+                adding.node.name
+            ),
         }),
     };
     let left = || super::remove::created(ctx, &name);

@@ -75,11 +75,11 @@ pub(super) struct Verb {
 pub(super) struct Undo {
     /// Whose making it is, as "this start".
     pub maker: &'static str,
-    /// Keep it instead (`--keep-on-failure`).
-    pub keep: bool,
-    /// The command that removes what is left, when it is kept or the undo
-    /// is cut.
-    pub cleanup: String,
+    /// Keep it instead (`--keep-on-failure`), saying so with this line.
+    pub kept: Option<String>,
+    /// What to do when the undo is cut, as "`berth delete -p dev` removes
+    /// what is left".
+    pub left_hint: String,
 }
 
 /// Runs a verb's plan to its end: on a failed step, or when `interrupted`
@@ -116,8 +116,8 @@ where
     };
     let Some(Undo {
         maker,
-        keep,
-        cleanup,
+        kept,
+        left_hint,
     }) = &verb.undo
     else {
         return Err(error);
@@ -127,10 +127,8 @@ where
     // step left running would hold what the undo removes.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _ = super::remove_helpers(ctx).await;
-    if *keep {
-        ctx.ui.info(format!(
-            "Kept what {maker} made (--keep-on-failure); `{cleanup}` removes it"
-        ));
+    if let Some(kept) = kept {
+        ctx.ui.info(kept);
         return Err(error);
     }
     let step = ctx.ui.step(format!(
@@ -151,7 +149,7 @@ where
                 error.message,
                 if left.is_empty() { "nothing".to_string() } else { left.join(", ") }
             ))
-            .with_hint(format!("`{cleanup}` removes what is left")))
+            .with_hint(left_hint.clone()))
         }
     }
 }
@@ -240,8 +238,8 @@ pub(crate) mod tests {
             again: "toy again".into(),
             undo: undo.map(|keep| Undo {
                 maker: "this toy",
-                keep,
-                cleanup: "toy delete".into(),
+                kept: keep.then(|| "kept".into()),
+                left_hint: "`toy delete` removes what is left".into(),
             }),
         }
     }

@@ -1,6 +1,7 @@
 //! An engine in memory, for unit tests of the plans: it keeps containers,
 //! volumes and networks with their labels and states, answers listings by
-//! label as the engine does, and fails what it does not model.
+//! label as the engine does, runs the commands a test scripted, fails the
+//! calls a test chose (`fail`), and fails what it does not model.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -21,6 +22,13 @@ pub struct FakeEngine {
     /// The containers files were put into, by id: a node's files exist
     /// once it got some.
     pub uploads: Mutex<Vec<String>>,
+    /// Commands run in containers, as `container: cmd args`.
+    pub execs: Mutex<Vec<String>>,
+    /// Scripted answers: a command whose words start with the key's runs
+    /// and prints the value; any other command is not modelled.
+    answers: Mutex<Vec<(String, String)>>,
+    /// Calls that fail, as `action name` (`stop dev-m02`).
+    faults: Mutex<Vec<String>>,
 }
 
 impl FakeEngine {
@@ -75,6 +83,67 @@ impl FakeEngine {
             .unwrap()
             .iter()
             .any(|r| r.contains(part))
+    }
+
+    /// Commands starting with `prefix` (words joined by spaces) succeed
+    /// and print `stdout`.
+    pub fn answer(&self, prefix: &str, stdout: &str) {
+        self.answers
+            .lock()
+            .unwrap()
+            .push((prefix.to_string(), stdout.to_string()));
+    }
+
+    /// Every `action` (stop, pause, unpause, exec) on the container
+    /// named or with the id `name` fails from now on.
+    pub fn fail(&self, action: &str, name: &str) {
+        self.faults.lock().unwrap().push(format!("{action} {name}"));
+    }
+
+    /// Every call succeeds again.
+    pub fn heal(&self) {
+        self.faults.lock().unwrap().clear();
+    }
+
+    /// The state of the container of that name or id.
+    pub fn state(&self, name: &str) -> Option<ContainerState> {
+        let all = self.resources.lock().unwrap();
+        all.iter()
+            .find(|r| r.kind == Kind::Container && (r.id == name || r.name == name))
+            .and_then(|r| r.state)
+    }
+
+    /// Moves a container from one of `from` to `to`, as the engine's
+    /// `action` does, unless the test made it fail.
+    fn transition(
+        &self,
+        action: &str,
+        name: &str,
+        from: &[ContainerState],
+        to: ContainerState,
+    ) -> Result<()> {
+        let refuse = |message: String| Error::Api {
+            action: format!("{action} {name}"),
+            message,
+        };
+        let mut all = self.resources.lock().unwrap();
+        let found = all
+            .iter_mut()
+            .find(|r| r.kind == Kind::Container && (r.id == name || r.name == name))
+            .ok_or_else(|| refuse("no such container".into()))?;
+        let faults = self.faults.lock().unwrap();
+        if faults.contains(&format!("{action} {}", found.name))
+            || faults.contains(&format!("{action} {}", found.id))
+        {
+            return Err(refuse("failed as the test asked".into()));
+        }
+        match found.state {
+            Some(state) if from.contains(&state) => {
+                found.state = Some(to);
+                Ok(())
+            }
+            state => Err(refuse(format!("the container is {state:?}"))),
+        }
     }
 
     fn new_id(&self, kind: Kind, name: &str) -> String {
@@ -184,10 +253,34 @@ impl Engine for FakeEngine {
 
     fn exec<'a>(
         &'a self,
-        _container: &'a str,
-        _cmd: &'a [&'a str],
+        container: &'a str,
+        cmd: &'a [&'a str],
     ) -> BoxFuture<'a, Result<ExecOutput>> {
-        Self::unmodelled("exec")
+        let line = cmd.join(" ");
+        self.execs
+            .lock()
+            .unwrap()
+            .push(format!("{container}: {line}"));
+        if self
+            .faults
+            .lock()
+            .unwrap()
+            .contains(&format!("exec {container}"))
+        {
+            return Self::unmodelled("exec");
+        }
+        let answers = self.answers.lock().unwrap();
+        match answers
+            .iter()
+            .find(|(prefix, _)| line.starts_with(prefix.as_str()))
+        {
+            Some((_, stdout)) => ready(Ok(ExecOutput {
+                code: 0,
+                stdout: stdout.clone(),
+                stderr: String::new(),
+            })),
+            None => Self::unmodelled("exec"),
+        }
     }
 
     fn privilege<'a>(&'a self, _probe: &'a NodeContainer) -> BoxFuture<'a, Result<Privilege>> {
@@ -202,16 +295,20 @@ impl Engine for FakeEngine {
         Self::unmodelled("inspect ports")
     }
 
-    fn stop_container<'a>(&'a self, _name: &'a str, _grace: i32) -> BoxFuture<'a, Result<()>> {
-        Self::unmodelled("stop")
+    fn stop_container<'a>(&'a self, name: &'a str, _grace: i32) -> BoxFuture<'a, Result<()>> {
+        use ContainerState::*;
+        // The engine stops a running container; a stopped one stays so.
+        ready(self.transition("stop", name, &[Running, Exited, Created], Exited))
     }
 
-    fn pause_container<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, Result<()>> {
-        Self::unmodelled("pause")
+    fn pause_container<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        use ContainerState::*;
+        ready(self.transition("pause", name, &[Running], Paused))
     }
 
-    fn unpause_container<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, Result<()>> {
-        Self::unmodelled("unpause")
+    fn unpause_container<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<()>> {
+        use ContainerState::*;
+        ready(self.transition("unpause", name, &[Paused], Running))
     }
 
     fn upload<'a>(&'a self, container: &'a str, _tar: Vec<u8>) -> BoxFuture<'a, Result<()>> {
