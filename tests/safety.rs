@@ -65,33 +65,65 @@ fn signal(pid: u32, name: &str) {
     assert!(status.success());
 }
 
-/// Points in a start: before the node container exists, while it boots,
-/// and while berth waits for readiness.
-const POINTS: [Duration; 3] = [
-    Duration::from_millis(300),
-    Duration::from_millis(1500),
-    Duration::from_millis(5000),
+/// Steps of a start to cut in, as its plain progress lines name them:
+/// while the node container is made, while it boots, and while berth
+/// waits for readiness.
+const STEPS: [&str; 3] = [
+    "Creating the node",
+    "Waiting for the API server",
+    "Waiting for node",
 ];
 
-/// Sends `sig` to a `start` of `profile` after `point`; its exit code.
-fn cut_start(env: &Env, profile: &str, point: Duration, sig: &str) -> Option<i32> {
-    let mut start = env.spawn(&["start", "-p", profile]);
-    std::thread::sleep(point);
-    signal(start.0.id(), sig);
-    start.0.wait().unwrap().code()
+/// Sends `sig` to a `start` of `profile` as soon as it begins `step`, and
+/// checks from its progress that this is the step it was cut in (begun,
+/// never finished); its exit code.
+fn cut_start(env: &Env, profile: &str, step: &str, sig: &str) -> Option<i32> {
+    use std::io::{BufRead, Read};
+    let mut start = env
+        .command(assert_cmd::cargo::cargo_bin("berth"))
+        .args(["start", "-p", profile])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut progress = std::io::BufReader::new(start.stderr.take().unwrap());
+    let mut said = String::new();
+    loop {
+        let mut line = String::new();
+        if progress.read_line(&mut line).unwrap() == 0 {
+            let _ = start.kill();
+            panic!("the start ended before {step:?}:\n{said}");
+        }
+        said.push_str(&line);
+        if line.starts_with(&format!("- {step}")) {
+            break;
+        }
+    }
+    signal(start.id(), sig);
+    let code = start.wait().unwrap().code();
+    progress.read_to_string(&mut said).unwrap();
+    let unfinished = said
+        .lines()
+        .filter_map(|l| l.strip_prefix("- ")?.strip_suffix(" ..."))
+        .find(|title| !said.lines().any(|l| l.starts_with(&format!("ok {title} "))));
+    assert!(
+        unfinished.is_some_and(|title| title.starts_with(step)),
+        "SIG{sig} meant for {step:?} cut {unfinished:?}:\n{said}"
+    );
+    code
 }
 
 #[test]
 fn an_interrupted_start_removes_all_it_made_and_restores_the_context() {
     let env = with_foreign_kubeconfig();
     // SIGTERM, as CI runners send it, is handled as SIGINT is.
-    let cuts = POINTS
-        .map(|p| (p, "INT"))
+    let cuts = STEPS
+        .map(|step| (step, "INT"))
         .into_iter()
-        .chain([(POINTS[1], "TERM")]);
-    for (point, sig) in cuts {
-        let code = cut_start(&env, "e2e-int", point, sig);
-        let when = format!("SIG{sig} after {point:?}");
+        .chain([(STEPS[1], "TERM")]);
+    for (step, sig) in cuts {
+        let code = cut_start(&env, "e2e-int", step, sig);
+        let when = format!("SIG{sig} in {step:?}");
         assert_eq!(code, Some(130), "{when}");
         nothing_left(&env, "e2e-int", &when);
     }
@@ -118,8 +150,8 @@ fn an_interrupted_start_removes_all_it_made_and_restores_the_context() {
 #[test]
 fn after_a_killed_start_delete_removes_everything_and_a_new_start_works() {
     let env = with_foreign_kubeconfig();
-    for point in POINTS {
-        cut_start(&env, "e2e-kill", point, "KILL");
+    for step in STEPS {
+        cut_start(&env, "e2e-kill", step, "KILL");
         // A profile cut off halfway is listed as Broken with the reason,
         // Stopped when its node was made but not yet started (a `start`
         // then carries on), Running when it was up before the kill, or not
@@ -148,7 +180,7 @@ fn after_a_killed_start_delete_removes_everything_and_a_new_start_works() {
         let (code, _, stderr) = env.run(&["delete", "-p", "e2e-kill"]);
         assert_eq!(code, 0, "{stderr}");
         assert!(stderr.contains("was killed"), "{stderr}");
-        nothing_left(&env, "e2e-kill", &format!("kill -9 after {point:?}"));
+        nothing_left(&env, "e2e-kill", &format!("kill -9 in {step:?}"));
     }
     env.ok(&["start", "-p", "e2e-kill", "--wait", "3m"]);
 

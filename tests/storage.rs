@@ -101,7 +101,26 @@ fn a_claim_binds_where_its_pod_runs_and_keeps_its_data_until_it_is_deleted() {
         field(&env, profile, "pvc/data", ".spec.storageClassName"),
         "standard"
     );
-    std::thread::sleep(Duration::from_secs(2));
+    // Pending because the controller waits for a consumer (its event
+    // says so), not because nothing looked at the claim.
+    eventually(Duration::from_secs(30), || {
+        let events = env.kubectl(
+            profile,
+            &[
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.name=data,reason=WaitForFirstConsumer",
+                "-o",
+                "name",
+            ],
+        );
+        if events.is_empty() {
+            Err("no WaitForFirstConsumer event for the claim".into())
+        } else {
+            Ok(())
+        }
+    });
     assert_eq!(field(&env, profile, "pvc/data", ".status.phase"), "Pending");
     assert_eq!(env.kubectl(profile, &["get", "pv", "-o", "name"]), "");
 
@@ -194,15 +213,26 @@ fn a_claim_binds_where_its_pod_runs_and_keeps_its_data_until_it_is_deleted() {
     );
     env.wait_ready(profile, "keeper");
     let kept = field(&env, profile, "pvc/kept", ".spec.volumeName");
-    env.kubectl(profile, &["delete", "pod", "keeper", "--wait"]);
-    env.kubectl(profile, &["delete", "pvc", "kept", "--wait"]);
+    let shared_pv = field(&env, profile, "pvc/shared", ".spec.volumeName");
+    // Both released at once: the provisioner removing the Delete one's
+    // directory shows it at work, so the Retain one's is kept by choice.
+    for (pod, claim) in [("keeper", "kept"), ("sharer", "shared")] {
+        env.kubectl(profile, &["delete", "pod", pod, "--wait"]);
+        env.kubectl(profile, &["delete", "pvc", claim, "--wait"]);
+    }
     eventually(Duration::from_secs(30), || {
         match field(&env, profile, &format!("pv/{kept}"), ".status.phase").as_str() {
             "Released" => Ok(()),
             phase => Err(format!("the retained volume is {phase}")),
         }
     });
-    std::thread::sleep(Duration::from_secs(3));
+    let shared_dir = format!("{STORAGE}/{shared_pv}");
+    eventually(Duration::from_secs(60), || {
+        match in_node(&env, profile, profile, &["test", "-e", &shared_dir]) {
+            0 => Err(format!("{shared_dir} of the deleted claim is left")),
+            _ => Ok(()),
+        }
+    });
     let kept_file = format!("{STORAGE}/{kept}/file");
     assert_eq!(
         in_node(&env, profile, profile, &["test", "-f", &kept_file]),
