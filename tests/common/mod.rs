@@ -263,9 +263,45 @@ impl Env {
         env
     }
 
-    /// The resources of profile `profile` of this home that exist.
+    /// The resources of profile `profile` of this home that exist, looked
+    /// for twice: by the labels `delete` goes by, and by the names berth
+    /// gives the profile's containers, volumes and networks, so that one
+    /// berth made without its labels is found too (one that another home's
+    /// labels claim, whose names may be the same, is that home's).
     pub fn leftovers(&self, profile: &str) -> Vec<String> {
-        resources(&self.names(profile).filter())
+        let names = self.names(profile);
+        let mut named: Vec<String> = [
+            names.container(profile),
+            names.var_volume(profile),
+            names.registry(),
+            names.registry_volume(),
+            names.load_balancer(),
+        ]
+        .into_iter()
+        .chain((1..berth_core::profile::MAX_NODES).flat_map(|index| {
+            let node = format!("{profile}-m{:02}", index + 1);
+            [names.container(&node), names.var_volume(&node)]
+        }))
+        .collect();
+        named.sort();
+        let home = self.berth_home().display().to_string();
+        let mut found = resources(&names.filter());
+        let everything = block_on(async {
+            let docker = Docker::connect().await.unwrap();
+            docker.resources(&Vec::new()).await.unwrap()
+        });
+        for resource in everything {
+            let owner = resource.labels.get(berth_core::names::LABEL_HOME);
+            let text = resource.to_string();
+            if named.binary_search(&resource.name).is_ok()
+                && owner.is_none_or(|h| *h == home)
+                && !found.contains(&text)
+            {
+                found.push(text);
+            }
+        }
+        found.sort();
+        found
     }
 
     pub fn berth(&self) -> assert_cmd::Command {
