@@ -32,7 +32,7 @@ pub async fn run(cmd: AddonsCmd, global: &Global, ui: Ui) -> Result<()> {
         ("Disabling", "disabled")
     };
     let step = ui.step(format!("{verb} {addon} on {name}"));
-    if cluster::addons::set(&ctx, profile, addon, on).await? {
+    if cluster::addons::set(&ctx, profile, addon, on, super::interrupted).await? {
         step.done();
     } else {
         step.done_with(&format!("it was {done}"));

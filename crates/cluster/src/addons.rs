@@ -217,52 +217,163 @@ pub fn list(profile: &Profile, status: &super::status::ProfileStatus) -> Vec<Add
         .collect()
 }
 
-/// Enables (or disables) `addon` on a running profile; returns whether
-/// anything changed. The addon's objects are applied (or deleted) by the
-/// control plane's kubectl; the nodes' files are rendered again, and a
-/// unit whose configuration changed is restarted.
-pub async fn set(ctx: &Ctx, mut profile: Profile, addon: Addon, on: bool) -> Result<bool> {
+/// Enabling or disabling an addon on a running profile, each step beside
+/// what takes it back, so that one that fails or is interrupted leaves the
+/// addon as it was. Enabling: `Files`, `Apply`, `Save`; disabling:
+/// `Remove` first.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Set {
+    /// Off: its objects deleted. Undo: applied again from its manifest.
+    Remove,
+    /// The files of every node concerned, for the new setting, and the
+    /// units they change restarted. Undo: the files as they were.
+    Files,
+    /// On: its objects applied; off: its manifest taken out of the control
+    /// plane (which applies what it holds at each boot). Undo (on): its
+    /// objects deleted.
+    Apply,
+    /// The profile's state has the new setting.
+    Save,
+}
+
+const ENABLE: [Set; 3] = [Set::Files, Set::Apply, Set::Save];
+const DISABLE: [Set; 4] = [Set::Remove, Set::Files, Set::Apply, Set::Save];
+
+struct Setting {
+    before: Profile,
+    after: Profile,
+    addon: Addon,
+    on: bool,
+    states: Vec<(Node, berth_engine::Resource)>,
+}
+
+impl Setting {
+    fn control_plane(&self) -> &str {
+        &self.states[0].1.id
+    }
+
+    /// Puts `profile`'s files into the nodes the addon concerns.
+    async fn files(&self, ctx: &Ctx, profile: &Profile, on: bool) -> Result<()> {
+        // CoreDNS and storage change what every node runs; the others only
+        // the control plane's files.
+        let every_node = matches!(self.addon, Addon::Coredns | Addon::Storage);
+        nodes::ensure_pki(ctx, profile, &profile.nodes())?;
+        let mut restarted = Vec::new();
+        for (node, container) in &self.states {
+            if every_node || node.is_control_plane() {
+                restarted.extend(
+                    refresh_files(ctx, profile, node, &container.id, self.addon, on).await?,
+                );
+            }
+        }
+        if restarted.contains(&"kube-apiserver") {
+            wait_for_api_server(ctx, profile).await?;
+        }
+        Ok(())
+    }
+}
+
+impl super::plan::Step<Setting> for Set {
+    fn title(self, _: &Setting) -> Option<String> {
+        None
+    }
+
+    async fn run(self, ctx: &Ctx, setting: &mut Setting) -> Result<()> {
+        let manifest = setting.addon.manifest_path();
+        let control_plane = setting.control_plane();
+        match self {
+            Set::Remove => {
+                let delete = [
+                    "delete",
+                    "--ignore-not-found",
+                    "--wait=false",
+                    "-f",
+                    &manifest,
+                ];
+                kubectl(ctx, control_plane, &delete).await
+            }
+            Set::Files => setting.files(ctx, &setting.after, setting.on).await,
+            Set::Apply if setting.on => {
+                kubectl(ctx, control_plane, &["apply", "-f", &manifest]).await
+            }
+            Set::Apply => exec(ctx, control_plane, &["rm", "-f", &manifest]).await,
+            Set::Save => Ok(ctx.store.save(&setting.after)?),
+        }
+    }
+
+    async fn undo(self, ctx: &Ctx, setting: &Setting) -> Result<()> {
+        let manifest = setting.addon.manifest_path();
+        let control_plane = setting.control_plane();
+        match self {
+            Set::Remove => kubectl(ctx, control_plane, &["apply", "-f", &manifest]).await,
+            Set::Files => {
+                setting.files(ctx, &setting.before, !setting.on).await?;
+                if setting.on {
+                    exec(ctx, control_plane, &["rm", "-f", &manifest]).await?;
+                }
+                Ok(())
+            }
+            Set::Apply if setting.on => {
+                let delete = [
+                    "delete",
+                    "--ignore-not-found",
+                    "--wait=false",
+                    "-f",
+                    &manifest,
+                ];
+                kubectl(ctx, control_plane, &delete).await
+            }
+            // The manifest comes back with the files.
+            Set::Apply | Set::Save => Ok(()),
+        }
+    }
+}
+
+/// Enables (`on`) or disables `addon`; see `Set`. Returns whether anything
+/// changed.
+pub async fn set<F, Fut>(
+    ctx: &Ctx,
+    profile: Profile,
+    addon: Addon,
+    on: bool,
+    interrupted: F,
+) -> Result<bool>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = &'static str>,
+{
     if profile.has(addon) == on {
         return Ok(false);
     }
     let states = node_states(ctx, &profile).await?;
     nodes::require_running(ctx, &profile, true).await?;
-    let control_plane = states[0].1.id.clone();
-    let manifest = addon.manifest_path();
-    if !on {
-        kubectl(
-            ctx,
-            &control_plane,
-            &[
-                "delete",
-                "--ignore-not-found",
-                "--wait=false",
-                "-f",
-                &manifest,
-            ],
-        )
-        .await?;
-    }
-    profile.set(addon, on);
-    // CoreDNS and storage change what every node runs; the others only
-    // the control plane's files.
-    let every_node = matches!(addon, Addon::Coredns | Addon::Storage);
-    nodes::ensure_pki(ctx, &profile, &profile.nodes())?;
-    let mut restarted = Vec::new();
-    for (node, container) in &states {
-        if every_node || node.is_control_plane() {
-            restarted.extend(refresh_files(ctx, &profile, node, &container.id, addon, on).await?);
-        }
-    }
-    if restarted.contains(&"kube-apiserver") {
-        wait_for_api_server(ctx, &profile).await?;
-    }
-    if on {
-        kubectl(ctx, &control_plane, &["apply", "-f", &manifest]).await?;
+    let mut after = profile.clone();
+    after.set(addon, on);
+    let name = profile.name.clone();
+    let (verb, undone, done) = if on {
+        ("enable", "this enable", "enabled")
     } else {
-        exec(ctx, &control_plane, &["rm", "-f", &manifest]).await?;
-    }
-    ctx.store.save(&profile)?;
+        ("disable", "this disable", "disabled")
+    };
+    let verb = super::plan::Verb {
+        what: format!("`addons {verb} {addon}` of profile {name}"),
+        again: format!("`berth addons {verb} {addon} -p {name}` does it again"),
+        undo: Some(super::plan::Undo {
+            maker: undone,
+            kept: None,
+            left_hint: format!("`berth addons {verb} {addon} -p {name}` finishes it"),
+        }),
+    };
+    let mut setting = Setting {
+        before: profile,
+        after,
+        addon,
+        on,
+        states,
+    };
+    let steps: &[Set] = if on { &ENABLE } else { &DISABLE };
+    let left = || async move { vec![format!("{addon} partly {done}")] };
+    super::plan::execute(ctx, &verb, steps, &mut setting, interrupted, left).await?;
     Ok(true)
 }
 
@@ -371,4 +482,128 @@ async fn exec(ctx: &Ctx, container: &str, cmd: &[&str]) -> Result<()> {
             ))
             .with_hint("`berth status` shows whether the cluster is healthy; then try again")
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::tests::never;
+    use berth_engine::Kind;
+    use berth_engine::fake::FakeEngine;
+
+    const KUBECTL: &str =
+        "/opt/berth/kubernetes/bin/kubectl --kubeconfig=/etc/kubernetes/admin.conf";
+
+    /// A running single-node profile `dev`, whose node answers what
+    /// enabling or disabling metrics-server runs in it; its units' files
+    /// are as rendered, so nothing needs a restart.
+    fn running(metrics: bool) -> (tempfile::TempDir, std::sync::Arc<FakeEngine>, Ctx, Profile) {
+        let (dir, engine, ctx) = Ctx::with_fake_engine();
+        let mut profile = Profile::example("dev");
+        profile.set(Addon::MetricsServer, metrics);
+        ctx.store.save(&profile).unwrap();
+        nodes::ensure_pki(&ctx, &profile, &[]).unwrap();
+        let labels = ctx.names(&profile).labels_created_by("earlier-start");
+        let node = profile.control_plane();
+        engine.add(Kind::Container, &node.container, &labels);
+        for file in nodes::rendered(&profile, &node).unwrap() {
+            if let NodeFile::File { path, content, .. } = file
+                && RESTARTED_ON_CHANGE.iter().any(|(p, _)| *p == path)
+            {
+                engine.answer(&format!("cat {path}"), &content);
+            }
+        }
+        for ok in ["systemctl", "rm -f", KUBECTL] {
+            engine.answer(ok, "");
+        }
+        (dir, engine, ctx, profile)
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    /// The commands run in nodes from `from` on, without the container.
+    fn ran(engine: &FakeEngine, from: &str) -> Vec<String> {
+        let execs = engine.execs.lock().unwrap();
+        let commands: Vec<String> = execs
+            .iter()
+            .map(|e| e.split_once(": ").unwrap().1.to_string())
+            .collect();
+        let start = commands.iter().position(|c| c.starts_with(from)).unwrap();
+        commands[start..].to_vec()
+    }
+
+    #[test]
+    fn enabling_applies_the_manifest_and_saves_without_restarting_the_api_server() {
+        let (_dir, engine, ctx, profile) = running(false);
+        let set = set(&ctx, profile, Addon::MetricsServer, true, never);
+        assert!(block_on(set).unwrap());
+        let manifest = Addon::MetricsServer.manifest_path();
+        let execs = engine.execs.lock().unwrap().join("\n");
+        assert!(
+            execs.contains(&format!("{KUBECTL} apply -f {manifest}")),
+            "{execs}"
+        );
+        assert!(!execs.contains("restart"), "{execs}");
+        let saved = ctx.store.load("dev").unwrap().unwrap();
+        assert!(saved.has(Addon::MetricsServer));
+    }
+
+    #[test]
+    fn an_enable_whose_apply_fails_is_taken_back() {
+        let (_dir, engine, ctx, profile) = running(false);
+        engine.refuse(&format!("{KUBECTL} apply"), "the API server said no");
+        let set = set(&ctx, profile, Addon::MetricsServer, true, never);
+        let error = block_on(set).unwrap_err();
+        assert!(
+            error.message.contains("the API server said no"),
+            "{}",
+            error.message
+        );
+        let manifest = Addon::MetricsServer.manifest_path();
+        // Its objects deleted, the files as they were, the manifest gone.
+        let after = ran(&engine, &format!("{KUBECTL} apply"));
+        let delete = format!("{KUBECTL} delete --ignore-not-found --wait=false -f {manifest}");
+        assert_eq!(after[1], delete, "{after:#?}");
+        assert_eq!(
+            after.last().unwrap(),
+            &format!("rm -f {manifest}"),
+            "{after:#?}"
+        );
+        assert_eq!(
+            engine.uploads.lock().unwrap().len(),
+            2,
+            "files, then files undone"
+        );
+        let saved = ctx.store.load("dev").unwrap().unwrap();
+        assert!(
+            !saved.has(Addon::MetricsServer),
+            "the failed enable was saved"
+        );
+    }
+
+    #[test]
+    fn a_disable_that_fails_half_way_applies_the_addon_again() {
+        let (_dir, engine, ctx, profile) = running(true);
+        engine.refuse("systemctl daemon-reload", "systemd is gone");
+        let set = set(&ctx, profile, Addon::MetricsServer, false, never);
+        assert!(block_on(set).is_err());
+        let manifest = Addon::MetricsServer.manifest_path();
+        let after = ran(&engine, &format!("{KUBECTL} delete"));
+        assert_eq!(
+            after.last().unwrap(),
+            &format!("{KUBECTL} apply -f {manifest}"),
+            "{after:#?}"
+        );
+        let saved = ctx.store.load("dev").unwrap().unwrap();
+        assert!(
+            saved.has(Addon::MetricsServer),
+            "the failed disable was saved"
+        );
+    }
 }

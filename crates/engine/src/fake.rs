@@ -24,9 +24,10 @@ pub struct FakeEngine {
     pub uploads: Mutex<Vec<String>>,
     /// Commands run in containers, as `container: cmd args`.
     pub execs: Mutex<Vec<String>>,
-    /// Scripted answers: a command whose words start with the key's runs
-    /// and prints the value; any other command is not modelled.
-    answers: Mutex<Vec<(String, String)>>,
+    /// Scripted answers, the latest first: a command whose words start
+    /// with the prefix ends with the code and prints the text (stdout, or
+    /// stderr when it fails); any other command is not modelled.
+    answers: Mutex<Vec<(String, i64, String)>>,
     /// Calls that fail, as `action name` (`stop dev-m02`).
     faults: Mutex<Vec<String>>,
 }
@@ -91,7 +92,15 @@ impl FakeEngine {
         self.answers
             .lock()
             .unwrap()
-            .push((prefix.to_string(), stdout.to_string()));
+            .push((prefix.to_string(), 0, stdout.to_string()));
+    }
+
+    /// Commands starting with `prefix` fail, saying `stderr`.
+    pub fn refuse(&self, prefix: &str, stderr: &str) {
+        self.answers
+            .lock()
+            .unwrap()
+            .push((prefix.to_string(), 1, stderr.to_string()));
     }
 
     /// Every `action` (stop, pause, unpause, exec) on the container
@@ -270,14 +279,20 @@ impl Engine for FakeEngine {
             return Self::unmodelled("exec");
         }
         let answers = self.answers.lock().unwrap();
-        match answers
+        let answer = answers
             .iter()
-            .find(|(prefix, _)| line.starts_with(prefix.as_str()))
-        {
-            Some((_, stdout)) => ready(Ok(ExecOutput {
+            .rev()
+            .find(|(prefix, _, _)| line.starts_with(prefix.as_str()));
+        match answer {
+            Some((_, 0, stdout)) => ready(Ok(ExecOutput {
                 code: 0,
                 stdout: stdout.clone(),
                 stderr: String::new(),
+            })),
+            Some((_, code, stderr)) => ready(Ok(ExecOutput {
+                code: *code,
+                stdout: String::new(),
+                stderr: stderr.clone(),
             })),
             None => Self::unmodelled("exec"),
         }
