@@ -19,7 +19,7 @@ pub async fn run(cmd: RegistryCmd, global: &Global, ui: Ui) -> Result<()> {
     let ctx = global.ctx(ui).await?;
     match cmd {
         RegistryCmd::Enable => {
-            let profile = cluster::registry::enable(&ctx, profile).await?;
+            let profile = cluster::registry::enable(&ctx, profile, super::interrupted).await?;
             let registry = profile.registry.expect("enabled");
             ui.info(format!(
                 "Profile {name} has a registry: `docker push {host}/app:1`, then `image: {host}/app:1` in a pod",

@@ -81,10 +81,88 @@ pub async fn state(ctx: &Ctx, profile: &Profile) -> Result<Option<ContainerState
     Ok(states.get(&ctx.names(profile).registry()).copied())
 }
 
-/// `registry enable`: a registry for a running profile that has none; every
-/// node's containerd learns of it at once (it reads its hosts at each
-/// pull). Returns the profile as saved.
-pub async fn enable(ctx: &Ctx, mut profile: Profile) -> Result<Profile> {
+/// `registry enable` on a running profile, each step beside what takes it
+/// back, so that one that fails or is interrupted leaves no registry.
+const ENABLE: [Enable; 3] = [Enable::Container, Enable::Save, Enable::Nodes];
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Enable {
+    /// A free port, and the registry's container and volume on it. Undo:
+    /// what this process made, removed.
+    Container,
+    /// The profile's state names the registry. Undo: the state as it was.
+    Save,
+    /// Every running node's containerd learns of it (it reads its hosts at
+    /// each pull). Undo: the nodes forget it.
+    Nodes,
+}
+
+struct Enabling {
+    before: Profile,
+    profile: Profile,
+    running: Vec<berth_core::profile::Node>,
+}
+
+impl super::plan::Step<Enabling> for Enable {
+    fn title(self, _: &Enabling) -> Option<String> {
+        (self == Enable::Container).then(|| "Starting the registry".to_string())
+    }
+
+    async fn run(self, ctx: &Ctx, enabling: &mut Enabling) -> Result<()> {
+        let profile = &mut enabling.profile;
+        match self {
+            Enable::Container => {
+                // Held while the port is chosen and taken.
+                let _allocating = berth_core::lock::allocate(&ctx.home, ctx.lock_timeout, ctx.ui)?;
+                profile.registry = Some(Registry {
+                    port: super::create::free_port()?,
+                });
+                create(ctx, profile).await?;
+            }
+            Enable::Save => ctx.store.save(profile)?,
+            Enable::Nodes => {
+                for node in &enabling.running {
+                    let spec = nodes::spec(profile, node)?;
+                    let files: Vec<NodeFile> = render::registry_files(&spec);
+                    ctx.docker
+                        .upload(&node.container, nodes::tar_of(&files))
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn undo(self, ctx: &Ctx, enabling: &Enabling) -> Result<()> {
+        let profile = &enabling.profile;
+        match self {
+            Enable::Container => {
+                let all = berth_engine::Kind::ALL;
+                super::remove::sweep_created(ctx, &profile.name, &all).await?;
+            }
+            Enable::Save => ctx.store.save(&enabling.before)?,
+            Enable::Nodes => {
+                if let Some(registry) = profile.registry {
+                    let dir = render::registry_hosts_dir(&registry.host());
+                    for node in &enabling.running {
+                        ctx.docker
+                            .exec(&node.container, &["rm", "-rf", &dir])
+                            .await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `registry enable`: a registry for a running profile that has none (see
+/// `ENABLE`). Returns the profile as saved.
+pub async fn enable<F, Fut>(ctx: &Ctx, profile: Profile, interrupted: F) -> Result<Profile>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = &'static str>,
+{
     if let Some(registry) = profile.registry {
         return Err(Error::usage(format!(
             "profile {} has a registry already, at {}",
@@ -98,25 +176,95 @@ pub async fn enable(ctx: &Ctx, mut profile: Profile) -> Result<Profile> {
         )));
     }
     let running = super::images::running_nodes(ctx, &profile, None).await?;
-    let allocating = berth_core::lock::allocate(&ctx.home, ctx.lock_timeout, ctx.ui)?;
-    profile.registry = Some(Registry {
-        port: super::create::free_port()?,
-    });
-    let step = ctx.ui.step("Starting the registry");
-    if let Err(error) = create(ctx, &profile).await {
-        // Only what this process made goes.
-        let _ = super::remove::sweep_created(ctx, &profile.name, &berth_engine::Kind::ALL).await;
-        return Err(error);
+    let name = profile.name.clone();
+    let verb = super::plan::Verb {
+        what: format!("`registry enable` of profile {name}"),
+        again: format!("`berth registry enable -p {name}` does it again"),
+        undo: Some(super::plan::Undo {
+            maker: "this registry enable",
+            kept: None,
+            left_hint: "what is named above is the half-made registry's: `docker rm -f` and \
+                        `docker volume rm` remove it"
+                .to_string(),
+        }),
+    };
+    let mut enabling = Enabling {
+        before: profile.clone(),
+        profile,
+        running,
+    };
+    let left = || super::remove::created(ctx, &name);
+    super::plan::execute(ctx, &verb, &ENABLE, &mut enabling, interrupted, left).await?;
+    Ok(enabling.profile)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::tests::never;
+    use berth_engine::Kind;
+    use berth_engine::fake::FakeEngine;
+
+    /// A running single-node profile `dev`, made by an earlier start.
+    fn running() -> (tempfile::TempDir, std::sync::Arc<FakeEngine>, Ctx, Profile) {
+        let (dir, engine, ctx) = Ctx::with_fake_engine();
+        let profile = Profile {
+            network_id: Some("network-1".into()),
+            ..Profile::example("dev")
+        };
+        ctx.store.save(&profile).unwrap();
+        let names = ctx.names(&profile);
+        let labels = names.labels_created_by("earlier-start");
+        engine.add(Kind::Container, &profile.control_plane().container, &labels);
+        engine.add(Kind::Network, &names.network(), &labels);
+        engine.answer("rm -rf /etc/containerd/certs.d/", "");
+        (dir, engine, ctx, profile)
     }
-    drop(allocating);
-    ctx.store.save(&profile)?;
-    for node in &running {
-        let spec = nodes::spec(&profile, node)?;
-        let files: Vec<NodeFile> = render::registry_files(&spec);
-        ctx.docker
-            .upload(&node.container, nodes::tar_of(&files))
-            .await?;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
     }
-    step.done();
-    Ok(profile)
+
+    #[test]
+    fn enable_starts_the_registry_saves_it_and_tells_every_node() {
+        let (_dir, engine, ctx, profile) = running();
+        let node = profile.control_plane().container;
+        let enabled = block_on(enable(&ctx, profile, never)).unwrap();
+        let registry = enabled.registry.expect("a registry");
+        let names = ctx.names(&enabled);
+        assert_eq!(
+            engine.state(&names.registry()),
+            Some(ContainerState::Running)
+        );
+        assert!(
+            engine
+                .names()
+                .contains(&format!("volume {}", names.registry_volume()))
+        );
+        assert_eq!(
+            ctx.store.load("dev").unwrap().unwrap().registry,
+            Some(registry)
+        );
+        assert!(engine.uploads.lock().unwrap().contains(&node));
+    }
+
+    #[test]
+    fn an_enable_that_fails_at_the_nodes_leaves_no_registry() {
+        let (_dir, engine, ctx, profile) = running();
+        let before = engine.names();
+        let node = profile.control_plane().container;
+        engine.fail("upload", &node);
+        assert!(block_on(enable(&ctx, profile, never)).is_err());
+        assert_eq!(engine.names(), before, "the registry is left");
+        assert_eq!(ctx.store.load("dev").unwrap().unwrap().registry, None);
+        let execs = engine.execs.lock().unwrap().join("\n");
+        assert!(
+            execs.contains("rm -rf /etc/containerd/certs.d/localhost:"),
+            "{execs}"
+        );
+    }
 }

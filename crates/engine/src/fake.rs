@@ -103,7 +103,7 @@ impl FakeEngine {
             .push((prefix.to_string(), 1, stderr.to_string()));
     }
 
-    /// Every `action` (stop, pause, unpause, exec) on the container
+    /// Every `action` (stop, pause, unpause, exec, upload) on the container
     /// named or with the id `name` fails from now on.
     pub fn fail(&self, action: &str, name: &str) {
         self.faults.lock().unwrap().push(format!("{action} {name}"));
@@ -327,6 +327,14 @@ impl Engine for FakeEngine {
     }
 
     fn upload<'a>(&'a self, container: &'a str, _tar: Vec<u8>) -> BoxFuture<'a, Result<()>> {
+        if self
+            .faults
+            .lock()
+            .unwrap()
+            .contains(&format!("upload {container}"))
+        {
+            return Self::unmodelled("upload");
+        }
         self.uploads.lock().unwrap().push(container.to_string());
         ready(Ok(()))
     }

@@ -530,12 +530,17 @@ fn containerd_config(spec: &NodeSpec) -> String {
 /// restart).
 const REGISTRY_HOSTS: &str = "/etc/containerd/certs.d";
 
+/// The folder of a node's containerd that says how to reach `host`.
+pub fn registry_hosts_dir(host: &str) -> String {
+    format!("{REGISTRY_HOSTS}/{host}")
+}
+
 /// Images named `<host>/...` come from the registry at `ip`, over plain
 /// HTTP on the profile's network.
 fn registry_hosts(host: &str, ip: Ipv4Addr) -> NodeFile {
     let server = format!("http://{ip}:{}", REGISTRY_PORT);
     file(
-        &format!("{REGISTRY_HOSTS}/{host}/hosts.toml"),
+        &format!("{}/hosts.toml", registry_hosts_dir(host)),
         format!(
             "# Rendered by berth: the profile's registry.\nserver = \"{server}\"\n\n[host.\"{server}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
         ),
