@@ -3,7 +3,7 @@
 
 use futures_util::future::try_join_all;
 
-use super::plan::Step;
+use super::plan::{self, Step};
 use super::{
     Ctx, DEFAULT_VERSION, StartOptions, node_states, nodes, ready, remove, state_of,
     write_kubeconfig,
@@ -184,12 +184,12 @@ impl<'a> NewCluster<'a> {
         })
     }
 
-    fn node_image(&self) -> &str {
-        self.node_image.as_deref().expect("the node image step ran")
+    fn node_image(&self) -> Result<&str> {
+        plan::output(&self.node_image, "the node image step").map(String::as_str)
     }
 
-    fn profile(&self) -> &Profile {
-        self.profile.as_ref().expect("the state step ran")
+    fn profile(&self) -> Result<&Profile> {
+        plan::output(&self.profile, "the state step")
     }
 }
 
@@ -246,7 +246,7 @@ impl Step<NewCluster<'_>> for Create {
                 // Each may need a short-lived container from the node image
                 // (the first time on an engine, or for a new volume);
                 // together they cost one.
-                let image = new.node_image().to_string();
+                let image = new.node_image()?.to_string();
                 let (privilege, binaries) = tokio::try_join!(
                     privilege(ctx, &new.facts, &image),
                     ensure_binaries(ctx, &new.manifest, &image),
@@ -279,14 +279,14 @@ impl Step<NewCluster<'_>> for Create {
                 }
             }
             Create::State => {
-                let network = new.network.as_ref().expect("the network step ran");
+                let network = plan::output(&new.network, "the network step")?;
                 let opts = new.opts;
                 let profile = Profile {
                     name: new.name.clone(),
                     kubernetes_version: new.manifest.version.clone(),
                     created: now(),
-                    node_image: new.node_image().to_string(),
-                    privilege: new.privilege.expect("the binaries step ran"),
+                    node_image: new.node_image()?.to_string(),
+                    privilege: *plan::output(&new.privilege, "the binaries step")?,
                     cgroup_v2: new.facts.cgroup_v2,
                     api_port: new.api_port,
                     subnet: network.subnet,
@@ -317,8 +317,8 @@ impl Step<NewCluster<'_>> for Create {
             Create::Nodes => {
                 // Every node boots at once; workers' kubelets wait for the
                 // API server.
-                let profile = new.profile();
-                let binaries = new.binaries.clone().expect("the binaries step ran");
+                let profile = new.profile()?;
+                let binaries = plan::output(&new.binaries, "the binaries step")?.clone();
                 let all = profile.nodes().into_iter().map(|node| {
                     let binaries = binaries.clone();
                     async move { nodes::create(ctx, profile, &node, binaries, false).await }
@@ -331,12 +331,12 @@ impl Step<NewCluster<'_>> for Create {
                 let make_current = !new.opts.keep_context;
                 write_kubeconfig(
                     ctx,
-                    new.profile.as_mut().expect("the state step ran"),
+                    plan::output_mut(&mut new.profile, "the state step")?,
                     make_current,
                 )?;
             }
             Create::Ready => {
-                ready::wait_ready(ctx, new.profile(), None, None, new.opts.wait).await?;
+                ready::wait_ready(ctx, new.profile()?, None, None, new.opts.wait).await?;
             }
         }
         Ok(())

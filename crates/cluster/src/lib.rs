@@ -226,7 +226,7 @@ where
             }));
             plan::execute(ctx, &verb, &create::CREATE, &mut new, &interrupted, left)
                 .await
-                .map(|()| new.profile.expect("a finished start has its profile"))
+                .and_then(|()| plan::output(&new.profile, "the state step").cloned())
         }
     };
     let _ = remove_helpers(ctx).await;
@@ -546,6 +546,41 @@ mod tests {
         );
         let config = kubeconfig::read(&ctx.kubeconfig).unwrap();
         assert_eq!(kubeconfig::current_context(&config), None);
+    }
+
+    #[test]
+    fn a_plan_out_of_order_fails_and_is_undone_instead_of_panicking() {
+        let (dir, engine, ctx) = Ctx::with_fake_engine();
+        ctx.cache_fake_binaries(&"v1.20.2".parse().unwrap(), &dir.path().join("build"));
+        let before = engine.made();
+        let opts = options(1, Some(Duration::from_millis(300)));
+        let verb = plan::Verb {
+            what: "the start of profile dev".into(),
+            again: String::new(),
+            undo: Some(plan::Undo {
+                maker: "this start",
+                kept: None,
+                left_hint: String::new(),
+            }),
+        };
+        // The nodes before the state they are made from.
+        use create::Create::*;
+        let steps = [NodeImage, Binaries, Network, Nodes, State];
+        let error = block_on(async {
+            let mut new = create::NewCluster::check(&ctx, "dev", &opts, None)
+                .await
+                .unwrap();
+            let left = || async { Vec::new() };
+            plan::execute(&ctx, &verb, &steps, &mut new, std::future::pending, left).await
+        })
+        .unwrap_err();
+        assert!(
+            error.message.contains("before the state step"),
+            "{}",
+            error.message
+        );
+        assert_eq!(engine.made(), before, "the network was not taken back");
+        assert!(engine.removed_any("network"), "no network was made");
     }
 
     #[test]

@@ -532,7 +532,7 @@ impl Step<Adding> for Add {
                 } = adding;
                 profile.insert(node);
                 ensure_pki(ctx, profile, std::slice::from_ref(node))?;
-                let binaries = binaries.clone().expect("the binaries step ran");
+                let binaries = plan::output(binaries, "the binaries step")?.clone();
                 create(ctx, profile, node, binaries, control_plane).await?;
             }
             Add::Routes => sync_routes(ctx, &adding.profile).await?,

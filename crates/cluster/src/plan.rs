@@ -25,6 +25,26 @@ pub(super) trait Step<S>: Copy + std::fmt::Debug {
     }
 }
 
+/// The error of a step that needs the output of `step`, which has not
+/// run: the plan's order is wrong. An error, not a panic, so that what the
+/// plan made is still taken back.
+fn missing(step: &str) -> Error {
+    Error::failure(format!(
+        "berth's plan ran a step before {step}, whose output it needs"
+    ))
+    .with_hint("this is a bug in berth: please report it with the command that failed")
+}
+
+/// The output `step` left in a plan's state.
+pub(super) fn output<'a, T>(value: &'a Option<T>, step: &str) -> Result<&'a T> {
+    value.as_ref().ok_or_else(|| missing(step))
+}
+
+/// The output `step` left in a plan's state, to change.
+pub(super) fn output_mut<'a, T>(value: &'a mut Option<T>, step: &str) -> Result<&'a mut T> {
+    value.as_mut().ok_or_else(|| missing(step))
+}
+
 /// Runs `steps` in order, each recorded in `begun` before it runs, so that
 /// the caller knows what to undo also when this future is dropped (an
 /// interrupted plan).
