@@ -69,7 +69,7 @@ pub async fn run(cmd: NodeCmd, global: &Global, ui: Ui) -> Result<()> {
             }
         }
         NodeCmd::Delete { node } => {
-            cluster::delete_node(&ctx, profile, &node).await?;
+            cluster::delete_node(&ctx, profile, &node, super::interrupted).await?;
             ui.info(format!("Node {node} left profile {name}"));
         }
         NodeCmd::List => {

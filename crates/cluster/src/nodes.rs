@@ -640,11 +640,142 @@ where
     Ok(node)
 }
 
-/// `node delete`: drains the node, takes a control plane's etcd member
-/// out, deletes its Node object, removes its container and volume, and
-/// takes its routes off the others (and a control plane off the load
-/// balancer).
-pub async fn delete(ctx: &Ctx, profile: Profile, name: &str) -> Result<()> {
+/// `node delete`, each step beside what takes it back while the node can
+/// still come back. Once a control plane's etcd member is gone it cannot:
+/// a delete that fails past that point is finished by running it again.
+const DELETE: [Delete; 5] = [
+    Delete::Drain,
+    Delete::Member,
+    Delete::Object,
+    Delete::Container,
+    Delete::Save,
+];
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Delete {
+    /// Cordoned and its pods evicted (a lost, stopped node's without
+    /// waiting for them). Undo: uncordoned, unless its member is gone.
+    Drain,
+    /// A control plane off the load balancer, its API server stopped
+    /// first (once its etcd member is gone, that API server fails what it
+    /// is asked), then its member removed. Undo: back on the load balancer
+    /// with its API server, unless its member is gone.
+    Member,
+    /// Its Node object deleted.
+    Object,
+    /// Its container and volume removed.
+    Container,
+    /// The profile's state without it, and its routes off the others.
+    Save,
+}
+
+struct Deleting {
+    profile: Profile,
+    without: Profile,
+    node: Node,
+    /// Its container runs (else it was lost).
+    running: bool,
+    member_gone: bool,
+}
+
+impl Step<Deleting> for Delete {
+    fn title(self, deleting: &Deleting) -> Option<String> {
+        let name = &deleting.node.name;
+        match self {
+            Delete::Drain => Some(format!("Draining node {name}")),
+            Delete::Member if deleting.node.is_control_plane() => {
+                Some(format!("Removing {name} from etcd"))
+            }
+            Delete::Object => Some(format!("Removing node {name}")),
+            _ => None,
+        }
+    }
+
+    async fn run(self, ctx: &Ctx, deleting: &mut Deleting) -> Result<()> {
+        let Deleting {
+            profile,
+            without,
+            node,
+            running,
+            ..
+        } = &*deleting;
+        let name = &node.name;
+        match self {
+            Delete::Drain => {
+                let client = ready::client(&ctx.store, profile).await?;
+                drain(&client, name, *running).await?;
+            }
+            Delete::Member if node.is_control_plane() => {
+                super::balancer::update(ctx, without).await?;
+                if *running {
+                    let stop = ["systemctl", "stop", "kube-apiserver"];
+                    ctx.docker.exec(&node.container, &stop).await?;
+                }
+                let through = super::etcd::running_control_plane(ctx, profile, Some(node)).await?;
+                super::etcd::remove_member(ctx, &through.id, node).await?;
+                deleting.member_gone = true;
+            }
+            Delete::Member => {}
+            Delete::Object => {
+                // A new connection: the one drained through may end at
+                // that API server.
+                let nodes: Api<NodeObject> = Api::all(ready::client(&ctx.store, profile).await?);
+                delete_object(&nodes, name, node.is_control_plane()).await?;
+            }
+            Delete::Container => {
+                let resources = node_resources(ctx, profile, node).await?;
+                super::remove::remove_in_order(ctx, resources).await?;
+            }
+            Delete::Save => {
+                ctx.store.save(without)?;
+                sync_routes(ctx, without).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn undo(self, ctx: &Ctx, deleting: &Deleting) -> Result<()> {
+        if deleting.member_gone {
+            return Ok(());
+        }
+        let node = &deleting.node;
+        match self {
+            Delete::Drain => {
+                let client = ready::client(&ctx.store, &deleting.profile).await?;
+                let nodes: Api<NodeObject> = Api::all(client);
+                let uncordon = serde_json::json!({"spec": {"unschedulable": null}});
+                nodes
+                    .patch(
+                        &node.name,
+                        &PatchParams::default(),
+                        &Patch::Merge(&uncordon),
+                    )
+                    .await
+                    .map_err(|e| {
+                        Error::failure(format!("cannot uncordon node {}: {e}", node.name))
+                            .with_hint(format!("`kubectl uncordon {}` does it", node.name))
+                    })?;
+            }
+            Delete::Member if node.is_control_plane() => {
+                if deleting.running {
+                    let start = ["systemctl", "start", "kube-apiserver"];
+                    ctx.docker.exec(&node.container, &start).await?;
+                }
+                super::balancer::update(ctx, &deleting.profile).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// `node delete` (see `DELETE`): a failed or interrupted one before the
+/// node's etcd member is gone gives the node back to the cluster.
+pub async fn delete<F, Fut>(ctx: &Ctx, profile: Profile, name: &str, interrupted: F) -> Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = &'static str>,
+{
     let node = profile.node(name).ok_or_else(|| {
         Error::profile(format!("profile {} has no node {name}", profile.name)).with_hint(format!(
             "`berth node list -p {}` shows its nodes",
@@ -665,42 +796,44 @@ pub async fn delete(ctx: &Ctx, profile: Profile, name: &str) -> Result<()> {
     if node.is_control_plane() {
         super::etcd::check_quorum_without(ctx, &profile, &node).await?;
     }
-    // A node lost (stopped) is taken out all the same: its pods are
-    // evicted without waiting for them, its API server is not asked to stop.
     let running = node_states(ctx, &profile)
         .await?
         .iter()
         .any(|(n, c)| n.name == node.name && state_of(c).is_running());
-    let client = ready::client(&ctx.store, &profile).await?;
-    let step = ctx.ui.step(format!("Draining node {name}"));
-    drain(&client, name, running).await?;
-    step.done();
     let mut without = profile.clone();
     without.take_out(node.index);
-    if node.is_control_plane() {
-        // Off the load balancer and its API server stopped first: once its
-        // etcd member is gone, that API server fails what it is asked.
-        let step = ctx.ui.step(format!("Removing {name} from etcd"));
-        super::balancer::update(ctx, &without).await?;
-        if running {
-            let stop = ["systemctl", "stop", "kube-apiserver"];
-            ctx.docker.exec(&node.container, &stop).await?;
-        }
-        let through = super::etcd::running_control_plane(ctx, &profile, Some(&node)).await?;
-        super::etcd::remove_member(ctx, &through.id, &node).await?;
-        step.done();
-    }
-    let step = ctx.ui.step(format!("Removing node {name}"));
-    // A new connection: the one drained through may end at that API server.
-    let nodes: Api<NodeObject> = Api::all(ready::client(&ctx.store, &profile).await?);
-    // etcd may be electing a leader after a member left: asked again
-    // for a while.
+    let verb = plan::Verb {
+        what: format!("the delete of node {name} of profile {}", profile.name),
+        again: format!("`berth node delete -p {} {name}` carries on", profile.name),
+        undo: Some(plan::Undo {
+            maker: "this node delete",
+            kept: None,
+            left_hint: format!(
+                "`berth node delete -p {} {name}` deletes it again",
+                profile.name
+            ),
+        }),
+    };
+    let mut deleting = Deleting {
+        profile,
+        without,
+        node,
+        running,
+        member_gone: false,
+    };
+    let left = || async { Vec::new() };
+    plan::execute(ctx, &verb, &DELETE, &mut deleting, interrupted, left).await
+}
+
+/// Deletes the Node object `name`; etcd may be electing a leader after a
+/// control plane's member left, so that is asked again for a while.
+async fn delete_object(nodes: &Api<NodeObject>, name: &str, control_plane: bool) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         match nodes.delete(name, &DeleteParams::default()).await {
-            Ok(_) => break,
-            Err(kube::Error::Api(status)) if status.code == 404 => break,
-            Err(_) if node.is_control_plane() && Instant::now() < deadline => {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
+            Err(_) if control_plane && Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             Err(e) => {
@@ -713,11 +846,6 @@ pub async fn delete(ctx: &Ctx, profile: Profile, name: &str) -> Result<()> {
             }
         }
     }
-    super::remove::remove_in_order(ctx, node_resources(ctx, &profile, &node).await?).await?;
-    ctx.store.save(&without)?;
-    sync_routes(ctx, &without).await?;
-    step.done();
-    Ok(())
 }
 
 /// Cordons the node and evicts its pods as `kubectl drain` does, leaving

@@ -156,11 +156,24 @@ where
     ));
     let state = &*state;
     tokio::select! {
-        undone = undo(ctx, &begun, state) => {
-            undone?;
-            step.done();
-            Err(error)
-        }
+        undone = undo(ctx, &begun, state) => match undone {
+            Ok(()) => {
+                step.done();
+                Err(error)
+            }
+            // What failed first is what the user needs to know; what could
+            // not be taken back, and how to, comes with it.
+            Err(failed) => {
+                drop(step);
+                let mut error = error;
+                error.message = format!(
+                    "{}; taking back what {maker} made failed too: {}",
+                    error.message, failed.message
+                );
+                error.hint = failed.hint.or(error.hint);
+                Err(error)
+            }
+        },
         _ = interrupted() => {
             drop(step);
             let left = left().await;
@@ -365,5 +378,25 @@ pub(crate) mod tests {
             Some("`toy delete` removes what is left")
         );
         assert_eq!(*made.undone.lock().unwrap(), [Toy::Fail, Toy::Make(9)]);
+    }
+
+    #[test]
+    fn an_undo_that_fails_is_said_after_what_failed_first() {
+        let (_dir, _engine, ctx) = Ctx::with_fake_engine();
+        let mut made = Made::default();
+        let steps = [Toy::Make(1), Toy::Make(2), Toy::Fail];
+        let verb = verb(Some(false));
+        let result =
+            runtime().block_on(execute(&ctx, &verb, &steps, &mut made, never, nothing_left));
+        let error = result.unwrap_err();
+        assert_eq!(
+            error.message,
+            "it failed; taking back what this toy made failed too: cannot undo 2"
+        );
+        // The rest is taken back all the same.
+        assert_eq!(
+            *made.undone.lock().unwrap(),
+            [Toy::Fail, Toy::Make(2), Toy::Make(1)]
+        );
     }
 }
