@@ -588,10 +588,20 @@ mod tests {
         let (dir, engine, ctx) = Ctx::with_fake_engine();
         ctx.cache_fake_binaries(&"v1.20.2".parse().unwrap(), &dir.path().join("build"));
         engine.add(Kind::Container, "postgres", [("", ""); 0]);
-        // The signal comes while the start waits for its API server.
-        let signal = || async {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            "SIGINT"
+        // The signal comes once the nodes run, while the start waits for
+        // its API server; none comes during the undo.
+        let worker = ctx.names_for("dev").container("dev-m02");
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let signal = || {
+            let first = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+            let (engine, worker) = (engine.clone(), worker.clone());
+            async move {
+                while !first || engine.state(&worker) != Some(berth_engine::ContainerState::Running)
+                {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                "SIGINT"
+            }
         };
         let opts = options(2, Some(Duration::from_secs(60)));
         let error = block_on(start(&ctx, "dev", &opts, signal)).unwrap_err();
