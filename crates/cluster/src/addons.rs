@@ -282,16 +282,7 @@ impl super::plan::Step<Setting> for Set {
         let manifest = setting.addon.manifest_path();
         let control_plane = setting.control_plane();
         match self {
-            Set::Remove => {
-                let delete = [
-                    "delete",
-                    "--ignore-not-found",
-                    "--wait=false",
-                    "-f",
-                    &manifest,
-                ];
-                kubectl(ctx, control_plane, &delete).await
-            }
+            Set::Remove => delete_objects(ctx, control_plane, &manifest).await,
             Set::Files => setting.files(ctx, &setting.after, setting.on).await,
             Set::Apply if setting.on => {
                 kubectl(ctx, control_plane, &["apply", "-f", &manifest]).await
@@ -313,16 +304,7 @@ impl super::plan::Step<Setting> for Set {
                 }
                 Ok(())
             }
-            Set::Apply if setting.on => {
-                let delete = [
-                    "delete",
-                    "--ignore-not-found",
-                    "--wait=false",
-                    "-f",
-                    &manifest,
-                ];
-                kubectl(ctx, control_plane, &delete).await
-            }
+            Set::Apply if setting.on => delete_objects(ctx, control_plane, &manifest).await,
             // The manifest comes back with the files.
             Set::Apply | Set::Save => Ok(()),
         }
@@ -459,6 +441,18 @@ async fn wait_for_api_server(ctx: &Ctx, profile: &Profile) -> Result<()> {
     Ok(())
 }
 
+/// Deletes the objects of `manifest` (a path in the control plane).
+async fn delete_objects(ctx: &Ctx, container: &str, manifest: &str) -> Result<()> {
+    let delete = [
+        "delete",
+        "--ignore-not-found",
+        "--wait=false",
+        "-f",
+        manifest,
+    ];
+    kubectl(ctx, container, &delete).await
+}
+
 /// Runs the cluster's own kubectl in the control plane, as its admin.
 async fn kubectl(ctx: &Ctx, container: &str, args: &[&str]) -> Result<()> {
     let kubectl = format!("{BINARIES_MOUNT}/kubectl");
@@ -487,7 +481,7 @@ async fn exec(ctx: &Ctx, container: &str, cmd: &[&str]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::tests::never;
+    use crate::testing::{block_on, never};
     use berth_engine::Kind;
     use berth_engine::fake::FakeEngine;
 
@@ -517,14 +511,6 @@ mod tests {
             engine.answer(ok, "");
         }
         (dir, engine, ctx, profile)
-    }
-
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
     }
 
     /// The commands run in nodes from `from` on, without the container.

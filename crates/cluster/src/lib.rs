@@ -21,6 +21,8 @@ pub mod registry;
 mod remove;
 pub mod status;
 pub mod storage;
+#[cfg(test)]
+mod testing;
 
 pub use lifecycle::{pause, stop};
 pub use nodes::{add as add_node, delete as delete_node};
@@ -360,16 +362,9 @@ pub fn broken(name: &str, container: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::block_on;
     use berth_core::names::{LABEL_CREATED_BY, LABEL_HOME, LABEL_PROFILE, LABEL_ROLE};
     use berth_engine::Kind;
-
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
 
     /// A start of profile `dev` over the fake engine, never interrupted.
     fn start_dev(ctx: &Ctx, opts: StartOptions) -> Result<Profile> {

@@ -247,7 +247,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::tests::never;
+    use crate::testing::{block_on, never};
     use berth_core::profile::Role;
     use berth_engine::Kind;
     use berth_engine::fake::FakeEngine;
@@ -263,14 +263,6 @@ mod tests {
             engine.add(Kind::Container, &node.container, &labels);
         }
         (dir, engine, ctx, profile)
-    }
-
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
     }
 
     fn states(engine: &FakeEngine, profile: &Profile) -> Vec<ContainerState> {

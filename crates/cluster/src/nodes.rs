@@ -980,7 +980,7 @@ mod tests {
                 profile.clone(),
                 Role::Worker,
                 None,
-                crate::plan::tests::never,
+                crate::testing::never,
             ));
         assert!(result.is_err());
         let after = engine.made();

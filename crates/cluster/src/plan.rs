@@ -188,8 +188,9 @@ where
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
+    use crate::testing::never;
 
     #[derive(Clone, Copy, Debug, PartialEq)]
     enum Toy {
@@ -277,16 +278,32 @@ pub(crate) mod tests {
         }
     }
 
+    /// Signals that come only on the `nth` wait for one (0: while the plan
+    /// runs, 1: while it is undone), once something hangs.
+    fn signal_at<'a>(
+        made: &Made,
+        calls: &'a std::sync::atomic::AtomicU32,
+        nth: u32,
+    ) -> impl Fn() -> std::pin::Pin<Box<dyn Future<Output = &'static str> + 'a>> + 'a {
+        let hanging = made.hanging.clone();
+        move || {
+            let this = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let hanging = hanging.clone();
+            Box::pin(async move {
+                if this != nth {
+                    std::future::pending::<()>().await;
+                }
+                hanging.notified().await;
+                "SIGINT"
+            })
+        }
+    }
+
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap()
-    }
-
-    /// A signal that never comes.
-    pub(crate) async fn never() -> &'static str {
-        std::future::pending().await
     }
 
     async fn nothing_left() -> Vec<String> {
@@ -297,20 +314,9 @@ pub(crate) mod tests {
     fn a_signal_cuts_the_plan_and_every_begun_step_is_undone() {
         let (_dir, _engine, ctx) = Ctx::with_fake_engine();
         let mut made = Made::default();
-        let hanging = made.hanging.clone();
         // The first signal comes once the hanging step runs; another never.
         let calls = std::sync::atomic::AtomicU32::new(0);
-        let interrupted = || {
-            let first = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
-            let hanging = hanging.clone();
-            async move {
-                if !first {
-                    std::future::pending::<()>().await;
-                }
-                hanging.notified().await;
-                "SIGINT"
-            }
-        };
+        let interrupted = signal_at(&made, &calls, 0);
         let steps = [Toy::Make(1), Toy::Hang, Toy::Make(3)];
         let verb = verb(Some(false));
         let result = runtime().block_on(execute(
@@ -350,19 +356,8 @@ pub(crate) mod tests {
         let (_dir, _engine, ctx) = Ctx::with_fake_engine();
         let mut made = Made::default();
         // No signal while the plan runs; one once its undo hangs.
-        let hanging = made.hanging.clone();
         let calls = std::sync::atomic::AtomicU32::new(0);
-        let interrupted = || {
-            let first = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
-            let hanging = hanging.clone();
-            async move {
-                if first {
-                    std::future::pending::<()>().await;
-                }
-                hanging.notified().await;
-                "SIGINT"
-            }
-        };
+        let interrupted = signal_at(&made, &calls, 1);
         let left = || async { vec!["container dev-m02".to_string()] };
         let steps = [Toy::Make(9), Toy::Fail];
         let verb = verb(Some(false));

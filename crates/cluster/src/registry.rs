@@ -201,7 +201,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::tests::never;
+    use crate::testing::{block_on, never};
     use berth_engine::Kind;
     use berth_engine::fake::FakeEngine;
 
@@ -219,14 +219,6 @@ mod tests {
         engine.add(Kind::Network, &names.network(), &labels);
         engine.answer("rm -rf /etc/containerd/certs.d/", "");
         (dir, engine, ctx, profile)
-    }
-
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
     }
 
     #[test]

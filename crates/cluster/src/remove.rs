@@ -268,7 +268,7 @@ pub(super) async fn traces(ctx: &Ctx, name: &str) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::tests::never;
+    use crate::testing::{block_on, never};
     use berth_engine::fake::FakeEngine;
     use std::sync::Arc;
 
@@ -313,14 +313,6 @@ mod tests {
         add(Kind::Container, "berth-dev-abc123", &theirs);
         add(Kind::Container, "berth-dev-foreign", &[]);
         engine
-    }
-
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
     }
 
     #[test]
