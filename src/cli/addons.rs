@@ -68,7 +68,7 @@ async fn list(global: &Global, name: &str, ui: Ui) -> Result<()> {
     let profile = global.load(name)?;
     let ctx = global.ctx(ui).await?;
     let status = cluster::status::status(&ctx, &profile).await?;
-    let addons = cluster::addons::list(&profile, &status);
+    let addons = cluster::status::addons(&profile, &status);
     if global.output == Output::Json {
         print_json(&addons);
         return Ok(());

@@ -67,7 +67,7 @@ impl AddonStatus {
 
 /// The images `addon` runs on `profile`'s minor; none where berth has no
 /// row for it (a profile of a newer berth), which status still shows.
-fn images(profile: &Profile, addon: Addon) -> Vec<String> {
+pub(super) fn images(profile: &Profile, addon: Addon) -> Vec<String> {
     berth_node::supported(&profile.kubernetes_version)
         .map(|row| addon.images(row))
         .unwrap_or_default()
@@ -167,54 +167,6 @@ pub async fn state(client: &kube::Client, profile: &Profile, addon: Addon) -> Ad
         }
     }
     status
-}
-
-/// Every addon of the profile with its state, from what `status` found.
-pub fn list(profile: &Profile, status: &super::status::ProfileStatus) -> Vec<AddonStatus> {
-    use super::dns::DnsState;
-    use super::storage::StorageState;
-    Addon::ALL
-        .into_iter()
-        .map(|addon| {
-            let (state, reason) = match addon {
-                _ if !profile.has(addon) => (AddonState::Disabled, None),
-                Addon::Coredns => (
-                    match status.dns.state {
-                        DnsState::Available => AddonState::Ready,
-                        DnsState::Starting => AddonState::Starting,
-                        DnsState::Unavailable => AddonState::Unavailable,
-                        DnsState::Off => AddonState::Disabled,
-                        DnsState::Unknown => AddonState::Unknown,
-                    },
-                    status.dns.reason.clone(),
-                ),
-                Addon::Storage => (
-                    match status.storage.state {
-                        StorageState::Running => AddonState::Ready,
-                        StorageState::Starting => AddonState::Starting,
-                        StorageState::NotRunning => AddonState::Unavailable,
-                        StorageState::Off => AddonState::Disabled,
-                        StorageState::Unknown => AddonState::Unknown,
-                    },
-                    status.storage.reason.clone(),
-                ),
-                other => {
-                    let found = status.addons.iter().find(|a| a.name == other.name());
-                    let found = found
-                        .cloned()
-                        .unwrap_or_else(|| AddonStatus::unknown(profile, other));
-                    (found.state, found.reason)
-                }
-            };
-            AddonStatus {
-                name: addon.name(),
-                enabled: profile.has(addon),
-                state,
-                reason,
-                images: images(profile, addon),
-            }
-        })
-        .collect()
 }
 
 /// Enabling or disabling an addon on a running profile, each step beside

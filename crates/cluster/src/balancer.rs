@@ -7,12 +7,12 @@
 
 use serde::Serialize;
 
-use super::{Ctx, nodes};
+use super::Ctx;
 use berth_core::error::{Error, Result};
 use berth_core::pki::Pki;
 use berth_core::profile::Profile;
 use berth_engine::{ContainerState, NodeContainer};
-use berth_node::render::{API_PORT, NodeFile};
+use berth_node::render::{self, API_PORT, NodeFile};
 
 const CONFIG: &str = "/etc/berth/haproxy.cfg";
 /// The certificate and key it asks the API servers with.
@@ -108,7 +108,7 @@ fn files(ctx: &Ctx, profile: &Profile) -> Result<Vec<u8>> {
         pki.read("load-balancer.crt")?,
         pki.read("load-balancer.key")?
     );
-    Ok(nodes::tar_of(&[
+    Ok(render::tar_of(&[
         NodeFile::File {
             path: CONFIG.into(),
             content: config(profile),
@@ -127,7 +127,7 @@ pub async fn create(ctx: &Ctx, profile: &Profile) -> Result<()> {
     if !profile.load_balancer {
         return Ok(());
     }
-    let network = nodes::network_id(ctx, profile).await?;
+    let network = super::network_id(ctx, profile).await?;
     let id = ctx
         .docker
         .create_container(&container(ctx, profile, network))

@@ -4,81 +4,17 @@
 use futures_util::future::try_join_all;
 
 use super::plan::{self, Step};
-use super::{
-    Ctx, DEFAULT_VERSION, StartOptions, node_states, nodes, ready, remove, state_of,
-    write_kubeconfig,
-};
-use berth_core::binaries::{Manifest, Runtime, Version};
+use super::{Ctx, StartOptions, node_states, nodes, ready, remove, state_of, write_kubeconfig};
+use berth_core::binaries::Manifest;
 use berth_core::error::{Error, Result};
 use berth_core::kubeconfig;
 use berth_core::names::Names;
 use berth_core::node_image::{self, Context};
 use berth_core::profile::{Node, Profile};
-use berth_engine::{EngineFacts, Kind, NodeContainer, Privilege, Resource};
+use berth_engine::{EngineFacts, Kind, Privilege, Resource};
 use berth_node::net::Cidr;
 use berth_node::now;
 use berth_node::render;
-
-/// The version to run, downloaded into the cache when it is not there.
-fn resolve_version(ctx: &Ctx, opts: &StartOptions) -> Result<Manifest> {
-    let version = match &opts.version {
-        Some(v) => v.clone(),
-        None => match ctx.cache.list()?.into_iter().map(|m| m.version).max() {
-            Some(newest) => newest,
-            None => DEFAULT_VERSION.parse().expect("valid default"),
-        },
-    };
-    let row = berth_node::supported(&version).map_err(|e| {
-        Error::from(e).with_hint(
-            "pass --kubernetes-version with a supported version; `berth cache list` shows the cached ones",
-        )
-    })?;
-    let manifest = match ctx.cache.get(&version)? {
-        Some(manifest) => manifest,
-        None => download(ctx, &version, &row.runtime(), opts.binary_mirror.as_deref())?,
-    };
-    if !manifest.defects().is_empty() {
-        return Err(Error::usage(format!(
-            "the cached Kubernetes {version} cannot make a cluster that works: its binaries are {}",
-            berth_core::binaries::describe(manifest.defects())
-        ))
-        .with_hint(berth_core::error::rebuild_hint(&version)));
-    }
-    Ok(manifest)
-}
-
-/// Fetches a version that is not cached yet into the cache.
-fn download(
-    ctx: &Ctx,
-    version: &Version,
-    runtime: &Runtime,
-    mirror: Option<&str>,
-) -> Result<Manifest> {
-    let base = mirror.unwrap_or(berth_core::binaries::OFFICIAL_RELEASES);
-    let step = ctx
-        .ui
-        .step(format!("Downloading Kubernetes {version} from {base}"));
-    let detail = |line: &str| step.detail(line);
-    // The download blocks on its own threads; the runtime has others.
-    let manifest =
-        tokio::task::block_in_place(|| ctx.cache.download(version, base, runtime, &detail))
-            .map_err(|e| download_error(ctx, version, e))?;
-    step.done();
-    Ok(manifest)
-}
-
-/// A failed download, said with the version and where it would be cached.
-fn download_error(ctx: &Ctx, version: &Version, e: berth_core::binaries::Error) -> Error {
-    use berth_core::binaries::Error as B;
-    match e {
-        B::Download { .. } | B::Checksum { .. } => Error::failure(format!(
-            "Kubernetes {version} is not in the cache ({}) and cannot be downloaded: {e}",
-            ctx.cache.dir(version).display()
-        ))
-        .with_hint(berth_core::error::DOWNLOAD_HINT.replace("VERSION", &version.to_string())),
-        other => other.into(),
-    }
-}
 
 /// A new profile's start: each step beside what takes it back when a later
 /// one fails or the start is interrupted. What is made carries this
@@ -150,7 +86,7 @@ impl<'a> NewCluster<'a> {
         let nodes: Vec<String> = (0..opts.node_count())
             .map(|i| berth_core::profile::node_name(name, i))
             .collect();
-        ensure_names_free(ctx, &names, &nodes, true).await?;
+        super::claims::ensure_names_free(ctx, &names, &nodes, true).await?;
         for port in &opts.ports {
             // A port below 1024 that berth may not bind, the engine may.
             let taken = std::net::TcpListener::bind(("127.0.0.1", port.host))
@@ -163,9 +99,9 @@ impl<'a> NewCluster<'a> {
                 .with_hint("pick another host port in --ports, or stop what listens there"));
             }
         }
-        let manifest = resolve_version(ctx, opts)?;
+        let manifest = super::binaries::resolve_version(ctx, opts)?;
         let facts = ctx.docker.facts().await?;
-        check_disk(&facts, opts.node_count())?;
+        super::host::check_disk(&facts, opts.node_count())?;
         Ok(NewCluster {
             name: name.into(),
             opts,
@@ -248,8 +184,8 @@ impl Step<NewCluster<'_>> for Create {
                 // together they cost one.
                 let image = new.node_image()?.to_string();
                 let (privilege, binaries) = tokio::try_join!(
-                    privilege(ctx, &new.facts, &image),
-                    ensure_binaries(ctx, &new.manifest, &image),
+                    super::host::privilege(ctx, &new.facts, &image),
+                    super::binaries::ensure_binaries(ctx, &new.manifest, &image),
                 )?;
                 new.privilege = Some(privilege);
                 new.binaries = Some(binaries);
@@ -266,11 +202,11 @@ impl Step<NewCluster<'_>> for Create {
                     ctx.ui,
                 )?);
                 new.network = Some(create_network(ctx, &new.names).await?);
-                new.api_port = free_port()?;
+                new.api_port = super::host::free_port()?;
                 if new.opts.registry {
                     new.registry = Some(berth_core::profile::Registry {
                         port: loop {
-                            let port = free_port()?;
+                            let port = super::host::free_port()?;
                             if port != new.api_port {
                                 break port;
                             }
@@ -389,112 +325,6 @@ fn check_counts(opts: &StartOptions) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// Free space a node needs on the engine's disk at first: its /var, the
-/// images it imports and its logs.
-const NODE_DISK_MIB: u64 = 1024;
-
-/// Refuses a start that would run the engine's disk full, where that disk
-/// is this machine's (a remote engine's is not checked).
-/// `BERTH_MIN_FREE_MIB` replaces the need per node.
-fn check_disk(facts: &EngineFacts, nodes: u32) -> Result<()> {
-    let Some(root) = &facts.root_dir else {
-        return Ok(());
-    };
-    let Some(free_mib) = free_mib(std::path::Path::new(&root)) else {
-        return Ok(());
-    };
-    let per_node = std::env::var("BERTH_MIN_FREE_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(NODE_DISK_MIB);
-    let need = per_node * u64::from(nodes);
-    if free_mib < need {
-        return Err(Error::failure(format!(
-                "only {free_mib} MiB are free on {root}, where the Docker engine keeps its data; \
-                 {nodes} node(s) need about {need} MiB"
-            ),
-        )
-        .with_hint("free space there (`docker system prune` removes unused images and volumes), then start again"));
-    }
-    Ok(())
-}
-
-/// Whether the engine starts privileged nodes, probed once per engine
-/// setup and remembered under `$BERTH_HOME/engines/`: the probe starts a
-/// container, most of a second of every start otherwise.
-async fn privilege(ctx: &Ctx, facts: &EngineFacts, image: &str) -> Result<Privilege> {
-    let path = ctx
-        .home
-        .join("engines")
-        .join(format!("{}.privilege", facts.privilege_key));
-    let known = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|text| serde_json::from_str(&text).ok());
-    if let Some(privilege) = known {
-        return Ok(privilege);
-    }
-    let purpose = "privilege-probe";
-    let probe = NodeContainer::helper(
-        berth_core::names::helper(purpose, &ctx.token),
-        image,
-        berth_core::names::helper_labels(&ctx.home, purpose, &ctx.token),
-    );
-    let privilege = ctx.docker.privilege(&probe).await?;
-    // Only a speed-up: a cache that cannot be written is probed again.
-    if let Some(dir) = path.parent()
-        && berth_core::pki::create_private_dir(dir).is_ok()
-    {
-        let json = serde_json::to_vec(&privilege).expect("privilege serialises");
-        let _ = berth_core::pki::write_atomic(&path, &json, 0o600);
-    }
-    Ok(privilege)
-}
-
-/// Free MiB on the file system of `path`, when it is on this machine.
-fn free_mib(path: &std::path::Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid NUL-terminated path and a statvfs to fill.
-    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
-        return None;
-    }
-    Some(stat.f_bavail as u64 * stat.f_frsize as u64 / (1024 * 1024))
-}
-
-/// The name of the volume of the profile's binaries, made again from the
-/// cache (or a download) should it be gone.
-pub(super) async fn binaries_volume(ctx: &Ctx, profile: &Profile) -> Result<String> {
-    let version = &profile.kubernetes_version;
-    let manifest = match ctx.cache.get(version)? {
-        Some(manifest) => manifest,
-        None => {
-            let runtime = berth_node::supported(version)?.runtime();
-            download(ctx, version, &runtime, None)?
-        }
-    };
-    // A cluster that exists is started anyway, so its data can be reached.
-    if !manifest.defects().is_empty() {
-        ctx.ui.info(format!(
-            "warning: the cached Kubernetes {version} binaries are {}; {}",
-            berth_core::binaries::describe(manifest.defects()),
-            berth_core::error::rebuild_hint(version)
-        ));
-    }
-    ensure_binaries(ctx, &manifest, &profile.node_image).await
-}
-
-/// The volume of `manifest`'s binaries, filled by a helper of this
-/// process's.
-async fn ensure_binaries(ctx: &Ctx, manifest: &Manifest, image: &str) -> Result<String> {
-    let filler = berth_core::binaries::Filler {
-        image: image.to_string(),
-        home: ctx.home.clone(),
-        token: ctx.token.clone(),
-    };
-    berth_core::binaries::ensure_volume(&*ctx.docker, &ctx.cache, manifest, &filler).await
 }
 
 /// Starting an existing profile again. A failed restart leaves the
@@ -704,7 +534,7 @@ async fn create_network(ctx: &Ctx, names: &Names) -> Result<Network> {
             if let Some(ours) = ours {
                 ctx.docker.remove(&ours).await?;
             }
-            return Err(taken(names, other));
+            return Err(super::claims::taken(names, other));
         }
         return Ok(Network {
             id,
@@ -719,74 +549,6 @@ async fn create_network(ctx: &Ctx, names: &Names) -> Result<Network> {
     )
 }
 
-/// Refuses, before anything is made, a start or node add whose engine
-/// names (the nodes' containers and volumes, and the network when
-/// `network`) are taken, naming who has each. Names this very profile's
-/// resources hold are taken too: they are what a cut-off start left.
-pub(super) async fn ensure_names_free(
-    ctx: &Ctx,
-    names: &Names,
-    nodes: &[String],
-    network: bool,
-) -> Result<()> {
-    let mut wanted: Vec<(Kind, String)> = Vec::new();
-    for node in nodes {
-        wanted.push((Kind::Container, names.container(node)));
-        wanted.push((Kind::Volume, names.var_volume(node)));
-    }
-    if network {
-        wanted.push((Kind::Network, names.network()));
-    }
-    let found = try_join_all(
-        wanted
-            .iter()
-            .map(|(kind, name)| ctx.docker.named(*kind, name)),
-    )
-    .await?;
-    match found.into_iter().flatten().next() {
-        Some(resource) => Err(taken(names, &resource)),
-        None => Ok(()),
-    }
-}
-
-/// A name berth wanted is held by `resource`: who holds it, and what to do.
-fn taken(names: &Names, resource: &Resource) -> Error {
-    let profile = names.profile();
-    let owner = berth_core::names::owner(&resource.labels);
-    let hint = if names.owns(&resource.labels) {
-        format!(
-            "it was left by a start of profile {profile} that was cut off; `berth delete -p {profile}` removes it"
-        )
-    } else {
-        match (
-            resource.labels.get(berth_core::names::LABEL_HOME),
-            resource.labels.get(berth_core::names::LABEL_PROFILE),
-        ) {
-            (Some(home), Some(other)) => format!(
-                "use another profile name, or delete that cluster where it was made: \
-                 `BERTH_HOME={home} berth delete -p {other}`"
-            ),
-            _ => format!(
-                "use another profile name, or remove the {kind} if nothing needs it \
-                 (`docker {kind} rm {name}`)",
-                kind = resource.kind,
-                name = resource.name
-            ),
-        }
-    };
-    Error::usage(format!(
-        "cannot make profile {profile}: the {resource} exists already and belongs to {owner}"
-    ))
-    .with_hint(hint)
-}
-
-/// A port on 127.0.0.1 that nothing listens on now, kept by the profile.
-pub(super) fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| Error::failure(format!("cannot find a free port on 127.0.0.1: {e}")))?;
-    Ok(listener.local_addr().expect("bound").port())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -798,7 +560,7 @@ mod tests {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
-            .block_on(ensure_names_free(ctx, &names, &nodes, true))
+            .block_on(crate::claims::ensure_names_free(ctx, &names, &nodes, true))
             .err()
     }
 

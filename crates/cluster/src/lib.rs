@@ -4,6 +4,8 @@
 
 pub mod addons;
 pub mod balancer;
+mod binaries;
+mod claims;
 pub mod containerd;
 mod create;
 pub mod dns;
@@ -11,6 +13,7 @@ pub mod etcd;
 pub mod export;
 pub mod forward;
 pub mod health;
+mod host;
 pub mod images;
 mod lifecycle;
 pub mod logs;
@@ -254,6 +257,26 @@ pub async fn node_states(ctx: &Ctx, profile: &Profile) -> Result<Vec<(Node, Reso
             }
         })
         .collect()
+}
+
+/// The profile's network, by id: the one it was made with, or for a
+/// profile made before berth kept it, the one its control plane is on.
+pub(crate) async fn network_id(ctx: &Ctx, profile: &Profile) -> Result<String> {
+    if let Some(id) = &profile.network_id {
+        return Ok(id.clone());
+    }
+    let states = node_states(ctx, profile).await?;
+    let networks = ctx.docker.network_ids(&states[0].1.id).await?;
+    networks.into_iter().next().ok_or_else(|| {
+        Error::profile(format!(
+            "the control plane of profile {} is on no network",
+            profile.name
+        ))
+        .with_hint(format!(
+            "`berth delete -p {}` removes the cluster; start it anew",
+            profile.name
+        ))
+    })
 }
 
 /// The states of the containers `filter` selects, by name.

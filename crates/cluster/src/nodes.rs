@@ -14,7 +14,6 @@ use berth_core::names::{LABEL_NODE, LABEL_ROLE};
 use berth_core::pki::{self, Leaf, Pki};
 use berth_core::profile::{Node, Profile, Role};
 use berth_engine::{BinariesVolume, NodeContainer, Resource};
-use berth_node::now;
 use berth_node::render::{self, K8S_DIR, NodeFile, NodeSpec, ROUTES_SCRIPT, Route};
 
 /// Every certificate a node holds besides the CA's; workers also hold
@@ -101,7 +100,7 @@ pub async fn create(
     joining: bool,
 ) -> Result<()> {
     let names = ctx.names(profile);
-    let network = network_id(ctx, profile).await?;
+    let network = super::network_id(ctx, profile).await?;
     ctx.docker
         .create_volume(
             &names.var_volume(&node.name),
@@ -118,26 +117,6 @@ pub async fn create(
         .await?;
     ctx.docker.start_container(&id).await?;
     Ok(())
-}
-
-/// The profile's network, by id: the one it was made with, or for a
-/// profile made before berth kept it, the one its control plane is on.
-pub(super) async fn network_id(ctx: &Ctx, profile: &Profile) -> Result<String> {
-    if let Some(id) = &profile.network_id {
-        return Ok(id.clone());
-    }
-    let states = node_states(ctx, profile).await?;
-    let networks = ctx.docker.network_ids(&states[0].1.id).await?;
-    networks.into_iter().next().ok_or_else(|| {
-        Error::profile(format!(
-            "the control plane of profile {} is on no network",
-            profile.name
-        ))
-        .with_hint(format!(
-            "`berth delete -p {}` removes the cluster; start it anew",
-            profile.name
-        ))
-    })
 }
 
 /// The node's container and volume, among what the profile owns.
@@ -178,7 +157,9 @@ pub async fn sync_routes(ctx: &Ctx, profile: &Profile) -> Result<()> {
             content: script,
             mode: 0o755,
         }];
-        ctx.docker.upload(&container.id, tar_of(&files)).await?;
+        ctx.docker
+            .upload(&container.id, render::tar_of(&files))
+            .await?;
         if !state_of(container).is_running() {
             return Ok(());
         }
@@ -367,7 +348,7 @@ fn files_tar(profile: &Profile, node: &Node, pki: &Pki, joining: bool) -> Result
             mode: 0o600,
         });
     }
-    Ok(tar_of(&files))
+    Ok(render::tar_of(&files))
 }
 
 /// Writes a node's files, certificates included, into its container
@@ -383,36 +364,6 @@ pub async fn upload_files(
         .upload(container, files_tar(profile, node, &pki, false)?)
         .await?;
     Ok(())
-}
-
-pub(super) fn tar_of(files: &[NodeFile]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for f in files {
-        match f {
-            NodeFile::File {
-                path,
-                content,
-                mode,
-            } => berth_node::append_file(
-                &mut builder,
-                path.trim_start_matches('/'),
-                content.as_bytes(),
-                *mode,
-            ),
-            NodeFile::Link { path, target } => {
-                let mut header = tar::Header::new_gnu();
-                header.set_mtime(now());
-                header.set_size(0);
-                header.set_mode(0o777);
-                header.set_entry_type(tar::EntryType::Symlink);
-                builder.append_link(&mut header, path.trim_start_matches('/'), target)
-            }
-        }
-        .expect("writing a tar to memory cannot fail");
-    }
-    builder
-        .into_inner()
-        .expect("writing a tar to memory cannot fail")
 }
 
 /// The profile must be running to change its nodes: the routes and the
@@ -513,7 +464,7 @@ impl Step<Adding> for Add {
         let control_plane = adding.node.is_control_plane();
         match self {
             Add::Binaries => {
-                let volume = super::create::binaries_volume(ctx, &adding.profile).await?;
+                let volume = super::binaries::binaries_volume(ctx, &adding.profile).await?;
                 adding.binaries = Some(volume);
             }
             Add::Member if control_plane => {
@@ -600,7 +551,7 @@ where
         ))
         .with_hint("delete nodes it no longer needs with `berth node delete`")
     })?;
-    super::create::ensure_names_free(
+    super::claims::ensure_names_free(
         ctx,
         &ctx.names(&profile),
         std::slice::from_ref(&node.name),

@@ -57,7 +57,7 @@ pub async fn create(ctx: &Ctx, profile: &Profile) -> Result<()> {
             &names.labels_created_by(&ctx.token),
         )
         .await?;
-    let network = nodes::network_id(ctx, profile).await?;
+    let network = super::network_id(ctx, profile).await?;
     let id = ctx
         .docker
         .create_container(&container(ctx, profile, registry, network))
@@ -67,7 +67,7 @@ pub async fn create(ctx: &Ctx, profile: &Profile) -> Result<()> {
         content: CONFIG_YAML.into(),
         mode: 0o644,
     };
-    ctx.docker.upload(&id, nodes::tar_of(&[config])).await?;
+    ctx.docker.upload(&id, render::tar_of(&[config])).await?;
     Ok(ctx.docker.start_container(&id).await?)
 }
 
@@ -115,7 +115,7 @@ impl super::plan::Step<Enabling> for Enable {
                 // Held while the port is chosen and taken.
                 let _allocating = berth_core::lock::allocate(&ctx.home, ctx.lock_timeout, ctx.ui)?;
                 profile.registry = Some(Registry {
-                    port: super::create::free_port()?,
+                    port: super::host::free_port()?,
                 });
                 create(ctx, profile).await?;
             }
@@ -125,7 +125,7 @@ impl super::plan::Step<Enabling> for Enable {
                     let spec = nodes::spec(profile, node)?;
                     let files: Vec<NodeFile> = render::registry_files(&spec);
                     ctx.docker
-                        .upload(&node.container, nodes::tar_of(&files))
+                        .upload(&node.container, render::tar_of(&files))
                         .await?;
                 }
             }

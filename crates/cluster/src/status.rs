@@ -227,3 +227,53 @@ async fn own_api_server_ready(ctx: &Ctx, container: &str) -> Result<bool> {
     ];
     Ok(ctx.docker.exec(container, &cmd).await?.success().is_ok())
 }
+
+/// Every addon of the profile with its state, from what `status` found.
+pub fn addons(profile: &Profile, status: &ProfileStatus) -> Vec<super::addons::AddonStatus> {
+    use super::addons::{AddonState, images};
+    use super::dns::DnsState;
+    use super::storage::StorageState;
+    use berth_node::addons::Addon;
+    Addon::ALL
+        .into_iter()
+        .map(|addon| {
+            let (state, reason) = match addon {
+                _ if !profile.has(addon) => (AddonState::Disabled, None),
+                Addon::Coredns => (
+                    match status.dns.state {
+                        DnsState::Available => AddonState::Ready,
+                        DnsState::Starting => AddonState::Starting,
+                        DnsState::Unavailable => AddonState::Unavailable,
+                        DnsState::Off => AddonState::Disabled,
+                        DnsState::Unknown => AddonState::Unknown,
+                    },
+                    status.dns.reason.clone(),
+                ),
+                Addon::Storage => (
+                    match status.storage.state {
+                        StorageState::Running => AddonState::Ready,
+                        StorageState::Starting => AddonState::Starting,
+                        StorageState::NotRunning => AddonState::Unavailable,
+                        StorageState::Off => AddonState::Disabled,
+                        StorageState::Unknown => AddonState::Unknown,
+                    },
+                    status.storage.reason.clone(),
+                ),
+                other => {
+                    let found = status.addons.iter().find(|a| a.name == other.name());
+                    let found = found
+                        .cloned()
+                        .unwrap_or_else(|| super::addons::AddonStatus::unknown(profile, other));
+                    (found.state, found.reason)
+                }
+            };
+            super::addons::AddonStatus {
+                name: addon.name(),
+                enabled: profile.has(addon),
+                state,
+                reason,
+                images: images(profile, addon),
+            }
+        })
+        .collect()
+}

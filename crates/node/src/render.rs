@@ -1298,6 +1298,37 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
     files
 }
 
+/// A tar stream of `files`, as an engine's upload into a node takes it.
+pub fn tar_of(files: &[NodeFile]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for f in files {
+        match f {
+            NodeFile::File {
+                path,
+                content,
+                mode,
+            } => crate::append_file(
+                &mut builder,
+                path.trim_start_matches('/'),
+                content.as_bytes(),
+                *mode,
+            ),
+            NodeFile::Link { path, target } => {
+                let mut header = tar::Header::new_gnu();
+                header.set_mtime(crate::now());
+                header.set_size(0);
+                header.set_mode(0o777);
+                header.set_entry_type(tar::EntryType::Symlink);
+                builder.append_link(&mut header, path.trim_start_matches('/'), target)
+            }
+        }
+        .expect("writing a tar to memory cannot fail");
+    }
+    builder
+        .into_inner()
+        .expect("writing a tar to memory cannot fail")
+}
+
 /// Every rendered file of a node, keyed by path, for golden tests.
 pub fn render_all(spec: &NodeSpec, routes: &[Route]) -> BTreeMap<String, String> {
     node_files(spec, routes)
