@@ -130,7 +130,17 @@ fn after_the_engine_restarts_start_brings_each_profile_back_as_it_was() {
             profile,
             &["wait", "--for=condition=Ready", "pod/web", "--timeout=180s"],
         );
-        assert!(service_answer(&env, profile).contains("made before the restart"));
+        // A Ready pod is in its Service's endpoints, and kube-proxy's
+        // rules for it, a moment later: until then the node refuses the
+        // Service's address.
+        common::eventually(Duration::from_secs(30), || {
+            let answer = service_answer(&env, profile);
+            if answer.contains("made before the restart") {
+                Ok(())
+            } else {
+                Err(format!("{profile}'s Service answered {answer:?}"))
+            }
+        });
     }
     let endpoints: Vec<String> = profiles
         .iter()
