@@ -109,6 +109,19 @@ fn service_answer(env: &Env, profile: &str) -> String {
     })
 }
 
+/// Waits up to `timeout` for `profile`'s Service to answer with the page
+/// made before the restart.
+fn answers_in_time(env: &Env, profile: &str, timeout: Duration) {
+    common::eventually(timeout, || {
+        let answer = service_answer(env, profile);
+        if answer.contains("made before the restart") {
+            Ok(())
+        } else {
+            Err(format!("{profile}: the Service answered {answer:?}"))
+        }
+    });
+}
+
 #[test]
 #[ignore = "restarts the Docker engine: scripts/test runs it alone, after the others"]
 fn after_the_engine_restarts_start_brings_each_profile_back_as_it_was() {
@@ -133,14 +146,7 @@ fn after_the_engine_restarts_start_brings_each_profile_back_as_it_was() {
         // A Ready pod is in its Service's endpoints, and kube-proxy's
         // rules for it, a moment later: until then the node refuses the
         // Service's address.
-        common::eventually(Duration::from_secs(30), || {
-            let answer = service_answer(&env, profile);
-            if answer.contains("made before the restart") {
-                Ok(())
-            } else {
-                Err(format!("{profile}'s Service answered {answer:?}"))
-            }
-        });
+        answers_in_time(&env, profile, Duration::from_secs(30));
     }
     let endpoints: Vec<String> = profiles
         .iter()
@@ -168,14 +174,7 @@ fn after_the_engine_restarts_start_brings_each_profile_back_as_it_was() {
             nodes.lines().all(|l| l.contains(" Ready ")),
             "{profile}: {nodes}"
         );
-        common::eventually(Duration::from_secs(60), || {
-            let answer = service_answer(&env, profile);
-            if answer.contains("made before the restart") {
-                Ok(())
-            } else {
-                Err(format!("{profile}: the Service answered {answer:?}"))
-            }
-        });
+        answers_in_time(&env, profile, Duration::from_secs(60));
     }
     assert_eq!(
         std::fs::read_to_string(&env.kubeconfig).unwrap(),

@@ -56,6 +56,22 @@ fn field(env: &Env, profile: &str, object: &str, path: &str) -> String {
 }
 
 /// The exit code of `cmd` in the node's container.
+/// The messages of the events of `reason` about the object `name`.
+fn events(env: &Env, profile: &str, name: &str, reason: &str) -> String {
+    let selector = format!("involvedObject.name={name},reason={reason}");
+    env.kubectl(
+        profile,
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            &selector,
+            "-o",
+            "jsonpath={.items[*].message}",
+        ],
+    )
+}
+
 fn in_node(env: &Env, profile: &str, node: &str, cmd: &[&str]) -> i64 {
     let container = env.names(profile).container(node);
     block_on(async {
@@ -104,21 +120,9 @@ fn a_claim_binds_where_its_pod_runs_and_keeps_its_data_until_it_is_deleted() {
     // Pending because the controller waits for a consumer (its event
     // says so), not because nothing looked at the claim.
     eventually(Duration::from_secs(30), || {
-        let events = env.kubectl(
-            profile,
-            &[
-                "get",
-                "events",
-                "--field-selector",
-                "involvedObject.name=data,reason=WaitForFirstConsumer",
-                "-o",
-                "name",
-            ],
-        );
-        if events.is_empty() {
-            Err("no WaitForFirstConsumer event for the claim".into())
-        } else {
-            Ok(())
+        match events(&env, profile, "data", "WaitForFirstConsumer").as_str() {
+            "" => Err("no WaitForFirstConsumer event for the claim".into()),
+            _ => Ok(()),
         }
     });
     assert_eq!(field(&env, profile, "pvc/data", ".status.phase"), "Pending");
@@ -390,17 +394,7 @@ spec:
     env.apply(profile, &claim("shared", None, "ReadWriteMany"));
     env.apply(profile, &pod("sharer", "shared", "true"));
     eventually(Duration::from_secs(60), || {
-        let events = env.kubectl(
-            profile,
-            &[
-                "get",
-                "events",
-                "--field-selector",
-                "involvedObject.name=shared,reason=ProvisioningFailed",
-                "-o",
-                "jsonpath={.items[*].message}",
-            ],
-        );
+        let events = events(&env, profile, "shared", "ProvisioningFailed");
         if events.contains("ReadWriteMany and ReadOnlyMany are not served on a cluster of 3 nodes")
         {
             Ok(())

@@ -109,6 +109,14 @@ impl FakeEngine {
         self.faults.lock().unwrap().push(format!("{action} {name}"));
     }
 
+    /// Whether the test made `action` on `name` fail.
+    fn faulted(&self, action: &str, name: &str) -> bool {
+        self.faults
+            .lock()
+            .unwrap()
+            .contains(&format!("{action} {name}"))
+    }
+
     /// Every call succeeds again.
     pub fn heal(&self) {
         self.faults.lock().unwrap().clear();
@@ -140,10 +148,7 @@ impl FakeEngine {
             .iter_mut()
             .find(|r| r.kind == Kind::Container && (r.id == name || r.name == name))
             .ok_or_else(|| refuse("no such container".into()))?;
-        let faults = self.faults.lock().unwrap();
-        if faults.contains(&format!("{action} {}", found.name))
-            || faults.contains(&format!("{action} {}", found.id))
-        {
+        if self.faulted(action, &found.name) || self.faulted(action, &found.id) {
             return Err(refuse("failed as the test asked".into()));
         }
         match found.state {
@@ -270,12 +275,7 @@ impl Engine for FakeEngine {
             .lock()
             .unwrap()
             .push(format!("{container}: {line}"));
-        if self
-            .faults
-            .lock()
-            .unwrap()
-            .contains(&format!("exec {container}"))
-        {
+        if self.faulted("exec", container) {
             return Self::unmodelled("exec");
         }
         let answers = self.answers.lock().unwrap();
@@ -327,12 +327,7 @@ impl Engine for FakeEngine {
     }
 
     fn upload<'a>(&'a self, container: &'a str, _tar: Vec<u8>) -> BoxFuture<'a, Result<()>> {
-        if self
-            .faults
-            .lock()
-            .unwrap()
-            .contains(&format!("upload {container}"))
-        {
+        if self.faulted("upload", container) {
             return Self::unmodelled("upload");
         }
         self.uploads.lock().unwrap().push(container.to_string());
