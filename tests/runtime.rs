@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use berth_core::binaries::{COMPONENTS, Cache, Runtime, host_arch};
 use berth_engine::{BINARIES_MOUNT, Docker};
+use berth_node::addons::Addon;
 use common::mirror::{publish, serve, sha256, targz};
 use common::{Env, block_on, k8s_version, skipped};
 
@@ -200,9 +201,7 @@ fn containerd_2_reads_the_configuration_berth_renders() {
         load_balanced: false,
         extra_config: Vec::new(),
         feature_gates: Default::default(),
-        dns: true,
-        storage: true,
-        addons: Vec::new(),
+        addons: vec![Addon::Coredns, Addon::Storage],
         first: true,
         registry: None,
         runtime: Some(runtime),

@@ -206,9 +206,7 @@ impl Setting {
 
     /// Puts `profile`'s files into the nodes the addon concerns.
     async fn files(&self, ctx: &Ctx, profile: &Profile, on: bool) -> Result<()> {
-        // CoreDNS and storage change what every node runs; the others only
-        // the control plane's files.
-        let every_node = matches!(self.addon, Addon::Coredns | Addon::Storage);
+        let every_node = self.addon.every_node();
         nodes::ensure_pki(ctx, profile, &profile.nodes())?;
         let mut restarted = Vec::new();
         for (node, container) in &self.states {
@@ -360,10 +358,10 @@ async fn refresh_files(
         cmd.extend(&restart);
         exec(ctx, container, &cmd).await?;
     }
-    if addon == Addon::Storage {
-        let unit = super::health::STORAGE_UNIT;
+    for unit in addon.units() {
         let cmd: &[&str] = if on {
-            // It waits seconds before it begins; nothing need wait for that.
+            // The storage provisioner waits seconds before it begins;
+            // nothing need wait for that.
             &["systemctl", "start", "--no-block", unit]
         } else {
             &["systemctl", "disable", "--now", unit]

@@ -8,6 +8,7 @@ use serde::Serialize;
 use berth_core::error::Result;
 use berth_core::profile::Node;
 use berth_engine::Engine;
+use berth_node::addons::Addon;
 
 /// The units of a control-plane node; workers run the last three.
 const CONTROL_PLANE_UNITS: [&str; 7] = [
@@ -20,18 +21,14 @@ const CONTROL_PLANE_UNITS: [&str; 7] = [
     "containerd",
 ];
 
-/// The storage provisioner's unit, on every node of a profile with storage.
-pub const STORAGE_UNIT: &str = "berth-storage";
-
-pub fn units_of(node: &Node, storage: bool) -> Vec<&'static str> {
+/// The units `node` runs with `addons` on.
+pub fn units_of(node: &Node, addons: &[Addon]) -> Vec<&'static str> {
     let mut units = if node.is_control_plane() {
         CONTROL_PLANE_UNITS.to_vec()
     } else {
         CONTROL_PLANE_UNITS[4..].to_vec()
     };
-    if storage {
-        units.push(STORAGE_UNIT);
-    }
+    units.extend(addons.iter().flat_map(|a| a.units()));
     units
 }
 
@@ -87,8 +84,8 @@ const EXIT_PATTERN: &str = "Main process exited";
 
 /// The units of a running node, from one `systemctl show` and, for those
 /// that restarted, one look into the journal each.
-pub async fn units(docker: &dyn Engine, node: &Node, storage: bool) -> Result<Vec<UnitHealth>> {
-    let names = units_of(node, storage);
+pub async fn units(docker: &dyn Engine, node: &Node, addons: &[Addon]) -> Result<Vec<UnitHealth>> {
+    let names = units_of(node, addons);
     let mut cmd = vec!["systemctl", "show", "-p", "Id,ActiveState,NRestarts"];
     cmd.extend(names);
     let out = docker.exec(&node.container, &cmd).await?;
@@ -163,14 +160,14 @@ mod tests {
     fn workers_are_asked_for_their_own_units_only() {
         let profile = berth_core::profile::Profile::example("n");
         let profile_node = |index| profile.node_at(index);
-        assert_eq!(units_of(&profile_node(0), false).len(), 7);
+        assert_eq!(units_of(&profile_node(0), &[]).len(), 7);
         assert_eq!(
-            units_of(&profile_node(1), false),
+            units_of(&profile_node(1), &[Addon::Coredns]),
             ["kubelet", "kube-proxy", "containerd"]
         );
         assert_eq!(
-            units_of(&profile_node(1), true),
-            ["kubelet", "kube-proxy", "containerd", STORAGE_UNIT]
+            units_of(&profile_node(1), &[Addon::Coredns, Addon::Storage]),
+            ["kubelet", "kube-proxy", "containerd", "berth-storage"]
         );
     }
 }

@@ -11,8 +11,7 @@ use berth_engine::{ContainerState, Resource};
 /// Units stopped in each control-plane node before its container goes, so
 /// that etcd and the API server end cleanly and at once: the API server
 /// waits up to a minute for the watches of its clients still running.
-const STOPPED_FIRST: [&str; 7] = [
-    crate::health::STORAGE_UNIT,
+const STOPPED_FIRST: [&str; 6] = [
     "kubelet",
     "kube-proxy",
     "kube-scheduler",
@@ -51,11 +50,8 @@ impl Step<Stopping<'_>> for Stop {
             Stop::ControlPlanes => {
                 // A unit the node does not have would fail the others.
                 let mut cmd = vec!["systemctl", "stop"];
-                cmd.extend(
-                    STOPPED_FIRST
-                        .iter()
-                        .filter(|u| !profile.no_storage || **u != crate::health::STORAGE_UNIT),
-                );
+                cmd.extend(profile.addons_on().iter().flat_map(|a| a.units()));
+                cmd.extend(STOPPED_FIRST);
                 let cmd = &cmd;
                 try_join_all(
                     stopping

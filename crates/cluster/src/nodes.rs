@@ -201,9 +201,7 @@ pub(super) fn spec(profile: &Profile, node: &Node) -> Result<NodeSpec> {
         load_balanced: profile.load_balancer,
         extra_config: profile.extra_config.clone(),
         feature_gates: profile.feature_gates.clone(),
-        dns: !profile.no_dns,
-        storage: !profile.no_storage,
-        addons: profile.addons.clone(),
+        addons: profile.addons_on(),
         first: node.index == 0,
         registry: profile.registry.map(|r| (r.host(), profile.registry_ip())),
         runtime: profile.runtime.clone(),
@@ -306,7 +304,7 @@ fn files_tar(profile: &Profile, node: &Node, pki: &Pki, joining: bool) -> Result
     if !profile.no_storage {
         kubeconfigs.push((
             "storage.conf",
-            render::STORAGE_USER,
+            berth_node::addons::STORAGE_USER,
             "storage-provisioner".to_string(),
             node_server,
         ));

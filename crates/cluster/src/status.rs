@@ -83,7 +83,7 @@ pub async fn status(ctx: &Ctx, profile: &Profile) -> Result<ProfileStatus> {
         async move {
             let running = state.is_some_and(ContainerState::is_running);
             let units = if running {
-                super::health::units(&*ctx.docker, &node, !profile.no_storage).await?
+                super::health::units(&*ctx.docker, &node, &profile.addons_on()).await?
             } else {
                 Vec::new()
             };

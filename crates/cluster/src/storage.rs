@@ -7,8 +7,9 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::Api;
 use serde::Serialize;
 
-use super::health::{STORAGE_UNIT, UnitHealth};
+use super::health::UnitHealth;
 use berth_core::profile::Profile;
+use berth_node::addons::STORAGE_UNIT;
 
 #[derive(Debug, Serialize, PartialEq)]
 pub struct Storage {

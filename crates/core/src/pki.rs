@@ -151,7 +151,7 @@ pub fn control_plane_leaves(
         // manifest.
         Leaf::new(
             "storage-provisioner",
-            berth_node::render::STORAGE_USER,
+            berth_node::addons::STORAGE_USER,
             &[],
             false,
             true,

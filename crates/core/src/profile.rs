@@ -285,6 +285,11 @@ impl Profile {
         }
     }
 
+    /// The addons enabled, CoreDNS and storage included, in their order.
+    pub fn addons_on(&self) -> Vec<Addon> {
+        Addon::ALL.into_iter().filter(|a| self.has(*a)).collect()
+    }
+
     /// Enables or disables `addon` in the profile's state.
     pub fn set(&mut self, addon: Addon, on: bool) {
         match addon {

@@ -11,6 +11,7 @@ use base64::Engine as _;
 use berth_engine::{BINARIES_MOUNT, Privilege};
 use serde::{Deserialize, Serialize};
 
+use crate::addons::Addon;
 use crate::minors::Minor;
 use crate::net::Cidr;
 use crate::{Runtime, Version};
@@ -108,13 +109,9 @@ pub struct NodeSpec {
     /// `--extra-config`: flags that replace or add to berth's.
     pub extra_config: Vec<ExtraFlag>,
     pub feature_gates: BTreeMap<String, bool>,
-    /// Cluster DNS (CoreDNS) on, the default.
-    pub dns: bool,
-    /// The StorageClass `standard` and its provisioner on, the default.
-    pub storage: bool,
-    /// The other addons enabled, whose manifests the first control plane
-    /// holds.
-    pub addons: Vec<super::addons::Addon>,
+    /// The addons on (CoreDNS and storage by default): the first control
+    /// plane holds their manifests, every node their files.
+    pub addons: Vec<Addon>,
     /// The first control plane: it holds the addons' manifests and applies
     /// them at each boot (others of several would apply what `addons
     /// disable` removed while they were stopped), and the others' API
@@ -171,7 +168,7 @@ pub enum NodeFile {
     },
 }
 
-fn file(path: &str, content: String, mode: u32) -> NodeFile {
+pub(crate) fn file(path: &str, content: String, mode: u32) -> NodeFile {
     NodeFile::File {
         path: path.into(),
         content,
@@ -181,7 +178,7 @@ fn file(path: &str, content: String, mode: u32) -> NodeFile {
 
 /// A systemd unit `name` with `content`, enabled as systemctl would:
 /// linked into multi-user.target.wants.
-fn enabled_unit(name: &str, content: String) -> [NodeFile; 2] {
+pub(crate) fn enabled_unit(name: &str, content: String) -> [NodeFile; 2] {
     let path = format!("/etc/systemd/system/{name}.service");
     [
         NodeFile::Link {
@@ -405,7 +402,7 @@ tlsPrivateKeyFile: {K8S_DIR}/pki/kubelet-serving-{node}.key
         cgroup_root = spec.cgroup_root,
         node = spec.node,
         pod_cidr = spec.pod_cidr,
-        cluster_dns = if spec.dns {
+        cluster_dns = if spec.addons.contains(&Addon::Coredns) {
             format!("clusterDNS:\n- {CLUSTER_DNS}\n")
         } else {
             String::new()
@@ -759,237 +756,6 @@ fn feature_gates_yaml(spec: &NodeSpec) -> String {
     out
 }
 
-/// Where the control plane keeps the objects it applies itself at boot.
-pub const ADDONS_DIR: &str = "/etc/kubernetes/addons";
-
-pub(super) fn coredns_manifest(spec: &NodeSpec) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: ServiceAccount
-metadata: {{name: coredns, namespace: kube-system}}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {{name: "system:coredns"}}
-rules:
-- apiGroups: [""]
-  resources: [endpoints, services, pods, namespaces]
-  verbs: [list, watch]
-- apiGroups: [""]
-  resources: [nodes]
-  verbs: [get]
-- apiGroups: [discovery.k8s.io]
-  resources: [endpointslices]
-  verbs: [list, watch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {{name: "system:coredns"}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:coredns"}}
-subjects: [{{kind: ServiceAccount, name: coredns, namespace: kube-system}}]
----
-apiVersion: v1
-kind: ConfigMap
-metadata: {{name: coredns, namespace: kube-system}}
-data:
-  Corefile: |
-    .:53 {{
-        errors
-        health {{
-            lameduck 5s
-        }}
-        ready
-        kubernetes cluster.local in-addr.arpa ip6.arpa {{
-            pods insecure
-            fallthrough in-addr.arpa ip6.arpa
-            ttl 30
-        }}
-        prometheus :9153
-        forward . /etc/resolv.conf
-        cache 30
-        reload
-        loadbalance
-    }}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: coredns
-  namespace: kube-system
-  labels: {{k8s-app: kube-dns}}
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {{k8s-app: kube-dns}}
-  template:
-    metadata:
-      labels: {{k8s-app: kube-dns}}
-    spec:
-      priorityClassName: system-cluster-critical
-      serviceAccountName: coredns
-      dnsPolicy: Default
-      nodeSelector: {{kubernetes.io/os: linux}}
-      tolerations:
-      - {{key: CriticalAddonsOnly, operator: Exists}}
-      - {{key: node-role.kubernetes.io/control-plane, effect: NoSchedule}}
-      containers:
-      - name: coredns
-        image: {image}
-        imagePullPolicy: IfNotPresent
-        args: [-conf, /etc/coredns/Corefile]
-        resources:
-          limits: {{memory: 170Mi}}
-          requests: {{cpu: 100m, memory: 70Mi}}
-        ports:
-        - {{containerPort: 53, name: dns, protocol: UDP}}
-        - {{containerPort: 53, name: dns-tcp, protocol: TCP}}
-        - {{containerPort: 9153, name: metrics, protocol: TCP}}
-        livenessProbe:
-          httpGet: {{path: /health, port: 8080}}
-          initialDelaySeconds: 60
-          timeoutSeconds: 5
-          failureThreshold: 5
-        readinessProbe:
-          httpGet: {{path: /ready, port: 8181}}
-        securityContext:
-          allowPrivilegeEscalation: false
-          capabilities: {{add: [NET_BIND_SERVICE], drop: [all]}}
-          readOnlyRootFilesystem: true
-        volumeMounts:
-        - {{name: config, mountPath: /etc/coredns, readOnly: true}}
-      volumes:
-      - name: config
-        configMap:
-          name: coredns
-          items: [{{key: Corefile, path: Corefile}}]
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: kube-dns
-  namespace: kube-system
-  labels: {{k8s-app: kube-dns, kubernetes.io/name: CoreDNS}}
-spec:
-  selector: {{k8s-app: kube-dns}}
-  clusterIP: {CLUSTER_DNS}
-  ports:
-  - {{name: dns, port: 53, protocol: UDP}}
-  - {{name: dns-tcp, port: 53, protocol: TCP}}
-  - {{name: metrics, port: 9153, protocol: TCP}}
-"#,
-        image = spec.row.coredns
-    )
-}
-
-/// The provisioner's name in StorageClasses, and on the volumes it makes.
-pub const STORAGE_PROVISIONER: &str = "io.berth/local-path";
-/// Where a node keeps the volumes provisioned on it: in its `/var` volume,
-/// so they live as long as the node.
-pub const STORAGE_ROOT: &str = "/var/lib/berth/storage";
-/// The provisioner's identity, which the storage manifest's RBAC names.
-pub const STORAGE_USER: &str = "berth:storage-provisioner";
-const STORAGE_SCRIPT: &str = "/usr/local/lib/berth/storage-provisioner";
-
-/// The default StorageClass and what its provisioner may do.
-pub(super) fn storage_manifest() -> String {
-    format!(
-        r#"apiVersion: storage.k8s.io/v1
-kind: StorageClass
-metadata:
-  name: standard
-  annotations: {{storageclass.kubernetes.io/is-default-class: "true"}}
-provisioner: {STORAGE_PROVISIONER}
-reclaimPolicy: Delete
-volumeBindingMode: WaitForFirstConsumer
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {{name: "{STORAGE_USER}"}}
-rules:
-- apiGroups: [""]
-  resources: [persistentvolumeclaims]
-  verbs: [get, list, watch]
-- apiGroups: [""]
-  resources: [persistentvolumes]
-  verbs: [get, list, watch, create, delete]
-- apiGroups: [storage.k8s.io]
-  resources: [storageclasses]
-  verbs: [get, list, watch]
-- apiGroups: [""]
-  resources: [nodes]
-  verbs: [list]
-- apiGroups: [""]
-  resources: [events]
-  verbs: [create]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {{name: "{STORAGE_USER}"}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "{STORAGE_USER}"}}
-subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: "{STORAGE_USER}"}}]
-"#
-    )
-}
-
-/// Every node's provisioner: a script over the cluster's own kubectl, as
-/// a unit that follows the API from boot on and never holds up a start.
-fn storage_files(spec: &NodeSpec) -> Vec<NodeFile> {
-    let script = include_str!("storage-provisioner.sh")
-        .replace("@PROVISIONER@", STORAGE_PROVISIONER)
-        .replace("@ROOT@", STORAGE_ROOT)
-        .replace("@KUBECTL@", &format!("{BINARIES_MOUNT}/kubectl"))
-        .replace("@KUBECONFIG@", &format!("{K8S_DIR}/storage.conf"))
-        .replace("@API@", &format!("{}/{API_PORT}", spec.api_ip))
-        .replace("@SERVER@", &format!("{}:{API_PORT}", spec.api_ip))
-        .replace("@PKI@", &format!("{K8S_DIR}/pki"));
-    let unit = format!(
-        "# Rendered by berth.
-[Unit]
-Description=Storage provisioner of the StorageClass standard
-After=kubelet.service
-
-[Service]
-# It must never slow the components a start waits for: anything it does
-# while the nodes boot (even waiting for the API server's port) cost a
-# 3-node start half a second, measured with scripts/bench-compare; a claim
-# made at once waits these seconds more.
-ExecStartPre=/bin/sleep 8
-ExecStart={STORAGE_SCRIPT} {node}
-Restart=always
-RestartSec=2
-Nice=10
-
-[Install]
-WantedBy=multi-user.target
-",
-        node = spec.node
-    );
-    let mut files = vec![file(STORAGE_SCRIPT, script, 0o755)];
-    files.extend(enabled_unit("berth-storage", unit));
-    files
-}
-
-/// Applies the addons once the API server answers, at every boot of the
-/// control plane, so that they come up also when `start` does not wait.
-fn addons_unit() -> String {
-    format!(
-        "# Rendered by berth.
-[Unit]
-Description=Cluster addons (CoreDNS, the default StorageClass, those enabled)
-After=kube-apiserver.service
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/bin/sh -c 'until [ -z \"$$(ls -A {ADDONS_DIR})\" ] || {BINARIES_MOUNT}/kubectl --kubeconfig {K8S_DIR}/admin.conf apply -f {ADDONS_DIR}; do sleep 1; done'
-TimeoutStartSec=infinity
-
-[Install]
-WantedBy=multi-user.target
-"
-    )
-}
-
 /// kubelet before v1.24 carries cAdvisor's Docker plugin, which asks the
 /// Docker socket for its root directory five times, a second apart, before
 /// it gives up: 5 s of every node start. A socket answering with the
@@ -1267,34 +1033,8 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
     if spec.version.minor <= 23 {
         files.extend(docker_probe_answer());
     }
-    if spec.storage {
-        files.extend(storage_files(spec));
-    }
     files.extend(registry_files(spec));
-    if spec.first && spec.dns {
-        files.push(file(
-            &format!("{ADDONS_DIR}/coredns.yaml"),
-            coredns_manifest(spec),
-            0o644,
-        ));
-    }
-    if spec.first && spec.storage {
-        files.push(file(
-            &format!("{ADDONS_DIR}/storage.yaml"),
-            storage_manifest(),
-            0o644,
-        ));
-    }
-    if spec.first {
-        files.extend(
-            spec.addons
-                .iter()
-                .map(|addon| file(&addon.manifest_path(), addon.manifest(spec), 0o644)),
-        );
-    }
-    if spec.first && (spec.dns || spec.storage || !spec.addons.is_empty()) {
-        files.extend(enabled_unit("berth-addons", addons_unit()));
-    }
+    files.extend(crate::addons::files(spec));
     files
 }
 
@@ -1341,15 +1081,16 @@ pub fn render_all(spec: &NodeSpec, routes: &[Route]) -> BTreeMap<String, String>
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::addons::{STORAGE_PROVISIONER, STORAGE_SCRIPT};
     use crate::minors::{MINORS, NEWEST_MINOR, OLDEST_MINOR};
 
     fn row(minor: u32) -> &'static Minor {
         MINORS.iter().find(|r| r.minor == minor).unwrap()
     }
 
-    fn spec(minor: u32) -> NodeSpec {
+    pub(crate) fn spec(minor: u32) -> NodeSpec {
         NodeSpec {
             node: "dev".into(),
             role: Role::ControlPlane,
@@ -1369,15 +1110,9 @@ mod tests {
             load_balanced: false,
             extra_config: Vec::new(),
             feature_gates: BTreeMap::new(),
-            dns: true,
-            storage: true,
-            // Every other addon too: the golden files show each one's
-            // manifest and images per minor.
-            addons: vec![
-                super::super::addons::Addon::MetricsServer,
-                super::super::addons::Addon::Dashboard,
-                super::super::addons::Addon::Ingress,
-            ],
+            // Every addon: the golden files show each one's manifest and
+            // images per minor.
+            addons: Addon::ALL.to_vec(),
             first: true,
             registry: Some(("localhost:5001".into(), "172.30.0.254".parse().unwrap())),
             // An imported version runs the node image's; downloaded and
@@ -1745,7 +1480,7 @@ mod tests {
         assert!(on["/etc/kubernetes/kubelet.yaml"].contains("clusterDNS:\n- 10.96.0.10\n"));
         assert!(!render_all(&worker(20), &[]).contains_key("/etc/kubernetes/addons/coredns.yaml"));
         let mut off = spec(20);
-        off.dns = false;
+        off.addons.retain(|a| *a != Addon::Coredns);
         let off = render_all(&off, &[]);
         assert!(!off.contains_key("/etc/kubernetes/addons/coredns.yaml"));
         assert!(!off["/etc/kubernetes/kubelet.yaml"].contains("clusterDNS"));
@@ -1913,20 +1648,14 @@ mod tests {
             }
         }
         // Without storage, no provisioner; the addons unit stays for DNS.
-        let off = render_all(
-            &NodeSpec {
-                storage: false,
-                ..spec(34)
-            },
-            &[],
-        );
+        let mut off = spec(34);
+        off.addons.retain(|a| *a != Addon::Storage);
+        let off = render_all(&off, &[]);
         assert!(!off.contains_key(STORAGE_SCRIPT));
         assert!(!off.contains_key("/etc/kubernetes/addons/storage.yaml"));
         assert!(off.contains_key("/etc/systemd/system/berth-addons.service"));
         let bare = render_all(
             &NodeSpec {
-                storage: false,
-                dns: false,
                 addons: Vec::new(),
                 ..spec(34)
             },
@@ -1957,13 +1686,6 @@ mod tests {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-    }
-
-    #[test]
-    fn coredns_serves_its_metrics_on_the_port_it_advertises() {
-        let manifest = coredns_manifest(&spec(34));
-        assert!(manifest.contains("prometheus :9153"));
-        assert!(manifest.contains("containerPort: 9153"));
     }
 
     #[test]

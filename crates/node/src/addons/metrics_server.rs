@@ -1,0 +1,58 @@
+//! metrics-server, reading each kubelet over TLS verified against the
+//! cluster's CA (which signs the kubelets' serving certificates), as an
+//! aggregated API the API server reaches through its front-proxy
+//! certificate.
+//!
+//! Its image per minor, from its README's "Compatibility matrix": 0.5.x
+//! for 1.8+, 0.6.x for 1.25+, 0.7.x for 1.27+, 0.8.x for 1.31+.
+
+use super::{Definition, fill};
+use crate::minors::Minor;
+use crate::render::NodeSpec;
+
+pub struct MetricsServer;
+
+impl Definition for MetricsServer {
+    fn name(&self) -> &'static str {
+        "metrics-server"
+    }
+
+    fn about(&self) -> &'static str {
+        "resource metrics: `kubectl top`, autoscaling"
+    }
+
+    fn images(&self, row: &Minor) -> Vec<String> {
+        let tag = match row.minor {
+            ..=24 => "v0.5.2",
+            25 | 26 => "v0.6.4",
+            27..=30 => "v0.7.2",
+            _ => "v0.8.0",
+        };
+        vec![format!(
+            "registry.k8s.io/metrics-server/metrics-server:{tag}"
+        )]
+    }
+
+    fn deployments(&self) -> &'static [(&'static str, &'static str)] {
+        &[("kube-system", "metrics-server")]
+    }
+
+    fn manifest(&self, spec: &NodeSpec) -> String {
+        fill(
+            include_str!("metrics-server.yaml"),
+            &[("IMAGE", &self.images(spec.row)[0])],
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Addon, tests::tags};
+
+    #[test]
+    fn each_minor_gets_a_release_its_matrix_lists() {
+        assert_eq!(tags(Addon::MetricsServer, 20), ["v0.5.2"]);
+        assert_eq!(tags(Addon::MetricsServer, 27), ["v0.7.2"]);
+        assert_eq!(tags(Addon::MetricsServer, 34), ["v0.8.0"]);
+    }
+}
