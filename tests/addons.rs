@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use berth_node::addons::Addon;
-use common::{Env, eventually, json, shared_busybox, skipped};
+use common::{Env, Parts, eventually, json, shared_busybox, skipped};
 
 const PROFILE: &str = "e2e-addons";
 const BUSYBOX: &str = "berth.test/addons-busybox:1";
@@ -126,245 +126,266 @@ fn addons_are_applied_removed_and_applied_again_and_say_what_they_lack() {
     }
     assert_eq!(addon(&env, "dashboard")["state"], "disabled");
 
+    let mut parts = Parts::default();
+
     // metrics-server: its API, and what it may read and not change.
-    assert!(exists(&env, &["apiservice", "v1beta1.metrics.k8s.io"]));
-    assert!(exists(
-        &env,
-        &["-n", "kube-system", "deployment", "metrics-server"]
-    ));
-    let metrics = "kube-system:metrics-server";
-    assert!(can(&env, metrics, "get", "nodes/metrics"));
-    assert!(can(&env, metrics, "list", "pods"));
-    assert!(!can(&env, metrics, "delete", "pods"));
-    says_how_to_load(&env, "metrics-server");
+    parts.run("metrics-server's API and what it may do", || {
+        assert!(exists(&env, &["apiservice", "v1beta1.metrics.k8s.io"]));
+        assert!(exists(
+            &env,
+            &["-n", "kube-system", "deployment", "metrics-server"]
+        ));
+        let metrics = "kube-system:metrics-server";
+        assert!(can(&env, metrics, "get", "nodes/metrics"));
+        assert!(can(&env, metrics, "list", "pods"));
+        assert!(!can(&env, metrics, "delete", "pods"));
+        says_how_to_load(&env, "metrics-server");
+    });
 
     // The dashboard, enabled on the running profile: a read-only account
     // and an admin one.
-    env.ok(&["addons", "enable", "dashboard", "-p", PROFILE]);
-    assert!(exists(
-        &env,
-        &[
-            "-n",
-            "kubernetes-dashboard",
-            "deployment",
-            "kubernetes-dashboard"
-        ]
-    ));
-    let viewer = "kubernetes-dashboard:berth-dashboard-viewer";
-    let admin = "kubernetes-dashboard:berth-dashboard-admin";
-    assert!(can(&env, viewer, "list", "pods"));
-    assert!(!can(&env, viewer, "delete", "pods"));
-    assert!(can(&env, admin, "delete", "pods"));
-    says_how_to_load(&env, "dashboard");
+    parts.run(
+        "the dashboard enabled on a running profile, and berth dashboard",
+        || {
+            env.ok(&["addons", "enable", "dashboard", "-p", PROFILE]);
+            assert!(exists(
+                &env,
+                &[
+                    "-n",
+                    "kubernetes-dashboard",
+                    "deployment",
+                    "kubernetes-dashboard"
+                ]
+            ));
+            let viewer = "kubernetes-dashboard:berth-dashboard-viewer";
+            let admin = "kubernetes-dashboard:berth-dashboard-admin";
+            assert!(can(&env, viewer, "list", "pods"));
+            assert!(!can(&env, viewer, "delete", "pods"));
+            assert!(can(&env, admin, "delete", "pods"));
+            says_how_to_load(&env, "dashboard");
+        },
+    );
 
     // The ingress controller's account.
-    let ingress = "ingress-nginx:ingress-nginx";
-    assert!(can(&env, ingress, "list", "ingresses.networking.k8s.io"));
-    assert!(!can(&env, ingress, "delete", "pods"));
-    says_how_to_load(&env, "ingress");
+    parts.run("the ingress controller's account", || {
+        let ingress = "ingress-nginx:ingress-nginx";
+        assert!(can(&env, ingress, "list", "ingresses.networking.k8s.io"));
+        assert!(!can(&env, ingress, "delete", "pods"));
+        says_how_to_load(&env, "ingress");
 
-    // `berth dashboard --url` forwards to a ready pod behind the
-    // dashboard's Service: a stand-in serving plain HTTP on its port.
-    env.apply(
-        PROFILE,
-        &stand_in(
-            "dashboard-stand-in",
-            "kubernetes-dashboard",
-            "k8s-app: kubernetes-dashboard",
-            &[("", 8443)],
-            "the-dashboard",
-        ),
-    );
-    env.wait_ready_in(PROFILE, "kubernetes-dashboard", "dashboard-stand-in");
-    let mut dashboard = env.spawn(&["dashboard", "-p", PROFILE, "--url"]);
-    let url = dashboard.line();
-    let token = dashboard.line();
-    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
-    let page = common::http_get(common::port_of(&url), None);
-    assert!(
-        page.as_deref()
-            .unwrap_or_default()
-            .contains("the-dashboard"),
-        "{page:?}"
-    );
-    // The token is the read-only account's: it reads, and may not delete.
-    assert_eq!(
-        env.api_as(PROFILE, &token, "GET", "/api/v1/namespaces/default/pods"),
-        200
-    );
-    assert_eq!(
-        env.api_as(
+        // `berth dashboard --url` forwards to a ready pod behind the
+        // dashboard's Service: a stand-in serving plain HTTP on its port.
+        env.apply(
             PROFILE,
-            &token,
-            "DELETE",
-            "/api/v1/namespaces/default/pods/x"
-        ),
-        403
-    );
-    drop(dashboard);
+            &stand_in(
+                "dashboard-stand-in",
+                "kubernetes-dashboard",
+                "k8s-app: kubernetes-dashboard",
+                &[("", 8443)],
+                "the-dashboard",
+            ),
+        );
+        env.wait_ready_in(PROFILE, "kubernetes-dashboard", "dashboard-stand-in");
+        let mut dashboard = env.spawn(&["dashboard", "-p", PROFILE, "--url"]);
+        let url = dashboard.line();
+        let token = dashboard.line();
+        assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+        let page = common::http_get(common::port_of(&url), None);
+        assert!(
+            page.as_deref()
+                .unwrap_or_default()
+                .contains("the-dashboard"),
+            "{page:?}"
+        );
+        // The token is the read-only account's: it reads, and may not delete.
+        assert_eq!(
+            env.api_as(PROFILE, &token, "GET", "/api/v1/namespaces/default/pods"),
+            200
+        );
+        assert_eq!(
+            env.api_as(
+                PROFILE,
+                &token,
+                "DELETE",
+                "/api/v1/namespaces/default/pods/x"
+            ),
+            403
+        );
+        drop(dashboard);
+    });
 
     // `berth tunnel` serves the controller's ports; 80 and 443 are the
     // node's here, so it falls back to free ones and prints them.
-    env.ok(&[
-        "kubectl",
-        "-p",
-        PROFILE,
-        "--",
-        "-n",
-        "ingress-nginx",
-        "scale",
-        "deployment/ingress-nginx-controller",
-        "--replicas=0",
-    ]);
-    env.apply(
-        PROFILE,
-        &stand_in(
-            "ingress-stand-in",
+    parts.run("berth tunnel", || {
+        env.ok(&[
+            "kubectl",
+            "-p",
+            PROFILE,
+            "--",
+            "-n",
             "ingress-nginx",
-            "app.kubernetes.io/name: ingress-nginx",
-            &[("http", 8080), ("https", 8443)],
-            "the-ingress",
-        ),
-    );
-    env.wait_ready_in(PROFILE, "ingress-nginx", "ingress-stand-in");
-    let mut tunnel = env.spawn(&["tunnel", "-p", PROFILE]);
-    let http = tunnel.line();
-    assert!(
-        http.starts_with("http://127.0.0.1:") && http != "http://127.0.0.1:80",
-        "{http}"
-    );
-    let page = common::http_get(common::port_of(&http), None);
-    assert!(
-        page.as_deref().unwrap_or_default().contains("the-ingress"),
-        "{page:?}"
-    );
-    drop(tunnel);
+            "scale",
+            "deployment/ingress-nginx-controller",
+            "--replicas=0",
+        ]);
+        env.apply(
+            PROFILE,
+            &stand_in(
+                "ingress-stand-in",
+                "ingress-nginx",
+                "app.kubernetes.io/name: ingress-nginx",
+                &[("http", 8080), ("https", 8443)],
+                "the-ingress",
+            ),
+        );
+        env.wait_ready_in(PROFILE, "ingress-nginx", "ingress-stand-in");
+        let mut tunnel = env.spawn(&["tunnel", "-p", PROFILE]);
+        let http = tunnel.line();
+        assert!(
+            http.starts_with("http://127.0.0.1:") && http != "http://127.0.0.1:80",
+            "{http}"
+        );
+        let page = common::http_get(common::port_of(&http), None);
+        assert!(
+            page.as_deref().unwrap_or_default().contains("the-ingress"),
+            "{page:?}"
+        );
+        drop(tunnel);
+    });
 
     // Disabled: their objects go, the control plane no longer holds them.
     // metrics-server first: while its API is registered and does not
     // answer, the namespace controller cannot finish deleting a namespace.
     // The aggregation layer is on in every cluster, so neither disabling
     // nor enabling it again restarts the API server.
-    let api_server_run = || {
-        env.ok(&[
-            "ssh",
-            "-p",
-            PROFILE,
-            "--",
-            "systemctl",
-            "show",
-            "-p",
-            "InvocationID",
-            "kube-apiserver",
-        ])
-    };
-    let before = api_server_run();
-    for name in ["metrics-server", "dashboard", "ingress"] {
-        env.ok(&["addons", "disable", name, "-p", PROFILE]);
-        assert_eq!(addon(&env, name)["state"], "disabled");
-        let manifest = format!("/etc/kubernetes/addons/{name}.yaml");
-        let (code, _, _) = env.run(&["ssh", "-p", PROFILE, "--", "test", "-e", &manifest]);
-        assert_ne!(code, 0, "{manifest} is still in the node");
-    }
-    eventually(Duration::from_secs(90), || {
-        // A namespace is deleted by Kubernetes' namespace controller, which
-        // backs off for minutes after a moment when an aggregated API did
-        // not answer: being deleted (Terminating) is what `disable` does.
-        let mut left: Vec<&str> = ["kubernetes-dashboard", "ingress-nginx"]
-            .into_iter()
-            .filter(|ns| {
-                let (code, phase, _) = env.run(&[
-                    "kubectl",
-                    "-p",
-                    PROFILE,
-                    "--",
-                    "get",
-                    "namespace",
-                    ns,
-                    "-o",
-                    "jsonpath={.status.phase}",
-                ]);
-                code == 0 && phase.trim() != "Terminating"
-            })
-            .collect();
-        let objects: [&[&str]; 3] = [
-            &["apiservice", "v1beta1.metrics.k8s.io"],
-            &["clusterrolebinding", "berth-dashboard-admin"],
-            &["-n", "kube-system", "deployment", "metrics-server"],
-        ];
-        left.extend(
-            objects
-                .into_iter()
-                .filter(|args| exists(&env, args))
-                .map(|args| args[args.len() - 1]),
-        );
-        if left.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("left: {left:?}"))
+    parts.run("disabled and enabled again", || {
+        let api_server_run = || {
+            env.ok(&[
+                "ssh",
+                "-p",
+                PROFILE,
+                "--",
+                "systemctl",
+                "show",
+                "-p",
+                "InvocationID",
+                "kube-apiserver",
+            ])
+        };
+        let before = api_server_run();
+        for name in ["metrics-server", "dashboard", "ingress"] {
+            env.ok(&["addons", "disable", name, "-p", PROFILE]);
+            assert_eq!(addon(&env, name)["state"], "disabled");
+            let manifest = format!("/etc/kubernetes/addons/{name}.yaml");
+            let (code, _, _) = env.run(&["ssh", "-p", PROFILE, "--", "test", "-e", &manifest]);
+            assert_ne!(code, 0, "{manifest} is still in the node");
         }
+        eventually(Duration::from_secs(90), || {
+            // A namespace is deleted by Kubernetes' namespace controller, which
+            // backs off for minutes after a moment when an aggregated API did
+            // not answer: being deleted (Terminating) is what `disable` does.
+            let mut left: Vec<&str> = ["kubernetes-dashboard", "ingress-nginx"]
+                .into_iter()
+                .filter(|ns| {
+                    let (code, phase, _) = env.run(&[
+                        "kubectl",
+                        "-p",
+                        PROFILE,
+                        "--",
+                        "get",
+                        "namespace",
+                        ns,
+                        "-o",
+                        "jsonpath={.status.phase}",
+                    ]);
+                    code == 0 && phase.trim() != "Terminating"
+                })
+                .collect();
+            let objects: [&[&str]; 3] = [
+                &["apiservice", "v1beta1.metrics.k8s.io"],
+                &["clusterrolebinding", "berth-dashboard-admin"],
+                &["-n", "kube-system", "deployment", "metrics-server"],
+            ];
+            left.extend(
+                objects
+                    .into_iter()
+                    .filter(|args| exists(&env, args))
+                    .map(|args| args[args.len() - 1]),
+            );
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("left: {left:?}"))
+            }
+        });
+        // And applied again.
+        env.ok(&["addons", "enable", "metrics-server", "-p", PROFILE]);
+        assert!(exists(&env, &["apiservice", "v1beta1.metrics.k8s.io"]));
+        assert_eq!(api_server_run(), before, "the API server was restarted");
+        // A second enable changes nothing and says so.
+        let (code, _, err) = env.run(&["addons", "enable", "metrics-server", "-p", PROFILE]);
+        assert_eq!(code, 0);
+        assert!(err.contains("it was enabled"), "{err}");
     });
-    // And applied again.
-    env.ok(&["addons", "enable", "metrics-server", "-p", PROFILE]);
-    assert!(exists(&env, &["apiservice", "v1beta1.metrics.k8s.io"]));
-    assert_eq!(api_server_run(), before, "the API server was restarted");
-    // A second enable changes nothing and says so.
-    let (code, _, err) = env.run(&["addons", "enable", "metrics-server", "-p", PROFILE]);
-    assert_eq!(code, 0);
-    assert!(err.contains("it was enabled"), "{err}");
 
     // CoreDNS and storage are addons too.
-    env.ok(&["addons", "disable", "storage", "-p", PROFILE]);
-    assert!(!exists(&env, &["storageclass", "standard"]));
-    env.ok(&["addons", "disable", "coredns", "-p", PROFILE]);
-    eventually(Duration::from_secs(60), || {
-        match exists(&env, &["-n", "kube-system", "service", "kube-dns"]) {
-            false => Ok(()),
-            true => Err("kube-dns is still there".into()),
-        }
-    });
-    let kubelet_config = || {
-        env.ok(&[
-            "ssh",
-            "-p",
+    parts.run("CoreDNS and storage switched off and on", || {
+        env.ok(&["addons", "disable", "storage", "-p", PROFILE]);
+        assert!(!exists(&env, &["storageclass", "standard"]));
+        env.ok(&["addons", "disable", "coredns", "-p", PROFILE]);
+        eventually(Duration::from_secs(60), || {
+            match exists(&env, &["-n", "kube-system", "service", "kube-dns"]) {
+                false => Ok(()),
+                true => Err("kube-dns is still there".into()),
+            }
+        });
+        let kubelet_config = || {
+            env.ok(&[
+                "ssh",
+                "-p",
+                PROFILE,
+                "--",
+                "cat",
+                "/etc/kubernetes/kubelet.yaml",
+            ])
+        };
+        let kubelet = kubelet_config();
+        assert!(!kubelet.contains("clusterDNS"), "{kubelet}");
+        env.ok(&["addons", "enable", "coredns", "-p", PROFILE]);
+        env.ok(&["addons", "enable", "storage", "-p", PROFILE]);
+        assert!(exists(&env, &["storageclass", "standard"]));
+        assert!(exists(&env, &["-n", "kube-system", "service", "kube-dns"]));
+        let kubelet = kubelet_config();
+        assert!(kubelet.contains("clusterDNS"), "{kubelet}");
+        env.kubectl(
             PROFILE,
-            "--",
-            "cat",
-            "/etc/kubernetes/kubelet.yaml",
-        ])
-    };
-    let kubelet = kubelet_config();
-    assert!(!kubelet.contains("clusterDNS"), "{kubelet}");
-    env.ok(&["addons", "enable", "coredns", "-p", PROFILE]);
-    env.ok(&["addons", "enable", "storage", "-p", PROFILE]);
-    assert!(exists(&env, &["storageclass", "standard"]));
-    assert!(exists(&env, &["-n", "kube-system", "service", "kube-dns"]));
-    let kubelet = kubelet_config();
-    assert!(kubelet.contains("clusterDNS"), "{kubelet}");
-    env.kubectl(
-        PROFILE,
-        &[
-            "wait",
-            "--for=condition=Ready",
-            "node",
-            "--all",
-            "--timeout=90s",
-        ],
-    );
+            &[
+                "wait",
+                "--for=condition=Ready",
+                "node",
+                "--all",
+                "--timeout=90s",
+            ],
+        );
+    });
 
-    real_images(&env);
+    parts.run("the real images where the engine has them", || {
+        real_images(&env);
+    });
 
     // A stopped profile's addons are not changed: it says what to do.
-    env.ok(&["stop", "-p", PROFILE]);
-    let (code, _, err) = env.run(&["addons", "enable", "dashboard", "-p", PROFILE]);
-    assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains("not running") && err.contains("berth start -p e2e-addons"),
-        "{err}"
-    );
-    let (code, _, err) = env.run(&["addons", "enable", "nope", "-p", PROFILE]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("metrics-server, dashboard, ingress"), "{err}");
+    parts.run("a stopped profile's addons are left as they are", || {
+        env.ok(&["stop", "-p", PROFILE]);
+        let (code, _, err) = env.run(&["addons", "enable", "dashboard", "-p", PROFILE]);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains("not running") && err.contains("berth start -p e2e-addons"),
+            "{err}"
+        );
+        let (code, _, err) = env.run(&["addons", "enable", "nope", "-p", PROFILE]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("metrics-server, dashboard, ingress"), "{err}");
+    });
 }
 
 /// With the real images in the engine: `kubectl top nodes` answers, and an

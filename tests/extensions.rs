@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Env, eventually, json};
+use common::{Env, Parts, eventually, json};
 
 const PROFILE: &str = "e2e-ext";
 const IMAGE: &str = "berth.test/webhook:1";
@@ -190,144 +190,160 @@ fn custom_resources_admission_and_conversion_webhooks_work_and_nothing_crashes()
         "kubectl", "-p", PROFILE, "--", "get", "widgets", "--watch", "-o", "name",
     ]);
 
+    let mut parts = Parts::default();
+
     // Admission webhooks are registered asynchronously: the first objects
     // may pass before they are called.
-    eventually(Duration::from_secs(60), || {
-        let _ = env.run(&["kubectl", "-p", PROFILE, "--", "delete", "widget", "probe"]);
-        let (code, _, err) = env.run_stdin(&CREATE, &widget("probe", "v1", "size", 1000));
-        if code != 0 && err.contains("size 1000 is more than 100") {
-            Ok(())
-        } else {
-            Err(format!("the validating webhook refused nothing: {err}"))
-        }
-    });
-    eventually(Duration::from_secs(60), || {
-        let _ = env.run(&["kubectl", "-p", PROFILE, "--", "delete", "widget", "first"]);
-        env.run_stdin(&CREATE, &widget("first", "v1", "size", 3));
-        let labels = env.kubectl(
-            PROFILE,
-            &[
-                "get",
-                "widget",
-                "first",
-                "-o",
-                "jsonpath={.metadata.labels}",
-            ],
-        );
-        if labels.contains("mutated") {
-            Ok(())
-        } else {
-            Err(format!("the mutating webhook did not label it: {labels}"))
-        }
+    parts.run("validating and mutating admission webhooks", || {
+        eventually(Duration::from_secs(60), || {
+            let _ = env.run(&["kubectl", "-p", PROFILE, "--", "delete", "widget", "probe"]);
+            let (code, _, err) = env.run_stdin(&CREATE, &widget("probe", "v1", "size", 1000));
+            if code != 0 && err.contains("size 1000 is more than 100") {
+                Ok(())
+            } else {
+                Err(format!("the validating webhook refused nothing: {err}"))
+            }
+        });
+        eventually(Duration::from_secs(60), || {
+            let _ = env.run(&["kubectl", "-p", PROFILE, "--", "delete", "widget", "first"]);
+            env.run_stdin(&CREATE, &widget("first", "v1", "size", 3));
+            let labels = env.kubectl(
+                PROFILE,
+                &[
+                    "get",
+                    "widget",
+                    "first",
+                    "-o",
+                    "jsonpath={.metadata.labels}",
+                ],
+            );
+            if labels.contains("mutated") {
+                Ok(())
+            } else {
+                Err(format!("the mutating webhook did not label it: {labels}"))
+            }
+        });
     });
 
     // Pruning and defaulting by the structural schema. (kubectl's plain
     // `widget` is v2, the version Kubernetes ranks first.)
-    let first = json(&env.kubectl(
-        PROFILE,
-        &["get", "widgets.v1.berth.test", "first", "-o", "json"],
-    ));
-    assert_eq!(first["spec"]["size"], 3, "{first}");
-    assert_eq!(first["spec"]["color"], "blue", "defaulted: {first}");
-    assert!(
-        first["spec"].get("unknownField").is_none(),
-        "pruned: {first}"
-    );
-    assert_eq!(first["metadata"]["labels"]["mutated"], "true");
+    parts.run("pruning and defaulting by the schema", || {
+        let first = json(&env.kubectl(
+            PROFILE,
+            &["get", "widgets.v1.berth.test", "first", "-o", "json"],
+        ));
+        assert_eq!(first["spec"]["size"], 3, "{first}");
+        assert_eq!(first["spec"]["color"], "blue", "defaulted: {first}");
+        assert!(
+            first["spec"].get("unknownField").is_none(),
+            "pruned: {first}"
+        );
+        assert_eq!(first["metadata"]["labels"]["mutated"], "true");
+    });
 
     // Created through v2, stored as v1, read back through both.
-    let (code, _, err) = env.run_stdin(&CREATE, &widget("second", "v2", "length", 7));
-    assert_eq!(code, 0, "{err}");
-    let v1 = json(&env.kubectl(
-        PROFILE,
-        &["get", "widgets.v1.berth.test", "second", "-o", "json"],
-    ));
-    assert_eq!(v1["apiVersion"], "berth.test/v1");
-    assert_eq!(v1["spec"]["size"], 7, "converted to v1: {v1}");
-    let v2 = json(&env.kubectl(
-        PROFILE,
-        &["get", "widgets.v2.berth.test", "first", "-o", "json"],
-    ));
-    assert_eq!(v2["apiVersion"], "berth.test/v2");
-    assert_eq!(v2["spec"]["length"], 3, "converted to v2: {v2}");
-    assert!(v2["spec"].get("size").is_none(), "{v2}");
+    parts.run("conversion between versions by the webhook", || {
+        let (code, _, err) = env.run_stdin(&CREATE, &widget("second", "v2", "length", 7));
+        assert_eq!(code, 0, "{err}");
+        let v1 = json(&env.kubectl(
+            PROFILE,
+            &["get", "widgets.v1.berth.test", "second", "-o", "json"],
+        ));
+        assert_eq!(v1["apiVersion"], "berth.test/v1");
+        assert_eq!(v1["spec"]["size"], 7, "converted to v1: {v1}");
+        let v2 = json(&env.kubectl(
+            PROFILE,
+            &["get", "widgets.v2.berth.test", "first", "-o", "json"],
+        ));
+        assert_eq!(v2["apiVersion"], "berth.test/v2");
+        assert_eq!(v2["spec"]["length"], 3, "converted to v2: {v2}");
+        assert!(v2["spec"].get("size").is_none(), "{v2}");
+    });
 
     // Patch, list and the watch.
-    env.kubectl(
-        PROFILE,
-        &[
+    parts.run("patch, list and watch", || {
+        env.kubectl(
+            PROFILE,
+            &[
+                "patch",
+                "widgets.v1.berth.test",
+                "first",
+                "--type=merge",
+                "-p",
+                r#"{"spec":{"size":50,"color":"red"}}"#,
+            ],
+        );
+        let patched = json(&env.kubectl(
+            PROFILE,
+            &["get", "widgets.v1.berth.test", "first", "-o", "json"],
+        ));
+        assert_eq!(
+            (&patched["spec"]["size"], &patched["spec"]["color"]),
+            (&json("50"), &json("\"red\""))
+        );
+        let (code, _, err) = env.run(&[
+            "kubectl",
+            "-p",
+            PROFILE,
+            "--",
             "patch",
             "widgets.v1.berth.test",
             "first",
             "--type=merge",
             "-p",
-            r#"{"spec":{"size":50,"color":"red"}}"#,
-        ],
-    );
-    let patched = json(&env.kubectl(
-        PROFILE,
-        &["get", "widgets.v1.berth.test", "first", "-o", "json"],
-    ));
-    assert_eq!(
-        (&patched["spec"]["size"], &patched["spec"]["color"]),
-        (&json("50"), &json("\"red\""))
-    );
-    let (code, _, err) = env.run(&[
-        "kubectl",
-        "-p",
-        PROFILE,
-        "--",
-        "patch",
-        "widgets.v1.berth.test",
-        "first",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"size":500}}"#,
-    ]);
-    assert!(
-        code != 0 && err.contains("size 500 is more than 100"),
-        "{err}"
-    );
-    let listed = json(&env.kubectl(PROFILE, &["get", "widgets", "-o", "json"]));
-    let mut names: Vec<&str> = listed["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["metadata"]["name"].as_str().unwrap())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["first", "second"]);
-    let mut seen = std::collections::BTreeSet::new();
-    while !(seen.contains("widget.berth.test/first") && seen.contains("widget.berth.test/second")) {
-        seen.insert(watch.line());
-    }
+            r#"{"spec":{"size":500}}"#,
+        ]);
+        assert!(
+            code != 0 && err.contains("size 500 is more than 100"),
+            "{err}"
+        );
+        let listed = json(&env.kubectl(PROFILE, &["get", "widgets", "-o", "json"]));
+        let mut names: Vec<&str> = listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["metadata"]["name"].as_str().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["first", "second"]);
+        let mut seen = std::collections::BTreeSet::new();
+        while !(seen.contains("widget.berth.test/first")
+            && seen.contains("widget.berth.test/second"))
+        {
+            seen.insert(watch.line());
+        }
+    });
 
     // The CRD's schema is published in the API server's OpenAPI.
     // (The aggregated OpenAPI document is rebuilt some seconds after a
     // CRD changes.)
-    eventually(Duration::from_secs(60), || {
-        let (code, out, err) = env.run(&[
-            "kubectl",
-            "-p",
-            PROFILE,
-            "--",
-            "explain",
-            "--api-version=berth.test/v1",
-            "widget.spec.size",
-        ]);
-        if code == 0 && out.contains("How big the widget is") {
-            Ok(())
-        } else {
-            Err(format!("kubectl explain: {out}{err}"))
-        }
+    parts.run("the schema in the API server's OpenAPI", || {
+        eventually(Duration::from_secs(60), || {
+            let (code, out, err) = env.run(&[
+                "kubectl",
+                "-p",
+                PROFILE,
+                "--",
+                "explain",
+                "--api-version=berth.test/v1",
+                "widget.spec.size",
+            ]);
+            if code == 0 && out.contains("How big the widget is") {
+                Ok(())
+            } else {
+                Err(format!("kubectl explain: {out}{err}"))
+            }
+        });
     });
 
     // Nothing of the control plane crashed on the way.
-    let status = json(&env.ok(&["status", "-p", PROFILE, "-o", "json"]));
-    let units = status["nodes"][0]["units"].as_array().unwrap();
-    // The control plane's six, containerd, and the storage provisioner.
-    assert_eq!(units.len(), 8, "{status}");
-    for unit in units {
-        assert_eq!(unit["restarts"], 0, "{unit}");
-    }
+    parts.run("nothing of the control plane crashed", || {
+        let status = json(&env.ok(&["status", "-p", PROFILE, "-o", "json"]));
+        let units = status["nodes"][0]["units"].as_array().unwrap();
+        // The control plane's six, containerd, and the storage provisioner.
+        assert_eq!(units.len(), 8, "{status}");
+        for unit in units {
+            assert_eq!(unit["restarts"], 0, "{unit}");
+        }
+    });
 }

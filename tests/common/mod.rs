@@ -543,6 +543,41 @@ pub fn skipped(what: &str, why: &str) {
     }
 }
 
+/// The parts of a long test on one cluster (which costs too much to start
+/// once per part): each part runs even when one before it failed, and the
+/// test fails when `Parts` goes, naming every part that did. A part that
+/// needs what an earlier one made says so by being in the same part.
+#[derive(Default)]
+pub struct Parts {
+    failed: Vec<String>,
+}
+
+impl Parts {
+    pub fn run(&mut self, name: &str, part: impl FnOnce()) {
+        eprintln!("part: {name}");
+        let started = std::time::Instant::now();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(part)) {
+            Ok(()) => eprintln!("part: {name}: ok ({:.1?})", started.elapsed()),
+            Err(_) => {
+                eprintln!("part: {name}: FAILED (its panic is printed above)");
+                self.failed.push(name.to_string());
+            }
+        }
+    }
+}
+
+impl Drop for Parts {
+    fn drop(&mut self) {
+        if !self.failed.is_empty() && !std::thread::panicking() {
+            panic!(
+                "{} part(s) failed: {}",
+                self.failed.len(),
+                self.failed.join("; ")
+            );
+        }
+    }
+}
+
 /// Retries `check` until it passes or `timeout` ends, then fails with its
 /// last complaint.
 pub fn eventually(timeout: std::time::Duration, mut check: impl FnMut() -> Result<(), String>) {
