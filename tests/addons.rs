@@ -3,8 +3,10 @@
 //! reports when an image cannot be pulled, with the command that loads it;
 //! `berth dashboard` and `berth tunnel` forwarding to stand-ins; the ports
 //! `--ingress` publishes; CoreDNS and storage switched off and on again.
-//! With the addons' real images in the engine, `kubectl top` and an Ingress
-//! routed by host are checked too; without them that part is skipped, said.
+//! metrics-server, which berth builds from source where no registry serves
+//! it, runs for real: `kubectl top` and an autoscaler on CPU load. With
+//! ingress-nginx's real image in the engine an Ingress routed by host is
+//! checked too; without it that part is skipped, said.
 
 mod common;
 
@@ -139,8 +141,25 @@ fn addons_are_applied_removed_and_applied_again_and_say_what_they_lack() {
         assert!(can(&env, metrics, "get", "nodes/metrics"));
         assert!(can(&env, metrics, "list", "pods"));
         assert!(!can(&env, metrics, "delete", "pods"));
-        says_how_to_load(&env, "metrics-server");
+        if Addon::MetricsServer
+            .built_from_source(common::k8s_row())
+            .is_empty()
+        {
+            says_how_to_load(&env, "metrics-server");
+        }
     });
+
+    // Where berth builds its image, metrics-server runs for real: `kubectl
+    // top` shows numbers read from the kubelets (verified against the
+    // cluster's CA), and an autoscaler scales a Deployment on CPU load.
+    if !Addon::MetricsServer
+        .built_from_source(common::k8s_row())
+        .is_empty()
+    {
+        parts.run("kubectl top and an autoscaler on CPU", || {
+            top_and_autoscaling(&env);
+        });
+    }
 
     // The dashboard, enabled on the running profile: a read-only account
     // and an admin one.
@@ -388,20 +407,99 @@ fn addons_are_applied_removed_and_applied_again_and_say_what_they_lack() {
     });
 }
 
-/// With the real images in the engine: `kubectl top nodes` answers, and an
-/// Ingress routes by host through the published port 80.
-fn real_images(env: &Env) {
-    with_images(Addon::MetricsServer, "kubectl top nodes", |images| {
-        env.ok(&["image", "load", "-p", PROFILE, &images[0]]);
-        eventually(Duration::from_secs(120), || {
-            let (code, out, err) = env.run(&["kubectl", "-p", PROFILE, "--", "top", "nodes"]);
-            if code == 0 && out.contains(PROFILE) {
-                Ok(())
-            } else {
-                Err(err)
-            }
-        });
+/// metrics-server, built by berth: ready, `kubectl top` with numbers for
+/// the node and a pod, and a HorizontalPodAutoscaler that scales a busy
+/// Deployment out.
+fn top_and_autoscaling(env: &Env) {
+    eventually(Duration::from_secs(120), || {
+        let state = addon(env, "metrics-server");
+        match state["state"].as_str() {
+            Some("ready") => Ok(()),
+            _ => Err(format!("metrics-server: {state}")),
+        }
     });
+    // `NAME CPU(cores) CPU% MEMORY(bytes) MEMORY%`: numbers, not <unknown>.
+    eventually(Duration::from_secs(120), || {
+        let (code, out, err) = env.run(&["kubectl", "-p", PROFILE, "--", "top", "nodes"]);
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(PROFILE))
+            .unwrap_or_default();
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            [_, cpu, _, memory, _] if cpu.ends_with('m') && memory.ends_with("Mi") => Ok(()),
+            _ => Err(format!("kubectl top nodes ({code}): {out}{err}")),
+        }
+    });
+    // Busy, with a limit so that it takes no more than a fifth of a core.
+    env.apply(
+        PROFILE,
+        &format!(
+            "apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: busy}}
+spec:
+  selector: {{matchLabels: {{app: busy}}}}
+  template:
+    metadata: {{labels: {{app: busy}}}}
+    spec:
+      containers:
+      - name: busy
+        image: {BUSYBOX}
+        command: [sh, -c, 'while :; do :; done']
+        resources:
+          requests: {{cpu: 50m}}
+          limits: {{cpu: 200m}}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {{name: busy}}
+spec:
+  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: busy}}
+  minReplicas: 1
+  maxReplicas: 3
+  metrics:
+  - type: Resource
+    resource: {{name: cpu, target: {{type: Utilization, averageUtilization: 50}}}}
+"
+        ),
+    );
+    eventually(Duration::from_secs(120), || {
+        let (code, out, err) = env.run(&[
+            "kubectl", "-p", PROFILE, "--", "top", "pods", "-l", "app=busy",
+        ]);
+        match out.lines().find(|l| l.starts_with("busy-")) {
+            Some(line)
+                if code == 0
+                    && line
+                        .split_whitespace()
+                        .nth(1)
+                        .is_some_and(|c| c.ends_with('m')) =>
+            {
+                Ok(())
+            }
+            _ => Err(format!("kubectl top pods ({code}): {out}{err}")),
+        }
+    });
+    eventually(Duration::from_secs(180), || {
+        let hpa = json(&env.kubectl(PROFILE, &["get", "hpa", "busy", "-o", "json"]));
+        match hpa["status"]["desiredReplicas"].as_i64() {
+            Some(n) if n >= 2 => Ok(()),
+            _ => Err(format!(
+                "the autoscaler did not scale out: {}",
+                hpa["status"]
+            )),
+        }
+    });
+    env.kubectl(
+        PROFILE,
+        &["delete", "hpa,deployment", "busy", "--wait=false"],
+    );
+}
+
+/// With the real images in the engine: an Ingress routes by host through
+/// the published port 80.
+fn real_images(env: &Env) {
     with_images(Addon::Ingress, "an Ingress routed by host", |images| {
         env.ok(&["addons", "enable", "ingress", "-p", PROFILE]);
         env.ok(&["image", "load", "-p", PROFILE, &images[0]]);

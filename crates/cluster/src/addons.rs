@@ -175,6 +175,9 @@ pub async fn state(client: &kube::Client, profile: &Profile, addon: Addon) -> Ad
 /// `Remove` first.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Set {
+    /// On: the images it runs that berth builds from source, built when
+    /// missing and loaded into every node. Undo: none, images are kept.
+    Images,
     /// Off: its objects deleted. Undo: applied again from its manifest.
     Remove,
     /// The files of every node concerned, for the new setting, and the
@@ -188,7 +191,7 @@ enum Set {
     Save,
 }
 
-const ENABLE: [Set; 3] = [Set::Files, Set::Apply, Set::Save];
+const ENABLE: [Set; 4] = [Set::Images, Set::Files, Set::Apply, Set::Save];
 const DISABLE: [Set; 4] = [Set::Remove, Set::Files, Set::Apply, Set::Save];
 
 struct Setting {
@@ -232,6 +235,17 @@ impl super::plan::Step<Setting> for Set {
         let manifest = setting.addon.manifest_path();
         let control_plane = setting.control_plane();
         match self {
+            Set::Images => {
+                let built = super::addon_images::ensure(
+                    ctx,
+                    &setting.after.kubernetes_version,
+                    &[setting.addon],
+                )
+                .await?;
+                let containers: Vec<String> =
+                    setting.states.iter().map(|(_, c)| c.id.clone()).collect();
+                super::addon_images::load(ctx, &containers, &built).await
+            }
             Set::Remove => delete_objects(ctx, control_plane, &manifest).await,
             Set::Files => setting.files(ctx, &setting.after, setting.on).await,
             Set::Apply if setting.on => {
@@ -256,7 +270,7 @@ impl super::plan::Step<Setting> for Set {
             }
             Set::Apply if setting.on => delete_objects(ctx, control_plane, &manifest).await,
             // The manifest comes back with the files.
-            Set::Apply | Set::Save => Ok(()),
+            Set::Images | Set::Apply | Set::Save => Ok(()),
         }
     }
 }

@@ -187,9 +187,12 @@ impl Step<NewCluster<'_>> for Create {
                     super::host::privilege(ctx, &new.facts, &image),
                     super::binaries::ensure_binaries(ctx, &new.manifest, &image),
                 )?;
+                // Built now, should the cache lack them, so that the nodes
+                // get them as they are made.
+                let version = &new.manifest.version;
+                super::addon_images::ensure(ctx, version, &new.opts.addons).await?;
                 new.privilege = Some(privilege);
                 new.binaries = Some(binaries);
-                let version = &new.manifest.version;
                 if let Some(note) = render::cgroup_v1_note(version, new.facts.cgroup_v2) {
                     ctx.ui
                         .info(format!("note: this host runs cgroup v1, {note}"));

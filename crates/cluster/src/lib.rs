@@ -2,6 +2,7 @@
 //! stop, pause, unpause, delete, and what status reads. Each plan is a list
 //! of steps shown with their timings.
 
+mod addon_images;
 pub mod addons;
 pub mod balancer;
 mod binaries;

@@ -115,6 +115,11 @@ pub async fn create(
     ctx.docker
         .upload(&id, files_tar(profile, node, &pki, joining)?)
         .await?;
+    let built =
+        super::addon_images::ensure(ctx, &profile.kubernetes_version, &profile.addons_on()).await?;
+    if let Some(images) = super::addon_images::for_first_boot(&built)? {
+        ctx.docker.upload(&id, images).await?;
+    }
     ctx.docker.start_container(&id).await?;
     Ok(())
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use super::{Cache, Error, Manifest, Runtime, Source, Version, check, runtime};
+use berth_node::addons::FromSource;
 
 /// CoreDNS's image as kubeadm deploys it, and what berth builds in its
 /// place: the binary, allowed to bind port 53 as a user without privileges.
@@ -133,6 +134,27 @@ impl Go {
     }
 }
 
+impl Go {
+    /// Refuses recipes whose modules need a newer Go than this one, where
+    /// it will not fetch that Go itself.
+    fn can_build(&self, recipes: &[Recipe]) -> Result<(), Error> {
+        let needs = recipes
+            .iter()
+            .filter_map(|r| Some((r.go?, r.module.clone())))
+            .max_by_key(|(v, _)| *v);
+        match needs {
+            Some((needed, module)) if self.version < needed && self.local_only => {
+                Err(Error::GoTooOld {
+                    have: self.version.to_string(),
+                    needs: needed.to_string(),
+                    module,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A module's download as `go mod download -json` reports it.
 #[derive(serde::Deserialize)]
 struct Downloaded {
@@ -249,20 +271,7 @@ impl Cache {
             let found = download(&src, &recipe.module, &recipe.version, &env).await?;
             recipe.go = read_go_mod(&found)?.go;
         }
-        let needs = recipes
-            .iter()
-            .filter_map(|r| Some((r.go?, r.module.clone())))
-            .max_by_key(|(v, _)| *v);
-        if let Some((needed, module)) = needs
-            && go.version < needed
-            && go.local_only
-        {
-            return Err(Error::GoTooOld {
-                have: go.version.to_string(),
-                needs: needed.to_string(),
-                module,
-            });
-        }
+        go.can_build(&recipes)?;
 
         // Kubernetes alone is most of the work, and each go build ends in
         // links that use one core: the rest is built beside it, one after
@@ -274,9 +283,16 @@ impl Cache {
         )
         .await?;
         let archive = staging.path.join(runtime::COREDNS_ARCHIVE);
-        write_coredns_image(
+        write_image(
             &staging.path.join(COREDNS_OUT).join("coredns"),
             row.coredns,
+            // Upstream's image: as user nonroot, allowed to bind port 53
+            // (its Dockerfile's `setcap cap_net_bind_service=+ep`).
+            &Binary {
+                user: COREDNS_USER,
+                capabilities: &[CAP_NET_BIND_SERVICE],
+                exposed_ports: &["53/tcp", "53/udp"],
+            },
             &archive,
         )?;
         let images = vec![row.coredns.to_string()];
@@ -579,9 +595,17 @@ fn coredns_recipe(version: &str) -> Recipe {
     }
 }
 
-/// Upstream's image: the binary alone, as user nonroot, allowed to bind
-/// port 53 (its Dockerfile's `setcap cap_net_bind_service=+ep`).
-fn write_coredns_image(binary: &Path, reference: &str, archive: &Path) -> Result<(), Error> {
+/// How an image of one binary runs it.
+struct Binary<'a> {
+    user: &'a str,
+    capabilities: &'a [u32],
+    exposed_ports: &'a [&'a str],
+}
+
+/// An image of the binary at `binary` alone, at its root, run as its
+/// entrypoint, as upstream's distroless images are: written as `reference`
+/// to the OCI archive `archive`.
+fn write_image(binary: &Path, reference: &str, how: &Binary, archive: &Path) -> Result<(), Error> {
     let content = std::fs::read(binary).map_err(|source| Error::Read {
         path: binary.to_path_buf(),
         source,
@@ -589,23 +613,94 @@ fn write_coredns_image(binary: &Path, reference: &str, archive: &Path) -> Result
     if let Some(dir) = archive.parent() {
         std::fs::create_dir_all(dir).map_err(super::write(dir))?;
     }
+    let name = binary
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let entrypoint = format!("/{name}");
     super::oci::write_archive(
         reference,
         &[super::oci::LayerFile {
-            path: "coredns",
+            path: name,
             content: &content,
             mode: 0o755,
-            capabilities: &[CAP_NET_BIND_SERVICE],
+            capabilities: how.capabilities,
         }],
         &super::oci::ImageConfig {
-            entrypoint: &["/coredns"],
-            user: COREDNS_USER,
-            exposed_ports: &["53/tcp", "53/udp"],
+            entrypoint: &[&entrypoint],
+            user: how.user,
+            exposed_ports: how.exposed_ports,
         },
         super::host_arch(),
         archive,
     )
     .map_err(super::write(archive))
+}
+
+impl Cache {
+    /// The OCI archive of an addon's image, built from its Go module when
+    /// berth's cache does not hold it yet. The cache is untouched unless
+    /// the image was made; dropping the future stops the build and leaves
+    /// nothing behind.
+    pub async fn source_image(
+        &self,
+        image: &FromSource,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<PathBuf, Error> {
+        let dir = self.images_dir();
+        let path = dir.join(image.archive());
+        if path.exists() {
+            return Ok(path);
+        }
+        let go = Go::find().await?;
+        std::fs::create_dir_all(&dir).map_err(super::write(&dir))?;
+        let staging = super::Staging::new(dir.join(format!(
+            ".build-{}-{}",
+            image.binary(),
+            std::process::id()
+        )))?;
+        let src = staging.path.join(".src");
+        let tmp = staging.path.join(".tmp");
+        for dir in [&src, &tmp] {
+            std::fs::create_dir_all(dir).map_err(super::write(dir))?;
+        }
+        let env = [("GOTMPDIR", tmp.display().to_string())];
+        let found = download(&src, image.module, image.version, &env).await?;
+        let recipe = Recipe {
+            name: image.binary(),
+            module: image.module.into(),
+            version: image.version.into(),
+            replaces: Vec::new(),
+            packages: vec![image.package.into()],
+            out: "bin",
+            binary: None,
+            go: read_go_mod(&found)?.go,
+            cgo: false,
+            tags: "",
+            ldflags: image.ldflags.clone(),
+        };
+        go.can_build(std::slice::from_ref(&recipe))?;
+        progress(&format!(
+            "compiling {} {} from source into the image {}",
+            image.binary(),
+            image.version,
+            image.image
+        ));
+        build_one(&recipe, &src, &staging.path, &env).await?;
+        let staged = staging.path.join(image.archive());
+        write_image(
+            &staging.path.join("bin").join(image.binary()),
+            &image.image,
+            &Binary {
+                user: image.user,
+                capabilities: &[],
+                exposed_ports: &[],
+            },
+            &staged,
+        )?;
+        std::fs::rename(&staged, &path).map_err(super::write(&path))?;
+        Ok(path)
+    }
 }
 
 #[cfg(test)]

@@ -189,6 +189,13 @@ impl Cache {
         }
     }
 
+    /// Where images berth built from source are kept, for every version.
+    pub fn images_dir(&self) -> PathBuf {
+        self.root
+            .with_file_name("images")
+            .join(format!("linux-{}", host_arch()))
+    }
+
     pub fn dir(&self, version: &Version) -> PathBuf {
         self.root
             .join(version.to_string())
@@ -249,10 +256,7 @@ impl Cache {
     fn staging(&self, version: &Version, purpose: &str) -> Result<Staging, Error> {
         let parent = self.root.join(version.to_string());
         fs::create_dir_all(&parent).map_err(write(&parent))?;
-        let path = parent.join(format!(".{purpose}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).map_err(write(&path))?;
-        Ok(Staging { path })
+        Staging::new(parent.join(format!(".{purpose}-{}", std::process::id())))
     }
 
     /// Makes the checked binaries in `staging` the cached version, replacing
@@ -344,6 +348,15 @@ fn write(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
 
 struct Staging {
     path: PathBuf,
+}
+
+impl Staging {
+    /// An empty directory at `path`, which goes when dropped.
+    fn new(path: PathBuf) -> Result<Staging, Error> {
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).map_err(write(&path))?;
+        Ok(Staging { path })
+    }
 }
 
 impl Drop for Staging {

@@ -24,6 +24,37 @@ pub use ingress::{INGRESS_CONTROLLER, INGRESS_NAMESPACE};
 pub(crate) use storage::STORAGE_SCRIPT;
 pub use storage::{STORAGE_PROVISIONER, STORAGE_ROOT, STORAGE_UNIT, STORAGE_USER};
 
+/// An image an addon runs, as berth builds it from its Go module: the
+/// binary alone, as upstream's distroless image holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FromSource {
+    /// The image as the manifest names it.
+    pub image: String,
+    pub module: &'static str,
+    pub version: &'static str,
+    /// The main package; its last element names the binary.
+    pub package: &'static str,
+    /// The version stamps of upstream's release build.
+    pub ldflags: String,
+    /// The user it runs as (`uid:gid`).
+    pub user: &'static str,
+}
+
+impl FromSource {
+    pub fn binary(&self) -> &'static str {
+        self.package.rsplit('/').next().unwrap_or(self.package)
+    }
+
+    /// The archive's file name in berth's image cache.
+    pub fn archive(&self) -> String {
+        format!("{}-{}.tar", self.binary(), self.version)
+    }
+}
+
+/// Where a node takes images of addons built from source at boot, to
+/// import them once (the node image's berth-pause-import unit).
+pub const NODE_IMAGES_DIR: &str = "/var/lib/berth/images";
+
 /// Where the control plane keeps the objects it applies itself at boot.
 pub const ADDONS_DIR: &str = "/etc/kubernetes/addons";
 
@@ -48,6 +79,12 @@ pub trait Definition: Sync {
 
     /// Its manifest, rendered for the control plane of `spec`.
     fn manifest(&self, spec: &NodeSpec) -> String;
+
+    /// Its images berth builds from source where no registry serves them,
+    /// on `row`'s minor.
+    fn built_from_source(&self, _row: &Minor) -> Vec<FromSource> {
+        Vec::new()
+    }
 
     /// What it adds to every node's files while it is on.
     fn node_files(&self, _spec: &NodeSpec) -> Vec<NodeFile> {
@@ -116,6 +153,10 @@ impl Addon {
 
     pub fn deployments(self) -> &'static [(&'static str, &'static str)] {
         self.definition().deployments()
+    }
+
+    pub fn built_from_source(self, row: &Minor) -> Vec<FromSource> {
+        self.definition().built_from_source(row)
     }
 
     pub fn units(self) -> &'static [&'static str] {
