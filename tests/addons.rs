@@ -185,6 +185,36 @@ fn addons_are_applied_removed_and_applied_again_and_say_what_they_lack() {
         },
     );
 
+    // Each addon's project, release, and where its images came from, in
+    // columns that line up whatever the states.
+    parts.run("addons list says where each image came from", || {
+        let coredns = addon(&env, "coredns");
+        assert_eq!(coredns["project"], "coredns/coredns", "{coredns}");
+        assert_eq!(coredns["image_origin"], "built", "{coredns}");
+        let dashboard = addon(&env, "dashboard");
+        assert_eq!(dashboard["version"], "v2.7.0", "{dashboard}");
+        assert_eq!(dashboard["image_origin"], "missing", "{dashboard}");
+        assert!(addon(&env, "storage")["image_origin"].is_null());
+        if !Addon::MetricsServer
+            .built_from_source(common::k8s_row())
+            .is_empty()
+        {
+            assert_eq!(addon(&env, "metrics-server")["image_origin"], "built");
+        }
+        let table = env.ok(&["addons", "list", "-p", PROFILE]);
+        let rows: Vec<&str> = table.lines().filter(|l| !l.starts_with(' ')).collect();
+        for column in ["STATE", "PROJECT", "IMAGE "] {
+            let at = rows[0].find(column).unwrap();
+            for row in &rows[1..] {
+                let before = &row[..at];
+                assert!(
+                    before.ends_with("  ") && !row[at..].starts_with(' '),
+                    "{column} does not line up:\n{table}"
+                );
+            }
+        }
+    });
+
     // The ingress controller's account.
     parts.run("the ingress controller's account", || {
         let ingress = "ingress-nginx:ingress-nginx";

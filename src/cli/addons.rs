@@ -68,22 +68,42 @@ async fn list(global: &Global, name: &str, ui: Ui) -> Result<()> {
     let profile = global.load(name)?;
     let ctx = global.ctx(ui).await?;
     let status = cluster::status::status(&ctx, &profile).await?;
-    let addons = cluster::status::addons(&profile, &status);
+    let mut addons = cluster::status::addons(&profile, &status);
+    cluster::addons::image_origins(&ctx, &profile, &mut addons).await;
     if global.output == Output::Json {
         print_json(&addons);
         return Ok(());
     }
-    println!("{:<16} {:<9} {:<12} IMAGES", "NAME", "ENABLED", "STATE");
-    for addon in &addons {
-        let images = match addon.images.as_slice() {
-            [] => "none (runs from the node)".to_string(),
-            images => images.join(" "),
-        };
-        let enabled = if addon.enabled { "yes" } else { "no" };
-        println!(
-            "{:<16} {:<9} {:<12} {images}",
-            addon.name, enabled, addon.state
-        );
+    let rows: Vec<[String; 7]> = addons
+        .iter()
+        .map(|addon| {
+            let images = match addon.images.as_slice() {
+                [] => "none (runs from the node)".to_string(),
+                images => images.join(" "),
+            };
+            let origin = match (addon.images.is_empty(), addon.image_origin) {
+                (true, _) => "-".to_string(),
+                (false, Some(origin)) => origin.to_string(),
+                (false, None) => "unknown".to_string(),
+            };
+            [
+                addon.name.to_string(),
+                if addon.enabled { "yes" } else { "no" }.to_string(),
+                addon.state.to_string(),
+                addon.project.to_string(),
+                addon.version.clone().unwrap_or_else(|| "-".into()),
+                origin,
+                images,
+            ]
+        })
+        .collect();
+    let header = [
+        "NAME", "ENABLED", "STATE", "PROJECT", "VERSION", "IMAGE", "IMAGES",
+    ];
+    let lines = super::table(header, &rows);
+    println!("{}", lines[0]);
+    for (addon, line) in addons.iter().zip(&lines[1..]) {
+        println!("{line}");
         if let (true, Some(reason)) = (addon.enabled, &addon.reason) {
             println!("  {reason}");
         }

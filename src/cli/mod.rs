@@ -284,6 +284,34 @@ fn print_json(value: &impl serde::Serialize) {
     );
 }
 
+/// `header` and `rows` as lines whose columns line up, each as wide as its
+/// widest cell; the last column is not padded.
+fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> Vec<String> {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; N]| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 < N {
+                text.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            } else {
+                text.push_str(cell);
+            }
+        }
+        text
+    };
+    std::iter::once(line(header))
+        .chain(
+            rows.iter()
+                .map(|row| line(row.each_ref().map(String::as_str))),
+        )
+        .collect()
+}
+
 /// Resolves on the first SIGINT (Ctrl-C) or SIGTERM after it is first
 /// polled, naming it.
 pub(crate) async fn interrupted() -> &'static str {
@@ -303,6 +331,27 @@ pub(crate) async fn interrupted() -> &'static str {
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory as _;
+
+    #[test]
+    fn table_columns_line_up_whatever_the_cells() {
+        let rows = [
+            [
+                "metrics-server".to_string(),
+                "unavailable".into(),
+                "a b".into(),
+            ],
+            ["dns".to_string(), "ready".into(), "c".into()],
+        ];
+        let lines = super::table(["NAME", "STATE", "IMAGES"], &rows);
+        assert_eq!(
+            lines,
+            [
+                "NAME            STATE        IMAGES",
+                "metrics-server  unavailable  a b",
+                "dns             ready        c",
+            ]
+        );
+    }
 
     #[test]
     fn every_command_shows_an_example_in_its_help() {

@@ -41,27 +41,117 @@ impl std::fmt::Display for AddonState {
     }
 }
 
+/// Where an addon's images in the nodes came from, the least settled of
+/// them for an addon of several.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageOrigin {
+    /// Built here by berth, from source.
+    Built,
+    /// In the nodes, not built by berth: pulled, or loaded by the user.
+    Pulled,
+    /// Not in the nodes.
+    Missing,
+}
+
+impl std::fmt::Display for ImageOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ImageOrigin::Built => "built here",
+            ImageOrigin::Pulled => "pulled",
+            ImageOrigin::Missing => "missing",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AddonStatus {
     pub name: &'static str,
+    /// Its upstream project.
+    pub project: &'static str,
+    /// The release it runs on the profile's minor.
+    pub version: Option<String>,
     pub enabled: bool,
     pub state: AddonState,
     /// Why it is not ready, and what to do.
     pub reason: Option<String>,
     pub images: Vec<String>,
+    /// Where its images in the nodes came from; `None` for one that runs
+    /// no image, or when the nodes cannot be asked.
+    pub image_origin: Option<ImageOrigin>,
 }
 
 impl AddonStatus {
+    pub fn new(profile: &Profile, addon: Addon, state: AddonState, reason: Option<String>) -> Self {
+        let images = images(profile, addon);
+        let version = images
+            .first()
+            .and_then(|i| i.rsplit_once(':'))
+            .map(|(_, tag)| tag.to_string());
+        AddonStatus {
+            name: addon.name(),
+            project: addon.project(),
+            version,
+            enabled: profile.has(addon),
+            state,
+            reason,
+            images,
+            image_origin: None,
+        }
+    }
+
     /// An enabled addon whose state cannot be asked: the API server does
     /// not answer.
     pub fn unknown(profile: &Profile, addon: Addon) -> Self {
-        AddonStatus {
-            name: addon.name(),
-            enabled: true,
-            state: AddonState::Unknown,
-            reason: Some("the API server is not ready".into()),
-            images: images(profile, addon),
-        }
+        let reason = Some("the API server is not ready".into());
+        AddonStatus::new(profile, addon, AddonState::Unknown, reason)
+    }
+}
+
+/// Fills in where each addon's images in the nodes came from, as the first
+/// running control plane's containerd holds them (berth loads the images
+/// it builds into every node); left empty where that cannot be asked.
+pub async fn image_origins(ctx: &Ctx, profile: &Profile, addons: &mut [AddonStatus]) {
+    let Ok(states) = node_states(ctx, profile).await else {
+        return;
+    };
+    let Some((_, container)) = states
+        .iter()
+        .find(|(node, c)| node.is_control_plane() && super::state_of(c).is_running())
+    else {
+        return;
+    };
+    let Ok(present) = super::containerd::list(&*ctx.docker, &container.id).await else {
+        return;
+    };
+    let version = &profile.kubernetes_version;
+    let mut built: Vec<String> = match ctx.cache.get(version) {
+        Ok(Some(manifest)) => manifest.images,
+        _ => Vec::new(),
+    };
+    if let Ok(row) = berth_node::supported(version) {
+        built.extend(
+            Addon::ALL
+                .iter()
+                .flat_map(|a| a.built_from_source(row))
+                .filter(|image| ctx.cache.images_dir().join(image.archive()).exists())
+                .map(|image| image.image),
+        );
+    }
+    for addon in addons {
+        addon.image_origin = addon
+            .images
+            .iter()
+            .map(|image| {
+                if !present.contains(&super::containerd::normalize(image)) {
+                    ImageOrigin::Missing
+                } else if built.contains(image) {
+                    ImageOrigin::Built
+                } else {
+                    ImageOrigin::Pulled
+                }
+            })
+            .max();
     }
 }
 
@@ -146,13 +236,7 @@ pub async fn deployment_readiness(
 /// How an enabled addon other than CoreDNS and storage is doing: ready
 /// when each of its Deployments is.
 pub async fn state(client: &kube::Client, profile: &Profile, addon: Addon) -> AddonStatus {
-    let mut status = AddonStatus {
-        name: addon.name(),
-        enabled: true,
-        state: AddonState::Ready,
-        reason: None,
-        images: images(profile, addon),
-    };
+    let mut status = AddonStatus::new(profile, addon, AddonState::Ready, None);
     for &deployment in addon.deployments() {
         let (state, reason) =
             match deployment_readiness(client, profile, deployment, deployment.1).await {

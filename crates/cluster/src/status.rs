@@ -230,7 +230,7 @@ async fn own_api_server_ready(ctx: &Ctx, container: &str) -> Result<bool> {
 
 /// Every addon of the profile with its state, from what `status` found.
 pub fn addons(profile: &Profile, status: &ProfileStatus) -> Vec<super::addons::AddonStatus> {
-    use super::addons::{AddonState, images};
+    use super::addons::AddonState;
     use super::dns::DnsState;
     use super::storage::StorageState;
     use berth_node::addons::Addon;
@@ -267,13 +267,7 @@ pub fn addons(profile: &Profile, status: &ProfileStatus) -> Vec<super::addons::A
                     (found.state, found.reason)
                 }
             };
-            super::addons::AddonStatus {
-                name: addon.name(),
-                enabled: profile.has(addon),
-                state,
-                reason,
-                images: images(profile, addon),
-            }
+            super::addons::AddonStatus::new(profile, addon, state, reason)
         })
         .collect()
 }

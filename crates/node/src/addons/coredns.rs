@@ -17,6 +17,10 @@ impl Definition for CoreDns {
         "cluster DNS"
     }
 
+    fn project(&self) -> &'static str {
+        "coredns/coredns"
+    }
+
     fn by_default(&self) -> bool {
         true
     }

@@ -30,6 +30,10 @@ impl Definition for Dashboard {
         "the Kubernetes dashboard (`berth dashboard`)"
     }
 
+    fn project(&self) -> &'static str {
+        "kubernetes/dashboard"
+    }
+
     fn images(&self, row: &Minor) -> Vec<String> {
         let (dashboard, scraper) = match row.minor {
             ..=20 => ("v2.2.0", "v1.0.6"),

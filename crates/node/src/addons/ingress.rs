@@ -29,6 +29,10 @@ impl Definition for Ingress {
         "the ingress-nginx controller on ports 80 and 443"
     }
 
+    fn project(&self) -> &'static str {
+        "kubernetes/ingress-nginx"
+    }
+
     fn images(&self, row: &Minor) -> Vec<String> {
         let tag = match row.minor {
             ..=21 => "v1.3.1",

@@ -21,6 +21,10 @@ impl Definition for MetricsServer {
         "resource metrics: `kubectl top`, autoscaling"
     }
 
+    fn project(&self) -> &'static str {
+        "kubernetes-sigs/metrics-server"
+    }
+
     fn images(&self, row: &Minor) -> Vec<String> {
         let tag = match row.minor {
             ..=24 => "v0.5.2",

@@ -65,6 +65,9 @@ pub trait Definition: Sync {
     /// What it gives, in a few words.
     fn about(&self) -> &'static str;
 
+    /// Its upstream project, where its releases come from.
+    fn project(&self) -> &'static str;
+
     /// On in a new profile unless turned off.
     fn by_default(&self) -> bool {
         false
@@ -141,6 +144,10 @@ impl Addon {
 
     pub fn about(self) -> &'static str {
         self.definition().about()
+    }
+
+    pub fn project(self) -> &'static str {
+        self.definition().project()
     }
 
     pub fn by_default(self) -> bool {

@@ -27,6 +27,10 @@ impl Definition for Storage {
         "the default StorageClass `standard` and its provisioner"
     }
 
+    fn project(&self) -> &'static str {
+        "berth (a script, no image)"
+    }
+
     fn by_default(&self) -> bool {
         true
     }
