@@ -142,7 +142,8 @@ pub async fn wait_ready(
 /// first pod is not refused.
 async fn default_account(client: &kube::Client, profile: &Profile) -> bool {
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
-    let needs_token = profile.kubernetes_version.minor < 24;
+    let needs_token = berth_node::supported(&profile.kubernetes_version)
+        .is_ok_and(|row| !row.has(berth_node::minors::Upstream::NoTokenSecrets));
     match accounts.get_opt("default").await {
         Ok(Some(sa)) => !needs_token || sa.secrets.as_ref().is_some_and(|s| !s.is_empty()),
         Ok(None) => {

@@ -265,7 +265,51 @@ pub fn supported(version: &Version) -> Result<&'static Minor, Unsupported> {
         .ok_or_else(|| Unsupported(version.clone()))
 }
 
+/// What upstream changed at a minor that changes what berth renders, each
+/// holding from its minor on; a new minor that adds or removes a flag berth
+/// sets is a row here. render.rs's test table `UPSTREAM` checks the files
+/// of every minor against the changelogs, independently of this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// The controller manager's and scheduler's insecure ports are off by
+    /// default (CHANGELOG-1.23), so berth no longer sets `--port=0`.
+    InsecurePortsOff,
+    /// Dockershim is gone (CHANGELOG-1.24): kube-apiserver's
+    /// `--insecure-port`, kubelet's `--network-plugin`, and cAdvisor's
+    /// probe of the Docker socket.
+    NoDockershim,
+    /// A service account no longer gets a token Secret made for it
+    /// (KEP-2799, CHANGELOG-1.24).
+    NoTokenSecrets,
+    /// kubelet's `--container-runtime` flags are gone; the endpoint is a
+    /// KubeletConfiguration field (CHANGELOG-1.27).
+    RuntimeEndpointInConfig,
+    /// KubeletConfiguration has `failCgroupV1` (KEP-4569, v1.31).
+    FailCgroupV1Field,
+    /// kubelet refuses a cgroup v1 host unless told otherwise (KEP-5573,
+    /// v1.35).
+    CgroupV1Refused,
+}
+
+impl Upstream {
+    /// The first minor it holds for.
+    pub const fn since(self) -> u32 {
+        match self {
+            Upstream::InsecurePortsOff => 23,
+            Upstream::NoDockershim | Upstream::NoTokenSecrets => 24,
+            Upstream::RuntimeEndpointInConfig => 27,
+            Upstream::FailCgroupV1Field => 31,
+            Upstream::CgroupV1Refused => 35,
+        }
+    }
+}
+
 impl Minor {
+    /// Whether upstream's `change` holds for this minor.
+    pub fn has(&self, change: Upstream) -> bool {
+        self.minor >= change.since()
+    }
+
     /// The runtime a version of this minor brings along.
     pub fn runtime(&self) -> Runtime {
         Runtime {

@@ -12,7 +12,7 @@ use berth_engine::{BINARIES_MOUNT, Privilege};
 use serde::{Deserialize, Serialize};
 
 use crate::addons::Addon;
-use crate::minors::Minor;
+use crate::minors::{Minor, Upstream};
 use crate::net::Cidr;
 use crate::{Runtime, Version};
 
@@ -233,7 +233,7 @@ pub fn kube_apiserver_flags(spec: &NodeSpec) -> Flags {
         ("tls-private-key-file", &pki("apiserver.key")),
     ]);
     // The insecure port was on by default until 1.20 and its flag went in 1.24.
-    if spec.version.minor <= 23 {
+    if !spec.row.has(Upstream::NoDockershim) {
         f.push(("insecure-port".into(), "0".into()));
     }
     // The aggregation layer, as kubeadm configures it, whatever addons
@@ -293,8 +293,8 @@ pub fn kube_controller_manager_flags(spec: &NodeSpec) -> Flags {
         ),
         ("use-service-account-credentials", "true"),
     ]);
-    // Switches off the unauthenticated port, whose flag went away after 1.22.
-    if spec.version.minor <= 22 {
+    // Switches off the unauthenticated port, where it is on by default.
+    if !spec.row.has(Upstream::InsecurePortsOff) {
         f.push(("port".into(), "0".into()));
     }
     f.extend(leader_retry(spec));
@@ -329,7 +329,7 @@ pub fn kube_scheduler_flags(spec: &NodeSpec) -> Flags {
         ("tls-cert-file", &pki("scheduler-serving.crt")),
         ("tls-private-key-file", &pki("scheduler-serving.key")),
     ]);
-    if spec.version.minor <= 22 {
+    if !spec.row.has(Upstream::InsecurePortsOff) {
         f.push(("port".into(), "0".into()));
     }
     f.extend(leader_retry(spec));
@@ -345,7 +345,7 @@ pub fn kubelet_flags(spec: &NodeSpec) -> Flags {
     ]);
     // Before 1.27 kubelet had to be told it talks to a CRI runtime; from
     // 1.27 the endpoint is a config field and `--container-runtime` is gone.
-    if spec.version.minor <= 26 {
+    if !spec.row.has(Upstream::RuntimeEndpointInConfig) {
         f.push(("container-runtime".into(), "remote".into()));
         f.push((
             "container-runtime-endpoint".into(),
@@ -353,8 +353,8 @@ pub fn kubelet_flags(spec: &NodeSpec) -> Flags {
         ));
         f.push(("pod-infra-container-image".into(), PAUSE_IMAGE.into()));
     }
-    // The dockershim-era network plugin flag went away in 1.24.
-    if spec.version.minor <= 23 {
+    // The dockershim-era network plugin flag.
+    if !spec.row.has(Upstream::NoDockershim) {
         f.push(("network-plugin".into(), "cni".into()));
     }
     f
@@ -408,12 +408,11 @@ tlsPrivateKeyFile: {K8S_DIR}/pki/kubelet-serving-{node}.key
             String::new()
         },
     );
-    if spec.version.minor >= 27 {
+    if spec.row.has(Upstream::RuntimeEndpointInConfig) {
         config.push_str("containerRuntimeEndpoint: unix:///run/containerd/containerd.sock\n");
     }
-    // From v1.35 kubelet refuses to start on a cgroup v1 host unless this is
-    // false (KEP-5573); the field exists from v1.31 (KEP-4569).
-    if !spec.cgroup_v2 && spec.version.minor >= 31 {
+    // kubelet will refuse a cgroup v1 host unless this is false.
+    if !spec.cgroup_v2 && spec.row.has(Upstream::FailCgroupV1Field) {
         config.push_str("failCgroupV1: false\n");
     }
     config.push_str(&feature_gates_yaml(spec));
@@ -685,7 +684,7 @@ fn render_unit(unit: &Unit) -> String {
 /// What a user of a cgroup v1 host should know, for the minors whose
 /// kubelet refuses such a host by default (v1.35 on, KEP-5573).
 pub fn cgroup_v1_note(version: &Version, cgroup_v2: bool) -> Option<&'static str> {
-    (!cgroup_v2 && version.minor >= 35).then_some(
+    (!cgroup_v2 && version.minor >= Upstream::CgroupV1Refused.since()).then_some(
         "deprecated by Kubernetes: from v1.35 kubelet refuses it unless told otherwise, as berth \
          does (failCgroupV1: false); a later release removes it, so move the host to cgroup v2",
     )
@@ -1030,7 +1029,7 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
         files.push(file(HEAD_START_SCRIPT, head_start_script(spec), 0o755));
     }
     files.push(file(ROUTES_SCRIPT, routes_script(routes), 0o755));
-    if spec.version.minor <= 23 {
+    if !spec.row.has(Upstream::NoDockershim) {
         files.extend(docker_probe_answer());
     }
     files.extend(registry_files(spec));
