@@ -29,6 +29,20 @@ pub enum DnsState {
     Unknown,
 }
 
+/// As an addon's state in `addons list`.
+impl From<DnsState> for super::addons::AddonState {
+    fn from(state: DnsState) -> Self {
+        use super::addons::AddonState;
+        match state {
+            DnsState::Available => AddonState::Ready,
+            DnsState::Starting => AddonState::Starting,
+            DnsState::Unavailable => AddonState::Unavailable,
+            DnsState::Off => AddonState::Disabled,
+            DnsState::Unknown => AddonState::Unknown,
+        }
+    }
+}
+
 impl std::fmt::Display for DnsState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

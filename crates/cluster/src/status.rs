@@ -231,34 +231,15 @@ async fn own_api_server_ready(ctx: &Ctx, container: &str) -> Result<bool> {
 /// Every addon of the profile with its state, from what `status` found.
 pub fn addons(profile: &Profile, status: &ProfileStatus) -> Vec<super::addons::AddonStatus> {
     use super::addons::AddonState;
-    use super::dns::DnsState;
-    use super::storage::StorageState;
     use berth_node::addons::Addon;
     Addon::ALL
         .into_iter()
         .map(|addon| {
             let (state, reason) = match addon {
                 _ if !profile.has(addon) => (AddonState::Disabled, None),
-                Addon::Coredns => (
-                    match status.dns.state {
-                        DnsState::Available => AddonState::Ready,
-                        DnsState::Starting => AddonState::Starting,
-                        DnsState::Unavailable => AddonState::Unavailable,
-                        DnsState::Off => AddonState::Disabled,
-                        DnsState::Unknown => AddonState::Unknown,
-                    },
-                    status.dns.reason.clone(),
-                ),
-                Addon::Storage => (
-                    match status.storage.state {
-                        StorageState::Running => AddonState::Ready,
-                        StorageState::Starting => AddonState::Starting,
-                        StorageState::NotRunning => AddonState::Unavailable,
-                        StorageState::Off => AddonState::Disabled,
-                        StorageState::Unknown => AddonState::Unknown,
-                    },
-                    status.storage.reason.clone(),
-                ),
+                // Their states have sections of their own in `status`.
+                Addon::Coredns => (status.dns.state.into(), status.dns.reason.clone()),
+                Addon::Storage => (status.storage.state.into(), status.storage.reason.clone()),
                 other => {
                     let found = status.addons.iter().find(|a| a.name == other.name());
                     let found = found

@@ -30,6 +30,20 @@ pub enum StorageState {
     Unknown,
 }
 
+/// As an addon's state in `addons list`.
+impl From<StorageState> for super::addons::AddonState {
+    fn from(state: StorageState) -> Self {
+        use super::addons::AddonState;
+        match state {
+            StorageState::Running => AddonState::Ready,
+            StorageState::Starting => AddonState::Starting,
+            StorageState::NotRunning => AddonState::Unavailable,
+            StorageState::Off => AddonState::Disabled,
+            StorageState::Unknown => AddonState::Unknown,
+        }
+    }
+}
+
 impl std::fmt::Display for StorageState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
