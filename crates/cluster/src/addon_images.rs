@@ -1,50 +1,61 @@
-//! The images of addons that berth builds from source (where no registry
-//! serves them): built into the host's cache when missing, given to a new
-//! node to import at its first boot, and loaded into running nodes when an
-//! addon is enabled.
+//! The images of addons that berth builds from source where no registry
+//! serves them (a machine whose Kubernetes was built from source too):
+//! built into the host's cache when missing, given to a new node to import
+//! at its first boot, and loaded into running nodes when an addon is
+//! enabled. Elsewhere the nodes pull them from their registries, as
+//! upstream's manifests expect.
 
 use std::path::PathBuf;
 
 use super::Ctx;
-use berth_core::binaries::Version;
+use berth_core::binaries::{Manifest, Source, Version};
 use berth_core::error::{Error, Result};
 use berth_node::addons::{Addon, FromSource, NODE_IMAGES_DIR};
 
 /// An image built from source and its archive in the cache.
 pub(super) type Built = (FromSource, PathBuf);
 
-/// The images `addons` run on `profile`'s minor that berth builds from
-/// source, built into the cache when it lacks them.
+/// The images `addons` run on `version`'s minor that berth builds from
+/// source, built into the cache when it lacks them, where `version` itself
+/// was built from source. An image that cannot be built is said, and left
+/// out: the addon then waits for it, and `addons list` says how to load it.
 pub(super) async fn ensure(ctx: &Ctx, version: &Version, addons: &[Addon]) -> Result<Vec<Built>> {
     let Ok(row) = berth_node::supported(version) else {
         return Ok(Vec::new());
     };
+    let from_source = matches!(
+        ctx.cache.get(version)?,
+        Some(Manifest {
+            source: Some(Source::Built { .. }),
+            ..
+        })
+    );
+    if !from_source {
+        return Ok(Vec::new());
+    }
     let mut built = Vec::new();
     for image in addons.iter().flat_map(|a| a.built_from_source(row)) {
         let path = ctx.cache.images_dir().join(image.archive());
-        let path = if path.exists() {
-            path
-        } else {
+        if !path.exists() {
             let step = ctx.ui.step(format!(
                 "Building {} (no registry serves it here; once per machine)",
                 image.image
             ));
-            let path = ctx
+            if let Err(e) = ctx
                 .cache
                 .source_image(&image, &|line| step.stage(line))
                 .await
-                .map_err(|e| {
-                    let error = Error::from(e);
-                    match error.hint {
-                        Some(_) => error,
-                        None => error.with_hint(
-                            "berth builds it with the Go on PATH from the module proxy, as `berth cache build` builds Kubernetes; leave the addon out to go on without it",
-                        ),
-                    }
-                })?;
+            {
+                drop(step);
+                ctx.ui.info(format!(
+                    "note: {} could not be built ({}); its addon waits for it, and `berth addons list` says how to load it",
+                    image.image,
+                    Error::from(e).message
+                ));
+                continue;
+            }
             step.done();
-            path
-        };
+        }
         built.push((image, path));
     }
     Ok(built)
