@@ -16,10 +16,9 @@ use berth_node::addons::{Addon, FromSource, NODE_IMAGES_DIR};
 pub(super) type Built = (FromSource, PathBuf);
 
 /// The images `addons` run on `version`'s minor that berth builds from
-/// source, built into the cache when it lacks them, where `version` itself
-/// was built from source. An image that cannot be built is said, and left
-/// out: the addon then waits for it, and `addons list` says how to load it.
-pub(super) async fn ensure(ctx: &Ctx, version: &Version, addons: &[Addon]) -> Result<Vec<Built>> {
+/// source, where `version` itself was built from source, each with where
+/// its archive is or would be.
+fn wanted(ctx: &Ctx, version: &Version, addons: &[Addon]) -> Result<Vec<Built>> {
     let Ok(row) = berth_node::supported(version) else {
         return Ok(Vec::new());
     };
@@ -33,32 +32,62 @@ pub(super) async fn ensure(ctx: &Ctx, version: &Version, addons: &[Addon]) -> Re
     if !from_source {
         return Ok(Vec::new());
     }
-    let mut built = Vec::new();
-    for image in addons.iter().flat_map(|a| a.built_from_source(row)) {
-        let path = ctx.cache.images_dir().join(image.archive());
-        if !path.exists() {
-            let step = ctx.ui.step(format!(
-                "Building {} (no registry serves it here; once per machine)",
-                image.image
-            ));
-            if let Err(e) = ctx
-                .cache
-                .source_image(&image, &|line| step.stage(line))
-                .await
-            {
+    Ok(addons
+        .iter()
+        .flat_map(|a| a.built_from_source(row))
+        .map(|image| {
+            let path = ctx.cache.images_dir().join(image.archive());
+            (image, path)
+        })
+        .collect())
+}
+
+/// Those of `wanted` that the cache holds; nothing is built.
+pub(super) fn cached(ctx: &Ctx, version: &Version, addons: &[Addon]) -> Result<Vec<Built>> {
+    let mut wanted = wanted(ctx, version, addons)?;
+    wanted.retain(|(_, path)| path.exists());
+    Ok(wanted)
+}
+
+/// Builds into the cache those of `wanted` it lacks, and returns those it
+/// then holds. An image that cannot be built is said, and left out: the
+/// addon then waits for it, and `addons list` says how to load it.
+pub(super) async fn ensure(ctx: &Ctx, version: &Version, addons: &[Addon]) -> Result<Vec<Built>> {
+    for (image, path) in wanted(ctx, version, addons)? {
+        if path.exists() {
+            continue;
+        }
+        let step = ctx.ui.step(format!(
+            "Building {} (no registry serves it here; once per machine)",
+            image.image
+        ));
+        match ctx
+            .cache
+            .source_image(&image, &|line| step.stage(line))
+            .await
+        {
+            Ok(_) => {
+                step.done();
+            }
+            Err(e) => {
                 drop(step);
                 ctx.ui.info(format!(
                     "note: {} could not be built ({}); its addon waits for it, and `berth addons list` says how to load it",
                     image.image,
                     Error::from(e).message
                 ));
-                continue;
             }
-            step.done();
         }
-        built.push((image, path));
     }
-    Ok(built)
+    cached(ctx, version, addons)
+}
+
+/// The archive at `path`, as the cache holds it.
+fn read_archive(path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        Error::failure(format!("cannot read {}: {e}", path.display()))
+            .with_hint("remove it; berth builds it again when a profile with its addon starts")
+    })
 }
 
 /// `built` as a tar for a node container not started yet: its first boot
@@ -69,10 +98,7 @@ pub(super) fn for_first_boot(built: &[Built]) -> Result<Option<Vec<u8>>> {
     }
     let mut tar = tar::Builder::new(Vec::new());
     for (image, path) in built {
-        let content = std::fs::read(path).map_err(|e| {
-            Error::failure(format!("cannot read {}: {e}", path.display()))
-                .with_hint("`berth cache list` shows the cache; start again to build it anew")
-        })?;
+        let content = read_archive(path)?;
         let mut header = tar::Header::new_gnu();
         header.set_size(content.len() as u64);
         header.set_mode(0o600);
@@ -100,8 +126,7 @@ pub(super) async fn load(ctx: &Ctx, containers: &[String], built: &[Built]) -> R
             if present.contains(&name) {
                 continue;
             }
-            let archive = std::fs::read(path)
-                .map_err(|e| Error::failure(format!("cannot read {}: {e}", path.display())))?;
+            let archive = read_archive(path)?;
             super::containerd::load_archive(&*ctx.docker, container, &archive, &[name]).await?;
         }
     }

@@ -115,8 +115,10 @@ pub async fn create(
     ctx.docker
         .upload(&id, files_tar(profile, node, &pki, joining)?)
         .await?;
+    // Built before the nodes are made (start's and node add's binaries
+    // steps), never once per node.
     let built =
-        super::addon_images::ensure(ctx, &profile.kubernetes_version, &profile.addons_on()).await?;
+        super::addon_images::cached(ctx, &profile.kubernetes_version, &profile.addons_on())?;
     if let Some(images) = super::addon_images::for_first_boot(&built)? {
         ctx.docker.upload(&id, images).await?;
     }
@@ -467,7 +469,10 @@ impl Step<Adding> for Add {
         let control_plane = adding.node.is_control_plane();
         match self {
             Add::Binaries => {
-                let volume = super::binaries::binaries_volume(ctx, &adding.profile).await?;
+                let profile = &adding.profile;
+                let volume = super::binaries::binaries_volume(ctx, profile).await?;
+                let version = &profile.kubernetes_version;
+                super::addon_images::ensure(ctx, version, &profile.addons_on()).await?;
                 adding.binaries = Some(volume);
             }
             Add::Member if control_plane => {

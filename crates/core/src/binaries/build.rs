@@ -132,9 +132,7 @@ impl Go {
             local_only: toolchain == "local" || toolchain.ends_with("+path"),
         })
     }
-}
 
-impl Go {
     /// Refuses recipes whose modules need a newer Go than this one, where
     /// it will not fetch that Go itself.
     fn can_build(&self, recipes: &[Recipe]) -> Result<(), Error> {
@@ -153,6 +151,26 @@ impl Go {
             _ => Ok(()),
         }
     }
+}
+
+/// The directories a build works in below its staging directory: the
+/// modules' sources, and Go's temporary files.
+const GO_DIRS: [&str; 2] = [".src", ".tmp"];
+
+/// What a build adds to the user's environment for Go.
+type GoEnv = [(&'static str, String); 1];
+
+/// Makes `GO_DIRS` below `staging`; returns the sources' directory and the
+/// environment that sends Go's temporary files to the other.
+fn go_dirs(staging: &Path) -> Result<(PathBuf, GoEnv), Error> {
+    for dir in GO_DIRS.map(|d| staging.join(d)) {
+        std::fs::create_dir_all(&dir).map_err(super::write(&dir))?;
+    }
+    let tmp = staging.join(GO_DIRS[1]);
+    Ok((
+        staging.join(GO_DIRS[0]),
+        [("GOTMPDIR", tmp.display().to_string())],
+    ))
 }
 
 /// A module's download as `go mod download -json` reports it.
@@ -248,12 +266,7 @@ impl Cache {
         let row = berth_node::supported(version)?;
         let go = Go::find().await?;
         let staging = self.staging(version, "build")?;
-        let src = staging.path.join(".src");
-        let tmp = staging.path.join(".tmp");
-        for dir in [&src, &tmp] {
-            std::fs::create_dir_all(dir).map_err(super::write(dir))?;
-        }
-        let env = [("GOTMPDIR", tmp.display().to_string())];
+        let (src, env) = go_dirs(&staging.path)?;
 
         progress(&format!("finding Kubernetes {version} and what it pins"));
         let kubernetes = download(&src, "k8s.io/kubernetes", &version.to_string(), &env).await?;
@@ -300,8 +313,8 @@ impl Cache {
             "CoreDNS {coredns} made into the image {}",
             row.coredns
         ));
-        for dir in [&src, &tmp] {
-            std::fs::remove_dir_all(dir).map_err(super::write(dir))?;
+        for dir in GO_DIRS.map(|d| staging.path.join(d)) {
+            std::fs::remove_dir_all(&dir).map_err(super::write(&dir))?;
         }
 
         let mut files = check(version, &staging.path)?;
@@ -638,10 +651,10 @@ fn write_image(binary: &Path, reference: &str, how: &Binary, archive: &Path) -> 
 }
 
 impl Cache {
-    /// The OCI archive of an addon's image, built from its Go module when
-    /// berth's cache does not hold it yet. The cache is untouched unless
-    /// the image was made; dropping the future stops the build and leaves
-    /// nothing behind.
+    /// Builds an addon's image from its Go module into the OCI archive
+    /// berth's cache keeps for it. The cache is untouched unless the image
+    /// was made; dropping the future stops the build and leaves nothing
+    /// behind.
     pub async fn source_image(
         &self,
         image: &FromSource,
@@ -649,9 +662,6 @@ impl Cache {
     ) -> Result<PathBuf, Error> {
         let dir = self.images_dir();
         let path = dir.join(image.archive());
-        if path.exists() {
-            return Ok(path);
-        }
         let go = Go::find().await?;
         std::fs::create_dir_all(&dir).map_err(super::write(&dir))?;
         let staging = super::Staging::new(dir.join(format!(
@@ -659,12 +669,7 @@ impl Cache {
             image.binary(),
             std::process::id()
         )))?;
-        let src = staging.path.join(".src");
-        let tmp = staging.path.join(".tmp");
-        for dir in [&src, &tmp] {
-            std::fs::create_dir_all(dir).map_err(super::write(dir))?;
-        }
-        let env = [("GOTMPDIR", tmp.display().to_string())];
+        let (src, env) = go_dirs(&staging.path)?;
         let found = download(&src, image.module, image.version, &env).await?;
         let recipe = Recipe {
             name: image.binary(),
