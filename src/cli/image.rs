@@ -50,9 +50,12 @@ pub async fn run(cmd: Image, global: &Global, ui: Ui) -> Result<()> {
             match global.output {
                 Output::Json => print_json(&listed),
                 Output::Text => {
-                    println!("{:<60} NODES", "IMAGE");
-                    for l in listed {
-                        println!("{:<60} {}", l.name, l.nodes.join(","));
+                    let rows: Vec<[String; 2]> = listed
+                        .iter()
+                        .map(|l| [l.name.clone(), l.nodes.join(",")])
+                        .collect();
+                    for line in super::table(["IMAGE", "NODES"], &rows) {
+                        println!("{line}");
                     }
                 }
             }
