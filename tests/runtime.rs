@@ -203,6 +203,7 @@ fn containerd_2_reads_the_configuration_berth_renders() {
         feature_gates: Default::default(),
         addons: vec![Addon::Coredns, Addon::Storage],
         first: true,
+        service_lb: false,
         registry: None,
         runtime: Some(runtime),
     };

@@ -67,6 +67,10 @@ pub struct Start {
     /// `image: localhost:PORT/app:1` in a pod (`berth status` shows PORT).
     #[arg(long)]
     registry: bool,
+    /// The host address LoadBalancer Services answer on, such as a LAN
+    /// address to reach them from other machines (default 127.0.0.1).
+    #[arg(long, value_name = "IPV4")]
+    lb_address: Option<String>,
     /// A host folder in every node, at creation, such as
     /// $HOME/data:/data or /srv/in:/in:ro (repeatable). HOST_DIR must be
     /// an absolute path of a folder that exists; NODE_DIR may not shadow
@@ -178,6 +182,11 @@ impl Start {
             no_storage: self.no_storage || preset.storage == Some(false),
             registry: self.registry || preset.registry.unwrap_or(false),
             addons,
+            lb_address: self
+                .lb_address
+                .or(preset.lb_address)
+                .map(|a| settings::parse_lb_address(&a))
+                .transpose()?,
             mounts: flag_or_preset(self.mount, preset.mounts)
                 .iter()
                 .map(|m| settings::parse_mount(m))

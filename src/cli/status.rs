@@ -63,6 +63,23 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<u8> {
                     println!("  backends:    {}", backends.join(", "));
                 }
             }
+            if let Some(services) = &status.services {
+                println!(
+                    "services:    LoadBalancer on {}, {}",
+                    services.address, services.controller
+                );
+                for f in &services.forwards {
+                    let at = match (&f.address, &f.error) {
+                        (Some(address), _) => format!("{address}:{}", f.port),
+                        (None, Some(error)) => format!("not forwarded: {error}"),
+                        (None, None) => "pending".to_string(),
+                    };
+                    println!(
+                        "  {}/{} {}/{}: {at}",
+                        f.namespace, f.service, f.port, f.protocol
+                    );
+                }
+            }
             for n in &status.nodes {
                 println!("node:        {} ({}, {})", n.name, n.role, n.ip);
                 println!("  container:   {} ({:?})", n.container, n.privilege);

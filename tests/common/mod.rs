@@ -276,6 +276,7 @@ impl Env {
             names.registry(),
             names.registry_volume(),
             names.load_balancer(),
+            names.service_lb(),
         ]
         .into_iter()
         .chain((1..berth_core::profile::MAX_NODES).flat_map(|index| {

@@ -244,6 +244,7 @@ impl Step<NewCluster<'_>> for Create {
                     no_storage: opts.no_storage,
                     addons: opts.addons.clone(),
                     registry: new.registry,
+                    lb_address: Some(opts.lb_address.unwrap_or(std::net::Ipv4Addr::LOCALHOST)),
                     mounts: opts.mounts.clone(),
                     home_id: new.names.home_id().map(str::to_string),
                     network_id: Some(network.id.clone()),
@@ -262,7 +263,11 @@ impl Step<NewCluster<'_>> for Create {
                     let binaries = binaries.clone();
                     async move { nodes::create(ctx, profile, &node, binaries, false).await }
                 });
-                tokio::try_join!(try_join_all(all), super::balancer::create(ctx, profile))?;
+                tokio::try_join!(
+                    try_join_all(all),
+                    super::balancer::create(ctx, profile),
+                    super::service_lb::create(ctx, profile, binaries.clone()),
+                )?;
                 super::registry::create(ctx, profile).await?;
                 new.allocating = None;
             }
@@ -449,6 +454,9 @@ fn check_settings(profile: &Profile, opts: &StartOptions) -> Result<()> {
                     profile.kubernetes_version
                 )
             }),
+        opts.lb_address
+            .filter(|a| Some(*a) != profile.lb_address)
+            .map(|a| format!("--lb-address {a}")),
         opts.cpus
             .filter(|c| Some(*c) != profile.cpus)
             .map(|c| format!("--cpus {c}")),

@@ -23,6 +23,7 @@ mod plan;
 mod ready;
 pub mod registry;
 mod remove;
+pub mod service_lb;
 pub mod status;
 pub mod storage;
 #[cfg(test)]
@@ -162,6 +163,8 @@ pub struct StartOptions {
     pub registry: bool,
     /// Addons enabled besides CoreDNS and storage.
     pub addons: Vec<berth_node::addons::Addon>,
+    /// The host address LoadBalancer Services answer on (`--lb-address`).
+    pub lb_address: Option<std::net::Ipv4Addr>,
 }
 
 impl StartOptions {
@@ -295,9 +298,9 @@ pub async fn containers(
         .collect())
 }
 
-/// Starts (`run`) or stops the containers beside the nodes, the registry
-/// and the load balancer, when the profile has them; a paused one is
-/// thawed first.
+/// Starts (`run`) or stops the containers beside the nodes, the registry,
+/// the load balancer and the LoadBalancer controller, when the profile has
+/// them; a paused one is thawed first.
 pub async fn follow_nodes(ctx: &Ctx, profile: &Profile, run: bool) -> Result<()> {
     use berth_engine::ContainerState::{Paused, Running};
     let names = ctx.names(profile);
@@ -305,6 +308,7 @@ pub async fn follow_nodes(ctx: &Ctx, profile: &Profile, run: bool) -> Result<()>
     let beside = [
         profile.registry.map(|_| names.registry()),
         profile.load_balancer.then(|| names.load_balancer()),
+        profile.lb_address.map(|_| names.service_lb()),
     ];
     for name in beside.into_iter().flatten() {
         let Some(state) = states.get(&name).copied() else {
@@ -441,6 +445,7 @@ mod tests {
             engine.made(),
             [
                 format!("container {}", names.container("dev")),
+                format!("container {}", names.service_lb()),
                 format!("container {}", names.container("dev-m02")),
                 format!("network {}", names.network()),
                 format!("volume {}", names.var_volume("dev")),
@@ -458,12 +463,12 @@ mod tests {
             assert_eq!(label(LABEL_CREATED_BY), Some("this-start"), "{resource}");
             if resource.kind == Kind::Container {
                 assert_eq!(resource.state, Some(berth_engine::ContainerState::Running));
-                let role = if resource.name.contains("-m02") {
-                    "worker"
-                } else {
-                    "control-plane"
+                let role = match resource.name.as_str() {
+                    n if n == names.service_lb() => None,
+                    n if n.contains("-m02") => Some("worker"),
+                    _ => Some("control-plane"),
                 };
-                assert_eq!(label(LABEL_ROLE), Some(role), "{resource}");
+                assert_eq!(label(LABEL_ROLE), role, "{resource}");
             }
         }
         // Its state and its kubeconfig context, current.
@@ -501,7 +506,7 @@ mod tests {
         );
         assert_eq!(
             made.iter().filter(|m| m.starts_with("container")).count(),
-            5
+            6
         );
         for resource in engine.resources.lock().unwrap().iter() {
             if resource.kind != Kind::Container {
@@ -510,7 +515,7 @@ mod tests {
             let label = |key: &str| resource.labels.get(key).map(String::as_str);
             assert_eq!(label(LABEL_CREATED_BY), Some("this-start"), "{resource}");
             let role = match resource.name.as_str() {
-                n if n == names.load_balancer() => None,
+                n if n == names.load_balancer() || n == names.service_lb() => None,
                 n if n.contains("-m04") => Some("worker"),
                 _ => Some("control-plane"),
             };

@@ -38,6 +38,9 @@ pub fn ensure_pki(ctx: &Ctx, profile: &Profile, nodes: &[Node]) -> Result<bool> 
     if profile.load_balancer {
         all.push(pki::load_balancer_leaf());
     }
+    if profile.lb_address.is_some() {
+        all.push(pki::service_lb_leaf());
+    }
     for leaf in nodes.iter().flat_map(|n| leaves(profile, n)) {
         if !all.iter().any(|l| l.file == leaf.file) {
             all.push(leaf);
@@ -71,6 +74,7 @@ fn container(
         }),
         entrypoint: None,
         network: Some((network, node.ip.to_string())),
+        host_network: false,
         // The first control plane publishes the API server, unless a load
         // balancer is in front of several, and the NodePorts asked for.
         api_port: (node.index == 0 && !profile.load_balancer).then_some(profile.api_port),
@@ -210,6 +214,7 @@ pub(super) fn spec(profile: &Profile, node: &Node) -> Result<NodeSpec> {
         feature_gates: profile.feature_gates.clone(),
         addons: profile.addons_on(),
         first: node.index == 0,
+        service_lb: profile.lb_address.is_some(),
         registry: profile.registry.map(|r| (r.host(), profile.registry_ip())),
         runtime: profile.runtime.clone(),
     })

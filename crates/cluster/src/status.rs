@@ -44,6 +44,14 @@ pub struct LoadBalancerStatus {
     pub backends: Vec<super::balancer::Backend>,
 }
 
+/// The LoadBalancer controller and the ports of the Services it serves.
+#[derive(Serialize)]
+pub struct ServicesStatus {
+    pub address: String,
+    pub controller: String,
+    pub forwards: Vec<super::service_lb::Forward>,
+}
+
 #[derive(Serialize)]
 pub struct ProfileStatus {
     pub profile: String,
@@ -63,6 +71,9 @@ pub struct ProfileStatus {
     pub mounts: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load_balancer: Option<LoadBalancerStatus>,
+    /// `None` for a profile made before berth served LoadBalancer Services.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub services: Option<ServicesStatus>,
     /// 1 or 2: the host's cgroup version.
     pub cgroup_version: u8,
     /// Said when the host's cgroup v1 is deprecated for this version.
@@ -202,6 +213,22 @@ pub async fn status(ctx: &Ctx, profile: &Profile) -> Result<ProfileStatus> {
             })
         } else {
             None
+        },
+        services: match profile.lb_address {
+            Some(address) => {
+                let container = ctx.names(profile).service_lb();
+                let state = states.get(&container).map_or("Missing", |s| s.display());
+                Some(ServicesStatus {
+                    address: address.to_string(),
+                    controller: format!("{container} ({})", state.to_lowercase()),
+                    forwards: if api_ready {
+                        super::service_lb::forwards(&client).await?
+                    } else {
+                        Vec::new()
+                    },
+                })
+            }
+            None => None,
         },
         cgroup_version: if profile.cgroup_v2 { 2 } else { 1 },
         cgroups_note: berth_node::render::cgroup_v1_note(

@@ -282,6 +282,7 @@ impl From<crate::settings::Error> for Error {
                 S::Mount(_) | S::MountPath { .. } => {
                     "write --mount /absolute/host/folder:/node/folder, with :ro to mount it read-only"
                 }
+                S::LbAddress(_) => "`ip -4 addr` lists this host's addresses",
             };
             Error::usage(e.to_string()).with_hint(hint)
         };

@@ -115,6 +115,11 @@ impl Names {
         format!("{}.lb", self.container(&self.profile))
     }
 
+    /// The controller of its LoadBalancer Services.
+    pub fn service_lb(&self) -> String {
+        format!("{}.services", self.container(&self.profile))
+    }
+
     /// The volume of the registry's images.
     pub fn registry_volume(&self) -> String {
         format!("{}-data", self.registry())

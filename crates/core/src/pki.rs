@@ -200,6 +200,11 @@ pub fn load_balancer_leaf() -> Leaf {
     Leaf::new("load-balancer", "berth:load-balancer", &[], false, true)
 }
 
+/// The LoadBalancer controller's identity, which its RBAC names.
+pub fn service_lb_leaf() -> Leaf {
+    Leaf::new("service-lb", berth_node::service_lb::USER, &[], false, true)
+}
+
 /// A node's own certificates: kubelet's client identity and its serving
 /// certificate.
 pub fn node_leaves(node: &str, node_ip: &str) -> Vec<Leaf> {

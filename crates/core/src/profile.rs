@@ -127,6 +127,11 @@ pub struct Profile {
     /// `--registry` or `registry enable`: the profile's own registry.
     #[serde(default)]
     pub registry: Option<Registry>,
+    /// The host address its LoadBalancer Services answer on (`--lb-address`,
+    /// 127.0.0.1 unless given); `None` in profiles made before berth served
+    /// them.
+    #[serde(default)]
+    pub lb_address: Option<Ipv4Addr>,
     /// `--mount`: host folders in every node.
     #[serde(default)]
     pub mounts: Vec<crate::settings::Mount>,
@@ -460,6 +465,7 @@ impl Profile {
             no_storage: false,
             addons: Vec::new(),
             registry: None,
+            lb_address: Some(Ipv4Addr::LOCALHOST),
             mounts: Vec::new(),
             home_id: None,
             network_id: None,

@@ -33,6 +33,11 @@ pub enum Error {
     Mount(String),
     #[error("--mount {text}: {reason}")]
     MountPath { text: String, reason: String },
+    #[error(
+        "`{0}` is not an address LoadBalancer Services can answer on: give one IPv4 address \
+         of this host, such as 127.0.0.1 or 192.168.1.20"
+    )]
+    LbAddress(String),
 }
 
 /// Components whose flags `--extra-config` reaches, as users name them.
@@ -60,6 +65,16 @@ pub fn parse_port(text: &str) -> Result<Port, Error> {
         return Err(bad());
     }
     Ok(Port { host, node_port })
+}
+
+/// `--lb-address`: one address of the host, where every LoadBalancer
+/// Service answers (0.0.0.0 would answer on all, but the Services' status
+/// could not say where).
+pub fn parse_lb_address(text: &str) -> Result<std::net::Ipv4Addr, Error> {
+    text.parse::<std::net::Ipv4Addr>()
+        .ok()
+        .filter(|a| !(a.is_unspecified() || a.is_multicast() || a.is_broadcast()))
+        .ok_or_else(|| Error::LbAddress(text.to_string()))
 }
 
 pub use berth_engine::Mount;
@@ -217,6 +232,7 @@ pub struct Preset {
     pub keep_on_failure: Option<bool>,
     pub image: Option<String>,
     pub binary_mirror: Option<String>,
+    pub lb_address: Option<String>,
 }
 
 impl Preset {

@@ -49,6 +49,9 @@ pub struct NodeContainer {
     pub entrypoint: Option<Vec<String>>,
     /// The profile's network and the node's fixed address on it.
     pub network: Option<(String, String)>,
+    /// On the host's network instead (no address of its own, nothing
+    /// published): what it listens on, the host does.
+    pub host_network: bool,
     /// Host port on 127.0.0.1 for the API server's port in the node.
     pub api_port: Option<u16>,
     /// More (host port on 127.0.0.1, port in the node) pairs to publish.
@@ -75,6 +78,7 @@ impl NodeContainer {
             binaries: None,
             entrypoint: Some(vec!["/bin/true".into()]),
             network: None,
+            host_network: false,
             api_port: None,
             ports: Vec::new(),
             cpus: None,
@@ -142,6 +146,9 @@ impl NodeContainer {
                     })
                     .collect(),
             );
+        }
+        if self.host_network {
+            host.network_mode = Some("host".into());
         }
         let networking = self.network.as_ref().map(|(network, ip)| {
             host.network_mode = Some(network.clone());

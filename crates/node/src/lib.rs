@@ -5,9 +5,11 @@
 //! minor or an addon is a change here and its golden file only.
 
 pub mod addons;
+mod follow;
 pub mod minors;
 pub mod net;
 pub mod render;
+pub mod service_lb;
 mod version;
 
 pub use minors::{Minor, Runtime, Unsupported, supported};

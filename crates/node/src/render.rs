@@ -117,6 +117,9 @@ pub struct NodeSpec {
     /// disable` removed while they were stopped), and the others' API
     /// servers start after its.
     pub first: bool,
+    /// LoadBalancer Services are served (the profile's controller), so the
+    /// first control plane applies its RBAC.
+    pub service_lb: bool,
     /// The profile's registry: how images in it are named
     /// (`localhost:<port>`) and its address on the profile's network.
     pub registry: Option<(String, Ipv4Addr)>,
@@ -1113,6 +1116,7 @@ pub(crate) mod tests {
             // images per minor.
             addons: Addon::ALL.to_vec(),
             first: true,
+            service_lb: true,
             registry: Some(("localhost:5001".into(), "172.30.0.254".parse().unwrap())),
             // An imported version runs the node image's; downloaded and
             // built ones bring theirs.
@@ -1634,7 +1638,7 @@ pub(crate) mod tests {
                     "@ROOT@",
                     "@KUBECTL@",
                     "@KUBECONFIG@",
-                    "@API@",
+                    "@FOLLOW@",
                 ] {
                     assert!(!script.contains(placeholder), "{placeholder} is left");
                 }
@@ -1653,9 +1657,21 @@ pub(crate) mod tests {
         assert!(!off.contains_key(STORAGE_SCRIPT));
         assert!(!off.contains_key("/etc/kubernetes/addons/storage.yaml"));
         assert!(off.contains_key("/etc/systemd/system/berth-addons.service"));
+        // With no addon, it applies the LoadBalancer controller's RBAC
+        // alone, unless the profile has no controller either.
+        let only_lb = render_all(
+            &NodeSpec {
+                addons: Vec::new(),
+                ..spec(34)
+            },
+            &[],
+        );
+        assert!(only_lb.contains_key("/etc/systemd/system/berth-addons.service"));
+        assert!(only_lb.contains_key(&crate::service_lb::manifest_path()));
         let bare = render_all(
             &NodeSpec {
                 addons: Vec::new(),
+                service_lb: false,
                 ..spec(34)
             },
             &[],

@@ -224,12 +224,19 @@ pub fn files(spec: &NodeSpec) -> Vec<NodeFile> {
         .iter()
         .flat_map(|addon| addon.definition().node_files(spec))
         .collect();
-    if spec.first && !spec.addons.is_empty() {
+    if spec.first && (!spec.addons.is_empty() || spec.service_lb) {
         files.extend(
             spec.addons.iter().map(|addon| {
                 crate::render::file(&addon.manifest_path(), addon.manifest(spec), 0o644)
             }),
         );
+        if spec.service_lb {
+            files.push(crate::render::file(
+                &crate::service_lb::manifest_path(),
+                crate::service_lb::manifest(),
+                0o644,
+            ));
+        }
         files.extend(crate::render::enabled_unit("berth-addons", apply_unit()));
     }
     files

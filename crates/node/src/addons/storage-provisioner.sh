@@ -98,15 +98,7 @@ volume() {
     echo "deleted $pv and $path"
 }
 
-# A request to the API through openssl, which costs a fraction of what a
-# kubectl costs: `get PATH` prints the answer to a GET, `watch PATH` the
-# changes of a watch (a refused one is closed, and made again by the
-# caller).
-api() {
-    printf 'GET %s HTTP/1.1\r\nHost: kubernetes\r\nConnection: close\r\n\r\n' "$1" |
-        openssl s_client -quiet -verify_return_error -connect @SERVER@ \
-            -CAfile @PKI@/ca.crt -cert @PKI@/storage-provisioner.crt -key @PKI@/storage-provisioner.key 2>/dev/null
-}
+@FOLLOW@
 
 # Lists every claim and volume and acts on each; fails when one could not
 # be acted on, to be tried again. When there are none, as in every new
@@ -128,41 +120,5 @@ reconcile() {
     [ -z "$failed" ]
 }
 
-# Prints a line whenever claims or volumes change. A new watch prints its
-# response headers first, so every (re)connection reconciles what changed
-# while none was held.
-changes() {
-    while :; do
-        api "$1"
-        sleep 2
-    done
-}
-
 mkdir -p "$root" "$refused"
-# Nothing is asked until the API server is ready: requests it refuses while
-# it boots, made again by every node, take from the CPU a start waits on.
-# Its port is watched the cheap way first.
-until echo >/dev/tcp/@API@; do sleep 0.5; done 2>/dev/null
-until [ "$(api /readyz | tail -n 1)" = ok ]; do sleep 1; done
-{
-    changes '/api/v1/persistentvolumeclaims?watch=1' &
-    changes '/api/v1/persistentvolumes?watch=1' &
-    wait
-} | {
-    retry=
-    while :; do
-        if [ -n "$retry" ]; then
-            read -r -t 2 _
-            status=$?
-            # A timeout (above 128) tries again; the end of input ends.
-            [ "$status" -eq 0 ] || [ "$status" -gt 128 ] || exit 1
-        else
-            read -r _ || exit 1
-        fi
-        # A burst of changes (a watch's headers, a claim and its volume) is
-        # reconciled once.
-        while read -r -t 0.3 _; do :; done
-        retry=
-        reconcile || { retry=1; echo "will try again in 2 s"; }
-    done
-}
+follow '/api/v1/persistentvolumeclaims?watch=1' '/api/v1/persistentvolumes?watch=1'

@@ -53,17 +53,21 @@ impl Definition for Storage {
     /// Every node's provisioner, as a unit that follows the API from boot
     /// on and never holds up a start.
     fn node_files(&self, spec: &NodeSpec) -> Vec<NodeFile> {
-        let script = include_str!("storage-provisioner.sh")
-            .replace("@PROVISIONER@", STORAGE_PROVISIONER)
-            .replace("@ROOT@", STORAGE_ROOT)
-            .replace(
-                "@KUBECTL@",
-                &format!("{}/kubectl", berth_engine::BINARIES_MOUNT),
-            )
-            .replace("@KUBECONFIG@", &format!("{K8S_DIR}/storage.conf"))
-            .replace("@API@", &format!("{}/{API_PORT}", spec.api_ip))
-            .replace("@SERVER@", &format!("{}:{API_PORT}", spec.api_ip))
-            .replace("@PKI@", &format!("{K8S_DIR}/pki"));
+        let pki = format!("{K8S_DIR}/pki");
+        let script = crate::follow::with_library(
+            include_str!("storage-provisioner.sh"),
+            &format!("{}:{API_PORT}", spec.api_ip),
+            &format!("{pki}/ca.crt"),
+            &format!("{pki}/storage-provisioner.crt"),
+            &format!("{pki}/storage-provisioner.key"),
+        )
+        .replace("@PROVISIONER@", STORAGE_PROVISIONER)
+        .replace("@ROOT@", STORAGE_ROOT)
+        .replace(
+            "@KUBECTL@",
+            &format!("{}/kubectl", berth_engine::BINARIES_MOUNT),
+        )
+        .replace("@KUBECONFIG@", &format!("{K8S_DIR}/storage.conf"));
         let unit = format!(
             "# Rendered by berth.
 [Unit]
