@@ -1,8 +1,8 @@
 //! Service behaviours that Kubernetes' own end-to-end tests exercise:
 //! ClientIP session affinity (ClusterIP and NodePort, with and without a
 //! timeout), a NodePort reached from a pod on its own node's address, and a
-//! Service whose type changes between ClusterIP, NodePort and ExternalName,
-//! with what CoreDNS answers for its name at each.
+//! Service whose type changes between ClusterIP, NodePort, LoadBalancer (on
+//! a profile's `--lb-address`) and ExternalName, with what answers at each.
 
 mod common;
 
@@ -247,11 +247,13 @@ fn a_node_port_answers_pods_on_their_own_nodes_address_and_on_the_others() {
 }
 
 #[test]
-fn a_service_changes_type_between_cluster_ip_node_port_and_external_name() {
+fn a_service_changes_type_between_cluster_ip_node_port_load_balancer_and_external_name() {
     let env = Env::new();
     let profile = "e2e-svctype";
     let _image = image();
-    start(&env, profile, 1);
+    // Its LoadBalancer Services answer on another address than the default.
+    env.ok(&["start", "-p", profile, "--lb-address", "127.0.0.2"]);
+    env.ok(&["image", "load", IMAGE, "-p", profile]);
     let plain = |kind: &str, port: Option<u16>| service("morph", kind, port, Affinity::None);
     env.apply(profile, &plain("ClusterIP", None));
     workload(&env, profile, &[profile]);
@@ -266,8 +268,30 @@ fn a_service_changes_type_between_cluster_ip_node_port_and_external_name() {
     backends(&env, profile, &client, &format!("{node_ip} 30084"), 1);
     backends(&env, profile, &client, &format!("{first_ip} 80"), 1);
 
-    // NodePort -> ExternalName: a name, no address, nothing answers on the
-    // old ones.
+    // NodePort -> LoadBalancer: the profile's --lb-address, port 80, from
+    // the host, and not the default address.
+    patch_morph(&env, profile, r#"{"spec":{"type":"LoadBalancer"}}"#);
+    eventually(Duration::from_secs(60), || {
+        let page = common::http_get_at("127.0.0.2", 80, None)?;
+        page.starts_with("web-")
+            .then_some(())
+            .ok_or(format!("127.0.0.2:80 answered {page:?}"))
+    });
+    let ingress = env.kubectl(
+        profile,
+        &[
+            "get",
+            "service",
+            "morph",
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[*].ip}",
+        ],
+    );
+    assert_eq!(ingress, "127.0.0.2");
+    assert!(!common::http_get(80, None).is_ok_and(|p| p.starts_with("web-")));
+
+    // LoadBalancer -> ExternalName: a name, no address, nothing answers on
+    // the old ones, nor on the host.
     patch_morph(
         &env,
         profile,
@@ -294,6 +318,12 @@ fn a_service_changes_type_between_cluster_ip_node_port_and_external_name() {
         })
     };
     lookup("canonical name = web.example.test");
+    eventually(Duration::from_secs(30), || {
+        match common::http_get_at("127.0.0.2", 80, None) {
+            Ok(answer) => Err(format!("127.0.0.2:80 still answers: {answer}")),
+            Err(_) => Ok(()),
+        }
+    });
     for address in [format!("{first_ip} 80"), format!("{node_ip} 30084")] {
         eventually(Duration::from_secs(30), || {
             match env.get_from_pod(profile, &client, &address) {

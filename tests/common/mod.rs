@@ -496,9 +496,13 @@ spec:
 /// An HTTP GET from the host to 127.0.0.1:`port` (with `host` as its Host
 /// header when given): the body's last line.
 pub fn http_get(port: u16, host: Option<&str>) -> Result<String, String> {
+    http_get_at("127.0.0.1", port, host)
+}
+
+/// `http_get` to `address` instead of 127.0.0.1.
+pub fn http_get_at(address: &str, port: u16, host: Option<&str>) -> Result<String, String> {
     use std::io::{Read, Write};
-    let mut stream =
-        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    let mut stream = std::net::TcpStream::connect((address, port)).map_err(|e| e.to_string())?;
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(5)))
         .unwrap();
