@@ -9,8 +9,8 @@ use berth_core::profile::{Node, Profile};
 use berth_engine::{ContainerState, Resource};
 
 /// Units stopped in each control-plane node before its container goes, so
-/// that etcd and the API server end cleanly and at once: the API server
-/// waits up to a minute for the watches of its clients still running.
+/// that etcd ends cleanly and at once (the API server's unit ends it with
+/// SIGKILL: its graceful shutdown waits for its clients' watches).
 const STOPPED_FIRST: [&str; 6] = [
     "kubelet",
     "kube-proxy",
