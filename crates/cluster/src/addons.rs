@@ -392,6 +392,7 @@ where
             maker: undone,
             kept: None,
             left_hint: format!("`berth addons {verb} {addon} -p {name}` finishes it"),
+            left: super::plan::left(move || async move { vec![format!("{addon} partly {done}")] }),
         }),
     };
     let mut setting = Setting {
@@ -402,8 +403,7 @@ where
         states,
     };
     let steps: &[Set] = if on { &ENABLE } else { &DISABLE };
-    let left = || async move { vec![format!("{addon} partly {done}")] };
-    super::plan::execute(ctx, &verb, steps, &mut setting, interrupted, left).await?;
+    super::plan::execute(ctx, verb, steps, &mut setting, interrupted).await?;
     Ok(true)
 }
 

@@ -205,19 +205,16 @@ where
         again: format!("`berth start -p {name}` starts it again"),
         undo,
     };
-    let left = || async { remove::traces(ctx, name).await.unwrap_or_default() };
     let outcome = match existing {
         // A failed restart leaves the profile as it was: nothing to undo.
         Some(profile) => {
             let mut restart = create::Restarted::new(profile, opts);
-            let verb = verb(None);
             plan::execute(
                 ctx,
-                &verb,
+                verb(None),
                 &create::RESTART,
                 &mut restart,
                 &interrupted,
-                left,
             )
             .await
             .map(|()| restart.profile)
@@ -232,8 +229,9 @@ where
                     )
                 }),
                 left_hint: format!("`berth delete -p {name}` removes what is left"),
+                left: plan::left(|| async { remove::traces(ctx, name).await.unwrap_or_default() }),
             }));
-            plan::execute(ctx, &verb, &create::CREATE, &mut new, &interrupted, left)
+            plan::execute(ctx, verb, &create::CREATE, &mut new, &interrupted)
                 .await
                 .and_then(|()| plan::output(&new.profile, "the state step").cloned())
         }
@@ -585,6 +583,7 @@ mod tests {
                 maker: "this start",
                 kept: None,
                 left_hint: String::new(),
+                left: plan::left(|| async { Vec::new() }),
             }),
         };
         // The nodes before the state they are made from.
@@ -594,8 +593,7 @@ mod tests {
             let mut new = create::NewCluster::check(&ctx, "dev", &opts, None)
                 .await
                 .unwrap();
-            let left = || async { Vec::new() };
-            plan::execute(&ctx, &verb, &steps, &mut new, std::future::pending, left).await
+            plan::execute(&ctx, verb, &steps, &mut new, std::future::pending).await
         })
         .unwrap_err();
         assert!(

@@ -102,8 +102,7 @@ where
         again: format!("`berth stop -p {name}` stops the rest"),
         undo: None,
     };
-    let left = || async { Vec::new() };
-    plan::execute(ctx, &verb, &STOP, &mut stopping, interrupted, left).await
+    plan::execute(ctx, verb, &STOP, &mut stopping, interrupted).await
 }
 
 /// Freezing (or thawing) a profile: one step over every node and the
@@ -224,19 +223,19 @@ where
             maker: if freeze { "this pause" } else { "this unpause" },
             kept: None,
             left_hint: format!("`berth {other} -p {name}` makes every node alike again"),
+            // What the cut undo left changed: the nodes now in the new state.
+            left: plan::left(move || async move {
+                node_states(ctx, profile)
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(_, container)| state_of(container) == to)
+                    .map(|(node, _)| format!("node {} {}", node.name, to.display().to_lowercase()))
+                    .collect()
+            }),
         }),
     };
-    // What the cut undo left changed: the nodes now in the new state.
-    let left = || async {
-        node_states(ctx, profile)
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|(_, container)| state_of(container) == to)
-            .map(|(node, _)| format!("node {} {}", node.name, to.display().to_lowercase()))
-            .collect()
-    };
-    plan::execute(ctx, &verb, &PAUSE, &mut pausing, interrupted, left).await?;
+    plan::execute(ctx, verb, &PAUSE, &mut pausing, interrupted).await?;
     Ok(true)
 }
 

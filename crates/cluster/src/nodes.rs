@@ -588,10 +588,10 @@ where
                 "`berth node delete -p {name} {}` removes what is left",
                 adding.node.name
             ),
+            left: plan::left(|| super::remove::created(ctx, &name)),
         }),
     };
-    let left = || super::remove::created(ctx, &name);
-    plan::execute(ctx, &verb, &ADD, &mut adding, &interrupted, left).await?;
+    plan::execute(ctx, verb, &ADD, &mut adding, &interrupted).await?;
     let Adding { profile, node, .. } = adding;
     tokio::select! {
         ready = ready::wait_ready(ctx, &profile, Some(std::slice::from_ref(&node)), None, wait) => ready?,
@@ -776,6 +776,8 @@ where
                 "`berth node delete -p {} {name}` deletes it again",
                 profile.name
             ),
+            // Its undo only puts the node back to work: nothing is made.
+            left: plan::left(|| async { Vec::new() }),
         }),
     };
     let mut deleting = Deleting {
@@ -785,8 +787,7 @@ where
         running,
         member_gone: false,
     };
-    let left = || async { Vec::new() };
-    plan::execute(ctx, &verb, &DELETE, &mut deleting, interrupted, left).await
+    plan::execute(ctx, verb, &DELETE, &mut deleting, interrupted).await
 }
 
 /// Deletes the Node object `name`; etcd may be electing a leader after a

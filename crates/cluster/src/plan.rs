@@ -8,6 +8,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use futures_util::future::LocalBoxFuture;
+
 use super::Ctx;
 use berth_core::error::{Error, Result};
 
@@ -80,19 +82,31 @@ pub(super) async fn undo<S, T: Step<S>>(ctx: &Ctx, begun: &[T], state: &S) -> Re
 }
 
 /// What a verb's plan is, for the messages of a failed or cut one.
-pub(super) struct Verb {
+pub(super) struct Verb<'a> {
     /// What was cut, as "the start of profile dev".
     pub what: String,
     /// What to do after an interruption, as "`berth start -p dev` starts
     /// it again".
     pub again: String,
     /// How what the plan made is taken back; `None` for a plan whose steps
-    /// take nothing back (stop, delete).
-    pub undo: Option<Undo>,
+    /// take nothing back (stop, delete, a restart).
+    pub undo: Option<Undo<'a>>,
+}
+
+/// Looks up what a cut undo left, when it is cut.
+pub(super) type Left<'a> = Box<dyn FnOnce() -> LocalBoxFuture<'a, Vec<String>> + 'a>;
+
+/// `Left` from an async closure.
+pub(super) fn left<'a, F, Fut>(look: F) -> Left<'a>
+where
+    F: FnOnce() -> Fut + 'a,
+    Fut: Future<Output = Vec<String>> + 'a,
+{
+    Box::new(move || Box::pin(look()))
 }
 
 /// How a failed or cut plan's making is taken back.
-pub(super) struct Undo {
+pub(super) struct Undo<'a> {
     /// Whose making it is, as "this start".
     pub maker: &'static str,
     /// Keep it instead (`--keep-on-failure`), saying so with this line.
@@ -100,27 +114,26 @@ pub(super) struct Undo {
     /// What to do when the undo is cut, as "`berth delete -p dev` removes
     /// what is left".
     pub left_hint: String,
+    /// Names what is left when the undo is cut.
+    pub left: Left<'a>,
 }
 
 /// Runs a verb's plan to its end: on a failed step, or when `interrupted`
 /// resolves (a signal, named), every begun step is undone, last first,
 /// unless the verb keeps what it made; `interrupted` resolving again
-/// stops the undo, and `left` then names what is left. The one place
-/// where undo, signals, the leftover report and keep-on-failure live.
-pub(super) async fn execute<S, T, F, Fut, L, LFut>(
+/// stops the undo, and the undo's `left` then names what is left. The one
+/// place where undo, signals, the leftover report and keep-on-failure live.
+pub(super) async fn execute<S, T, F, Fut>(
     ctx: &Ctx,
-    verb: &Verb,
+    verb: Verb<'_>,
     steps: &[T],
     state: &mut S,
     interrupted: F,
-    left: L,
 ) -> Result<()>
 where
     T: Step<S>,
     F: Fn() -> Fut,
     Fut: Future<Output = &'static str>,
-    L: FnOnce() -> LFut,
-    LFut: Future<Output = Vec<String>>,
 {
     let mut begun = Vec::new();
     let outcome = tokio::select! {
@@ -138,7 +151,8 @@ where
         maker,
         kept,
         left_hint,
-    }) = &verb.undo
+        left,
+    }) = verb.undo
     else {
         return Err(error);
     };
@@ -182,7 +196,7 @@ where
                 error.message,
                 if left.is_empty() { "nothing".to_string() } else { left.join(", ") }
             ))
-            .with_hint(left_hint.clone()))
+            .with_hint(left_hint))
         }
     }
 }
@@ -266,7 +280,7 @@ mod tests {
         );
     }
 
-    fn verb(undo: Option<bool>) -> Verb {
+    fn verb(undo: Option<bool>, left: &'static [&'static str]) -> Verb<'static> {
         Verb {
             what: "the toy of profile dev".into(),
             again: "toy again".into(),
@@ -274,6 +288,9 @@ mod tests {
                 maker: "this toy",
                 kept: keep.then(|| "kept".into()),
                 left_hint: "`toy delete` removes what is left".into(),
+                left: super::left(
+                    move || async move { left.iter().map(|l| l.to_string()).collect() },
+                ),
             }),
         }
     }
@@ -306,10 +323,6 @@ mod tests {
             .unwrap()
     }
 
-    async fn nothing_left() -> Vec<String> {
-        Vec::new()
-    }
-
     #[test]
     fn a_signal_cuts_the_plan_and_every_begun_step_is_undone() {
         let (_dir, _engine, ctx) = Ctx::with_fake_engine();
@@ -318,14 +331,12 @@ mod tests {
         let calls = std::sync::atomic::AtomicU32::new(0);
         let interrupted = signal_at(&made, &calls, 0);
         let steps = [Toy::Make(1), Toy::Hang, Toy::Make(3)];
-        let verb = verb(Some(false));
         let result = runtime().block_on(execute(
             &ctx,
-            &verb,
+            verb(Some(false), &[]),
             &steps,
             &mut made,
             interrupted,
-            nothing_left,
         ));
         let error = result.unwrap_err();
         assert_eq!(error.exit, berth_core::error::Exit::Interrupted);
@@ -341,11 +352,10 @@ mod tests {
     #[test]
     fn a_failed_plan_is_kept_when_asked_and_a_plan_without_undo_is_left_as_it_stopped() {
         let (_dir, _engine, ctx) = Ctx::with_fake_engine();
-        for verb in [verb(Some(true)), verb(None)] {
+        for verb in [verb(Some(true), &[]), verb(None, &[])] {
             let mut made = Made::default();
             let steps = [Toy::Make(1), Toy::Fail];
-            let result =
-                runtime().block_on(execute(&ctx, &verb, &steps, &mut made, never, nothing_left));
+            let result = runtime().block_on(execute(&ctx, verb, &steps, &mut made, never));
             assert_eq!(result.unwrap_err().message, "it failed");
             assert!(made.undone.lock().unwrap().is_empty());
         }
@@ -358,10 +368,9 @@ mod tests {
         // No signal while the plan runs; one once its undo hangs.
         let calls = std::sync::atomic::AtomicU32::new(0);
         let interrupted = signal_at(&made, &calls, 1);
-        let left = || async { vec!["container dev-m02".to_string()] };
         let steps = [Toy::Make(9), Toy::Fail];
-        let verb = verb(Some(false));
-        let result = runtime().block_on(execute(&ctx, &verb, &steps, &mut made, interrupted, left));
+        let verb = verb(Some(false), &["container dev-m02"]);
+        let result = runtime().block_on(execute(&ctx, verb, &steps, &mut made, interrupted));
         let error = result.unwrap_err();
         assert_eq!(error.exit, berth_core::error::Exit::Interrupted);
         assert_eq!(
@@ -380,9 +389,13 @@ mod tests {
         let (_dir, _engine, ctx) = Ctx::with_fake_engine();
         let mut made = Made::default();
         let steps = [Toy::Make(1), Toy::Make(2), Toy::Fail];
-        let verb = verb(Some(false));
-        let result =
-            runtime().block_on(execute(&ctx, &verb, &steps, &mut made, never, nothing_left));
+        let result = runtime().block_on(execute(
+            &ctx,
+            verb(Some(false), &[]),
+            &steps,
+            &mut made,
+            never,
+        ));
         let error = result.unwrap_err();
         assert_eq!(
             error.message,

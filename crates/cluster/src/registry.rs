@@ -186,6 +186,7 @@ where
             left_hint: "what is named above is the half-made registry's: `docker rm -f` and \
                         `docker volume rm` remove it"
                 .to_string(),
+            left: super::plan::left(|| super::remove::created(ctx, &name)),
         }),
     };
     let mut enabling = Enabling {
@@ -193,8 +194,7 @@ where
         profile,
         running,
     };
-    let left = || super::remove::created(ctx, &name);
-    super::plan::execute(ctx, &verb, &ENABLE, &mut enabling, interrupted, left).await?;
+    super::plan::execute(ctx, verb, &ENABLE, &mut enabling, interrupted).await?;
     Ok(enabling.profile)
 }
 

@@ -103,8 +103,7 @@ where
         again: format!("`berth delete -p {name}` removes the rest"),
         undo: None,
     };
-    let left = || async { Vec::new() };
-    plan::execute(ctx, &verb, &DELETE, &mut deleting, interrupted, left).await?;
+    plan::execute(ctx, verb, &DELETE, &mut deleting, interrupted).await?;
     Ok(deleting.found)
 }
 
