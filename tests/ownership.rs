@@ -228,6 +228,26 @@ fn delete_removes_a_duplicate_network_of_its_own_profile() {
             .await
             .unwrap();
         assert_eq!(both.len(), 2, "this engine refuses duplicate names");
+        // A third asked for under the name is made, seen beside the
+        // others, and taken back.
+        let free: Vec<String> = (0..=255)
+            .map(|i| format!("10.232.{i}.0/24"))
+            .filter(|s| !used.contains(s))
+            .take(1)
+            .collect();
+        let made = docker
+            .make_network(&names.network(), &names.labels(), &free)
+            .await
+            .unwrap();
+        assert!(
+            matches!(made, berth_engine::NetworkMade::NameTaken(_)),
+            "{made:?}"
+        );
+        let after = docker
+            .named(berth_engine::Kind::Network, &names.network())
+            .await
+            .unwrap();
+        assert_eq!(after, both, "the network made under a taken name is left");
     });
     let (code, _, stderr) = env.run(&["delete", "-p", profile]);
     assert_eq!(code, 0, "{stderr}");

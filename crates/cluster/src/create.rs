@@ -11,7 +11,7 @@ use berth_core::kubeconfig;
 use berth_core::names::Names;
 use berth_core::node_image::{self, Context};
 use berth_core::profile::{Node, Profile};
-use berth_engine::{EngineFacts, Kind, Privilege, Resource};
+use berth_engine::{EngineFacts, Kind, NetworkMade, Privilege, Resource};
 use berth_node::net::Cidr;
 use berth_node::now;
 use berth_node::render;
@@ -519,45 +519,37 @@ struct Network {
     first_ip: std::net::Ipv4Addr,
 }
 
-/// The first free /24 in 172.30.0.0/16 that the engine accepts, labelled
-/// as made by this start. Engines before API 1.44 accept a second network
-/// of a name: one made at the same moment by another berth is found
-/// afterwards, and this start's own is taken back.
+/// The profile's network on the first free /24 in 172.30.0.0/16, labelled
+/// as made by this start.
 async fn create_network(ctx: &Ctx, names: &Names) -> Result<Network> {
-    let name = names.network();
-    let labels = names.labels_created_by(&ctx.token);
-    let used = ctx.docker.used_subnets().await?;
-    for third in 0..=255u8 {
-        let subnet = Cidr::slash24(172, 30, third);
-        if used.contains(&subnet.to_string()) {
-            continue;
+    let asked: Vec<String> = (0..=255u8)
+        .map(|third| Cidr::slash24(172, 30, third).to_string())
+        .collect();
+    let made = ctx
+        .docker
+        .make_network(
+            &names.network(),
+            &names.labels_created_by(&ctx.token),
+            &asked,
+        )
+        .await?;
+    match made {
+        NetworkMade::Made { id, subnet } => {
+            let subnet: Cidr = subnet.parse().map_err(|e| {
+                Error::engine(format!("the engine made the network on {subnet}: {e}"))
+            })?;
+            Ok(Network {
+                id,
+                subnet,
+                first_ip: subnet.host(2),
+            })
         }
-        let Some(id) = ctx
-            .docker
-            .create_network(&name, &subnet.to_string(), &labels)
-            .await?
-        else {
-            continue;
-        };
-        let same_name = ctx.docker.named(Kind::Network, &name).await?;
-        if let Some(other) = same_name.iter().find(|n| n.id != id) {
-            let ours = same_name.iter().find(|n| n.id == id).cloned();
-            if let Some(ours) = ours {
-                ctx.docker.remove(&ours).await?;
-            }
-            return Err(super::claims::taken(names, other));
-        }
-        return Ok(Network {
-            id,
-            subnet,
-            first_ip: subnet.host(2),
-        });
+        NetworkMade::NameTaken(other) => Err(super::claims::taken(names, &other)),
+        NetworkMade::NoneFree => Err(Error::engine(
+            "no free /24 subnet in 172.30.0.0/16 for the profile's network",
+        )
+        .with_hint("delete profiles or Docker networks you no longer need (`docker network ls`)")),
     }
-    Err(
-        Error::engine("no free /24 subnet in 172.30.0.0/16 for the profile's network").with_hint(
-            "delete profiles or Docker networks you no longer need (`docker network ls`)",
-        ),
-    )
 }
 
 #[cfg(test)]

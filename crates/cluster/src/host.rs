@@ -4,22 +4,24 @@
 
 use super::Ctx;
 use berth_core::error::{Error, Result};
-use berth_engine::{EngineFacts, NodeContainer, Privilege};
+use berth_engine::{Disk, EngineFacts, NodeContainer, Privilege};
 
 /// Free space a node needs on the engine's disk at first: its /var, the
 /// images it imports and its logs.
 const NODE_DISK_MIB: u64 = 1024;
 
-/// Refuses a start that would run the engine's disk full, where that disk
-/// is this machine's (a remote engine's is not checked).
+/// Refuses a start that would run the engine's disk full, where the
+/// engine knows it (a remote engine's is not checked).
 /// `BERTH_MIN_FREE_MIB` replaces the need per node.
 pub(super) fn check_disk(facts: &EngineFacts, nodes: u32) -> Result<()> {
-    let Some(root) = &facts.root_dir else {
+    let Some(Disk {
+        dir: root,
+        free_mib,
+    }) = &facts.disk
+    else {
         return Ok(());
     };
-    let Some(free_mib) = free_mib(std::path::Path::new(&root)) else {
-        return Ok(());
-    };
+    let free_mib = *free_mib;
     let per_node = std::env::var("BERTH_MIN_FREE_MIB")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -34,18 +36,6 @@ pub(super) fn check_disk(facts: &EngineFacts, nodes: u32) -> Result<()> {
         .with_hint("free space there (`docker system prune` removes unused images and volumes), then start again"));
     }
     Ok(())
-}
-
-/// Free MiB on the file system of `path`, when it is on this machine.
-fn free_mib(path: &std::path::Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid NUL-terminated path and a statvfs to fill.
-    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
-        return None;
-    }
-    Some(stat.f_bavail as u64 * stat.f_frsize as u64 / (1024 * 1024))
 }
 
 /// A port on 127.0.0.1 that nothing listens on now, kept by the profile.

@@ -9,8 +9,8 @@ use std::sync::Mutex;
 use futures_util::future::BoxFuture;
 
 use super::{
-    ContainerState, Engine, EngineFacts, Error, ExecOutput, Filter, Kind, NodeContainer, Privilege,
-    Resource, Result,
+    ContainerState, Engine, EngineFacts, Error, ExecOutput, Filter, Kind, NetworkMade,
+    NodeContainer, Privilege, Resource, Result,
 };
 
 #[derive(Default)]
@@ -214,7 +214,7 @@ impl Engine for FakeEngine {
     fn facts(&self) -> BoxFuture<'_, Result<EngineFacts>> {
         ready(Ok(EngineFacts {
             cgroup_v2: true,
-            root_dir: None,
+            disk: None,
             privilege_key: "fake".into(),
         }))
     }
@@ -347,17 +347,32 @@ impl Engine for FakeEngine {
             .any(|c| c == container)))
     }
 
-    fn used_subnets(&self) -> BoxFuture<'_, Result<Vec<String>>> {
-        ready(Ok(Vec::new()))
-    }
-
-    fn create_network<'a>(
+    /// On the first subnet asked for; a name taken is another's network.
+    fn make_network<'a>(
         &'a self,
         name: &'a str,
-        _subnet: &'a str,
         labels: &'a HashMap<String, String>,
-    ) -> BoxFuture<'a, Result<Option<String>>> {
-        ready(self.create(Kind::Network, name, labels).map(Some))
+        subnets: &'a [String],
+    ) -> BoxFuture<'a, Result<NetworkMade>> {
+        let Some(subnet) = subnets.first() else {
+            return ready(Ok(NetworkMade::NoneFree));
+        };
+        let taken = self
+            .resources
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|r| r.kind == Kind::Network && r.name == name)
+            .cloned();
+        ready(match taken {
+            Some(other) => Ok(NetworkMade::NameTaken(other)),
+            None => self
+                .create(Kind::Network, name, labels)
+                .map(|id| NetworkMade::Made {
+                    id,
+                    subnet: subnet.clone(),
+                }),
+        })
     }
 
     fn volume_created<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<String>>> {

@@ -144,11 +144,30 @@ fn filter_values(filter: &Filter) -> Vec<String> {
 pub struct EngineFacts {
     /// The host runs cgroup v2 (the unified hierarchy).
     pub cgroup_v2: bool,
-    /// Where the engine keeps its data, on its host.
-    pub root_dir: Option<String>,
+    /// The disk where the engine keeps its data, when that is this
+    /// machine's (a local socket); a remote engine's is not known.
+    pub disk: Option<Disk>,
     /// Changes whenever what decides the engine's privilege answer may
     /// have: its identity, version, security options, authorization plugins.
     pub privilege_key: String,
+}
+
+/// The engine's data directory and the space free there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Disk {
+    pub dir: String,
+    pub free_mib: u64,
+}
+
+/// Free MiB on the file system of `path` on this machine.
+fn free_mib(path: &str) -> Option<u64> {
+    let c_path = std::ffi::CString::new(path).ok()?;
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid NUL-terminated path and a statvfs to fill.
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    Some(stat.f_bavail as u64 * stat.f_frsize as u64 / (1024 * 1024))
 }
 
 /// What a command run in a container printed, and how it ended.
@@ -173,6 +192,21 @@ impl ExecOutput {
 pub struct Docker {
     api: bollard::Docker,
     endpoint: String,
+}
+
+/// What became of a request for a network of its own.
+#[derive(Debug, PartialEq)]
+pub enum NetworkMade {
+    Made {
+        id: String,
+        subnet: String,
+    },
+    /// Another network has the name: one made at the same moment by another
+    /// client, which engines before API 1.44 accept. This request's own
+    /// was taken back.
+    NameTaken(Resource),
+    /// None of the subnets asked for is free.
+    NoneFree,
 }
 
 /// Declares `Engine` with each method's signature, and implements it for
@@ -221,8 +255,9 @@ engine! {
     fn unpause_container(&self, name: &'a str) -> ();
     fn upload(&self, container: &'a str, tar: Vec<u8>) -> ();
     fn file_exists(&self, container: &'a str, path: &'a str) -> bool;
-    fn used_subnets(&self) -> Vec<String>;
-    fn create_network(&self, name: &'a str, subnet: &'a str, labels: &'a HashMap<String, String>) -> Option<String>;
+    /// A bridge network `name` of its own on the first of `subnets` that
+    /// is free, labelled `labels`.
+    fn make_network(&self, name: &'a str, labels: &'a HashMap<String, String>, subnets: &'a [String]) -> NetworkMade;
     fn volume_created(&self, name: &'a str) -> Option<String>;
     fn create_volume(&self, name: &'a str, labels: &'a HashMap<String, String>) -> ();
     fn resources(&self, filter: &'a Filter) -> Vec<Resource>;
@@ -269,9 +304,14 @@ impl Docker {
             info.security_options,
             info.plugins.as_ref().map(|p| &p.authorization)
         ));
+        let local = self.endpoint.starts_with("unix://");
+        let disk = info.docker_root_dir.filter(|_| local).and_then(|dir| {
+            let free_mib = free_mib(&dir)?;
+            Some(Disk { dir, free_mib })
+        });
         Ok(EngineFacts {
             cgroup_v2: info.cgroup_version == Some(V::_2),
-            root_dir: info.docker_root_dir,
+            disk,
             privilege_key: hex::encode(&hash.finalize()[..8]),
         })
     }
@@ -723,6 +763,35 @@ impl Docker {
             .flat_map(|n| n.ipam.and_then(|i| i.config).unwrap_or_default())
             .filter_map(|c| c.subnet)
             .collect())
+    }
+
+    /// See `Engine::make_network`. The engine's own subnets are skipped
+    /// before they are asked for; one another client took meanwhile is
+    /// refused by the engine, and the next is tried.
+    pub async fn make_network(
+        &self,
+        name: &str,
+        labels: &HashMap<String, String>,
+        subnets: &[String],
+    ) -> Result<NetworkMade> {
+        let used = self.used_subnets().await?;
+        for subnet in subnets.iter().filter(|s| !used.contains(s)) {
+            let Some(id) = self.create_network(name, subnet, labels).await? else {
+                continue;
+            };
+            let same_name = self.named(Kind::Network, name).await?;
+            if let Some(other) = same_name.iter().find(|n| n.id != id) {
+                if let Some(ours) = same_name.iter().find(|n| n.id == id) {
+                    self.remove(ours).await?;
+                }
+                return Ok(NetworkMade::NameTaken(other.clone()));
+            }
+            return Ok(NetworkMade::Made {
+                id,
+                subnet: subnet.clone(),
+            });
+        }
+        Ok(NetworkMade::NoneFree)
     }
 
     /// Creates a bridge network on `subnet` and returns its id. `Ok(None)`
