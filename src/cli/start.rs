@@ -178,8 +178,16 @@ impl Start {
                 .map(|e| settings::parse_extra(e))
                 .collect::<Result<_, _>>()?,
             feature_gates,
-            no_dns: self.no_dns || preset.dns == Some(false),
-            no_storage: self.no_storage || preset.storage == Some(false),
+            addons_off: [
+                (Addon::Coredns, self.no_dns || preset.dns == Some(false)),
+                (
+                    Addon::Storage,
+                    self.no_storage || preset.storage == Some(false),
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(addon, off)| off.then_some(addon))
+            .collect(),
             registry: self.registry || preset.registry.unwrap_or(false),
             addons,
             lb_address: self

@@ -240,9 +240,7 @@ impl Step<NewCluster<'_>> for Create {
                     ports: opts.ports.clone(),
                     extra_config: opts.extra_config.clone(),
                     feature_gates: opts.feature_gates.clone(),
-                    no_dns: opts.no_dns,
-                    no_storage: opts.no_storage,
-                    addons: opts.addons.clone(),
+                    addons: opts.addons_on(),
                     registry: new.registry,
                     lb_address: Some(opts.lb_address.unwrap_or(std::net::Ipv4Addr::LOCALHOST)),
                     mounts: opts.mounts.clone(),
@@ -472,8 +470,9 @@ fn check_settings(profile: &Profile, opts: &StartOptions) -> Result<()> {
             .then(|| "--extra-config".to_string()),
         (!opts.feature_gates.is_empty() && opts.feature_gates != profile.feature_gates)
             .then(|| "--feature-gates".to_string()),
-        (opts.no_dns && !profile.no_dns).then(|| "--no-dns".to_string()),
-        (opts.no_storage && !profile.no_storage).then(|| "--no-storage".to_string()),
+        opts.addons_off.iter().find(|a| profile.has(**a)).map(|a| {
+            format!("{a} off (`berth addons disable {a}` turns it off in a running profile)")
+        }),
         (opts.registry && profile.registry.is_none()).then(|| {
             "--registry (`berth registry enable` adds one to a running profile)".to_string()
         }),

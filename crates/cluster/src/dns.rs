@@ -57,10 +57,10 @@ impl std::fmt::Display for DnsState {
 
 pub async fn status(client: &kube::Client, profile: &Profile) -> Dns {
     let dns = |state, reason: Option<String>| Dns { state, reason };
-    if profile.no_dns {
+    if !profile.has(Addon::Coredns) {
         return dns(
             DnsState::Off,
-            Some("the profile was created with --no-dns".into()),
+            Some("`berth addons enable coredns` turns it on".into()),
         );
     }
     let coredns = Addon::Coredns.deployments()[0];

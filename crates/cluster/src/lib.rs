@@ -156,13 +156,13 @@ pub struct StartOptions {
     pub ports: Vec<Port>,
     pub extra_config: Vec<ExtraFlag>,
     pub feature_gates: BTreeMap<String, bool>,
-    pub no_dns: bool,
-    pub no_storage: bool,
     pub mounts: Vec<berth_core::settings::Mount>,
     /// A registry of the profile's own (`--registry`).
     pub registry: bool,
-    /// Addons enabled besides CoreDNS and storage.
+    /// Addons enabled besides those on by default.
     pub addons: Vec<berth_node::addons::Addon>,
+    /// Addons on by default turned off (`--no-dns`, `--no-storage`).
+    pub addons_off: Vec<berth_node::addons::Addon>,
     /// The host address LoadBalancer Services answer on (`--lb-address`).
     pub lb_address: Option<std::net::Ipv4Addr>,
 }
@@ -176,6 +176,17 @@ impl StartOptions {
     /// The nodes a new cluster gets, the control planes included.
     pub fn node_count(&self) -> u32 {
         self.nodes.unwrap_or(self.control_plane_count())
+    }
+
+    /// The addons a new cluster starts with, in their order.
+    pub fn addons_on(&self) -> Vec<berth_node::addons::Addon> {
+        berth_node::addons::Addon::ALL
+            .into_iter()
+            .filter(|a| match a.by_default() {
+                true => !self.addons_off.contains(a),
+                false => self.addons.contains(a),
+            })
+            .collect()
     }
 }
 

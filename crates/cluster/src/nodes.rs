@@ -264,7 +264,7 @@ fn files_tar(profile: &Profile, node: &Node, pki: &Pki, joining: bool) -> Result
         );
     } else {
         pki_files.extend(["kube-proxy.crt", "kube-proxy.key"].map(String::from));
-        if !profile.no_storage {
+        if profile.has(berth_node::addons::Addon::Storage) {
             pki_files
                 .extend(["storage-provisioner.crt", "storage-provisioner.key"].map(String::from));
         }
@@ -313,7 +313,7 @@ fn files_tar(profile: &Profile, node: &Node, pki: &Pki, joining: bool) -> Result
             node_server,
         ),
     ];
-    if !profile.no_storage {
+    if profile.has(berth_node::addons::Addon::Storage) {
         kubeconfigs.push((
             "storage.conf",
             berth_node::addons::STORAGE_USER,

@@ -150,7 +150,8 @@ pub async fn status(ctx: &Ctx, profile: &Profile) -> Result<ProfileStatus> {
     let storage =
         super::storage::status(api_ready.then_some(&client), profile, &running_units).await;
     let mut addons = Vec::new();
-    for &addon in &profile.addons {
+    // CoreDNS and storage have sections of their own.
+    for addon in profile.addons_on().into_iter().filter(|a| !a.by_default()) {
         addons.push(if api_ready {
             super::addons::state(&client, profile, addon).await
         } else {

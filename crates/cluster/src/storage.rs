@@ -64,10 +64,10 @@ pub async fn status(
     units: &[(String, &[UnitHealth])],
 ) -> Storage {
     let storage = |state, reason: Option<String>| Storage { state, reason };
-    if profile.no_storage {
+    if !profile.has(berth_node::addons::Addon::Storage) {
         return storage(
             StorageState::Off,
-            Some("the profile was created with --no-storage".into()),
+            Some("`berth addons enable storage` turns it on".into()),
         );
     }
     let Some(client) = client else {

@@ -114,15 +114,10 @@ pub struct Profile {
     pub extra_config: Vec<ExtraFlag>,
     #[serde(default)]
     pub feature_gates: BTreeMap<String, bool>,
-    /// `--no-dns`: no CoreDNS.
-    #[serde(default)]
-    pub no_dns: bool,
-    /// `--no-storage`: no StorageClass, no provisioner.
-    #[serde(default)]
-    pub no_storage: bool,
-    /// The addons enabled besides CoreDNS and storage (which `no_dns` and
-    /// `no_storage` turn off), in order.
-    #[serde(default)]
+    /// Every addon that is on, CoreDNS and storage (on unless `--no-dns`,
+    /// `--no-storage`) included, in `Addon::ALL`'s order. Stored as
+    /// `addons_on`; see `migrate` for the files of an older berth.
+    #[serde(rename = "addons_on")]
     pub addons: Vec<Addon>,
     /// `--registry` or `registry enable`: the profile's own registry.
     #[serde(default)]
@@ -283,30 +278,20 @@ impl Profile {
 
     /// Whether `addon` is enabled.
     pub fn has(&self, addon: Addon) -> bool {
-        match addon {
-            Addon::Coredns => !self.no_dns,
-            Addon::Storage => !self.no_storage,
-            other => self.addons.contains(&other),
-        }
+        self.addons.contains(&addon)
     }
 
     /// The addons enabled, CoreDNS and storage included, in their order.
     pub fn addons_on(&self) -> Vec<Addon> {
-        Addon::ALL.into_iter().filter(|a| self.has(*a)).collect()
+        self.addons.clone()
     }
 
     /// Enables or disables `addon` in the profile's state.
     pub fn set(&mut self, addon: Addon, on: bool) {
-        match addon {
-            Addon::Coredns => self.no_dns = !on,
-            Addon::Storage => self.no_storage = !on,
-            other => {
-                self.addons.retain(|a| *a != other);
-                if on {
-                    self.addons.push(other);
-                    self.addons.sort();
-                }
-            }
+        self.addons.retain(|a| *a != addon);
+        if on {
+            self.addons.push(addon);
+            self.addons.sort();
         }
     }
 
@@ -335,6 +320,32 @@ impl Profile {
 
 pub struct Store {
     root: PathBuf,
+}
+
+/// A profile file of an older berth, in today's form: it stored the addons
+/// besides CoreDNS and storage as `addons`, and `no_dns`/`no_storage` for
+/// those two turned off (a file older still has neither: both on).
+fn migrate(json: &mut serde_json::Value) {
+    let Some(fields) = json.as_object_mut() else {
+        return;
+    };
+    if fields.contains_key("addons_on") {
+        return;
+    }
+    let mut on = Vec::new();
+    for (addon, off) in [(Addon::Coredns, "no_dns"), (Addon::Storage, "no_storage")] {
+        if !fields
+            .remove(off)
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false)
+        {
+            on.push(serde_json::to_value(addon).expect("an addon serialises"));
+        }
+    }
+    if let Some(serde_json::Value::Array(besides)) = fields.remove("addons") {
+        on.extend(besides);
+    }
+    fields.insert("addons_on".into(), serde_json::Value::Array(on));
 }
 
 impl Store {
@@ -374,12 +385,16 @@ impl Store {
                 });
             }
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| Error::Corrupt {
-                path,
-                reason: e.to_string(),
-            })
+        let corrupt = |e: serde_json::Error| Error::Corrupt {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let mut json: serde_json::Value = serde_json::from_slice(&bytes).map_err(corrupt)?;
+        migrate(&mut json);
+        let mut profile: Profile = serde_json::from_value(json).map_err(corrupt)?;
+        profile.addons.sort();
+        profile.addons.dedup();
+        Ok(Some(profile))
     }
 
     pub fn save(&self, profile: &Profile) -> Result<(), Error> {
@@ -461,9 +476,7 @@ impl Profile {
             ports: Vec::new(),
             extra_config: Vec::new(),
             feature_gates: BTreeMap::new(),
-            no_dns: false,
-            no_storage: false,
-            addons: Vec::new(),
+            addons: Addon::ALL.into_iter().filter(|a| a.by_default()).collect(),
             registry: None,
             lb_address: Some(Ipv4Addr::LOCALHOST),
             mounts: Vec::new(),
@@ -517,17 +530,50 @@ mod tests {
         p.set(Addon::Dashboard, true);
         p.set(Addon::MetricsServer, true);
         p.set(Addon::Dashboard, true);
-        assert_eq!(p.addons, [Addon::MetricsServer, Addon::Dashboard]);
-        p.set(Addon::Storage, false);
-        assert!(p.no_storage && !p.has(Addon::Storage));
-        p.set(Addon::Dashboard, false);
-        assert_eq!(p.addons, [Addon::MetricsServer]);
-        // A profile saved before addons reads as having none besides the
-        // default ones.
-        let mut json = serde_json::to_value(Profile::example("old")).unwrap();
-        json.as_object_mut().unwrap().remove("addons");
-        let old: Profile = serde_json::from_value(json).unwrap();
-        assert!(old.addons.is_empty() && old.has(Addon::Coredns));
+        use Addon::*;
+        assert_eq!(p.addons, [Coredns, Storage, MetricsServer, Dashboard]);
+        p.set(Storage, false);
+        p.set(Dashboard, false);
+        assert_eq!(p.addons_on(), [Coredns, MetricsServer]);
+    }
+
+    #[test]
+    fn profile_files_of_an_older_berth_read_with_the_same_addons() {
+        let home = tempfile::tempdir().unwrap();
+        let store = Store::new(home.path());
+        fs::create_dir_all(store.dir("dev")).unwrap();
+        let old = |fields: &[(&str, serde_json::Value)]| {
+            let mut json = serde_json::to_value(profile()).unwrap();
+            let object = json.as_object_mut().unwrap();
+            object.remove("addons_on");
+            for (key, value) in fields {
+                object.insert(key.to_string(), value.clone());
+            }
+            fs::write(store.file("dev"), json.to_string()).unwrap();
+            store.load("dev").unwrap().unwrap().addons
+        };
+        use Addon::*;
+        use serde_json::json;
+        // Before addons: CoreDNS and storage on.
+        assert_eq!(old(&[]), [Coredns, Storage]);
+        assert_eq!(
+            old(&[
+                ("no_dns", json!(true)),
+                ("no_storage", json!(false)),
+                ("addons", json!(["dashboard", "metrics-server"])),
+            ]),
+            [Storage, MetricsServer, Dashboard]
+        );
+        // Saved again, it is in today's form and reads the same.
+        let mut again = store.load("dev").unwrap().unwrap();
+        store.save(&again).unwrap();
+        let text = fs::read_to_string(store.file("dev")).unwrap();
+        assert!(
+            !text.contains("no_dns") && text.contains("addons_on"),
+            "{text}"
+        );
+        again.addons.sort();
+        assert_eq!(store.load("dev").unwrap().unwrap(), again);
     }
 
     #[test]
@@ -576,7 +622,6 @@ mod tests {
             "ports",
             "extra_config",
             "feature_gates",
-            "no_dns",
             "home_id",
             "network_id",
         ] {
