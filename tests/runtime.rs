@@ -204,6 +204,7 @@ fn containerd_2_reads_the_configuration_berth_renders() {
         addons: vec![Addon::Coredns, Addon::Storage],
         first: true,
         service_lb: false,
+        ca_certs: Vec::new(),
         registry: None,
         runtime: Some(runtime),
     };

@@ -78,7 +78,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  berth start -p dev\n  berth start -p big --nodes 3 --kubernetes-version v1.36.3\n  berth start -p ci --config profiles/ci.yaml --wait 3m\n  berth start -p db --mount $PWD/data:/data --ports 8080:30080"
     )]
-    Start(start::Start),
+    Start(Box<start::Start>),
     /// Stop a cluster's nodes; their state is kept.
     #[command(after_help = "Examples:\n  berth stop -p dev\n  berth stop --all")]
     Stop(Targets),
@@ -184,7 +184,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
     let done = match cli.command {
         Command::Status(cmd) => return status::run(cmd, &cli.global, ui).await,
         Command::Ssh(cmd) => return ssh::run(cmd, &cli.global, ui).await,
-        Command::Start(cmd) => start::run(cmd, &cli.global, ui).await,
+        Command::Start(cmd) => start::run(*cmd, &cli.global, ui).await,
         Command::Stop(cmd) => stop::run(cmd, &cli.global, ui).await,
         Command::Pause(cmd) => pause::run(cmd, &cli.global, ui, true).await,
         Command::Unpause(cmd) => pause::run(cmd, &cli.global, ui, false).await,

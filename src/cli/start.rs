@@ -67,6 +67,11 @@ pub struct Start {
     /// `image: localhost:PORT/app:1` in a pod (`berth status` shows PORT).
     #[arg(long)]
     registry: bool,
+    /// A CA certificate file (PEM) every node trusts, for pulls from a
+    /// registry with a private CA, or a proxy that re-signs TLS
+    /// (repeatable).
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Vec<std::path::PathBuf>,
     /// The host address LoadBalancer Services answer on, such as a LAN
     /// address to reach them from other machines (default 127.0.0.1).
     #[arg(long, value_name = "IPV4")]
@@ -195,6 +200,17 @@ impl Start {
                 .or(preset.lb_address)
                 .map(|a| settings::parse_lb_address(&a))
                 .transpose()?,
+            ca_certs: match self.ca_cert.is_empty() {
+                true => preset
+                    .ca_certs
+                    .iter()
+                    .map(std::path::PathBuf::from)
+                    .collect(),
+                false => self.ca_cert,
+            }
+            .iter()
+            .map(|path| settings::read_ca_cert(path))
+            .collect::<Result<_, _>>()?,
             mounts: flag_or_preset(self.mount, preset.mounts)
                 .iter()
                 .map(|m| settings::parse_mount(m))

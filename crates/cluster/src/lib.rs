@@ -165,6 +165,8 @@ pub struct StartOptions {
     pub addons_off: Vec<berth_node::addons::Addon>,
     /// The host address LoadBalancer Services answer on (`--lb-address`).
     pub lb_address: Option<std::net::Ipv4Addr>,
+    /// CA certificates (PEM) every node trusts (`--ca-cert`).
+    pub ca_certs: Vec<String>,
 }
 
 impl StartOptions {

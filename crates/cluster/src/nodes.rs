@@ -215,6 +215,7 @@ pub(super) fn spec(profile: &Profile, node: &Node) -> Result<NodeSpec> {
         addons: profile.addons_on(),
         first: node.index == 0,
         service_lb: profile.lb_address.is_some(),
+        ca_certs: profile.ca_certs.clone(),
         registry: profile.registry.map(|r| (r.host(), profile.registry_ip())),
         runtime: profile.runtime.clone(),
     })

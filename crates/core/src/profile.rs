@@ -127,6 +127,9 @@ pub struct Profile {
     /// them.
     #[serde(default)]
     pub lb_address: Option<Ipv4Addr>,
+    /// `--ca-cert`: CA certificates (PEM) every node trusts.
+    #[serde(default)]
+    pub ca_certs: Vec<String>,
     /// `--mount`: host folders in every node.
     #[serde(default)]
     pub mounts: Vec<crate::settings::Mount>,
@@ -479,6 +482,7 @@ impl Profile {
             addons: Addon::ALL.into_iter().filter(|a| a.by_default()).collect(),
             registry: None,
             lb_address: Some(Ipv4Addr::LOCALHOST),
+            ca_certs: Vec::new(),
             mounts: Vec::new(),
             home_id: None,
             network_id: None,

@@ -38,6 +38,8 @@ pub enum Error {
          of this host, such as 127.0.0.1 or 192.168.1.20"
     )]
     LbAddress(String),
+    #[error("--ca-cert {path}: {reason}")]
+    CaCert { path: String, reason: String },
 }
 
 /// Components whose flags `--extra-config` reaches, as users name them.
@@ -75,6 +77,40 @@ pub fn parse_lb_address(text: &str) -> Result<std::net::Ipv4Addr, Error> {
         .ok()
         .filter(|a| !(a.is_unspecified() || a.is_multicast() || a.is_broadcast()))
         .ok_or_else(|| Error::LbAddress(text.to_string()))
+}
+
+/// `--ca-cert FILE`: the PEM certificates in FILE, each checked to be one
+/// (a file may hold several, as a bundle does; keys and text around them
+/// are left out).
+pub fn read_ca_cert(path: &std::path::Path) -> Result<String, Error> {
+    let bad = |reason: String| Error::CaCert {
+        path: path.display().to_string(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let mut certs = String::new();
+    for pem in x509_parser::pem::Pem::iter_from_buffer(&bytes) {
+        let pem = pem.map_err(|e| bad(format!("not PEM: {e}")))?;
+        if pem.label != "CERTIFICATE" {
+            continue;
+        }
+        pem.parse_x509()
+            .map_err(|e| bad(format!("a certificate that cannot be read: {e}")))?;
+        use base64::Engine as _;
+        let body = base64::engine::general_purpose::STANDARD.encode(&pem.contents);
+        certs.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in body.as_bytes().chunks(64) {
+            certs.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+            certs.push('\n');
+        }
+        certs.push_str("-----END CERTIFICATE-----\n");
+    }
+    if certs.is_empty() {
+        return Err(bad(
+            "holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+        ));
+    }
+    Ok(certs)
 }
 
 pub use berth_engine::Mount;
@@ -233,6 +269,8 @@ pub struct Preset {
     pub image: Option<String>,
     pub binary_mirror: Option<String>,
     pub lb_address: Option<String>,
+    #[serde(default)]
+    pub ca_certs: Vec<String>,
 }
 
 impl Preset {
@@ -256,6 +294,37 @@ impl Preset {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ca_cert_file_gives_its_certificates_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["ca.example".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .pem();
+        let file = dir.path().join("bundle.pem");
+        // Text, a key and two certificates, as a bundle may hold.
+        std::fs::write(
+            &file,
+            format!("corp CA\n{cert}{}{cert}", key.serialize_pem()),
+        )
+        .unwrap();
+        let read = read_ca_cert(&file).unwrap();
+        assert_eq!(read, format!("{cert}{cert}").replace("\r", ""));
+        for (content, why) in [
+            ("hello\n", "holds no PEM certificate"),
+            (
+                "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                "cannot be read",
+            ),
+        ] {
+            std::fs::write(&file, content).unwrap();
+            let error = read_ca_cert(&file).unwrap_err().to_string();
+            assert!(error.contains(why), "{error}");
+        }
+    }
 
     #[test]
     fn ports_map_a_host_port_to_a_node_port() {

@@ -120,6 +120,9 @@ pub struct NodeSpec {
     /// LoadBalancer Services are served (the profile's controller), so the
     /// first control plane applies its RBAC.
     pub service_lb: bool,
+    /// CA certificates (PEM) the node trusts besides Debian's
+    /// (`--ca-cert`): containerd's pulls and every program's TLS.
+    pub ca_certs: Vec<String>,
     /// The profile's registry: how images in it are named
     /// (`localhost:<port>`) and its address on the profile's network.
     pub registry: Option<(String, Ipv4Addr)>,
@@ -554,6 +557,49 @@ pub fn registry_files(spec: &NodeSpec) -> Vec<NodeFile> {
         .map(|(host, ip)| registry_hosts(host, *ip))
         .collect()
 }
+
+/// The CA certificates of `--ca-cert`, added to the node's system store at
+/// each boot before containerd and kubelet start (Debian's
+/// update-ca-certificates, so that openssl's hashed names and the bundle Go
+/// programs read both have them).
+pub fn ca_cert_files(spec: &NodeSpec) -> Vec<NodeFile> {
+    if spec.ca_certs.is_empty() {
+        return Vec::new();
+    }
+    let mut files: Vec<NodeFile> = spec
+        .ca_certs
+        .iter()
+        .enumerate()
+        .map(|(i, pem)| {
+            file(
+                &format!("{CA_CERTS_DIR}/berth-{}.crt", i + 1),
+                pem.clone(),
+                0o644,
+            )
+        })
+        .collect();
+    files.extend(enabled_unit(
+        "berth-ca-certs",
+        "# Rendered by berth.
+[Unit]
+Description=The CA certificates berth was given (--ca-cert), trusted system-wide
+Before=containerd.service kubelet.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/sbin/update-ca-certificates
+
+[Install]
+WantedBy=multi-user.target
+"
+        .into(),
+    ));
+    files
+}
+
+/// Where Debian's update-ca-certificates takes local CA certificates from.
+pub const CA_CERTS_DIR: &str = "/usr/local/share/ca-certificates";
 
 /// The node image's containerd unit, pointed at the volume's containerd;
 /// its shim and runc are found beside it.
@@ -1038,6 +1084,7 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
         files.extend(docker_probe_answer());
     }
     files.extend(registry_files(spec));
+    files.extend(ca_cert_files(spec));
     files.extend(crate::addons::files(spec));
     files
 }
@@ -1119,6 +1166,7 @@ pub(crate) mod tests {
             addons: Addon::ALL.to_vec(),
             first: true,
             service_lb: true,
+            ca_certs: Vec::new(),
             registry: Some(("localhost:5001".into(), "172.30.0.254".parse().unwrap())),
             // An imported version runs the node image's; downloaded and
             // built ones bring theirs.
@@ -1679,6 +1727,36 @@ pub(crate) mod tests {
             &[],
         );
         assert!(!bare.contains_key("/etc/systemd/system/berth-addons.service"));
+    }
+
+    #[test]
+    fn ca_certs_given_are_trusted_before_containerd_starts() {
+        assert!(
+            !render_all(&spec(37), &[])
+                .keys()
+                .any(|k| k.contains("ca-cert"))
+        );
+        let files = render_all(
+            &NodeSpec {
+                ca_certs: vec!["ONE".into(), "TWO".into()],
+                ..spec(37)
+            },
+            &[],
+        );
+        assert_eq!(files[&format!("{CA_CERTS_DIR}/berth-2.crt")], "TWO");
+        let unit = &files["/etc/systemd/system/berth-ca-certs.service"];
+        assert!(
+            unit.contains("Before=containerd.service kubelet.service"),
+            "{unit}"
+        );
+        assert!(
+            unit.contains("ExecStart=/usr/sbin/update-ca-certificates"),
+            "{unit}"
+        );
+        assert!(
+            files
+                .contains_key("/etc/systemd/system/multi-user.target.wants/berth-ca-certs.service")
+        );
     }
 
     #[test]
