@@ -6,140 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use berth_engine::{Docker, NodeContainer};
-use common::{Env, Guard, Resource, block_on, eventually, free_port, json};
+use common::{
+    Env, Guard, Resource, TestCa, eventually, free_port, json, push_to_loopback, test_registry,
+};
 
 const IMAGE: &str = "berth.test/ca-certs:1";
-
-/// A CA of the test's own.
-struct TestCa {
-    params: rcgen::CertificateParams,
-    key: rcgen::KeyPair,
-    pem: String,
-}
-
-impl TestCa {
-    fn new() -> Self {
-        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "berth test private CA");
-        let pem = params.self_signed(&key).unwrap().pem();
-        TestCa { params, key, pem }
-    }
-
-    /// A server certificate for `ip` and its key.
-    fn server(&self, ip: &str) -> (String, String) {
-        let issuer = rcgen::Issuer::new(self.params.clone(), &self.key);
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec![ip.to_string()])
-            .unwrap()
-            .signed_by(&key, &issuer)
-            .unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
-
-/// Debian's docker-registry in a container of the node image, its images
-/// in the volume `volume`; `tls` serves HTTPS with that certificate and
-/// key at `ip` on `network`, else plain HTTP published on 127.0.0.1:`port`
-/// (where the host's engine pushes without TLS).
-fn registry(
-    name: &str,
-    volume: &str,
-    network: Option<(String, String)>,
-    port: Option<u16>,
-    tls: Option<(&str, &str)>,
-) {
-    let config = match tls {
-        Some(_) => {
-            "version: 0.1\nstorage: {filesystem: {rootdirectory: /var/lib/docker-registry}}\n\
-                    http: {addr: ':5000', tls: {certificate: /etc/berth-test/tls.crt, key: /etc/berth-test/tls.key}}\n"
-        }
-        None => {
-            "version: 0.1\nstorage: {filesystem: {rootdirectory: /var/lib/docker-registry}}\n\
-                 http: {addr: ':5000'}\n"
-        }
-    };
-    let mut files = vec![("etc/berth-test/config.yml", config.to_string())];
-    if let Some((cert, key)) = tls {
-        files.push(("etc/berth-test/tls.crt", cert.to_string()));
-        files.push(("etc/berth-test/tls.key", key.to_string()));
-    }
-    let mut tar = tar::Builder::new(Vec::new());
-    for (path, content) in &files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(content.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append_data(&mut header, path, content.as_bytes())
-            .unwrap();
-    }
-    let tar = tar.into_inner().unwrap();
-    block_on(async {
-        let docker = Docker::connect().await.unwrap();
-        let image = berth_core::node_image::Context::embedded().image();
-        let spec = NodeContainer {
-            privilege: None,
-            cgroup_v2: true,
-            entrypoint: Some(
-                [
-                    "/usr/bin/docker-registry",
-                    "serve",
-                    "/etc/berth-test/config.yml",
-                ]
-                .map(String::from)
-                .to_vec(),
-            ),
-            var_volume: Some(volume.to_string()),
-            network,
-            ports: port.map(|p| vec![(p, 5000)]).unwrap_or_default(),
-            ..NodeContainer::helper(name.to_string(), &image, Default::default())
-        };
-        let id = docker.create_container(&spec).await.unwrap();
-        docker.upload(&id, tar).await.unwrap();
-        docker.start_container(&id).await.unwrap();
-    });
-}
-
-/// Pushes IMAGE to the registry on 127.0.0.1:`port` as `app:1`.
-fn push(port: u16) -> Guard {
-    use futures_util::StreamExt as _;
-    let name = format!("127.0.0.1:{port}/app");
-    block_on(async {
-        let api = bollard::Docker::connect_with_defaults().unwrap();
-        let tag = bollard::query_parameters::TagImageOptions {
-            repo: Some(name.clone()),
-            tag: Some("1".into()),
-        };
-        api.tag_image(IMAGE, Some(tag)).await.unwrap();
-        let options = bollard::query_parameters::PushImageOptions {
-            tag: Some("1".into()),
-            platform: None,
-        };
-        let anonymous = Some(bollard::auth::DockerCredentials::default());
-        // The registry may still be starting.
-        for attempt in 0.. {
-            let mut progress = api.push_image(&name, Some(options.clone()), anonymous.clone());
-            let mut failed = None;
-            while let Some(step) = progress.next().await {
-                match step {
-                    Ok(step) if step.error_detail.is_none() => {}
-                    other => failed = Some(format!("{other:?}")),
-                }
-            }
-            match failed {
-                None => break,
-                Some(why) if attempt == 20 => panic!("push of {name}:1 failed: {why}"),
-                Some(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-            }
-        }
-    });
-    Guard(Resource::Image(format!("{name}:1")))
-}
 
 #[test]
 fn a_private_ca_given_with_ca_cert_is_trusted_by_pulls_and_the_system_store() {
@@ -174,15 +45,15 @@ fn a_private_ca_given_with_ca_cert_is_trusted_by_pulls_and_the_system_store() {
     let (server, key) = ca.server(&ip);
     let names = env.names(profile);
     let port = free_port();
-    registry(&plain, &volume, None, Some(port), None);
-    registry(
+    test_registry(&plain, &volume, None, Some(port), None);
+    test_registry(
         &secure,
         &volume,
         Some((names.network(), ip.clone())),
         None,
         Some((&server, &key)),
     );
-    let _pushed = push(port);
+    let _pushed = push_to_loopback(IMAGE, port);
 
     // The node's system store: openssl verifies the registry.
     let verify =

@@ -205,6 +205,7 @@ fn containerd_2_reads_the_configuration_berth_renders() {
         first: true,
         service_lb: false,
         ca_certs: Vec::new(),
+        proxy: None,
         registry: None,
         runtime: Some(runtime),
     };

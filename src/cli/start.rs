@@ -72,6 +72,11 @@ pub struct Start {
     /// (repeatable).
     #[arg(long, value_name = "FILE")]
     ca_cert: Vec<std::path::PathBuf>,
+    /// The proxy the nodes pull images through, for HTTP and HTTPS (default:
+    /// HTTP_PROXY, HTTPS_PROXY and NO_PROXY as set when the profile is
+    /// made; the cluster's own addresses never go through it).
+    #[arg(long, value_name = "URL")]
+    proxy: Option<String>,
     /// The host address LoadBalancer Services answer on, such as a LAN
     /// address to reach them from other machines (default 127.0.0.1).
     #[arg(long, value_name = "IPV4")]
@@ -200,6 +205,11 @@ impl Start {
                 .or(preset.lb_address)
                 .map(|a| settings::parse_lb_address(&a))
                 .transpose()?,
+            proxy_flag: self.proxy.is_some() || preset.proxy.is_some(),
+            proxy: match self.proxy.or(preset.proxy) {
+                Some(url) => Some(settings::Proxy::from_flag(&url)?),
+                None => settings::Proxy::from_env(|name| std::env::var(name).ok())?,
+            },
             ca_certs: match self.ca_cert.is_empty() {
                 true => preset
                     .ca_certs

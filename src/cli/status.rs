@@ -52,6 +52,13 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<u8> {
             if let Some(mounts) = (!status.mounts.is_empty()).then(|| status.mounts.join(", ")) {
                 println!("mounts:      {mounts}");
             }
+            if let Some(proxy) = &status.proxy {
+                let urls: Vec<String> = [("http", &proxy.http), ("https", &proxy.https)]
+                    .into_iter()
+                    .filter_map(|(scheme, url)| url.as_ref().map(|u| format!("{scheme} {u}")))
+                    .collect();
+                println!("proxy:       {}", urls.join(", "));
+            }
             if let Some(lb) = &status.load_balancer {
                 let backends: Vec<String> = lb
                     .backends

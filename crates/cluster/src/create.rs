@@ -244,6 +244,7 @@ impl Step<NewCluster<'_>> for Create {
                     registry: new.registry,
                     lb_address: Some(opts.lb_address.unwrap_or(std::net::Ipv4Addr::LOCALHOST)),
                     ca_certs: opts.ca_certs.clone(),
+                    proxy: opts.proxy.clone(),
                     mounts: opts.mounts.clone(),
                     home_id: new.names.home_id().map(str::to_string),
                     network_id: Some(network.id.clone()),
@@ -480,6 +481,7 @@ fn check_settings(profile: &Profile, opts: &StartOptions) -> Result<()> {
         (!opts.mounts.is_empty() && opts.mounts != profile.mounts).then(|| "--mount".to_string()),
         (!opts.ca_certs.is_empty() && opts.ca_certs != profile.ca_certs)
             .then(|| "--ca-cert".to_string()),
+        (opts.proxy_flag && opts.proxy != profile.proxy).then(|| "--proxy".to_string()),
         opts.addons.iter().find(|a| !profile.has(**a)).map(|a| {
             format!("--addons {a} (`berth addons enable {a}` adds it to a running profile)")
         }),

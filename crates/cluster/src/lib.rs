@@ -167,6 +167,12 @@ pub struct StartOptions {
     pub lb_address: Option<std::net::Ipv4Addr>,
     /// CA certificates (PEM) every node trusts (`--ca-cert`).
     pub ca_certs: Vec<String>,
+    /// The proxy of a new profile's image pulls: `--proxy`, else the
+    /// user's environment.
+    pub proxy: Option<berth_core::settings::Proxy>,
+    /// `proxy` was asked for with `--proxy`: a restart with another is
+    /// refused (one from the environment is the profile's own).
+    pub proxy_flag: bool,
 }
 
 impl StartOptions {

@@ -216,6 +216,9 @@ pub(super) fn spec(profile: &Profile, node: &Node) -> Result<NodeSpec> {
         first: node.index == 0,
         service_lb: profile.lb_address.is_some(),
         ca_certs: profile.ca_certs.clone(),
+        proxy: profile.proxy.as_ref().map(|p| {
+            render::NodeProxy::new(p.http.clone(), p.https.clone(), &p.no_proxy, profile.subnet)
+        }),
         registry: profile.registry.map(|r| (r.host(), profile.registry_ip())),
         runtime: profile.runtime.clone(),
     })

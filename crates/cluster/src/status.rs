@@ -69,6 +69,9 @@ pub struct ProfileStatus {
     pub registry: Option<String>,
     /// Host folders in every node, as `HOST:NODE[:ro]`.
     pub mounts: Vec<String>,
+    /// The proxy image pulls go through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<berth_core::settings::Proxy>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load_balancer: Option<LoadBalancerStatus>,
     /// `None` for a profile made before berth served LoadBalancer Services.
@@ -205,6 +208,7 @@ pub async fn status(ctx: &Ctx, profile: &Profile) -> Result<ProfileStatus> {
             format!("{} ({})", r.host(), state.to_lowercase())
         }),
         mounts: profile.mounts.iter().map(ToString::to_string).collect(),
+        proxy: profile.proxy.clone(),
         load_balancer: if profile.load_balancer {
             let container = ctx.names(profile).load_balancer();
             let state = states.get(&container).map_or("Missing", |s| s.display());

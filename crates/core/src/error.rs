@@ -283,6 +283,9 @@ impl From<crate::settings::Error> for Error {
                     "write --mount /absolute/host/folder:/node/folder, with :ro to mount it read-only"
                 }
                 S::LbAddress(_) => "`ip -4 addr` lists this host's addresses",
+                S::Proxy(_) => {
+                    "give --proxy (or HTTP_PROXY, HTTPS_PROXY) as http://HOST:PORT, and NO_PROXY as a comma-separated list"
+                }
                 S::CaCert { .. } => {
                     "give a file of PEM certificates, such as your company's root CA (.crt or .pem)"
                 }

@@ -127,6 +127,9 @@ pub struct Profile {
     /// them.
     #[serde(default)]
     pub lb_address: Option<Ipv4Addr>,
+    /// The proxy image pulls go through, when the profile was made with one.
+    #[serde(default)]
+    pub proxy: Option<crate::settings::Proxy>,
     /// `--ca-cert`: CA certificates (PEM) every node trusts.
     #[serde(default)]
     pub ca_certs: Vec<String>,
@@ -482,6 +485,7 @@ impl Profile {
             addons: Addon::ALL.into_iter().filter(|a| a.by_default()).collect(),
             registry: None,
             lb_address: Some(Ipv4Addr::LOCALHOST),
+            proxy: None,
             ca_certs: Vec::new(),
             mounts: Vec::new(),
             home_id: None,

@@ -40,6 +40,8 @@ pub enum Error {
     LbAddress(String),
     #[error("--ca-cert {path}: {reason}")]
     CaCert { path: String, reason: String },
+    #[error("the proxy `{0}` is not a URL such as http://proxy.example:3128")]
+    Proxy(String),
 }
 
 /// Components whose flags `--extra-config` reaches, as users name them.
@@ -111,6 +113,82 @@ pub fn read_ca_cert(path: &std::path::Path) -> Result<String, Error> {
         ));
     }
     Ok(certs)
+}
+
+/// The proxy the nodes' image pulls go through: the user's `HTTP_PROXY`,
+/// `HTTPS_PROXY` and `NO_PROXY` when the profile was made, or `--proxy`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proxy {
+    pub http: Option<String>,
+    pub https: Option<String>,
+    /// The user's exceptions; the cluster's own addresses are added to
+    /// them in each node.
+    pub no_proxy: Vec<String>,
+}
+
+impl Proxy {
+    /// `--proxy URL`: for HTTP and HTTPS alike.
+    pub fn from_flag(url: &str) -> Result<Proxy, Error> {
+        let url = proxy_url(url)?;
+        Ok(Proxy {
+            http: Some(url.clone()),
+            https: Some(url),
+            no_proxy: Vec::new(),
+        })
+    }
+
+    /// From variables as curl and Go read them (upper case first, then
+    /// lower case); `None` when neither proxy is set.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<Proxy>, Error> {
+        let read = |name: &str| {
+            var(&name.to_uppercase())
+                .or_else(|| var(name))
+                .filter(|v| !v.trim().is_empty())
+        };
+        let http = read("http_proxy").map(|u| proxy_url(&u)).transpose()?;
+        let https = read("https_proxy").map(|u| proxy_url(&u)).transpose()?;
+        if http.is_none() && https.is_none() {
+            return Ok(None);
+        }
+        let no_proxy = read("no_proxy")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| proxy_safe(entry).map(|_| entry.to_string()))
+            .collect::<Result<_, _>>()?;
+        Ok(Some(Proxy {
+            http,
+            https,
+            no_proxy,
+        }))
+    }
+}
+
+/// A value that goes into a systemd unit's `Environment=` as it is: no
+/// space, quote, backslash or control character can end it early.
+fn proxy_safe(text: &str) -> Result<(), Error> {
+    match text
+        .chars()
+        .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\'' | '\\'))
+    {
+        true => Ok(()),
+        false => Err(Error::Proxy(text.to_string())),
+    }
+}
+
+/// A proxy URL: http:// or https://, a host, and nothing a unit could not
+/// hold; a bare host:port is taken as http://, as Go takes it.
+fn proxy_url(text: &str) -> Result<String, Error> {
+    let text = text.trim();
+    proxy_safe(text)?;
+    let url = match text.split_once("://") {
+        Some(("http" | "https", rest)) if !rest.is_empty() => text.to_string(),
+        Some(_) => return Err(Error::Proxy(text.to_string())),
+        None if !text.is_empty() => format!("http://{text}"),
+        None => return Err(Error::Proxy(text.to_string())),
+    };
+    Ok(url)
 }
 
 pub use berth_engine::Mount;
@@ -271,6 +349,7 @@ pub struct Preset {
     pub lb_address: Option<String>,
     #[serde(default)]
     pub ca_certs: Vec<String>,
+    pub proxy: Option<String>,
 }
 
 impl Preset {
@@ -294,6 +373,42 @@ impl Preset {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_proxy_comes_from_the_flag_or_the_environment_and_goes_safely_into_a_unit() {
+        let proxy = Proxy::from_flag("proxy.corp:3128").unwrap();
+        assert_eq!(proxy.https.as_deref(), Some("http://proxy.corp:3128"));
+        assert_eq!(proxy.http, proxy.https);
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(Proxy::from_env(env(&[("NO_PROXY", "x")])).unwrap(), None);
+        let read = Proxy::from_env(env(&[
+            ("https_proxy", "https://lower.corp:8443"),
+            ("HTTPS_PROXY", "http://upper.corp:3128"),
+            ("no_proxy", " .corp.example, 10.0.0.0/8 ,"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(read.https.as_deref(), Some("http://upper.corp:3128"));
+        assert_eq!(read.http, None);
+        assert_eq!(read.no_proxy, [".corp.example", "10.0.0.0/8"]);
+        for bad in [
+            "ftp://x:21",
+            "http://x\" y",
+            "http://a b",
+            "",
+            "socks5://x:1080",
+        ] {
+            assert!(Proxy::from_flag(bad).is_err(), "{bad}");
+        }
+        let quoted = Proxy::from_env(env(&[("HTTP_PROXY", "http://x:1"), ("NO_PROXY", "a\"b")]));
+        assert!(quoted.is_err());
+    }
 
     #[test]
     fn a_ca_cert_file_gives_its_certificates_and_nothing_else() {

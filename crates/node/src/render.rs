@@ -123,6 +123,8 @@ pub struct NodeSpec {
     /// CA certificates (PEM) the node trusts besides Debian's
     /// (`--ca-cert`): containerd's pulls and every program's TLS.
     pub ca_certs: Vec<String>,
+    /// The proxy containerd pulls images through.
+    pub proxy: Option<NodeProxy>,
     /// The profile's registry: how images in it are named
     /// (`localhost:<port>`) and its address on the profile's network.
     pub registry: Option<(String, Ipv4Addr)>,
@@ -596,6 +598,71 @@ WantedBy=multi-user.target
         .into(),
     ));
     files
+}
+
+/// The proxy a node's containerd pulls through.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeProxy {
+    pub http: Option<String>,
+    pub https: Option<String>,
+    /// The user's exceptions and the cluster's own addresses.
+    pub no_proxy: Vec<String>,
+}
+
+impl NodeProxy {
+    /// The user's proxy, with what the cluster reaches directly added to
+    /// `no_proxy`: the loopback, the profile's network `subnet` (nodes,
+    /// registry, load balancer), pods, Services and their names.
+    pub fn new(
+        http: Option<String>,
+        https: Option<String>,
+        user_no_proxy: &[String],
+        subnet: Cidr,
+    ) -> Self {
+        let mut no_proxy = user_no_proxy.to_vec();
+        for own in [
+            "localhost".to_string(),
+            "127.0.0.1".into(),
+            "::1".into(),
+            subnet.to_string(),
+            POD_CIDR.to_string(),
+            SERVICE_CIDR.into(),
+            ".svc".into(),
+            ".cluster.local".into(),
+        ] {
+            if !no_proxy.contains(&own) {
+                no_proxy.push(own);
+            }
+        }
+        NodeProxy {
+            http,
+            https,
+            no_proxy,
+        }
+    }
+}
+
+/// containerd's environment for the profile's proxy, when it has one.
+fn proxy_files(spec: &NodeSpec) -> Vec<NodeFile> {
+    let Some(proxy) = &spec.proxy else {
+        return Vec::new();
+    };
+    let mut vars = Vec::new();
+    if let Some(http) = &proxy.http {
+        vars.push(format!("\"HTTP_PROXY={http}\""));
+    }
+    if let Some(https) = &proxy.https {
+        vars.push(format!("\"HTTPS_PROXY={https}\""));
+    }
+    vars.push(format!("\"NO_PROXY={}\"", proxy.no_proxy.join(",")));
+    vec![file(
+        "/etc/systemd/system/containerd.service.d/20-proxy.conf",
+        format!(
+            "# Rendered by berth: image pulls go through the profile's proxy.\n[Service]\nEnvironment={}\n",
+            vars.join(" ")
+        ),
+        0o644,
+    )]
 }
 
 /// Where Debian's update-ca-certificates takes local CA certificates from.
@@ -1085,6 +1152,7 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
     }
     files.extend(registry_files(spec));
     files.extend(ca_cert_files(spec));
+    files.extend(proxy_files(spec));
     files.extend(crate::addons::files(spec));
     files
 }
@@ -1167,6 +1235,7 @@ pub(crate) mod tests {
             first: true,
             service_lb: true,
             ca_certs: Vec::new(),
+            proxy: None,
             registry: Some(("localhost:5001".into(), "172.30.0.254".parse().unwrap())),
             // An imported version runs the node image's; downloaded and
             // built ones bring theirs.
@@ -1727,6 +1796,34 @@ pub(crate) mod tests {
             &[],
         );
         assert!(!bare.contains_key("/etc/systemd/system/berth-addons.service"));
+    }
+
+    #[test]
+    fn a_proxy_reaches_containerd_and_the_cluster_is_reached_without_it() {
+        assert!(
+            !render_all(&spec(37), &[])
+                .keys()
+                .any(|k| k.contains("20-proxy"))
+        );
+        let proxy = NodeProxy::new(
+            None,
+            Some("http://proxy.corp:3128".into()),
+            &["corp.example".into(), "localhost".into()],
+            "172.30.4.0/24".parse().unwrap(),
+        );
+        let files = render_all(
+            &NodeSpec {
+                proxy: Some(proxy),
+                ..spec(37)
+            },
+            &[],
+        );
+        assert_eq!(
+            files["/etc/systemd/system/containerd.service.d/20-proxy.conf"],
+            "# Rendered by berth: image pulls go through the profile's proxy.\n[Service]\n\
+             Environment=\"HTTPS_PROXY=http://proxy.corp:3128\" \"NO_PROXY=corp.example,localhost,\
+             127.0.0.1,::1,172.30.4.0/24,10.244.0.0/16,10.96.0.0/12,.svc,.cluster.local\"\n"
+        );
     }
 
     #[test]
