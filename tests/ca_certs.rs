@@ -6,9 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{
-    Env, Guard, Resource, TestCa, eventually, free_port, json, push_to_loopback, test_registry,
-};
+use common::{Env, TestCa, TlsRegistry, eventually, json};
 
 const IMAGE: &str = "berth.test/ca-certs:1";
 
@@ -17,14 +15,6 @@ fn a_private_ca_given_with_ca_cert_is_trusted_by_pulls_and_the_system_store() {
     let env = Env::new();
     let profile = "e2e-ca";
     let _image = common::shared_busybox(IMAGE);
-    let tag = std::process::id();
-    let volume = format!("berth-test-ca-registry-{tag}");
-    let _volume = Guard(Resource::Volume(volume.clone()));
-    let plain = format!("berth-test-ca-registry-http-{tag}");
-    let _plain = Guard(Resource::Container(plain.clone()));
-    let secure = format!("berth-test-ca-registry-tls-{tag}");
-    let _secure = Guard(Resource::Container(secure.clone()));
-
     let ca = TestCa::new();
     let ca_dir = tempfile::tempdir().unwrap();
     let ca_file = ca_dir.path().join("ca.crt");
@@ -43,17 +33,7 @@ fn a_private_ca_given_with_ca_cert_is_trusted_by_pulls_and_the_system_store() {
     let (subnet, _) = nodes[0]["ip"].as_str().unwrap().rsplit_once('.').unwrap();
     let ip = format!("{subnet}.250");
     let (server, key) = ca.server(&ip);
-    let names = env.names(profile);
-    let port = free_port();
-    test_registry(&plain, &volume, None, Some(port), None);
-    test_registry(
-        &secure,
-        &volume,
-        Some((names.network(), ip.clone())),
-        None,
-        Some((&server, &key)),
-    );
-    let _pushed = push_to_loopback(IMAGE, port);
+    let _registry = TlsRegistry::start(env.names(profile).network(), &ip, &server, &key, IMAGE);
 
     // The node's system store: openssl verifies the registry.
     let verify =

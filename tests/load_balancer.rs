@@ -70,28 +70,7 @@ fn load_balancer_services_answer_on_the_host_and_say_why_when_they_cannot() {
     let _image = common::shared_busybox(IMAGE);
     env.ok(&["start", "-p", PROFILE, "--nodes", "2"]);
     env.ok(&["image", "load", IMAGE, "-p", PROFILE]);
-    env.apply(
-        PROFILE,
-        &format!(
-            r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: web}}
-spec:
-  replicas: 2
-  selector: {{matchLabels: {{app: web}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: web
-        image: {IMAGE}
-        imagePullPolicy: Never
-        command: [sh, -c, "mkdir -p /www && hostname > /www/index.html && httpd -f -p 8080 -h /www"]
-"#
-        ),
-    );
+    env.apply(PROFILE, &common::web_deployment(IMAGE, 2));
     env.kubectl(
         PROFILE,
         &["rollout", "status", "deployment/web", "--timeout=180s"],

@@ -6,9 +6,7 @@
 
 mod common;
 
-use common::{
-    Env, Guard, Resource, TestCa, block_on, free_port, json, push_to_loopback, test_registry,
-};
+use common::{Env, TestCa, TlsRegistry, block_on, json};
 
 const IMAGE: &str = "berth.test/proxy:1";
 const REGISTRY: &str = "registry.berth-test";
@@ -19,14 +17,6 @@ fn image_pulls_go_through_the_users_proxy_with_its_private_ca() {
     let env = Env::new();
     let profile = "e2e-proxy";
     let _image = common::shared_busybox(IMAGE);
-    let tag = std::process::id();
-    let volume = format!("berth-test-proxy-registry-{tag}");
-    let _volume = Guard(Resource::Volume(volume.clone()));
-    let plain = format!("berth-test-proxy-registry-http-{tag}");
-    let _plain = Guard(Resource::Container(plain.clone()));
-    let secure = format!("berth-test-proxy-registry-tls-{tag}");
-    let _secure = Guard(Resource::Container(secure.clone()));
-
     let ca = TestCa::new();
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("ca.crt");
@@ -74,16 +64,7 @@ fn image_pulls_go_through_the_users_proxy_with_its_private_ca() {
     let (subnet, _) = nodes[0]["ip"].as_str().unwrap().rsplit_once('.').unwrap();
     let ip = format!("{subnet}.250");
     let (server, key) = ca.server(REGISTRY);
-    let port = free_port();
-    test_registry(&plain, &volume, None, Some(port), None);
-    test_registry(
-        &secure,
-        &volume,
-        Some((env.names(profile).network(), ip.clone())),
-        None,
-        Some((&server, &key)),
-    );
-    let _pushed = push_to_loopback(IMAGE, port);
+    let _registry = TlsRegistry::start(env.names(profile).network(), &ip, &server, &key, IMAGE);
 
     // The proxy in the node, on its loopback, where HTTPS_PROXY points
     // (not in /tmp: a tmpfs, which the engine's upload does not reach).

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use berth_engine::Docker;
 use common::{Env, Guard, Resource, block_on, busybox_image, eventually, json};
-use futures_util::StreamExt as _;
 
 const IMAGE: &str = "berth.test/registry-app:1";
 
@@ -24,28 +23,7 @@ fn registry(env: &Env, profile: &str) -> String {
 /// Pushes IMAGE as `<host>/app:1` from the host's engine; the tag is
 /// removed when the guard goes.
 fn push(host: &str) -> Guard {
-    let name = format!("{host}/app");
-    block_on(async {
-        let api = bollard::Docker::connect_with_defaults().unwrap();
-        let tag = bollard::query_parameters::TagImageOptions {
-            repo: Some(name.clone()),
-            tag: Some("1".into()),
-        };
-        api.tag_image(IMAGE, Some(tag)).await.unwrap();
-        let options = bollard::query_parameters::PushImageOptions {
-            tag: Some("1".into()),
-            platform: None,
-        };
-        // As the docker CLI does: an empty credential, which a registry without
-        // authentication takes.
-        let anonymous = Some(bollard::auth::DockerCredentials::default());
-        let mut progress = api.push_image(&name, Some(options), anonymous);
-        while let Some(step) = progress.next().await {
-            let step = step.unwrap_or_else(|e| panic!("push of {name}:1 failed: {e}"));
-            assert!(step.error_detail.is_none(), "push of {name}:1: {step:?}");
-        }
-    });
-    Guard(Resource::Image(format!("{name}:1")))
+    common::push(IMAGE, &format!("{host}/app"))
 }
 
 /// A pod on `node` that runs `<host>/app:1`, pulled each time.

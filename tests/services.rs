@@ -21,25 +21,7 @@ fn image() -> common::SharedImage {
 /// Three web pods answering with their names, and a client pod on each
 /// node, all Ready.
 fn workload(env: &Env, profile: &str, nodes: &[&str]) {
-    let mut manifest = format!(
-        r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: web}}
-spec:
-  replicas: 3
-  selector: {{matchLabels: {{app: web}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: web
-        image: {IMAGE}
-        imagePullPolicy: Never
-        command: [sh, -c, "mkdir -p /www && hostname > /www/index.html && httpd -f -p 8080 -h /www"]
-"#
-    );
+    let mut manifest = common::web_deployment(IMAGE, 3);
     for node in nodes {
         manifest.push_str(&format!(
             r#"---

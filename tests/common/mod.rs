@@ -493,6 +493,30 @@ spec:
     )
 }
 
+/// A Deployment `web` of `replicas` pods of `image` (busybox), each serving
+/// its own name over HTTP on 8080.
+pub fn web_deployment(image: &str, replicas: u32) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: {image}
+        imagePullPolicy: Never
+        command: [sh, -c, "mkdir -p /www && hostname > /www/index.html && httpd -f -p 8080 -h /www"]
+"#
+    )
+}
+
 /// An HTTP GET from the host to 127.0.0.1:`port` (with `host` as its Host
 /// header when given): the body's last line.
 pub fn http_get(port: u16, host: Option<&str>) -> Result<String, String> {
@@ -669,12 +693,7 @@ pub async fn busybox_image(docker: &Docker, name: &str, files: &[(&str, &str)], 
     let busybox =
         std::fs::read("/bin/busybox").expect("busybox-static is installed by scripts/setup");
     let mut tar = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(busybox.len() as u64);
-    header.set_mode(0o755);
-    header.set_cksum();
-    tar.append_data(&mut header, "bin/busybox", busybox.as_slice())
-        .unwrap();
+    append_file(&mut tar, "bin/busybox", &busybox, 0o755);
     for applet in [
         "sh", "httpd", "nc", "echo", "cat", "sleep", "mkdir", "hostname", "printf", "nslookup",
     ] {
@@ -686,18 +705,22 @@ pub async fn busybox_image(docker: &Docker, name: &str, files: &[(&str, &str)], 
             .unwrap();
     }
     for (path, content) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(content.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append_data(&mut header, path, content.as_bytes())
-            .unwrap();
+        append_file(&mut tar, path, content.as_bytes(), 0o644);
     }
     let (repo, tag) = name.rsplit_once(':').unwrap();
     docker
         .import_rootfs(tar.into_inner().unwrap(), repo, tag, changes)
         .await
         .unwrap();
+}
+
+/// A file `path` (relative) with `content` and `mode` in `tar`.
+pub fn append_file(tar: &mut tar::Builder<Vec<u8>>, path: &str, content: &[u8], mode: u32) {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(content.len() as u64);
+    header.set_mode(mode);
+    header.set_cksum();
+    tar.append_data(&mut header, path, content).unwrap();
 }
 
 /// `docker load` of an image archive into the test's engine.
@@ -800,7 +823,7 @@ impl TestCa {
 /// in the volume `volume`; `tls` serves HTTPS with that certificate and
 /// key at `ip` on `network`, else plain HTTP published on 127.0.0.1:`port`
 /// (where the host's engine pushes without TLS).
-pub fn test_registry(
+fn test_registry(
     name: &str,
     volume: &str,
     network: Option<(String, String)>,
@@ -817,19 +840,16 @@ pub fn test_registry(
                  http: {addr: ':5000'}\n"
         }
     };
-    let mut files = vec![("etc/berth-test/config.yml", config.to_string())];
-    if let Some((cert, key)) = tls {
-        files.push(("etc/berth-test/tls.crt", cert.to_string()));
-        files.push(("etc/berth-test/tls.key", key.to_string()));
-    }
     let mut tar = tar::Builder::new(Vec::new());
-    for (path, content) in &files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(content.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append_data(&mut header, path, content.as_bytes())
-            .unwrap();
+    append_file(
+        &mut tar,
+        "etc/berth-test/config.yml",
+        config.as_bytes(),
+        0o644,
+    );
+    if let Some((cert, key)) = tls {
+        append_file(&mut tar, "etc/berth-test/tls.crt", cert.as_bytes(), 0o644);
+        append_file(&mut tar, "etc/berth-test/tls.key", key.as_bytes(), 0o600);
     }
     let tar = tar.into_inner().unwrap();
     block_on(async {
@@ -858,11 +878,50 @@ pub fn test_registry(
     });
 }
 
-/// Pushes `image` to the registry on 127.0.0.1:`port` as `app:1`, which the
-/// host's engine does without TLS; the tag goes with the guard.
-pub fn push_to_loopback(image: &str, port: u16) -> Guard {
+/// A TLS registry of the test's own at `ip` on `network`, holding `image`
+/// as `app:1`: pushed through a plain one on the loopback that shares its
+/// volume. Everything goes when it is dropped.
+pub struct TlsRegistry {
+    _pushed: Guard,
+    _containers: [Guard; 2],
+    _volume: Guard,
+}
+
+impl TlsRegistry {
+    pub fn start(network: String, ip: &str, cert: &str, key: &str, image: &str) -> Self {
+        let tag = format!("{}-{}", std::process::id(), ip.replace('.', "-"));
+        let volume = format!("berth-test-registry-{tag}");
+        let _volume = Guard(Resource::Volume(volume.clone()));
+        let plain = format!("berth-test-registry-http-{tag}");
+        let secure = format!("berth-test-registry-tls-{tag}");
+        let _containers = [
+            Guard(Resource::Container(plain.clone())),
+            Guard(Resource::Container(secure.clone())),
+        ];
+        let port = free_port();
+        test_registry(&plain, &volume, None, Some(port), None);
+        test_registry(
+            &secure,
+            &volume,
+            Some((network, ip.to_string())),
+            None,
+            Some((cert, key)),
+        );
+        let _pushed = push(image, &format!("127.0.0.1:{port}/app"));
+        TlsRegistry {
+            _pushed,
+            _containers,
+            _volume,
+        }
+    }
+}
+
+/// Pushes `image` from the host's engine as `repo:1` (a registry on the
+/// loopback takes it without TLS), trying again while the registry starts;
+/// the tag goes with the guard.
+pub fn push(image: &str, repo: &str) -> Guard {
     use futures_util::StreamExt as _;
-    let name = format!("127.0.0.1:{port}/app");
+    let name = repo.to_string();
     block_on(async {
         let api = bollard::Docker::connect_with_defaults().unwrap();
         let tag = bollard::query_parameters::TagImageOptions {
@@ -874,8 +933,9 @@ pub fn push_to_loopback(image: &str, port: u16) -> Guard {
             tag: Some("1".into()),
             platform: None,
         };
+        // As the docker CLI does: an empty credential, which a registry
+        // without authentication takes.
         let anonymous = Some(bollard::auth::DockerCredentials::default());
-        // The registry may still be starting.
         for attempt in 0.. {
             let mut progress = api.push_image(&name, Some(options.clone()), anonymous.clone());
             let mut failed = None;

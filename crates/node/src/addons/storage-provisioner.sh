@@ -20,22 +20,9 @@ volume_fields='{{.metadata.name}}|{{with .metadata.annotations}}{{with index . "
 
 # Leaves a claim Pending with a Warning event on it that says why, once.
 refuse() {
-    local ns=$1 name=$2 uid=$3 why=$4 now
+    local ns=$1 name=$2 uid=$3 why=$4
     [ -e "$refused/$uid" ] && return 0
-    now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-    kubectl create -f - >/dev/null <<EOF || return 1
-apiVersion: v1
-kind: Event
-metadata: {name: "$name.berth-$(date +%s%N)", namespace: "$ns"}
-involvedObject: {apiVersion: v1, kind: PersistentVolumeClaim, namespace: "$ns", name: "$name", uid: "$uid"}
-type: Warning
-reason: ProvisioningFailed
-message: "$why"
-source: {component: "$provisioner", host: "$node"}
-firstTimestamp: "$now"
-lastTimestamp: "$now"
-count: 1
-EOF
+    warning_event PersistentVolumeClaim "$ns" "$name" "$uid" ProvisioningFailed "$why" "$provisioner" || return 1
     : >"$refused/$uid"
     echo "refused $ns/$name: $why"
 }

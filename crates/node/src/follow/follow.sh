@@ -18,6 +18,27 @@ api() {
         -CAfile "$api_ca" -cert "$api_cert" -key "$api_key" 2>/dev/null
 }
 
+# A Warning event on the object of kind $1 in namespace $2 named $3 (uid
+# $4), for reason $5, saying $6, from component $7; through the script's
+# `kubectl`.
+warning_event() {
+    local now
+    now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    kubectl create -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Event
+metadata: {name: "$3.berth-$(date +%s%N)", namespace: "$2"}
+involvedObject: {apiVersion: v1, kind: $1, namespace: "$2", name: "$3", uid: "$4"}
+type: Warning
+reason: $5
+message: "$6"
+source: {component: "$7"}
+firstTimestamp: "$now"
+lastTimestamp: "$now"
+count: 1
+EOF
+}
+
 # Prints a line whenever what the watch at $1 follows changes. A new watch
 # prints its response headers first, so every (re)connection reconciles
 # what changed while none was held.

@@ -48,23 +48,10 @@ forward() {
 
 # A Warning event on Service $1/$2 (uid $3) that says $4, once per problem.
 warn() {
-    local ns=$1 name=$2 uid=$3 why=$4 now seen
+    local ns=$1 name=$2 uid=$3 why=$4 seen
     seen=$run/warned/$uid-$(printf '%s' "$why" | md5sum | cut -c1-16)
     [ -e "$seen" ] && return 0
-    now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-    kubectl create -f - >/dev/null <<EOF || return 1
-apiVersion: v1
-kind: Event
-metadata: {name: "$name.berth-lb-$(date +%s%N)", namespace: "$ns"}
-involvedObject: {apiVersion: v1, kind: Service, namespace: "$ns", name: "$name", uid: "$uid"}
-type: Warning
-reason: PortNotForwarded
-message: "$why"
-source: {component: berth-lb}
-firstTimestamp: "$now"
-lastTimestamp: "$now"
-count: 1
-EOF
+    warning_event Service "$ns" "$name" "$uid" PortNotForwarded "$why" berth-lb || return 1
     : >"$seen"
     echo "$ns/$name: $why"
 }
