@@ -9,8 +9,9 @@ use berth_core::profile::{Node, Profile};
 use berth_engine::{ContainerState, Resource};
 
 /// Units stopped in each control-plane node before its container goes, so
-/// that etcd ends cleanly and at once (the API server's unit ends it with
-/// SIGKILL: its graceful shutdown waits for its clients' watches).
+/// that etcd ends cleanly and at once (and the API server, which
+/// `stop_script` kills: its graceful shutdown waits for its clients'
+/// watches).
 const STOPPED_FIRST: [&str; 6] = [
     "kubelet",
     "kube-proxy",
@@ -49,10 +50,15 @@ impl Step<Stopping<'_>> for Stop {
         match self {
             Stop::ControlPlanes => {
                 // A unit the node does not have would fail the others.
-                let mut cmd = vec!["systemctl", "stop"];
-                cmd.extend(profile.addons_on().iter().flat_map(|a| a.units()));
-                cmd.extend(STOPPED_FIRST);
-                let cmd = &cmd;
+                let mut units: Vec<&str> = profile
+                    .addons_on()
+                    .iter()
+                    .flat_map(|a| a.units())
+                    .copied()
+                    .collect();
+                units.extend(STOPPED_FIRST);
+                let script = berth_node::render::stop_script(&units);
+                let cmd = &["sh", "-c", script.as_str()][..];
                 try_join_all(
                     stopping
                         .states
@@ -271,7 +277,7 @@ mod tests {
     #[test]
     fn stop_ends_the_control_plane_first_and_the_next_stop_finishes_a_failed_one() {
         let (_dir, engine, ctx, profile) = running();
-        engine.answer("systemctl stop", "");
+        engine.answer("sh -c d=/run/systemd/system/kube-apiserver.service.d", "");
         let [control_plane, worker] = &profile.nodes()[..] else {
             unreachable!()
         };
@@ -285,6 +291,7 @@ mod tests {
         let execs = engine.execs.lock().unwrap().clone();
         assert_eq!(execs.len(), 1, "{execs:?}");
         assert!(execs[0].contains("systemctl stop") && execs[0].contains("etcd"));
+        assert!(execs[0].contains("SuccessExitStatus=SIGKILL"), "{execs:?}");
         let cp = engine.state(&control_plane.container);
         assert_eq!(cp, Some(ContainerState::Exited));
         // Nothing to take back: the next stop finishes it.
