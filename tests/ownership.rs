@@ -243,11 +243,20 @@ fn delete_removes_a_duplicate_network_of_its_own_profile() {
             matches!(made, berth_engine::NetworkMade::NameTaken(_)),
             "{made:?}"
         );
+        let ids = |networks: &[berth_engine::Resource]| {
+            let mut ids: Vec<String> = networks.iter().map(|n| n.id.clone()).collect();
+            ids.sort();
+            ids
+        };
         let after = docker
             .named(berth_engine::Kind::Network, &names.network())
             .await
             .unwrap();
-        assert_eq!(after, both, "the network made under a taken name is left");
+        assert_eq!(
+            ids(&after),
+            ids(&both),
+            "the network made under a taken name is left"
+        );
     });
     let (code, _, stderr) = env.run(&["delete", "-p", profile]);
     assert_eq!(code, 0, "{stderr}");

@@ -248,12 +248,20 @@ fn eight_profiles_start_and_delete_at_once_and_the_kubeconfig_stays_right() {
     let mut second = env.spawn(&["start", "-p", "e2e-same", "--wait", "0"]);
     assert_eq!(first.0.wait().unwrap().code(), Some(0));
     assert_eq!(second.0.wait().unwrap().code(), Some(0));
+    let names = env.names("e2e-same");
     let containers: Vec<String> = env
         .leftovers("e2e-same")
         .into_iter()
         .filter(|r| r.starts_with("container "))
         .collect();
-    assert_eq!(containers.len(), 1, "{containers:?}");
+    // One node, and the one LoadBalancer controller beside it.
+    assert_eq!(
+        containers,
+        [
+            format!("container {}", names.container("e2e-same")),
+            format!("container {}", names.service_lb()),
+        ],
+    );
     env.ok(&["delete", "-p", "e2e-same"]);
 }
 
