@@ -2,7 +2,10 @@
 //! image through that proxy (Debian's tinyproxy, the test's own, in the
 //! node), from a TLS registry of the test's own whose certificate a test CA
 //! signed (`--ca-cert`), and the proxy's log shows the pull; `status` shows
-//! the proxy, and the cluster's own addresses are exceptions.
+//! the proxy, and the cluster's own addresses are exceptions. The proxy is
+//! the host's tinyproxy binary copied into the node: both are Debian 12
+//! here; a host whose C library is newer than the node's would need the
+//! node's own build.
 
 mod common;
 

@@ -69,8 +69,10 @@ pub struct Forward {
 }
 
 fn unreadable(e: kube::Error) -> Error {
-    Error::failure(format!("cannot list the cluster's Services: {e}"))
-        .with_hint("`berth status` again once the API server is ready")
+    Error::failure(format!(
+        "cannot list the cluster's Services and their events: {e}"
+    ))
+    .with_hint("`berth status` again once the API server is ready")
 }
 
 /// Every port of the cluster's LoadBalancer Services that berth serves
