@@ -40,6 +40,14 @@ pub enum Cache {
     },
     /// Show the cached Kubernetes versions.
     List,
+    /// A pull-through image cache that every profile of this berth home
+    /// shares: images of docker.io, registry.k8s.io, ghcr.io, quay.io (and
+    /// registries you name) are fetched once, then served to every node.
+    #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  berth cache registry enable\n  berth cache registry enable --upstream registry.example.com=https://registry.example.com\n  berth cache registry status\n  berth cache registry prune\n  berth cache registry disable"
+    )]
+    Registry(super::cache_registry::CacheRegistry),
 }
 
 /// Versions of the runtime chosen instead of those paired with the minor.
@@ -75,6 +83,7 @@ fn runtime_of(version: &Version, chosen: RuntimeChoice) -> Result<berth_core::bi
 pub async fn run(cmd: Cache, global: &Global, ui: Ui) -> Result<()> {
     let cache = BinaryCache::new(&paths::cache_dir());
     match cmd {
+        Cache::Registry(cmd) => return super::cache_registry::run(cmd, global, ui).await,
         Cache::Import { version, dir } => {
             let version: Version = version.parse()?;
             let step = ui.step(format!(

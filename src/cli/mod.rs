@@ -3,6 +3,7 @@
 
 mod addons;
 mod cache;
+mod cache_registry;
 mod completion;
 mod dashboard;
 mod delete;
@@ -137,7 +138,8 @@ pub enum Command {
         after_help = "Examples:\n  berth image load my/app:dev -p dev\n  berth image load --archive app.tar -p dev --node dev-m02\n  berth image ls -p dev"
     )]
     Image(image::Image),
-    /// Manage the host cache of Kubernetes binaries.
+    /// Manage the host cache of Kubernetes binaries, and the registry cache
+    /// the profiles share.
     #[command(subcommand)]
     #[command(
         after_help = "Examples:\n  berth cache list\n  berth cache build v1.37.2\n  berth cache download v1.36.3\n  berth cache import v1.37.2 ./build/v1.37.2"

@@ -459,6 +459,7 @@ impl Drop for Env {
             self.restarted_units()
         };
         let _ = self.berth().args(["delete", "--all"]).output();
+        let _ = self.berth().args(["cache", "registry", "disable"]).output();
         assert!(
             restarted.is_empty(),
             "components crashed and were restarted during the test:\n{}",
@@ -823,7 +824,7 @@ impl TestCa {
 /// in the volume `volume`; `tls` serves HTTPS with that certificate and
 /// key at `ip` on `network`, else plain HTTP published on 127.0.0.1:`port`
 /// (where the host's engine pushes without TLS).
-fn test_registry(
+pub fn test_registry(
     name: &str,
     volume: &str,
     network: Option<(String, String)>,
@@ -876,6 +877,24 @@ fn test_registry(
         docker.upload(&id, tar).await.unwrap();
         docker.start_container(&id).await.unwrap();
     });
+}
+
+/// What a container printed, stdout and stderr as one text.
+pub fn container_logs(name: &str) -> String {
+    use futures_util::StreamExt as _;
+    block_on(async {
+        let api = bollard::Docker::connect_with_defaults().unwrap();
+        let options = bollard::query_parameters::LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let mut logs = api.logs(name, Some(options));
+        let mut text = String::new();
+        while let Some(chunk) = logs.next().await {
+            text.push_str(&chunk.unwrap().to_string());
+        }
+        text
+    })
 }
 
 /// A TLS registry of the test's own at `ip` on `network`, holding `image`

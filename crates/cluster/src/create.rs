@@ -166,15 +166,7 @@ impl Step<NewCluster<'_>> for Create {
                         ));
                     }
                     Some(image) => image.clone(),
-                    None => {
-                        let context = Context::embedded();
-                        let base = node_image::default_base(&*ctx.docker).await?;
-                        node_image::ensure(&*ctx.docker, &context, &context.image(), &base, |l| {
-                            step.detail(l)
-                        })
-                        .await?;
-                        context.image()
-                    }
+                    None => default_node_image(ctx, &step).await?,
                 });
                 step.done();
             }
@@ -258,6 +250,7 @@ impl Step<NewCluster<'_>> for Create {
                 // Every node boots at once; workers' kubelets wait for the
                 // API server.
                 let profile = new.profile()?;
+                super::registry_cache::join(ctx, profile).await?;
                 let binaries = plan::output(&new.binaries, "the binaries step")?.clone();
                 let all = profile.nodes().into_iter().map(|node| {
                     let binaries = binaries.clone();
@@ -523,36 +516,53 @@ struct Network {
     first_ip: std::net::Ipv4Addr,
 }
 
-/// The profile's network on the first free /24 in 172.30.0.0/16, labelled
-/// as made by this start.
-async fn create_network(ctx: &Ctx, names: &Names) -> Result<Network> {
+/// The node image berth builds from its own context, built when the
+/// engine lacks it, its progress shown under `step`.
+pub(crate) async fn default_node_image(ctx: &Ctx, step: &berth_core::ui::Step) -> Result<String> {
+    let context = Context::embedded();
+    let base = node_image::default_base(&*ctx.docker).await?;
+    node_image::ensure(&*ctx.docker, &context, &context.image(), &base, |l| {
+        step.detail(l)
+    })
+    .await?;
+    Ok(context.image())
+}
+
+/// A network `name` of berth's on the first free /24 in 172.30.0.0/16:
+/// its id and subnet, or another's network that has the name.
+pub(crate) async fn network_on_free_subnet(
+    ctx: &Ctx,
+    name: &str,
+    labels: &std::collections::HashMap<String, String>,
+) -> Result<std::result::Result<(String, Cidr), Resource>> {
     let asked: Vec<String> = (0..=255u8)
         .map(|third| Cidr::slash24(172, 30, third).to_string())
         .collect();
-    let made = ctx
-        .docker
-        .make_network(
-            &names.network(),
-            &names.labels_created_by(&ctx.token),
-            &asked,
-        )
-        .await?;
-    match made {
+    match ctx.docker.make_network(name, labels, &asked).await? {
         NetworkMade::Made { id, subnet } => {
             let subnet: Cidr = subnet.parse().map_err(|e| {
                 Error::engine(format!("the engine made the network on {subnet}: {e}"))
             })?;
-            Ok(Network {
-                id,
-                subnet,
-                first_ip: subnet.host(2),
-            })
+            Ok(Ok((id, subnet)))
         }
-        NetworkMade::NameTaken(other) => Err(super::claims::taken(names, &other)),
-        NetworkMade::NoneFree => Err(Error::engine(
-            "no free /24 subnet in 172.30.0.0/16 for the profile's network",
-        )
+        NetworkMade::NameTaken(other) => Ok(Err(other)),
+        NetworkMade::NoneFree => Err(Error::engine(format!(
+            "no free /24 subnet in 172.30.0.0/16 for the network {name}"
+        ))
         .with_hint("delete profiles or Docker networks you no longer need (`docker network ls`)")),
+    }
+}
+
+/// The profile's network, labelled as made by this start.
+async fn create_network(ctx: &Ctx, names: &Names) -> Result<Network> {
+    let labels = names.labels_created_by(&ctx.token);
+    match network_on_free_subnet(ctx, &names.network(), &labels).await? {
+        Ok((id, subnet)) => Ok(Network {
+            id,
+            subnet,
+            first_ip: subnet.host(2),
+        }),
+        Err(other) => Err(super::claims::taken(names, &other)),
     }
 }
 

@@ -22,6 +22,7 @@ mod nodes;
 mod plan;
 mod ready;
 pub mod registry;
+pub mod registry_cache;
 mod remove;
 pub mod service_lb;
 pub mod status;
@@ -339,6 +340,9 @@ pub async fn follow_nodes(ctx: &Ctx, profile: &Profile, run: bool) -> Result<()>
             (false, true) => ctx.docker.stop_container(&name, 1).await?,
             _ => {}
         }
+    }
+    if run {
+        registry_cache::join(ctx, profile).await?;
     }
     Ok(())
 }

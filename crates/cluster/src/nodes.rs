@@ -119,6 +119,10 @@ pub async fn create(
     ctx.docker
         .upload(&id, files_tar(profile, node, &pki, joining)?)
         .await?;
+    let cached = super::registry_cache::node_files(ctx, profile)?;
+    if !cached.is_empty() {
+        ctx.docker.upload(&id, render::tar_of(&cached)).await?;
+    }
     // Built before the nodes are made (start's and node add's binaries
     // steps), never once per node.
     let built =

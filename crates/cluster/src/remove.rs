@@ -165,12 +165,17 @@ async fn sweep(ctx: &Ctx, filter: &Filter, kinds: &[Kind], profile: &str) -> Res
     .with_hint("another berth may be starting it; wait for it, then delete again"))
 }
 
-/// Containers first: they hold the volumes and networks.
+/// Containers first: they hold the volumes and networks. The home's
+/// registry cache, attached to every profile's network, leaves each first.
 pub(super) async fn remove_in_order(
     ctx: &Ctx,
     resources: Vec<Resource>,
 ) -> berth_engine::Result<()> {
     for kind in Kind::ALL {
+        if kind == Kind::Network {
+            let networks = resources.iter().filter(|r| r.kind == kind);
+            try_join_all(networks.map(|r| super::registry_cache::leave(ctx, &r.name))).await?;
+        }
         try_join_all(
             resources
                 .iter()

@@ -12,5 +12,6 @@ pub mod node_image;
 pub mod paths;
 pub mod pki;
 pub mod profile;
+pub mod registry_cache;
 pub mod settings;
 pub mod ui;

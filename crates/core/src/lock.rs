@@ -58,6 +58,17 @@ pub fn allocate(home: &Path, timeout: Duration, ui: Ui) -> Result<Held> {
     )
 }
 
+/// Takes the lock of the home's registry cache, which one command at a
+/// time turns on, off or empties.
+pub fn registry_cache(home: &Path, timeout: Duration, ui: Ui) -> Result<Held> {
+    acquire(
+        &path(home, "registry-cache"),
+        "the registry cache",
+        timeout,
+        ui,
+    )
+}
+
 fn acquire(path: &Path, what: &str, timeout: Duration, ui: Ui) -> Result<Held> {
     let io = |e: std::io::Error| {
         Error::failure(format!("cannot open the lock {}: {e}", path.display()))

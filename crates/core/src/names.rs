@@ -37,6 +37,9 @@ pub const LABEL_BINARIES: &str = "io.berth.binaries";
 pub const LABEL_IMAGE_CONTEXT: &str = "io.berth.node-image.context";
 pub const LABEL_IMAGE_BASE: &str = "io.berth.node-image.base";
 
+/// The home's pull-through registry cache, its network and volume.
+pub const LABEL_REGISTRY_CACHE: &str = "io.berth.registry-cache";
+
 const PREFIX: &str = "berth-";
 
 /// The id a new profile of `home` gets in its engine names: none for the
@@ -60,6 +63,34 @@ pub fn container(node: &str, home_id: Option<&str>) -> String {
 /// The kubeconfig context of profile `profile` with `home_id`.
 pub fn context(profile: &str, home_id: Option<&str>) -> String {
     container(profile, home_id)
+}
+
+/// The container and network of the pull-through registry cache of the
+/// home with `home_id`; `-data` added, its volume. No profile's name
+/// starts with `berth.`, nor any other home's cache's.
+pub fn registry_cache(home_id: Option<&str>) -> String {
+    match home_id {
+        Some(id) => format!("berth.registry-cache-{id}"),
+        None => "berth.registry-cache".to_string(),
+    }
+}
+
+/// What the registry cache of `home` carries: no profile, so that no
+/// profile's delete takes it.
+pub fn registry_cache_labels(home: &Path) -> HashMap<String, String> {
+    HashMap::from([
+        (LABEL_BERTH.into(), "true".into()),
+        (LABEL_REGISTRY_CACHE.into(), "true".into()),
+        (LABEL_HOME.into(), home.display().to_string()),
+    ])
+}
+
+/// Selects the registry cache of `home`.
+pub fn registry_cache_filter(home: &Path) -> berth_engine::Filter {
+    vec![
+        (LABEL_REGISTRY_CACHE.into(), None),
+        (LABEL_HOME.into(), Some(home.display().to_string())),
+    ]
 }
 
 /// The engine names and labels of one profile of one home.
@@ -284,6 +315,11 @@ mod tests {
         );
         assert_eq!(home_id(Path::new("/tmp/job1")).unwrap().len(), 6);
         assert_eq!(home_id(&crate::paths::default_home_dir()), None);
+        assert_eq!(registry_cache(None), "berth.registry-cache");
+        assert_eq!(
+            registry_cache(Some("1f2e3d")),
+            "berth.registry-cache-1f2e3d"
+        );
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub struct FakeEngine {
     answers: Mutex<Vec<(String, i64, String)>>,
     /// Calls that fail, as `action name` (`stop dev-m02`).
     faults: Mutex<Vec<String>>,
+    /// Containers attached to a network besides their own, as
+    /// `(network, container)`: the network cannot be removed while any is.
+    pub attached: Mutex<Vec<(String, String)>>,
 }
 
 impl FakeEngine {
@@ -375,6 +378,28 @@ impl Engine for FakeEngine {
         })
     }
 
+    fn attach<'a>(
+        &'a self,
+        network: &'a str,
+        container: &'a str,
+        _ip: &'a str,
+    ) -> BoxFuture<'a, Result<()>> {
+        let pair = (network.to_string(), container.to_string());
+        let mut attached = self.attached.lock().unwrap();
+        if !attached.contains(&pair) {
+            attached.push(pair);
+        }
+        ready(Ok(()))
+    }
+
+    fn detach<'a>(&'a self, network: &'a str, container: &'a str) -> BoxFuture<'a, Result<()>> {
+        self.attached
+            .lock()
+            .unwrap()
+            .retain(|(n, c)| !(n == network && c == container));
+        ready(Ok(()))
+    }
+
     fn volume_created<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<String>>> {
         let all = self.resources.lock().unwrap();
         let found = all.iter().any(|r| r.kind == Kind::Volume && r.name == name);
@@ -419,6 +444,19 @@ impl Engine for FakeEngine {
     }
 
     fn remove<'a>(&'a self, resource: &'a Resource) -> BoxFuture<'a, Result<()>> {
+        let in_use = resource.kind == Kind::Network
+            && (self.attached.lock().unwrap().iter()).any(|(n, _)| *n == resource.name);
+        if in_use {
+            return Box::pin(async move {
+                Err(Error::Api {
+                    action: format!("remove {resource}"),
+                    message: "the network has active endpoints".into(),
+                })
+            });
+        }
+        if resource.kind == Kind::Container {
+            (self.attached.lock().unwrap()).retain(|(_, c)| *c != resource.name);
+        }
         let mut all = self.resources.lock().unwrap();
         let before = all.len();
         all.retain(|r| !(r.kind == resource.kind && r.id == resource.id));

@@ -258,6 +258,12 @@ engine! {
     /// A bridge network `name` of its own on the first of `subnets` that
     /// is free, labelled `labels`.
     fn make_network(&self, name: &'a str, labels: &'a HashMap<String, String>, subnets: &'a [String]) -> NetworkMade;
+    /// Attaches `container` to `network` at `ip` as well; one attached
+    /// already stays as it is.
+    fn attach(&self, network: &'a str, container: &'a str, ip: &'a str) -> ();
+    /// Detaches `container` from `network`; one not attached, or a network
+    /// that is gone, is fine.
+    fn detach(&self, network: &'a str, container: &'a str) -> ();
     fn volume_created(&self, name: &'a str) -> Option<String>;
     fn create_volume(&self, name: &'a str, labels: &'a HashMap<String, String>) -> ();
     fn resources(&self, filter: &'a Filter) -> Vec<Resource>;
@@ -826,6 +832,46 @@ impl Docker {
                 Ok(None)
             }
             Err(e) => Err(self.api_error(format!("create network {name}"), e)),
+        }
+    }
+
+    pub async fn attach(&self, network: &str, container: &str, ip: &str) -> Result<()> {
+        use bollard::models::{EndpointIpamConfig, EndpointSettings, NetworkConnectRequest};
+        let request = NetworkConnectRequest {
+            container: container.into(),
+            endpoint_config: Some(EndpointSettings {
+                ipam_config: Some(EndpointIpamConfig {
+                    ipv4_address: Some(ip.into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        };
+        match self.api.connect_network(network, request).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError { message, .. })
+                if message.contains("already exists") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(self.api_error(format!("attach {container} to network {network}"), e)),
+        }
+    }
+
+    pub async fn detach(&self, network: &str, container: &str) -> Result<()> {
+        let request = bollard::models::NetworkDisconnectRequest {
+            container: container.into(),
+            force: Some(true),
+        };
+        match self.api.disconnect_network(network, request).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError { message, .. })
+                if message.contains("not connected") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(self.api_error(format!("detach {container} from network {network}"), e)),
         }
     }
 

@@ -552,6 +552,25 @@ fn registry_hosts(host: &str, ip: Ipv4Addr) -> NodeFile {
     )
 }
 
+/// Images named `<host>/...` come from the home's registry cache at
+/// `mirror` (plain HTTP on the profile's network) and from `server`, the
+/// registry itself, when the cache cannot serve them; without a mirror,
+/// from `server` alone, as on a node without the file.
+pub fn mirror_hosts(host: &str, server: &str, mirror: Option<&str>) -> NodeFile {
+    let mut content =
+        format!("# Rendered by berth: the home's registry cache.\nserver = \"{server}\"\n");
+    if let Some(mirror) = mirror {
+        content.push_str(&format!(
+            "\n[host.\"{mirror}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+        ));
+    }
+    file(
+        &format!("{}/hosts.toml", registry_hosts_dir(host)),
+        content,
+        0o644,
+    )
+}
+
 /// The files that point a node's containerd at the profile's registry.
 pub fn registry_files(spec: &NodeSpec) -> Vec<NodeFile> {
     spec.registry
@@ -1281,6 +1300,35 @@ pub(crate) mod tests {
     /// One golden file per supported minor version holds every rendered
     /// file. `BERTH_UPDATE_GOLDEN=1 cargo test` rewrites them after a
     /// deliberate change; review the diff.
+    #[test]
+    fn a_cached_registry_is_pulled_from_the_mirror_first_and_the_server_after() {
+        let on = mirror_hosts(
+            "docker.io",
+            "https://registry-1.docker.io",
+            Some("http://172.30.7.252:5003"),
+        );
+        let NodeFile::File { path, content, .. } = on else {
+            panic!("a file")
+        };
+        assert_eq!(path, "/etc/containerd/certs.d/docker.io/hosts.toml");
+        assert!(
+            content.contains(
+                "server = \"https://registry-1.docker.io\"\n\n\
+                 [host.\"http://172.30.7.252:5003\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+            ),
+            "{content}"
+        );
+        let NodeFile::File { content, .. } = mirror_hosts("quay.io", "https://quay.io", None)
+        else {
+            panic!("a file")
+        };
+        assert!(
+            content.ends_with("server = \"https://quay.io\"\n"),
+            "{content}"
+        );
+        assert!(!content.contains("[host"), "{content}");
+    }
+
     #[test]
     fn the_pod_network_is_a_network_and_holds_every_nodes_share() {
         assert!(POD_CIDR.is_aligned());
