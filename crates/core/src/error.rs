@@ -316,6 +316,11 @@ impl From<crate::profile::Error> for Error {
                         ),
                     )
                 }
+                P::Newer { written_by, .. } => {
+                    Error::new(Exit::Profile, format!("{e}; it was left as it is")).with_hint(
+                        format!("use {written_by} or a newer berth for this profile"),
+                    )
+                }
                 P::Io { .. } => Error::new(Exit::Failure, e.to_string())
                     .with_hint("check the permissions of berth's state directory ($BERTH_HOME)"),
             }

@@ -35,6 +35,17 @@ pub enum Error {
     NodeLikeName(String),
     #[error("the profile file {} cannot be read: {reason}", path.display())]
     Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "the profile file {} was written by {written_by} in profile format {format}; \
+         this berth ({}) reads formats 1 to {FORMAT}",
+        path.display(),
+        this_berth()
+    )]
+    Newer {
+        path: PathBuf,
+        format: u64,
+        written_by: String,
+    },
     #[error("cannot write {}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
 }
@@ -328,6 +339,17 @@ pub struct Store {
     root: PathBuf,
 }
 
+/// The format of the profile files this berth writes. A berth refuses a
+/// file of a higher format, which it could misread, and never rewrites it.
+/// 1: files of berths before formats had numbers (no `format` key), whose
+/// addons are `no_dns`, `no_storage` and `addons`; 2: `addons_on`.
+pub const FORMAT: u64 = 2;
+
+/// This berth, as a profile file names the berth that wrote it.
+pub fn this_berth() -> String {
+    format!("berth {}", env!("CARGO_PKG_VERSION"))
+}
+
 /// A profile file of an older berth, in today's form: it stored the addons
 /// besides CoreDNS and storage as `addons`, and `no_dns`/`no_storage` for
 /// those two turned off (a file older still has neither: both on).
@@ -396,6 +418,15 @@ impl Store {
             reason: e.to_string(),
         };
         let mut json: serde_json::Value = serde_json::from_slice(&bytes).map_err(corrupt)?;
+        let format = json.get("format").and_then(|f| f.as_u64()).unwrap_or(1);
+        if format > FORMAT {
+            let written_by = json.get("written_by").and_then(|w| w.as_str());
+            return Err(Error::Newer {
+                path,
+                format,
+                written_by: written_by.unwrap_or("a newer berth").to_string(),
+            });
+        }
         migrate(&mut json);
         let mut profile: Profile = serde_json::from_value(json).map_err(corrupt)?;
         profile.addons.sort();
@@ -407,7 +438,12 @@ impl Store {
         let dir = self.dir(&profile.name);
         create_private_dir(&self.root).map_err(|e| io_error(&self.root, e))?;
         create_private_dir(&dir).map_err(|e| io_error(&dir, e))?;
-        let json = serde_json::to_vec_pretty(profile).expect("profile serialises");
+        let mut json = serde_json::to_value(profile).expect("profile serialises");
+        if let Some(fields) = json.as_object_mut() {
+            fields.insert("format".into(), FORMAT.into());
+            fields.insert("written_by".into(), this_berth().into());
+        }
+        let json = serde_json::to_vec_pretty(&json).expect("profile serialises");
         let path = self.file(&profile.name);
         write_atomic(&path, &json, 0o600).map_err(|source| Error::Io { path, source })
     }
@@ -638,6 +674,56 @@ mod tests {
         fs::create_dir_all(store.dir("dev")).unwrap();
         fs::write(store.file("dev"), json.to_string()).unwrap();
         assert_eq!(store.load("dev").unwrap().unwrap(), profile());
+    }
+
+    /// A file as the berth of the previous landed stop (3decec1) wrote it,
+    /// the last of format 1.
+    const FORMAT_1: &str = include_str!("../fixtures/profile-format-1.json");
+
+    #[test]
+    fn a_file_of_format_1_loads_with_its_addons_and_is_written_back_as_today_s() {
+        let home = tempfile::tempdir().unwrap();
+        let store = Store::new(home.path());
+        fs::create_dir_all(store.dir("dev")).unwrap();
+        fs::write(store.file("dev"), FORMAT_1).unwrap();
+        let loaded = store.load("dev").unwrap().unwrap();
+        assert_eq!(loaded.addons, [Addon::Coredns, Addon::MetricsServer]);
+        assert_eq!(loaded.lb_address, None, "no controller for an old profile");
+        assert_eq!(loaded.home_id.as_deref(), Some("237834"));
+        assert_eq!(loaded.node_ip, Ipv4Addr::new(172, 30, 0, 2));
+        assert_eq!(fs::read_to_string(store.file("dev")).unwrap(), FORMAT_1);
+        store.save(&loaded).unwrap();
+        let written: serde_json::Value =
+            serde_json::from_slice(&fs::read(store.file("dev")).unwrap()).unwrap();
+        assert_eq!(written["format"], FORMAT);
+        assert!(written.get("no_storage").is_none(), "{written}");
+        assert_eq!(store.load("dev").unwrap().unwrap(), loaded);
+    }
+
+    #[test]
+    fn files_carry_their_format_and_a_newer_one_is_refused_and_left_alone() {
+        let home = tempfile::tempdir().unwrap();
+        let store = Store::new(home.path());
+        store.save(&profile()).unwrap();
+        let written: serde_json::Value =
+            serde_json::from_slice(&fs::read(store.file("dev")).unwrap()).unwrap();
+        assert_eq!(written["format"], FORMAT);
+        assert_eq!(written["written_by"], this_berth());
+        assert_eq!(store.load("dev").unwrap().unwrap(), profile());
+
+        let mut newer = written.clone();
+        newer["format"] = (FORMAT + 1).into();
+        newer["written_by"] = "berth 9.9.0".into();
+        let bytes = serde_json::to_vec(&newer).unwrap();
+        fs::write(store.file("dev"), &bytes).unwrap();
+        let error = store.load("dev").unwrap_err();
+        assert!(matches!(error, Error::Newer { .. }), "{error}");
+        let shown = crate::error::Error::from(error);
+        assert_eq!(shown.exit, crate::error::Exit::Profile);
+        assert!(shown.message.contains("berth 9.9.0"), "{}", shown.message);
+        assert!(shown.message.contains(&format!("format {}", FORMAT + 1)));
+        assert!(shown.hint.unwrap().contains("berth 9.9.0 or a newer berth"));
+        assert_eq!(fs::read(store.file("dev")).unwrap(), bytes);
     }
 
     #[test]
