@@ -202,23 +202,13 @@ where
 mod tests {
     use super::*;
     use crate::testing::{block_on, never};
-    use berth_engine::Kind;
     use berth_engine::fake::FakeEngine;
 
     /// A running single-node profile `dev`, made by an earlier start.
     fn running() -> (tempfile::TempDir, std::sync::Arc<FakeEngine>, Ctx, Profile) {
-        let (dir, engine, ctx) = Ctx::with_fake_engine();
-        let profile = Profile {
-            network_id: Some("network-1".into()),
-            ..Profile::example("dev")
-        };
-        ctx.store.save(&profile).unwrap();
-        let names = ctx.names(&profile);
-        let labels = names.labels_created_by("earlier-start");
-        engine.add(Kind::Container, &profile.control_plane().container, &labels);
-        engine.add(Kind::Network, &names.network(), &labels);
-        engine.answer("rm -rf /etc/containerd/certs.d/", "");
-        (dir, engine, ctx, profile)
+        let made = crate::testing::running(Vec::new());
+        made.1.answer("rm -rf /etc/containerd/certs.d/", "");
+        made
     }
 
     #[test]

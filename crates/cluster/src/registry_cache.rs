@@ -132,14 +132,23 @@ async fn attach(ctx: &Ctx, profile: &Profile, start: bool) -> Result<()> {
         Some(_) => {}
     }
     let ip = state::ip_on(profile.subnet).to_string();
-    let network = ctx.names(profile).network();
-    Ok(ctx.docker.attach(&network, &cache_name, &ip).await?)
+    Ok(ctx
+        .docker
+        .attach(&network_of(ctx, profile), &cache_name, &ip)
+        .await?)
 }
 
 /// Before a network of this home goes: the cache leaves it, or the engine
-/// refuses to remove it.
+/// refuses to remove it. `network` is its id, or its name where no other
+/// network can have it.
 pub(crate) async fn leave(ctx: &Ctx, network: &str) -> berth_engine::Result<()> {
     ctx.docker.detach(network, &name(ctx)).await
+}
+
+/// The profile's network: its id when the profile knows it (a network of
+/// another's may have its name), else its name.
+fn network_of(ctx: &Ctx, profile: &Profile) -> String {
+    (profile.network_id.clone()).unwrap_or_else(|| ctx.names(profile).network())
 }
 
 /// Tells every node of `profile` whether to pull through the cache; a node
@@ -257,7 +266,7 @@ impl Step<Enabling> for Enable {
             Enable::Profiles => {
                 if let Some(cache) = &enabling.cache {
                     for profile in profiles(ctx) {
-                        leave(ctx, &ctx.names(&profile).network()).await?;
+                        leave(ctx, &network_of(ctx, &profile)).await?;
                         tell_nodes(ctx, cache, &profile, false).await?;
                     }
                 }
@@ -341,7 +350,7 @@ pub async fn disable(ctx: &Ctx) -> Result<bool> {
     // engine: the nodes' files then stay, and fall back by themselves.
     let cache = state::load(&ctx.home);
     for profile in profiles(ctx) {
-        leave(ctx, &ctx.names(&profile).network()).await?;
+        leave(ctx, &network_of(ctx, &profile)).await?;
         if let Ok(Some(cache)) = &cache {
             tell_nodes(ctx, cache, &profile, false).await?;
         }
@@ -479,23 +488,12 @@ pub fn off() -> Error {
 mod tests {
     use super::*;
     use crate::testing::{block_on, never};
-    use berth_engine::Kind;
     use berth_engine::fake::FakeEngine;
     use std::sync::Arc;
 
-    /// A home with a running single-node profile `dev` and the node image.
+    /// A home with a running single-node profile `dev`.
     fn home() -> (tempfile::TempDir, Arc<FakeEngine>, Ctx, Profile) {
-        let (dir, engine, ctx) = Ctx::with_fake_engine();
-        let profile = Profile {
-            network_id: Some("network-dev".into()),
-            ..Profile::example("dev")
-        };
-        ctx.store.save(&profile).unwrap();
-        let names = ctx.names(&profile);
-        let labels = names.labels_created_by("earlier-start");
-        engine.add(Kind::Container, &profile.control_plane().container, &labels);
-        engine.add(Kind::Network, &names.network(), &labels);
-        (dir, engine, ctx, profile)
+        crate::testing::running(Vec::new())
     }
 
     #[test]

@@ -174,7 +174,8 @@ pub(super) async fn remove_in_order(
     for kind in Kind::ALL {
         if kind == Kind::Network {
             let networks = resources.iter().filter(|r| r.kind == kind);
-            try_join_all(networks.map(|r| super::registry_cache::leave(ctx, &r.name))).await?;
+            // By id: a network of berth's may share its name with another.
+            try_join_all(networks.map(|r| super::registry_cache::leave(ctx, &r.id))).await?;
         }
         try_join_all(
             resources

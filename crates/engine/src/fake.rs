@@ -120,6 +120,15 @@ impl FakeEngine {
             .contains(&format!("{action} {name}"))
     }
 
+    /// The name of the network with the id or name `network`.
+    fn network_name(&self, network: &str) -> String {
+        let all = self.resources.lock().unwrap();
+        all.iter()
+            .find(|r| r.kind == Kind::Network && r.id == network)
+            .map_or(network, |r| &r.name)
+            .to_string()
+    }
+
     /// Every call succeeds again.
     pub fn heal(&self) {
         self.faults.lock().unwrap().clear();
@@ -337,6 +346,34 @@ impl Engine for FakeEngine {
         ready(Ok(()))
     }
 
+    fn upload_file<'a>(
+        &'a self,
+        container: &'a str,
+        _tar: &'a std::path::Path,
+    ) -> BoxFuture<'a, Result<()>> {
+        self.upload(container, Vec::new())
+    }
+
+    /// Writes a stand-in archive naming the container and path.
+    fn download<'a>(
+        &'a self,
+        container: &'a str,
+        path: &'a str,
+        to: &'a std::path::Path,
+    ) -> BoxFuture<'a, Result<(String, u64)>> {
+        use sha2::Digest as _;
+        if self.faulted("download", container) {
+            return Self::unmodelled("download");
+        }
+        let content = format!("{container}:{path}");
+        let written = std::fs::write(to, &content).map_err(|e| Error::Api {
+            action: format!("write {}", to.display()),
+            message: e.to_string(),
+        });
+        let digest = hex::encode(sha2::Sha256::digest(content.as_bytes()));
+        ready(written.map(|()| (digest, content.len() as u64)))
+    }
+
     fn file_exists<'a>(
         &'a self,
         container: &'a str,
@@ -384,7 +421,7 @@ impl Engine for FakeEngine {
         container: &'a str,
         _ip: &'a str,
     ) -> BoxFuture<'a, Result<()>> {
-        let pair = (network.to_string(), container.to_string());
+        let pair = (self.network_name(network), container.to_string());
         let mut attached = self.attached.lock().unwrap();
         if !attached.contains(&pair) {
             attached.push(pair);
@@ -393,10 +430,11 @@ impl Engine for FakeEngine {
     }
 
     fn detach<'a>(&'a self, network: &'a str, container: &'a str) -> BoxFuture<'a, Result<()>> {
+        let network = self.network_name(network);
         self.attached
             .lock()
             .unwrap()
-            .retain(|(n, c)| !(n == network && c == container));
+            .retain(|(n, c)| !(*n == network && c == container));
         ready(Ok(()))
     }
 
