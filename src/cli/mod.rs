@@ -17,6 +17,7 @@ mod pause;
 mod profile;
 mod registry;
 mod service;
+mod snapshot;
 mod ssh;
 mod start;
 mod status;
@@ -145,6 +146,12 @@ pub enum Command {
         after_help = "Examples:\n  berth cache list\n  berth cache build v1.37.2\n  berth cache download v1.36.3\n  berth cache import v1.37.2 ./build/v1.37.2"
     )]
     Cache(cache::Cache),
+    /// Save a whole cluster at one point, and bring it back to it.
+    #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  berth snapshot save -p dev before-upgrade\n  berth snapshot restore before-upgrade\n  berth snapshot save -p dev ./backups/dev-monday\n  berth snapshot list\n  berth snapshot delete before-upgrade"
+    )]
+    Snapshot(snapshot::SnapshotCmd),
     /// A registry of the profile's own, reached as localhost:PORT.
     #[command(subcommand)]
     #[command(
@@ -202,6 +209,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Version => version::run(&cli.global),
         Command::Logs(cmd) => logs::run(cmd, &cli.global, ui).await,
         Command::Registry(cmd) => registry::run(cmd, &cli.global, ui).await,
+        Command::Snapshot(cmd) => snapshot::run(cmd, &cli.global, ui).await,
         Command::Addons(cmd) => addons::run(cmd, &cli.global, ui).await,
         Command::Dashboard(cmd) => dashboard::run(cmd, &cli.global, ui).await,
         Command::Tunnel(cmd) => tunnel::run(cmd, &cli.global, ui).await,

@@ -156,7 +156,7 @@ impl Start {
         let wait = match (self.wait, preset.wait) {
             (Some(wait), _) => wait,
             (None, Some(text)) => parse_duration(&text).map_err(Error::usage)?,
-            (None, None) => DEFAULT_WAIT,
+            (None, None) => berth_cluster::DEFAULT_WAIT,
         };
         let memory_mib = match (self.memory, preset.memory) {
             (Some(mib), _) => Some(mib),
@@ -228,8 +228,6 @@ impl Start {
         })
     }
 }
-
-const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 
 pub async fn run(cmd: Start, global: &Global, ui: Ui) -> Result<()> {
     let name = global.profile_name()?;

@@ -25,6 +25,7 @@ pub mod registry;
 pub mod registry_cache;
 mod remove;
 pub mod service_lb;
+pub mod snapshot;
 pub mod status;
 pub mod storage;
 #[cfg(test)]
@@ -49,6 +50,9 @@ use berth_core::settings::Port;
 use berth_core::ui::Ui;
 use berth_engine::{Engine, Resource};
 use berth_node::render::ExtraFlag;
+
+/// How long `start` waits for the cluster to be ready unless told.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 
 /// The version `start` uses when none is given and none is cached.
 pub const DEFAULT_VERSION: &str = "v1.37.2";

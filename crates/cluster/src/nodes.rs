@@ -103,6 +103,20 @@ pub async fn create(
     binaries: String,
     joining: bool,
 ) -> Result<()> {
+    let id = make(ctx, profile, node, binaries, joining, None).await?;
+    Ok(ctx.docker.start_container(&id).await?)
+}
+
+/// `create` without the start: returns the container's id. `var`, a tar of
+/// a node's `/var` (a snapshot's), is unpacked into it before its files.
+pub(crate) async fn make(
+    ctx: &Ctx,
+    profile: &Profile,
+    node: &Node,
+    binaries: String,
+    joining: bool,
+    var: Option<&std::path::Path>,
+) -> Result<String> {
     let names = ctx.names(profile);
     let network = super::network_id(ctx, profile).await?;
     ctx.docker
@@ -115,6 +129,9 @@ pub async fn create(
         .docker
         .create_container(&container(ctx, profile, node, binaries, network))
         .await?;
+    if let Some(var) = var {
+        ctx.docker.upload_file(&id, var).await?;
+    }
     let pki = Pki::new(&ctx.store.pki_dir(&profile.name));
     ctx.docker
         .upload(&id, files_tar(profile, node, &pki, joining)?)
@@ -130,8 +147,7 @@ pub async fn create(
     if let Some(images) = super::addon_images::for_first_boot(&built)? {
         ctx.docker.upload(&id, images).await?;
     }
-    ctx.docker.start_container(&id).await?;
-    Ok(())
+    Ok(id)
 }
 
 /// The node's container and volume, among what the profile owns.

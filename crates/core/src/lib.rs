@@ -14,4 +14,5 @@ pub mod pki;
 pub mod profile;
 pub mod registry_cache;
 pub mod settings;
+pub mod snapshot;
 pub mod ui;

@@ -254,6 +254,12 @@ engine! {
     fn pause_container(&self, name: &'a str) -> ();
     fn unpause_container(&self, name: &'a str) -> ();
     fn upload(&self, container: &'a str, tar: Vec<u8>) -> ();
+    /// Unpacks the tar file `tar` at `/` in `container`, streamed however
+    /// large it is.
+    fn upload_file(&self, container: &'a str, tar: &'a std::path::Path) -> ();
+    /// Copies `path` of `container` (stopped, paused or running) into the
+    /// file `to` as a tar, streamed; returns its SHA-256 (hex) and size.
+    fn download(&self, container: &'a str, path: &'a str, to: &'a std::path::Path) -> (String, u64);
     fn file_exists(&self, container: &'a str, path: &'a str) -> bool;
     /// A bridge network `name` of its own on the first of `subnets` that
     /// is free, labelled `labels`.
@@ -745,6 +751,63 @@ impl Docker {
     }
 
     /// Whether `path` exists in a container, which need not be running.
+    pub async fn upload_file(&self, container: &str, tar: &std::path::Path) -> Result<()> {
+        use tokio::io::AsyncReadExt as _;
+        let file = tokio::fs::File::open(tar).await.map_err(|e| Error::Api {
+            action: format!("copy {} into {container}", tar.display()),
+            message: e.to_string(),
+        })?;
+        let chunks = futures_util::stream::unfold(file, |mut file| async move {
+            let mut chunk = vec![0u8; 1 << 20];
+            match file.read(&mut chunk).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    Some((Ok(bytes::Bytes::from(chunk)), file))
+                }
+                Err(e) => Some((Err(e), file)),
+            }
+        });
+        let options = bollard::query_parameters::UploadToContainerOptionsBuilder::default()
+            .path("/")
+            .build();
+        self.api
+            .upload_to_container(container, Some(options), bollard::body_try_stream(chunks))
+            .await
+            .map_err(|e| self.api_error(format!("copy {} into {container}", tar.display()), e))
+    }
+
+    pub async fn download(
+        &self,
+        container: &str,
+        path: &str,
+        to: &std::path::Path,
+    ) -> Result<(String, u64)> {
+        use futures_util::StreamExt as _;
+        use sha2::Digest as _;
+        use tokio::io::AsyncWriteExt as _;
+        let action = format!("copy {path} out of {container}");
+        let local = |e: std::io::Error| Error::Api {
+            action: format!("{action} into {}", to.display()),
+            message: e.to_string(),
+        };
+        let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        let mut stream = self.api.download_from_container(container, Some(options));
+        let mut file = tokio::fs::File::create(to).await.map_err(local)?;
+        let mut digest = sha2::Sha256::new();
+        let mut size = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| self.api_error(action.clone(), e))?;
+            digest.update(&chunk);
+            size += chunk.len() as u64;
+            file.write_all(&chunk).await.map_err(local)?;
+        }
+        file.sync_all().await.map_err(local)?;
+        Ok((hex::encode(digest.finalize()), size))
+    }
+
     pub async fn file_exists(&self, container: &str, path: &str) -> Result<bool> {
         let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::default()
             .path(path)
