@@ -66,6 +66,11 @@ pub struct Global {
     /// profile.
     #[arg(long, global = true, value_name = "DURATION", default_value = "10m", value_parser = start::parse_duration)]
     pub lock_timeout: std::time::Duration,
+    /// The engine to use: an address (unix:///path, tcp://host:port) or a
+    /// Docker context's name; else BERTH_ENGINE, DOCKER_HOST, the current
+    /// Docker context, Docker's local socket, podman's socket.
+    #[arg(long, global = true, value_name = "ADDRESS|CONTEXT")]
+    pub engine: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -263,11 +268,18 @@ impl Global {
         changes.then(|| self.lock(name, ui)).transpose()
     }
 
+    /// The engine this command talks to, and how it was found.
+    fn endpoint(&self) -> Result<berth_engine::discover::Endpoint> {
+        Ok(berth_engine::discover::from_process(
+            self.engine.as_deref(),
+        )?)
+    }
+
     async fn ctx(&self, ui: Ui) -> Result<berth_cluster::Ctx> {
         Ok(berth_cluster::Ctx {
             home: berth_core::paths::home_dir(),
             lock_timeout: self.lock_timeout,
-            docker: std::sync::Arc::new(berth_engine::Docker::connect().await?),
+            docker: std::sync::Arc::new(berth_engine::Docker::connect_to(&self.endpoint()?).await?),
             store: self.store(),
             cache: berth_core::binaries::Cache::new(&berth_core::paths::cache_dir()),
             ui,

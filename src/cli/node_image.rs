@@ -37,7 +37,7 @@ pub async fn run(cmd: NodeImage, global: &Global, ui: Ui) -> Result<()> {
         node_image::REPOSITORY,
         tag.unwrap_or_else(|| context.tag())
     );
-    let engine = Docker::connect().await?;
+    let engine = Docker::connect_to(&global.endpoint()?).await?;
     let base = match base {
         Some(base) => base,
         None => node_image::default_base(&engine).await?,

@@ -14,14 +14,20 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<u8> {
     let profile = global.load(&name)?;
     let ctx = global.ctx(ui).await?;
     let status = cluster::status::status(&ctx, &profile).await?;
+    let engine = global.endpoint()?;
     let code = status.exit_code;
     match global.output {
-        Output::Json => print_json(&status),
+        Output::Json => {
+            let mut json = serde_json::to_value(&status).expect("a status serialises");
+            json["engine"] = serde_json::to_value(&engine).expect("an endpoint serialises");
+            print_json(&json)
+        }
         Output::Text => {
             println!(
                 "profile:     {} (Kubernetes {}, {})",
                 status.profile, status.kubernetes_version, status.endpoint
             );
+            println!("engine:      {} (from {})", engine.host, engine.found);
             println!("apiserver:   {}", status.apiserver);
             if let Some(note) = &status.cgroups_note {
                 println!("cgroups:     v1, {note}");

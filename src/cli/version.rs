@@ -12,6 +12,8 @@ struct Version {
     kubernetes: Supported,
     /// The Kubernetes versions in the cache, oldest first.
     cached: Vec<String>,
+    /// The engine commands talk to, and how it was found.
+    engine: berth_engine::discover::Endpoint,
 }
 
 #[derive(Serialize)]
@@ -47,12 +49,17 @@ pub fn run(global: &Global) -> Result<()> {
             .into_iter()
             .map(|m| m.version.to_string())
             .collect(),
+        engine: global.endpoint()?,
     };
     match global.output {
         Output::Json => print_json(&version),
         Output::Text => {
             println!("berth {} (commit {})", version.version, version.commit);
             println!("node image: {}", version.node_image);
+            println!(
+                "engine: {} (from {})",
+                version.engine.host, version.engine.found
+            );
             println!(
                 "kubernetes: {} to {} (default {})",
                 version.kubernetes.oldest, version.kubernetes.newest, version.kubernetes.default

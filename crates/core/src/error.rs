@@ -135,7 +135,7 @@ impl From<berth_engine::Error> for Error {
             let hint = match &e {
                 D::Unreachable { .. } => {
                     "start the Docker engine (`sudo systemctl start docker`, or `sudo dockerd &`), \
-                     or point DOCKER_HOST at one that runs"
+                     or point --engine (or DOCKER_HOST) at one that runs"
                 }
                 D::PermissionDenied { .. } => {
                     "add your user to the docker group (`sudo usermod -aG docker $USER`, then log in \
@@ -157,6 +157,15 @@ impl From<berth_engine::Error> for Error {
                      or remove them, then delete again",
                     containers[0]
                 ),
+                D::Context { .. } => {
+                    "`docker context ls` lists the contexts; `docker context use default`, or \
+                     --engine unix:///var/run/docker.sock, picks the local engine"
+                }
+                D::Unsupported { .. } => {
+                    "reach the engine through a socket on this machine instead, e.g. over ssh: \
+                     `ssh -nNT -L /tmp/engine.sock:/var/run/docker.sock HOST`, then \
+                     --engine unix:///tmp/engine.sock"
+                }
             };
             let exit = match &e {
                 D::Build { .. } => Exit::Failure,

@@ -1,6 +1,7 @@
 //! The only place that talks to the Docker engine, through its API.
 
 mod container;
+pub mod discover;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 
@@ -32,6 +33,10 @@ pub enum Error {
         /// The containers still attached, by name.
         containers: Vec<String>,
     },
+    #[error("the Docker context {name} cannot be used: {why}")]
+    Context { name: String, why: String },
+    #[error("berth cannot talk to the engine at {endpoint} yet: {why}")]
+    Unsupported { endpoint: String, why: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -192,6 +197,7 @@ impl ExecOutput {
 pub struct Docker {
     api: bollard::Docker,
     endpoint: String,
+    found: discover::Found,
 }
 
 /// What became of a request for a network of its own.
@@ -283,15 +289,42 @@ engine! {
 }
 
 impl Docker {
-    /// Connects as the docker CLI would (`DOCKER_HOST`, else the local
-    /// socket) and agrees on an API version the engine speaks.
+    /// Connects to the engine the docker CLI would use (see `discover`)
+    /// and agrees on an API version it speaks.
     pub async fn connect() -> Result<Self> {
-        let endpoint = std::env::var("DOCKER_HOST")
-            .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string());
-        let unreachable = |e: bollard::errors::Error| classify_connect_error(&endpoint, e);
-        let api = bollard::Docker::connect_with_defaults().map_err(unreachable)?;
+        Self::connect_to(&discover::from_process(None)?).await
+    }
+
+    pub async fn connect_to(endpoint: &discover::Endpoint) -> Result<Self> {
+        let host = endpoint.host.clone();
+        let unsupported = |why: &str| Error::Unsupported {
+            endpoint: host.clone(),
+            why: why.to_string(),
+        };
+        let unreachable = |e: bollard::errors::Error| classify_connect_error(&host, e);
+        let api = if let Some(path) = host.strip_prefix("unix://") {
+            bollard::Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION)
+        } else if endpoint.tls.is_some() {
+            return Err(unsupported("engines over TLS are not supported yet"));
+        } else if let Some(address) = host.strip_prefix("tcp://") {
+            bollard::Docker::connect_with_http(address, 120, bollard::API_DEFAULT_VERSION)
+        } else if host.starts_with("ssh://") {
+            return Err(unsupported("engines over ssh are not supported yet"));
+        } else {
+            return Err(unsupported("its scheme is none of unix://, tcp://, ssh://"));
+        }
+        .map_err(unreachable)?;
         let api = api.negotiate_version().await.map_err(unreachable)?;
-        Ok(Self { api, endpoint })
+        Ok(Self {
+            api,
+            endpoint: host,
+            found: endpoint.found.clone(),
+        })
+    }
+
+    /// How the engine was found.
+    pub fn found(&self) -> &discover::Found {
+        &self.found
     }
 
     pub fn endpoint(&self) -> &str {
