@@ -69,13 +69,35 @@ fn the_engine_is_found_as_the_docker_cli_finds_it_and_said_where() {
     );
     let (code, _, stderr) = run(&env, &by_context, &["start", "-p", "eng", "--no-storage"]);
     assert_eq!(code, 0, "{stderr}");
-    let (_, out, _) = run(&env, &by_context, &["status", "-p", "eng"]);
+    let (_, out, _) = run(&env, &by_context, &["status", "-p", "eng", "-o", "json"]);
+    assert_eq!(json(&out)["engine"]["host"], "unix:///var/run/docker.sock");
+
+    // Its commands use the engine it was made on, whatever is current.
+    let (_, out, _) = run(&env, &[], &["status", "-p", "eng"]);
     assert!(
-        out.contains("engine:      unix:///var/run/docker.sock (from the Docker context local)"),
+        out.contains("engine:      unix:///var/run/docker.sock (from the profile, made on it)"),
         "{out}"
     );
-    let (_, out, _) = run(&env, &by_context, &["status", "-p", "eng", "-o", "json"]);
-    assert_eq!(json(&out)["engine"]["found"]["by"], "context");
+    // Another engine at that address (the profile's record of its engine
+    // changed, as when the engine there was replaced) is not taken for it.
+    let file = env.berth_home().join("profiles/eng/profile.json");
+    let made = std::fs::read_to_string(&file).unwrap();
+    let mut other: serde_json::Value = serde_json::from_str(&made).unwrap();
+    other["engine"]["id"] = "ANOTHER:ENGINE".into();
+    std::fs::write(&file, other.to_string()).unwrap();
+    for args in [
+        &["status", "-p", "eng"][..],
+        &["stop", "-p", "eng"],
+        &["delete", "-p", "eng"],
+    ] {
+        let (code, _, stderr) = run(&env, &[], args);
+        assert_eq!(code, 3, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("made on another engine") && stderr.contains("ANOTHER:ENGINE"),
+            "{stderr}"
+        );
+    }
+    std::fs::write(&file, made).unwrap();
 
     // --engine, then BERTH_ENGINE, come before the context.
     let flag = ["--engine", "unix:///var/run/docker.sock"];

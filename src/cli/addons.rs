@@ -25,7 +25,7 @@ pub async fn run(cmd: AddonsCmd, global: &Global, ui: Ui) -> Result<()> {
     };
     let _lock = global.lock(&name, ui)?;
     let profile = global.load(&name)?;
-    let ctx = global.ctx(ui).await?;
+    let ctx = global.ctx_for(ui, Some(&profile)).await?;
     let (verb, done) = if on {
         ("Enabling", "enabled")
     } else {
@@ -66,7 +66,7 @@ fn parse(name: &str) -> Result<Addon> {
 
 async fn list(global: &Global, name: &str, ui: Ui) -> Result<()> {
     let profile = global.load(name)?;
-    let ctx = global.ctx(ui).await?;
+    let ctx = global.ctx_for(ui, Some(&profile)).await?;
     let status = cluster::status::status(&ctx, &profile).await?;
     let mut addons = cluster::status::addons(&profile, &status);
     cluster::addons::image_origins(&ctx, &profile, &mut addons).await;

@@ -27,7 +27,7 @@ const TOKEN_SECONDS: i64 = 8 * 3600;
 /// with a token to log in as a read-only (or admin) service account.
 pub async fn run(cmd: DashboardCmd, global: &Global, ui: Ui) -> Result<()> {
     let profile = super::addons::profile_with(global, Addon::Dashboard)?;
-    let ctx = global.ctx(ui).await?;
+    let ctx = global.ctx_for(ui, Some(&profile)).await?;
     let client = cluster::client(&ctx.store, &profile).await?;
     let account = if cmd.admin {
         addons::DASHBOARD_ADMIN

@@ -14,6 +14,7 @@ pub async fn run(targets: Targets, global: &Global, ui: Ui) -> Result<()> {
         let _lock = global.lock(&name, ui)?;
         // An unreadable profile file still names what to remove.
         let profile = ctx.store.load(&name).ok().flatten();
+        let ctx = global.ctx_for(ui, profile.as_ref()).await?;
         let step = ui.step(format!("Deleting {name}"));
         if cluster::remove_everything(&ctx, &name, profile.as_ref(), super::interrupted).await? {
             step.done();
@@ -21,6 +22,7 @@ pub async fn run(targets: Targets, global: &Global, ui: Ui) -> Result<()> {
             step.done_with("it did not exist");
         }
     }
-    cluster::remove_helpers(&ctx).await?;
+    // The helpers of this home on the engine it finds now.
+    cluster::remove_helpers(&global.ctx(ui).await?).await?;
     Ok(())
 }

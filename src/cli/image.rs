@@ -31,7 +31,7 @@ pub async fn run(cmd: Image, global: &Global, ui: Ui) -> Result<()> {
     let name = global.profile_name()?;
     let _lock = global.lock_if(!matches!(cmd, Image::Ls), &name, ui)?;
     let profile = global.load(&name)?;
-    let ctx = global.ctx(ui).await?;
+    let ctx = global.ctx_for(ui, Some(&profile)).await?;
     match cmd {
         Image::Load {
             images,

@@ -47,7 +47,7 @@ pub struct Logs {
 pub async fn run(cmd: Logs, global: &Global, ui: Ui) -> Result<()> {
     let name = global.profile_name()?;
     let profile = global.load(&name)?;
-    let ctx = global.ctx(ui).await?;
+    let ctx = global.ctx_for(ui, Some(&profile)).await?;
     if let Some(path) = cmd.export {
         let missing =
             berth_cluster::export::export(&ctx, &profile, &path, &super::version::build()).await?;

@@ -276,10 +276,59 @@ impl Global {
     }
 
     async fn ctx(&self, ui: Ui) -> Result<berth_cluster::Ctx> {
+        self.ctx_for(ui, None).await
+    }
+
+    /// The engine a command on `profile` talks to: the one the profile was
+    /// made on, unless --engine or BERTH_ENGINE names one.
+    fn endpoint_for(
+        &self,
+        profile: Option<&berth_core::profile::Profile>,
+    ) -> Result<berth_engine::discover::Endpoint> {
+        let named = self.engine.is_some()
+            || std::env::var_os("BERTH_ENGINE").is_some_and(|v| !v.is_empty());
+        match profile.and_then(|p| p.engine.as_ref()) {
+            Some(made_on) if !named => Ok(berth_engine::discover::Endpoint {
+                host: made_on.host.clone(),
+                found: berth_engine::discover::Found::Profile,
+                tls: None,
+            }),
+            _ => self.endpoint(),
+        }
+    }
+
+    /// A context on the engine of `profile` (see `endpoint_for`), refused
+    /// when the engine there is not the one the profile was made on: the
+    /// same profile name on a different engine is another cluster.
+    async fn ctx_for(
+        &self,
+        ui: Ui,
+        profile: Option<&berth_core::profile::Profile>,
+    ) -> Result<berth_cluster::Ctx> {
+        let endpoint = self.endpoint_for(profile)?;
+        let docker = berth_engine::Docker::connect_to(&endpoint).await?;
+        if let Some(profile) = profile
+            && let Some(made_on) = &profile.engine
+            && !made_on.id.is_empty()
+        {
+            let here = docker.facts().await?.id;
+            if here != made_on.id {
+                let home = berth_core::paths::home_dir();
+                return Err(berth_core::error::Error::engine(format!(
+                    "profile {} was made on another engine than the one at {} (engine {} made it, at {}; this one is {here})",
+                    profile.name, endpoint.host, made_on.id, made_on.host
+                ))
+                .with_hint(format!(
+                    "pass --engine with the address of the engine that holds it; if that engine is gone for good, \
+                     `rm -r {}` forgets the profile",
+                    home.join("profiles").join(&profile.name).display()
+                )));
+            }
+        }
         Ok(berth_cluster::Ctx {
             home: berth_core::paths::home_dir(),
             lock_timeout: self.lock_timeout,
-            docker: std::sync::Arc::new(berth_engine::Docker::connect_to(&self.endpoint()?).await?),
+            docker: std::sync::Arc::new(docker),
             store: self.store(),
             cache: berth_core::binaries::Cache::new(&berth_core::paths::cache_dir()),
             ui,

@@ -48,7 +48,7 @@ pub async fn run(cmd: NodeCmd, global: &Global, ui: Ui) -> Result<()> {
     let name = global.profile_name()?;
     let _lock = global.lock_if(!matches!(cmd, NodeCmd::List), &name, ui)?;
     let profile = global.load(&name)?;
-    let ctx = global.ctx(ui).await?;
+    let ctx = global.ctx_for(ui, Some(&profile)).await?;
     match cmd {
         NodeCmd::Add {
             wait,

@@ -5,7 +5,6 @@ use berth_core::ui::Ui;
 
 pub async fn run(targets: Targets, global: &Global, ui: Ui, freeze: bool) -> Result<()> {
     let names = targets.names(global)?;
-    let ctx = global.ctx(ui).await?;
     let (verb, state) = if freeze {
         ("Pausing", "paused")
     } else {
@@ -14,6 +13,7 @@ pub async fn run(targets: Targets, global: &Global, ui: Ui, freeze: bool) -> Res
     for name in names {
         let _lock = global.lock(&name, ui)?;
         let profile = global.load(&name)?;
+        let ctx = global.ctx_for(ui, Some(&profile)).await?;
         let step = ui.step(format!("{verb} {name}"));
         if cluster::pause(&ctx, &profile, freeze, super::interrupted).await? {
             step.done();

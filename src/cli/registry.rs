@@ -16,7 +16,7 @@ pub async fn run(cmd: RegistryCmd, global: &Global, ui: Ui) -> Result<()> {
     let name = global.profile_name()?;
     let _lock = global.lock(&name, ui)?;
     let profile = global.load(&name)?;
-    let ctx = global.ctx(ui).await?;
+    let ctx = global.ctx_for(ui, Some(&profile)).await?;
     match cmd {
         RegistryCmd::Enable => {
             let profile = cluster::registry::enable(&ctx, profile, super::interrupted).await?;

@@ -43,7 +43,7 @@ pub async fn run(cmd: ServiceCmd, global: &Global, ui: Ui) -> Result<()> {
     }
     let name = global.profile_name()?;
     let profile = global.load(&name)?;
-    let ctx = global.ctx(ui).await?;
+    let ctx = global.ctx_for(ui, Some(&profile)).await?;
     let client = cluster::client(&ctx.store, &profile).await?;
     let ports = match cmd.port {
         Some(port) => forward::HostPorts::First(port),

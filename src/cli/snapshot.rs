@@ -45,7 +45,7 @@ pub async fn run(cmd: SnapshotCmd, global: &Global, ui: Ui) -> Result<()> {
             let name = global.profile_name()?;
             let _lock = global.lock(&name, ui)?;
             let profile = global.load(&name)?;
-            let ctx = global.ctx(ui).await?;
+            let ctx = global.ctx_for(ui, Some(&profile)).await?;
             let started = std::time::Instant::now();
             let manifest = snapshot::save(&ctx, &profile, &dir, super::interrupted).await?;
             ui.info(format!(
@@ -64,7 +64,8 @@ pub async fn run(cmd: SnapshotCmd, global: &Global, ui: Ui) -> Result<()> {
                 None => manifest.profile.clone(),
             };
             let _lock = global.lock(&name, ui)?;
-            let ctx = global.ctx(ui).await?;
+            let current = global.store().load(&name).ok().flatten();
+            let ctx = global.ctx_for(ui, current.as_ref()).await?;
             let started = std::time::Instant::now();
             let profile = snapshot::restore(&ctx, &dir, &name, super::interrupted).await?;
             ui.info(format!(

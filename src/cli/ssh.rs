@@ -28,7 +28,7 @@ pub struct Ssh {
 pub async fn run(cmd: Ssh, global: &Global, ui: Ui) -> Result<u8> {
     let name = global.profile_name()?;
     let profile = global.load(&name)?;
-    let ctx = global.ctx(ui).await?;
+    let ctx = global.ctx_for(ui, Some(&profile)).await?;
     let node = cmd
         .node
         .clone()

@@ -233,7 +233,8 @@ pub async fn run(cmd: Start, global: &Global, ui: Ui) -> Result<()> {
     let name = global.profile_name()?;
     let opts = cmd.options()?;
     let _lock = global.lock(&name, ui)?;
-    let ctx = global.ctx(ui).await?;
+    let existing = global.store().load(&name).ok().flatten();
+    let ctx = global.ctx_for(ui, existing.as_ref()).await?;
     let profile = cluster::start(&ctx, &name, &opts, super::interrupted).await?;
     let nodes = match profile.nodes().len() {
         1 => String::new(),

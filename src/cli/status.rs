@@ -12,9 +12,9 @@ pub struct Status {}
 pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<u8> {
     let name = global.profile_name()?;
     let profile = global.load(&name)?;
-    let ctx = global.ctx(ui).await?;
+    let ctx = global.ctx_for(ui, Some(&profile)).await?;
     let status = cluster::status::status(&ctx, &profile).await?;
-    let engine = global.endpoint()?;
+    let engine = global.endpoint_for(Some(&profile))?;
     let code = status.exit_code;
     match global.output {
         Output::Json => {

@@ -15,7 +15,7 @@ pub struct TunnelCmd {}
 /// else on free ports, which it prints.
 pub async fn run(_cmd: TunnelCmd, global: &Global, ui: Ui) -> Result<()> {
     let profile = super::addons::profile_with(global, Addon::Ingress)?;
-    let ctx = global.ctx(ui).await?;
+    let ctx = global.ctx_for(ui, Some(&profile)).await?;
     let client = cluster::client(&ctx.store, &profile).await?;
     let (namespace, service) = (addons::INGRESS_NAMESPACE, addons::INGRESS_CONTROLLER);
     let forwards =

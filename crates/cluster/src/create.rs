@@ -237,6 +237,10 @@ impl Step<NewCluster<'_>> for Create {
                     lb_address: Some(opts.lb_address.unwrap_or(std::net::Ipv4Addr::LOCALHOST)),
                     ca_certs: opts.ca_certs.clone(),
                     proxy: opts.proxy.clone(),
+                    engine: Some(berth_core::profile::EngineRef {
+                        host: new.facts.endpoint.clone(),
+                        id: new.facts.id.clone(),
+                    }),
                     mounts: opts.mounts.clone(),
                     home_id: new.names.home_id().map(str::to_string),
                     network_id: Some(network.id.clone()),

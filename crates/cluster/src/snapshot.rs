@@ -369,9 +369,15 @@ impl Step<Restoring> for Restore {
                     saved.kubeconfig = current.kubeconfig.clone();
                     saved.previous_context = current.previous_context.clone();
                     saved.network_id = current.network_id.clone();
+                    saved.engine = current.engine.clone();
                 } else {
                     saved.kubeconfig = ctx.kubeconfig.clone();
                     saved.previous_context = None;
+                    let facts = ctx.docker.facts().await?;
+                    saved.engine = Some(berth_core::profile::EngineRef {
+                        host: facts.endpoint,
+                        id: facts.id,
+                    });
                 }
                 let pki = ctx.store.pki_dir(&saved.name);
                 let _ = std::fs::remove_dir_all(&pki);

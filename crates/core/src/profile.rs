@@ -84,6 +84,14 @@ pub fn node_name(profile: &str, index: u32) -> String {
     }
 }
 
+/// The engine a profile was made on: where berth reached it, and its own
+/// identity, which tells it from another engine later at that address.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EngineRef {
+    pub host: String,
+    pub id: String,
+}
+
 /// What a profile was created with; a restart reuses all of it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Profile {
@@ -138,6 +146,10 @@ pub struct Profile {
     /// them.
     #[serde(default)]
     pub lb_address: Option<Ipv4Addr>,
+    /// The engine its containers are on; `None` in profiles made before
+    /// berth remembered it.
+    #[serde(default)]
+    pub engine: Option<EngineRef>,
     /// The proxy image pulls go through, when the profile was made with one.
     #[serde(default)]
     pub proxy: Option<crate::settings::Proxy>,
@@ -522,6 +534,7 @@ impl Profile {
             registry: None,
             lb_address: Some(Ipv4Addr::LOCALHOST),
             proxy: None,
+            engine: None,
             ca_certs: Vec::new(),
             mounts: Vec::new(),
             home_id: None,

@@ -37,6 +37,8 @@ pub enum Found {
     Context(String),
     LocalSocket,
     Podman,
+    /// The engine a profile was made on, which its commands use.
+    Profile,
     /// Nothing answered where an engine is looked for: the local socket,
     /// which the error on connecting then names.
     Nothing,
@@ -51,6 +53,7 @@ impl std::fmt::Display for Found {
             Found::Context(name) => write!(f, "the Docker context {name}"),
             Found::LocalSocket => write!(f, "Docker's local socket"),
             Found::Podman => write!(f, "podman's socket"),
+            Found::Profile => write!(f, "the profile, made on it"),
             Found::Nothing => write!(f, "no engine found; Docker's local socket assumed"),
         }
     }

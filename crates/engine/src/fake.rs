@@ -228,6 +228,8 @@ impl Engine for FakeEngine {
             cgroup_v2: true,
             disk: None,
             privilege_key: "fake".into(),
+            id: "fake-engine".into(),
+            endpoint: "fake://".into(),
         }))
     }
 

@@ -155,6 +155,11 @@ pub struct EngineFacts {
     /// Changes whenever what decides the engine's privilege answer may
     /// have: its identity, version, security options, authorization plugins.
     pub privilege_key: String,
+    /// The engine's own identity (`docker info`'s ID), which tells it from
+    /// another engine at the same address.
+    pub id: String,
+    /// Where berth reached it.
+    pub endpoint: String,
 }
 
 /// The engine's data directory and the space free there.
@@ -358,6 +363,8 @@ impl Docker {
             cgroup_v2: info.cgroup_version == Some(V::_2),
             disk,
             privilege_key: hex::encode(&hash.finalize()[..8]),
+            id: info.id.unwrap_or_default(),
+            endpoint: self.endpoint.clone(),
         })
     }
 
