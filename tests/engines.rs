@@ -27,18 +27,7 @@ fn docker_config(dir: &std::path::Path) {
 
 /// berth with `vars` set besides the test's environment: (code, stdout, stderr).
 fn run(env: &Env, vars: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
-    let out = env
-        .berth()
-        .envs(vars.iter().copied())
-        .args(args)
-        .output()
-        .unwrap();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (
-        out.status.code().unwrap_or(-1),
-        text(&out.stdout),
-        text(&out.stderr),
-    )
+    env.run_in(vars, args, "")
 }
 
 #[test]

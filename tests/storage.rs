@@ -162,8 +162,28 @@ fn a_claim_binds_where_its_pod_runs_and_keeps_its_data_until_it_is_deleted() {
     assert_eq!(read(), "kept\n");
     env.ok(&["stop", "-p", profile]);
     env.ok(&["start", "-p", profile, "--wait", "3m"]);
-    env.wait_ready(profile, "reader");
-    assert_eq!(read(), "kept\n");
+    // Right after the start the pod may still show the Ready of before the
+    // stop, while its container is made again: asked until it answers.
+    eventually(Duration::from_secs(90), || {
+        let args = [
+            "kubectl",
+            "-p",
+            profile,
+            "--",
+            "exec",
+            "reader",
+            "--",
+            "cat",
+            "/data/file",
+        ];
+        match env.run(&args) {
+            (0, out, _) => {
+                assert_eq!(out, "kept\n");
+                Ok(())
+            }
+            (_, _, err) => Err(err),
+        }
+    });
     env.ok(&["pause", "-p", profile]);
     env.ok(&["unpause", "-p", profile]);
     assert_eq!(read(), "kept\n");

@@ -318,8 +318,20 @@ impl Env {
 
     /// Runs berth with `stdin` and returns (exit code, stdout, stderr).
     pub fn run_stdin(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
+        self.run_in(&[], args, stdin)
+    }
+
+    /// Runs berth with `vars` set too, and `stdin`: (exit code, stdout,
+    /// stderr).
+    pub fn run_in(
+        &self,
+        vars: &[(&str, &str)],
+        args: &[&str],
+        stdin: &str,
+    ) -> (i32, String, String) {
         let out = self
             .berth()
+            .envs(vars.iter().copied())
             .args(args)
             .write_stdin(stdin.to_string())
             .output()
