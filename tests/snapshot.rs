@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::{Env, eventually, json, shared_busybox};
 
 /// A claim, a pod that fills it once (100 MiB and their SHA-256, and a
-/// marker) and then sleeps, and a Deployment `web` of two replicas; all of
+/// marker; ready once the SHA-256 is whole, moved into place) and then sleeps, and a Deployment `web` of two replicas; all of
 /// the image `image`, which no registry serves.
 fn workloads(image: &str) -> String {
     format!(
@@ -33,7 +33,7 @@ spec:
   - name: writer
     image: {image}
     imagePullPolicy: Never
-    command: [sh, -c, "if [ ! -f /data/blob.sha ]; then echo before > /data/marker && busybox dd if=/dev/urandom of=/data/blob bs=1M count=100 && busybox sha256sum /data/blob > /data/blob.sha; fi; sleep 3600"]
+    command: [sh, -c, "if [ ! -f /data/blob.sha ]; then echo before > /data/marker && busybox dd if=/dev/urandom of=/data/blob bs=1M count=100 && busybox sha256sum /data/blob > /data/blob.tmp && busybox mv /data/blob.tmp /data/blob.sha; fi; sleep 3600"]
     readinessProbe: {{exec: {{command: [cat, /data/blob.sha]}}, periodSeconds: 1}}
     volumeMounts: [{{name: data, mountPath: /data}}]
   volumes:
@@ -78,6 +78,7 @@ fn a_cluster_comes_back_to_its_snapshot_with_its_objects_volumes_and_images() {
     env.apply("snap", &workloads("berth-test/snapshot:1"));
     wait_workloads(&env);
     let sum = in_writer(&env, "cat /data/blob.sha");
+    assert!(sum.ends_with("  /data/blob\n"), "{sum:?}");
 
     // Saved while it runs.
     let started = Instant::now();
