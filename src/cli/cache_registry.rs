@@ -1,6 +1,6 @@
 use clap::Subcommand;
 
-use super::{Global, Output, print_json, table};
+use super::{Global, Output, mib, print_json, table};
 use berth_cluster::registry_cache::{self, Enabled};
 use berth_core::error::Result;
 use berth_core::registry_cache::Upstream;
@@ -67,10 +67,6 @@ pub async fn run(cmd: CacheRegistry, global: &Global, ui: Ui) -> Result<()> {
         CacheRegistry::Status => print_status(global, registry_cache::status(&ctx).await?),
     }
     Ok(())
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
 fn print_status(global: &Global, status: Option<registry_cache::Status>) {

@@ -347,6 +347,11 @@ impl Global {
     }
 }
 
+/// A size for people, in MiB.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
 /// Prints a value as JSON on stdout.
 fn print_json(value: &impl serde::Serialize) {
     println!(

@@ -1,6 +1,6 @@
 use clap::Subcommand;
 
-use super::{Global, Output, print_json, table};
+use super::{Global, Output, mib, print_json, table};
 use berth_cluster::snapshot;
 use berth_core::error::Result;
 use berth_core::snapshot::{self as saved, Manifest};
@@ -22,17 +22,12 @@ pub enum SnapshotCmd {
     Delete { snapshot: String },
 }
 
-fn mib(bytes: u64) -> String {
-    format!("{:.0} MiB", bytes as f64 / (1024.0 * 1024.0))
-}
-
 fn describe(manifest: &Manifest) -> String {
-    let nodes = manifest.nodes.len();
     format!(
-        "profile {}, Kubernetes {}, {nodes} node{}, {}",
+        "profile {}, Kubernetes {}, {}, {}",
         manifest.profile,
         manifest.kubernetes_version,
-        if nodes == 1 { "" } else { "s" },
+        berth_core::ui::count(manifest.nodes.len(), "node"),
         mib(manifest.bytes())
     )
 }

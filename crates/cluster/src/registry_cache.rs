@@ -98,21 +98,41 @@ pub(crate) fn node_files(ctx: &Ctx, profile: &Profile) -> Result<Vec<NodeFile>> 
 }
 
 /// At a profile's start: the cache runs (an engine restart stopped it) and
-/// is attached to the profile's network. A cache that cannot is said, and
-/// the start goes on: nodes pull from the upstreams themselves then.
+/// is attached to the profile's network.
 pub(crate) async fn join(ctx: &Ctx, profile: &Profile) -> Result<()> {
     if state::load(&ctx.home)?.is_none() {
         return Ok(());
     }
     if let Err(e) = attach(ctx, profile, true).await {
-        ctx.ui.info(format!(
-            "warning: the registry cache cannot serve profile {}: {}; its nodes pull from \
-             the registries themselves (`berth cache registry disable`, then `enable`, \
-             makes the cache anew)",
-            profile.name, e.message
-        ));
+        unserved(ctx, profile, &e);
     }
     Ok(())
+}
+
+/// Attaches the cache to a profile that exists and tells its nodes.
+async fn serve(ctx: &Ctx, cache: &RegistryCache, profile: &Profile) -> Result<()> {
+    match attach(ctx, profile, true).await {
+        Ok(()) => tell_nodes(ctx, cache, profile, true).await,
+        Err(e) => {
+            unserved(ctx, profile, &e);
+            Ok(())
+        }
+    }
+}
+
+/// A profile the cache cannot serve (its network gone, the cache's
+/// container gone) is said, and the command goes on: its nodes pull from
+/// the registries themselves, as without the cache.
+fn unserved(ctx: &Ctx, profile: &Profile, e: &Error) {
+    ctx.ui.info(format!(
+        "warning: the registry cache cannot serve profile {}: {}; its nodes pull from the \
+         registries themselves ({})",
+        profile.name,
+        e.message,
+        e.hint
+            .as_deref()
+            .unwrap_or("`berth start` of the profile attaches it again")
+    ));
 }
 
 /// Attaches the cache to the profile's network, thawed, and started when
@@ -121,11 +141,7 @@ async fn attach(ctx: &Ctx, profile: &Profile, start: bool) -> Result<()> {
     let cache_name = name(ctx);
     let found = super::containers(ctx, &names::registry_cache_filter(&ctx.home)).await?;
     match found.get(&cache_name) {
-        None => {
-            return Err(Error::failure(format!(
-                "the registry cache's container {cache_name} is gone"
-            )));
-        }
+        None => return Err(gone(&cache_name)),
         Some(ContainerState::Running) => {}
         Some(ContainerState::Paused) => ctx.docker.unpause_container(&cache_name).await?,
         Some(_) if start => ctx.docker.start_container(&cache_name).await?,
@@ -136,6 +152,14 @@ async fn attach(ctx: &Ctx, profile: &Profile, start: bool) -> Result<()> {
         .docker
         .attach(&network_of(ctx, profile), &cache_name, &ip)
         .await?)
+}
+
+/// The cache is on, but someone removed its container.
+fn gone(cache_name: &str) -> Error {
+    Error::failure(format!(
+        "the registry cache is on, but its container {cache_name} is gone"
+    ))
+    .with_hint("`berth cache registry disable`, then `enable`, makes the cache anew")
 }
 
 /// Before a network of this home goes: the cache leaves it, or the engine
@@ -246,8 +270,7 @@ impl Step<Enabling> for Enable {
             Enable::Profiles => {
                 let cache = plan::output(&enabling.cache, "Container")?;
                 for profile in profiles(ctx) {
-                    attach(ctx, &profile, false).await?;
-                    tell_nodes(ctx, cache, &profile, true).await?;
+                    serve(ctx, cache, &profile).await?;
                 }
             }
         }
@@ -283,7 +306,10 @@ fn taken(other: &berth_engine::Resource) -> Error {
         other.name,
         names::owner(&other.labels)
     ))
-    .with_hint("remove that network, or use another BERTH_HOME")
+    .with_hint(
+        "when it is this home's own, left by an enable that was cut off, `berth cache registry \
+         disable` removes it; else remove that network, or use another BERTH_HOME",
+    )
 }
 
 /// What `enable` found or made.
@@ -311,9 +337,13 @@ where
                 ),
             );
         }
+        let cache_name = name(ctx);
+        let found = super::containers(ctx, &names::registry_cache_filter(&ctx.home)).await?;
+        if !found.contains_key(&cache_name) {
+            return Err(gone(&cache_name));
+        }
         for profile in profiles(ctx) {
-            attach(ctx, &profile, true).await?;
-            tell_nodes(ctx, &cache, &profile, true).await?;
+            serve(ctx, &cache, &profile).await?;
         }
         return Ok(Enabled::Already(cache));
     }
@@ -488,6 +518,7 @@ pub fn off() -> Error {
 mod tests {
     use super::*;
     use crate::testing::{block_on, never};
+    use berth_engine::Kind;
     use berth_engine::fake::FakeEngine;
     use std::sync::Arc;
 
@@ -546,6 +577,34 @@ mod tests {
         );
         assert_eq!(state::load(&ctx.home).unwrap(), None);
         assert!(!block_on(disable(&ctx)).unwrap());
+    }
+
+    #[test]
+    fn a_profile_whose_network_is_gone_does_not_keep_the_others_from_the_cache() {
+        let (_dir, engine, ctx, broken) = home();
+        let gone = ctx.names(&broken).network();
+        (engine.resources.lock().unwrap()).retain(|r| !(r.kind == Kind::Network && r.name == gone));
+        let other = Profile {
+            name: "web".into(),
+            ..broken.clone()
+        };
+        ctx.store.save(&other).unwrap();
+        let names = ctx.names(&other);
+        let labels = names.labels_created_by("earlier-start");
+        let network = engine.add(Kind::Network, &names.network(), &labels);
+        engine.add(Kind::Container, &other.control_plane().container, &labels);
+        ctx.store
+            .save(&Profile {
+                network_id: Some(network.id),
+                ..other
+            })
+            .unwrap();
+        assert!(matches!(
+            block_on(enable(&ctx, Vec::new(), never)).unwrap(),
+            Enabled::Made(_)
+        ));
+        let attached = engine.attached.lock().unwrap().clone();
+        assert_eq!(attached, [(names.network(), name(&ctx))]);
     }
 
     #[test]

@@ -57,13 +57,8 @@ impl Step<Saving<'_>> for Save {
     fn title(self, saving: &Saving) -> Option<String> {
         match self {
             Save::Copy => Some(format!(
-                "Copying {} node{}{}",
-                saving.profile.nodes().len(),
-                if saving.profile.nodes().len() == 1 {
-                    ""
-                } else {
-                    "s"
-                },
+                "Copying {}{}",
+                berth_core::ui::count(saving.profile.nodes().len(), "node"),
                 if saving.running { " (frozen)" } else { "" }
             )),
             _ => None,
@@ -326,13 +321,8 @@ impl Step<Restoring> for Restore {
     fn title(self, restoring: &Restoring) -> Option<String> {
         match self {
             Restore::Nodes => Some(format!(
-                "Restoring {} node{}",
-                restoring.saved.nodes().len(),
-                if restoring.saved.nodes().len() == 1 {
-                    ""
-                } else {
-                    "s"
-                }
+                "Restoring {}",
+                berth_core::ui::count(restoring.saved.nodes().len(), "node")
             )),
             _ => None,
         }

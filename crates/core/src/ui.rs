@@ -70,6 +70,15 @@ impl Ui {
     }
 }
 
+/// `n` and `noun`, plural unless one: "1 node", "3 nodes".
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 pub struct Step {
     ui: Ui,
     title: String,

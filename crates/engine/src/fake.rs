@@ -423,7 +423,14 @@ impl Engine for FakeEngine {
         container: &'a str,
         _ip: &'a str,
     ) -> BoxFuture<'a, Result<()>> {
-        let pair = (self.network_name(network), container.to_string());
+        let name = self.network_name(network);
+        let exists = (self.resources.lock().unwrap())
+            .iter()
+            .any(|r| r.kind == Kind::Network && r.name == name);
+        if !exists {
+            return Self::unmodelled("attach to a network that is not there");
+        }
+        let pair = (name, container.to_string());
         let mut attached = self.attached.lock().unwrap();
         if !attached.contains(&pair) {
             attached.push(pair);
