@@ -112,6 +112,16 @@ pub async fn run(cmd: Cache, global: &Global, ui: Ui) -> Result<()> {
         Cache::Build { version, runtime } => {
             let version: Version = version.parse()?;
             let runtime = runtime_of(&version, runtime)?;
+            // A cold build takes about 11 minutes: wait for another at
+            // least that long, whatever --lock-timeout says.
+            let _building = berth_core::lock::build(
+                &berth_core::paths::cache_dir(),
+                &version.to_string(),
+                global
+                    .lock_timeout
+                    .max(std::time::Duration::from_secs(3600)),
+                ui,
+            )?;
             if let Some(cached) = cache.get(&version)?
                 && cached.defects().is_empty()
                 && cached.runtime.as_ref() == Some(&runtime)

@@ -69,6 +69,19 @@ pub fn registry_cache(home: &Path, timeout: Duration, ui: Ui) -> Result<Held> {
     )
 }
 
+/// Takes the lock of building `version` into the cache at `cache_dir`
+/// (shared by homes): a second build of it waits for the first, then finds
+/// it cached, instead of doing the same quarter of an hour's work again.
+pub fn build(cache_dir: &Path, version: &str, timeout: Duration, ui: Ui) -> Result<Held> {
+    let what = format!("the build of Kubernetes {version}");
+    acquire(
+        &path(cache_dir, &format!("build-{version}")),
+        &what,
+        timeout,
+        ui,
+    )
+}
+
 fn acquire(path: &Path, what: &str, timeout: Duration, ui: Ui) -> Result<Held> {
     let io = |e: std::io::Error| {
         Error::failure(format!("cannot open the lock {}: {e}", path.display()))
