@@ -12,7 +12,7 @@ pub mod render;
 pub mod service_lb;
 mod version;
 
-pub use minors::{Minor, Runtime, Unsupported, supported};
+pub use minors::{Minor, Runtime, Skew, Unsupported, supported};
 pub use version::{BadVersion, Version};
 
 /// Appends a regular file to a tar stream: one place for the header that

@@ -253,7 +253,7 @@ pub const OLDEST_MINOR: u32 = MINORS[0].minor;
 pub const NEWEST_MINOR: u32 = MINORS[MINORS.len() - 1].minor;
 
 /// A version berth has no row for.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, PartialEq, thiserror::Error)]
 #[error("Kubernetes {0} is not supported: berth runs v1.{OLDEST_MINOR}.x to v1.{NEWEST_MINOR}.x")]
 pub struct Unsupported(pub Version);
 
@@ -263,6 +263,52 @@ pub fn supported(version: &Version) -> Result<&'static Minor, Unsupported> {
         .iter()
         .find(|row| version.major == 1 && row.minor == version.minor)
         .ok_or_else(|| Unsupported(version.clone()))
+}
+
+/// Why a cluster on one version cannot be upgraded to another in one go.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum Skew {
+    #[error("it runs {0} already")]
+    Same(Version),
+    #[error("{to} is older than the {from} it runs, and berth does not downgrade a cluster")]
+    Older { from: Version, to: Version },
+    /// Upstream's skew policy: control planes one minor apart at most, so
+    /// that an API server never meets a controller manager or a kubelet
+    /// newer than itself, and etcd upgrades one minor at a time.
+    #[error(
+        "{to} is more than one minor past the {from} it runs: a cluster is upgraded one minor at a time, \
+         as Kubernetes' version skew policy says, so v1.{next} comes first"
+    )]
+    Skips {
+        from: Version,
+        to: Version,
+        next: u32,
+    },
+    #[error(transparent)]
+    Unsupported(#[from] Unsupported),
+}
+
+/// Whether a cluster running `from` can be upgraded to `to` in one step:
+/// a newer patch of its minor, or any patch of the next minor.
+pub fn upgrade(from: &Version, to: &Version) -> Result<(), Skew> {
+    supported(to)?;
+    if to == from {
+        return Err(Skew::Same(from.clone()));
+    }
+    if to < from {
+        return Err(Skew::Older {
+            from: from.clone(),
+            to: to.clone(),
+        });
+    }
+    if to.minor > from.minor + 1 {
+        return Err(Skew::Skips {
+            from: from.clone(),
+            to: to.clone(),
+            next: from.minor + 1,
+        });
+    }
+    Ok(())
 }
 
 /// What upstream changed at a minor that changes what berth renders, each
@@ -338,6 +384,59 @@ mod tests {
 
     fn row(minor: u32) -> &'static Minor {
         MINORS.iter().find(|r| r.minor == minor).unwrap()
+    }
+
+    #[test]
+    fn an_upgrade_goes_one_minor_at_a_time_and_never_back() {
+        assert_eq!(upgrade(&v("v1.36.3"), &v("v1.37.2")), Ok(()));
+        assert_eq!(upgrade(&v("v1.37.0"), &v("v1.37.2")), Ok(()));
+        assert_eq!(
+            upgrade(&v("v1.37.2"), &v("v1.37.2")),
+            Err(Skew::Same(v("v1.37.2")))
+        );
+        assert!(matches!(
+            upgrade(&v("v1.37.2"), &v("v1.36.3")),
+            Err(Skew::Older { .. })
+        ));
+        assert!(matches!(
+            upgrade(&v("v1.37.2"), &v("v1.37.1")),
+            Err(Skew::Older { .. })
+        ));
+        let skip = upgrade(&v("v1.35.4"), &v("v1.37.2")).unwrap_err();
+        assert_eq!(
+            skip,
+            Skew::Skips {
+                from: v("v1.35.4"),
+                to: v("v1.37.2"),
+                next: 36
+            }
+        );
+        assert!(skip.to_string().contains("so v1.36 comes first"), "{skip}");
+        assert!(matches!(
+            upgrade(&v("v1.37.2"), &v("v1.38.0")),
+            Err(Skew::Unsupported(_))
+        ));
+    }
+
+    /// etcd upgrades one minor at a time (its data is migrated by each),
+    /// so an upgrade of one Kubernetes minor may move etcd by one at most.
+    #[test]
+    fn neighbouring_minors_keep_etcd_within_one_minor() {
+        let etcd_minor = |row: &Minor| -> (u32, u32) {
+            let mut parts = row.etcd.split('.').map(|p| p.parse::<u32>().unwrap());
+            (parts.next().unwrap(), parts.next().unwrap())
+        };
+        for pair in MINORS.windows(2) {
+            let (a, b) = (etcd_minor(&pair[0]), etcd_minor(&pair[1]));
+            assert_eq!(a.0, b.0, "etcd's major changes at v1.{}", pair[1].minor);
+            assert!(
+                b.1 == a.1 || b.1 == a.1 + 1,
+                "etcd skips a minor at v1.{}: {} to {}",
+                pair[1].minor,
+                pair[0].etcd,
+                pair[1].etcd
+            );
+        }
     }
 
     #[test]
