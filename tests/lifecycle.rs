@@ -507,7 +507,7 @@ fn bad_input_is_refused_clearly_and_creates_nothing() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = format!("{}:30080", taken.local_addr().unwrap().port());
     type Case<'a> = (&'a [&'a str], Option<(&'a str, &'a str)>, i32, &'a str);
-    let cases: [Case; 14] = [
+    let cases: [Case; 17] = [
         (
             &["start", "-p", "e2e-bad", "--image", "berth.test/none:0"],
             None,
@@ -591,6 +591,38 @@ fn bad_input_is_refused_clearly_and_creates_nothing() {
         ),
         (&["status", "-p", "e2e-bad"], None, 5, "does not exist"),
         (&["stop", "-p", "e2e-bad"], None, 5, "does not exist"),
+        (
+            &[
+                "upgrade",
+                "-p",
+                "e2e-bad",
+                "--kubernetes-version",
+                "v1.37.2",
+            ],
+            None,
+            5,
+            "does not exist",
+        ),
+        (
+            &["upgrade", "-p", "e2e-bad", "--kubernetes-version", "1.37"],
+            None,
+            2,
+            "is not a Kubernetes version",
+        ),
+        (
+            &[
+                "upgrade",
+                "-p",
+                "e2e-bad",
+                "--kubernetes-version",
+                "v1.37.2",
+                "--wait",
+                "0",
+            ],
+            None,
+            2,
+            "--wait cannot be 0",
+        ),
         // A wait too short for any API server: the start fails as not
         // ready, names the component, shows its log, and leaves nothing.
         (

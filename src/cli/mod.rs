@@ -23,6 +23,7 @@ mod start;
 mod status;
 mod stop;
 mod tunnel;
+mod upgrade;
 mod version;
 
 use std::path::PathBuf;
@@ -86,6 +87,13 @@ pub enum Command {
         after_help = "Examples:\n  berth start -p dev\n  berth start -p big --nodes 3 --kubernetes-version v1.36.3\n  berth start -p ci --config profiles/ci.yaml --wait 3m\n  berth start -p db --mount $PWD/data:/data --ports 8080:30080"
     )]
     Start(Box<start::Start>),
+    /// Upgrade a running cluster's Kubernetes in place, node by node: the
+    /// control planes first, then the workers, each drained, made anew on
+    /// the new version with its data, and Ready before the next.
+    #[command(
+        after_help = "Examples:\n  berth upgrade -p dev --kubernetes-version v1.37.2\n  berth snapshot save -p dev before-upgrade && berth upgrade -p dev --kubernetes-version v1.37.2"
+    )]
+    Upgrade(upgrade::Upgrade),
     /// Stop a cluster's nodes; their state is kept.
     #[command(after_help = "Examples:\n  berth stop -p dev\n  berth stop --all")]
     Stop(Targets),
@@ -200,6 +208,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Ssh(cmd) => return ssh::run(cmd, &cli.global, ui).await,
         Command::Start(cmd) => start::run(*cmd, &cli.global, ui).await,
         Command::Stop(cmd) => stop::run(cmd, &cli.global, ui).await,
+        Command::Upgrade(cmd) => upgrade::run(cmd, &cli.global, ui).await,
         Command::Pause(cmd) => pause::run(cmd, &cli.global, ui, true).await,
         Command::Unpause(cmd) => pause::run(cmd, &cli.global, ui, false).await,
         Command::Delete(cmd) => delete::run(cmd, &cli.global, ui).await,

@@ -27,6 +27,12 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<u8> {
                 "profile:     {} (Kubernetes {}, {})",
                 status.profile, status.kubernetes_version, status.endpoint
             );
+            if let Some(to) = &status.upgrading {
+                println!(
+                    "upgrade:     to {to} not finished (`berth upgrade -p {} --kubernetes-version {to}` carries it on)",
+                    status.profile
+                );
+            }
             println!("engine:      {} (from {})", engine.host, engine.found);
             println!("apiserver:   {}", status.apiserver);
             if let Some(note) = &status.cgroups_note {

@@ -32,7 +32,8 @@ const WHILE_NONE_READY: &str = "while_none_ready";
 /// first control plane's, which holds them until it serves: every kubelet
 /// registers the moment it is ready, as a single control plane's does,
 /// instead of backing off for seconds from a balancer that turned it away.
-fn config(profile: &Profile) -> String {
+/// haproxy's configuration: every control plane but `away` a server.
+fn config(profile: &Profile, away: Option<&str>) -> String {
     let mut out = format!(
         "# Rendered by berth.
 global
@@ -68,13 +69,18 @@ backend control-planes
     default-server check check-ssl verify none crt {CLIENT_PEM} inter 1s downinter 250ms fall 2 rise 1 on-marked-down shutdown-sessions
 "
     );
-    for node in profile.control_plane_nodes() {
+    let servers: Vec<_> = profile
+        .control_plane_nodes()
+        .into_iter()
+        .filter(|n| Some(n.name.as_str()) != away)
+        .collect();
+    for node in &servers {
         out.push_str(&format!(
             "    server {} {}:{API_PORT}\n",
             node.name, node.ip
         ));
     }
-    if let Some(first) = profile.control_plane_nodes().first() {
+    if let Some(first) = servers.first() {
         out.push_str(&format!(
             "    server {WHILE_NONE_READY} {}:{API_PORT} backup no-check\n",
             first.ip
@@ -100,8 +106,9 @@ fn container(ctx: &Ctx, profile: &Profile, network: String) -> NodeContainer {
     }
 }
 
-/// Its configuration and the certificate its checks present.
-fn files(ctx: &Ctx, profile: &Profile) -> Result<Vec<u8>> {
+/// Its configuration (without `away`) and the certificate its checks
+/// present.
+fn files(ctx: &Ctx, profile: &Profile, away: Option<&str>) -> Result<Vec<u8>> {
     let pki = Pki::new(&ctx.store.pki_dir(&profile.name));
     let pem = format!(
         "{}{}",
@@ -111,7 +118,7 @@ fn files(ctx: &Ctx, profile: &Profile) -> Result<Vec<u8>> {
     Ok(render::tar_of(&[
         NodeFile::File {
             path: CONFIG.into(),
-            content: config(profile),
+            content: config(profile, away),
             mode: 0o644,
         },
         NodeFile::File {
@@ -132,7 +139,7 @@ pub async fn create(ctx: &Ctx, profile: &Profile) -> Result<()> {
         .docker
         .create_container(&container(ctx, profile, network))
         .await?;
-    ctx.docker.upload(&id, files(ctx, profile)?).await?;
+    ctx.docker.upload(&id, files(ctx, profile, None)?).await?;
     Ok(ctx.docker.start_container(&id).await?)
 }
 
@@ -141,8 +148,18 @@ pub async fn create(ctx: &Ctx, profile: &Profile) -> Result<()> {
 /// connection to the servers it keeps. A stopped load balancer reads it
 /// when it starts.
 pub async fn update(ctx: &Ctx, profile: &Profile) -> Result<()> {
+    reload(ctx, profile, None).await
+}
+
+/// `update` with control plane `node` left out, so that nothing new is
+/// sent to it (its sessions go on until it stops).
+pub async fn without(ctx: &Ctx, profile: &Profile, node: &str) -> Result<()> {
+    reload(ctx, profile, Some(node)).await
+}
+
+async fn reload(ctx: &Ctx, profile: &Profile, away: Option<&str>) -> Result<()> {
     let name = ctx.names(profile).load_balancer();
-    ctx.docker.upload(&name, files(ctx, profile)?).await?;
+    ctx.docker.upload(&name, files(ctx, profile, away)?).await?;
     if state(ctx, profile)
         .await?
         .is_some_and(ContainerState::is_running)
@@ -242,13 +259,18 @@ mod tests {
             load_balancer: true,
             ..Profile::example("dev")
         };
-        let text = config(&profile);
+        let text = config(&profile, None);
         assert!(text.contains("    server dev 172.30.7.2:6443\n"));
         assert!(text.contains("    server dev-m03 172.30.7.4:6443\n"));
         assert!(!text.contains("dev-m04"), "a worker is a backend");
         assert!(text.contains("uri /readyz"));
         assert!(text.contains("\n    maxconn 4000\n"));
         assert!(text.ends_with("    server while_none_ready 172.30.7.2:6443 backup no-check\n"));
+        // The first one away (being upgraded): no server, nor the backup.
+        let text = config(&profile, Some("dev"));
+        assert!(!text.contains("172.30.7.2"), "{text}");
+        assert!(text.contains("    server dev-m02 172.30.7.3:6443\n"));
+        assert!(text.ends_with("    server while_none_ready 172.30.7.3:6443 backup no-check\n"));
     }
 
     #[test]

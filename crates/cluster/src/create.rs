@@ -245,6 +245,7 @@ impl Step<NewCluster<'_>> for Create {
                     home_id: new.names.home_id().map(str::to_string),
                     network_id: Some(network.id.clone()),
                     runtime: new.manifest.runtime.clone(),
+                    upgrading: None,
                 };
                 ctx.store.save(&profile)?;
                 nodes::ensure_pki(ctx, &profile, &profile.nodes())?;
@@ -398,6 +399,13 @@ impl Step<Restarted<'_>> for Restart {
                     return Err(Error::usage(format!("profile {} is paused", profile.name))
                         .with_hint(format!("`berth unpause -p {}`", profile.name)));
                 }
+                if let Some(to) = &profile.upgrading {
+                    ctx.ui.info(format!(
+                        "note: the upgrade of profile {0} to {to} has not ended; \
+                         `berth upgrade -p {0} --kubernetes-version {to}` carries it on",
+                        profile.name
+                    ));
+                }
                 restart.stopped = states
                     .into_iter()
                     .filter(|(_, container)| !state_of(container).is_running())
@@ -415,7 +423,8 @@ impl Step<Restarted<'_>> for Restart {
                     // left the node without its files: they are put in now.
                     let config = format!("{}/kubelet.yaml", render::K8S_DIR);
                     if renewed || !ctx.docker.file_exists(&container.id, &config).await? {
-                        nodes::upload_files(ctx, profile, node, &container.id).await?;
+                        let as_made = nodes::as_made(ctx, profile, container)?;
+                        nodes::upload_files(ctx, &as_made, node, &container.id).await?;
                     }
                     Ok::<_, Error>(ctx.docker.start_container(&container.id).await?)
                 }))
@@ -447,8 +456,8 @@ fn check_settings(profile: &Profile, opts: &StartOptions) -> Result<()> {
             .filter(|v| **v != profile.kubernetes_version)
             .map(|v| {
                 format!(
-                    "--kubernetes-version {v} (it runs {})",
-                    profile.kubernetes_version
+                    "--kubernetes-version {v} (it runs {}; `berth upgrade -p {} --kubernetes-version {v}` upgrades it in place)",
+                    profile.kubernetes_version, profile.name
                 )
             }),
         opts.lb_address

@@ -86,12 +86,6 @@ pub async fn retry_image_pulls(client: &kube::Client, images: &[String]) -> Vec<
         .collect();
     let mut deleted = Vec::new();
     for pod in pods.items {
-        let controlled = pod
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .any(|o| o.controller == Some(true));
         let waits = pod
             .status
             .iter()
@@ -108,7 +102,7 @@ pub async fn retry_image_pulls(client: &kube::Client, images: &[String]) -> Vec<
         let (Some(ns), Some(name)) = (&pod.metadata.namespace, &pod.metadata.name) else {
             continue;
         };
-        if controlled && waits {
+        if super::nodes::controlled(&pod) && waits {
             let api: Api<Pod> = Api::namespaced(client.clone(), ns);
             if api.delete(name, &DeleteParams::default()).await.is_ok() {
                 deleted.push(format!("{ns}/{name}"));

@@ -177,6 +177,40 @@ pub async fn health(ctx: &Ctx, container: &str) -> Result<MemberHealth> {
     })
 }
 
+/// Hands etcd's leadership from the member in `container`, when it leads,
+/// to another started member, so that stopping it costs the cluster no
+/// election (a second or more in which no write, and no API server's
+/// readiness check, gets through).
+pub async fn hand_over_leadership(ctx: &Ctx, container: &str) -> Result<()> {
+    let status = run(ctx, container, &["endpoint", "status", "-w", "json"])
+        .await?
+        .map_err(|stderr| etcd_error("read the etcd member's status", &stderr))?;
+    let Some(own) = serde_json::from_str::<Vec<EndpointStatus>>(&status)
+        .ok()
+        .and_then(|s| s.into_iter().next())
+    else {
+        return Err(Error::failure(format!(
+            "etcdctl told the member's status unreadably: {status}"
+        )));
+    };
+    let me = own.status.header.member_id;
+    if own.status.leader != me {
+        return Ok(());
+    }
+    let members = members(ctx, container).await?;
+    let Some(next) = members.iter().find(|m| m.id != me && !m.name.is_empty()) else {
+        return Ok(());
+    };
+    let id = format!("{:x}", next.id);
+    change(
+        ctx,
+        container,
+        &["move-leader", &id],
+        "hand etcd's leadership over",
+    )
+    .await
+}
+
 /// A control plane whose container runs, other than `except`, to ask and
 /// change etcd through; the first one when it runs.
 pub async fn running_control_plane(
@@ -201,7 +235,13 @@ pub async fn running_control_plane(
 
 /// Refuses to take `node`'s member out when the members left would have
 /// no healthy majority: etcd, and the cluster with it, would stop.
-pub async fn check_quorum_without(ctx: &Ctx, profile: &Profile, node: &Node) -> Result<()> {
+/// `doing` says what would take it out, as "deleting".
+pub async fn check_quorum_without(
+    ctx: &Ctx,
+    profile: &Profile,
+    node: &Node,
+    doing: &str,
+) -> Result<()> {
     let states = node_states(ctx, profile).await?;
     let mut healthy = 0;
     let mut left = 0;
@@ -218,7 +258,7 @@ pub async fn check_quorum_without(ctx: &Ctx, profile: &Profile, node: &Node) -> 
         return Ok(());
     }
     Err(Error::usage(format!(
-        "deleting {} would leave etcd {left} members of which {healthy} healthy: \
+        "{doing} {} would leave etcd {left} members of which {healthy} healthy: \
          without a majority of healthy members the cluster stops",
         node.name
     ))

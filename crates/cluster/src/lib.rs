@@ -30,11 +30,13 @@ pub mod status;
 pub mod storage;
 #[cfg(test)]
 mod testing;
+mod upgrade;
 
 pub use lifecycle::{pause, stop};
 pub use nodes::{add as add_node, delete as delete_node};
 pub use ready::{api_ready, client};
 pub use remove::{every_profile, orphans, remove_everything, remove_helpers};
+pub use upgrade::upgrade;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -49,16 +49,6 @@ impl Step<Stopping<'_>> for Stop {
         let profile = stopping.profile;
         match self {
             Stop::ControlPlanes => {
-                // A unit the node does not have would fail the others.
-                let mut units: Vec<&str> = profile
-                    .addons_on()
-                    .iter()
-                    .flat_map(|a| a.units())
-                    .copied()
-                    .collect();
-                units.extend(STOPPED_FIRST);
-                let script = berth_node::render::stop_script(&units);
-                let cmd = &["sh", "-c", script.as_str()][..];
                 try_join_all(
                     stopping
                         .states
@@ -66,7 +56,7 @@ impl Step<Stopping<'_>> for Stop {
                         .filter(|(node, container)| {
                             node.is_control_plane() && state_of(container).is_running()
                         })
-                        .map(|(_, container)| ctx.docker.exec(&container.id, cmd)),
+                        .map(|(_, container)| stop_control_plane(ctx, profile, &container.id)),
                 )
                 .await?;
             }
@@ -89,6 +79,28 @@ impl Step<Stopping<'_>> for Stop {
         }
         Ok(())
     }
+}
+
+/// Stops the units of control plane `container` in `STOPPED_FIRST`'s
+/// order, its addons' first.
+pub(super) async fn stop_control_plane(
+    ctx: &Ctx,
+    profile: &Profile,
+    container: &str,
+) -> Result<()> {
+    // A unit the node does not have would fail the others.
+    let mut units: Vec<&str> = profile
+        .addons_on()
+        .iter()
+        .flat_map(|a| a.units())
+        .copied()
+        .collect();
+    units.extend(STOPPED_FIRST);
+    let script = berth_node::render::stop_script(&units);
+    ctx.docker
+        .exec(container, &["sh", "-c", script.as_str()])
+        .await?;
+    Ok(())
 }
 
 /// Stops every node; see `STOP`. Stopping takes nothing back: a cut stop

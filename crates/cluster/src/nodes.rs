@@ -9,8 +9,9 @@ use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams};
 
 use super::plan::{self, Step};
 use super::{Ctx, node_states, ready, state_of};
+use berth_core::binaries::Version;
 use berth_core::error::{Error, Result};
-use berth_core::names::{LABEL_NODE, LABEL_ROLE};
+use berth_core::names::{LABEL_BINARIES, LABEL_NODE, LABEL_ROLE};
 use berth_core::pki::{self, Leaf, Pki};
 use berth_core::profile::{Node, Profile, Role};
 use berth_engine::{BinariesVolume, NodeContainer, Resource};
@@ -60,6 +61,10 @@ fn container(
     let mut labels = names.labels_created_by(&ctx.token);
     labels.insert(LABEL_NODE.into(), node.name.clone());
     labels.insert(LABEL_ROLE.into(), node.role().to_string());
+    labels.insert(
+        LABEL_BINARIES.into(),
+        profile.kubernetes_version.to_string(),
+    );
     NodeContainer {
         name: node.container.clone(),
         hostname: node.name.clone(),
@@ -93,6 +98,33 @@ fn container(
     }
 }
 
+/// The Kubernetes version node container `container` was made with: its
+/// label's, else (a container made before berth labelled it) the
+/// profile's.
+pub(super) fn version_of(profile: &Profile, container: &Resource) -> Version {
+    container
+        .labels
+        .get(LABEL_BINARIES)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| profile.kubernetes_version.clone())
+}
+
+/// `profile` as node container `container` was made from: the version and
+/// runtime of its binaries, which differ from the profile's in the middle
+/// of an upgrade.
+pub(super) fn as_made(ctx: &Ctx, profile: &Profile, container: &Resource) -> Result<Profile> {
+    let runs = version_of(profile, container);
+    if runs == profile.kubernetes_version {
+        return Ok(profile.clone());
+    }
+    let runtime = ctx.cache.get(&runs)?.and_then(|m| m.runtime);
+    Ok(Profile {
+        kubernetes_version: runs,
+        runtime,
+        ..profile.clone()
+    })
+}
+
 /// Creates a node's volume and container on the profile's network, puts
 /// its files in and starts it; all of it labelled as made by this process.
 /// `joining`: a control plane whose etcd member joins a running cluster.
@@ -118,13 +150,25 @@ pub(crate) async fn make(
     var: Option<&std::path::Path>,
 ) -> Result<String> {
     let names = ctx.names(profile);
-    let network = super::network_id(ctx, profile).await?;
     ctx.docker
         .create_volume(
             &names.var_volume(&node.name),
             &names.labels_created_by(&ctx.token),
         )
         .await?;
+    make_container(ctx, profile, node, binaries, joining, var).await
+}
+
+/// `make` over the node's `/var` volume as it is (an upgrade's).
+pub(crate) async fn make_container(
+    ctx: &Ctx,
+    profile: &Profile,
+    node: &Node,
+    binaries: String,
+    joining: bool,
+    var: Option<&std::path::Path>,
+) -> Result<String> {
+    let network = super::network_id(ctx, profile).await?;
     let id = ctx
         .docker
         .create_container(&container(ctx, profile, node, binaries, network))
@@ -579,6 +623,16 @@ where
             profile.name
         )));
     }
+    if let Some(to) = &profile.upgrading {
+        return Err(Error::usage(format!(
+            "profile {} is being upgraded to {to}; a node is added once every node runs it",
+            profile.name
+        ))
+        .with_hint(format!(
+            "`berth upgrade -p {} --kubernetes-version {to}` finishes the upgrade",
+            profile.name
+        )));
+    }
     require_running(ctx, &profile, false).await?;
     let node = profile.next_node(role).ok_or_else(|| {
         Error::usage(format!(
@@ -691,7 +745,7 @@ impl Step<Deleting> for Delete {
         match self {
             Delete::Drain => {
                 let client = ready::client(&ctx.store, profile).await?;
-                drain(&client, name, *running).await?;
+                drain(&client, name, *running, true).await?;
             }
             Delete::Member if node.is_control_plane() => {
                 super::balancer::update(ctx, without).await?;
@@ -730,19 +784,7 @@ impl Step<Deleting> for Delete {
         match self {
             Delete::Drain => {
                 let client = ready::client(&ctx.store, &deleting.profile).await?;
-                let nodes: Api<NodeObject> = Api::all(client);
-                let uncordon = serde_json::json!({"spec": {"unschedulable": null}});
-                nodes
-                    .patch(
-                        &node.name,
-                        &PatchParams::default(),
-                        &Patch::Merge(&uncordon),
-                    )
-                    .await
-                    .map_err(|e| {
-                        Error::failure(format!("cannot uncordon node {}: {e}", node.name))
-                            .with_hint(format!("`kubectl uncordon {}` does it", node.name))
-                    })?;
+                uncordon(&client, &node.name).await?;
             }
             Delete::Member if node.is_control_plane() => {
                 if deleting.running {
@@ -782,7 +824,7 @@ where
     }
     require_running(ctx, &profile, false).await?;
     if node.is_control_plane() {
-        super::etcd::check_quorum_without(ctx, &profile, &node).await?;
+        super::etcd::check_quorum_without(ctx, &profile, &node, "deleting").await?;
     }
     let running = node_states(ctx, &profile)
         .await?
@@ -837,13 +879,28 @@ async fn delete_object(nodes: &Api<NodeObject>, name: &str, control_plane: bool)
     }
 }
 
+/// Lets node `name` take pods again.
+pub(super) async fn uncordon(client: &kube::Client, name: &str) -> Result<()> {
+    let nodes: Api<NodeObject> = Api::all(client.clone());
+    let uncordon = serde_json::json!({"spec": {"unschedulable": null}});
+    nodes
+        .patch(name, &PatchParams::default(), &Patch::Merge(&uncordon))
+        .await
+        .map_err(|e| {
+            Error::failure(format!("cannot uncordon node {name}: {e}"))
+                .with_hint(format!("`berth kubectl -- uncordon {name}` does it"))
+        })?;
+    Ok(())
+}
+
 /// Cordons the node and evicts its pods as `kubectl drain` does, leaving
-/// DaemonSet pods and static pods, waiting up to a minute for them to go
-/// when `wait` (a node that does not run never lets them go).
-async fn drain(client: &kube::Client, name: &str, wait: bool) -> Result<()> {
+/// DaemonSet pods and static pods, and pods no controller makes again
+/// unless `bare` (a node that goes for good), waiting up to a minute for
+/// them to go when `wait` (a node that does not run never lets them go).
+pub(super) async fn drain(client: &kube::Client, name: &str, wait: bool, bare: bool) -> Result<()> {
     let failed = |what: &str, e: kube::Error| {
         Error::failure(format!("cannot {what} node {name}: {e}")).with_hint(
-            "`berth status` shows whether the API server is ready; then delete the node again",
+            "`berth status` shows whether the API server is ready; then run the command again",
         )
     };
     let nodes: Api<NodeObject> = Api::all(client.clone());
@@ -877,7 +934,7 @@ async fn drain(client: &kube::Client, name: &str, wait: bool) -> Result<()> {
             .map_err(|e| failed("list the pods of", e))?
             .items
             .into_iter()
-            .filter(|p| !stays(p))
+            .filter(|p| !stays(p) && (bare || controlled(p)))
             .collect();
         if pods.is_empty() || Instant::now() > deadline {
             return Ok(());
@@ -924,6 +981,15 @@ fn stays(pod: &Pod) -> bool {
         .as_ref()
         .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
     by_daemonset || mirror
+}
+
+/// A controller makes the pod again when it is evicted.
+pub(super) fn controlled(pod: &Pod) -> bool {
+    pod.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true))
 }
 
 /// The pod's containers have ended for good.

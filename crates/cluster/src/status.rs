@@ -56,6 +56,9 @@ pub struct ServicesStatus {
 pub struct ProfileStatus {
     pub profile: String,
     pub kubernetes_version: String,
+    /// The version an upgrade that has not ended takes the nodes to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrading: Option<String>,
     pub endpoint: String,
     pub apiserver: String,
     pub kubeconfig: String,
@@ -187,6 +190,7 @@ pub async fn status(ctx: &Ctx, profile: &Profile) -> Result<ProfileStatus> {
     Ok(ProfileStatus {
         profile: name.clone(),
         kubernetes_version: profile.kubernetes_version.to_string(),
+        upgrading: profile.upgrading.as_ref().map(ToString::to_string),
         endpoint: profile.server(),
         apiserver: if api_ready {
             "ready".into()
@@ -247,7 +251,7 @@ pub async fn status(ctx: &Ctx, profile: &Profile) -> Result<ProfileStatus> {
 
 /// Whether the API server of the control plane in `container` is ready,
 /// asked on that node's loopback.
-async fn own_api_server_ready(ctx: &Ctx, container: &str) -> Result<bool> {
+pub(crate) async fn own_api_server_ready(ctx: &Ctx, container: &str) -> Result<bool> {
     let kubectl = format!("{}/kubectl", berth_engine::BINARIES_MOUNT);
     let kubeconfig = format!("--kubeconfig={}/admin.conf", berth_node::render::K8S_DIR);
     let cmd = [

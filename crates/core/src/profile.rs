@@ -173,6 +173,10 @@ pub struct Profile {
     /// made before berth paired a runtime with each minor).
     #[serde(default)]
     pub runtime: Option<crate::binaries::Runtime>,
+    /// The version an upgrade that has not ended is taking the nodes to:
+    /// some may run it, the others the profile's `kubernetes_version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrading: Option<Version>,
 }
 
 /// A profile's registry: published on 127.0.0.1 at `port`, chosen when it
@@ -540,6 +544,7 @@ impl Profile {
             home_id: None,
             network_id: None,
             runtime: None,
+            upgrading: None,
         }
     }
 }
