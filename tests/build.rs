@@ -55,7 +55,12 @@ fn without_go_it_says_what_to_do() {
         .code(1)
         .stderr(contains("no usable Go"))
         .stderr(contains("install Go"));
-    assert_eq!(tree(cache.path()), Vec::<String>::new());
+    // Nothing but the (released) lock that builds of one version share.
+    let made: Vec<String> = tree(cache.path())
+        .into_iter()
+        .filter(|p| !p.contains("/locks"))
+        .collect();
+    assert_eq!(made, Vec::<String>::new());
 }
 
 #[test]
