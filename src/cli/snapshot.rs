@@ -10,7 +10,8 @@ use berth_core::ui::Ui;
 pub enum SnapshotCmd {
     /// Save the profile's whole cluster (running: frozen for the copy, a
     /// few seconds; or stopped) as SNAPSHOT: a name kept in this berth
-    /// home, or a directory path (with a `/`) that must not exist yet.
+    /// home, or a path (with a `/`) that must not exist yet: a directory,
+    /// or one file when it ends in `.tar`.
     Save { snapshot: String },
     /// Bring the profile back to SNAPSHOT: its nodes are made anew from it
     /// and started, whether the profile runs, is stopped or was deleted.
@@ -53,7 +54,7 @@ pub async fn run(cmd: SnapshotCmd, global: &Global, ui: Ui) -> Result<()> {
         }
         SnapshotCmd::Restore { snapshot } => {
             let dir = saved::locate(&home, &snapshot)?;
-            let manifest = saved::read(&dir)?;
+            let manifest = saved::read_any(&dir)?;
             let name = match &global.profile {
                 Some(_) => global.profile_name()?,
                 None => manifest.profile.clone(),

@@ -69,6 +69,91 @@ pub fn locate(home: &Path, arg: &str) -> Result<PathBuf> {
     Ok(dir(home).join(arg))
 }
 
+/// Whether `path` names a snapshot in one file (a tar of its directory)
+/// rather than a directory.
+pub fn is_file(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "tar")
+}
+
+/// Packs the snapshot directory `dir` into the tar `file`, its manifest
+/// first (so that it is read without unpacking the rest); written aside and
+/// moved into place, so that `file` is whole or absent.
+pub fn pack(dir: &Path, file: &Path) -> Result<()> {
+    let failed = |e: io::Error| {
+        Error::failure(format!("cannot write {}: {e}", file.display()))
+            .with_hint("check the free space and permissions where the snapshot goes")
+    };
+    let partial = aside(file, "partial");
+    let written = (|| {
+        let out = io::BufWriter::new(fs::File::create(&partial)?);
+        let mut tar = tar::Builder::new(out);
+        tar.follow_symlinks(false);
+        tar.append_path_with_name(dir.join(MANIFEST), MANIFEST)?;
+        for part in ["profiles", "nodes"] {
+            tar.append_dir_all(part, dir.join(part))?;
+        }
+        let out = tar.into_inner()?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        fs::rename(&partial, file)
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&partial);
+        return Err(failed(e));
+    }
+    Ok(())
+}
+
+/// A hidden sibling of `path`, for what is made beside it.
+pub fn aside(path: &Path, what: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or("snapshot".into(), |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.{what}-{}", std::process::id()))
+}
+
+/// The manifest of the snapshot file `file`, read from its first entry.
+pub fn read_file(file: &Path) -> Result<Manifest> {
+    let opened = fs::File::open(file).map_err(|e| refuse(file, e))?;
+    let mut archive = tar::Archive::new(io::BufReader::new(opened));
+    let first = archive
+        .entries()
+        .map_err(|e| refuse(file, e))?
+        .next()
+        .ok_or_else(|| refuse(file, "it is an empty tar"))?
+        .map_err(|e| refuse(file, format!("it is no tar: {e}")))?;
+    if first.path().ok().as_deref() != Some(Path::new(MANIFEST)) {
+        return Err(refuse(file, format!("it does not begin with {MANIFEST}")));
+    }
+    let mut bytes = Vec::new();
+    let mut first = first;
+    first.read_to_end(&mut bytes).map_err(|e| refuse(file, e))?;
+    parse(file, &bytes)
+}
+
+/// The manifest of the snapshot at `path`, a file or a directory.
+pub fn read_any(path: &Path) -> Result<Manifest> {
+    if is_file(path) {
+        read_file(path)
+    } else {
+        read(path)
+    }
+}
+
+/// Unpacks the snapshot file `file` into the new directory `into`, which
+/// `read` and `verify` then check as any snapshot directory; nothing is
+/// written outside `into`.
+pub fn unpack(file: &Path, into: &Path) -> Result<()> {
+    read_file(file)?;
+    let opened = fs::File::open(file).map_err(|e| refuse(file, e))?;
+    let mut archive = tar::Archive::new(io::BufReader::new(opened));
+    archive.unpack(into).map_err(|e| {
+        refuse(
+            file,
+            format!("it cannot be unpacked into {}: {e}", into.display()),
+        )
+    })
+}
+
 /// The home's own snapshots.
 pub fn dir(home: &Path) -> PathBuf {
     home.join("snapshots")
@@ -80,8 +165,8 @@ fn refuse(dir: &Path, why: impl std::fmt::Display) -> Error {
         dir.display()
     ))
     .with_hint(
-        "name a directory `berth snapshot save` made (`berth snapshot list` shows this \
-             home's); nothing was changed",
+        "name a directory or a .tar file `berth snapshot save` made (`berth snapshot list` \
+             shows this home's); nothing was changed",
     )
 }
 
@@ -93,8 +178,22 @@ pub fn read(dir: &Path) -> Result<Manifest> {
         io::ErrorKind::NotFound => refuse(dir, format!("it has no {MANIFEST}")),
         _ => refuse(dir, e),
     })?;
+    let manifest = parse(dir, &bytes)?;
+    let state = Path::new("profiles").join(&manifest.profile);
+    for needed in [state.join("profile.json"), state.join("pki/ca.crt")] {
+        if !dir.join(&needed).is_file() {
+            let needed = needed.display();
+            return Err(refuse(dir, format!("{needed} is missing")));
+        }
+    }
+    Ok(manifest)
+}
+
+/// A manifest from its bytes, refusing one of a newer format or without
+/// nodes; `dir` names the snapshot in errors.
+fn parse(dir: &Path, bytes: &[u8]) -> Result<Manifest> {
     let json: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| refuse(dir, format!("{MANIFEST}: {e}")))?;
+        serde_json::from_slice(bytes).map_err(|e| refuse(dir, format!("{MANIFEST}: {e}")))?;
     let format = json.get("format").and_then(|f| f.as_u64()).unwrap_or(0);
     if format > FORMAT {
         let by = json.get("written_by").and_then(|w| w.as_str());
@@ -110,13 +209,6 @@ pub fn read(dir: &Path) -> Result<Manifest> {
         serde_json::from_value(json).map_err(|e| refuse(dir, format!("{MANIFEST}: {e}")))?;
     if manifest.nodes.is_empty() {
         return Err(refuse(dir, "it holds no node"));
-    }
-    let state = Path::new("profiles").join(&manifest.profile);
-    for needed in [state.join("profile.json"), state.join("pki/ca.crt")] {
-        if !dir.join(&needed).is_file() {
-            let needed = needed.display();
-            return Err(refuse(dir, format!("{needed} is missing")));
-        }
     }
     Ok(manifest)
 }
@@ -235,6 +327,48 @@ mod tests {
         let read_back = read(dir.path()).unwrap();
         assert_eq!(read_back, manifest());
         verify(dir.path(), &read_back).unwrap();
+    }
+
+    #[test]
+    fn a_snapshot_packed_into_one_file_reads_and_unpacks_whole() {
+        let place = tempfile::tempdir().unwrap();
+        let dir = place.path().join("dir");
+        saved(&dir);
+        let file = place.path().join("dev.tar");
+        assert!(is_file(&file) && !is_file(&dir));
+        pack(&dir, &file).unwrap();
+        assert_eq!(read_file(&file).unwrap(), manifest());
+        assert_eq!(read_any(&file).unwrap(), manifest());
+        let leftovers: Vec<_> = fs::read_dir(place.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+
+        let into = place.path().join("unpacked");
+        unpack(&file, &into).unwrap();
+        let read_back = read(&into).unwrap();
+        verify(&into, &read_back).unwrap();
+        assert_eq!(
+            fs::read_to_string(into.join("profiles/dev/pki/ca.crt")).unwrap(),
+            "ca"
+        );
+
+        // A file that is no tar, or a tar of something else, is refused
+        // and nothing is unpacked.
+        let text = place.path().join("notes.tar");
+        fs::write(&text, "hello").unwrap();
+        let other = place.path().join("other.tar");
+        let mut tar = tar::Builder::new(fs::File::create(&other).unwrap());
+        tar.append_path_with_name(&text, "notes.txt").unwrap();
+        tar.finish().unwrap();
+        for bad in [&text, &other] {
+            let into = place.path().join("never");
+            let error = unpack(bad, &into).unwrap_err();
+            assert_eq!(error.exit, crate::error::Exit::Usage, "{error}");
+            assert!(!into.exists());
+        }
     }
 
     #[test]
