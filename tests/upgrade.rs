@@ -52,30 +52,9 @@ fn cache(version: &str) {
 /// and a Deployment `web` of two replicas with a disruption budget, served
 /// as a LoadBalancer Service on the host's `port`.
 fn workloads(image: &str, port: u16) -> String {
+    let script = "[ -f /data/marker ] || echo before > /data/marker; sleep 3600";
     format!(
-        r#"
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata: {{name: data}}
-spec:
-  accessModes: [ReadWriteOnce]
-  resources: {{requests: {{storage: 10Mi}}}}
----
-apiVersion: v1
-kind: Pod
-metadata: {{name: writer}}
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: writer
-    image: {image}
-    imagePullPolicy: Never
-    command: [sh, -c, "[ -f /data/marker ] || echo before > /data/marker; sleep 3600"]
-    volumeMounts: [{{name: data, mountPath: /data}}]
-  volumes:
-  - name: data
-    persistentVolumeClaim: {{claimName: data}}
----
+        r#"{}---
 {}
 ---
 apiVersion: policy/v1
@@ -93,6 +72,7 @@ spec:
   selector: {{app: web}}
   ports: [{{port: {port}, targetPort: 8080}}]
 "#,
+        common::claim_and_writer(image, "10Mi", script, None),
         common::web_deployment(image, 2)
     )
 }

@@ -508,6 +508,43 @@ spec:
 
 /// A Deployment `web` of `replicas` pods of `image` (busybox), each serving
 /// its own name over HTTP on 8080.
+/// A claim `data` of `size` and a bare pod `writer` of `image` (which no
+/// registry serves) running the shell `script` (no double quotes) with the
+/// claim at /data; ready once the command `ready` (a YAML list) succeeds,
+/// when given.
+pub fn claim_and_writer(image: &str, size: &str, script: &str, ready: Option<&str>) -> String {
+    let probe = ready
+        .map(|command| {
+            format!("\n    readinessProbe: {{exec: {{command: {command}}}, periodSeconds: 1}}")
+        })
+        .unwrap_or_default();
+    format!(
+        r#"
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: data}}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {{requests: {{storage: {size}}}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: writer}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: writer
+    image: {image}
+    imagePullPolicy: Never
+    command: [sh, -c, "{script}"]{probe}
+    volumeMounts: [{{name: data, mountPath: /data}}]
+  volumes:
+  - name: data
+    persistentVolumeClaim: {{claimName: data}}
+"#
+    )
+}
+
 pub fn web_deployment(image: &str, replicas: u32) -> String {
     format!(
         r#"

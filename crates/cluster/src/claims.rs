@@ -9,19 +9,20 @@ use berth_core::names::Names;
 use berth_engine::{Kind, Resource};
 
 /// Refuses, before anything is made, a start or node add whose engine
-/// names (the nodes' containers and volumes, and the network when
-/// `network`) are taken, naming who has each. Names this very profile's
-/// resources hold are taken too: they are what a cut-off start left.
+/// names (the nodes' containers and volumes, as pairs, and the network
+/// when `network`) are taken, naming who has each. Names this very
+/// profile's resources hold are taken too: they are what a cut-off start
+/// left.
 pub(super) async fn ensure_names_free(
     ctx: &Ctx,
     names: &Names,
-    nodes: &[String],
+    nodes: &[(String, String)],
     network: bool,
 ) -> Result<()> {
     let mut wanted: Vec<(Kind, String)> = Vec::new();
-    for node in nodes {
-        wanted.push((Kind::Container, names.container(node)));
-        wanted.push((Kind::Volume, names.var_volume(node)));
+    for (container, volume) in nodes {
+        wanted.push((Kind::Container, container.clone()));
+        wanted.push((Kind::Volume, volume.clone()));
     }
     if network {
         wanted.push((Kind::Network, names.network()));

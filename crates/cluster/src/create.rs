@@ -83,8 +83,11 @@ impl<'a> NewCluster<'a> {
     ) -> Result<Self> {
         check_counts(opts)?;
         let names = ctx.names_for(name);
-        let nodes: Vec<String> = (0..opts.node_count())
-            .map(|i| berth_core::profile::node_name(name, i))
+        let nodes: Vec<(String, String)> = (0..opts.node_count())
+            .map(|i| {
+                let node = berth_core::profile::node_name(name, i);
+                (names.container(&node), names.var_volume(&node))
+            })
             .collect();
         super::claims::ensure_names_free(ctx, &names, &nodes, true).await?;
         for port in &opts.ports {
@@ -246,6 +249,7 @@ impl Step<NewCluster<'_>> for Create {
                     network_id: Some(network.id.clone()),
                     runtime: new.manifest.runtime.clone(),
                     upgrading: None,
+                    node_names: None,
                 };
                 ctx.store.save(&profile)?;
                 nodes::ensure_pki(ctx, &profile, &profile.nodes())?;
@@ -586,7 +590,7 @@ mod tests {
     /// Why a new two-node profile `dev` cannot be made, if it cannot.
     fn refusal(ctx: &Ctx) -> Option<Error> {
         let names = ctx.names_for("dev");
-        let nodes = ["dev".to_string(), "dev-m02".to_string()];
+        let nodes = ["dev", "dev-m02"].map(|n| (names.container(n), names.var_volume(n)));
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()

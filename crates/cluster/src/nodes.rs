@@ -72,7 +72,7 @@ fn container(
         labels,
         privilege: Some(profile.privilege),
         cgroup_v2: profile.cgroup_v2,
-        var_volume: Some(names.var_volume(&node.name)),
+        var_volume: Some(node.volume.clone()),
         binaries: Some(BinariesVolume {
             name: binaries,
             writable: false,
@@ -151,10 +151,7 @@ pub(crate) async fn make(
 ) -> Result<String> {
     let names = ctx.names(profile);
     ctx.docker
-        .create_volume(
-            &names.var_volume(&node.name),
-            &names.labels_created_by(&ctx.token),
-        )
+        .create_volume(&node.volume, &names.labels_created_by(&ctx.token))
         .await?;
     make_container(ctx, profile, node, binaries, joining, var).await
 }
@@ -196,14 +193,12 @@ pub(crate) async fn make_container(
 
 /// The node's container and volume, among what the profile owns.
 async fn node_resources(ctx: &Ctx, profile: &Profile, node: &Node) -> Result<Vec<Resource>> {
-    let names = ctx.names(profile);
-    let volume = names.var_volume(&node.name);
     Ok(ctx
         .docker
-        .resources(&names.filter())
+        .resources(&ctx.names(profile).filter())
         .await?
         .into_iter()
-        .filter(|r| r.name == node.container || r.name == volume)
+        .filter(|r| r.name == node.container || r.name == node.volume)
         .collect())
 }
 
@@ -645,7 +640,7 @@ where
     super::claims::ensure_names_free(
         ctx,
         &ctx.names(&profile),
-        std::slice::from_ref(&node.name),
+        &[(node.container.clone(), node.volume.clone())],
         false,
     )
     .await?;

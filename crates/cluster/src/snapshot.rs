@@ -162,8 +162,47 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 /// `snapshot save`: the profile's cluster, running (frozen for the copy,
-/// seconds) or stopped, into the new directory `dir`.
+/// seconds) or stopped, into the new directory or `.tar` file `path`; a
+/// file is the directory packed, made beside it first.
 pub async fn save<F, Fut>(
+    ctx: &Ctx,
+    profile: &Profile,
+    path: &Path,
+    interrupted: F,
+) -> Result<Manifest>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = &'static str>,
+{
+    if !snapshot::is_file(path) {
+        return save_dir(ctx, profile, path, interrupted).await;
+    }
+    if path.exists() {
+        return Err(Error::usage(format!("{} exists already", path.display()))
+            .with_hint("name another file, or remove that one first"));
+    }
+    let staging = snapshot::aside(path, "dir");
+    let saved = save_dir(ctx, profile, &staging, interrupted).await;
+    let packed = saved.and_then(|manifest| {
+        let step = ctx.ui.step(format!("Packing it into {}", path.display()));
+        tokio::task::block_in_place(|| snapshot::pack(&staging, path))?;
+        step.done();
+        Ok(manifest)
+    });
+    let _ = std::fs::remove_dir_all(&staging);
+    packed.map_err(|e| shown_as(e, &staging, path))
+}
+
+/// `error` with the staging directory `staging` named as the file `path`
+/// the user gave.
+fn shown_as(mut error: Error, staging: &Path, path: &Path) -> Error {
+    let (staging, path) = (staging.display().to_string(), path.display().to_string());
+    error.message = error.message.replace(&staging, &path);
+    error.hint = error.hint.map(|h| h.replace(&staging, &path));
+    error
+}
+
+async fn save_dir<F, Fut>(
     ctx: &Ctx,
     profile: &Profile,
     dir: &Path,
@@ -224,29 +263,43 @@ where
     snapshot::read(dir)
 }
 
-/// `snapshot restore`: the profile `name` as it was when the snapshot in
-/// `dir` was saved, whether it runs, is stopped, or was deleted since.
-/// The snapshot is checked whole first; nothing changes when it is not one
-/// berth can restore.
-pub async fn restore<F, Fut>(ctx: &Ctx, dir: &Path, name: &str, interrupted: F) -> Result<Profile>
+/// `snapshot restore`: the profile `name` as it was when the snapshot at
+/// `path` (a directory or a `.tar` file, unpacked first into the home) was
+/// saved, whether it runs, is stopped, or was deleted since. The snapshot
+/// is checked whole first; nothing changes when it is not one berth can
+/// restore.
+pub async fn restore<F, Fut>(ctx: &Ctx, path: &Path, name: &str, interrupted: F) -> Result<Profile>
+where
+    F: Fn() -> Fut + Copy,
+    Fut: std::future::Future<Output = &'static str>,
+{
+    if !snapshot::is_file(path) {
+        return restore_dir(ctx, path, name, interrupted).await;
+    }
+    let staging = snapshot::dir(&ctx.home).join(format!(".unpacked-{}", ctx.token));
+    let step = ctx.ui.step(format!("Unpacking {}", path.display()));
+    let unpacked = tokio::task::block_in_place(|| snapshot::unpack(path, &staging));
+    let restored = match unpacked {
+        Ok(()) => {
+            step.done();
+            restore_dir(ctx, &staging, name, interrupted).await
+        }
+        Err(e) => Err(e),
+    };
+    let _ = std::fs::remove_dir_all(&staging);
+    restored.map_err(|e| shown_as(e, &staging, path))
+}
+
+async fn restore_dir<F, Fut>(ctx: &Ctx, dir: &Path, name: &str, interrupted: F) -> Result<Profile>
 where
     F: Fn() -> Fut + Copy,
     Fut: std::future::Future<Output = &'static str>,
 {
     let manifest = snapshot::read(dir)?;
-    if manifest.profile != name {
-        return Err(Error::usage(format!(
-            "the snapshot is of profile {}, not {name}",
-            manifest.profile
-        ))
-        .with_hint(format!(
-            "restore it with `-p {}`; restoring into another profile is not done yet",
-            manifest.profile
-        )));
-    }
-    let mut saved = Store::new(dir).load(name)?.ok_or_else(|| {
+    let from = manifest.profile.clone();
+    let mut saved = Store::new(dir).load(&from)?.ok_or_else(|| {
         Error::usage(format!(
-            "{} holds no state of profile {name}",
+            "{} holds no state of profile {from}",
             dir.display()
         ))
     })?;
@@ -256,6 +309,10 @@ where
         Some(current) => current.home_id.clone(),
         None => berth_core::names::home_id(&ctx.home),
     };
+    let renamed = from != name;
+    if renamed {
+        into_another(ctx, &mut saved, name, current.as_ref())?;
+    }
     let nodes: Vec<String> = saved.nodes().into_iter().map(|n| n.name).collect();
     let archived: Vec<String> = manifest.nodes.iter().map(|n| n.node.clone()).collect();
     if nodes != archived {
@@ -276,12 +333,20 @@ where
         ),
         undo: None,
     };
+    // A new profile's port and subnet are chosen, and taken by its
+    // containers, under the lock starts take for theirs.
+    let _allocating = (renamed && current.is_none())
+        .then(|| berth_core::lock::allocate(&ctx.home, ctx.lock_timeout, ctx.ui))
+        .transpose()?;
     let mut restoring = Restoring {
         dir: dir.to_path_buf(),
+        from,
+        renamed,
         current,
         saved,
     };
     plan::execute(ctx, verb, &RESTORE, &mut restoring, interrupted).await?;
+    drop(_allocating);
     let opts = StartOptions {
         wait: Some(super::DEFAULT_WAIT),
         ..StartOptions::default()
@@ -289,13 +354,70 @@ where
     super::start(ctx, name, &opts, interrupted).await
 }
 
+/// The snapshot of profile `saved` made the state of profile `name`
+/// (`current`, if it exists): the same cluster (its nodes keep their names
+/// in Kubernetes, which its volumes and pods are bound to, and its CA and
+/// service-account keys), under the new profile's engine names, port and
+/// network. What the original holds on the host (published NodePorts, a
+/// registry) is left out, said.
+fn into_another(
+    ctx: &Ctx,
+    saved: &mut Profile,
+    name: &str,
+    current: Option<&Profile>,
+) -> Result<()> {
+    let nodes = saved
+        .node_names
+        .take()
+        .unwrap_or_else(|| saved.name.clone());
+    saved.node_names = (nodes != name).then_some(nodes);
+    saved.name = name.to_string();
+    if !saved.ports.is_empty() {
+        saved.ports.clear();
+        ctx.ui.info(format!(
+            "note: the NodePorts profile {} published are not published for {name}",
+            saved.node_names.as_deref().unwrap_or(name)
+        ));
+    }
+    if saved.registry.take().is_some() {
+        ctx.ui.info(format!(
+            "note: profile {name} gets no registry of its own (`berth registry enable -p {name}` gives it one)"
+        ));
+    }
+    saved.network_id = None;
+    if let Some(current) = current {
+        // Several control planes know each other's etcd members by their
+        // addresses, which another subnet would change.
+        if saved.load_balancer && current.subnet != saved.subnet {
+            return Err(several_control_planes(saved, name));
+        }
+        saved.api_port = current.api_port;
+        saved.subnet = current.subnet;
+        saved.node_ip = current.node_ip;
+    }
+    Ok(())
+}
+
+fn several_control_planes(saved: &Profile, name: &str) -> Error {
+    Error::usage(format!(
+        "the snapshot's cluster has several control planes, whose etcd members know each other \
+         by their addresses on {}; profile {name} cannot have those",
+        saved.subnet
+    ))
+    .with_hint(format!(
+        "restore it into its own profile, or into {name} once no network is on {} \
+         (`berth delete` the profile that has it)",
+        saved.subnet
+    ))
+}
+
 /// `snapshot restore` once the snapshot is checked. Nothing is taken back:
 /// the cluster as it was is what the restore replaces, and restoring again
 /// finishes a restore that was cut.
 const RESTORE: [Restore; 4] = [
     Restore::Clear,
-    Restore::State,
     Restore::Network,
+    Restore::State,
     Restore::Nodes,
 ];
 
@@ -303,16 +425,23 @@ const RESTORE: [Restore; 4] = [
 enum Restore {
     /// The profile's nodes, their containers and volumes, go.
     Clear,
+    /// Its network, made again on its subnet when it was deleted; a new
+    /// profile's on the first free one (with a port of its own) when the
+    /// snapshot's is taken.
+    Network,
     /// The profile's state and certificates are the snapshot's.
     State,
-    /// Its network, made again on its subnet when it was deleted.
-    Network,
-    /// Each node made anew from its archive, not started.
+    /// Each node made anew from its archive, not started; a new profile's
+    /// certificates issued for its addresses first.
     Nodes,
 }
 
 struct Restoring {
     dir: PathBuf,
+    /// The profile the snapshot is of.
+    from: String,
+    /// Restored into another profile than `from`.
+    renamed: bool,
     current: Option<Profile>,
     saved: Profile,
 }
@@ -332,22 +461,15 @@ impl Step<Restoring> for Restore {
         let names = ctx.names(&restoring.saved);
         match self {
             Restore::Clear => {
-                let mut gone: Vec<String> = restoring
-                    .saved
-                    .nodes()
-                    .into_iter()
-                    .map(|n| n.name)
-                    .collect();
+                let mut gone = restoring.saved.nodes();
                 if let Some(current) = &restoring.current {
-                    gone.extend(current.nodes().into_iter().map(|n| n.name));
+                    gone.extend(current.nodes());
                 }
-                gone.sort();
-                gone.dedup();
                 // Only what carries the profile's labels: the engine may be
                 // shared.
                 let doomed: Vec<String> = gone
-                    .iter()
-                    .flat_map(|node| [names.container(node), names.var_volume(node)])
+                    .into_iter()
+                    .flat_map(|node| [node.container, node.volume])
                     .collect();
                 let mut ours = ctx.docker.resources(&names.filter()).await?;
                 ours.retain(|r| r.kind != Kind::Network && doomed.contains(&r.name));
@@ -371,8 +493,19 @@ impl Step<Restoring> for Restore {
                 }
                 let pki = ctx.store.pki_dir(&saved.name);
                 let _ = std::fs::remove_dir_all(&pki);
-                copy_dir(&Store::new(&restoring.dir).pki_dir(&saved.name), &pki)
+                copy_dir(&Store::new(&restoring.dir).pki_dir(&restoring.from), &pki)
                     .map_err(|e| Error::failure(format!("cannot write {}: {e}", pki.display())))?;
+                if restoring.renamed {
+                    // The CAs and service-account keys stay (tokens and
+                    // trust go on); every leaf is issued anew for the new
+                    // profile's addresses and names.
+                    berth_core::pki::Pki::new(&pki)
+                        .keep_only_authorities()
+                        .map_err(|e| {
+                            Error::failure(format!("cannot write {}: {e}", pki.display()))
+                        })?;
+                    nodes::ensure_pki(ctx, saved, &saved.nodes())?;
+                }
                 ctx.store.save(saved)?;
             }
             Restore::Network => {
@@ -386,6 +519,10 @@ impl Step<Restoring> for Restore {
                     return Ok(());
                 }
                 let labels = names.labels_created_by(&ctx.token);
+                let new = restoring.renamed && restoring.current.is_none();
+                if new {
+                    saved.api_port = super::host::free_port()?;
+                }
                 let subnet = [saved.subnet.to_string()];
                 match ctx
                     .docker
@@ -393,6 +530,20 @@ impl Step<Restoring> for Restore {
                     .await?
                 {
                     NetworkMade::Made { id, .. } => saved.network_id = Some(id),
+                    NetworkMade::NoneFree if new && saved.load_balancer => {
+                        return Err(several_control_planes(saved, &saved.name));
+                    }
+                    // A copy beside its original gets a subnet of its own.
+                    NetworkMade::NoneFree if new => {
+                        let made =
+                            super::create::network_on_free_subnet(ctx, &names.network(), &labels)
+                                .await?;
+                        let (id, subnet) =
+                            made.map_err(|other| super::claims::taken(&names, &other))?;
+                        saved.network_id = Some(id);
+                        saved.subnet = subnet;
+                        saved.node_ip = subnet.host(2);
+                    }
                     NetworkMade::NameTaken(other) => {
                         return Err(super::claims::taken(&names, &other));
                     }
@@ -406,7 +557,6 @@ impl Step<Restoring> for Restore {
                         ));
                     }
                 }
-                ctx.store.save(saved)?;
             }
             Restore::Nodes => {
                 let saved = &restoring.saved;
@@ -433,11 +583,16 @@ impl Step<Restoring> for Restore {
     }
 }
 
-/// `snapshot delete`: the snapshot directory, once it is known to be one.
-pub fn delete(dir: &Path) -> Result<Manifest> {
-    let manifest = snapshot::read(dir)?;
-    std::fs::remove_dir_all(dir)
-        .map_err(|e| Error::failure(format!("cannot remove {}: {e}", dir.display())))?;
+/// `snapshot delete`: the snapshot directory or file, once it is known to
+/// be one.
+pub fn delete(path: &Path) -> Result<Manifest> {
+    let manifest = snapshot::read_any(path)?;
+    let removed = if snapshot::is_file(path) {
+        std::fs::remove_file(path)
+    } else {
+        std::fs::remove_dir_all(path)
+    };
+    removed.map_err(|e| Error::failure(format!("cannot remove {}: {e}", path.display())))?;
     Ok(manifest)
 }
 
@@ -510,5 +665,65 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert!(left.is_empty(), "left behind: {left:?}");
+    }
+
+    #[test]
+    fn a_snapshot_into_another_profile_keeps_its_node_names_and_not_its_host_ports() {
+        let (_home, _engine, ctx, mut saved) = running();
+        saved.ports = vec![berth_core::settings::Port {
+            host: 8080,
+            node_port: 30080,
+        }];
+        saved.registry = Some(berth_core::profile::Registry { port: 5001 });
+        let mut copy = saved.clone();
+        into_another(&ctx, &mut copy, "copy", None).unwrap();
+        assert_eq!(copy.name, "copy");
+        let nodes: Vec<(String, String)> = copy
+            .nodes()
+            .into_iter()
+            .map(|n| (n.name, n.container))
+            .collect();
+        let own = |n: &str| berth_core::names::container(n, copy.home_id.as_deref());
+        assert_eq!(
+            nodes,
+            [
+                ("dev".to_string(), own("copy")),
+                ("dev-m02".to_string(), own("copy-m02"))
+            ]
+        );
+        assert!(copy.ports.is_empty() && copy.registry.is_none());
+        assert_eq!(copy.network_id, None);
+        // A copy of the copy still names its nodes after the first; one
+        // restored back into the first's name names them as its own.
+        let mut again = copy.clone();
+        into_another(&ctx, &mut again, "third", None).unwrap();
+        assert_eq!(again.node_names.as_deref(), Some("dev"));
+        into_another(&ctx, &mut again, "dev", None).unwrap();
+        assert_eq!(again.node_names, None);
+
+        // Over an existing profile: its port and subnet; several control
+        // planes only on their own subnet.
+        let current = Profile {
+            name: "copy".into(),
+            api_port: 7000,
+            subnet: berth_node::net::Cidr::slash24(172, 30, 9),
+            node_ip: "172.30.9.2".parse().unwrap(),
+            ..saved.clone()
+        };
+        let mut over = saved.clone();
+        into_another(&ctx, &mut over, "copy", Some(&current)).unwrap();
+        assert_eq!((over.api_port, over.subnet), (7000, current.subnet));
+        let mut several = Profile {
+            load_balancer: true,
+            control_planes: vec![1, 2],
+            ..saved
+        };
+        let error = into_another(&ctx, &mut several, "copy", Some(&current)).unwrap_err();
+        assert_eq!(error.exit, berth_core::error::Exit::Usage);
+        assert!(
+            error.message.contains("several control planes"),
+            "{}",
+            error.message
+        );
     }
 }

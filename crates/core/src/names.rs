@@ -60,6 +60,11 @@ pub fn container(node: &str, home_id: Option<&str>) -> String {
     }
 }
 
+/// The volume holding `/var` of the node whose container is `container`.
+pub fn var_volume(container: &str) -> String {
+    format!("{container}-var")
+}
+
 /// The kubeconfig context of profile `profile` with `home_id`.
 pub fn context(profile: &str, home_id: Option<&str>) -> String {
     container(profile, home_id)
@@ -132,7 +137,7 @@ impl Names {
 
     /// The volume that holds `/var` of the node named `node`.
     pub fn var_volume(&self, node: &str) -> String {
-        format!("{}-var", self.container(node))
+        var_volume(&self.container(node))
     }
 
     /// The profile's registry container; a `.` keeps it apart from every

@@ -307,6 +307,28 @@ impl Pki {
 
     /// Makes the CA `<stem>.crt`/`<stem>.key` when it is missing; says
     /// whether it did.
+    /// Removes every leaf certificate and key, keeping the CAs and the
+    /// service-account keys: `ensure` then issues every leaf anew (for a
+    /// cluster whose names or addresses changed) under the same trust.
+    pub fn keep_only_authorities(&self) -> std::io::Result<()> {
+        let kept = [
+            "ca.crt",
+            "ca.key",
+            FRONT_PROXY_CA_CRT,
+            FRONT_PROXY_CA_KEY,
+            "sa.key",
+            "sa.pub",
+        ];
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if !kept.iter().any(|k| name == *k) && entry.file_type()?.is_file() {
+                fs::remove_file(entry.path())?;
+            }
+        }
+        Ok(())
+    }
+
     fn ensure_ca(&self, stem: &str, common_name: &str) -> Result<bool, Error> {
         if self.path(&format!("{stem}.key")).exists() {
             return Ok(false);

@@ -173,6 +173,11 @@ pub struct Profile {
     /// made before berth paired a runtime with each minor).
     #[serde(default)]
     pub runtime: Option<crate::binaries::Runtime>,
+    /// The profile whose names its nodes carry in Kubernetes (and their
+    /// hostnames), when not this one's: a profile restored from another's
+    /// snapshot, whose volumes' claims and pods are bound to those names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_names: Option<String>,
     /// The version an upgrade that has not ended is taking the nodes to:
     /// some may run it, the others the profile's `kubernetes_version`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -208,6 +213,8 @@ pub struct Node {
     pub pod_cidr: Cidr,
     /// Its container's name in the engine.
     pub container: String,
+    /// The name of the engine's volume that holds its `/var`.
+    pub volume: String,
     pub role: Role,
 }
 
@@ -231,14 +238,18 @@ impl Profile {
     /// network (the first control plane has .2) and its /24 of the pod
     /// CIDR; its role is the profile's for that index, else worker.
     pub fn node_at(&self, index: u32) -> Node {
-        let name = node_name(&self.name, index);
+        let name = node_name(self.node_names.as_deref().unwrap_or(&self.name), index);
+        // Engine names are the profile's own, whatever its nodes are called.
+        let container =
+            crate::names::container(&node_name(&self.name, index), self.home_id.as_deref());
         let role = if index == 0 || self.control_planes.contains(&index) {
             Role::ControlPlane
         } else {
             Role::Worker
         };
         Node {
-            container: crate::names::container(&name, self.home_id.as_deref()),
+            volume: crate::names::var_volume(&container),
+            container,
             name,
             index,
             ip: Ipv4Addr::from(u32::from(self.node_ip) + index),
@@ -545,6 +556,7 @@ impl Profile {
             network_id: None,
             runtime: None,
             upgrading: None,
+            node_names: None,
         }
     }
 }
@@ -649,9 +661,28 @@ mod tests {
                 ip: "172.30.7.2".parse().unwrap(),
                 pod_cidr: "10.244.0.0/24".parse().unwrap(),
                 container: "berth-dev".into(),
+                volume: "berth-dev-var".into(),
                 role: Role::ControlPlane,
             }
         );
+        // A profile restored from another's snapshot keeps its nodes'
+        // names in the cluster; its engine names are its own.
+        let restored = Profile {
+            name: "copy".into(),
+            node_names: Some("dev".into()),
+            workers: vec![1],
+            ..profile()
+        };
+        let worker = &restored.nodes()[1];
+        assert_eq!(
+            (
+                worker.name.as_str(),
+                worker.container.as_str(),
+                worker.volume.as_str()
+            ),
+            ("dev-m02", "berth-copy-m02", "berth-copy-m02-var")
+        );
+        assert_eq!(restored.node("dev-m02").unwrap().index, 1);
         let second = p.next_node(Role::Worker).unwrap();
         assert_eq!(
             (
