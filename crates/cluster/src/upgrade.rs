@@ -207,7 +207,9 @@ async fn upgrade_node(ctx: &Ctx, up: &mut Upgrading, place: usize) -> Result<()>
         own_api_server(ctx, &up.profile, &node, &what, up.wait).await?;
         super::balancer::update(ctx, &up.target).await?;
     }
-    if drained {
+    // Also a node drained by an upgrade cut before its container was made
+    // anew: `release` uncordons only what an upgrade cordoned.
+    if up.profile.nodes().len() > 1 {
         let client = ready::client(&ctx.store, &up.target).await?;
         release(&client, &node.name).await?;
     }

@@ -765,18 +765,31 @@ impl Docker {
         Ok(serde_json::to_value(inspect).unwrap_or_default())
     }
 
+    /// Freezes a container. runc on cgroup v1 gives up when a process does
+    /// not reach the frozen state within its own tries (one in the middle
+    /// of heavy disk I/O, seen in CI), thawing what it froze; asked again a
+    /// moment later, it freezes.
     pub async fn pause_container(&self, name: &str) -> Result<()> {
-        self.api
-            .pause_container(name)
-            .await
-            .map_err(|e| self.api_error(format!("pause container {name}"), e))
+        let mut tries = 0;
+        loop {
+            match self.api.pause_container(name).await {
+                Ok(()) => return Ok(()),
+                Err(e) if tries < 5 && says(&e, "unable to freeze") => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * tries)).await;
+                }
+                Err(e) => return Err(self.api_error(format!("pause container {name}"), e)),
+            }
+        }
     }
 
+    /// Thaws a container; one that is not frozen is left as it is.
     pub async fn unpause_container(&self, name: &str) -> Result<()> {
-        self.api
-            .unpause_container(name)
-            .await
-            .map_err(|e| self.api_error(format!("unpause container {name}"), e))
+        match self.api.unpause_container(name).await {
+            Ok(()) => Ok(()),
+            Err(e) if says(&e, "is not paused") => Ok(()),
+            Err(e) => Err(self.api_error(format!("unpause container {name}"), e)),
+        }
     }
 
     /// Unpacks a tar into a container, which may be created but not started.
@@ -929,11 +942,7 @@ impl Docker {
         };
         match self.api.create_network(request).await {
             Ok(created) => Ok(Some(created.id)),
-            Err(bollard::errors::Error::DockerResponseServerError { message, .. })
-                if message.contains("overlap") =>
-            {
-                Ok(None)
-            }
+            Err(e) if says(&e, "overlap") => Ok(None),
             Err(e) => Err(self.api_error(format!("create network {name}"), e)),
         }
     }
@@ -952,11 +961,7 @@ impl Docker {
         };
         match self.api.connect_network(network, request).await {
             Ok(()) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError { message, .. })
-                if message.contains("already exists") =>
-            {
-                Ok(())
-            }
+            Err(e) if says(&e, "already exists") => Ok(()),
             Err(e) => Err(self.api_error(format!("attach {container} to network {network}"), e)),
         }
     }
@@ -969,11 +974,7 @@ impl Docker {
         match self.api.disconnect_network(network, request).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError { message, .. })
-                if message.contains("not connected") =>
-            {
-                Ok(())
-            }
+            Err(e) if says(&e, "not connected") => Ok(()),
             Err(e) => Err(self.api_error(format!("detach {container} from network {network}"), e)),
         }
     }
@@ -1177,6 +1178,14 @@ impl Docker {
             other => classify_connect_error(&self.endpoint, other),
         }
     }
+}
+
+/// Whether the engine refused with a message that holds `text`.
+fn says(error: &bollard::errors::Error, text: &str) -> bool {
+    matches!(
+        error,
+        bollard::errors::Error::DockerResponseServerError { message, .. } if message.contains(text)
+    )
 }
 
 fn is_not_found(error: &bollard::errors::Error) -> bool {
