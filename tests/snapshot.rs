@@ -31,8 +31,24 @@ fn in_writer(env: &Env, script: &str) -> String {
     in_writer_of(env, "snap", script)
 }
 
+/// Runs `script` in the writer, asked again while its container is not
+/// there yet: right after a restore the pod's status is the snapshot's
+/// (Ready) until its kubelet reports anew.
 fn in_writer_of(env: &Env, profile: &str, script: &str) -> String {
-    env.kubectl(profile, &["exec", "writer", "--", "sh", "-c", script])
+    let mut out = String::new();
+    eventually(Duration::from_secs(90), || {
+        let args = [
+            "kubectl", "-p", profile, "--", "exec", "writer", "--", "sh", "-c", script,
+        ];
+        let (code, stdout, stderr) = env.run(&args);
+        if code == 0 {
+            out = stdout;
+            Ok(())
+        } else {
+            Err(format!("{script}: {stderr}"))
+        }
+    });
+    out
 }
 
 /// Waits until the Deployment's replicas and the writer are ready.

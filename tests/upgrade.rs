@@ -310,8 +310,24 @@ fn a_cluster_is_upgraded_in_place_one_minor_with_its_workloads_and_data() {
     eventually(Duration::from_secs(60), || {
         common::http_get(port, None).map(|_| ())
     });
-    let marker = env.kubectl("up", &["exec", "writer", "--", "cat", "/data/marker"]);
-    assert_eq!(marker.trim(), "before");
+    // Asked until its container is there: right after its node came back,
+    // the pod's status may still be the Ready of before.
+    eventually(Duration::from_secs(90), || {
+        let (code, out, err) = env.run(&[
+            "kubectl",
+            "-p",
+            "up",
+            "--",
+            "exec",
+            "writer",
+            "--",
+            "cat",
+            "/data/marker",
+        ]);
+        (code == 0 && out.trim() == "before")
+            .then_some(())
+            .ok_or(format!("{out}{err}"))
+    });
     let images = env.ok(&["image", "ls", "-p", "up"]);
     assert!(images.contains("berth-test/upgrade:1"), "{images}");
     // CoreDNS runs the new minor's image and answers.
