@@ -283,8 +283,19 @@ fn a_cluster_is_upgraded_in_place_one_minor_with_its_workloads_and_data() {
     assert_eq!(out["kubernetes_version"], to.as_str(), "{out}");
     assert_eq!(out["was"], from, "{out}");
 
-    // Every part runs the new version.
+    // Every part runs the new version, and no node is left cordoned (the
+    // control plane drained by the cut run is uncordoned by the second).
     assert_eq!(kubelet_versions(&env), format!("{to} {to}"));
+    let cordoned = env.kubectl(
+        "up",
+        &[
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={.items[*].spec.unschedulable}",
+        ],
+    );
+    assert_eq!(cordoned, "", "a node stayed cordoned");
     let version = json(&env.kubectl("up", &["version", "-o", "json"]));
     assert_eq!(
         version["serverVersion"]["gitVersion"],
@@ -404,27 +415,13 @@ fn three_control_planes_are_upgraded_while_the_api_answers() {
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let poller = {
         let done = done.clone();
-        let cmd = env.berth();
-        let program = cmd.get_program().to_owned();
-        let vars: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)> = cmd
-            .get_envs()
-            .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
-            .collect();
+        let mut ask = env.command(assert_cmd::cargo::cargo_bin("berth"));
+        ask.args(["kubectl", "-p", "upha", "--", "get", "--raw", "/readyz"]);
         std::thread::spawn(move || {
             let mut answers = Vec::new();
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                let mut ask = std::process::Command::new(&program);
-                ask.env_clear();
-                for (k, v) in &vars {
-                    if let Some(v) = v {
-                        ask.env(k, v);
-                    }
-                }
                 let asked = std::time::Instant::now();
-                let out = ask
-                    .args(["kubectl", "-p", "upha", "--", "get", "--raw", "/readyz"])
-                    .output()
-                    .unwrap();
+                let out = ask.output().unwrap();
                 let said = String::from_utf8_lossy(&out.stderr).into_owned();
                 answers.push((asked.elapsed(), out.status.success(), said));
                 std::thread::sleep(Duration::from_millis(200));

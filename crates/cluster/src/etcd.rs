@@ -191,7 +191,10 @@ pub async fn hand_over_leadership(ctx: &Ctx, container: &str) -> Result<()> {
     else {
         return Err(Error::failure(format!(
             "etcdctl told the member's status unreadably: {status}"
-        )));
+        ))
+        .with_hint(
+            "`berth status` shows each control plane's etcd member; then run the command again",
+        ));
     };
     let me = own.status.header.member_id;
     if own.status.leader != me {

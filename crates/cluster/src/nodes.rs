@@ -1001,6 +1001,35 @@ mod tests {
     use berth_engine::Kind;
 
     #[test]
+    fn a_node_made_during_an_upgrade_is_rendered_for_its_own_version() {
+        let (_dir, _engine, ctx, profile) = crate::testing::running(vec![1]);
+        let resource = |labels: &[(&str, &str)]| Resource {
+            kind: Kind::Container,
+            id: "id".into(),
+            name: profile.nodes()[1].container.clone(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            state: None,
+            created: None,
+        };
+        // Made before berth labelled its containers: the profile's version.
+        assert_eq!(as_made(&ctx, &profile, &resource(&[])).unwrap(), profile);
+        let same = profile.kubernetes_version.to_string();
+        assert_eq!(
+            as_made(&ctx, &profile, &resource(&[(LABEL_BINARIES, &same)])).unwrap(),
+            profile
+        );
+        // Already on the version an upgrade takes it to.
+        let newer = resource(&[(LABEL_BINARIES, "v1.37.2")]);
+        let made = as_made(&ctx, &profile, &newer).unwrap();
+        assert_eq!(made.kubernetes_version.to_string(), "v1.37.2");
+        assert_eq!(made.nodes(), profile.nodes());
+        assert_eq!(version_of(&profile, &newer).to_string(), "v1.37.2");
+    }
+
+    #[test]
     fn a_node_add_that_fails_takes_back_its_node_and_leaves_the_cluster() {
         let (dir, engine, ctx) = Ctx::with_fake_engine();
         let profile = Profile {

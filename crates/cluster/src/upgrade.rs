@@ -340,7 +340,9 @@ async fn check(ctx: &Ctx, profile: &Profile, to: &Version) -> Result<Vec<(Node, 
                     node.name,
                     super::state_of(c).display().to_lowercase()
                 ))
-                .with_hint(format!("`berth start -p {name}` first"))),
+                .with_hint(format!(
+                    "`berth start -p {name}` (or `berth unpause -p {name}`) first"
+                ))),
                 Some(c) => {
                     let runs = nodes::version_of(profile, c);
                     Ok((node, Some(runs)))
