@@ -335,7 +335,7 @@ where
     };
     // A new profile's port and subnet are chosen, and taken by its
     // containers, under the lock starts take for theirs.
-    let _allocating = (renamed && current.is_none())
+    let allocating = (renamed && current.is_none())
         .then(|| berth_core::lock::allocate(&ctx.home, ctx.lock_timeout, ctx.ui))
         .transpose()?;
     let mut restoring = Restoring {
@@ -346,7 +346,7 @@ where
         saved,
     };
     plan::execute(ctx, verb, &RESTORE, &mut restoring, interrupted).await?;
-    drop(_allocating);
+    drop(allocating);
     let opts = StartOptions {
         wait: Some(super::DEFAULT_WAIT),
         ..StartOptions::default()
