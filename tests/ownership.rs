@@ -236,7 +236,7 @@ fn delete_removes_a_duplicate_network_of_its_own_profile() {
             .take(1)
             .collect();
         let made = docker
-            .make_network(&names.network(), &names.labels(), &free)
+            .make_network(&names.network(), &names.labels(), &free, "unused")
             .await
             .unwrap();
         assert!(

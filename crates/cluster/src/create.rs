@@ -102,8 +102,10 @@ impl<'a> NewCluster<'a> {
                 .with_hint("pick another host port in --ports, or stop what listens there"));
             }
         }
-        let manifest = super::binaries::resolve_version(ctx, opts)?;
+        // Before anything is fetched for an engine that cannot run nodes.
         let facts = ctx.docker.facts().await?;
+        facts.fit_for_nodes()?;
+        let manifest = super::binaries::resolve_version(ctx, opts)?;
         super::host::check_disk(&facts, opts.node_count())?;
         Ok(NewCluster {
             name: name.into(),
@@ -199,7 +201,8 @@ impl Step<NewCluster<'_>> for Create {
                     ctx.lock_timeout,
                     ctx.ui,
                 )?);
-                new.network = Some(create_network(ctx, &new.names).await?);
+                let image = new.node_image()?.to_string();
+                new.network = Some(create_network(ctx, &new.names, &image).await?);
                 new.api_port = super::host::free_port()?;
                 if new.opts.registry {
                     new.registry = Some(berth_core::profile::Registry {
@@ -551,11 +554,12 @@ pub(crate) async fn network_on_free_subnet(
     ctx: &Ctx,
     name: &str,
     labels: &std::collections::HashMap<String, String>,
+    image: &str,
 ) -> Result<std::result::Result<(String, Cidr), Resource>> {
     let asked: Vec<String> = (0..=255u8)
         .map(|third| Cidr::slash24(172, 30, third).to_string())
         .collect();
-    match ctx.docker.make_network(name, labels, &asked).await? {
+    match ctx.docker.make_network(name, labels, &asked, image).await? {
         NetworkMade::Made { id, subnet } => {
             let subnet: Cidr = subnet.parse().map_err(|e| {
                 Error::engine(format!("the engine made the network on {subnet}: {e}"))
@@ -571,9 +575,9 @@ pub(crate) async fn network_on_free_subnet(
 }
 
 /// The profile's network, labelled as made by this start.
-async fn create_network(ctx: &Ctx, names: &Names) -> Result<Network> {
+async fn create_network(ctx: &Ctx, names: &Names, image: &str) -> Result<Network> {
     let labels = names.labels_created_by(&ctx.token);
-    match network_on_free_subnet(ctx, &names.network(), &labels).await? {
+    match network_on_free_subnet(ctx, &names.network(), &labels, image).await? {
         Ok((id, subnet)) => Ok(Network {
             id,
             subnet,

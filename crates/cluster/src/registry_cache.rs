@@ -240,7 +240,9 @@ impl Step<Enabling> for Enable {
                 labels.insert(names::LABEL_CREATED_BY.into(), ctx.token.clone());
                 let _allocating = berth_core::lock::allocate(&ctx.home, ctx.lock_timeout, ctx.ui)?;
                 let subnet =
-                    match super::create::network_on_free_subnet(ctx, &name(ctx), &labels).await? {
+                    match super::create::network_on_free_subnet(ctx, &name(ctx), &labels, &image)
+                        .await?
+                    {
                         Ok((_, subnet)) => subnet,
                         Err(other) => return Err(taken(&other)),
                     };

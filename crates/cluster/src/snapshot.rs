@@ -526,7 +526,7 @@ impl Step<Restoring> for Restore {
                 let subnet = [saved.subnet.to_string()];
                 match ctx
                     .docker
-                    .make_network(&names.network(), &labels, &subnet)
+                    .make_network(&names.network(), &labels, &subnet, &saved.node_image)
                     .await?
                 {
                     NetworkMade::Made { id, .. } => saved.network_id = Some(id),
@@ -535,9 +535,13 @@ impl Step<Restoring> for Restore {
                     }
                     // A copy beside its original gets a subnet of its own.
                     NetworkMade::NoneFree if new => {
-                        let made =
-                            super::create::network_on_free_subnet(ctx, &names.network(), &labels)
-                                .await?;
+                        let made = super::create::network_on_free_subnet(
+                            ctx,
+                            &names.network(),
+                            &labels,
+                            &saved.node_image,
+                        )
+                        .await?;
                         let (id, subnet) =
                             made.map_err(|other| super::claims::taken(&names, &other))?;
                         saved.network_id = Some(id);

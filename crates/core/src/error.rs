@@ -161,6 +161,7 @@ impl From<berth_engine::Error> for Error {
                     "`docker context ls` lists the contexts; `docker context use default`, or \
                      --engine unix:///var/run/docker.sock, picks the local engine"
                 }
+                D::Unfit { fix, .. } => fix,
                 D::Unsupported { .. } => {
                     "reach the engine through a socket on this machine instead, e.g. over ssh: \
                      `ssh -nNT -L /tmp/engine.sock:/var/run/docker.sock HOST`, then \

@@ -230,6 +230,7 @@ impl Engine for FakeEngine {
             privilege_key: "fake".into(),
             id: "fake-engine".into(),
             endpoint: "fake://".into(),
+            rootless: false,
         }))
     }
 
@@ -395,6 +396,7 @@ impl Engine for FakeEngine {
         name: &'a str,
         labels: &'a HashMap<String, String>,
         subnets: &'a [String],
+        _helper_image: &'a str,
     ) -> BoxFuture<'a, Result<NetworkMade>> {
         let Some(subnet) = subnets.first() else {
             return ready(Ok(NetworkMade::NoneFree));

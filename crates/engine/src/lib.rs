@@ -4,6 +4,7 @@ mod container;
 pub mod discover;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
+mod podman;
 
 pub use container::{API_PORT, BINARIES_MOUNT, BinariesVolume, Mount, NodeContainer, Privilege};
 
@@ -37,6 +38,13 @@ pub enum Error {
     Context { name: String, why: String },
     #[error("berth cannot talk to the engine at {endpoint} yet: {why}")]
     Unsupported { endpoint: String, why: String },
+    #[error("the engine at {endpoint} cannot run nodes: {why}")]
+    Unfit {
+        endpoint: String,
+        why: String,
+        /// What the user can do, in the engine's own terms.
+        fix: String,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -160,6 +168,29 @@ pub struct EngineFacts {
     pub id: String,
     /// Where berth reached it.
     pub endpoint: String,
+    /// It runs as an unprivileged user (rootless Docker or podman).
+    pub rootless: bool,
+}
+
+impl EngineFacts {
+    /// Whether nodes can run there at all: a rootless engine on a cgroup
+    /// v1 host cannot give a node cgroups of its own, which kubelet needs.
+    pub fn fit_for_nodes(&self) -> Result<()> {
+        if self.rootless && !self.cgroup_v2 {
+            return Err(Error::Unfit {
+                endpoint: self.endpoint.clone(),
+                why: "it runs rootless on a cgroup v1 host, where a user's containers get no \
+                      cgroups of their own to hand to kubelet"
+                    .into(),
+                fix:
+                    "use the rootful engine (for podman: as root, unix:///run/podman/podman.sock), \
+                      or move the host to cgroup v2 with the cpu, memory and pids controllers \
+                      delegated to your user (systemd's Delegate=yes for user@.service)"
+                        .into(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// The engine's data directory and the space free there.
@@ -203,6 +234,14 @@ pub struct Docker {
     api: bollard::Docker,
     endpoint: String,
     found: discover::Found,
+    flavour: Flavour,
+}
+
+/// Which engine answers: podman speaks Docker's API but not all its ways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    Docker,
+    Podman,
 }
 
 /// What became of a request for a network of its own.
@@ -273,8 +312,10 @@ engine! {
     fn download(&self, container: &'a str, path: &'a str, to: &'a std::path::Path) -> (String, u64);
     fn file_exists(&self, container: &'a str, path: &'a str) -> bool;
     /// A bridge network `name` of its own on the first of `subnets` that
-    /// is free, labelled `labels`.
-    fn make_network(&self, name: &'a str, labels: &'a HashMap<String, String>, subnets: &'a [String]) -> NetworkMade;
+    /// is free, labelled `labels`, on which nodes route pod traffic to each
+    /// other. `helper_image` is an image with a shell and iptables, for an
+    /// engine that needs a helper to allow that (podman).
+    fn make_network(&self, name: &'a str, labels: &'a HashMap<String, String>, subnets: &'a [String], helper_image: &'a str) -> NetworkMade;
     /// Attaches `container` to `network` at `ip` as well; one attached
     /// already stays as it is.
     fn attach(&self, network: &'a str, container: &'a str, ip: &'a str) -> ();
@@ -320,10 +361,21 @@ impl Docker {
         }
         .map_err(unreachable)?;
         let api = api.negotiate_version().await.map_err(unreachable)?;
+        let version = api.version().await.map_err(unreachable)?;
+        let podman = version
+            .components
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.name == "Podman Engine");
         Ok(Self {
             api,
             endpoint: host,
             found: endpoint.found.clone(),
+            flavour: if podman {
+                Flavour::Podman
+            } else {
+                Flavour::Docker
+            },
         })
     }
 
@@ -336,6 +388,10 @@ impl Docker {
         &self.endpoint
     }
 
+    pub fn flavour(&self) -> Flavour {
+        self.flavour
+    }
+
     /// What berth needs to know of the engine, from one request.
     pub async fn facts(&self) -> Result<EngineFacts> {
         use bollard::models::SystemInfoCgroupVersionEnum as V;
@@ -345,15 +401,33 @@ impl Docker {
             .info()
             .await
             .map_err(|e| self.api_error("describe itself".into(), e))?;
+        // podman's ID is new on every request; its host and store tell it
+        // from another engine as Docker's ID does.
+        let id = match self.flavour {
+            Flavour::Docker => info.id.clone().unwrap_or_default(),
+            Flavour::Podman => {
+                let mut id = Sha256::new();
+                id.update(format!("{:?} {:?}", info.name, info.docker_root_dir));
+                format!("podman-{}", hex::encode(&id.finalize()[..8]))
+            }
+        };
         // What decides whether the engine starts privileged containers.
         let mut hash = Sha256::new();
         hash.update(format!(
             "{:?} {:?} {:?} {:?}",
-            info.id,
+            id,
             info.server_version,
             info.security_options,
             info.plugins.as_ref().map(|p| &p.authorization)
         ));
+        let rootless = match (self.flavour, self.endpoint.strip_prefix("unix://")) {
+            (Flavour::Podman, Some(path)) => podman::rootless(path).await,
+            _ => info
+                .security_options
+                .iter()
+                .flatten()
+                .any(|o| o == "name=rootless"),
+        };
         let local = self.endpoint.starts_with("unix://");
         let disk = info.docker_root_dir.filter(|_| local).and_then(|dir| {
             let free_mib = free_mib(&dir)?;
@@ -363,8 +437,9 @@ impl Docker {
             cgroup_v2: info.cgroup_version == Some(V::_2),
             disk,
             privilege_key: hex::encode(&hash.finalize()[..8]),
-            id: info.id.unwrap_or_default(),
+            id,
             endpoint: self.endpoint.clone(),
+            rootless,
         })
     }
 
@@ -401,10 +476,14 @@ impl Docker {
         tag: &str,
         changes: &[&str],
     ) -> Result<()> {
-        let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
-            .from_src("-")
-            .repo(repo)
-            .tag(tag)
+        let options = bollard::query_parameters::CreateImageOptionsBuilder::default().from_src("-");
+        // podman's import reads no tag parameter (its image would be
+        // `latest`), but takes the tag in the name.
+        let options = match self.flavour {
+            Flavour::Docker => options.repo(repo).tag(tag),
+            Flavour::Podman => options.repo(&format!("{repo}:{tag}")),
+        };
+        let options = options
             .changes(changes.iter().map(|c| c.to_string()).collect())
             .build();
         let mut stream = self.api.create_image(
@@ -489,11 +568,16 @@ impl Docker {
         let options = CreateContainerOptionsBuilder::default()
             .name(&spec.name)
             .build();
-        match self
-            .api
-            .create_container(Some(options), spec.to_create_body())
-            .await
-        {
+        let mut body = spec.to_create_body();
+        if self.flavour == Flavour::Podman && spec.privilege == Some(Privilege::Capabilities) {
+            // podman reads no MaskedPaths/ReadonlyPaths from the request,
+            // so /proc/sys would stay read-only (kube-proxy writes there).
+            let host = body.host_config.get_or_insert_default();
+            host.security_opt
+                .get_or_insert_default()
+                .push("unmask=ALL".into());
+        }
+        match self.api.create_container(Some(options), body).await {
             Ok(created) => Ok(created.id),
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 409, ..
@@ -569,20 +653,47 @@ impl Docker {
         })
     }
 
-    /// Whether this engine starts privileged containers. Some (rootless
-    /// engines, sandboxes without CAP_SYS_RESOURCE) refuse them; nodes there
-    /// run with an explicit capability set instead.
+    /// Whether this engine starts privileged containers that hold every
+    /// capability. Some (rootless engines, sandboxes without
+    /// CAP_SYS_RESOURCE) refuse them; podman there starts them without
+    /// the capabilities it lacks, which kubelet finds only at its first
+    /// pod. Nodes there run with an explicit capability set instead.
     /// `probe` is a helper container, privileged, made and removed here.
     pub async fn privilege(&self, probe: &NodeContainer) -> Result<Privilege> {
-        let id = self.create_container(probe).await?;
-        let started = self.api.start_container(&id, None).await;
+        // CAP_SYS_RESOURCE (bit 24) is the one such engines withhold.
+        let check =
+            "c=$(sed -n 's/^CapEff:\\t*//p' /proc/self/status); exit $(( (0x$c >> 24 & 1) ^ 1 ))";
+        let probe = NodeContainer {
+            entrypoint: Some(vec!["/bin/sh".into(), "-c".into(), check.into()]),
+            ..probe.clone()
+        };
+        let id = self.create_container(&probe).await?;
+        let started = match self.api.start_container(&id, None).await {
+            Ok(()) => self.exit_code(&id).await,
+            Err(e) => Err(e),
+        };
         self.remove_container(&id).await?;
         match started {
-            Ok(()) => Ok(Privilege::Privileged),
+            Ok(0) => Ok(Privilege::Privileged),
+            Ok(_) => Ok(Privilege::Capabilities),
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 500, ..
             }) => Ok(Privilege::Capabilities),
             Err(e) => Err(self.api_error("start a privileged probe container".into(), e)),
+        }
+    }
+
+    /// Waits for a container to end and says how it ended.
+    async fn exit_code(&self, id: &str) -> std::result::Result<i64, bollard::errors::Error> {
+        let mut waited = self
+            .api
+            .wait_container(id, None::<bollard::query_parameters::WaitContainerOptions>);
+        match waited.next().await {
+            Some(Ok(response)) => Ok(response.status_code),
+            // Docker reports a non-zero exit as an error of the wait.
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(e)) => Err(e),
+            None => Ok(-1),
         }
     }
 
@@ -794,22 +905,65 @@ impl Docker {
 
     /// Unpacks a tar into a container, which may be created but not started.
     pub async fn upload(&self, container: &str, tar: Vec<u8>) -> Result<()> {
-        let options = bollard::query_parameters::UploadToContainerOptionsBuilder::default()
-            .path("/")
-            .build();
-        self.api
-            .upload_to_container(container, Some(options), bollard::body_full(tar.into()))
+        if self.flavour == Flavour::Podman {
+            return self.upload_per_mount(container, tar.as_slice()).await;
+        }
+        self.upload_to(container, "/", tar)
             .await
             .map_err(|e| self.api_error(format!("copy files into {container}"), e))
     }
 
-    /// Whether `path` exists in a container, which need not be running.
+    async fn upload_to(
+        &self,
+        container: &str,
+        path: &str,
+        tar: Vec<u8>,
+    ) -> std::result::Result<(), bollard::errors::Error> {
+        let options = bollard::query_parameters::UploadToContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        self.api
+            .upload_to_container(container, Some(options), bollard::body_full(tar.into()))
+            .await
+    }
+
+    /// See `podman::split_by_mounts`.
+    async fn upload_per_mount(&self, container: &str, archive: impl std::io::Read) -> Result<()> {
+        let failed = |message: String| Error::Api {
+            action: format!("copy files into {container}"),
+            message,
+        };
+        let mounts: Vec<String> = self
+            .api
+            .inspect_container(container, None)
+            .await
+            .map_err(|e| self.api_error(format!("inspect container {container}"), e))?
+            .mounts
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| m.destination)
+            .collect();
+        let parts = tokio::task::block_in_place(|| podman::split_by_mounts(archive, &mounts))
+            .map_err(|e| failed(e.to_string()))?;
+        for (path, part) in parts {
+            self.upload_to(container, &path, part)
+                .await
+                .map_err(|e| self.api_error(format!("copy files into {container}:{path}"), e))?;
+        }
+        Ok(())
+    }
+
     pub async fn upload_file(&self, container: &str, tar: &std::path::Path) -> Result<()> {
         use tokio::io::AsyncReadExt as _;
-        let file = tokio::fs::File::open(tar).await.map_err(|e| Error::Api {
+        let unreadable = |e: std::io::Error| Error::Api {
             action: format!("copy {} into {container}", tar.display()),
             message: e.to_string(),
-        })?;
+        };
+        if self.flavour == Flavour::Podman {
+            let file = std::fs::File::open(tar).map_err(unreadable)?;
+            return self.upload_per_mount(container, file).await;
+        }
+        let file = tokio::fs::File::open(tar).await.map_err(unreadable)?;
         let chunks = futures_util::stream::unfold(file, |mut file| async move {
             let mut chunk = vec![0u8; 1 << 20];
             match file.read(&mut chunk).await {
@@ -895,10 +1049,15 @@ impl Docker {
         name: &str,
         labels: &HashMap<String, String>,
         subnets: &[String],
+        helper_image: &str,
     ) -> Result<NetworkMade> {
+        let mut labels = labels.clone();
+        if self.flavour == Flavour::Podman {
+            labels.insert(podman::LABEL_FORWARD_HELPER.into(), helper_image.into());
+        }
         let used = self.used_subnets().await?;
         for subnet in subnets.iter().filter(|s| !used.contains(s)) {
-            let Some(id) = self.create_network(name, subnet, labels).await? else {
+            let Some(id) = self.create_network(name, subnet, &labels).await? else {
                 continue;
             };
             let same_name = self.named(Kind::Network, name).await?;
@@ -908,6 +1067,12 @@ impl Docker {
                 }
                 return Ok(NetworkMade::NameTaken(other.clone()));
             }
+            if self.flavour == Flavour::Podman
+                && let Err(e) = self.podman_forward(name, helper_image, &labels, true).await
+            {
+                self.remove_network(&id).await?;
+                return Err(e);
+            }
             return Ok(NetworkMade::Made {
                 id,
                 subnet: subnet.clone(),
@@ -916,10 +1081,51 @@ impl Docker {
         Ok(NetworkMade::NoneFree)
     }
 
-    /// Creates a bridge network on `subnet` and returns its id. `Ok(None)`
-    /// when the engine says the subnet overlaps another network, so the
-    /// caller can try the next one (two profiles may pick the same subnet at
-    /// the same moment).
+    /// Puts in or takes out the host's rule that lets pod traffic cross
+    /// podman network `network`'s bridge (see `podman::forward_script`),
+    /// through a short-lived helper on the host's network.
+    async fn podman_forward(
+        &self,
+        network: &str,
+        image: &str,
+        labels: &HashMap<String, String>,
+        add: bool,
+    ) -> Result<()> {
+        let script = podman::forward_script(&podman::bridge_name(network), add);
+        let mut body = NodeContainer {
+            privilege: None,
+            host_network: true,
+            entrypoint: Some(vec!["/bin/sh".into(), "-c".into(), script]),
+            ..NodeContainer::helper(format!("{network}-forward"), image, labels.clone())
+        }
+        .to_create_body();
+        let host = body.host_config.get_or_insert_default();
+        host.cap_add = Some(vec!["NET_ADMIN".into(), "NET_RAW".into()]);
+        host.binds = None;
+        let action = "let pod traffic between nodes through the host's firewall";
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&format!("{network}-forward"))
+            .build();
+        let id = self
+            .api
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| self.api_error(action.into(), e))?
+            .id;
+        let ended = match self.api.start_container(&id, None).await {
+            Ok(()) => self.exit_code(&id).await,
+            Err(e) => Err(e),
+        };
+        self.remove_container(&id).await?;
+        match ended.map_err(|e| self.api_error(action.into(), e))? {
+            0 => Ok(()),
+            code => Err(Error::Api {
+                action: action.into(),
+                message: format!("iptables in a helper of image {image} ended with {code}"),
+            }),
+        }
+    }
+
     pub async fn create_network(
         &self,
         name: &str,
@@ -927,9 +1133,18 @@ impl Docker {
         labels: &HashMap<String, String>,
     ) -> Result<Option<String>> {
         use bollard::models::{Ipam, IpamConfig, NetworkCreateRequest};
+        // A bridge named after the network, so its firewall rule can be
+        // found again when it goes.
+        let options = (self.flavour == Flavour::Podman).then(|| {
+            HashMap::from([(
+                "com.docker.network.bridge.name".to_string(),
+                podman::bridge_name(name),
+            )])
+        });
         let request = NetworkCreateRequest {
             name: name.into(),
             driver: Some("bridge".into()),
+            options,
             ipam: Some(Ipam {
                 config: Some(vec![IpamConfig {
                     subnet: Some(subnet.into()),
@@ -990,8 +1205,32 @@ impl Docker {
     }
 
     pub async fn remove_network(&self, name: &str) -> Result<()> {
+        // What took podman's firewall rule in takes it out, once the
+        // network is gone.
+        let forward = match self.flavour {
+            Flavour::Docker => None,
+            Flavour::Podman => self
+                .api
+                .inspect_network(
+                    name,
+                    None::<bollard::query_parameters::InspectNetworkOptions>,
+                )
+                .await
+                .ok()
+                .and_then(|n| {
+                    let labels = n.labels.unwrap_or_default();
+                    let image = labels.get(podman::LABEL_FORWARD_HELPER)?.clone();
+                    Some((n.name?, image, labels))
+                }),
+        };
         match self.api.remove_network(name).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if let Some((network, image, labels)) = forward {
+                    self.podman_forward(&network, &image, &labels, false)
+                        .await?;
+                }
+                Ok(())
+            }
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => {
                 // A container someone else attached keeps it: say which.
@@ -1228,4 +1467,33 @@ fn terminal_size() -> Option<(u16, u16)> {
     console::Term::stdout()
         .size_checked()
         .map(|(rows, cols)| (cols, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(rootless: bool, cgroup_v2: bool) -> EngineFacts {
+        EngineFacts {
+            cgroup_v2,
+            disk: None,
+            privilege_key: String::new(),
+            id: String::new(),
+            endpoint: "unix:///run/user/1000/podman/podman.sock".into(),
+            rootless,
+        }
+    }
+
+    #[test]
+    fn only_a_rootless_engine_on_cgroup_v1_is_unfit_for_nodes() {
+        assert!(facts(false, false).fit_for_nodes().is_ok());
+        assert!(facts(true, true).fit_for_nodes().is_ok());
+        match facts(true, false).fit_for_nodes() {
+            Err(Error::Unfit { why, fix, .. }) => {
+                assert!(why.contains("rootless on a cgroup v1 host"), "{why}");
+                assert!(fix.contains("Delegate=yes"), "{fix}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

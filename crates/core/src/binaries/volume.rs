@@ -69,11 +69,14 @@ pub async fn ensure_volume(
             names::helper_labels(&filler.home, "binaries", &filler.token),
         )
     };
-    // The host remembers which volume (by creation time) it saw complete,
-    // so that a start need not look into it with a helper container.
+    // The host remembers which volumes (by creation time, one line each:
+    // several engines may share the cache) it saw complete, so that a
+    // start need not look into one with a helper container.
     let seen = cache.dir(&manifest.version).join("volume.complete");
+    let seen_lines = || std::fs::read_to_string(&seen).unwrap_or_default();
     let seen_complete = |created: &str| {
-        std::fs::read_to_string(&seen).is_ok_and(|s| s == format!("{name} {created}"))
+        let line = format!("{name} {created}");
+        seen_lines().lines().any(|l| l == line)
     };
     let labels = HashMap::from([
         (names::LABEL_BERTH.into(), "true".into()),
@@ -92,7 +95,12 @@ pub async fn ensure_volume(
                 docker.remove_container(&id).await?;
                 filled?;
                 if let Some(created) = docker.volume_created(&name).await? {
-                    let _ = std::fs::write(&seen, format!("{name} {created}"));
+                    let known = seen_lines();
+                    // The newest eight: a volume made again leaves a stale line.
+                    let kept: Vec<&str> = known.lines().rev().take(7).collect();
+                    let mut text: String = kept.iter().rev().map(|l| format!("{l}\n")).collect();
+                    text.push_str(&format!("{name} {created}\n"));
+                    let _ = std::fs::write(&seen, text);
                 }
                 return Ok(name);
             }
