@@ -1,7 +1,8 @@
 //! A cluster's life on podman, through its Docker-compatible API: two
 //! nodes, an image loaded from podman's own store, pods that reach each
 //! other across nodes and a Service, DNS, stop and start, pause and
-//! unpause, delete with nothing left in podman.
+//! unpause, a snapshot saved and restored, a node added and deleted,
+//! delete with nothing left in podman.
 //!
 //! A rootless podman on this cgroup v1 host is refused before anything
 //! is made, with what to do.
@@ -152,6 +153,26 @@ fn a_cluster_lives_on_podman() {
         "ok"
     );
     assert_eq!(env.restarted_units(), Vec::<String>::new());
+
+    // A snapshot as one file (podman archives a volume differently from
+    // Docker): what changed after it is gone after restore, its pods back.
+    let snapshot = env.home.path().join("podman.tar");
+    let snapshot = snapshot.to_str().unwrap();
+    env.ok(&["snapshot", "save", "-p", PROFILE, snapshot]);
+    env.kubectl(
+        PROFILE,
+        &["create", "configmap", "after", "--from-literal=a=b"],
+    );
+    env.ok(&["snapshot", "restore", "-p", PROFILE, snapshot]);
+    let configmaps = env.kubectl(PROFILE, &["get", "configmaps", "-o", "name"]);
+    assert!(!configmaps.contains("configmap/after"), "{configmaps}");
+    wait_pods(&env);
+
+    let third = format!("{PROFILE}-m03");
+    env.ok(&["node", "add", "-p", PROFILE]);
+    assert_eq!(node_states(&env), ["Running", "Running", "Running"]);
+    env.ok(&["node", "delete", "-p", PROFILE, &third]);
+    assert_eq!(node_states(&env), ["Running", "Running"]);
 
     env.ok(&["delete", "-p", PROFILE]);
     assert_eq!(env.leftovers(PROFILE), Vec::<String>::new());

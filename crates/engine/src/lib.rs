@@ -1012,6 +1012,19 @@ impl Docker {
             file.write_all(&chunk).await.map_err(local)?;
         }
         file.sync_all().await.map_err(local)?;
+        if self.flavour == Flavour::Podman {
+            return tokio::task::block_in_place(|| {
+                let top = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+                let raw = to.with_extension("podman");
+                std::fs::rename(to, &raw)?;
+                let mut out = HashingWriter::new(std::fs::File::create(to)?);
+                podman::as_docker_archives(std::fs::File::open(&raw)?, &mut out, top)?;
+                std::fs::remove_file(&raw)?;
+                out.file.sync_all()?;
+                Ok((hex::encode(out.digest.finalize()), out.size))
+            })
+            .map_err(local);
+        }
         Ok((hex::encode(digest.finalize()), size))
     }
 
@@ -1416,6 +1429,38 @@ impl Docker {
             }
             other => classify_connect_error(&self.endpoint, other),
         }
+    }
+}
+
+/// A file written through, with the SHA-256 and size of what was written.
+struct HashingWriter {
+    file: std::fs::File,
+    digest: sha2::Sha256,
+    size: u64,
+}
+
+impl HashingWriter {
+    fn new(file: std::fs::File) -> Self {
+        use sha2::Digest as _;
+        Self {
+            file,
+            digest: sha2::Sha256::new(),
+            size: 0,
+        }
+    }
+}
+
+impl std::io::Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use sha2::Digest as _;
+        let n = self.file.write(buf)?;
+        self.digest.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
     }
 }
 

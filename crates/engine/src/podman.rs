@@ -50,7 +50,15 @@ pub(crate) fn split_by_mounts(
     // The deepest mount holding a path is the one it lands in.
     mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
     let place = |path: &str| -> Option<(usize, String)> {
-        let path = path.trim_start_matches("./").trim_end_matches('/');
+        // Docker takes absolute paths in an archive as relative to where
+        // it is unpacked, and so does this.
+        let path = path
+            .trim_start_matches("./")
+            .trim_start_matches('/')
+            .trim_end_matches('/');
+        if path.is_empty() || path == "." {
+            return None;
+        }
         for (i, mount) in mounts.iter().enumerate() {
             if path == mount {
                 return None;
@@ -66,35 +74,20 @@ pub(crate) fn split_by_mounts(
     let mut parts: Vec<Option<tar::Builder<Vec<u8>>>> = (0..=mounts.len()).map(|_| None).collect();
     let mut archive = tar::Archive::new(archive);
     for entry in archive.entries()? {
-        let mut entry = entry?;
+        let entry = entry?;
         let path = entry.path()?.to_string_lossy().into_owned();
-        // The mount point itself is the volume's root, not a file to copy.
+        // The root, and a mount point itself (the volume's root), are not
+        // files to copy.
         let Some((part, relative)) = place(&path) else {
             continue;
         };
         let builder = parts[part].get_or_insert_with(|| tar::Builder::new(Vec::new()));
-        let mut header = entry.header().clone();
-        match entry.header().entry_type() {
-            tar::EntryType::Symlink => {
-                let target = entry.link_name()?.unwrap_or_default().into_owned();
-                builder.append_link(&mut header, &relative, target)?;
-            }
-            tar::EntryType::Link => {
-                // A hard link names another entry of the archive, which
-                // moves with it when both are below the same mount.
-                let target = entry.link_name()?.unwrap_or_default();
-                let target = match place(&target.to_string_lossy()) {
-                    Some((p, t)) if p == part => t,
-                    _ => target.to_string_lossy().into_owned(),
-                };
-                builder.append_link(&mut header, &relative, target)?;
-            }
-            _ => {
-                let mut data = Vec::new();
-                entry.read_to_end(&mut data)?;
-                builder.append_data(&mut header, &relative, data.as_slice())?;
-            }
-        }
+        // A hard link names another entry of the archive, which moves with
+        // it when both are below the same mount.
+        copy_entry(builder, entry, &relative, |target| match place(target) {
+            Some((p, t)) if p == part => t,
+            _ => target.to_string(),
+        })?;
     }
     let mut split = Vec::new();
     for (i, builder) in parts.into_iter().enumerate() {
@@ -131,6 +124,62 @@ pub(crate) async fn rootless(path: &str) -> bool {
     let body = text.split_once("\r\n\r\n").map_or("", |(_, body)| body);
     serde_json::from_str::<serde_json::Value>(body)
         .is_ok_and(|info| info["Rootless"] == serde_json::Value::Bool(true))
+}
+
+/// Appends `entry` to `builder` as `path`, a hard link's target renamed
+/// by `link`.
+fn copy_entry<W: std::io::Write, R: Read>(
+    builder: &mut tar::Builder<W>,
+    mut entry: tar::Entry<'_, R>,
+    path: &str,
+    link: impl Fn(&str) -> String,
+) -> std::io::Result<()> {
+    let mut header = entry.header().clone();
+    match header.entry_type() {
+        tar::EntryType::Symlink => {
+            let target = entry.link_name()?.unwrap_or_default().into_owned();
+            builder.append_link(&mut header, path, target)
+        }
+        tar::EntryType::Link => {
+            let target = entry.link_name()?.unwrap_or_default();
+            builder.append_link(&mut header, path, link(&target.to_string_lossy()))
+        }
+        _ => {
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data)?;
+            builder.append_data(&mut header, path, data.as_slice())
+        }
+    }
+}
+
+/// podman archives a path that is a mount point (a volume) with entries
+/// rooted at `/` (`/`, `/lib`, ...) where Docker names them under the
+/// path's last part (`var/`, `var/lib`, ...), which is what berth unpacks.
+/// Rewrites `archive` into `out` as Docker would have written it.
+pub(crate) fn as_docker_archives(
+    archive: impl Read,
+    out: impl std::io::Write,
+    top: &str,
+) -> std::io::Result<()> {
+    let rename = |path: &str| match path.strip_prefix('/') {
+        Some(rest) => format!("{top}/{rest}"),
+        None => path.to_string(),
+    };
+    let mut builder = tar::Builder::new(out);
+    let mut archive = tar::Archive::new(archive);
+    for entry in archive.entries()? {
+        let entry = entry?;
+        let path = entry.path()?.to_string_lossy().into_owned();
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        // The tar crate reads `/x` as `x`: only the raw name tells.
+        let path = if raw.starts_with('/') {
+            rename(&raw)
+        } else {
+            path
+        };
+        copy_entry(&mut builder, entry, &path, rename)?;
+    }
+    builder.into_inner()?.flush()
 }
 
 #[cfg(test)]
@@ -170,7 +219,11 @@ mod tests {
                 None if path.ends_with('/') => {
                     header.set_entry_type(tar::EntryType::Directory);
                     header.set_size(0);
-                    builder.append_data(&mut header, path, &[][..]).unwrap();
+                    // The tar crate writes no absolute path; engines'
+                    // archives may hold them.
+                    header.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+                    header.set_cksum();
+                    builder.append(&header, &[][..]).unwrap();
                 }
                 None => {
                     header.set_size(path.len() as u64);
@@ -205,8 +258,9 @@ mod tests {
     #[test]
     fn each_path_goes_to_the_deepest_mount_that_holds_it() {
         let tar = archive(&[
+            ("./", None),
             ("etc/kubernetes/a.conf", None),
-            ("var/", None),
+            ("/var/", None),
             ("var/lib/berth/images/x.tar", None),
             ("var/lib/kubelet/link", Some("/etc/kubernetes/a.conf")),
             ("opt/berth/kubernetes/bin/kubelet", None),
@@ -242,6 +296,19 @@ mod tests {
                 "opt/berth/kubernetes/bin/kubelet".to_string()
             )]
         );
+    }
+
+    #[test]
+    fn an_archive_of_a_mount_point_is_named_as_docker_names_it() {
+        let tar = archive(&[("/", None), ("/lib/", None)]);
+        let mut out = Vec::new();
+        as_docker_archives(tar.as_slice(), &mut out, "var").unwrap();
+        let names: Vec<String> = listing(&out).into_iter().map(|(p, _)| p).collect();
+        assert_eq!(names, ["var/", "var/lib/"]);
+        let plain = archive(&[("default/", None)]);
+        let mut out = Vec::new();
+        as_docker_archives(plain.as_slice(), &mut out, "default").unwrap();
+        assert_eq!(listing(&out)[0].0, "default/");
     }
 
     #[test]
