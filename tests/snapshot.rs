@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use common::{Env, eventually, json, shared_busybox};
@@ -152,9 +153,13 @@ fn a_cluster_comes_back_to_its_snapshot_with_its_objects_volumes_and_images() {
     // back the profile after it was deleted.
     env.ok(&["stop", "-p", "snap"]);
     let place = tempfile::tempdir().unwrap();
+    // Shared, as /tmp is: a save into it must not make it private.
+    std::fs::set_permissions(place.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
     let path = place.path().join("stopped").display().to_string();
     let saved = json(&env.ok(&["snapshot", "save", "-p", "snap", &path, "-o", "json"]));
     assert_eq!(saved["snapshot"]["running"], false, "{saved}");
+    let private = |path: &str| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(private(&path), 0o700, "the cluster's keys are inside");
     env.ok(&["delete", "-p", "snap"]);
     assert!(env.leftovers("snap").is_empty());
     env.ok(&["snapshot", "restore", &path]);
@@ -168,6 +173,12 @@ fn a_cluster_comes_back_to_its_snapshot_with_its_objects_volumes_and_images() {
     let file = place.path().join("snap.tar");
     let file = file.display().to_string();
     env.ok(&["snapshot", "save", "-p", "snap", &file]);
+    let mode = std::fs::metadata(place.path())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o1777, "a save changed its directory's mode");
+    assert_eq!(private(&file), 0o600, "the cluster's keys are inside");
     let hidden: Vec<_> = std::fs::read_dir(place.path())
         .unwrap()
         .flatten()

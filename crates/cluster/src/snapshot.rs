@@ -70,7 +70,10 @@ impl Step<Saving<'_>> for Save {
         match self {
             Save::Prepare => {
                 let state = saving.partial.join("profiles").join(&profile.name);
-                copy_dir(&ctx.store.dir(&profile.name), &state)
+                // It holds the cluster's keys and its etcd: its owner's alone.
+                berth_core::pki::create_private_dir(&saving.partial)
+                    .map_err(std::io::Error::other)
+                    .and_then(|()| copy_dir(&ctx.store.dir(&profile.name), &state))
                     .and_then(|()| std::fs::create_dir_all(saving.partial.join("nodes")))
                     .map_err(|e| {
                         Error::failure(format!("cannot write {}: {e}", saving.partial.display()))
@@ -229,7 +232,9 @@ where
     }
     let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
     let parent = parent.unwrap_or(Path::new("."));
-    berth_core::pki::create_private_dir(parent)
+    // The user's directory (`/tmp`, their home) keeps its permissions;
+    // what berth writes into it is private by itself.
+    std::fs::create_dir_all(parent)
         .map_err(|e| Error::failure(format!("cannot make {}: {e}", parent.display())))?;
     let file_name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
     let partial = parent.join(format!(

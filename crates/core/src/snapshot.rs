@@ -8,6 +8,7 @@
 
 use std::fs;
 use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -85,7 +86,15 @@ pub fn pack(dir: &Path, file: &Path) -> Result<()> {
     };
     let partial = aside(file, "partial");
     let written = (|| {
-        let out = io::BufWriter::new(fs::File::create(&partial)?);
+        // The cluster's keys and its etcd are inside: its owner's alone.
+        let out = io::BufWriter::new(
+            fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&partial)?,
+        );
         let mut tar = tar::Builder::new(out);
         tar.follow_symlinks(false);
         tar.append_path_with_name(dir.join(MANIFEST), MANIFEST)?;
