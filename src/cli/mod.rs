@@ -300,7 +300,7 @@ impl Global {
             Some(made_on) if !named => Ok(berth_engine::discover::Endpoint {
                 host: made_on.host.clone(),
                 found: berth_engine::discover::Found::Profile,
-                tls: None,
+                tls: made_on.tls.clone(),
             }),
             _ => self.endpoint(),
         }

@@ -857,6 +857,19 @@ impl TestCa {
         TestCa { params, key, pem }
     }
 
+    /// A client certificate for `name` and its key.
+    pub fn client(&self, name: &str) -> (String, String) {
+        let issuer = rcgen::Issuer::new(self.params.clone(), &self.key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
     /// A server certificate for `ip` and its key.
     pub fn server(&self, ip: &str) -> (String, String) {
         let issuer = rcgen::Issuer::new(self.params.clone(), &self.key);

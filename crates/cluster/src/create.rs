@@ -246,6 +246,7 @@ impl Step<NewCluster<'_>> for Create {
                     engine: Some(berth_core::profile::EngineRef {
                         host: new.facts.endpoint.clone(),
                         id: new.facts.id.clone(),
+                        tls: new.facts.tls.clone(),
                     }),
                     mounts: opts.mounts.clone(),
                     home_id: new.names.home_id().map(str::to_string),

@@ -494,6 +494,7 @@ impl Step<Restoring> for Restore {
                     saved.engine = Some(berth_core::profile::EngineRef {
                         host: facts.endpoint,
                         id: facts.id,
+                        tls: facts.tls,
                     });
                 }
                 let pki = ctx.store.pki_dir(&saved.name);

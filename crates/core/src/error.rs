@@ -137,6 +137,11 @@ impl From<berth_engine::Error> for Error {
                     "start the Docker engine (`sudo systemctl start docker`, or `sudo dockerd &`), \
                      or point --engine (or DOCKER_HOST) at one that runs"
                 }
+                D::Untrusted { .. } => {
+                    "the CA in ca.pem (DOCKER_CERT_PATH, or the context's TLS files) must be the one \
+                     that signed the engine's certificate, and cert.pem/key.pem a client certificate \
+                     the engine accepts"
+                }
                 D::PermissionDenied { .. } => {
                     "add your user to the docker group (`sudo usermod -aG docker $USER`, then log in \
                      again), or run berth as a user who may use the socket"

@@ -90,6 +90,9 @@ pub fn node_name(profile: &str, index: u32) -> String {
 pub struct EngineRef {
     pub host: String,
     pub id: String,
+    /// The TLS files of an engine reached over TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<berth_engine::discover::Tls>,
 }
 
 /// What a profile was created with; a restart reuses all of it.

@@ -59,7 +59,7 @@ impl std::fmt::Display for Found {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Tls {
     pub ca: PathBuf,
     pub cert: PathBuf,

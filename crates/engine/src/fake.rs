@@ -231,6 +231,7 @@ impl Engine for FakeEngine {
             id: "fake-engine".into(),
             endpoint: "fake://".into(),
             rootless: false,
+            tls: None,
         }))
     }
 

@@ -20,6 +20,8 @@ use futures_util::future::BoxFuture;
 pub enum Error {
     #[error("cannot reach the Docker engine at {endpoint}: {reason}")]
     Unreachable { endpoint: String, reason: String },
+    #[error("the TLS handshake with the engine at {endpoint} failed: {reason}")]
+    Untrusted { endpoint: String, reason: String },
     #[error("permission denied on the Docker socket {endpoint}")]
     PermissionDenied { endpoint: String },
     #[error("the image build failed: {message}\n--- last lines of the build log ---\n{log}")]
@@ -170,6 +172,8 @@ pub struct EngineFacts {
     pub endpoint: String,
     /// It runs as an unprivileged user (rootless Docker or podman).
     pub rootless: bool,
+    /// The TLS files berth reached it with.
+    pub tls: Option<discover::Tls>,
 }
 
 impl EngineFacts {
@@ -235,6 +239,7 @@ pub struct Docker {
     endpoint: String,
     found: discover::Found,
     flavour: Flavour,
+    tls: Option<discover::Tls>,
 }
 
 /// Which engine answers: podman speaks Docker's API but not all its ways.
@@ -350,8 +355,31 @@ impl Docker {
         let unreachable = |e: bollard::errors::Error| classify_connect_error(&host, e);
         let api = if let Some(path) = host.strip_prefix("unix://") {
             bollard::Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION)
-        } else if endpoint.tls.is_some() {
-            return Err(unsupported("engines over TLS are not supported yet"));
+        } else if let Some(tls) = &endpoint.tls {
+            if !tls.verify {
+                return Err(unsupported(
+                    "berth checks a TLS engine's certificate, and DOCKER_TLS_VERIFY is not set",
+                ));
+            }
+            let Some(address) = host.strip_prefix("tcp://") else {
+                return Err(unsupported("TLS is for tcp:// addresses"));
+            };
+            for file in [&tls.ca, &tls.cert, &tls.key] {
+                if !file.is_file() {
+                    return Err(unsupported(&format!(
+                        "its TLS file {} is not there",
+                        file.display()
+                    )));
+                }
+            }
+            bollard::Docker::connect_with_ssl(
+                address,
+                &tls.key,
+                &tls.cert,
+                &tls.ca,
+                120,
+                bollard::API_DEFAULT_VERSION,
+            )
         } else if let Some(address) = host.strip_prefix("tcp://") {
             bollard::Docker::connect_with_http(address, 120, bollard::API_DEFAULT_VERSION)
         } else if host.starts_with("ssh://") {
@@ -371,6 +399,7 @@ impl Docker {
             api,
             endpoint: host,
             found: endpoint.found.clone(),
+            tls: endpoint.tls.clone(),
             flavour: if podman {
                 Flavour::Podman
             } else {
@@ -440,6 +469,7 @@ impl Docker {
             id,
             endpoint: self.endpoint.clone(),
             rootless,
+            tls: self.tls.clone(),
         })
     }
 
@@ -1170,7 +1200,9 @@ impl Docker {
         };
         match self.api.create_network(request).await {
             Ok(created) => Ok(Some(created.id)),
-            Err(e) if says(&e, "overlap") => Ok(None),
+            // Docker says the subnet overlaps; podman, that it is used on
+            // the host (by Docker's networks, say) or by another network.
+            Err(e) if says(&e, "overlap") || says(&e, "is already used on the host") => Ok(None),
             Err(e) => Err(self.api_error(format!("create network {name}"), e)),
         }
     }
@@ -1496,10 +1528,24 @@ fn classify_connect_error(endpoint: &str, error: bollard::errors::Error) -> Erro
         }
         source = e.source();
     }
+    // The innermost cause says why (a refused connection, a certificate).
+    let mut innermost = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(e) = source {
+        innermost = e.to_string();
+        source = e.source();
+    }
     let reason = match &error {
         bollard::errors::Error::SocketNotFoundError(path) => format!("no socket at {path}"),
-        other => other.to_string(),
+        other if other.to_string() == innermost => innermost.clone(),
+        other => format!("{other}: {innermost}"),
     };
+    if innermost.contains("certificate") || innermost.contains("TLS") {
+        return Error::Untrusted {
+            endpoint: endpoint.to_string(),
+            reason,
+        };
+    }
     Error::Unreachable {
         endpoint: endpoint.to_string(),
         reason,
@@ -1526,6 +1572,7 @@ mod tests {
             id: String::new(),
             endpoint: "unix:///run/user/1000/podman/podman.sock".into(),
             rootless,
+            tls: None,
         }
     }
 
