@@ -184,7 +184,14 @@ where
                     "{}; taking back what {maker} made failed too: {}",
                     error.message, failed.message
                 );
-                error.hint = failed.hint.or(error.hint);
+                // First what lets the cleanup work (an engine that
+                // answers again), then how to finish it.
+                error.hint = Some(match failed.hint.or(error.hint) {
+                    Some(first) if !left_hint.is_empty() => format!("{first}; then {left_hint}"),
+                    Some(first) => first,
+                    None => left_hint,
+                })
+                .filter(|hint| !hint.is_empty());
                 Err(error)
             }
         },
@@ -400,6 +407,11 @@ mod tests {
         assert_eq!(
             error.message,
             "it failed; taking back what this toy made failed too: cannot undo 2"
+        );
+        // What it left is named, with how to take it back later.
+        assert_eq!(
+            error.hint.as_deref(),
+            Some("`toy delete` removes what is left")
         );
         // The rest is taken back all the same.
         assert_eq!(
