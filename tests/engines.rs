@@ -4,10 +4,14 @@
 //! talk to yet, and a context that is not there are each named with what to
 //! do. An engine over TLS (the local one behind a TLS listener of the
 //! test's own) runs a cluster, and one whose certificate the CA did not
-//! sign is named.
+//! sign is named. An engine as another machine's (a second dockerd in a
+//! network namespace of the test's own) runs a two-node cluster, made over
+//! TLS, whose API server, NodePorts and LoadBalancer Services answer at
+//! that engine's address; over ssh it gets a third node and is deleted.
 
 mod common;
 
+use common::ns_engine::NsEngine;
 use common::{Env, json};
 use sha2::Digest as _;
 
@@ -117,14 +121,15 @@ fn the_engine_is_found_as_the_docker_cli_finds_it_and_said_where() {
         stderr.contains("/nonexistent/docker.sock") && stderr.contains("--engine"),
         "{stderr}"
     );
-    let ssh = [("BERTH_ENGINE", "ssh://me@buildbox")];
+    let ssh = [("BERTH_ENGINE", "ssh://me@buildbox.invalid")];
     let (code, _, stderr) = run(&env, &ssh, &["profile", "list"]);
     assert_eq!(code, 3, "{stderr}");
     assert!(
-        stderr.contains("over ssh are not supported yet"),
+        stderr.contains("ssh to me@buildbox.invalid ended")
+            && stderr.contains("buildbox.invalid")
+            && stderr.contains("without a prompt"),
         "{stderr}"
     );
-    assert!(stderr.contains("ssh -nNT -L"), "{stderr}");
     let gone = [("DOCKER_CONFIG", dir.as_str()), ("DOCKER_CONTEXT", "gone")];
     let (code, _, stderr) = run(&env, &gone, &["profile", "list"]);
     assert_eq!(code, 3, "{stderr}");
@@ -273,4 +278,209 @@ fn an_engine_over_tls_runs_a_cluster_and_an_unknown_certificate_is_named() {
     let (code, _, stderr) = run(&env, &[], &["delete", "-p", "tls"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(env.leftovers("tls").is_empty());
+}
+
+/// Two more Services in front of `web_pod_and_service`'s pod: NodePort
+/// 30080 and a LoadBalancer on port 80.
+const NODE_PORT_AND_LOAD_BALANCER: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web-np}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080, nodePort: 30080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-lb}
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+"#;
+
+#[test]
+fn an_engine_on_another_host_serves_the_cluster_at_that_hosts_address() {
+    if let Err(why) = NsEngine::possible() {
+        common::skipped("tests/engines.rs (another host)", &why);
+        return;
+    }
+    let mut engine = NsEngine::start();
+    let env = Env::new();
+    let address = engine.address.clone();
+    let owned = engine.vars();
+    let remote: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // A user's engine pulls the node image's base; this one, which can
+    // pull nothing, is given the node image of this machine's engine.
+    let image = env.ok(&["node-image", "build"]);
+    engine.load(image.trim());
+
+    // A host folder is not on the engine's host: refused, nothing made.
+    let (code, _, stderr) = run(
+        &env,
+        &remote,
+        &["start", "-p", "mnt", "--mount", "/tmp:/data"],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("runs on another machine"), "{stderr}");
+    assert!(!env.berth_home().join("profiles/mnt").exists());
+
+    let node_port = common::free_port().to_string();
+    let ports = format!("{node_port}:30080");
+    let start = [
+        "start",
+        "-p",
+        "far",
+        "--nodes",
+        "2",
+        "--no-storage",
+        "--ports",
+        &ports,
+    ];
+    let (code, _, stderr) = run(&env, &remote, &start);
+    assert_eq!(code, 0, "{stderr}");
+    // Nothing of it on this machine's engine; the kubeconfig points at the
+    // engine's host, whose address the API server's certificate holds.
+    assert!(
+        env.leftovers("far").is_empty(),
+        "{:?}",
+        env.leftovers("far")
+    );
+    let kubeconfig = std::fs::read_to_string(&env.kubeconfig).unwrap();
+    assert!(
+        kubeconfig.contains(&format!("server: https://{address}:")),
+        "{kubeconfig}"
+    );
+    let nodes = env.kubectl("far", &["get", "nodes", "-o", "name"]);
+    assert_eq!(nodes.split_whitespace().count(), 2, "{nodes}");
+
+    // An image from an archive reaches the remote nodes; a pod of it
+    // answers through a NodePort and a LoadBalancer at the engine's address.
+    let busybox = common::shared_busybox("berth-test/busybox:remote");
+    let archive = tempfile::NamedTempFile::new().unwrap();
+    let saved = common::block_on(async {
+        let docker = berth_engine::Docker::connect().await.unwrap();
+        docker
+            .save_images(&["berth-test/busybox:remote".to_string()])
+            .await
+            .unwrap()
+    });
+    std::fs::write(archive.path(), saved).unwrap();
+    let path = archive.path().display().to_string();
+    env.ok(&["image", "load", "-p", "far", "--archive", &path]);
+    drop(busybox);
+    env.apply(
+        "far",
+        &common::web_pod_and_service("berth-test/busybox:remote", "far-away"),
+    );
+    env.apply("far", NODE_PORT_AND_LOAD_BALANCER);
+    env.wait_ready("far", "web");
+    let port: u16 = node_port.parse().unwrap();
+    common::eventually(
+        std::time::Duration::from_secs(30),
+        || match common::http_get_at(&address, port, None) {
+            Ok(page) if page == "far-away" => Ok(()),
+            other => Err(format!("NodePort at {address}:{port}: {other:?}")),
+        },
+    );
+    common::eventually(std::time::Duration::from_secs(60), || {
+        let ip = env.kubectl(
+            "far",
+            &[
+                "get",
+                "svc",
+                "web-lb",
+                "-o",
+                "jsonpath={.status.loadBalancer.ingress[0].ip}",
+            ],
+        );
+        match common::http_get_at(&address, 80, None) {
+            Ok(page) if page == "far-away" && ip == address => Ok(()),
+            other => Err(format!("LoadBalancer at {ip}: {other:?}")),
+        }
+    });
+
+    // The same engine over ssh: named as the current engine, it is the
+    // profile's (the same engine ID), and drives it as TLS did.
+    let owned = engine.ssh_vars();
+    let by_ssh: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (code, out, stderr) = run(&env, &by_ssh, &["status", "-p", "far"]);
+    assert_eq!(code, 0, "{out}{stderr}");
+    assert!(
+        out.contains(&format!("ssh://root@{address}/")) && out.contains("container:   Running"),
+        "{out}"
+    );
+    let (code, _, stderr) = run(&env, &by_ssh, &["node", "add", "-p", "far"]);
+    assert_eq!(code, 0, "{stderr}");
+    common::eventually(std::time::Duration::from_secs(120), || {
+        let ready = env.kubectl(
+            "far",
+            &[
+                "get",
+                "nodes",
+                "-o",
+                "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}",
+            ],
+        );
+        match ready.split_whitespace().filter(|s| *s == "True").count() {
+            3 => Ok(()),
+            _ => Err(format!("not 3 nodes Ready: {ready}")),
+        }
+    });
+    let (code, _, stderr) = run(&env, &by_ssh, &["delete", "-p", "far"]);
+    assert_eq!(code, 0, "{stderr}");
+    let left = engine.leftovers();
+    assert!(left.is_empty(), "left on the engine: {left:?}");
+}
+
+#[test]
+fn an_engine_that_stops_mid_start_is_named_and_delete_finishes_once_it_is_back() {
+    if let Err(why) = NsEngine::possible() {
+        common::skipped("tests/engines.rs (an engine that stops)", &why);
+        return;
+    }
+    let mut engine = NsEngine::start();
+    let env = Env::new();
+    let image = env.ok(&["node-image", "build"]);
+    engine.load(image.trim());
+    let start = env
+        .command(assert_cmd::cargo::cargo_bin("berth"))
+        .envs(engine.vars())
+        .args(["start", "-p", "cut", "--no-storage"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Stopped as soon as the profile's network is there, before its node
+    // is made (once the node runs, a start needs the engine no more: its
+    // processes outlive the daemon).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while !engine.api("GET", "/networks").unwrap().contains("cut") {
+        assert!(std::time::Instant::now() < deadline, "no network made");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    engine.stop_daemon();
+    let out = start.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let host = engine.host();
+    assert!(
+        stderr.contains(&format!("cannot reach the Docker engine at {host}"))
+            && stderr.contains("then `berth delete -p cut` removes what is left"),
+        "{stderr}"
+    );
+
+    // Once it is back, delete (on that engine, as start was) finishes.
+    engine.start_daemon();
+    let owned = engine.vars();
+    let remote: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (code, _, deleted) = run(&env, &remote, &["delete", "-p", "cut"]);
+    assert_eq!(code, 0, "{deleted}");
+    let left = engine.leftovers();
+    assert!(
+        left.is_empty(),
+        "left on the engine: {left:?}\nstart: {stderr}\ndelete: {deleted}"
+    );
+    assert!(!env.berth_home().join("profiles/cut").exists());
 }

@@ -6,6 +6,7 @@ use std::future::Future;
 use berth_engine::Docker;
 
 pub mod mirror;
+pub mod ns_engine;
 
 /// The Kubernetes version the end-to-end tests run: berth's default, or
 /// `BERTH_TEST_VERSION`; scripts/test caches it first.

@@ -71,6 +71,41 @@ pub(super) struct NewCluster<'a> {
     pub(super) profile: Option<Profile>,
 }
 
+/// Refuses what the engine's host cannot give: a host port that is taken
+/// (checked where the host is this machine), a host folder (which an
+/// engine elsewhere cannot see).
+fn check_host(facts: &EngineFacts, opts: &StartOptions) -> Result<()> {
+    let host = facts.host_address;
+    if !host.is_loopback() {
+        if let Some(mount) = opts.mounts.first() {
+            return Err(Error::usage(format!(
+                "--mount {} cannot be: the engine at {} runs on another machine ({host}), \
+                 which does not have this machine's folders",
+                mount.host.display(),
+                facts.endpoint
+            ))
+            .with_hint(
+                "put the files in the cluster another way (`berth kubectl -- cp`, an image with \
+                 them), or start on an engine of this machine",
+            ));
+        }
+        return Ok(());
+    }
+    for port in &opts.ports {
+        // A port below 1024 that berth may not bind, the engine may.
+        let taken = std::net::TcpListener::bind((host, port.host))
+            .is_err_and(|e| e.kind() != std::io::ErrorKind::PermissionDenied);
+        if taken {
+            return Err(Error::usage(format!(
+                "port {} on {host} is taken, so NodePort {} cannot be published there",
+                port.host, port.node_port
+            ))
+            .with_hint("pick another host port in --ports, or stop what listens there"));
+        }
+    }
+    Ok(())
+}
+
 impl<'a> NewCluster<'a> {
     /// Checks what can be checked before anything is made: names someone
     /// else has, host ports, the version (downloaded when not cached) and
@@ -90,21 +125,10 @@ impl<'a> NewCluster<'a> {
             })
             .collect();
         super::claims::ensure_names_free(ctx, &names, &nodes, true).await?;
-        for port in &opts.ports {
-            // A port below 1024 that berth may not bind, the engine may.
-            let taken = std::net::TcpListener::bind(("127.0.0.1", port.host))
-                .is_err_and(|e| e.kind() != std::io::ErrorKind::PermissionDenied);
-            if taken {
-                return Err(Error::usage(format!(
-                    "port {} on 127.0.0.1 is taken, so NodePort {} cannot be published there",
-                    port.host, port.node_port
-                ))
-                .with_hint("pick another host port in --ports, or stop what listens there"));
-            }
-        }
         // Before anything is fetched for an engine that cannot run nodes.
         let facts = ctx.docker.facts().await?;
         facts.fit_for_nodes()?;
+        check_host(&facts, opts)?;
         let manifest = super::binaries::resolve_version(ctx, opts)?;
         super::host::check_disk(&facts, opts.node_count())?;
         Ok(NewCluster {
@@ -240,14 +264,10 @@ impl Step<NewCluster<'_>> for Create {
                     feature_gates: opts.feature_gates.clone(),
                     addons: opts.addons_on(),
                     registry: new.registry,
-                    lb_address: Some(opts.lb_address.unwrap_or(std::net::Ipv4Addr::LOCALHOST)),
+                    lb_address: Some(opts.lb_address.unwrap_or(new.facts.host_address)),
                     ca_certs: opts.ca_certs.clone(),
                     proxy: opts.proxy.clone(),
-                    engine: Some(berth_core::profile::EngineRef {
-                        host: new.facts.endpoint.clone(),
-                        id: new.facts.id.clone(),
-                        tls: new.facts.tls.clone(),
-                    }),
+                    engine: Some(berth_core::profile::EngineRef::of(&new.facts)),
                     mounts: opts.mounts.clone(),
                     home_id: new.names.home_id().map(str::to_string),
                     network_id: Some(network.id.clone()),

@@ -373,6 +373,7 @@ pub(crate) fn beside_container(
         cgroup_v2: true,
         entrypoint: Some(entrypoint.iter().map(|a| a.to_string()).collect()),
         network: Some((network, ip.to_string())),
+        published_on: profile.host_address(),
         ..berth_engine::NodeContainer::helper(name, &profile.node_image, labels)
     }
 }

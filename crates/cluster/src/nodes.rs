@@ -25,7 +25,16 @@ fn leaves(profile: &Profile, node: &Node) -> Vec<Leaf> {
         let load_balancer = profile
             .load_balancer
             .then(|| profile.load_balancer_ip().to_string());
-        pki::control_plane_leaves(&node.name, &ip, load_balancer.as_deref(), node.index == 0)
+        let host = Some(profile.host_address())
+            .filter(|a| !a.is_loopback())
+            .map(|a| a.to_string());
+        pki::control_plane_leaves(
+            &node.name,
+            &ip,
+            load_balancer.as_deref(),
+            host.as_deref(),
+            node.index == 0,
+        )
     } else {
         pki::node_leaves(&node.name, &ip)
     }
@@ -92,6 +101,7 @@ fn container(
         } else {
             Vec::new()
         },
+        published_on: profile.host_address(),
         cpus: profile.cpus,
         memory_mib: profile.memory_mib,
         mounts: profile.mounts.clone(),

@@ -19,7 +19,8 @@ pub async fn client(store: &profile::Store, profile: &Profile) -> Result<kube::C
     let mut config = kube::Config::from_custom_kubeconfig(config, &Default::default())
         .await
         .map_err(|e| internal(e.to_string()))?;
-    // The API server is on this machine's loopback: a proxy of the
+    // The API server is published on this machine's loopback or on the
+    // engine's host, reached directly as the engine is: a proxy of the
     // user's (HTTPS_PROXY, which kube-rs takes, unlike Go, also for
     // 127.0.0.1) has no part in reaching it.
     config.proxy_url = None;

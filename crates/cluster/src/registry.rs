@@ -34,6 +34,9 @@ fn container(ctx: &Ctx, profile: &Profile, registry: Registry, network: String) 
     NodeContainer {
         var_volume: Some(names.registry_volume()),
         ports: vec![(registry.port, Registry::INNER_PORT)],
+        // Pushed to as localhost:PORT by the engine itself (`docker push`
+        // runs in the daemon), also when the daemon is another machine's.
+        published_on: std::net::Ipv4Addr::LOCALHOST,
         ..super::beside_container(
             ctx,
             profile,

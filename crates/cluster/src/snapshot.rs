@@ -491,11 +491,7 @@ impl Step<Restoring> for Restore {
                     saved.kubeconfig = ctx.kubeconfig.clone();
                     saved.previous_context = None;
                     let facts = ctx.docker.facts().await?;
-                    saved.engine = Some(berth_core::profile::EngineRef {
-                        host: facts.endpoint,
-                        id: facts.id,
-                        tls: facts.tls,
-                    });
+                    saved.engine = Some(berth_core::profile::EngineRef::of(&facts));
                 }
                 let pki = ctx.store.pki_dir(&saved.name);
                 let _ = std::fs::remove_dir_all(&pki);

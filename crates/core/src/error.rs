@@ -133,6 +133,12 @@ impl From<berth_engine::Error> for Error {
         let error = {
             use berth_engine::Error as D;
             let hint = match &e {
+                D::Unreachable { endpoint, .. } if endpoint.starts_with("ssh://") => {
+                    "berth forwards the engine's socket with ssh in batch mode: `ssh USER@HOST` \
+                     must log in without a prompt (a key in ssh-agent or ~/.ssh/config, the host in \
+                     known_hosts), and the engine must run there; BERTH_SSH names another ssh \
+                     program"
+                }
                 D::Unreachable { .. } => {
                     "start the Docker engine (`sudo systemctl start docker`, or `sudo dockerd &`), \
                      or point --engine (or DOCKER_HOST) at one that runs"
@@ -167,11 +173,7 @@ impl From<berth_engine::Error> for Error {
                      --engine unix:///var/run/docker.sock, picks the local engine"
                 }
                 D::Unfit { fix, .. } => fix,
-                D::Unsupported { .. } => {
-                    "reach the engine through a socket on this machine instead, e.g. over ssh: \
-                     `ssh -nNT -L /tmp/engine.sock:/var/run/docker.sock HOST`, then \
-                     --engine unix:///tmp/engine.sock"
-                }
+                D::Unsupported { fix, .. } => fix,
             };
             let exit = match &e {
                 D::Build { .. } => Exit::Failure,

@@ -86,11 +86,13 @@ const PER_CONTROL_PLANE: [&str; 2] = ["apiserver", "etcd-peer"];
 
 /// Every leaf certificate of a control-plane node. `load_balancer`: the
 /// address of the load balancer in front of several control planes, whose
-/// `first` keeps the file names of a single one's.
+/// `first` keeps the file names of a single one's. `host`: the address
+/// of an engine elsewhere that publishes the API server.
 pub fn control_plane_leaves(
     node: &str,
     node_ip: &str,
     load_balancer: Option<&str>,
+    host: Option<&str>,
     first: bool,
 ) -> Vec<Leaf> {
     let mut api_sans = vec![
@@ -105,6 +107,7 @@ pub fn control_plane_leaves(
         node,
     ];
     api_sans.extend(load_balancer);
+    api_sans.extend(host);
     let mut leaves = vec![
         Leaf::new("apiserver", "kube-apiserver", &[], true, false)
             .with_sans(api_sans.iter().map(|s| s.to_string()).collect()),
@@ -461,7 +464,7 @@ mod tests {
     fn generated() -> (tempfile::TempDir, Pki) {
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::new(&dir.path().join("pki"));
-        pki.ensure(&control_plane_leaves("dev", "172.30.0.2", None, true))
+        pki.ensure(&control_plane_leaves("dev", "172.30.0.2", None, None, true))
             .unwrap();
         (dir, pki)
     }
@@ -480,7 +483,7 @@ mod tests {
         let (_, front_proxy_ca) = X509Certificate::from_der(&front_der).unwrap();
         assert!(front_proxy_ca.is_ca());
         assert_ne!(front_proxy_ca.subject(), ca.subject());
-        for leaf in control_plane_leaves("dev", "172.30.0.2", None, true) {
+        for leaf in control_plane_leaves("dev", "172.30.0.2", None, None, true) {
             let (der,) = parse(&pki.read(&format!("{}.crt", leaf.name)).unwrap());
             let (_, cert) = X509Certificate::from_der(&der).unwrap();
             // Aggregated API servers trust the front-proxy CA alone.
@@ -589,14 +592,14 @@ mod tests {
         let (_dir, pki) = generated();
         let before = pki.read("admin.crt").unwrap();
         assert!(
-            pki.ensure(&control_plane_leaves("dev", "172.30.0.2", None, true))
+            pki.ensure(&control_plane_leaves("dev", "172.30.0.2", None, None, true))
                 .unwrap()
                 .is_empty()
         );
         assert_eq!(before, pki.read("admin.crt").unwrap());
         fs::remove_file(pki.path("scheduler.crt")).unwrap();
         assert_eq!(
-            pki.ensure(&control_plane_leaves("dev", "172.30.0.2", None, true))
+            pki.ensure(&control_plane_leaves("dev", "172.30.0.2", None, None, true))
                 .unwrap(),
             ["scheduler"]
         );
@@ -609,7 +612,7 @@ mod tests {
         for f in [FRONT_PROXY_CA_CRT, FRONT_PROXY_CA_KEY] {
             std::fs::remove_file(pki.path(f)).unwrap();
         }
-        let leaves = control_plane_leaves("dev", "172.30.0.2", None, true);
+        let leaves = control_plane_leaves("dev", "172.30.0.2", None, None, true);
         assert_eq!(pki.ensure(&leaves).unwrap(), ["front-proxy-client"]);
         let (der,) = parse(&pki.read("front-proxy-client.crt").unwrap());
         let (_, cert) = X509Certificate::from_der(&der).unwrap();
@@ -623,8 +626,8 @@ mod tests {
     #[test]
     fn several_control_planes_each_have_their_own_api_and_peer_certificates() {
         let (_dir, pki) = generated();
-        let lb = Some("172.30.0.253");
-        let second = control_plane_leaves("dev-m02", "172.30.0.3", lb, false);
+        let (lb, host) = (Some("172.30.0.253"), Some("10.1.2.3"));
+        let second = control_plane_leaves("dev-m02", "172.30.0.3", lb, host, false);
         let issued = pki.ensure(&second).unwrap();
         for own in ["apiserver-dev-m02", "etcd-peer-dev-m02"] {
             assert!(
@@ -641,7 +644,9 @@ mod tests {
             cert.subject_alternative_name().unwrap().unwrap().value
         );
         assert!(
-            sans.contains("[172, 30, 0, 253]") && sans.contains("[172, 30, 0, 3]"),
+            ["[172, 30, 0, 253]", "[172, 30, 0, 3]", "[10, 1, 2, 3]"]
+                .iter()
+                .all(|ip| sans.contains(ip)),
             "{sans}"
         );
         let peer = second.iter().find(|l| l.name == "etcd-peer").unwrap();

@@ -93,6 +93,25 @@ pub struct EngineRef {
     /// The TLS files of an engine reached over TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<berth_engine::discover::Tls>,
+    /// Where the ports the engine publishes reach this machine
+    /// (`EngineFacts::host_address`).
+    #[serde(default = "loopback")]
+    pub host_address: Ipv4Addr,
+}
+
+fn loopback() -> Ipv4Addr {
+    Ipv4Addr::LOCALHOST
+}
+
+impl EngineRef {
+    pub fn of(facts: &berth_engine::EngineFacts) -> Self {
+        EngineRef {
+            host: facts.endpoint.clone(),
+            id: facts.id.clone(),
+            tls: facts.tls.clone(),
+            host_address: facts.host_address,
+        }
+    }
 }
 
 /// What a profile was created with; a restart reuses all of it.
@@ -319,8 +338,16 @@ impl Profile {
         crate::names::context(&self.name, self.home_id.as_deref())
     }
 
+    /// Where the ports the profile's containers publish are reached: the
+    /// loopback unless its engine is another machine's.
+    pub fn host_address(&self) -> Ipv4Addr {
+        self.engine
+            .as_ref()
+            .map_or(Ipv4Addr::LOCALHOST, |e| e.host_address)
+    }
+
     pub fn server(&self) -> String {
-        format!("https://127.0.0.1:{}", self.api_port)
+        format!("https://{}:{}", self.host_address(), self.api_port)
     }
 
     /// Whether `addon` is enabled.

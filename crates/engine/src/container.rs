@@ -52,10 +52,14 @@ pub struct NodeContainer {
     /// On the host's network instead (no address of its own, nothing
     /// published): what it listens on, the host does.
     pub host_network: bool,
-    /// Host port on 127.0.0.1 for the API server's port in the node.
+    /// Host port for the API server's port in the node.
     pub api_port: Option<u16>,
-    /// More (host port on 127.0.0.1, port in the node) pairs to publish.
+    /// More (host port, port in the node) pairs to publish.
     pub ports: Vec<(u16, u16)>,
+    /// The engine host's address the ports are published on: its loopback
+    /// when that is this machine's, else the one berth reached it at
+    /// (`EngineFacts::host_address`).
+    pub published_on: std::net::Ipv4Addr,
     pub cpus: Option<f64>,
     pub memory_mib: Option<u64>,
     /// Host folders bound into the container.
@@ -81,6 +85,7 @@ impl NodeContainer {
             host_network: false,
             api_port: None,
             ports: Vec::new(),
+            published_on: std::net::Ipv4Addr::LOCALHOST,
             cpus: None,
             memory_mib: None,
             mounts: Vec::new(),
@@ -126,7 +131,8 @@ impl NodeContainer {
             memory: self.memory_mib.map(|m| (m * 1024 * 1024) as i64),
             ..Default::default()
         };
-        // Published on the loopback only: the cluster is the user's alone.
+        // Published on one address only (the loopback unless the engine
+        // is another machine's): the cluster is the user's alone.
         let published: Vec<(u16, u16)> = self
             .api_port
             .map(|host| (host, API_PORT))
@@ -139,7 +145,7 @@ impl NodeContainer {
                     .iter()
                     .map(|(host, inner)| {
                         let binding = PortBinding {
-                            host_ip: Some("127.0.0.1".into()),
+                            host_ip: Some(self.published_on.to_string()),
                             host_port: Some(host.to_string()),
                         };
                         (format!("{inner}/tcp"), Some(vec![binding]))
@@ -245,6 +251,17 @@ mod tests {
             assert_eq!(binding.host_port.as_deref(), Some(host));
         }
         assert_eq!(body.exposed_ports.unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_remote_engine_publishes_on_the_address_berth_reached_it_at() {
+        let mut spec = node(Privilege::Privileged, false);
+        spec.api_port = Some(40000);
+        spec.published_on = std::net::Ipv4Addr::new(10, 1, 2, 3);
+        let bindings = spec.to_create_body().host_config.unwrap().port_bindings;
+        let bindings = bindings.unwrap();
+        let binding = &bindings["6443/tcp"].as_ref().unwrap()[0];
+        assert_eq!(binding.host_ip.as_deref(), Some("10.1.2.3"));
     }
 
     #[test]

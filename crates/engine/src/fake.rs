@@ -232,6 +232,7 @@ impl Engine for FakeEngine {
             endpoint: "fake://".into(),
             rootless: false,
             tls: None,
+            host_address: std::net::Ipv4Addr::LOCALHOST,
         }))
     }
 

@@ -5,6 +5,7 @@ pub mod discover;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 mod podman;
+mod ssh;
 
 pub use container::{API_PORT, BINARIES_MOUNT, BinariesVolume, Mount, NodeContainer, Privilege};
 
@@ -38,8 +39,13 @@ pub enum Error {
     },
     #[error("the Docker context {name} cannot be used: {why}")]
     Context { name: String, why: String },
-    #[error("berth cannot talk to the engine at {endpoint} yet: {why}")]
-    Unsupported { endpoint: String, why: String },
+    #[error("berth cannot talk to the engine at {endpoint}: {why}")]
+    Unsupported {
+        endpoint: String,
+        why: String,
+        /// What the user can do instead.
+        fix: String,
+    },
     #[error("the engine at {endpoint} cannot run nodes: {why}")]
     Unfit {
         endpoint: String,
@@ -174,6 +180,10 @@ pub struct EngineFacts {
     pub rootless: bool,
     /// The TLS files berth reached it with.
     pub tls: Option<discover::Tls>,
+    /// Where the ports it publishes reach this machine: the loopback for an
+    /// engine here, else the address berth reached the engine at (the
+    /// engine's own loopback is another machine's).
+    pub host_address: std::net::Ipv4Addr,
 }
 
 impl EngineFacts {
@@ -202,6 +212,45 @@ impl EngineFacts {
 pub struct Disk {
     pub dir: String,
     pub free_mib: u64,
+}
+
+/// Where ports published by the engine at `endpoint` are reached from
+/// this machine: its tcp:// or ssh:// host (resolved here), or the
+/// loopback for a socket.
+fn host_address(endpoint: &str) -> Result<std::net::Ipv4Addr> {
+    use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs as _};
+    let (host, port) = if let Some(address) = endpoint.strip_prefix("tcp://") {
+        let address = address.trim_end_matches('/');
+        let (host, port) = address.rsplit_once(':').unwrap_or((address, "2375"));
+        (host.to_string(), port.parse().unwrap_or(2375))
+    } else if endpoint.starts_with("ssh://") {
+        (ssh::host_name(endpoint)?, 22)
+    } else {
+        return Ok(Ipv4Addr::LOCALHOST);
+    };
+    let found = match host.parse::<Ipv4Addr>() {
+        Ok(ip) => Some(ip),
+        Err(_) => (host.as_str(), port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut all| {
+                all.find_map(|a| match a {
+                    SocketAddr::V4(v4) => Some(*v4.ip()),
+                    SocketAddr::V6(_) => None,
+                })
+            }),
+    };
+    match found {
+        Some(ip) if ip.is_loopback() => Ok(Ipv4Addr::LOCALHOST),
+        Some(ip) => Ok(ip),
+        None => Err(Error::Unsupported {
+            endpoint: endpoint.to_string(),
+            why: format!("{host} has no IPv4 address to publish the cluster's ports on"),
+            fix: "name the engine's host by an IPv4 address: tcp://ADDRESS:PORT, \
+                  ssh://USER@ADDRESS"
+                .into(),
+        }),
+    }
 }
 
 /// Free MiB on the file system of `path` on this machine.
@@ -240,6 +289,9 @@ pub struct Docker {
     found: discover::Found,
     flavour: Flavour,
     tls: Option<discover::Tls>,
+    /// The ssh that forwards an ssh:// engine's socket, while berth talks
+    /// to it.
+    tunnel: Option<ssh::Tunnel>,
 }
 
 /// Which engine answers: podman speaks Docker's API but not all its ways.
@@ -348,28 +400,36 @@ impl Docker {
 
     pub async fn connect_to(endpoint: &discover::Endpoint) -> Result<Self> {
         let host = endpoint.host.clone();
-        let unsupported = |why: &str| Error::Unsupported {
+        let unsupported = |why: &str, fix: &str| Error::Unsupported {
             endpoint: host.clone(),
             why: why.to_string(),
+            fix: fix.to_string(),
         };
+        let tls_files = "put the engine's CA as ca.pem and a client certificate it accepts as \
+                         cert.pem and key.pem in DOCKER_CERT_PATH (default ~/.docker)";
         let unreachable = |e: bollard::errors::Error| classify_connect_error(&host, e);
+        let mut tunnel = None;
         let api = if let Some(path) = host.strip_prefix("unix://") {
             bollard::Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION)
         } else if let Some(tls) = &endpoint.tls {
             if !tls.verify {
                 return Err(unsupported(
                     "berth checks a TLS engine's certificate, and DOCKER_TLS_VERIFY is not set",
+                    "set DOCKER_TLS_VERIFY=1, with the engine's CA as ca.pem in DOCKER_CERT_PATH",
                 ));
             }
             let Some(address) = host.strip_prefix("tcp://") else {
-                return Err(unsupported("TLS is for tcp:// addresses"));
+                return Err(unsupported(
+                    "TLS is for tcp:// addresses",
+                    "name the engine as tcp://HOST:PORT",
+                ));
             };
             for file in [&tls.ca, &tls.cert, &tls.key] {
                 if !file.is_file() {
-                    return Err(unsupported(&format!(
-                        "its TLS file {} is not there",
-                        file.display()
-                    )));
+                    return Err(unsupported(
+                        &format!("its TLS file {} is not there", file.display()),
+                        tls_files,
+                    ));
                 }
             }
             bollard::Docker::connect_with_ssl(
@@ -383,9 +443,21 @@ impl Docker {
         } else if let Some(address) = host.strip_prefix("tcp://") {
             bollard::Docker::connect_with_http(address, 120, bollard::API_DEFAULT_VERSION)
         } else if host.starts_with("ssh://") {
-            return Err(unsupported("engines over ssh are not supported yet"));
+            let endpoint = host.clone();
+            let opened = tokio::task::spawn_blocking(move || ssh::Tunnel::open(&endpoint))
+                .await
+                .map_err(|e| Error::Unreachable {
+                    endpoint: host.clone(),
+                    reason: e.to_string(),
+                })??;
+            let socket = opened.socket.display().to_string();
+            tunnel = Some(opened);
+            bollard::Docker::connect_with_unix(&socket, 120, bollard::API_DEFAULT_VERSION)
         } else {
-            return Err(unsupported("its scheme is none of unix://, tcp://, ssh://"));
+            return Err(unsupported(
+                "its scheme is none of unix://, tcp://, ssh://",
+                "name the engine as unix:///PATH, tcp://HOST:PORT or ssh://USER@HOST",
+            ));
         }
         .map_err(unreachable)?;
         let api = api.negotiate_version().await.map_err(unreachable)?;
@@ -400,6 +472,7 @@ impl Docker {
             endpoint: host,
             found: endpoint.found.clone(),
             tls: endpoint.tls.clone(),
+            tunnel,
             flavour: if podman {
                 Flavour::Podman
             } else {
@@ -449,7 +522,11 @@ impl Docker {
             info.security_options,
             info.plugins.as_ref().map(|p| &p.authorization)
         ));
-        let rootless = match (self.flavour, self.endpoint.strip_prefix("unix://")) {
+        let socket = match &self.tunnel {
+            Some(tunnel) => tunnel.socket.to_str(),
+            None => self.endpoint.strip_prefix("unix://"),
+        };
+        let rootless = match (self.flavour, socket) {
             (Flavour::Podman, Some(path)) => podman::rootless(path).await,
             _ => info
                 .security_options
@@ -470,6 +547,7 @@ impl Docker {
             endpoint: self.endpoint.clone(),
             rootless,
             tls: self.tls.clone(),
+            host_address: host_address(&self.endpoint)?,
         })
     }
 
@@ -983,6 +1061,9 @@ impl Docker {
         Ok(())
     }
 
+    /// Unpacks the tar file `tar` into a container, which may be created
+    /// but not started; streamed from disk to Docker (podman's is cut per
+    /// mount in memory, see `podman::split_by_mounts`).
     pub async fn upload_file(&self, container: &str, tar: &std::path::Path) -> Result<()> {
         use tokio::io::AsyncReadExt as _;
         let unreadable = |e: std::io::Error| Error::Api {
@@ -1058,6 +1139,7 @@ impl Docker {
         Ok((hex::encode(digest.finalize()), size))
     }
 
+    /// Whether `path` exists in a container, which need not be running.
     pub async fn file_exists(&self, container: &str, path: &str) -> Result<bool> {
         let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::default()
             .path(path)
@@ -1169,6 +1251,10 @@ impl Docker {
         }
     }
 
+    /// Creates a bridge network on `subnet` and returns its id. `Ok(None)`
+    /// when the engine says the subnet overlaps another network, so the
+    /// caller can try the next one (two profiles may pick the same subnet at
+    /// the same moment).
     pub async fn create_network(
         &self,
         name: &str,
@@ -1573,6 +1659,25 @@ mod tests {
             endpoint: "unix:///run/user/1000/podman/podman.sock".into(),
             rootless,
             tls: None,
+            host_address: std::net::Ipv4Addr::LOCALHOST,
+        }
+    }
+
+    #[test]
+    fn ports_of_an_engine_elsewhere_are_reached_at_its_address() {
+        use std::net::Ipv4Addr;
+        for (endpoint, want) in [
+            ("unix:///var/run/docker.sock", Ipv4Addr::LOCALHOST),
+            ("tcp://127.0.0.1:2376", Ipv4Addr::LOCALHOST),
+            ("tcp://localhost:2376", Ipv4Addr::LOCALHOST),
+            ("tcp://10.20.30.40:2376", Ipv4Addr::new(10, 20, 30, 40)),
+            ("tcp://10.20.30.40", Ipv4Addr::new(10, 20, 30, 40)),
+        ] {
+            assert_eq!(host_address(endpoint).unwrap(), want, "{endpoint}");
+        }
+        match host_address("tcp://no-such-host.invalid:2376") {
+            Err(Error::Unsupported { fix, .. }) => assert!(fix.contains("tcp://ADDRESS")),
+            other => panic!("{other:?}"),
         }
     }
 

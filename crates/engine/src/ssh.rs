@@ -1,0 +1,333 @@
+//! Engines reached over ssh, `ssh://[USER@]HOST[:PORT][/SOCKET]`: berth
+//! runs the user's ssh client (`BERTH_SSH`, default `ssh`, so the user's
+//! keys, agent and ~/.ssh/config apply) to forward a private socket of
+//! this machine to the engine's socket there (default
+//! /var/run/docker.sock), for as long as berth talks to the engine. ssh
+//! runs in batch mode: a host it does not know, or a key it needs a
+//! passphrase for, fails with ssh's own words instead of a prompt.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{Error, Result};
+
+/// The engine's socket on its host when the address names none.
+const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+
+/// How long ssh may take to log in and forward.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// An ssh:// address taken apart.
+#[derive(Debug, PartialEq)]
+struct Address<'a> {
+    /// `USER@HOST` or `HOST`, as ssh takes it.
+    destination: &'a str,
+    port: Option<&'a str>,
+    socket: &'a str,
+}
+
+fn parse(endpoint: &str) -> Option<Address<'_>> {
+    let rest = endpoint.strip_prefix("ssh://")?;
+    let (authority, socket) = match rest.find('/') {
+        Some(i) if i + 1 < rest.len() => (&rest[..i], &rest[i..]),
+        Some(i) => (&rest[..i], DEFAULT_SOCKET),
+        None => (rest, DEFAULT_SOCKET),
+    };
+    let (destination, port) = match authority.rsplit_once(':') {
+        Some((destination, port)) => (destination, Some(port)),
+        None => (authority, None),
+    };
+    (!destination.is_empty()).then_some(Address {
+        destination,
+        port,
+        socket,
+    })
+}
+
+fn ssh_program() -> String {
+    std::env::var("BERTH_SSH").unwrap_or_else(|_| "ssh".into())
+}
+
+fn ssh(program: &str, address: &Address) -> Command {
+    let mut command = Command::new(program);
+    command.args(["-o", "BatchMode=yes"]);
+    if let Some(port) = address.port {
+        command.args(["-p", port]);
+    }
+    command
+}
+
+fn unusable(endpoint: &str, why: String) -> Error {
+    Error::Unsupported {
+        endpoint: endpoint.to_string(),
+        why,
+        fix: "name the engine as ssh://USER@HOST[:PORT][/PATH/OF/SOCKET]".into(),
+    }
+}
+
+/// The host name ssh connects to for `endpoint`, after the user's ssh
+/// configuration (a `Host` alias's `HostName`).
+pub(crate) fn host_name(endpoint: &str) -> Result<String> {
+    let address = parse(endpoint).ok_or_else(|| unusable(endpoint, "it names no host".into()))?;
+    let program = ssh_program();
+    let out = ssh(&program, &address)
+        .arg("-G")
+        .arg(address.destination)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| unreachable(endpoint, format!("cannot run {program}: {e}")))?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("hostname ").map(str::to_string))
+        .ok_or_else(|| {
+            unreachable(
+                endpoint,
+                format!(
+                    "`{program} -G` names no host: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            )
+        })
+}
+
+fn unreachable(endpoint: &str, reason: String) -> Error {
+    Error::Unreachable {
+        endpoint: endpoint.to_string(),
+        reason,
+    }
+}
+
+/// A running ssh that forwards `socket` to the engine's; stopped, and its
+/// directory removed, when dropped. ssh is started, and waited for, by a
+/// thread of its own that lives as long as it does: the kernel ends ssh
+/// when that thread ends (`PR_SET_PDEATHSIG`), so a berth that is killed
+/// leaves no ssh behind.
+#[derive(Debug)]
+pub struct Tunnel {
+    pid: u32,
+    /// How ssh ended, once it has.
+    ended: std::sync::Arc<std::sync::Mutex<Option<std::process::ExitStatus>>>,
+    waiter: Option<std::thread::JoinHandle<()>>,
+    dir: PathBuf,
+    pub socket: PathBuf,
+}
+
+/// Starts `command` from a thread that then waits for it; its pid.
+fn spawn_watched(
+    mut command: Command,
+    ended: std::sync::Arc<std::sync::Mutex<Option<std::process::ExitStatus>>>,
+) -> std::io::Result<(u32, std::thread::JoinHandle<()>)> {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || match command.spawn() {
+        Ok(mut child) => {
+            let _ = sender.send(Ok(child.id()));
+            let status = child.wait();
+            *ended.lock().unwrap_or_else(|e| e.into_inner()) = status.ok();
+        }
+        Err(e) => {
+            let _ = sender.send(Err(e));
+        }
+    });
+    let pid = receiver
+        .recv()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the ssh thread ended")))?;
+    Ok((pid, waiter))
+}
+
+impl Tunnel {
+    pub fn open(endpoint: &str) -> Result<Self> {
+        Self::open_with(&ssh_program(), endpoint)
+    }
+
+    fn open_with(program: &str, endpoint: &str) -> Result<Self> {
+        let address =
+            parse(endpoint).ok_or_else(|| unusable(endpoint, "it names no host".into()))?;
+        let dir = private_dir()
+            .map_err(|e| unreachable(endpoint, format!("cannot make a private directory: {e}")))?;
+        let socket = dir.join("engine.sock");
+        let log = dir.join("ssh.log");
+        let mut command = ssh(program, &address);
+        command
+            .args([
+                "-o",
+                "ExitOnForwardFailure=yes",
+                "-o",
+                "ServerAliveInterval=15",
+            ])
+            .args(["-nNT", "-L"])
+            .arg(format!("{}:{}", socket.display(), address.socket))
+            .arg(address.destination)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        let ended = std::sync::Arc::default();
+        let spawned = std::fs::File::create(&log)
+            .map_err(|e| e.to_string())
+            .and_then(|file| {
+                command.stderr(file);
+                spawn_watched(command, std::sync::Arc::clone(&ended))
+                    .map_err(|e| format!("cannot run {program}: {e}"))
+            });
+        let (pid, waiter) = match spawned {
+            Ok(spawned) => spawned,
+            Err(why) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(unreachable(endpoint, why));
+            }
+        };
+        let tunnel = Tunnel {
+            pid,
+            ended,
+            waiter: Some(waiter),
+            dir,
+            socket,
+        };
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        while !tunnel.socket.exists() {
+            let said = || {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                text.lines().last().unwrap_or_default().trim().to_string()
+            };
+            if let Some(status) = *tunnel.ended.lock().unwrap_or_else(|e| e.into_inner()) {
+                return Err(unreachable(
+                    endpoint,
+                    format!(
+                        "ssh to {} ended ({status}): {}",
+                        address.destination,
+                        said()
+                    ),
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(unreachable(
+                    endpoint,
+                    format!(
+                        "ssh to {} did not forward the engine's socket within {} s: {}",
+                        address.destination,
+                        CONNECT_TIMEOUT.as_secs(),
+                        said()
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        Ok(tunnel)
+    }
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        // Only while it runs: once waited for, its pid may be another's.
+        let running = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        if running.is_none() {
+            // SAFETY: a signal to our own child, not yet recorded as ended
+            // (its pid is free for reuse only in the instant between its
+            // reaping and that record).
+            unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGTERM) };
+        }
+        drop(running);
+        if let Some(waiter) = self.waiter.take() {
+            let _ = waiter.join();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A new directory only this user can enter, for the forwarded socket
+/// (short: a socket's path has at most 107 bytes).
+fn private_dir() -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let dir: PathBuf = Path::new(&base).join(format!("berth-ssh-{}-{nanos:x}", std::process::id()));
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_names_the_destination_port_and_socket() {
+        let address = |destination, port, socket| Address {
+            destination,
+            port,
+            socket,
+        };
+        for (endpoint, want) in [
+            ("ssh://box", address("box", None, DEFAULT_SOCKET)),
+            ("ssh://me@box", address("me@box", None, DEFAULT_SOCKET)),
+            (
+                "ssh://me@box:2222",
+                address("me@box", Some("2222"), DEFAULT_SOCKET),
+            ),
+            ("ssh://me@box/", address("me@box", None, DEFAULT_SOCKET)),
+            (
+                "ssh://me@box:22/run/podman/podman.sock",
+                address("me@box", Some("22"), "/run/podman/podman.sock"),
+            ),
+        ] {
+            assert_eq!(parse(endpoint), Some(want), "{endpoint}");
+        }
+        assert_eq!(parse("ssh://"), None);
+        assert_eq!(parse("tcp://box"), None);
+    }
+
+    /// An executable shell script `ssh` in `dir` that runs `body`.
+    fn fake_ssh(dir: &Path, body: &str) -> String {
+        let fake = dir.join("ssh");
+        std::fs::write(&fake, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        fake.display().to_string()
+    }
+
+    #[test]
+    fn the_forwarding_ssh_runs_while_the_tunnel_is_held_and_no_longer() {
+        let dir = tempfile::tempdir().unwrap();
+        // Makes the local end of -L, then forwards until it is stopped.
+        let fake = fake_ssh(
+            dir.path(),
+            "for a; do case $a in *engine.sock:*) touch \"${a%%:*}\";; esac; done; exec sleep 60",
+        );
+        let tunnel = Tunnel::open_with(&fake, "ssh://me@box").unwrap();
+        let proc = PathBuf::from(format!("/proc/{}", tunnel.pid));
+        assert!(proc.exists());
+        let socket_dir = tunnel.dir.clone();
+        drop(tunnel);
+        assert!(!proc.exists(), "ssh still runs");
+        assert!(!socket_dir.exists());
+    }
+
+    #[test]
+    fn an_ssh_that_fails_is_named_with_what_it_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = fake_ssh(
+            dir.path(),
+            "echo 'Permission denied (publickey).' >&2; exit 255",
+        );
+        match Tunnel::open_with(&fake, "ssh://me@box") {
+            Err(Error::Unreachable { reason, .. }) => {
+                assert!(reason.contains("Permission denied (publickey)"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
