@@ -5,9 +5,11 @@
 //! do. An engine over TLS (the local one behind a TLS listener of the
 //! test's own) runs a cluster, and one whose certificate the CA did not
 //! sign is named. An engine as another machine's (a second dockerd in a
-//! network namespace of the test's own) runs a two-node cluster, made over
-//! TLS, whose API server, NodePorts and LoadBalancer Services answer at
-//! that engine's address; over ssh it gets a third node and is deleted.
+//! network namespace of the test's own) has its disk read there, and runs
+//! a cluster of three control planes, made over TLS, whose API server,
+//! NodePorts and LoadBalancer Services answer at that engine's address;
+//! over ssh it gets a worker and is deleted. One stopped mid-start is
+//! named, and delete finishes once it is back.
 
 mod common;
 
@@ -326,14 +328,28 @@ fn an_engine_on_another_host_serves_the_cluster_at_that_hosts_address() {
     assert!(stderr.contains("runs on another machine"), "{stderr}");
     assert!(!env.berth_home().join("profiles/mnt").exists());
 
+    // Its disk is read on its host: more than it has free is refused
+    // before anything is made.
+    let mut greedy = remote.clone();
+    greedy.push(("BERTH_MIN_FREE_MIB", "1000000000"));
+    let (code, _, stderr) = run(&env, &greedy, &["start", "-p", "greedy"]);
+    assert_eq!(code, 1, "{stderr}");
+    let root = engine.data_root();
+    assert!(
+        stderr.contains(&format!("MiB are free on {root}, where the Docker engine")),
+        "{stderr}"
+    );
+    assert!(!env.berth_home().join("profiles/greedy").exists());
+    assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
+
     let node_port = common::free_port().to_string();
     let ports = format!("{node_port}:30080");
     let start = [
         "start",
         "-p",
         "far",
-        "--nodes",
-        "2",
+        "--control-planes",
+        "3",
         "--no-storage",
         "--ports",
         &ports,
@@ -353,7 +369,7 @@ fn an_engine_on_another_host_serves_the_cluster_at_that_hosts_address() {
         "{kubeconfig}"
     );
     let nodes = env.kubectl("far", &["get", "nodes", "-o", "name"]);
-    assert_eq!(nodes.split_whitespace().count(), 2, "{nodes}");
+    assert_eq!(nodes.split_whitespace().count(), 3, "{nodes}");
 
     // An image from an archive reaches the remote nodes; a pod of it
     // answers through a NodePort and a LoadBalancer at the engine's address.
@@ -424,8 +440,8 @@ fn an_engine_on_another_host_serves_the_cluster_at_that_hosts_address() {
             ],
         );
         match ready.split_whitespace().filter(|s| *s == "True").count() {
-            3 => Ok(()),
-            _ => Err(format!("not 3 nodes Ready: {ready}")),
+            4 => Ok(()),
+            _ => Err(format!("not 4 nodes Ready: {ready}")),
         }
     });
     let (code, _, stderr) = run(&env, &by_ssh, &["delete", "-p", "far"]);

@@ -139,7 +139,12 @@ impl NsEngine {
         let dockerd = Command::new("nsenter")
             .arg(format!("--net=/var/run/netns/{}", self.netns))
             .args(["dockerd", "--tlsverify"])
-            .args(["--data-root", &path("data"), "--exec-root", &path("exec")])
+            .args([
+                "--data-root",
+                &self.data_root(),
+                "--exec-root",
+                &path("exec"),
+            ])
             .args(["--pidfile", &path("dockerd.pid")])
             .args(["-H", &format!("unix://{}", path("docker.sock"))])
             .args(["-H", &format!("tcp://{}:2376", self.address)])
@@ -184,6 +189,11 @@ impl NsEngine {
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
+    }
+
+    /// Where it keeps its data.
+    pub fn data_root(&self) -> String {
+        self.dir.join("data").display().to_string()
     }
 
     /// `tcp://ADDRESS:2376`, as a user names the engine.

@@ -109,7 +109,8 @@ fn check_host(facts: &EngineFacts, opts: &StartOptions) -> Result<()> {
 impl<'a> NewCluster<'a> {
     /// Checks what can be checked before anything is made: names someone
     /// else has, host ports, the version (downloaded when not cached) and
-    /// the engine's free disk.
+    /// the engine's free disk where it is this machine's (another's is
+    /// checked once the node image is there to read it with).
     pub(super) async fn check(
         ctx: &Ctx,
         name: &str,
@@ -130,7 +131,7 @@ impl<'a> NewCluster<'a> {
         facts.fit_for_nodes()?;
         check_host(&facts, opts)?;
         let manifest = super::binaries::resolve_version(ctx, opts)?;
-        super::host::check_disk(&facts, opts.node_count())?;
+        super::host::check_disk(facts.disk.as_ref(), opts.node_count())?;
         Ok(NewCluster {
             name: name.into(),
             opts,
@@ -204,6 +205,10 @@ impl Step<NewCluster<'_>> for Create {
                 // (the first time on an engine, or for a new volume);
                 // together they cost one.
                 let image = new.node_image()?.to_string();
+                if new.facts.disk.is_none() {
+                    let disk = super::host::remote_disk(ctx, &new.facts, &image).await?;
+                    super::host::check_disk(disk.as_ref(), new.opts.node_count())?;
+                }
                 let (privilege, binaries) = tokio::try_join!(
                     super::host::privilege(ctx, &new.facts, &image),
                     super::binaries::ensure_binaries(ctx, &new.manifest, &image),

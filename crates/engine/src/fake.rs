@@ -227,6 +227,7 @@ impl Engine for FakeEngine {
         ready(Ok(EngineFacts {
             cgroup_v2: true,
             disk: None,
+            data_root: None,
             privilege_key: "fake".into(),
             id: "fake-engine".into(),
             endpoint: "fake://".into(),

@@ -166,8 +166,11 @@ pub struct EngineFacts {
     /// The host runs cgroup v2 (the unified hierarchy).
     pub cgroup_v2: bool,
     /// The disk where the engine keeps its data, when that is this
-    /// machine's (a local socket); a remote engine's is not known.
+    /// machine's (a local socket); another's is read there (berth-cluster's
+    /// `host::disk`).
     pub disk: Option<Disk>,
+    /// Where the engine keeps its data on its host, as it says.
+    pub data_root: Option<String>,
     /// Changes whenever what decides the engine's privilege answer may
     /// have: its identity, version, security options, authorization plugins.
     pub privilege_key: String,
@@ -535,13 +538,15 @@ impl Docker {
                 .any(|o| o == "name=rootless"),
         };
         let local = self.endpoint.starts_with("unix://");
-        let disk = info.docker_root_dir.filter(|_| local).and_then(|dir| {
+        let data_root = info.docker_root_dir;
+        let disk = data_root.clone().filter(|_| local).and_then(|dir| {
             let free_mib = free_mib(&dir)?;
             Some(Disk { dir, free_mib })
         });
         Ok(EngineFacts {
             cgroup_v2: info.cgroup_version == Some(V::_2),
             disk,
+            data_root,
             privilege_key: hex::encode(&hash.finalize()[..8]),
             id,
             endpoint: self.endpoint.clone(),
@@ -1654,6 +1659,7 @@ mod tests {
         EngineFacts {
             cgroup_v2,
             disk: None,
+            data_root: None,
             privilege_key: String::new(),
             id: String::new(),
             endpoint: "unix:///run/user/1000/podman/podman.sock".into(),
