@@ -1050,6 +1050,34 @@ until taking_pods || [ "$(date +%s)" -ge "$end" ]; do sleep 0.5; done
     )
 }
 
+const HEALTHY_API_SCRIPT: &str = "/etc/berth/wait-for-api.sh";
+
+/// Waits until the local API server's /healthz is ok, SECONDS at most.
+/// kube-controller-manager exits when it is not ok within 10 s of its own
+/// start (`WaitForAPIServer`), and the API server notifies systemd before
+/// its post-start hooks are done: on a loaded machine that took longer,
+/// and the controller manager restarted once. Asked as the API server's
+/// kubelet client (system:masters), through openssl as the head start is.
+fn healthy_api_script() -> String {
+    let pki = |f: &str| format!("{K8S_DIR}/pki/{f}");
+    format!(
+        r#"#!/bin/sh
+# Rendered by berth: usage: wait-for-api.sh SECONDS
+healthy() {{
+    answer=$(printf 'GET /healthz HTTP/1.1\r\nHost: kubernetes\r\nConnection: close\r\n\r\n' |
+        timeout 2 openssl s_client -quiet -verify_return_error -connect 127.0.0.1:{API_PORT} \
+            -CAfile {ca} -cert {cert} -key {key} 2>/dev/null) &&
+        case $answer in 'HTTP/1.1 200 '*) ;; *) false ;; esac
+}}
+end=$(($(date +%s) + $1))
+until healthy || [ "$(date +%s)" -ge "$end" ]; do sleep 0.5; done
+"#,
+        ca = pki("ca.crt"),
+        cert = pki("apiserver-kubelet-client.crt"),
+        key = pki("apiserver-kubelet-client.key"),
+    )
+}
+
 /// A node's units and configs: the whole control plane on the control-plane
 /// node, kubelet and kube-proxy on the others. PKI and kubeconfigs are added
 /// by the caller, which holds the keys.
@@ -1106,7 +1134,8 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
             after: "kube-apiserver.service",
             notify: false,
             waits_for_peers: false,
-            pre: Vec::new(),
+            // Within systemd's default 90 s start timeout.
+            pre: vec![format!("/bin/sh {HEALTHY_API_SCRIPT} 60")],
         },
         Unit {
             name: "kube-scheduler",
@@ -1180,6 +1209,9 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
     files.extend(enabled_unit("berth-routes", ROUTES_UNIT.into()));
     if has_head_start(spec) {
         files.push(file(HEAD_START_SCRIPT, head_start_script(spec), 0o755));
+    }
+    if spec.is_control_plane() {
+        files.push(file(HEALTHY_API_SCRIPT, healthy_api_script(), 0o755));
     }
     files.push(file(ROUTES_SCRIPT, routes_script(routes), 0o755));
     if !spec.row.has(Upstream::NoDockershim) {
@@ -1541,21 +1573,16 @@ pub(crate) mod tests {
         }
     }
 
-    /// The head start's script, run with an openssl that answers what the
-    /// API server would: it ends at once for a node that takes pods, and
-    /// waits out its seconds for one that is not Ready or still tainted.
-    #[test]
-    fn the_head_start_waits_for_a_ready_untainted_node_and_no_longer_than_told() {
+    /// How many times `script`, told to wait 2 s at most and polling every
+    /// 0.5 s, asks an openssl that answers `answer` as the API server
+    /// would. Waiting is asking again, which holds however busy the
+    /// machine is (a time threshold did not): at least a second passes
+    /// before the deadline, so a wait asks twice or more.
+    fn questions_asked(script: &str, answer: &str) -> usize {
         let dir = tempfile::tempdir().unwrap();
-        let script = dir.path().join("wait.sh");
-        std::fs::write(
-            &script,
-            &render_all(&second_control_plane(34), &[])[HEAD_START_SCRIPT],
-        )
-        .unwrap();
+        let path = dir.path().join("wait.sh");
+        std::fs::write(&path, script).unwrap();
         let openssl = dir.path().join("openssl");
-        // Counts the questions: waiting is asking again, which holds however
-        // busy the machine is (a time threshold did not).
         std::fs::write(
             &openssl,
             "#!/bin/sh\necho asked >>\"$ASKED\"\ncat \"$ANSWER\"\n",
@@ -1566,6 +1593,32 @@ pub(crate) mod tests {
             std::os::unix::fs::PermissionsExt::from_mode(0o755),
         )
         .unwrap();
+        let file = dir.path().join("answer");
+        std::fs::write(&file, answer).unwrap();
+        let asked = dir.path().join("asked");
+        let search = format!(
+            "{}:{}",
+            dir.path().display(),
+            std::env::var("PATH").unwrap()
+        );
+        let status = std::process::Command::new("sh")
+            .arg(&path)
+            .arg("2")
+            .env("PATH", search)
+            .env("ANSWER", &file)
+            .env("ASKED", &asked)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::read_to_string(&asked).unwrap().lines().count()
+    }
+
+    /// The head start's script ends at once for a node that takes pods,
+    /// and waits out its seconds for one that is not Ready or still
+    /// tainted.
+    #[test]
+    fn the_head_start_waits_for_a_ready_untainted_node_and_no_longer_than_told() {
+        let script = &render_all(&second_control_plane(34), &[])[HEAD_START_SCRIPT];
         let ready = r#"{"type":"Ready","status":"True","lastHeartbeatTime":"x"}"#;
         let tainted = r#""taints":[{"key":"node.kubernetes.io/not-ready","effect":"NoSchedule"}]"#;
         let not_ready = r#"{"type":"Ready","status":"False"}"#;
@@ -1577,27 +1630,31 @@ pub(crate) mod tests {
             ),
             (format!("HTTP/1.1 200 OK\r\n\r\n{{{not_ready}}}"), true),
         ] {
-            let file = dir.path().join("answer");
-            std::fs::write(&file, &answer).unwrap();
-            let asked = dir.path().join("asked");
-            let _ = std::fs::remove_file(&asked);
-            let path = format!(
-                "{}:{}",
-                dir.path().display(),
-                std::env::var("PATH").unwrap()
-            );
-            let status = std::process::Command::new("sh")
-                .arg(&script)
-                .arg("2")
-                .env("PATH", path)
-                .env("ANSWER", &file)
-                .env("ASKED", &asked)
-                .status()
-                .unwrap();
-            assert!(status.success());
-            let questions = std::fs::read_to_string(&asked).unwrap().lines().count();
-            // Told to wait 2 s at most, polling every 0.5 s: at least a
-            // second passes before the deadline, so a wait asks twice or more.
+            let questions = questions_asked(script, &answer);
+            assert_eq!(questions > 1, waits, "{answer}: asked {questions} times");
+        }
+    }
+
+    /// The controller manager starts once the API server is healthy, or
+    /// after the wait it is told, whichever comes first.
+    #[test]
+    fn the_controller_manager_waits_for_a_healthy_api_server() {
+        let files = render_all(&ha(34, false), &[]);
+        let unit = &files["/etc/systemd/system/kube-controller-manager.service"];
+        assert!(unit.contains("ExecStartPre=/bin/sh /etc/berth/wait-for-api.sh 60"));
+        let script = &files[HEALTHY_API_SCRIPT];
+        assert!(script.contains("-connect 127.0.0.1:6443"), "{script}");
+        assert!(!render_all(&worker(34), &[]).contains_key(HEALTHY_API_SCRIPT));
+        for (answer, waits) in [
+            ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false),
+            (
+                "HTTP/1.1 500 Internal Server Error\r\n\r\n[-]poststarthook/rbac/bootstrap-roles failed",
+                true,
+            ),
+            ("HTTP/1.1 403 Forbidden\r\n\r\n{}", true),
+            ("", true),
+        ] {
+            let questions = questions_asked(script, answer);
             assert_eq!(questions > 1, waits, "{answer}: asked {questions} times");
         }
     }
