@@ -14,7 +14,7 @@
 
 mod common;
 
-use berth_engine::{Docker, Flavour};
+use berth_engine::{Docker, Engine as _, Flavour};
 use common::{Env, Guard, Resource, block_on, busybox_image, eventually, json};
 
 const PROFILE: &str = "e2e-podman";
@@ -119,6 +119,15 @@ fn a_cluster_lives_on_podman() {
     // The same engine ID on every command, though podman's own changes
     // with every request: else each command after start would be refused.
     env.ok(&["profile", "list"]);
+
+    // An image podman lacks is named in podman's terms, and nothing loads.
+    let (code, _, stderr) = env.run(&["image", "load", "berth.test/absent:0", "-p", PROFILE]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("image berth.test/absent:0 is not in podman")
+            && stderr.contains("`podman images`"),
+        "{stderr}"
+    );
 
     // From podman's store into both nodes.
     env.ok(&["image", "load", IMAGE, "-p", PROFILE]);

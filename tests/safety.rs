@@ -372,7 +372,8 @@ fn a_docker_socket_the_user_may_not_open_is_said_so() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
-        stderr.contains("permission denied on the Docker socket") && stderr.contains("hint:"),
+        stderr.contains("permission denied on the Docker engine's socket")
+            && stderr.contains("hint:"),
         "{stderr}"
     );
     assert!(!home.path().join("berth/profiles/e2e-perm").exists());

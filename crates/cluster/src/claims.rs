@@ -34,13 +34,13 @@ pub(super) async fn ensure_names_free(
     )
     .await?;
     match found.into_iter().flatten().next() {
-        Some(resource) => Err(taken(names, &resource)),
+        Some(resource) => Err(taken(ctx, names, &resource)),
         None => Ok(()),
     }
 }
 
 /// A name berth wanted is held by `resource`: who holds it, and what to do.
-pub(super) fn taken(names: &Names, resource: &Resource) -> Error {
+pub(super) fn taken(ctx: &Ctx, names: &Names, resource: &Resource) -> Error {
     let profile = names.profile();
     let owner = berth_core::names::owner(&resource.labels);
     let hint = if names.owns(&resource.labels) {
@@ -58,7 +58,8 @@ pub(super) fn taken(names: &Names, resource: &Resource) -> Error {
             ),
             _ => format!(
                 "use another profile name, or remove the {kind} if nothing needs it \
-                 (`docker {kind} rm {name}`)",
+                 (`{cli} {kind} rm {name}`)",
+                cli = ctx.docker.flavour().cli(),
                 kind = resource.kind,
                 name = resource.name
             ),

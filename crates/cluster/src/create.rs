@@ -131,7 +131,7 @@ impl<'a> NewCluster<'a> {
         facts.fit_for_nodes()?;
         check_host(&facts, opts)?;
         let manifest = super::binaries::resolve_version(ctx, opts)?;
-        super::host::check_disk(facts.disk.as_ref(), opts.node_count())?;
+        super::host::check_disk(ctx.docker.flavour(), facts.disk.as_ref(), opts.node_count())?;
         Ok(NewCluster {
             name: name.into(),
             opts,
@@ -189,7 +189,8 @@ impl Step<NewCluster<'_>> for Create {
                 new.node_image = Some(match &new.opts.image {
                     Some(image) if !ctx.docker.image_exists(image).await? => {
                         return Err(Error::usage(format!(
-                            "the node image {image} is not in the Docker engine"
+                            "the node image {image} is not in {}",
+                            ctx.docker.flavour()
                         ))
                         .with_hint(
                             "build it with `berth node-image build`, pull it, or leave --image out",
@@ -207,7 +208,11 @@ impl Step<NewCluster<'_>> for Create {
                 let image = new.node_image()?.to_string();
                 if new.facts.disk.is_none() {
                     let disk = super::host::remote_disk(ctx, &new.facts, &image).await?;
-                    super::host::check_disk(disk.as_ref(), new.opts.node_count())?;
+                    super::host::check_disk(
+                        ctx.docker.flavour(),
+                        disk.as_ref(),
+                        new.opts.node_count(),
+                    )?;
                 }
                 let (privilege, binaries) = tokio::try_join!(
                     super::host::privilege(ctx, &new.facts, &image),
@@ -596,7 +601,10 @@ pub(crate) async fn network_on_free_subnet(
         NetworkMade::NoneFree => Err(Error::engine(format!(
             "no free /24 subnet in 172.30.0.0/16 for the network {name}"
         ))
-        .with_hint("delete profiles or Docker networks you no longer need (`docker network ls`)")),
+        .with_hint(format!(
+            "delete profiles or networks you no longer need (`{} network ls`)",
+            ctx.docker.flavour().cli()
+        ))),
     }
 }
 
@@ -609,7 +617,7 @@ async fn create_network(ctx: &Ctx, names: &Names, image: &str) -> Result<Network
             subnet,
             first_ip: subnet.host(2),
         }),
-        Err(other) => Err(super::claims::taken(names, &other)),
+        Err(other) => Err(super::claims::taken(ctx, names, &other)),
     }
 }
 

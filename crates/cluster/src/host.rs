@@ -4,7 +4,7 @@
 
 use super::Ctx;
 use berth_core::error::{Error, Result};
-use berth_engine::{Disk, EngineFacts, Mount, NodeContainer, Privilege};
+use berth_engine::{Disk, EngineFacts, Flavour, Mount, NodeContainer, Privilege};
 
 /// Free space a node needs on the engine's disk at first: its /var, the
 /// images it imports and its logs.
@@ -13,7 +13,7 @@ const NODE_DISK_MIB: u64 = 1024;
 /// Refuses a start that would run the engine's disk full, where its free
 /// space is known (`disk`). `BERTH_MIN_FREE_MIB` replaces the need per
 /// node.
-pub(super) fn check_disk(disk: Option<&Disk>, nodes: u32) -> Result<()> {
+pub(super) fn check_disk(engine: Flavour, disk: Option<&Disk>, nodes: u32) -> Result<()> {
     let Some(Disk {
         dir: root,
         free_mib,
@@ -29,11 +29,13 @@ pub(super) fn check_disk(disk: Option<&Disk>, nodes: u32) -> Result<()> {
     let need = per_node * u64::from(nodes);
     if free_mib < need {
         return Err(Error::failure(format!(
-                "only {free_mib} MiB are free on {root}, where the Docker engine keeps its data; \
-                 {nodes} node(s) need about {need} MiB"
-            ),
-        )
-        .with_hint("free space there (`docker system prune` removes unused images and volumes), then start again"));
+            "only {free_mib} MiB are free on {root}, where {engine} keeps its data; \
+             {nodes} node(s) need about {need} MiB"
+        ))
+        .with_hint(format!(
+            "free space there (`{} system prune` removes unused images and volumes), then start again",
+            engine.cli()
+        )));
     }
     Ok(())
 }
@@ -141,9 +143,10 @@ mod tests {
             dir: "/var/lib/docker".into(),
             free_mib,
         };
-        assert!(check_disk(None, 3).is_ok());
-        assert!(check_disk(Some(&disk(NODE_DISK_MIB * 3)), 3).is_ok());
-        let error = check_disk(Some(&disk(NODE_DISK_MIB)), 3).unwrap_err();
+        let docker = Flavour::Docker;
+        assert!(check_disk(docker, None, 3).is_ok());
+        assert!(check_disk(docker, Some(&disk(NODE_DISK_MIB * 3)), 3).is_ok());
+        let error = check_disk(docker, Some(&disk(NODE_DISK_MIB)), 3).unwrap_err();
         assert!(
             error
                 .message

@@ -82,10 +82,12 @@ pub async fn load(
         Source::Engine(images) => {
             for image in &images {
                 if !ctx.docker.image_exists(image).await? {
-                    return Err(Error::usage(format!(
-                        "image {image} is not in the host's Docker engine"
-                    ))
-                    .with_hint("build or pull it first; `docker images` lists what is there"));
+                    let engine = ctx.docker.flavour();
+                    return Err(Error::usage(format!("image {image} is not in {engine}"))
+                        .with_hint(format!(
+                            "build or pull it first; `{} images` lists what is there",
+                            engine.cli()
+                        )));
                 }
             }
             let step = ctx

@@ -173,7 +173,8 @@ where
             registry.host()
         ))
         .with_hint(format!(
-            "push to it as `docker push {}/NAME:TAG`; `berth status -p {}` shows it",
+            "push to it as `{} push {}/NAME:TAG`; `berth status -p {}` shows it",
+            ctx.docker.flavour().cli(),
             registry.host(),
             profile.name
         )));
@@ -186,9 +187,11 @@ where
         undo: Some(super::plan::Undo {
             maker: "this registry enable",
             kept: None,
-            left_hint: "what is named above is the half-made registry's: `docker rm -f` and \
-                        `docker volume rm` remove it"
-                .to_string(),
+            left_hint: format!(
+                "what is named above is the half-made registry's: `{cli} rm -f` and \
+                 `{cli} volume rm` remove it",
+                cli = ctx.docker.flavour().cli()
+            ),
             left: super::plan::left(|| super::remove::created(ctx, &name)),
         }),
     };

@@ -394,9 +394,14 @@ pub async fn disable(ctx: &Ctx) -> Result<bool> {
     let there = !found.is_empty() || matches!(cache, Ok(Some(_)));
     remove::remove_in_order(ctx, found).await.map_err(|e| {
         let hint = match &e {
-            berth_engine::Error::NetworkInUse { name, containers } => format!(
+            berth_engine::Error::NetworkInUse {
+                engine,
+                name,
+                containers,
+            } => format!(
                 "containers not made by berth are attached to its network: \
-                 `docker network disconnect {name} {}`, then disable again",
+                 `{} network disconnect {name} {}`, then disable again",
+                engine.cli(),
                 containers[0]
             ),
             _ => "see the engine's message above; disable again to remove the rest".into(),

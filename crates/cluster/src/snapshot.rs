@@ -545,13 +545,13 @@ impl Step<Restoring> for Restore {
                         )
                         .await?;
                         let (id, subnet) =
-                            made.map_err(|other| super::claims::taken(&names, &other))?;
+                            made.map_err(|other| super::claims::taken(ctx, &names, &other))?;
                         saved.network_id = Some(id);
                         saved.subnet = subnet;
                         saved.node_ip = subnet.host(2);
                     }
                     NetworkMade::NameTaken(other) => {
-                        return Err(super::claims::taken(&names, &other));
+                        return Err(super::claims::taken(ctx, &names, &other));
                     }
                     NetworkMade::NoneFree => {
                         return Err(Error::engine(format!(
@@ -559,7 +559,7 @@ impl Step<Restoring> for Restore {
                             saved.subnet
                         ))
                         .with_hint(
-                            "delete the profile or Docker network that took it, then restore again",
+                            "delete the profile or the network that took it, then restore again",
                         ));
                     }
                 }

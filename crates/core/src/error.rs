@@ -131,49 +131,75 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl From<berth_engine::Error> for Error {
     fn from(e: berth_engine::Error) -> Self {
         let error = {
-            use berth_engine::Error as D;
+            use berth_engine::{Error as D, Flavour};
             let hint = match &e {
                 D::Unreachable { endpoint, .. } if endpoint.starts_with("ssh://") => {
                     "berth forwards the engine's socket with ssh in batch mode: `ssh USER@HOST` \
                      must log in without a prompt (a key in ssh-agent or ~/.ssh/config, the host in \
                      known_hosts), and the engine must run there; BERTH_SSH names another ssh \
                      program"
+                        .to_string()
                 }
+                D::Unreachable {
+                    engine: Flavour::Podman,
+                    ..
+                } => "start podman's API service (`sudo systemctl start podman.socket`; for \
+                      rootless podman `systemctl --user start podman.socket`), or point --engine \
+                      (or CONTAINER_HOST) at one that runs"
+                    .to_string(),
                 D::Unreachable { .. } => {
                     "start the Docker engine (`sudo systemctl start docker`, or `sudo dockerd &`), \
                      or point --engine (or DOCKER_HOST) at one that runs"
+                        .to_string()
                 }
                 D::Untrusted { .. } => {
                     "the CA in ca.pem (DOCKER_CERT_PATH, or the context's TLS files) must be the one \
                      that signed the engine's certificate, and cert.pem/key.pem a client certificate \
                      the engine accepts"
+                        .to_string()
                 }
+                D::PermissionDenied {
+                    engine: Flavour::Podman,
+                    ..
+                } => "rootful podman's socket is root's: run berth as root, or use rootless \
+                      podman's (`systemctl --user start podman.socket`; berth finds it)"
+                    .to_string(),
                 D::PermissionDenied { .. } => {
                     "add your user to the docker group (`sudo usermod -aG docker $USER`, then log in \
                      again), or run berth as a user who may use the socket"
+                        .to_string()
                 }
                 D::Build { .. } => {
                     "fix what the build log shows; where no registry is reachable, make a local base \
                      with node-image/debian-base.sh and pass --base berth/debian:bookworm"
+                        .to_string()
                 }
-                D::Api { .. } => {
-                    "see the engine's message above; `docker info` shows the engine's state"
-                }
-                D::Taken { .. } => {
+                D::Api { engine, .. } => format!(
+                    "see the engine's message above; `{} info` shows the engine's state",
+                    engine.cli()
+                ),
+                D::Taken { engine, .. } => format!(
                     "something else took the name at the same moment: use another profile name; \
-                     `docker inspect NAME` shows who has it"
-                }
-                D::NetworkInUse { name, containers } => &format!(
-                    "the profile's containers and volumes are gone, its state is kept; disconnect them (`docker network disconnect {name} {}`) \
-                     or remove them, then delete again",
+                     `{} inspect NAME` shows who has it",
+                    engine.cli()
+                ),
+                D::NetworkInUse {
+                    engine,
+                    name,
+                    containers,
+                } => format!(
+                    "the profile's containers and volumes are gone, its state is kept; disconnect them \
+                     (`{} network disconnect {name} {}`) or remove them, then delete again",
+                    engine.cli(),
                     containers[0]
                 ),
                 D::Context { .. } => {
                     "`docker context ls` lists the contexts; `docker context use default`, or \
                      --engine unix:///var/run/docker.sock, picks the local engine"
+                        .to_string()
                 }
-                D::Unfit { fix, .. } => fix,
-                D::Unsupported { fix, .. } => fix,
+                D::Unfit { fix, .. } => fix.clone(),
+                D::Unsupported { fix, .. } => fix.clone(),
             };
             let exit = match &e {
                 D::Build { .. } => Exit::Failure,
@@ -380,6 +406,7 @@ mod tests {
     #[test]
     fn a_module_error_keeps_its_cause_and_maps_to_its_exit_code() {
         let engine = berth_engine::Error::Unreachable {
+            engine: berth_engine::Flavour::Docker,
             endpoint: "unix:///x.sock".into(),
             reason: "refused".into(),
         };
@@ -401,6 +428,37 @@ mod tests {
         assert_eq!(version.exit, Exit::Usage);
         assert!(version.source().is_some());
         assert!(Error::usage("plain").source().is_none());
+    }
+
+    #[test]
+    fn hints_name_the_commands_of_the_engine_in_use() {
+        use berth_engine::{Error as E, Flavour};
+        let podman = Flavour::Podman;
+        let unreachable = Error::from(E::Unreachable {
+            engine: podman,
+            endpoint: "unix:///run/podman/podman.sock".into(),
+            reason: "refused".into(),
+        });
+        assert!(unreachable.message.starts_with("cannot reach podman at"));
+        assert!(unreachable.hint.unwrap().contains("podman.socket"));
+        let in_use = Error::from(E::NetworkInUse {
+            engine: podman,
+            name: "berth-dev".into(),
+            containers: vec!["other".into()],
+        });
+        assert!(
+            in_use
+                .hint
+                .unwrap()
+                .contains("`podman network disconnect berth-dev other`")
+        );
+        let refused = Error::from(E::Api {
+            engine: Flavour::Docker,
+            action: "start x".into(),
+            message: "no".into(),
+        });
+        assert!(refused.message.starts_with("the Docker engine refused"));
+        assert!(refused.hint.unwrap().contains("`docker info`"));
     }
 
     #[test]

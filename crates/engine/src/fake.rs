@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use futures_util::future::BoxFuture;
 
 use super::{
-    ContainerState, Engine, EngineFacts, Error, ExecOutput, Filter, Kind, NetworkMade,
+    ContainerState, Engine, EngineFacts, Error, ExecOutput, Filter, Flavour, Kind, NetworkMade,
     NodeContainer, Privilege, Resource, Result,
 };
 
@@ -152,6 +152,7 @@ impl FakeEngine {
         to: ContainerState,
     ) -> Result<()> {
         let refuse = |message: String| Error::Api {
+            engine: Flavour::Docker,
             action: format!("{action} {name}"),
             message,
         };
@@ -183,6 +184,7 @@ impl FakeEngine {
 
     fn unmodelled<T>(what: &str) -> BoxFuture<'static, Result<T>> {
         let error = Error::Api {
+            engine: Flavour::Docker,
             action: what.to_string(),
             message: "not modelled by the fake engine".into(),
         };
@@ -193,6 +195,7 @@ impl FakeEngine {
         let mut all = self.resources.lock().unwrap();
         if all.iter().any(|r| r.kind == kind && r.name == name) {
             return Err(Error::Taken {
+                engine: Flavour::Docker,
                 kind,
                 name: name.to_string(),
             });
@@ -223,6 +226,10 @@ fn ready<'a, T: Send + 'a>(value: Result<T>) -> BoxFuture<'a, Result<T>> {
 }
 
 impl Engine for FakeEngine {
+    fn flavour(&self) -> Flavour {
+        Flavour::Docker
+    }
+
     fn facts(&self) -> BoxFuture<'_, Result<EngineFacts>> {
         ready(Ok(EngineFacts {
             cgroup_v2: true,
@@ -271,6 +278,7 @@ impl Engine for FakeEngine {
                 Ok(())
             }
             None => Err(Error::Api {
+                engine: Flavour::Docker,
                 action: format!("start {name}"),
                 message: "no such container".into(),
             }),
@@ -373,6 +381,7 @@ impl Engine for FakeEngine {
         }
         let content = format!("{container}:{path}");
         let written = std::fs::write(to, &content).map_err(|e| Error::Api {
+            engine: Flavour::Docker,
             action: format!("write {}", to.display()),
             message: e.to_string(),
         });
@@ -501,6 +510,7 @@ impl Engine for FakeEngine {
         if in_use {
             return Box::pin(async move {
                 Err(Error::Api {
+                    engine: Flavour::Docker,
                     action: format!("remove {resource}"),
                     message: "the network has active endpoints".into(),
                 })

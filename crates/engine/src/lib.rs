@@ -19,20 +19,33 @@ use futures_util::future::BoxFuture;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot reach the Docker engine at {endpoint}: {reason}")]
-    Unreachable { endpoint: String, reason: String },
+    #[error("cannot reach {engine} at {endpoint}: {reason}")]
+    Unreachable {
+        engine: Flavour,
+        endpoint: String,
+        reason: String,
+    },
     #[error("the TLS handshake with the engine at {endpoint} failed: {reason}")]
     Untrusted { endpoint: String, reason: String },
-    #[error("permission denied on the Docker socket {endpoint}")]
-    PermissionDenied { endpoint: String },
+    #[error("permission denied on {engine}'s socket {endpoint}")]
+    PermissionDenied { engine: Flavour, endpoint: String },
     #[error("the image build failed: {message}\n--- last lines of the build log ---\n{log}")]
     Build { message: String, log: String },
-    #[error("the Docker engine refused to {action}: {message}")]
-    Api { action: String, message: String },
-    #[error("the {kind} name {name} is taken in the Docker engine")]
-    Taken { kind: Kind, name: String },
+    #[error("{engine} refused to {action}: {message}")]
+    Api {
+        engine: Flavour,
+        action: String,
+        message: String,
+    },
+    #[error("the {kind} name {name} is taken in {engine}")]
+    Taken {
+        engine: Flavour,
+        kind: Kind,
+        name: String,
+    },
     #[error("the network {name} cannot be removed: containers berth did not make are attached to it ({})", containers.join(", "))]
     NetworkInUse {
+        engine: Flavour,
         name: String,
         /// The containers still attached, by name.
         containers: Vec<String>,
@@ -304,6 +317,35 @@ pub enum Flavour {
     Podman,
 }
 
+impl Flavour {
+    /// Its command-line tool, which hints name.
+    pub fn cli(self) -> &'static str {
+        match self {
+            Flavour::Docker => "docker",
+            Flavour::Podman => "podman",
+        }
+    }
+
+    /// The engine behind an endpoint before it answers: podman's sockets
+    /// say so in their paths.
+    pub fn guess(endpoint: &str) -> Self {
+        if endpoint.contains("podman") {
+            Flavour::Podman
+        } else {
+            Flavour::Docker
+        }
+    }
+}
+
+impl std::fmt::Display for Flavour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Flavour::Docker => "the Docker engine",
+            Flavour::Podman => "podman",
+        })
+    }
+}
+
 /// What became of a request for a network of its own.
 #[derive(Debug, PartialEq)]
 pub enum NetworkMade {
@@ -326,10 +368,16 @@ macro_rules! engine {
         /// What berth asks of a container engine. `Docker` is the real one;
         /// the plans' unit tests run against an in-memory one.
         pub trait Engine: Send + Sync {
+            /// Which engine it is, known once connected: hints name its
+            /// commands.
+            fn flavour(&self) -> Flavour;
             $( $(#[$doc])* fn $name<'a>(&'a self $(, $arg: $ty)*) -> BoxFuture<'a, Result<$ret>>; )*
         }
 
         impl Engine for Docker {
+            fn flavour(&self) -> Flavour {
+                self.flavour
+            }
             $( fn $name<'a>(&'a self $(, $arg: $ty)*) -> BoxFuture<'a, Result<$ret>> {
                 Box::pin(Docker::$name(self $(, $arg)*))
             } )*
@@ -410,7 +458,8 @@ impl Docker {
         };
         let tls_files = "put the engine's CA as ca.pem and a client certificate it accepts as \
                          cert.pem and key.pem in DOCKER_CERT_PATH (default ~/.docker)";
-        let unreachable = |e: bollard::errors::Error| classify_connect_error(&host, e);
+        let unreachable =
+            |e: bollard::errors::Error| classify_connect_error(Flavour::guess(&host), &host, e);
         let mut tunnel = None;
         let api = if let Some(path) = host.strip_prefix("unix://") {
             bollard::Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION)
@@ -450,6 +499,7 @@ impl Docker {
             let opened = tokio::task::spawn_blocking(move || ssh::Tunnel::open(&endpoint))
                 .await
                 .map_err(|e| Error::Unreachable {
+                    engine: Flavour::Docker,
                     endpoint: host.clone(),
                     reason: e.to_string(),
                 })??;
@@ -491,10 +541,6 @@ impl Docker {
 
     pub fn endpoint(&self) -> &str {
         &self.endpoint
-    }
-
-    pub fn flavour(&self) -> Flavour {
-        self.flavour
     }
 
     /// What berth needs to know of the engine, from one request.
@@ -608,6 +654,7 @@ impl Docker {
             let info = item.map_err(|e| self.api_error(format!("import {repo}:{tag}"), e))?;
             if let Some(message) = info.error_detail.and_then(|d| d.message) {
                 return Err(Error::Api {
+                    engine: self.flavour,
                     action: format!("import {repo}:{tag}"),
                     message,
                 });
@@ -695,6 +742,7 @@ impl Docker {
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 409, ..
             }) => Err(Error::Taken {
+                engine: self.flavour,
                 kind: Kind::Container,
                 name: spec.name.clone(),
             }),
@@ -1043,6 +1091,7 @@ impl Docker {
     /// See `podman::split_by_mounts`.
     async fn upload_per_mount(&self, container: &str, archive: impl std::io::Read) -> Result<()> {
         let failed = |message: String| Error::Api {
+            engine: self.flavour,
             action: format!("copy files into {container}"),
             message,
         };
@@ -1072,6 +1121,7 @@ impl Docker {
     pub async fn upload_file(&self, container: &str, tar: &std::path::Path) -> Result<()> {
         use tokio::io::AsyncReadExt as _;
         let unreadable = |e: std::io::Error| Error::Api {
+            engine: self.flavour,
             action: format!("copy {} into {container}", tar.display()),
             message: e.to_string(),
         };
@@ -1111,6 +1161,7 @@ impl Docker {
         use tokio::io::AsyncWriteExt as _;
         let action = format!("copy {path} out of {container}");
         let local = |e: std::io::Error| Error::Api {
+            engine: self.flavour,
             action: format!("{action} into {}", to.display()),
             message: e.to_string(),
         };
@@ -1250,6 +1301,7 @@ impl Docker {
         match ended.map_err(|e| self.api_error(action.into(), e))? {
             0 => Ok(()),
             code => Err(Error::Api {
+                engine: self.flavour,
                 action: action.into(),
                 message: format!("iptables in a helper of image {image} ended with {code}"),
             }),
@@ -1388,6 +1440,7 @@ impl Docker {
                     return Err(self.api_error(format!("remove network {name}"), e));
                 }
                 Err(Error::NetworkInUse {
+                    engine: self.flavour,
                     name: network,
                     containers: attached,
                 })
@@ -1411,6 +1464,7 @@ impl Docker {
             .map_err(|e| self.api_error(format!("create volume {name}"), e))?;
         if labels.iter().any(|(k, v)| volume.labels.get(k) != Some(v)) {
             return Err(Error::Taken {
+                engine: self.flavour,
                 kind: Kind::Volume,
                 name: name.into(),
             });
@@ -1547,10 +1601,12 @@ impl Docker {
 
     fn api_error(&self, action: String, error: bollard::errors::Error) -> Error {
         match error {
-            bollard::errors::Error::DockerResponseServerError { message, .. } => {
-                Error::Api { action, message }
-            }
-            other => classify_connect_error(&self.endpoint, other),
+            bollard::errors::Error::DockerResponseServerError { message, .. } => Error::Api {
+                engine: self.flavour,
+                action,
+                message,
+            },
+            other => classify_connect_error(self.flavour, &self.endpoint, other),
         }
     }
 }
@@ -1607,13 +1663,14 @@ fn is_not_found(error: &bollard::errors::Error) -> bool {
 
 /// Tells a socket the user may not open from an engine that is not there,
 /// since the two want different advice.
-fn classify_connect_error(endpoint: &str, error: bollard::errors::Error) -> Error {
+fn classify_connect_error(engine: Flavour, endpoint: &str, error: bollard::errors::Error) -> Error {
     let mut source: Option<&dyn std::error::Error> = Some(&error);
     while let Some(e) = source {
         if let Some(io) = e.downcast_ref::<std::io::Error>()
             && io.kind() == std::io::ErrorKind::PermissionDenied
         {
             return Error::PermissionDenied {
+                engine,
                 endpoint: endpoint.to_string(),
             };
         }
@@ -1638,6 +1695,7 @@ fn classify_connect_error(endpoint: &str, error: bollard::errors::Error) -> Erro
         };
     }
     Error::Unreachable {
+        engine,
         endpoint: endpoint.to_string(),
         reason,
     }

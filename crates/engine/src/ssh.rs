@@ -93,6 +93,7 @@ pub(crate) fn host_name(endpoint: &str) -> Result<String> {
 
 fn unreachable(endpoint: &str, reason: String) -> Error {
     Error::Unreachable {
+        engine: crate::Flavour::Docker,
         endpoint: endpoint.to_string(),
         reason,
     }

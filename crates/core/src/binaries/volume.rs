@@ -150,7 +150,8 @@ async fn wait_for_other(docker: &dyn Engine, helper: &str, home: &std::path::Pat
         age / 60
     ))
     .with_hint(format!(
-        "if no berth runs there any more, remove it with `docker rm -f {helper}`"
+        "if no berth runs there any more, remove it with `{} rm -f {helper}`",
+        docker.flavour().cli()
     )))
 }
 
