@@ -38,6 +38,12 @@ fn run(env: &Env, vars: &[(&str, &str)], args: &[&str]) -> (i32, String, String)
     env.run_in(vars, args, "")
 }
 
+/// `run` with a namespace engine's variables (`NsEngine::vars`).
+fn run_on(env: &Env, vars: &[(&str, String)], args: &[&str]) -> (i32, String, String) {
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    run(env, &vars, args)
+}
+
 #[test]
 fn the_engine_is_found_as_the_docker_cli_finds_it_and_said_where() {
     if std::env::var_os("DOCKER_HOST").is_some() {
@@ -311,15 +317,14 @@ fn an_engine_on_another_host_serves_the_cluster_at_that_hosts_address() {
     let mut engine = NsEngine::start();
     let env = Env::new();
     let address = engine.address.clone();
-    let owned = engine.vars();
-    let remote: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let remote = engine.vars();
     // A user's engine pulls the node image's base; this one, which can
     // pull nothing, is given the node image of this machine's engine.
     let image = env.ok(&["node-image", "build"]);
     engine.load(image.trim());
 
     // A host folder is not on the engine's host: refused, nothing made.
-    let (code, _, stderr) = run(
+    let (code, _, stderr) = run_on(
         &env,
         &remote,
         &["start", "-p", "mnt", "--mount", "/tmp:/data"],
@@ -331,8 +336,8 @@ fn an_engine_on_another_host_serves_the_cluster_at_that_hosts_address() {
     // Its disk is read on its host: more than it has free is refused
     // before anything is made.
     let mut greedy = remote.clone();
-    greedy.push(("BERTH_MIN_FREE_MIB", "1000000000"));
-    let (code, _, stderr) = run(&env, &greedy, &["start", "-p", "greedy"]);
+    greedy.push(("BERTH_MIN_FREE_MIB", "1000000000".into()));
+    let (code, _, stderr) = run_on(&env, &greedy, &["start", "-p", "greedy"]);
     assert_eq!(code, 1, "{stderr}");
     let root = engine.data_root();
     assert!(
@@ -354,7 +359,7 @@ fn an_engine_on_another_host_serves_the_cluster_at_that_hosts_address() {
         "--ports",
         &ports,
     ];
-    let (code, _, stderr) = run(&env, &remote, &start);
+    let (code, _, stderr) = run_on(&env, &remote, &start);
     assert_eq!(code, 0, "{stderr}");
     // Nothing of it on this machine's engine; the kubeconfig points at the
     // engine's host, whose address the API server's certificate holds.
@@ -419,15 +424,14 @@ fn an_engine_on_another_host_serves_the_cluster_at_that_hosts_address() {
 
     // The same engine over ssh: named as the current engine, it is the
     // profile's (the same engine ID), and drives it as TLS did.
-    let owned = engine.ssh_vars();
-    let by_ssh: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (code, out, stderr) = run(&env, &by_ssh, &["status", "-p", "far"]);
+    let by_ssh = engine.ssh_vars();
+    let (code, out, stderr) = run_on(&env, &by_ssh, &["status", "-p", "far"]);
     assert_eq!(code, 0, "{out}{stderr}");
     assert!(
         out.contains(&format!("ssh://root@{address}/")) && out.contains("container:   Running"),
         "{out}"
     );
-    let (code, _, stderr) = run(&env, &by_ssh, &["node", "add", "-p", "far"]);
+    let (code, _, stderr) = run_on(&env, &by_ssh, &["node", "add", "-p", "far"]);
     assert_eq!(code, 0, "{stderr}");
     common::eventually(std::time::Duration::from_secs(120), || {
         let ready = env.kubectl(
@@ -444,7 +448,49 @@ fn an_engine_on_another_host_serves_the_cluster_at_that_hosts_address() {
             _ => Err(format!("not 4 nodes Ready: {ready}")),
         }
     });
-    let (code, _, stderr) = run(&env, &by_ssh, &["delete", "-p", "far"]);
+
+    // What goes through the engine's API or the API server works over ssh
+    // as it does here: a command in a node, the logs' export, a Service
+    // served on this machine.
+    let in_node = [
+        "ssh",
+        "-p",
+        "far",
+        "--node",
+        "far-m04",
+        "--",
+        "cat",
+        "/etc/hostname",
+    ];
+    let (code, out, stderr) = run_on(&env, &by_ssh, &in_node);
+    assert_eq!((code, out.trim()), (0, "far-m04"), "{stderr}");
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("far.tar.gz");
+    let export = ["logs", "-p", "far", "--export", archive.to_str().unwrap()];
+    let (code, _, stderr) = run_on(&env, &by_ssh, &export);
+    assert_eq!(code, 0, "{stderr}");
+    let files = common::unpack(&archive);
+    for part in [
+        "logs/objects.txt",
+        "logs/nodes/far-m03/journal/kube-apiserver.log",
+        "logs/nodes/far-m04/inspect.json",
+        "logs/nodes/far-m04/journal/kubelet.log",
+    ] {
+        assert!(
+            files.iter().any(|(name, _)| name == part),
+            "{part} not exported"
+        );
+    }
+    let mut service = env.spawn_in(&by_ssh, &["service", "web-lb", "-p", "far", "--url"]);
+    let url = service.line();
+    let port: u16 = url
+        .strip_prefix("http://127.0.0.1:")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("not a local URL: {url:?}"));
+    assert_eq!(common::http_get(port, None).as_deref(), Ok("far-away"));
+    drop(service);
+
+    let (code, _, stderr) = run_on(&env, &by_ssh, &["delete", "-p", "far"]);
     assert_eq!(code, 0, "{stderr}");
     let left = engine.leftovers();
     assert!(left.is_empty(), "left on the engine: {left:?}");
@@ -489,9 +535,7 @@ fn an_engine_that_stops_mid_start_is_named_and_delete_finishes_once_it_is_back()
 
     // Once it is back, delete (on that engine, as start was) finishes.
     engine.start_daemon();
-    let owned = engine.vars();
-    let remote: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (code, _, deleted) = run(&env, &remote, &["delete", "-p", "cut"]);
+    let (code, _, deleted) = run_on(&env, &engine.vars(), &["delete", "-p", "cut"]);
     assert_eq!(code, 0, "{deleted}");
     let left = engine.leftovers();
     assert!(

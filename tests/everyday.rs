@@ -4,30 +4,12 @@
 
 mod common;
 
-use std::io::Read as _;
 use std::time::{Duration, Instant};
 
 use common::{Env, Parts, eventually};
 
 /// The components every control plane runs, as berth's logs name them.
 const COMPONENTS: &[(&str, &[&str])] = &berth_cluster::logs::COMPONENTS;
-
-/// Each file of a .tar.gz with its content.
-fn unpack(path: &std::path::Path) -> Vec<(String, String)> {
-    let file = std::fs::File::open(path).unwrap();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    archive
-        .entries()
-        .unwrap()
-        .map(|entry| {
-            let mut entry = entry.unwrap();
-            let path = entry.path().unwrap().display().to_string();
-            let mut content = String::new();
-            entry.read_to_string(&mut content).unwrap();
-            (path, content)
-        })
-        .collect()
-}
 
 #[test]
 fn logs_ssh_export_and_completions_on_a_real_cluster() {
@@ -260,7 +242,7 @@ fn logs_ssh_export_and_completions_on_a_real_cluster() {
     parts.run("logs --export", || {
         let archive = dir.path().join("logs.tar.gz");
         env.ok(&["logs", "-p", profile, "--export", archive.to_str().unwrap()]);
-        let files = unpack(&archive);
+        let files = common::unpack(&archive);
         let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
         for part in [
             "logs/versions.txt".to_string(),
@@ -344,7 +326,7 @@ fn logs_ssh_export_and_completions_on_a_real_cluster() {
             env.run(&["logs", "-p", profile, "--export", stopped.to_str().unwrap()]);
         assert_eq!(code, 0, "{err}");
         assert!(err.contains("missing from the archive"), "{err}");
-        let files = unpack(&stopped);
+        let files = common::unpack(&stopped);
         let missing = &files
             .iter()
             .find(|(n, _)| n == "stopped/MISSING.txt")

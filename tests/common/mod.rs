@@ -355,8 +355,18 @@ impl Env {
     /// Starts berth in the background with stdout piped; it is killed when
     /// the returned handle is dropped.
     pub fn spawn(&self, args: &[&str]) -> Background {
+        self.spawn_in(&[] as &[(&str, &str)], args)
+    }
+
+    /// `spawn` with `vars` set too.
+    pub fn spawn_in<K, V>(&self, vars: &[(K, V)], args: &[&str]) -> Background
+    where
+        K: AsRef<std::ffi::OsStr>,
+        V: AsRef<std::ffi::OsStr>,
+    {
         let child = self
             .command(assert_cmd::cargo::cargo_bin("berth"))
+            .envs(vars.iter().map(|(k, v)| (k, v)))
             .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -439,6 +449,24 @@ impl Env {
         all.extend_from_slice(args);
         self.ok(&all)
     }
+}
+
+/// Each file of a .tar.gz with its content.
+pub fn unpack(path: &std::path::Path) -> Vec<(String, String)> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    archive
+        .entries()
+        .unwrap()
+        .map(|entry| {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().display().to_string();
+            let mut content = String::new();
+            entry.read_to_string(&mut content).unwrap();
+            (path, content)
+        })
+        .collect()
 }
 
 pub struct Background(pub std::process::Child);
