@@ -308,6 +308,26 @@ spec:
   ports: [{port: 80, targetPort: 8080}]
 "#;
 
+/// A web pod answering `page` behind a NodePort (30080) and a
+/// LoadBalancer Service, its image loaded into `profile` from an archive,
+/// as a user of an engine elsewhere loads an image of this machine's.
+fn web_from_an_archive(env: &Env, profile: &str, page: &str) {
+    let tag = "berth-test/busybox:remote";
+    let busybox = common::shared_busybox(tag);
+    let archive = tempfile::NamedTempFile::new().unwrap();
+    let saved = common::block_on(async {
+        let docker = berth_engine::Docker::connect().await.unwrap();
+        docker.save_images(&[tag.to_string()]).await.unwrap()
+    });
+    std::fs::write(archive.path(), saved).unwrap();
+    let path = archive.path().display().to_string();
+    env.ok(&["image", "load", "-p", profile, "--archive", &path]);
+    drop(busybox);
+    env.apply(profile, &common::web_pod_and_service(tag, page));
+    env.apply(profile, NODE_PORT_AND_LOAD_BALANCER);
+    env.wait_ready(profile, "web");
+}
+
 #[test]
 fn an_engine_on_another_host_serves_the_cluster_at_that_hosts_address() {
     if let Err(why) = NsEngine::possible() {
@@ -378,25 +398,7 @@ fn an_engine_on_another_host_serves_the_cluster_at_that_hosts_address() {
 
     // An image from an archive reaches the remote nodes; a pod of it
     // answers through a NodePort and a LoadBalancer at the engine's address.
-    let busybox = common::shared_busybox("berth-test/busybox:remote");
-    let archive = tempfile::NamedTempFile::new().unwrap();
-    let saved = common::block_on(async {
-        let docker = berth_engine::Docker::connect().await.unwrap();
-        docker
-            .save_images(&["berth-test/busybox:remote".to_string()])
-            .await
-            .unwrap()
-    });
-    std::fs::write(archive.path(), saved).unwrap();
-    let path = archive.path().display().to_string();
-    env.ok(&["image", "load", "-p", "far", "--archive", &path]);
-    drop(busybox);
-    env.apply(
-        "far",
-        &common::web_pod_and_service("berth-test/busybox:remote", "far-away"),
-    );
-    env.apply("far", NODE_PORT_AND_LOAD_BALANCER);
-    env.wait_ready("far", "web");
+    web_from_an_archive(&env, "far", "far-away");
     let port: u16 = node_port.parse().unwrap();
     common::eventually(
         std::time::Duration::from_secs(30),
@@ -471,16 +473,29 @@ fn an_engine_on_another_host_serves_the_cluster_at_that_hosts_address() {
     assert_eq!(code, 0, "{stderr}");
     let files = common::unpack(&archive);
     for part in [
-        "logs/objects.txt",
-        "logs/nodes/far-m03/journal/kube-apiserver.log",
-        "logs/nodes/far-m04/inspect.json",
-        "logs/nodes/far-m04/journal/kubelet.log",
+        "far/objects.txt",
+        "far/nodes/far-m03/journal/kube-apiserver.log",
+        "far/nodes/far-m04/inspect.json",
+        "far/nodes/far-m04/journal/kubelet.log",
     ] {
         assert!(
             files.iter().any(|(name, _)| name == part),
-            "{part} not exported"
+            "{part} not exported: {:?}",
+            files
+                .iter()
+                .map(|(name, content)| match name.ends_with("MISSING.txt") {
+                    true => format!("{name}: {content}"),
+                    false => name.clone(),
+                })
+                .collect::<Vec<_>>()
         );
     }
+    let objects = &files
+        .iter()
+        .find(|(n, _)| n == "far/objects.txt")
+        .unwrap()
+        .1;
+    assert!(objects.contains("far-m04"), "{objects}");
     let mut service = env.spawn_in(&by_ssh, &["service", "web-lb", "-p", "far", "--url"]);
     let url = service.line();
     let port: u16 = url
@@ -492,6 +507,120 @@ fn an_engine_on_another_host_serves_the_cluster_at_that_hosts_address() {
 
     let (code, _, stderr) = run_on(&env, &by_ssh, &["delete", "-p", "far"]);
     assert_eq!(code, 0, "{stderr}");
+    let left = engine.leftovers();
+    assert!(left.is_empty(), "left on the engine: {left:?}");
+}
+
+#[test]
+fn an_engine_whose_host_lets_in_only_ssh_has_the_clusters_ports_forwarded_here() {
+    if let Err(why) = NsEngine::possible() {
+        common::skipped("tests/engines.rs (ssh forward)", &why);
+        return;
+    }
+    let mut engine = NsEngine::start();
+    let env = Env::new();
+    let address = engine.address.clone();
+    let image = env.ok(&["node-image", "build"]);
+    engine.load(image.trim());
+
+    // An engine not reached over ssh: refused, nothing made.
+    let (code, _, stderr) = run_on(
+        &env,
+        &engine.vars(),
+        &["start", "-p", "near", "--ssh-forward"],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is not reached over ssh"), "{stderr}");
+    assert!(!env.berth_home().join("profiles/near").exists());
+
+    let by_ssh = engine.ssh_vars();
+    env.use_engine(by_ssh.clone());
+    let node_port = common::free_port();
+    let ports = format!("{node_port}:30080");
+    env.ok(&[
+        "start",
+        "-p",
+        "near",
+        "--no-storage",
+        "--ssh-forward",
+        "--ports",
+        &ports,
+    ]);
+    let status = json(&env.ok(&["status", "-p", "near", "-o", "json"]));
+    assert_eq!(status["ssh_forward"], "running", "{status}");
+    let api_port = common::port_of(status["endpoint"].as_str().unwrap());
+    assert_eq!(
+        status["endpoint"],
+        format!("https://127.0.0.1:{api_port}"),
+        "{status}"
+    );
+    // Published on the engine host's loopback alone: its address does not
+    // answer, this machine's loopback does, through ssh.
+    let at_host = |port: u16| {
+        let to = std::net::SocketAddr::new(address.parse().unwrap(), port);
+        std::net::TcpStream::connect_timeout(&to, std::time::Duration::from_secs(2)).is_ok()
+    };
+    assert!(!at_host(api_port), "the API server answers at {address}");
+    let nodes = env.kubectl("near", &["get", "nodes", "-o", "name"]);
+    assert_eq!(nodes.trim(), "node/near");
+    web_from_an_archive(&env, "near", "near-by");
+    let node_port_answers = || {
+        common::eventually(
+            std::time::Duration::from_secs(30),
+            || match common::http_get(node_port, None) {
+                Ok(page) if page == "near-by" => Ok(()),
+                other => Err(format!("NodePort at 127.0.0.1:{node_port}: {other:?}")),
+            },
+        )
+    };
+    node_port_answers();
+    assert!(!at_host(node_port), "the NodePort answers at {address}");
+
+    // The forward runs while the cluster does: stop ends it, start starts
+    // it again, and a start of the running cluster replaces a lost one.
+    env.ok(&["stop", "-p", "near"]);
+    let status = json(&env.run(&["status", "-p", "near", "-o", "json"]).1);
+    assert!(
+        status["ssh_forward"].as_str().unwrap().starts_with("down"),
+        "{status}"
+    );
+    assert!(common::http_get(api_port, None).is_err(), "still forwarded");
+    env.ok(&["start", "-p", "near"]);
+    node_port_answers();
+    let control = env.berth_home().join("profiles/near/ssh-forward.sock");
+    let ssh = &by_ssh.iter().find(|(k, _)| *k == "BERTH_SSH").unwrap().1;
+    let ended = std::process::Command::new(ssh)
+        .args([
+            "-S",
+            control.to_str().unwrap(),
+            "-O",
+            "exit",
+            &format!("root@{address}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(ended.status.success(), "{ended:?}");
+    common::eventually(
+        std::time::Duration::from_secs(10),
+        || match common::http_get(node_port, None) {
+            Err(_) => Ok(()),
+            Ok(page) => Err(format!("still forwarded: {page}")),
+        },
+    );
+    env.ok(&["start", "-p", "near"]);
+    node_port_answers();
+    assert_eq!(
+        env.kubectl("near", &["get", "nodes", "-o", "name"]).trim(),
+        "node/near"
+    );
+
+    // Delete ends it too, and leaves nothing on the engine.
+    env.ok(&["delete", "-p", "near"]);
+    assert!(
+        common::http_get(node_port, None).is_err(),
+        "still forwarded"
+    );
+    assert!(!control.exists());
     let left = engine.leftovers();
     assert!(left.is_empty(), "left on the engine: {left:?}");
 }

@@ -77,6 +77,13 @@ pub struct Start {
     /// made; the cluster's own addresses never go through it).
     #[arg(long, value_name = "URL")]
     proxy: Option<String>,
+    /// With an ssh:// engine whose host lets in only ssh: publish the
+    /// cluster on that host's loopback and forward the API server and
+    /// --ports to 127.0.0.1 here over ssh, for as long as the cluster runs
+    /// (LoadBalancer Services stay on that host; `berth service` serves
+    /// any Service here).
+    #[arg(long)]
+    ssh_forward: bool,
     /// The host address LoadBalancer Services answer on, such as a LAN
     /// address to reach them from other machines (default 127.0.0.1).
     #[arg(long, value_name = "IPV4")]
@@ -206,6 +213,7 @@ impl Start {
                 .map(|a| settings::parse_lb_address(&a))
                 .transpose()?,
             proxy_flag: self.proxy.is_some() || preset.proxy.is_some(),
+            ssh_forward: self.ssh_forward,
             proxy: match self.proxy.or(preset.proxy) {
                 Some(url) => Some(settings::Proxy::from_flag(&url)?),
                 None => settings::Proxy::from_env(|name| std::env::var(name).ok())?,

@@ -34,6 +34,9 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<u8> {
                 );
             }
             println!("engine:      {} (from {})", engine.host, engine.found);
+            if let Some(forward) = &status.ssh_forward {
+                println!("ssh forward: {forward}");
+            }
             println!("apiserver:   {}", status.apiserver);
             if let Some(note) = &status.cgroups_note {
                 println!("cgroups:     v1, {note}");

@@ -100,6 +100,9 @@ pub struct Env {
     default_home: bool,
     /// A binaries cache of the test's own instead of the shared one.
     pub cache_dir: Option<std::path::PathBuf>,
+    /// Variables that name an engine other than this machine's
+    /// (`use_engine`).
+    engine: std::cell::RefCell<Vec<(&'static str, String)>>,
 }
 
 impl Env {
@@ -113,7 +116,14 @@ impl Env {
             restarts_allowed: std::cell::Cell::new(false),
             default_home: false,
             cache_dir: None,
+            engine: Default::default(),
         }
+    }
+
+    /// Every berth of this test, its cleanup included, reaches the engine
+    /// `vars` name (`NsEngine::vars`).
+    pub fn use_engine(&self, vars: Vec<(&'static str, String)>) {
+        *self.engine.borrow_mut() = vars;
     }
 
     /// berth as a user runs it: no `BERTH_HOME`, its default home under a
@@ -260,6 +270,9 @@ impl Env {
         }
         if let Some(cache) = &self.cache_dir {
             env.push(("BERTH_CACHE_DIR", cache.clone().into_os_string()));
+        }
+        for (key, value) in self.engine.borrow().iter() {
+            env.push((key, value.into()));
         }
         env
     }

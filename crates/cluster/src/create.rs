@@ -19,12 +19,13 @@ use berth_node::render;
 /// A new profile's start: each step beside what takes it back when a later
 /// one fails or the start is interrupted. What is made carries this
 /// process's token, so an undo removes only this start's own.
-pub(super) const CREATE: [Create; 7] = [
+pub(super) const CREATE: [Create; 8] = [
     Create::NodeImage,
     Create::Binaries,
     Create::Network,
     Create::State,
     Create::Nodes,
+    Create::Forward,
     Create::Kubeconfig,
     Create::Ready,
 ];
@@ -44,6 +45,9 @@ pub(super) enum Create {
     /// Every node (and the registry) booted at once. Undo: their
     /// containers and volumes.
     Nodes,
+    /// With `--ssh-forward`, the ssh that forwards the ports here, before
+    /// anything asks the API server. Undo: that ssh.
+    Forward,
     /// The kubeconfig entry. Undo: the entry, and the previous current
     /// context made current again.
     Kubeconfig,
@@ -72,9 +76,20 @@ pub(super) struct NewCluster<'a> {
 }
 
 /// Refuses what the engine's host cannot give: a host port that is taken
-/// (checked where the host is this machine), a host folder (which an
-/// engine elsewhere cannot see).
+/// (checked where the port is this machine's: an engine here, or a
+/// forward over ssh), a host folder (which an engine elsewhere cannot
+/// see), a forward over ssh of an engine not reached over ssh.
 fn check_host(facts: &EngineFacts, opts: &StartOptions) -> Result<()> {
+    if opts.ssh_forward && !facts.endpoint.starts_with("ssh://") {
+        return Err(Error::usage(format!(
+            "--ssh-forward forwards over the ssh that reaches the engine, and the engine at {} \
+             is not reached over ssh",
+            facts.endpoint
+        ))
+        .with_hint(
+            "name the engine as ssh://USER@HOST (--engine or DOCKER_HOST), or leave --ssh-forward out",
+        ));
+    }
     let host = facts.host_address;
     if !host.is_loopback() {
         if let Some(mount) = opts.mounts.first() {
@@ -89,8 +104,11 @@ fn check_host(facts: &EngineFacts, opts: &StartOptions) -> Result<()> {
                  them), or start on an engine of this machine",
             ));
         }
-        return Ok(());
+        if !opts.ssh_forward {
+            return Ok(());
+        }
     }
+    let host = std::net::Ipv4Addr::LOCALHOST;
     for port in &opts.ports {
         // A port below 1024 that berth may not bind, the engine may.
         let taken = std::net::TcpListener::bind((host, port.host))
@@ -169,6 +187,10 @@ impl Step<NewCluster<'_>> for Create {
                 new.manifest.version
             )),
             Create::Network => Some("Creating the network".into()),
+            Create::Forward => new
+                .opts
+                .ssh_forward
+                .then(|| "Forwarding the cluster's ports over ssh".into()),
             Create::State => Some("Generating certificates".into()),
             Create::Nodes => Some(
                 match (new.opts.node_count(), new.opts.control_plane_count()) {
@@ -252,6 +274,10 @@ impl Step<NewCluster<'_>> for Create {
             Create::State => {
                 let network = plan::output(&new.network, "the network step")?;
                 let opts = new.opts;
+                let engine = match opts.ssh_forward {
+                    true => berth_core::profile::EngineRef::forwarded(&new.facts),
+                    false => berth_core::profile::EngineRef::of(&new.facts),
+                };
                 let profile = Profile {
                     name: new.name.clone(),
                     kubernetes_version: new.manifest.version.clone(),
@@ -274,10 +300,10 @@ impl Step<NewCluster<'_>> for Create {
                     feature_gates: opts.feature_gates.clone(),
                     addons: opts.addons_on(),
                     registry: new.registry,
-                    lb_address: Some(opts.lb_address.unwrap_or(new.facts.host_address)),
+                    lb_address: Some(opts.lb_address.unwrap_or(engine.host_address)),
                     ca_certs: opts.ca_certs.clone(),
                     proxy: opts.proxy.clone(),
-                    engine: Some(berth_core::profile::EngineRef::of(&new.facts)),
+                    engine: Some(engine),
                     mounts: opts.mounts.clone(),
                     home_id: new.names.home_id().map(str::to_string),
                     network_id: Some(network.id.clone()),
@@ -307,6 +333,7 @@ impl Step<NewCluster<'_>> for Create {
                 super::registry::create(ctx, profile).await?;
                 new.allocating = None;
             }
+            Create::Forward => super::ssh_forward::ensure(&ctx.store, new.profile()?).await?,
             Create::Kubeconfig => {
                 let make_current = !new.opts.keep_context;
                 write_kubeconfig(
@@ -330,6 +357,12 @@ impl Step<NewCluster<'_>> for Create {
                 Ok(())
             }
             Create::State => Ok(ctx.store.remove(&new.name)?),
+            Create::Forward => {
+                if let Some(profile) = &new.profile {
+                    super::ssh_forward::end(&ctx.store, profile).await;
+                }
+                Ok(())
+            }
             Create::Nodes => {
                 remove::sweep_created(ctx, &new.name, &[Kind::Container, Kind::Volume]).await?;
                 Ok(())
@@ -526,6 +559,8 @@ fn check_settings(profile: &Profile, opts: &StartOptions) -> Result<()> {
         (!opts.ca_certs.is_empty() && opts.ca_certs != profile.ca_certs)
             .then(|| "--ca-cert".to_string()),
         (opts.proxy_flag && opts.proxy != profile.proxy).then(|| "--proxy".to_string()),
+        (opts.ssh_forward && !profile.engine.as_ref().is_some_and(|e| e.ssh_forward))
+            .then(|| "--ssh-forward".to_string()),
         opts.addons.iter().find(|a| !profile.has(**a)).map(|a| {
             format!("--addons {a} (`berth addons enable {a}` adds it to a running profile)")
         }),

@@ -26,6 +26,7 @@ pub mod registry_cache;
 mod remove;
 pub mod service_lb;
 pub mod snapshot;
+mod ssh_forward;
 pub mod status;
 pub mod storage;
 #[cfg(test)]
@@ -180,6 +181,9 @@ pub struct StartOptions {
     /// `proxy` was asked for with `--proxy`: a restart with another is
     /// refused (one from the environment is the profile's own).
     pub proxy_flag: bool,
+    /// Publish on an ssh:// engine host's loopback and forward the ports
+    /// here over ssh (`--ssh-forward`, see `ssh_forward`).
+    pub ssh_forward: bool,
 }
 
 impl StartOptions {
@@ -349,6 +353,9 @@ pub async fn follow_nodes(ctx: &Ctx, profile: &Profile, run: bool) -> Result<()>
     }
     if run {
         registry_cache::join(ctx, profile).await?;
+        ssh_forward::ensure(&ctx.store, profile).await?;
+    } else {
+        ssh_forward::end(&ctx.store, profile).await;
     }
     Ok(())
 }
@@ -598,6 +605,26 @@ mod tests {
         );
         let config = kubeconfig::read(&ctx.kubeconfig).unwrap();
         assert_eq!(kubeconfig::current_context(&config), None);
+    }
+
+    #[test]
+    fn a_forward_over_ssh_of_an_engine_not_reached_over_ssh_is_refused_before_anything_is_made() {
+        let (dir, engine, ctx) = Ctx::with_fake_engine();
+        ctx.cache_fake_binaries(&"v1.20.2".parse().unwrap(), &dir.path().join("build"));
+        let before = engine.made();
+        let opts = StartOptions {
+            ssh_forward: true,
+            ..options(1, None)
+        };
+        let error = start_dev(&ctx, opts).unwrap_err();
+        assert_eq!(error.exit, berth_core::error::Exit::Usage);
+        assert!(
+            error.message.contains("is not reached over ssh"),
+            "{}",
+            error.message
+        );
+        assert_eq!(engine.made(), before);
+        assert!(ctx.store.load("dev").unwrap().is_none());
     }
 
     #[test]

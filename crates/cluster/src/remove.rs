@@ -67,6 +67,9 @@ impl Step<Deleting<'_>> for Delete {
                 }
             }
             Delete::State => {
+                if let Some(profile) = profile {
+                    super::ssh_forward::end(&ctx.store, profile).await;
+                }
                 *found |= ctx.store.exists(name);
                 ctx.store.remove(name)?;
             }

@@ -491,7 +491,14 @@ impl Step<Restoring> for Restore {
                     saved.kubeconfig = ctx.kubeconfig.clone();
                     saved.previous_context = None;
                     let facts = ctx.docker.facts().await?;
-                    saved.engine = Some(berth_core::profile::EngineRef::of(&facts));
+                    // A forward over ssh goes on where the engine is still
+                    // reached over ssh.
+                    let forwarded = saved.engine.as_ref().is_some_and(|e| e.ssh_forward)
+                        && facts.endpoint.starts_with("ssh://");
+                    saved.engine = Some(match forwarded {
+                        true => berth_core::profile::EngineRef::forwarded(&facts),
+                        false => berth_core::profile::EngineRef::of(&facts),
+                    });
                 }
                 let pki = ctx.store.pki_dir(&saved.name);
                 let _ = std::fs::remove_dir_all(&pki);

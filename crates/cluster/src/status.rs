@@ -60,6 +60,10 @@ pub struct ProfileStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upgrading: Option<String>,
     pub endpoint: String,
+    /// The ssh that forwards the ports of a profile made with
+    /// `--ssh-forward`: running, or down with what starts it again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssh_forward: Option<String>,
     pub apiserver: String,
     pub kubeconfig: String,
     pub certificate_expires: String,
@@ -192,6 +196,12 @@ pub async fn status(ctx: &Ctx, profile: &Profile) -> Result<ProfileStatus> {
         kubernetes_version: profile.kubernetes_version.to_string(),
         upgrading: profile.upgrading.as_ref().map(ToString::to_string),
         endpoint: profile.server(),
+        ssh_forward: super::ssh_forward::running(&ctx.store, profile)
+            .await
+            .map(|running| match running {
+                true => "running".to_string(),
+                false => format!("down (`berth start -p {name}` starts it again)"),
+            }),
         apiserver: if api_ready {
             "ready".into()
         } else {

@@ -97,6 +97,11 @@ pub struct EngineRef {
     /// (`EngineFacts::host_address`).
     #[serde(default = "loopback")]
     pub host_address: Ipv4Addr,
+    /// The cluster is published on the loopback of an ssh:// engine's host
+    /// and its ports forwarded here by an ssh of berth's (`--ssh-forward`),
+    /// for a host whose other ports this machine cannot reach.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ssh_forward: bool,
 }
 
 fn loopback() -> Ipv4Addr {
@@ -110,6 +115,18 @@ impl EngineRef {
             id: facts.id.clone(),
             tls: facts.tls.clone(),
             host_address: facts.host_address,
+            ssh_forward: false,
+        }
+    }
+
+    /// As `of`, for a cluster whose ports berth forwards over ssh: the
+    /// ports are published on the engine host's loopback, which the
+    /// forward makes this machine's.
+    pub fn forwarded(facts: &berth_engine::EngineFacts) -> Self {
+        EngineRef {
+            host_address: Ipv4Addr::LOCALHOST,
+            ssh_forward: true,
+            ..Self::of(facts)
         }
     }
 }

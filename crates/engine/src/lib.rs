@@ -5,7 +5,7 @@ pub mod discover;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 mod podman;
-mod ssh;
+pub mod ssh;
 
 pub use container::{API_PORT, BINARIES_MOUNT, BinariesVolume, Mount, NodeContainer, Privilege};
 

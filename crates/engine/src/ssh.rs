@@ -244,6 +244,101 @@ impl Drop for Tunnel {
     }
 }
 
+/// Forwards each of `ports` on this machine's loopback to the same port on
+/// the loopback of the engine's host, with an ssh that outlives berth: a
+/// master of the control socket `control`, which `forwarding` and
+/// `stop_forwarding` ask it through. ssh goes to the background once it is
+/// logged in and every port is bound here (`-f` with
+/// ExitOnForwardFailure), so a port taken here or a refused login fails
+/// this call with ssh's own words, which it writes to `log`.
+pub fn forward_ports(endpoint: &str, ports: &[u16], control: &Path, log: &Path) -> Result<()> {
+    forward_ports_with(&ssh_program(), endpoint, ports, control, log)
+}
+
+fn forward_ports_with(
+    program: &str,
+    endpoint: &str,
+    ports: &[u16],
+    control: &Path,
+    log: &Path,
+) -> Result<()> {
+    let address = parse(endpoint).ok_or_else(|| unusable(endpoint, "it names no host".into()))?;
+    let mut command = ssh(program, &address);
+    command.args([
+        "-o",
+        "ExitOnForwardFailure=yes",
+        "-o",
+        "ServerAliveInterval=15",
+        "-o",
+        &format!("ConnectTimeout={}", CONNECT_TIMEOUT.as_secs()),
+        "-fnNT",
+        "-M",
+        "-S",
+    ]);
+    command.arg(control);
+    for port in ports {
+        command
+            .arg("-L")
+            .arg(format!("127.0.0.1:{port}:127.0.0.1:{port}"));
+    }
+    let file = std::fs::File::create(log)
+        .map_err(|e| unreachable(endpoint, format!("cannot write {}: {e}", log.display())))?;
+    let status = command
+        .arg(address.destination)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(file)
+        .status()
+        .map_err(|e| unreachable(endpoint, format!("cannot run {program}: {e}")))?;
+    if status.success() {
+        return Ok(());
+    }
+    let said = std::fs::read_to_string(log).unwrap_or_default();
+    Err(unreachable(
+        endpoint,
+        format!(
+            "ssh to {} did not forward the cluster's ports ({status}): {}",
+            address.destination,
+            // ssh says which port it could not bind, then that it could not
+            // forward.
+            said.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    ))
+}
+
+/// Whether the ssh that `forward_ports` started with `control` still runs.
+pub fn forwarding(endpoint: &str, control: &Path) -> bool {
+    control.exists() && control_request(endpoint, control, "check")
+}
+
+/// Ends the ssh that `forward_ports` started with `control`, if it runs.
+pub fn stop_forwarding(endpoint: &str, control: &Path) {
+    if control.exists() && !control_request(endpoint, control, "exit") {
+        // Its master is gone and left the socket.
+        let _ = std::fs::remove_file(control);
+    }
+}
+
+fn control_request(endpoint: &str, control: &Path, request: &str) -> bool {
+    let Some(address) = parse(endpoint) else {
+        return false;
+    };
+    ssh(&ssh_program(), &address)
+        .arg("-S")
+        .arg(control)
+        .args(["-O", request])
+        .arg(address.destination)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// A new directory only this user can enter, for the forwarded socket
 /// (short: a socket's path has at most 107 bytes).
 fn private_dir() -> std::io::Result<PathBuf> {
@@ -298,6 +393,40 @@ mod tests {
         std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
         fake.display().to_string()
+    }
+
+    /// ssh is asked for each port on both loopbacks, in the background
+    /// once forwarding, and a refusal is told in ssh's own words.
+    #[test]
+    fn ports_are_forwarded_loopback_to_loopback_and_a_refusal_names_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let (control, log) = (dir.path().join("c.sock"), dir.path().join("log"));
+        let args = dir.path().join("args");
+        let fake = fake_ssh(dir.path(), &format!("echo \"$*\" >{}", args.display()));
+        forward_ports_with(&fake, "ssh://me@box:2222", &[6443, 8080], &control, &log).unwrap();
+        let asked = std::fs::read_to_string(&args).unwrap();
+        for part in [
+            "-p 2222",
+            "ExitOnForwardFailure=yes",
+            "-fnNT -M -S",
+            "-L 127.0.0.1:6443:127.0.0.1:6443 -L 127.0.0.1:8080:127.0.0.1:8080 me@box",
+        ] {
+            assert!(asked.contains(part), "{part} not in: {asked}");
+        }
+        let refusing = fake_ssh(
+            dir.path(),
+            "echo 'bind [127.0.0.1]:6443: Address already in use' >&2\n\
+             echo 'Could not request local forwarding.' >&2\nexit 255",
+        );
+        match forward_ports_with(&refusing, "ssh://me@box", &[6443], &control, &log) {
+            Err(Error::Unreachable { reason, .. }) => {
+                assert!(
+                    reason.contains("Could not request local forwarding"),
+                    "{reason}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
