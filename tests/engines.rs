@@ -511,6 +511,23 @@ fn an_engine_on_another_host_serves_the_cluster_at_that_hosts_address() {
     assert!(left.is_empty(), "left on the engine: {left:?}");
 }
 
+/// Waits until no `berth ssh-forward-watch -p PROFILE` runs: it ends
+/// within seconds of its ssh.
+fn no_watcher_of(profile: &str) {
+    let wanted = format!("ssh-forward-watch\0-p\0{profile}\0");
+    common::eventually(std::time::Duration::from_secs(15), || {
+        let running = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+            .any(|c| String::from_utf8_lossy(&c).contains(&wanted));
+        match running {
+            false => Ok(()),
+            true => Err(format!("the watcher of {profile} still runs")),
+        }
+    });
+}
+
 #[test]
 fn an_engine_whose_host_lets_in_only_ssh_has_the_clusters_ports_forwarded_here() {
     if let Err(why) = NsEngine::possible() {
@@ -575,10 +592,23 @@ fn an_engine_whose_host_lets_in_only_ssh_has_the_clusters_ports_forwarded_here()
     };
     node_port_answers();
     assert!(!at_host(node_port), "the NodePort answers at {address}");
+    // A LoadBalancer Service answers here on its own port (80), forwarded
+    // by the watcher beside the ssh as the Service appears.
+    let load_balancer_answers = || {
+        common::eventually(
+            std::time::Duration::from_secs(60),
+            || match common::http_get(80, None) {
+                Ok(page) if page == "near-by" => Ok(()),
+                other => Err(format!("LoadBalancer at 127.0.0.1:80: {other:?}")),
+            },
+        )
+    };
+    load_balancer_answers();
 
     // The forward runs while the cluster does: stop ends it, start starts
     // it again, and a start of the running cluster replaces a lost one.
     env.ok(&["stop", "-p", "near"]);
+    no_watcher_of("near");
     let status = json(&env.run(&["status", "-p", "near", "-o", "json"]).1);
     assert!(
         status["ssh_forward"].as_str().unwrap().starts_with("down"),
@@ -613,6 +643,16 @@ fn an_engine_whose_host_lets_in_only_ssh_has_the_clusters_ports_forwarded_here()
         env.kubectl("near", &["get", "nodes", "-o", "name"]).trim(),
         "node/near"
     );
+    load_balancer_answers();
+    // A Service deleted: its port is forwarded no more.
+    env.kubectl("near", &["delete", "service", "web-lb"]);
+    common::eventually(
+        std::time::Duration::from_secs(30),
+        || match common::http_get(80, None) {
+            Err(_) => Ok(()),
+            Ok(page) => Err(format!("port 80 still forwarded: {page}")),
+        },
+    );
 
     // Delete ends it too, and leaves nothing on the engine.
     env.ok(&["delete", "-p", "near"]);
@@ -621,6 +661,7 @@ fn an_engine_whose_host_lets_in_only_ssh_has_the_clusters_ports_forwarded_here()
         "still forwarded"
     );
     assert!(!control.exists());
+    no_watcher_of("near");
     let left = engine.leftovers();
     assert!(left.is_empty(), "left on the engine: {left:?}");
 }

@@ -19,6 +19,7 @@ mod registry;
 mod service;
 mod snapshot;
 mod ssh;
+mod ssh_forward_watch;
 mod start;
 mod status;
 mod stop;
@@ -190,6 +191,10 @@ pub enum Command {
         after_help = "Examples:\n  berth tunnel -p dev              # serves until Ctrl-C\n  curl -H 'Host: app.local' http://127.0.0.1/"
     )]
     Tunnel(tunnel::TunnelCmd),
+    /// Forwards the LoadBalancer Services of a profile made with
+    /// --ssh-forward while its ssh runs; started by `start`.
+    #[command(name = berth_cluster::ssh_forward::WATCH_VERB, hide = true)]
+    SshForwardWatch,
     /// berth's version and commit, its node image, the Kubernetes versions
     /// it runs and those cached.
     #[command(after_help = "Examples:\n  berth version\n  berth version -o json")]
@@ -227,6 +232,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Addons(cmd) => addons::run(cmd, &cli.global, ui).await,
         Command::Dashboard(cmd) => dashboard::run(cmd, &cli.global, ui).await,
         Command::Tunnel(cmd) => tunnel::run(cmd, &cli.global, ui).await,
+        Command::SshForwardWatch => ssh_forward_watch::run(&cli.global).await,
         Command::Completion(cmd) => completion::run(cmd),
     };
     done.map(|()| 0)
@@ -440,7 +446,11 @@ mod tests {
 
     #[test]
     fn every_command_shows_an_example_in_its_help() {
-        for command in super::Cli::command().get_subcommands() {
+        // A hidden command is berth's own, not a user's.
+        for command in super::Cli::command()
+            .get_subcommands()
+            .filter(|c| !c.is_hide_set())
+        {
             let help = command
                 .get_after_help()
                 .map(|h| h.to_string())

@@ -78,10 +78,9 @@ pub struct Start {
     #[arg(long, value_name = "URL")]
     proxy: Option<String>,
     /// With an ssh:// engine whose host lets in only ssh: publish the
-    /// cluster on that host's loopback and forward the API server and
-    /// --ports to 127.0.0.1 here over ssh, for as long as the cluster runs
-    /// (LoadBalancer Services stay on that host; `berth service` serves
-    /// any Service here).
+    /// cluster on that host's loopback and forward the API server, --ports
+    /// and LoadBalancer Services to 127.0.0.1 here over ssh, for as long as
+    /// the cluster runs.
     #[arg(long)]
     ssh_forward: bool,
     /// The host address LoadBalancer Services answer on, such as a LAN

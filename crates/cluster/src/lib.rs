@@ -26,7 +26,7 @@ pub mod registry_cache;
 mod remove;
 pub mod service_lb;
 pub mod snapshot;
-mod ssh_forward;
+pub mod ssh_forward;
 pub mod status;
 pub mod storage;
 #[cfg(test)]

@@ -5,8 +5,14 @@
 //! cluster does. `start` starts it (again, when it has gone), `stop` and
 //! `delete` end it; it is the master of a control socket in the profile's
 //! directory, through which it is asked whether it runs and told to end.
+//! LoadBalancer Services come and go while no berth command runs, so a
+//! watcher berth starts beside that ssh (`berth ssh-forward-watch`, in
+//! the background) adds and cancels their ports through the same socket,
+//! and ends once the ssh has.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use berth_core::error::{Error, Result};
 use berth_core::profile::{Profile, Store};
@@ -32,13 +38,23 @@ fn forwarded(profile: &Profile) -> Option<&str> {
         .map(|e| e.host.as_str())
 }
 
-/// Starts the profile's forward unless it runs.
+/// The hidden verb of the LoadBalancer Services' watcher.
+pub const WATCH_VERB: &str = "ssh-forward-watch";
+
+/// How often the watcher looks at the Services.
+const WATCH_EVERY: Duration = Duration::from_secs(2);
+
+fn log(store: &Store, profile: &Profile) -> PathBuf {
+    store.dir(&profile.name).join("ssh-forward.log")
+}
+
+/// Starts the profile's forward, and its watcher, unless it runs.
 pub(super) async fn ensure(store: &Store, profile: &Profile) -> Result<()> {
     let Some(endpoint) = forwarded(profile).map(str::to_string) else {
         return Ok(());
     };
     let control = control(store, profile);
-    let log = store.dir(&profile.name).join("ssh-forward.log");
+    let log = log(store, profile);
     let ports = ports(profile);
     let listed = ports
         .iter()
@@ -47,20 +63,105 @@ pub(super) async fn ensure(store: &Store, profile: &Profile) -> Result<()> {
         .join(", ");
     let started = tokio::task::spawn_blocking(move || {
         if ssh::forwarding(&endpoint, &control) {
-            return Ok(());
+            return Ok(false);
         }
         ssh::stop_forwarding(&endpoint, &control);
-        ssh::forward_ports(&endpoint, &ports, &control, &log)
+        ssh::forward_ports(&endpoint, &ports, &control, &log).map(|()| true)
     })
     .await
     .map_err(|e| Error::failure(format!("the ssh forward's thread failed: {e}")))?;
-    started.map_err(|e| {
+    let started = started.map_err(|e| {
         Error::from(e).with_hint(format!(
             "berth forwards ports {listed} of 127.0.0.1 here: stop what listens on one of them, \
              or see that `ssh` logs in without a prompt; then `berth start -p {}` forwards again",
             profile.name
         ))
-    })
+    })?;
+    if started {
+        start_watcher(store, profile)?;
+    }
+    Ok(())
+}
+
+/// `berth ssh-forward-watch -p NAME` in the background, outliving this
+/// berth, with what it says added to the forward's log.
+fn start_watcher(store: &Store, profile: &Profile) -> Result<()> {
+    use std::os::unix::process::CommandExt as _;
+    let cannot = |e: std::io::Error| {
+        Error::failure(format!(
+            "cannot start the watcher of profile {}'s LoadBalancer Services: {e}",
+            profile.name
+        ))
+    };
+    let berth = std::env::current_exe().map_err(cannot)?;
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(log(store, profile))
+        .map_err(cannot)?;
+    let mut command = std::process::Command::new(berth);
+    command
+        .args([WATCH_VERB, "-p", &profile.name])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+    // A process group of its own: a Ctrl-C of the terminal does not reach it.
+    command.process_group(0).spawn().map_err(cannot)?;
+    Ok(())
+}
+
+/// Forwards the ports of the profile's LoadBalancer Services, as they
+/// come and go, for as long as its forward runs.
+pub async fn watch(store: &Store, profile: &Profile) -> Result<()> {
+    let Some(endpoint) = forwarded(profile).map(str::to_string) else {
+        return Ok(());
+    };
+    let control = control(store, profile);
+    let client = super::client(store, profile).await?;
+    let fixed = ports(profile);
+    let mut forwarded = BTreeSet::new();
+    loop {
+        let (endpoint_now, control_now) = (endpoint.clone(), control.clone());
+        let runs =
+            tokio::task::spawn_blocking(move || ssh::forwarding(&endpoint_now, &control_now))
+                .await
+                .unwrap_or(false);
+        if !runs {
+            return Ok(());
+        }
+        // An API server that does not answer now may later.
+        if let Ok(services) = super::service_lb::forwards(&client).await {
+            let wanted: BTreeSet<u16> = services
+                .iter()
+                .filter(|f| f.protocol == "TCP" && f.address.is_some())
+                .filter_map(|f| u16::try_from(f.port).ok())
+                .filter(|p| !fixed.contains(p))
+                .collect();
+            let changes: Vec<(u16, bool)> = wanted
+                .difference(&forwarded)
+                .map(|p| (*p, true))
+                .chain(forwarded.difference(&wanted).map(|p| (*p, false)))
+                .collect();
+            for (port, add) in changes {
+                let (endpoint, control) = (endpoint.clone(), control.clone());
+                let done = tokio::task::spawn_blocking(move || {
+                    ssh::change_forward(&endpoint, &control, port, add)
+                })
+                .await
+                .unwrap_or(false);
+                match (add, done) {
+                    (true, true) => {
+                        forwarded.insert(port);
+                    }
+                    (false, _) => {
+                        forwarded.remove(&port);
+                    }
+                    (true, false) => eprintln!("berth: port {port} cannot be forwarded here yet"),
+                }
+            }
+        }
+        tokio::time::sleep(WATCH_EVERY).await;
+    }
 }
 
 /// Whether the profile's forward runs; `None` where it has none.

@@ -323,7 +323,19 @@ pub fn stop_forwarding(endpoint: &str, control: &Path) {
     }
 }
 
+/// Adds (or with `add` false, cancels) the forward of `port` to the ssh
+/// that `forward_ports` started with `control`; whether it did.
+pub fn change_forward(endpoint: &str, control: &Path, port: u16, add: bool) -> bool {
+    let forward = format!("127.0.0.1:{port}:127.0.0.1:{port}");
+    let request = if add { "forward" } else { "cancel" };
+    control_request_with(endpoint, control, request, &["-L", &forward])
+}
+
 fn control_request(endpoint: &str, control: &Path, request: &str) -> bool {
+    control_request_with(endpoint, control, request, &[])
+}
+
+fn control_request_with(endpoint: &str, control: &Path, request: &str, args: &[&str]) -> bool {
     let Some(address) = parse(endpoint) else {
         return false;
     };
@@ -331,6 +343,7 @@ fn control_request(endpoint: &str, control: &Path, request: &str) -> bool {
         .arg("-S")
         .arg(control)
         .args(["-O", request])
+        .args(args)
         .arg(address.destination)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
