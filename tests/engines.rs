@@ -308,6 +308,21 @@ spec:
   ports: [{port: 80, targetPort: 8080}]
 "#;
 
+/// A namespace engine given this machine's node image (a user's engine
+/// pulls the image's base; this one can pull nothing), and a test
+/// environment; `None`, said, where this machine cannot make one.
+fn engine_with_node_image(what: &str) -> Option<(NsEngine, Env)> {
+    if let Err(why) = NsEngine::possible() {
+        common::skipped(&format!("tests/engines.rs ({what})"), &why);
+        return None;
+    }
+    let engine = NsEngine::start();
+    let env = Env::new();
+    let image = env.ok(&["node-image", "build"]);
+    engine.load(image.trim());
+    Some((engine, env))
+}
+
 /// A web pod answering `page` behind a NodePort (30080) and a
 /// LoadBalancer Service, its image loaded into `profile` from an archive,
 /// as a user of an engine elsewhere loads an image of this machine's.
@@ -330,18 +345,11 @@ fn web_from_an_archive(env: &Env, profile: &str, page: &str) {
 
 #[test]
 fn an_engine_on_another_host_serves_the_cluster_at_that_hosts_address() {
-    if let Err(why) = NsEngine::possible() {
-        common::skipped("tests/engines.rs (another host)", &why);
+    let Some((mut engine, env)) = engine_with_node_image("another host") else {
         return;
-    }
-    let mut engine = NsEngine::start();
-    let env = Env::new();
+    };
     let address = engine.address.clone();
     let remote = engine.vars();
-    // A user's engine pulls the node image's base; this one, which can
-    // pull nothing, is given the node image of this machine's engine.
-    let image = env.ok(&["node-image", "build"]);
-    engine.load(image.trim());
 
     // A host folder is not on the engine's host: refused, nothing made.
     let (code, _, stderr) = run_on(
@@ -530,15 +538,10 @@ fn no_watcher_of(profile: &str) {
 
 #[test]
 fn an_engine_whose_host_lets_in_only_ssh_has_the_clusters_ports_forwarded_here() {
-    if let Err(why) = NsEngine::possible() {
-        common::skipped("tests/engines.rs (ssh forward)", &why);
+    let Some((mut engine, env)) = engine_with_node_image("ssh forward") else {
         return;
-    }
-    let mut engine = NsEngine::start();
-    let env = Env::new();
+    };
     let address = engine.address.clone();
-    let image = env.ok(&["node-image", "build"]);
-    engine.load(image.trim());
 
     // An engine not reached over ssh: refused, nothing made.
     let (code, _, stderr) = run_on(
@@ -668,14 +671,9 @@ fn an_engine_whose_host_lets_in_only_ssh_has_the_clusters_ports_forwarded_here()
 
 #[test]
 fn an_engine_that_stops_mid_start_is_named_and_delete_finishes_once_it_is_back() {
-    if let Err(why) = NsEngine::possible() {
-        common::skipped("tests/engines.rs (an engine that stops)", &why);
+    let Some((mut engine, env)) = engine_with_node_image("an engine that stops") else {
         return;
-    }
-    let mut engine = NsEngine::start();
-    let env = Env::new();
-    let image = env.ok(&["node-image", "build"]);
-    engine.load(image.trim());
+    };
     let start = env
         .command(assert_cmd::cargo::cargo_bin("berth"))
         .envs(engine.vars())
