@@ -68,6 +68,81 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// What the user can do about it, in the engine's own terms.
+    pub fn hint(&self) -> String {
+        match self {
+            Error::Unreachable { endpoint, .. } if endpoint.starts_with("ssh://") => {
+                "berth forwards the engine's socket with ssh in batch mode: `ssh USER@HOST` \
+                 must log in without a prompt (a key in ssh-agent or ~/.ssh/config, the host in \
+                 known_hosts), and the engine must run there; BERTH_SSH names another ssh \
+                 program"
+                    .to_string()
+            }
+            Error::Unreachable {
+                engine: Flavour::Podman,
+                ..
+            } => "start podman's API service (`sudo systemctl start podman.socket`; for \
+                  rootless podman `systemctl --user start podman.socket`), or point --engine \
+                  (or CONTAINER_HOST) at one that runs"
+                .to_string(),
+            Error::Unreachable { .. } => {
+                "start the Docker engine (`sudo systemctl start docker`, or `sudo dockerd &`), \
+                 or point --engine (or DOCKER_HOST) at one that runs"
+                    .to_string()
+            }
+            Error::Untrusted { .. } => {
+                "the CA in ca.pem (DOCKER_CERT_PATH, or the context's TLS files) must be the one \
+                 that signed the engine's certificate, and cert.pem/key.pem a client certificate \
+                 the engine accepts"
+                    .to_string()
+            }
+            Error::PermissionDenied {
+                engine: Flavour::Podman,
+                ..
+            } => "rootful podman's socket is root's: run berth as root, or use rootless \
+                  podman's (`systemctl --user start podman.socket`; berth finds it)"
+                .to_string(),
+            Error::PermissionDenied { .. } => {
+                "add your user to the docker group (`sudo usermod -aG docker $USER`, then log in \
+                 again), or run berth as a user who may use the socket"
+                    .to_string()
+            }
+            Error::Build { .. } => {
+                "fix what the build log shows; where no registry is reachable, make a local base \
+                 with node-image/debian-base.sh and pass --base berth/debian:bookworm"
+                    .to_string()
+            }
+            Error::Api { engine, .. } => format!(
+                "see the engine's message above; `{} info` shows the engine's state",
+                engine.cli()
+            ),
+            Error::Taken { engine, .. } => format!(
+                "something else took the name at the same moment: use another profile name; \
+                 `{} inspect NAME` shows who has it",
+                engine.cli()
+            ),
+            Error::NetworkInUse {
+                engine,
+                name,
+                containers,
+            } => format!(
+                "the profile's containers and volumes are gone, its state is kept; disconnect them \
+                 (`{} network disconnect {name} {}`) or remove them, then delete again",
+                engine.cli(),
+                containers[0]
+            ),
+            Error::Context { .. } => {
+                "`docker context ls` lists the contexts; `docker context use default`, or \
+                 --engine unix:///var/run/docker.sock, picks the local engine"
+                    .to_string()
+            }
+            Error::Unfit { fix, .. } => fix.clone(),
+            Error::Unsupported { fix, .. } => fix.clone(),
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A container's state as the engine reports it, with the questions berth
