@@ -414,7 +414,7 @@ fn two_profiles_run_side_by_side_and_deleting_one_leaves_the_other_untouched() {
     for (args, why) in [
         (
             &["image", "load", "berth.test/none:0", "-p", "e2e-b"][..],
-            "is not in the host's Docker engine",
+            "is not in the Docker engine",
         ),
         (
             &["image", "load", "--archive", "/etc/hostname", "-p", "e2e-b"][..],

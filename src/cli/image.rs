@@ -9,7 +9,7 @@ use berth_core::ui::Ui;
 
 #[derive(Subcommand)]
 pub enum Image {
-    /// Load images into the cluster's nodes, from the host's Docker engine
+    /// Load images into the cluster's nodes, from the profile's engine
     /// or from a `docker save` archive; an image of the same name is
     /// replaced.
     Load {
