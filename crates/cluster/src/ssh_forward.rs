@@ -62,7 +62,7 @@ pub(super) async fn ensure(store: &Store, profile: &Profile) -> Result<()> {
         .collect::<Vec<_>>()
         .join(", ");
     let started = tokio::task::spawn_blocking(move || {
-        if ssh::forwarding(&endpoint, &control) {
+        if ssh::forwarding(&endpoint, &control).is_some() {
             return Ok(false);
         }
         ssh::stop_forwarding(&endpoint, &control);
@@ -111,22 +111,29 @@ fn start_watcher(store: &Store, profile: &Profile) -> Result<()> {
 }
 
 /// Forwards the ports of the profile's LoadBalancer Services, as they
-/// come and go, for as long as its forward runs.
+/// come and go, for as long as the ssh it was started beside runs: one
+/// that ends, even if another takes its place (a `stop` and `start` within
+/// seconds), ends it, and the other has a watcher of its own.
 pub async fn watch(store: &Store, profile: &Profile) -> Result<()> {
     let Some(endpoint) = forwarded(profile).map(str::to_string) else {
         return Ok(());
     };
     let control = control(store, profile);
+    let master = |endpoint: String, control: PathBuf| async move {
+        tokio::task::spawn_blocking(move || ssh::forwarding(&endpoint, &control))
+            .await
+            .ok()
+            .flatten()
+    };
+    let Some(beside) = master(endpoint.clone(), control.clone()).await else {
+        return Ok(());
+    };
     let client = super::client(store, profile).await?;
     let fixed = ports(profile);
     let mut forwarded = BTreeSet::new();
+    let mut refused = BTreeSet::new();
     loop {
-        let (endpoint_now, control_now) = (endpoint.clone(), control.clone());
-        let runs =
-            tokio::task::spawn_blocking(move || ssh::forwarding(&endpoint_now, &control_now))
-                .await
-                .unwrap_or(false);
-        if !runs {
+        if master(endpoint.clone(), control.clone()).await != Some(beside) {
             return Ok(());
         }
         // An API server that does not answer now may later.
@@ -152,11 +159,18 @@ pub async fn watch(store: &Store, profile: &Profile) -> Result<()> {
                 match (add, done) {
                     (true, true) => {
                         forwarded.insert(port);
+                        refused.remove(&port);
                     }
                     (false, _) => {
                         forwarded.remove(&port);
                     }
-                    (true, false) => eprintln!("berth: port {port} cannot be forwarded here yet"),
+                    // Said once in the log; asked again every round.
+                    (true, false) if refused.insert(port) => eprintln!(
+                        "berth: port {port} of a LoadBalancer Service cannot be forwarded to \
+                         127.0.0.1 here (taken?); tried again every {} s",
+                        WATCH_EVERY.as_secs()
+                    ),
+                    (true, false) => {}
                 }
             }
         }
@@ -168,7 +182,7 @@ pub async fn watch(store: &Store, profile: &Profile) -> Result<()> {
 pub(super) async fn running(store: &Store, profile: &Profile) -> Option<bool> {
     let endpoint = forwarded(profile)?.to_string();
     let control = control(store, profile);
-    tokio::task::spawn_blocking(move || ssh::forwarding(&endpoint, &control))
+    tokio::task::spawn_blocking(move || ssh::forwarding(&endpoint, &control).is_some())
         .await
         .ok()
 }

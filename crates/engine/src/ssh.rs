@@ -310,14 +310,28 @@ fn forward_ports_with(
     ))
 }
 
-/// Whether the ssh that `forward_ports` started with `control` still runs.
-pub fn forwarding(endpoint: &str, control: &Path) -> bool {
-    control.exists() && control_request(endpoint, control, "check")
+/// The pid of the ssh that `forward_ports` started with `control`, while
+/// it runs: another pid later is another ssh, started since.
+pub fn forwarding(endpoint: &str, control: &Path) -> Option<u32> {
+    if !control.exists() {
+        return None;
+    }
+    master_pid(&control_request(endpoint, control, "check")?)
+}
+
+/// The pid in ssh's answer to a check, "Master running (pid=N)".
+fn master_pid(said: &str) -> Option<u32> {
+    said.split("pid=")
+        .nth(1)?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Ends the ssh that `forward_ports` started with `control`, if it runs.
 pub fn stop_forwarding(endpoint: &str, control: &Path) {
-    if control.exists() && !control_request(endpoint, control, "exit") {
+    if control.exists() && control_request(endpoint, control, "exit").is_none() {
         // Its master is gone and left the socket.
         let _ = std::fs::remove_file(control);
     }
@@ -328,28 +342,33 @@ pub fn stop_forwarding(endpoint: &str, control: &Path) {
 pub fn change_forward(endpoint: &str, control: &Path, port: u16, add: bool) -> bool {
     let forward = format!("127.0.0.1:{port}:127.0.0.1:{port}");
     let request = if add { "forward" } else { "cancel" };
-    control_request_with(endpoint, control, request, &["-L", &forward])
+    control_request_with(endpoint, control, request, &["-L", &forward]).is_some()
 }
 
-fn control_request(endpoint: &str, control: &Path, request: &str) -> bool {
+fn control_request(endpoint: &str, control: &Path, request: &str) -> Option<String> {
     control_request_with(endpoint, control, request, &[])
 }
 
-fn control_request_with(endpoint: &str, control: &Path, request: &str, args: &[&str]) -> bool {
-    let Some(address) = parse(endpoint) else {
-        return false;
-    };
-    ssh(&ssh_program(), &address)
+/// What the master said to `request`, when it did it.
+fn control_request_with(
+    endpoint: &str,
+    control: &Path,
+    request: &str,
+    args: &[&str],
+) -> Option<String> {
+    let address = parse(endpoint)?;
+    let out = ssh(&ssh_program(), &address)
         .arg("-S")
         .arg(control)
         .args(["-O", request])
         .args(args)
         .arg(address.destination)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// A new directory only this user can enter, for the forwarded socket
@@ -406,6 +425,12 @@ mod tests {
         std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
         fake.display().to_string()
+    }
+
+    #[test]
+    fn a_check_names_the_masters_pid() {
+        assert_eq!(master_pid("Master running (pid=4242)\r\n"), Some(4242));
+        assert_eq!(master_pid("Control socket connect: No such file"), None);
     }
 
     /// ssh is asked for each port on both loopbacks, in the background
