@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use berth_engine::Docker;
+use berth_engine::{Command, Docker};
 use common::{Env, block_on, eventually, json};
 
 const PROFILE: &str = "e2e-agg";
@@ -196,7 +196,7 @@ fn an_aggregated_api_server_is_available_and_learns_who_calls() {
              | openssl s_client -quiet -connect {pod_ip}:8443 2>/dev/null | head -n 1"
         );
         docker
-            .exec(&node, &["sh", "-c", &request])
+            .exec(&node, &Command::new(["sh", "-c", request.as_str()]))
             .await
             .unwrap()
             .stdout

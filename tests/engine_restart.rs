@@ -102,7 +102,10 @@ fn service_answer(env: &Env, profile: &str) -> String {
         let docker = Docker::connect().await.unwrap();
         let request = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | socat -t 5 - TCP:{ip}:80");
         docker
-            .exec(&container, &["sh", "-c", &request])
+            .exec(
+                &container,
+                &berth_engine::Command::new(["sh", "-c", request.as_str()]),
+            )
             .await
             .unwrap()
             .stdout

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use berth_engine::Docker;
+use berth_engine::{Command, Docker};
 use common::{Env, block_on, eventually, json};
 
 const PROFILE: &str = "e2e-ha";
@@ -56,7 +56,7 @@ fn etcd_members(env: &Env, via: &str) -> Vec<String> {
             "-w",
             "json",
         ];
-        docker.exec(&container, &cmd).await.unwrap()
+        docker.exec(&container, &Command::new(cmd)).await.unwrap()
     });
     let list = json(&out.stdout);
     let mut names: Vec<String> = list["members"]

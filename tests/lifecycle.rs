@@ -4,7 +4,7 @@
 
 mod common;
 
-use berth_engine::Docker;
+use berth_engine::{Command, Docker};
 use common::{Env, Guard, Resource, block_on, busybox_image, json};
 use yaml_serde::Value;
 
@@ -46,7 +46,7 @@ fn http_from_node(node: &str, ip: &str) -> String {
         let docker = Docker::connect().await.unwrap();
         let request = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | socat -t 5 - TCP:{ip}:80");
         docker
-            .exec(node, &["sh", "-c", &request])
+            .exec(node, &Command::new(["sh", "-c", request.as_str()]))
             .await
             .unwrap()
             .stdout
@@ -184,7 +184,7 @@ fn a_cluster_runs_pods_and_survives_stop_start_pause_and_unpause_then_delete_lea
             let removed = docker
                 .exec(
                     &node_container,
-                    &["ctr", "-n", "k8s.io", "images", "rm", image],
+                    &Command::new(["ctr", "-n", "k8s.io", "images", "rm", image]),
                 )
                 .await
                 .unwrap();
@@ -255,7 +255,7 @@ fn a_cluster_runs_pods_and_survives_stop_start_pause_and_unpause_then_delete_lea
         let killed = docker
             .exec(
                 &env.names("e2e-a").container("e2e-a"),
-                &["pkill", "-9", "-x", "kube-apiserver"],
+                &Command::new(["pkill", "-9", "-x", "kube-apiserver"]),
             )
             .await
             .unwrap();

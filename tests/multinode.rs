@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use berth_engine::Docker;
+use berth_engine::{Command, Docker};
 use common::{Env, Guard, Resource, block_on, busybox_image, eventually, json};
 
 /// Three replicas, at most one per node, each serving its own name.
@@ -334,12 +334,15 @@ fn nodes_are_added_and_deleted_and_images_load_into_each_of_them() {
     block_on(async {
         let docker = Docker::connect().await.unwrap();
         let etcd = docker
-            .exec(&worker, &["pgrep", "-x", "etcd"])
+            .exec(&worker, &Command::new(["pgrep", "-x", "etcd"]))
             .await
             .unwrap();
         assert_ne!(etcd.code, 0, "etcd runs on the worker: {}", etcd.stdout);
         let unit = docker
-            .exec(&worker, &["systemctl", "is-enabled", "etcd.service"])
+            .exec(
+                &worker,
+                &Command::new(["systemctl", "is-enabled", "etcd.service"]),
+            )
             .await
             .unwrap();
         assert_eq!(unit.stdout.trim(), "disabled", "{unit:?}");

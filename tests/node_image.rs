@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use berth_core::node_image::{self as image, Context};
-use berth_engine::{BinariesVolume, Docker, NodeContainer, Privilege};
+use berth_engine::{BinariesVolume, Command, Docker, NodeContainer, Privilege};
 use common::{Guard, Resource, berth, block_on, k8s_version};
 
 fn build(context_dir: Option<&std::path::Path>) -> (String, String) {
@@ -82,7 +82,12 @@ fn filler(image: &str) -> berth_core::binaries::Filler {
 }
 
 async fn exec(docker: &Docker, node: &str, cmd: &[&str]) -> (i64, String) {
-    let out = docker.exec(node, cmd).await.unwrap();
+    // The test's own probes, spelled here: what berth runs is spelled in
+    // berth_node::command.
+    let out = docker
+        .exec(node, &Command::new(cmd.iter().copied()))
+        .await
+        .unwrap();
     (out.code, format!("{}{}", out.stdout, out.stderr))
 }
 

@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use berth_core::binaries::{COMPONENTS, Cache, Runtime, host_arch};
-use berth_engine::{BINARIES_MOUNT, Docker};
+use berth_engine::{BINARIES_MOUNT, Command, Docker};
 use berth_node::addons::Addon;
 use common::mirror::{publish, serve, sha256, targz};
 use common::{Env, block_on, k8s_version, skipped};
@@ -138,11 +138,11 @@ fn a_downloaded_runtime_runs_the_cluster() {
             let exe = docker
                 .exec(
                     &node,
-                    &[
-                        "sh",
-                        "-c",
-                        &format!("readlink /proc/$(pidof -s {daemon})/exe"),
-                    ],
+                    &Command::new([
+                        "sh".to_string(),
+                        "-c".into(),
+                        format!("readlink /proc/$(pidof -s {daemon})/exe"),
+                    ]),
                 )
                 .await
                 .unwrap();

@@ -8,7 +8,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use berth_engine::Docker;
+use berth_engine::{Command, Docker};
 use common::{Env, block_on, json};
 
 const FOREIGN: &str = "apiVersion: v1
@@ -335,7 +335,10 @@ fn a_node_left_without_its_files_is_filled_again_by_start() {
         let docker = Docker::connect().await.unwrap();
         let rm = ["rm", "-f", "/etc/kubernetes/kubelet.yaml"];
         let out = docker
-            .exec(&env.names("e2e-empty").container("e2e-empty"), &rm)
+            .exec(
+                &env.names("e2e-empty").container("e2e-empty"),
+                &Command::new(rm),
+            )
             .await
             .unwrap();
         assert_eq!(out.code, 0, "{}", out.stderr);

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use berth_engine::Docker;
+use berth_engine::{Command, Docker};
 use common::{Env, block_on, eventually, json};
 
 const IMAGE: &str = "berth.test/storage:1";
@@ -76,7 +76,11 @@ fn in_node(env: &Env, profile: &str, node: &str, cmd: &[&str]) -> i64 {
     let container = env.names(profile).container(node);
     block_on(async {
         let docker = Docker::connect().await.unwrap();
-        docker.exec(&container, cmd).await.unwrap().code
+        docker
+            .exec(&container, &Command::new(cmd.iter().copied()))
+            .await
+            .unwrap()
+            .code
     })
 }
 

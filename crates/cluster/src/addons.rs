@@ -12,9 +12,10 @@ use serde::Serialize;
 use super::{Ctx, node_states, nodes};
 use berth_core::error::{Error, Result};
 use berth_core::profile::{Node, Profile};
-use berth_engine::BINARIES_MOUNT;
+use berth_engine::Command;
 use berth_node::addons::Addon;
-use berth_node::render::{K8S_DIR, NodeFile};
+use berth_node::command;
+use berth_node::render::NodeFile;
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -335,7 +336,7 @@ impl super::plan::Step<Setting> for Set {
             Set::Apply if setting.on => {
                 kubectl(ctx, control_plane, &["apply", "-f", &manifest]).await
             }
-            Set::Apply => exec(ctx, control_plane, &["rm", "-f", &manifest]).await,
+            Set::Apply => exec(ctx, control_plane, &command::remove(&manifest)).await,
             Set::Save => Ok(ctx.store.save(&setting.after)?),
         }
     }
@@ -348,7 +349,7 @@ impl super::plan::Step<Setting> for Set {
             Set::Files => {
                 setting.files(ctx, &setting.before, !setting.on).await?;
                 if setting.on {
-                    exec(ctx, control_plane, &["rm", "-f", &manifest]).await?;
+                    exec(ctx, control_plane, &command::remove(&manifest)).await?;
                 }
                 Ok(())
             }
@@ -426,7 +427,11 @@ async fn changed_units(
     let files = nodes::rendered(profile, node)?;
     let mut changed = Vec::new();
     for (path, unit) in RESTARTED_ON_CHANGE {
-        let old = ctx.docker.exec(container, &["cat", path]).await?.stdout;
+        let old = ctx
+            .docker
+            .exec(container, &command::cat(path))
+            .await?
+            .stdout;
         let differs = files.iter().any(|f| {
             matches!(f, NodeFile::File { path: p, content, .. } if p == path && *content != old)
         });
@@ -450,21 +455,19 @@ async fn refresh_files(
 ) -> Result<Vec<&'static str>> {
     let restart = changed_units(ctx, profile, node, container).await?;
     nodes::upload_files(ctx, profile, node, container).await?;
-    exec(ctx, container, &["systemctl", "daemon-reload"]).await?;
+    exec(ctx, container, &command::daemon_reload()).await?;
     if !restart.is_empty() {
-        let mut cmd = vec!["systemctl", "restart"];
-        cmd.extend(&restart);
-        exec(ctx, container, &cmd).await?;
+        exec(ctx, container, &command::restart(&restart)).await?;
     }
     for unit in addon.units() {
-        let cmd: &[&str] = if on {
+        let cmd = if on {
             // The storage provisioner waits seconds before it begins;
             // nothing need wait for that.
-            &["systemctl", "start", "--no-block", unit]
+            command::start_in_background(unit)
         } else {
-            &["systemctl", "disable", "--now", unit]
+            command::disable_now(unit)
         };
-        exec(ctx, container, cmd).await?;
+        exec(ctx, container, &cmd).await?;
     }
     Ok(restart)
 }
@@ -503,26 +506,18 @@ async fn delete_objects(ctx: &Ctx, container: &str, manifest: &str) -> Result<()
 
 /// Runs the cluster's own kubectl in the control plane, as its admin.
 async fn kubectl(ctx: &Ctx, container: &str, args: &[&str]) -> Result<()> {
-    let kubectl = format!("{BINARIES_MOUNT}/kubectl");
-    let kubeconfig = format!("--kubeconfig={K8S_DIR}/admin.conf");
-    let mut cmd = vec![kubectl.as_str(), kubeconfig.as_str()];
-    cmd.extend(args);
-    exec(ctx, container, &cmd).await
+    exec(ctx, container, &command::kubectl(args)).await
 }
 
-async fn exec(ctx: &Ctx, container: &str, cmd: &[&str]) -> Result<()> {
+async fn exec(ctx: &Ctx, container: &str, cmd: &Command) -> Result<()> {
     ctx.docker
         .exec(container, cmd)
         .await?
         .success()
         .map(|_| ())
         .map_err(|stderr| {
-            Error::failure(format!(
-                "`{}` failed in the node: {}",
-                cmd.join(" "),
-                stderr.trim()
-            ))
-            .with_hint("`berth status` shows whether the cluster is healthy; then try again")
+            Error::failure(format!("`{cmd}` failed in the node: {}", stderr.trim()))
+                .with_hint("`berth status` shows whether the cluster is healthy; then try again")
         })
 }
 

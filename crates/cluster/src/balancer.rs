@@ -12,6 +12,7 @@ use berth_core::error::{Error, Result};
 use berth_core::pki::Pki;
 use berth_core::profile::Profile;
 use berth_engine::{ContainerState, NodeContainer};
+use berth_node::command;
 use berth_node::render::{self, API_PORT, NodeFile};
 
 const CONFIG: &str = "/etc/berth/haproxy.cfg";
@@ -164,9 +165,8 @@ async fn reload(ctx: &Ctx, profile: &Profile, away: Option<&str>) -> Result<()> 
         .await?
         .is_some_and(ContainerState::is_running)
     {
-        // SIGUSR2 to haproxy's master process, the container's first.
         ctx.docker
-            .exec(&name, &["kill", "-USR2", "1"])
+            .exec(&name, &command::reload_haproxy())
             .await?
             .success()
             .map_err(|stderr| {
@@ -210,8 +210,10 @@ pub async fn backends(ctx: &Ctx, profile: &Profile) -> Result<Vec<Backend>> {
         return Ok(Vec::new());
     }
     let name = ctx.names(profile).load_balancer();
-    let ask = format!("echo 'show stat' | socat stdio unix-connect:{SOCKET}");
-    let out = ctx.docker.exec(&name, &["sh", "-c", &ask]).await?;
+    let out = ctx
+        .docker
+        .exec(&name, &command::haproxy_stat(SOCKET))
+        .await?;
     Ok(parse_stat(&out.stdout))
 }
 

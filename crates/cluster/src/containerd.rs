@@ -6,6 +6,7 @@ use std::io::Read;
 
 use berth_core::error::{Error, Result};
 use berth_engine::Engine;
+use berth_node::command;
 
 /// Where an archive is put in the node while containerd imports it: on the
 /// node's /var volume, not its memory-backed /tmp.
@@ -56,13 +57,8 @@ pub async fn load_archive(
         .upload(node, tar.into_inner().expect("tar in memory"))
         .await?;
     let staged = format!("/{STAGING}");
-    let imported = docker
-        .exec(
-            node,
-            &["ctr", "--namespace", "k8s.io", "images", "import", &staged],
-        )
-        .await;
-    let _ = docker.exec(node, &["rm", "-f", &staged]).await;
+    let imported = docker.exec(node, &command::import_images(&staged)).await;
+    let _ = docker.exec(node, &command::remove(&staged)).await;
     imported?.success().map_err(|stderr| {
         Error::failure(format!(
             "containerd in node {node} refused the image archive: {stderr}"
@@ -91,10 +87,7 @@ pub async fn load_archive(
 /// The named images in a node, as containerd lists them for Kubernetes.
 pub async fn list(docker: &dyn Engine, node: &str) -> Result<Vec<String>> {
     let out = docker
-        .exec(
-            node,
-            &["ctr", "--namespace", "k8s.io", "images", "ls", "-q"],
-        )
+        .exec(node, &command::images(true))
         .await?
         .success()
         .map_err(|stderr| {

@@ -13,15 +13,7 @@ use super::logs::COMPONENTS;
 use berth_core::error::{Error, Result};
 use berth_core::profile::{Node, Profile};
 use berth_engine::ContainerState;
-
-/// Rendered files worth reading, without the PKI and the kubeconfigs
-/// (which embed keys); any file that holds a private key is left out too.
-const FILES_SCRIPT: &str = r#"find /etc/systemd/system /etc/kubernetes /etc/containerd /etc/berth /usr/local/lib/berth \
-    -type f ! -path '*/pki/*' ! -path '/etc/kubernetes/*.conf' 2>/dev/null | sort |
-while read -r f; do
-    grep -q 'PRIVATE KEY' "$f" && continue
-    printf '==> %s <==\n' "$f"; cat "$f"; echo
-done"#;
+use berth_node::command;
 
 /// Writes the archive to `path` (atomically) and returns what is missing
 /// from it, each with the reason. `build` names the berth that writes it
@@ -80,15 +72,11 @@ async fn node_contents(
     missing: &mut Vec<String>,
 ) {
     for (unit, _) in COMPONENTS {
-        let cmd = [
-            "journalctl",
-            "--no-pager",
-            "-o",
-            "short-iso-precise",
-            "-u",
-            &format!("{unit}.service"),
-        ];
-        match ctx.docker.exec(&node.container, &cmd).await {
+        match ctx
+            .docker
+            .exec(&node.container, &command::journal_of(unit))
+            .await
+        {
             Ok(out)
                 if !out.stdout.trim().is_empty() && !out.stdout.starts_with("-- No entries --") =>
             {
@@ -99,25 +87,10 @@ async fn node_contents(
         }
     }
     let lists = [
-        (
-            "units.txt",
-            vec!["systemctl", "list-units", "--all", "--no-pager", "--plain"],
-        ),
-        (
-            "failed-units.txt",
-            vec![
-                "systemctl",
-                "list-units",
-                "--failed",
-                "--no-pager",
-                "--plain",
-            ],
-        ),
-        ("files.txt", vec!["sh", "-c", FILES_SCRIPT]),
-        (
-            "images.txt",
-            vec!["ctr", "--namespace", "k8s.io", "images", "list"],
-        ),
+        ("units.txt", command::unit_table(false)),
+        ("failed-units.txt", command::unit_table(true)),
+        ("files.txt", command::rendered_files()),
+        ("images.txt", command::images(false)),
     ];
     for (file, cmd) in lists {
         match ctx.docker.exec(&node.container, &cmd).await {
@@ -141,18 +114,14 @@ async fn objects(
         missing.push("objects.txt: the control-plane node does not run".into());
         return;
     }
-    let kubectl = format!("{}/kubectl", berth_engine::BINARIES_MOUNT);
-    let kubeconfig = format!("--kubeconfig={}/admin.conf", berth_node::render::K8S_DIR);
-    let cmd = [
-        kubectl.as_str(),
-        kubeconfig.as_str(),
+    let cmd = command::kubectl(&[
         "--request-timeout=10s",
         "get",
         "nodes,pods,events",
         "--all-namespaces",
         "-o",
         "wide",
-    ];
+    ]);
     match ctx.docker.exec(&control_plane.container, &cmd).await {
         Ok(out) if out.code == 0 => archive.add("objects.txt", out.stdout),
         Ok(out) => missing.push(format!(

@@ -9,6 +9,7 @@ use berth_core::error::Result;
 use berth_core::profile::Node;
 use berth_engine::Engine;
 use berth_node::addons::Addon;
+use berth_node::command;
 
 /// The units of a control-plane node; workers run the last three.
 const CONTROL_PLANE_UNITS: [&str; 7] = [
@@ -78,17 +79,13 @@ pub struct UnitHealth {
     pub last_fatal: Option<String>,
 }
 
-/// Lines that tell why a Go component died, in the order they are tried.
-const FATAL_PATTERN: &str = "^(fatal error:|panic:|F[0-9]{4} )";
-const EXIT_PATTERN: &str = "Main process exited";
-
 /// The units of a running node, from one `systemctl show` and, for those
 /// that restarted, one look into the journal each.
 pub async fn units(docker: &dyn Engine, node: &Node, addons: &[Addon]) -> Result<Vec<UnitHealth>> {
     let names = units_of(node, addons);
-    let mut cmd = vec!["systemctl", "show", "-p", "Id,ActiveState,NRestarts"];
-    cmd.extend(names);
-    let out = docker.exec(&node.container, &cmd).await?;
+    let out = docker
+        .exec(&node.container, &command::unit_states(&names))
+        .await?;
     let mut found = parse_show(&out.stdout);
     for unit in found.iter_mut().filter(|u| u.restarts > 0) {
         unit.last_fatal = last_fatal(docker, node, &unit.name).await?;
@@ -97,13 +94,9 @@ pub async fn units(docker: &dyn Engine, node: &Node, addons: &[Addon]) -> Result
 }
 
 async fn last_fatal(docker: &dyn Engine, node: &Node, unit: &str) -> Result<Option<String>> {
-    let script = format!(
-        "log=$(journalctl -b -u {unit} -o cat --no-pager); \
-         line=$(printf '%s\\n' \"$log\" | grep -E '{FATAL_PATTERN}' | tail -n 1); \
-         [ -n \"$line\" ] || line=$(printf '%s\\n' \"$log\" | grep -F '{EXIT_PATTERN}' | tail -n 1); \
-         printf '%s' \"$line\""
-    );
-    let out = docker.exec(&node.container, &["sh", "-c", &script]).await?;
+    let out = docker
+        .exec(&node.container, &command::last_fatal(unit))
+        .await?;
     let line = out.stdout.trim();
     Ok((!line.is_empty()).then(|| line.to_string()))
 }

@@ -70,7 +70,9 @@ pub(super) async fn remote_disk(
     let id = ctx.docker.create_container(&helper).await?;
     let read = async {
         ctx.docker.start_container(&id).await?;
-        ctx.docker.exec(&id, &["df", "-Pk", AT]).await
+        ctx.docker
+            .exec(&id, &berth_node::command::free_space(AT))
+            .await
     }
     .await;
     // Should this fail, the helpers go at the end of the start anyway.

@@ -10,7 +10,7 @@ use berth_engine::{ContainerState, Resource};
 
 /// Units stopped in each control-plane node before its container goes, so
 /// that etcd ends cleanly and at once (and the API server, which
-/// `stop_script` kills: its graceful shutdown waits for its clients'
+/// `command::stop_control_plane` kills: its graceful shutdown waits for its clients'
 /// watches).
 const STOPPED_FIRST: [&str; 6] = [
     "kubelet",
@@ -96,9 +96,8 @@ pub(super) async fn stop_control_plane(
         .copied()
         .collect();
     units.extend(STOPPED_FIRST);
-    let script = berth_node::render::stop_script(&units);
     ctx.docker
-        .exec(container, &["sh", "-c", script.as_str()])
+        .exec(container, &berth_node::command::stop_control_plane(&units))
         .await?;
     Ok(())
 }

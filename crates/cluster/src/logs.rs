@@ -10,6 +10,8 @@ use serde::Serialize;
 use super::Ctx;
 use berth_core::error::{Error, Result};
 use berth_core::profile::{Node, Profile};
+use berth_engine::Command;
+use berth_node::command::{self, JournalStart};
 
 /// Every unit berth runs in a node, and the short names users may give.
 pub const COMPONENTS: [(&str, &[&str]); 12] = [
@@ -76,7 +78,6 @@ pub async fn read(
         let after = cursors.get(&node.name).cloned();
         async move {
             let cmd = journalctl(query, after.as_deref());
-            let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
             let out = ctx.docker.exec(&node.container, &cmd).await?;
             Ok::<_, Error>((node.name.clone(), parse(&node.name, &out.stdout)))
         }
@@ -100,16 +101,9 @@ pub async fn read(
 
 /// The units of each node that systemd gave up on, as `(node, unit)`.
 pub async fn failed_units(ctx: &Ctx, nodes: &[Node]) -> Result<Vec<(String, String)>> {
-    let cmd = [
-        "systemctl",
-        "list-units",
-        "--failed",
-        "--plain",
-        "--no-legend",
-        "--no-pager",
-    ];
+    let cmd = &command::failed_units();
     let per_node = try_join_all(nodes.iter().map(|node| async move {
-        let out = ctx.docker.exec(&node.container, &cmd).await?;
+        let out = ctx.docker.exec(&node.container, cmd).await?;
         Ok::<_, Error>(
             out.stdout
                 .lines()
@@ -127,38 +121,22 @@ pub async fn failed_units(ctx: &Ctx, nodes: &[Node]) -> Result<Vec<(String, Stri
     Ok(per_node.into_iter().flatten().collect())
 }
 
-fn journalctl(query: &Query, after: Option<&str>) -> Vec<String> {
-    let mut cmd: Vec<String> = [
-        "journalctl",
-        "--no-pager",
-        "--quiet",
-        "-o",
-        "json",
-        "--output-fields=MESSAGE,_SYSTEMD_UNIT,UNIT,PRIORITY",
-    ]
-    .map(String::from)
-    .to_vec();
+/// The journal read of `query` on one node, going on after `after`.
+fn journalctl(query: &Query, after: Option<&str>) -> Command {
     let units: Vec<&str> = if query.units.is_empty() {
         COMPONENTS.iter().map(|(unit, _)| *unit).collect()
     } else {
         query.units.clone()
     };
-    for unit in units {
-        cmd.push(format!("--unit={unit}.service"));
-    }
-    match after {
-        Some(cursor) => cmd.push(format!("--after-cursor={cursor}")),
-        None => {
-            if let Some(since) = query.since {
-                cmd.push(format!("--since=-{}s", since.as_secs().max(1)));
-            }
+    let from = match after {
+        Some(cursor) => JournalStart::Cursor(cursor.to_string()),
+        None => JournalStart::Recent {
+            seconds: query.since.map(|since| since.as_secs()),
             // The merged tail is cut from each node's own tail.
-            if let Some(tail) = query.tail.filter(|_| !query.problems) {
-                cmd.push(format!("--lines={tail}"));
-            }
-        }
-    }
-    cmd
+            lines: query.tail.filter(|_| !query.problems),
+        },
+    };
+    command::journal_json(&units, &from)
 }
 
 /// journalctl's JSON lines as lines of `node`, and the last one's cursor.
@@ -317,11 +295,11 @@ mod tests {
             tail: Some(5),
             problems: false,
         };
-        let first = journalctl(&query, None);
+        let first = journalctl(&query, None).argv().to_vec();
         assert!(first.contains(&"--since=-300s".to_string()));
         assert!(first.contains(&"--lines=5".to_string()));
         assert!(first.contains(&"--unit=kubelet.service".to_string()));
-        let next = journalctl(&query, Some("c9"));
+        let next = journalctl(&query, Some("c9")).argv().to_vec();
         assert!(next.contains(&"--after-cursor=c9".to_string()));
         assert!(
             !next

@@ -15,6 +15,7 @@ use berth_core::names::{LABEL_BINARIES, LABEL_NODE, LABEL_ROLE};
 use berth_core::pki::{self, Leaf, Pki};
 use berth_core::profile::{Node, Profile, Role};
 use berth_engine::{BinariesVolume, NodeContainer, Resource};
+use berth_node::command;
 use berth_node::render::{self, K8S_DIR, NodeFile, NodeSpec, ROUTES_SCRIPT, Route};
 
 /// Every certificate a node holds besides the CA's; workers also hold
@@ -244,7 +245,7 @@ pub async fn sync_routes(ctx: &Ctx, profile: &Profile) -> Result<()> {
             return Ok(());
         }
         ctx.docker
-            .exec(&container.id, &["sh", ROUTES_SCRIPT])
+            .exec(&container.id, &command::apply_routes())
             .await?
             .success()
             .map_err(|stderr| {
@@ -755,7 +756,7 @@ impl Step<Deleting> for Delete {
             Delete::Member if node.is_control_plane() => {
                 super::balancer::update(ctx, without).await?;
                 if *running {
-                    let stop = ["systemctl", "stop", "kube-apiserver"];
+                    let stop = command::stop("kube-apiserver");
                     ctx.docker.exec(&node.container, &stop).await?;
                 }
                 let through = super::etcd::running_control_plane(ctx, profile, Some(node)).await?;
@@ -793,7 +794,7 @@ impl Step<Deleting> for Delete {
             }
             Delete::Member if node.is_control_plane() => {
                 if deleting.running {
-                    let start = ["systemctl", "start", "kube-apiserver"];
+                    let start = command::start("kube-apiserver");
                     ctx.docker.exec(&node.container, &start).await?;
                 }
                 super::balancer::update(ctx, &deleting.profile).await?;

@@ -9,6 +9,7 @@ use kube::api::{Api, Patch, PatchParams};
 use super::Ctx;
 use berth_core::error::{Error, Result};
 use berth_core::profile::{self, Profile};
+use berth_node::command;
 
 /// A client for the profile's API server, as the admin.
 pub async fn client(store: &profile::Store, profile: &Profile) -> Result<kube::Client> {
@@ -188,16 +189,7 @@ async fn not_ready(
     unit: &str,
     wait: Duration,
 ) -> Error {
-    let journal = [
-        "journalctl",
-        "-u",
-        unit,
-        "-n",
-        "15",
-        "--no-pager",
-        "-o",
-        "cat",
-    ];
+    let journal = command::journal_tail(unit, 15);
     let logs = ctx
         .docker
         .exec(&node.container, &journal)

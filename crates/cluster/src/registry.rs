@@ -10,6 +10,7 @@ use super::{Ctx, nodes};
 use berth_core::error::{Error, Result};
 use berth_core::profile::{Profile, Registry};
 use berth_engine::{ContainerState, NodeContainer};
+use berth_node::command;
 use berth_node::render::{self, NodeFile};
 
 /// berth's configuration of the registry: Debian's asks for passwords; a
@@ -149,7 +150,7 @@ impl super::plan::Step<Enabling> for Enable {
                     let dir = render::registry_hosts_dir(&registry.host());
                     for node in &enabling.running {
                         ctx.docker
-                            .exec(&node.container, &["rm", "-rf", &dir])
+                            .exec(&node.container, &command::remove_tree(&dir))
                             .await?;
                     }
                 }

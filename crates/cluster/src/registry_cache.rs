@@ -14,6 +14,7 @@ use berth_core::names;
 use berth_core::profile::Profile;
 use berth_core::registry_cache::{self as state, RegistryCache, Upstream};
 use berth_engine::{ContainerState, NodeContainer};
+use berth_node::command;
 use berth_node::render::{self, NodeFile};
 
 /// Where each upstream's configuration goes in the container.
@@ -466,12 +467,12 @@ pub async fn status(ctx: &Ctx) -> Result<Option<Status>> {
 
 /// The mirrors' ports that take connections in the running cache.
 async fn serving(ctx: &Ctx, cache: &RegistryCache) -> Vec<u16> {
-    let ports: Vec<String> = cache.ports().map(|(_, port)| port.to_string()).collect();
-    let probe = format!(
-        "for port in {}; do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && echo $port; done",
-        ports.join(" ")
-    );
-    match ctx.docker.exec(&name(ctx), &["bash", "-c", &probe]).await {
+    let ports: Vec<u16> = cache.ports().map(|(_, port)| port).collect();
+    match ctx
+        .docker
+        .exec(&name(ctx), &command::listening(&ports))
+        .await
+    {
         Ok(out) => out.stdout.lines().filter_map(|l| l.parse().ok()).collect(),
         Err(_) => Vec::new(),
     }
@@ -481,7 +482,7 @@ async fn serving(ctx: &Ctx, cache: &RegistryCache) -> Vec<u16> {
 async fn held(ctx: &Ctx) -> Option<u64> {
     let out = ctx
         .docker
-        .exec(&name(ctx), &["du", "-sb", DATA])
+        .exec(&name(ctx), &command::size_of(DATA))
         .await
         .ok()?;
     out.stdout.split_whitespace().next()?.parse().ok()
@@ -503,9 +504,8 @@ pub async fn prune(ctx: &Ctx) -> Result<u64> {
         ))
         .with_hint("`berth cache registry enable` starts it again"));
     }
-    let clear = format!("rm -rf {DATA}/* {DATA}/.[!.]*");
     ctx.docker
-        .exec(&status.container, &["sh", "-c", &clear])
+        .exec(&status.container, &command::empty_dir(DATA))
         .await?
         .success()
         .map_err(|e| Error::failure(format!("the cache's images cannot be removed: {e}")))?;

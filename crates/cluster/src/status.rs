@@ -262,15 +262,7 @@ pub async fn status(ctx: &Ctx, profile: &Profile) -> Result<ProfileStatus> {
 /// Whether the API server of the control plane in `container` is ready,
 /// asked on that node's loopback.
 pub(crate) async fn own_api_server_ready(ctx: &Ctx, container: &str) -> Result<bool> {
-    let kubectl = format!("{}/kubectl", berth_engine::BINARIES_MOUNT);
-    let kubeconfig = format!("--kubeconfig={}/admin.conf", berth_node::render::K8S_DIR);
-    let cmd = [
-        kubectl.as_str(),
-        &kubeconfig,
-        "get",
-        "--raw=/readyz",
-        "--request-timeout=3s",
-    ];
+    let cmd = berth_node::command::api_server_ready();
     Ok(ctx.docker.exec(container, &cmd).await?.success().is_ok())
 }
 

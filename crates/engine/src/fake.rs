@@ -9,8 +9,8 @@ use std::sync::Mutex;
 use futures_util::future::BoxFuture;
 
 use super::{
-    ContainerState, Engine, EngineFacts, Error, ExecOutput, Filter, Flavour, Kind, NetworkMade,
-    NodeContainer, Privilege, Resource, Result,
+    Command, ContainerState, Engine, EngineFacts, Error, ExecOutput, Filter, Flavour, Kind,
+    NetworkMade, NodeContainer, Privilege, Resource, Result,
 };
 
 #[derive(Default)]
@@ -294,9 +294,9 @@ impl Engine for FakeEngine {
     fn exec<'a>(
         &'a self,
         container: &'a str,
-        cmd: &'a [&'a str],
+        cmd: &'a Command,
     ) -> BoxFuture<'a, Result<ExecOutput>> {
-        let line = cmd.join(" ");
+        let line = cmd.to_string();
         self.execs
             .lock()
             .unwrap()

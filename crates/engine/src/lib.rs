@@ -355,6 +355,29 @@ fn free_mib(path: &str) -> Option<u64> {
     Some(stat.f_bavail as u64 * stat.f_frsize as u64 / (1024 * 1024))
 }
 
+/// A command run in a container. berth-node spells every one berth runs
+/// (`berth_node::command`): the operations above name what they want, and
+/// the node image's tools, paths and flags stay in one place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command(Vec<String>);
+
+impl Command {
+    pub fn new<S: Into<String>>(argv: impl IntoIterator<Item = S>) -> Self {
+        Command(argv.into_iter().map(Into::into).collect())
+    }
+
+    pub fn argv(&self) -> &[String] {
+        &self.0
+    }
+}
+
+/// The words joined by spaces, as errors and the fake engine show it.
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join(" "))
+    }
+}
+
 /// What a command run in a container printed, and how it ended.
 #[derive(Debug)]
 pub struct ExecOutput {
@@ -475,7 +498,7 @@ engine! {
     fn create_container(&self, spec: &'a NodeContainer) -> String;
     fn start_container(&self, name: &'a str) -> ();
     fn remove_container(&self, name: &'a str) -> ();
-    fn exec(&self, container: &'a str, cmd: &'a [&'a str]) -> ExecOutput;
+    fn exec(&self, container: &'a str, cmd: &'a Command) -> ExecOutput;
     /// Runs `cmd` in `container` on this process's stdin, stdout and
     /// stderr, on a terminal of the container's when `tty` (whose size
     /// follows this one's); returns its exit code.
@@ -847,14 +870,14 @@ impl Docker {
     }
 
     /// Runs a command in a running container and collects its output.
-    pub async fn exec(&self, container: &str, cmd: &[&str]) -> Result<ExecOutput> {
+    pub async fn exec(&self, container: &str, cmd: &Command) -> Result<ExecOutput> {
         use bollard::exec::StartExecResults;
         use bollard::models::ExecConfig;
-        let action = || format!("run `{}` in {container}", cmd.join(" "));
+        let action = || format!("run `{cmd}` in {container}");
         let config = ExecConfig {
             attach_stdout: Some(true),
             attach_stderr: Some(true),
-            cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+            cmd: Some(cmd.argv().to_vec()),
             ..Default::default()
         };
         let exec = self

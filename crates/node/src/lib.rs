@@ -5,6 +5,7 @@
 //! minor or an addon is a change here and its golden file only.
 
 pub mod addons;
+pub mod command;
 mod follow;
 pub mod minors;
 pub mod net;

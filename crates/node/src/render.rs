@@ -619,23 +619,6 @@ WantedBy=multi-user.target
     files
 }
 
-/// What `berth stop` runs in a control plane before its container goes:
-/// `units` stopped at once. The API server is killed rather than asked: its
-/// graceful shutdown waits for the watches of clients that still run (a
-/// pod's, another node's), which do not end, and took 5 s of every stop of
-/// a cluster in use; it keeps nothing etcd does not hold. systemd counts
-/// that kill as a clean end for this stop alone (a drop-in under /run,
-/// gone at the next boot), so that a kill at any other time, the OOM
-/// killer's, still shows in `status` and `logs --problems`.
-pub fn stop_script(units: &[&str]) -> String {
-    format!(
-        "d=/run/systemd/system/kube-apiserver.service.d && mkdir -p $d && \
-         printf '[Service]\\nKillSignal=SIGKILL\\nSuccessExitStatus=SIGKILL\\n' >$d/50-berth-stop.conf && \
-         systemctl daemon-reload; systemctl stop {}",
-        units.join(" ")
-    )
-}
-
 /// The proxy a node's containerd pulls through.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeProxy {
@@ -827,7 +810,7 @@ fn render_unit(unit: &Unit) -> String {
         // run before it exits (the grace period for them came in v1.27);
         // a restart for new flags (`addons enable metrics-server`) need
         // not: killed after 5 s, it loses nothing, etcd holds the state.
-        // `berth stop` ends it at once (`stop_script`).
+        // `berth stop` ends it at once (`command::stop_control_plane`).
         out.push_str("\nTimeoutStopSec=5");
     }
     out.push_str("\nRestart=always\nRestartSec=1\nLimitNOFILE=1048576\n\n[Install]\nWantedBy=multi-user.target\n");
