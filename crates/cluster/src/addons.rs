@@ -474,7 +474,7 @@ async fn refresh_files(
 
 /// Waits up to a minute for the API server restarted by `refresh_files`.
 async fn wait_for_api_server(ctx: &Ctx, profile: &Profile) -> Result<()> {
-    let client = super::client(&ctx.store, profile).await?;
+    let client = ctx.client(profile).await?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !super::api_ready(&client).await {
         if std::time::Instant::now() > deadline {

@@ -115,7 +115,7 @@ pub async fn load(
     step.done();
     // Pods that wait for these images start now, not after their pull
     // back-off; a cluster whose API is not up has none waiting.
-    if let Ok(client) = super::client(&ctx.store, profile).await {
+    if let Ok(client) = ctx.client(profile).await {
         for pod in super::dns::retry_image_pulls(&client, &names).await {
             ctx.ui
                 .info(format!("Restarted pod {pod}, which waited for the image"));

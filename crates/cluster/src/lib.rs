@@ -72,9 +72,22 @@ pub struct Ctx {
     /// rollback removes exactly that, and its helpers are told from
     /// another berth's.
     pub token: String,
+    /// The Kubernetes API the plans' unit tests answer, in place of the
+    /// cluster's.
+    #[cfg(test)]
+    pub(crate) api: Option<std::sync::Arc<testing::FakeApi>>,
 }
 
 impl Ctx {
+    /// A client for the profile's API server, as its admin.
+    pub async fn client(&self, profile: &Profile) -> Result<kube::Client> {
+        #[cfg(test)]
+        if let Some(api) = &self.api {
+            return Ok(api.client());
+        }
+        ready::client(&self.store, profile).await
+    }
+
     /// A context over `engine` with a home, cache and kubeconfig of a
     /// temporary directory of the test's, for unit tests of the plans.
     #[cfg(test)]
@@ -88,6 +101,7 @@ impl Ctx {
             ui: Ui::new(true),
             kubeconfig: dir.join("kubeconfig"),
             token: "this-start".into(),
+            api: None,
         }
     }
 

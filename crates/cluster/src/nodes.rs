@@ -750,7 +750,7 @@ impl Step<Deleting> for Delete {
         let name = &node.name;
         match self {
             Delete::Drain => {
-                let client = ready::client(&ctx.store, profile).await?;
+                let client = ctx.client(profile).await?;
                 drain(&client, name, *running, true).await?;
             }
             Delete::Member if node.is_control_plane() => {
@@ -767,7 +767,7 @@ impl Step<Deleting> for Delete {
             Delete::Object => {
                 // A new connection: the one drained through may end at
                 // that API server.
-                let nodes: Api<NodeObject> = Api::all(ready::client(&ctx.store, profile).await?);
+                let nodes: Api<NodeObject> = Api::all(ctx.client(profile).await?);
                 delete_object(&nodes, name, node.is_control_plane()).await?;
             }
             Delete::Container => {
@@ -789,7 +789,7 @@ impl Step<Deleting> for Delete {
         let node = &deleting.node;
         match self {
             Delete::Drain => {
-                let client = ready::client(&ctx.store, &deleting.profile).await?;
+                let client = ctx.client(&deleting.profile).await?;
                 uncordon(&client, &node.name).await?;
             }
             Delete::Member if node.is_control_plane() => {
@@ -1081,5 +1081,145 @@ mod tests {
         assert!(engine.removed_any("dev-m02"), "the new node was never made");
         let saved = ctx.store.load("dev").unwrap().unwrap();
         assert!(saved.workers.is_empty(), "the failed node was saved");
+    }
+
+    /// A running `dev` with one worker, its Node objects in a fake API,
+    /// and on the worker: a ReplicaSet's pod, a DaemonSet's, a bare one;
+    /// on the control plane a ReplicaSet's.
+    fn cluster_with_a_worker() -> (
+        tempfile::TempDir,
+        std::sync::Arc<berth_engine::fake::FakeEngine>,
+        std::sync::Arc<crate::testing::FakeApi>,
+        Ctx,
+        Profile,
+    ) {
+        let (dir, engine, mut ctx, profile) = crate::testing::running(vec![1]);
+        let api = std::sync::Arc::new(crate::testing::FakeApi::default());
+        ctx.api = Some(api.clone());
+        for node in profile.nodes() {
+            api.add(
+                "nodes",
+                serde_json::json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node.name}}),
+            );
+        }
+        let worker = &profile.nodes()[1].name;
+        for (name, node, owner) in [
+            ("web-1", worker.as_str(), Some("ReplicaSet")),
+            ("proxy-1", worker, Some("DaemonSet")),
+            ("bare", worker, None),
+            ("web-2", "dev", Some("ReplicaSet")),
+        ] {
+            let owners: Vec<_> = owner
+                .map(|kind| serde_json::json!({"apiVersion": "apps/v1", "kind": kind, "name": "o", "uid": "u", "controller": true}))
+                .into_iter()
+                .collect();
+            api.add(
+                "pods",
+                serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": name, "namespace": "default", "ownerReferences": owners},
+                    "spec": {"nodeName": node, "containers": []}}),
+            );
+        }
+        // Its routes go off the control plane.
+        engine.answer(&command::apply_routes().to_string(), "");
+        (dir, engine, api, ctx, profile)
+    }
+
+    #[test]
+    fn a_node_delete_drains_the_worker_and_removes_its_object_container_and_state() {
+        let (_dir, engine, api, ctx, profile) = cluster_with_a_worker();
+        let worker = profile.nodes()[1].clone();
+        let control_plane = profile.control_plane().container;
+        crate::testing::block_on(delete(&ctx, profile, &worker.name, crate::testing::never))
+            .unwrap();
+        // Cordoned first, then its pods evicted: the DaemonSet's stays
+        // (kubectl drain's rule), the bare one goes as the node goes.
+        let requests = api.requests();
+        let cordon = requests
+            .iter()
+            .position(|r| r == &format!("PATCH /api/v1/nodes/{}", worker.name));
+        let evicted = requests
+            .iter()
+            .position(|r| r.ends_with("/pods/web-1/eviction"));
+        assert!(cordon.is_some() && cordon < evicted, "{requests:?}");
+        assert!(api.get("pods", "web-1").is_none() && api.get("pods", "bare").is_none());
+        assert!(
+            api.get("pods", "proxy-1").is_some(),
+            "the DaemonSet's pod was evicted"
+        );
+        assert!(
+            api.get("pods", "web-2").is_some(),
+            "a pod of another node was evicted"
+        );
+        assert!(api.get("nodes", &worker.name).is_none());
+        assert!(api.get("nodes", "dev").is_some());
+        let left = engine.names();
+        assert!(
+            !left
+                .iter()
+                .any(|r| r.ends_with(&format!(" {}", worker.container))),
+            "{left:?}"
+        );
+        assert!(
+            left.contains(&format!("container {control_plane}")),
+            "{left:?}"
+        );
+        assert!(ctx.store.load("dev").unwrap().unwrap().workers.is_empty());
+    }
+
+    #[test]
+    fn a_node_delete_whose_object_is_refused_gives_the_node_back() {
+        let (_dir, engine, api, ctx, profile) = cluster_with_a_worker();
+        let worker = profile.nodes()[1].clone();
+        api.fail("DELETE", &format!("/api/v1/nodes/{}", worker.name), 500);
+        let before = engine.names();
+        let error = crate::testing::block_on(delete(
+            &ctx,
+            profile.clone(),
+            &worker.name,
+            crate::testing::never,
+        ))
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("cannot delete the Node object"),
+            "{error}"
+        );
+        // Drained, then uncordoned by the undo: it takes pods again.
+        let node = api.get("nodes", &worker.name).unwrap();
+        assert!(node["spec"]["unschedulable"].is_null(), "{node}");
+        assert_eq!(
+            api.requests()
+                .iter()
+                .filter(|r| *r == &format!("PATCH /api/v1/nodes/{}", worker.name))
+                .count(),
+            2
+        );
+        assert_eq!(
+            engine.names(),
+            before,
+            "the worker's container or volume went"
+        );
+        assert_eq!(ctx.store.load("dev").unwrap().unwrap(), profile);
+    }
+
+    #[test]
+    fn a_drain_waits_for_the_pods_a_controller_makes_again_and_leaves_bare_ones_of_a_node_that_comes_back()
+     {
+        let (_dir, _engine, api, ctx, profile) = cluster_with_a_worker();
+        let worker = profile.nodes()[1].name.clone();
+        crate::testing::block_on(async {
+            let client = ctx.client(&profile).await.unwrap();
+            drain(&client, &worker, true, false).await.unwrap();
+        });
+        assert!(api.get("pods", "web-1").is_none());
+        assert!(
+            api.get("pods", "bare").is_some(),
+            "a pod nothing makes again was evicted"
+        );
+        assert!(api.get("pods", "proxy-1").is_some());
+        assert_eq!(
+            api.get("nodes", &worker).unwrap()["spec"]["unschedulable"],
+            true
+        );
     }
 }

@@ -106,7 +106,7 @@ pub async fn wait_ready(
 ) -> Result<()> {
     let Some(wait) = wait else { return Ok(()) };
     let deadline = Instant::now() + wait;
-    let client = client(&ctx.store, profile).await?;
+    let client = ctx.client(profile).await?;
     let control_plane = profile.control_plane();
     let step = ctx.ui.step("Waiting for the API server");
     if !poll(deadline, || api_ready(&client)).await {
@@ -208,4 +208,82 @@ async fn not_ready(
          (with --keep-on-failure for a new profile); start again with a longer --wait",
         name = profile.name
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_node_is_ready_once_untainted_and_ready_in_a_heartbeat_since_the_start() {
+        let api = std::sync::Arc::new(crate::testing::FakeApi::default());
+        let node = |name: &str, ready: &str, heartbeat: &str, taint: bool| {
+            let taints: Vec<_> = taint
+                .then(|| json!({"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}))
+                .into_iter()
+                .collect();
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+                "spec": {"taints": taints},
+                "status": {"conditions": [{"type": "Ready", "status": ready, "lastHeartbeatTime": heartbeat}]}})
+        };
+        api.add(
+            "nodes",
+            node("ready", "True", "2026-12-07T10:00:00Z", false),
+        );
+        api.add(
+            "nodes",
+            node("not-ready", "False", "2026-12-07T10:00:00Z", false),
+        );
+        api.add(
+            "nodes",
+            node("tainted", "True", "2026-12-07T10:00:00Z", true),
+        );
+        // 2026-12-07T10:00:00Z, and a second after.
+        let (heartbeat, after) = (1_796_637_600, 1_796_637_601);
+        crate::testing::block_on(async {
+            let client = api.client();
+            assert!(node_ready(&client, "ready", None).await);
+            assert!(node_ready(&client, "ready", Some(heartbeat)).await);
+            // Its Ready was said before this start: a stopped node's old word.
+            assert!(!node_ready(&client, "ready", Some(after)).await);
+            assert!(!node_ready(&client, "not-ready", None).await);
+            assert!(!node_ready(&client, "tainted", None).await);
+            assert!(!node_ready(&client, "absent", None).await);
+        });
+    }
+
+    #[test]
+    fn each_node_is_labelled_with_its_role() {
+        let api = std::sync::Arc::new(crate::testing::FakeApi::default());
+        let profile = Profile {
+            workers: vec![1],
+            ..Profile::example("dev")
+        };
+        for node in profile.nodes() {
+            api.add(
+                "nodes",
+                json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node.name}}),
+            );
+        }
+        crate::testing::block_on(async { label_roles(&api.client(), &profile.nodes()).await })
+            .unwrap();
+        let labels = |name: &str| api.get("nodes", name).unwrap()["metadata"]["labels"].clone();
+        assert_eq!(
+            labels("dev"),
+            json!({"node-role.kubernetes.io/control-plane": ""})
+        );
+        assert_eq!(
+            labels(&profile.nodes()[1].name),
+            json!({"node-role.kubernetes.io/worker": ""})
+        );
+        api.fail("PATCH", "/api/v1/nodes/dev", 403);
+        let error =
+            crate::testing::block_on(async { label_roles(&api.client(), &profile.nodes()).await })
+                .unwrap_err();
+        assert!(
+            error.to_string().contains("cannot label node dev"),
+            "{error}"
+        );
+    }
 }

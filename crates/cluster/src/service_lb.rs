@@ -146,3 +146,111 @@ pub async fn forwards(client: &kube::Client) -> Result<Vec<Forward>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn service(
+        name: &str,
+        class: Option<&str>,
+        ports: &[i32],
+        answered: &[(i32, Option<&str>)],
+    ) -> serde_json::Value {
+        let ports: Vec<_> = ports
+            .iter()
+            .map(|p| json!({"port": p, "protocol": "TCP"}))
+            .collect();
+        let answered: Vec<_> = answered
+            .iter()
+            .map(|(port, error)| json!({"port": port, "protocol": "TCP", "error": error}))
+            .collect();
+        json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"type": "LoadBalancer", "loadBalancerClass": class, "ports": ports},
+            "status": {"loadBalancer": {"ingress": [{"ip": "127.0.0.1", "ports": answered}]}}})
+    }
+
+    #[test]
+    fn each_port_of_berths_load_balancers_is_listed_with_why_it_does_not_answer() {
+        let api = std::sync::Arc::new(crate::testing::FakeApi::default());
+        api.add(
+            "services",
+            service(
+                "web",
+                None,
+                &[80, 443],
+                &[(80, None), (443, Some("AddressInUse"))],
+            ),
+        );
+        api.add(
+            "services",
+            service("other", Some("example.com/lb"), &[81], &[]),
+        );
+        api.add("services", json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "inside", "namespace": "default"}, "spec": {"type": "ClusterIP", "ports": [{"port": 82}]}}));
+        for (name, reason, message, at, object) in [
+            (
+                "older",
+                "PortNotForwarded",
+                "443/TCP: port 443 was taken",
+                "2026-12-01T00:00:00Z",
+                "web",
+            ),
+            (
+                "newer",
+                "PortNotForwarded",
+                "443/TCP: port 443 of 127.0.0.1 is taken by another program",
+                "2026-12-02T00:00:00Z",
+                "web",
+            ),
+            (
+                "elsewhere",
+                "PortNotForwarded",
+                "443/TCP: another Service's",
+                "2026-12-03T00:00:00Z",
+                "api",
+            ),
+            (
+                "other-reason",
+                "Updated",
+                "443/TCP: not why",
+                "2026-12-04T00:00:00Z",
+                "web",
+            ),
+        ] {
+            api.add(
+                "events",
+                json!({"apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": name, "namespace": "default", "creationTimestamp": at},
+                "reason": reason, "message": message,
+                "involvedObject": {"kind": "Service", "namespace": "default", "name": object}}),
+            );
+        }
+        let forwards = crate::testing::block_on(async { forwards(&api.client()).await }).unwrap();
+        let seen: Vec<_> = forwards
+            .iter()
+            .map(|f| {
+                (
+                    f.service.as_str(),
+                    f.port,
+                    f.address.as_deref(),
+                    f.error.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("web", 80, Some("127.0.0.1"), None),
+                (
+                    "web",
+                    443,
+                    None,
+                    Some("port 443 of 127.0.0.1 is taken by another program")
+                ),
+            ]
+        );
+    }
+}

@@ -142,7 +142,7 @@ pub async fn status(ctx: &Ctx, profile: &Profile) -> Result<ProfileStatus> {
     let control_plane_running = nodes
         .iter()
         .any(|n| n.role == berth_core::profile::Role::ControlPlane && running(n));
-    let client = super::client(&ctx.store, profile).await?;
+    let client = ctx.client(profile).await?;
     let api_ready = control_plane_running && super::api_ready(&client).await;
     let dns = if api_ready {
         super::dns::status(&client, profile).await

@@ -118,7 +118,7 @@ impl Step<Upgrading> for Upgrade {
                 let mut images = vec![row.coredns.to_string()];
                 let built = super::addon_images::cached(ctx, up.to(), &up.target.addons_on())?;
                 images.extend(built.into_iter().map(|(image, _)| image.image));
-                let client = ready::client(&ctx.store, &up.target).await?;
+                let client = ctx.client(&up.target).await?;
                 super::dns::retry_image_pulls(&client, &images).await;
             }
         }
@@ -133,7 +133,7 @@ async fn upgrade_node(ctx: &Ctx, up: &mut Upgrading, place: usize) -> Result<()>
     let to = up.to().clone();
     if runs.as_ref() == Some(&to) {
         if up.carried_on {
-            let client = ready::client(&ctx.store, &up.target).await?;
+            let client = ctx.client(&up.target).await?;
             release(&client, &node.name).await?;
         }
         return Ok(());
@@ -163,7 +163,7 @@ async fn upgrade_node(ctx: &Ctx, up: &mut Upgrading, place: usize) -> Result<()>
         }
         if drained {
             let step = ctx.ui.step(format!("Draining {what}"));
-            let client = ready::client(&ctx.store, &up.profile).await?;
+            let client = ctx.client(&up.profile).await?;
             // A node its user cordoned stays so; one cordoned here is
             // marked, so that an upgrade carried on after a cut knows
             // to uncordon it.
@@ -210,7 +210,7 @@ async fn upgrade_node(ctx: &Ctx, up: &mut Upgrading, place: usize) -> Result<()>
     // Also a node drained by an upgrade cut before its container was made
     // anew: `release` uncordons only what an upgrade cordoned.
     if up.profile.nodes().len() > 1 {
-        let client = ready::client(&ctx.store, &up.target).await?;
+        let client = ctx.client(&up.target).await?;
         release(&client, &node.name).await?;
     }
     Ok(())
