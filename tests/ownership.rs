@@ -216,7 +216,7 @@ fn delete_removes_a_duplicate_network_of_its_own_profile() {
             .find(|s| !used.contains(s))
             .unwrap();
         let created = docker
-            .create_network(&names.network(), &subnet, &names.labels())
+            .create_network(&names.network(), &subnet, &names.labels(), false)
             .await;
         assert!(
             matches!(created, Ok(Some(_))),

@@ -102,10 +102,16 @@ pub fn from_process(flag: Option<&str>) -> Result<Endpoint> {
 pub fn discover(inputs: &Inputs) -> Result<Endpoint> {
     let given = |value: String, found: Found| -> Result<Endpoint> {
         if value.contains("://") {
+            // As the docker CLI's -H: DOCKER_TLS_VERIFY's files serve a
+            // tcp:// engine named on the command line too.
+            let tls = value
+                .starts_with("tcp://")
+                .then(|| env_tls(inputs))
+                .flatten();
             Ok(Endpoint {
                 host: value,
                 found,
-                tls: None,
+                tls,
             })
         } else {
             // A name: a Docker context's.
@@ -119,16 +125,10 @@ pub fn discover(inputs: &Inputs) -> Result<Endpoint> {
         return given(engine, Found::BerthEngine);
     }
     if let Some(host) = inputs.var("DOCKER_HOST") {
-        let tls = inputs.var("DOCKER_TLS_VERIFY").map(|_| {
-            let dir = inputs
-                .var("DOCKER_CERT_PATH")
-                .map_or_else(|| inputs.config_dir(), PathBuf::from);
-            tls_in(&dir, true)
-        });
         return Ok(Endpoint {
             host,
             found: Found::DockerHost,
-            tls,
+            tls: env_tls(inputs),
         });
     }
     let current = inputs.var("DOCKER_CONTEXT").or_else(|| {
@@ -158,6 +158,16 @@ pub fn discover(inputs: &Inputs) -> Result<Endpoint> {
         }
     }
     Ok(plain(unix(LOCAL_SOCKET), Found::Nothing))
+}
+
+/// The TLS files `DOCKER_TLS_VERIFY` asks for, in `DOCKER_CERT_PATH`.
+fn env_tls(inputs: &Inputs) -> Option<Tls> {
+    inputs.var("DOCKER_TLS_VERIFY").map(|_| {
+        let dir = inputs
+            .var("DOCKER_CERT_PATH")
+            .map_or_else(|| inputs.config_dir(), PathBuf::from);
+        tls_in(&dir, true)
+    })
 }
 
 fn plain(host: String, found: Found) -> Endpoint {
@@ -276,6 +286,16 @@ mod tests {
         ];
         let e = found(None, &tls, &[]).unwrap();
         assert_eq!(e.tls.unwrap().cert, Path::new("/certs/cert.pem"));
+        // As docker -H: the TLS variables serve a tcp:// engine named by
+        // the flag, not a socket.
+        let e = found(Some("tcp://other:2376"), &tls, &[]).unwrap();
+        assert_eq!(e.tls.unwrap().ca, Path::new("/certs/ca.pem"));
+        assert!(
+            found(Some("unix:///f.sock"), &tls, &[])
+                .unwrap()
+                .tls
+                .is_none()
+        );
     }
 
     #[test]

@@ -30,6 +30,11 @@ pub struct FakeEngine {
     answers: Mutex<Vec<(String, i64, String)>>,
     /// Calls that fail, as `action name` (`stop dev-m02`).
     faults: Mutex<Vec<String>>,
+    /// The subnets its networks are on: those it made, and any a test
+    /// says are taken.
+    pub subnets: Mutex<Vec<String>>,
+    /// It holds no image (`lacks_images`); else every image asked for.
+    no_images: Mutex<bool>,
     /// Containers attached to a network besides their own, as
     /// `(network, container)`: the network cannot be removed while any is.
     pub attached: Mutex<Vec<(String, String)>>,
@@ -87,6 +92,11 @@ impl FakeEngine {
             .unwrap()
             .iter()
             .any(|r| r.contains(part))
+    }
+
+    /// From now on it holds no image.
+    pub fn lacks_images(&self) {
+        *self.no_images.lock().unwrap() = true;
     }
 
     /// Commands starting with `prefix` (words joined by spaces) succeed
@@ -230,6 +240,23 @@ impl Engine for FakeEngine {
         Flavour::Docker
     }
 
+    fn members(&self) -> Vec<&dyn Engine> {
+        vec![self]
+    }
+
+    fn make_spanning_network<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a HashMap<String, String>,
+        subnets: &'a [String],
+    ) -> BoxFuture<'a, Result<NetworkMade>> {
+        self.make_network(name, labels, subnets, "")
+    }
+
+    fn used_subnets(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+        ready(Ok(self.subnets.lock().unwrap().clone()))
+    }
+
     fn facts(&self) -> BoxFuture<'_, Result<EngineFacts>> {
         ready(Ok(EngineFacts {
             cgroup_v2: true,
@@ -241,11 +268,12 @@ impl Engine for FakeEngine {
             rootless: false,
             tls: None,
             host_address: std::net::Ipv4Addr::LOCALHOST,
+            swarm: None,
         }))
     }
 
     fn image_exists<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, Result<bool>> {
-        ready(Ok(true))
+        ready(Ok(!*self.no_images.lock().unwrap()))
     }
 
     fn save_images<'a>(&'a self, _names: &'a [String]) -> BoxFuture<'a, Result<Vec<u8>>> {
@@ -410,7 +438,8 @@ impl Engine for FakeEngine {
         subnets: &'a [String],
         _helper_image: &'a str,
     ) -> BoxFuture<'a, Result<NetworkMade>> {
-        let Some(subnet) = subnets.first() else {
+        let used = self.subnets.lock().unwrap().clone();
+        let Some(subnet) = subnets.iter().find(|s| !used.contains(s)) else {
             return ready(Ok(NetworkMade::NoneFree));
         };
         let taken = self
@@ -422,12 +451,13 @@ impl Engine for FakeEngine {
             .cloned();
         ready(match taken {
             Some(other) => Ok(NetworkMade::NameTaken(other)),
-            None => self
-                .create(Kind::Network, name, labels)
-                .map(|id| NetworkMade::Made {
+            None => self.create(Kind::Network, name, labels).map(|id| {
+                self.subnets.lock().unwrap().push(subnet.clone());
+                NetworkMade::Made {
                     id,
                     subnet: subnet.clone(),
-                }),
+                }
+            }),
         })
     }
 

@@ -5,9 +5,11 @@ pub mod discover;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 mod podman;
+mod spread;
 pub mod ssh;
 
 pub use container::{API_PORT, BINARIES_MOUNT, BinariesVolume, Mount, NodeContainer, Privilege};
+pub use spread::{Spread, manager_of};
 
 use std::collections::HashMap;
 
@@ -58,6 +60,12 @@ pub enum Error {
         why: String,
         /// What the user can do instead.
         fix: String,
+    },
+    #[error("the engines cannot hold one cluster: {why}")]
+    NotOneSwarm {
+        why: String,
+        /// The endpoint of the engine a Swarm would be made on.
+        first: String,
     },
     #[error("the engine at {endpoint} cannot run nodes: {why}")]
     Unfit {
@@ -137,6 +145,13 @@ impl Error {
                  --engine unix:///var/run/docker.sock, picks the local engine"
                     .to_string()
             }
+            Error::NotOneSwarm { first, .. } => format!(
+                "a cluster over several engines stands on a Docker Swarm's overlay network: \
+                 `docker -H {first} swarm init --advertise-addr ADDRESS` (an address the other \
+                 engines reach), then `docker -H ENGINE swarm join --token TOKEN ADDRESS:2377` \
+                 on each other engine (`docker -H {first} swarm join-token -q worker` prints the \
+                 token); the engines need TCP 2377 and 7946 and UDP 4789 and 7946 between them"
+            ),
             Error::Unfit { fix, .. } => fix.clone(),
             Error::Unsupported { fix, .. } => fix.clone(),
         }
@@ -275,6 +290,20 @@ pub struct EngineFacts {
     /// engine here, else the address berth reached the engine at (the
     /// engine's own loopback is another machine's).
     pub host_address: std::net::Ipv4Addr,
+    /// Its part in a Docker Swarm, when it is in one.
+    pub swarm: Option<SwarmMember>,
+}
+
+/// An engine's part in a Swarm, whose overlay networks join containers of
+/// several engines.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SwarmMember {
+    /// Its node's id in the Swarm.
+    pub node: String,
+    /// Where the Swarm reaches it.
+    pub address: String,
+    /// The ids of every node of its Swarm, which only a manager knows.
+    pub manager_of: Option<Vec<String>>,
 }
 
 impl EngineFacts {
@@ -469,12 +498,19 @@ macro_rules! engine {
             /// Which engine it is, known once connected: hints name its
             /// commands.
             fn flavour(&self) -> Flavour;
+            /// The engines it stands for: itself, or each engine a cluster
+            /// spread over several spans (`Spread`). What every engine of a
+            /// cluster must hold (the binaries' volume) is made on each.
+            fn members(&self) -> Vec<&dyn Engine>;
             $( $(#[$doc])* fn $name<'a>(&'a self $(, $arg: $ty)*) -> BoxFuture<'a, Result<$ret>>; )*
         }
 
         impl Engine for Docker {
             fn flavour(&self) -> Flavour {
                 self.flavour
+            }
+            fn members(&self) -> Vec<&dyn Engine> {
+                vec![self]
             }
             $( fn $name<'a>(&'a self $(, $arg: $ty)*) -> BoxFuture<'a, Result<$ret>> {
                 Box::pin(Docker::$name(self $(, $arg)*))
@@ -522,6 +558,11 @@ engine! {
     /// other. `helper_image` is an image with a shell and iptables, for an
     /// engine that needs a helper to allow that (podman).
     fn make_network(&self, name: &'a str, labels: &'a HashMap<String, String>, subnets: &'a [String], helper_image: &'a str) -> NetworkMade;
+    /// As `make_network`, a network that containers of every engine of
+    /// its Swarm join (an attachable overlay), made on a manager.
+    fn make_spanning_network(&self, name: &'a str, labels: &'a HashMap<String, String>, subnets: &'a [String]) -> NetworkMade;
+    /// The subnets of its networks.
+    fn used_subnets(&self) -> Vec<String>;
     /// Attaches `container` to `network` at `ip` as well; one attached
     /// already stays as it is.
     fn attach(&self, network: &'a str, container: &'a str, ip: &'a str) -> ();
@@ -697,7 +738,36 @@ impl Docker {
             rootless,
             tls: self.tls.clone(),
             host_address: host_address(&self.endpoint)?,
+            swarm: self.swarm_member(info.swarm).await?,
         })
+    }
+
+    async fn swarm_member(
+        &self,
+        swarm: Option<bollard::models::SwarmInfo>,
+    ) -> Result<Option<SwarmMember>> {
+        use bollard::models::LocalNodeState;
+        let Some(swarm) = swarm.filter(|s| s.local_node_state == Some(LocalNodeState::ACTIVE))
+        else {
+            return Ok(None);
+        };
+        let manager_of = match swarm.control_available {
+            Some(true) => Some(
+                self.api
+                    .list_nodes(None)
+                    .await
+                    .map_err(|e| self.api_error("list the Swarm's nodes".into(), e))?
+                    .into_iter()
+                    .filter_map(|n| n.id)
+                    .collect(),
+            ),
+            _ => None,
+        };
+        Ok(Some(SwarmMember {
+            node: swarm.node_id.unwrap_or_default(),
+            address: swarm.node_addr.unwrap_or_default(),
+            manager_of,
+        }))
     }
 
     /// Whether the engine's host runs cgroup v2 (the unified hierarchy).
@@ -1336,7 +1406,7 @@ impl Docker {
         }
         let used = self.used_subnets().await?;
         for subnet in subnets.iter().filter(|s| !used.contains(s)) {
-            let Some(id) = self.create_network(name, subnet, &labels).await? else {
+            let Some(id) = self.create_network(name, subnet, &labels, false).await? else {
                 continue;
             };
             let same_name = self.named(Kind::Network, name).await?;
@@ -1356,6 +1426,25 @@ impl Docker {
                 id,
                 subnet: subnet.clone(),
             });
+        }
+        Ok(NetworkMade::NoneFree)
+    }
+
+    /// See `Engine::make_spanning_network`.
+    pub async fn make_spanning_network(
+        &self,
+        name: &str,
+        labels: &HashMap<String, String>,
+        subnets: &[String],
+    ) -> Result<NetworkMade> {
+        let used = self.used_subnets().await?;
+        for subnet in subnets.iter().filter(|s| !used.contains(s)) {
+            if let Some(id) = self.create_network(name, subnet, labels, true).await? {
+                return Ok(NetworkMade::Made {
+                    id,
+                    subnet: subnet.clone(),
+                });
+            }
         }
         Ok(NetworkMade::NoneFree)
     }
@@ -1415,6 +1504,7 @@ impl Docker {
         name: &str,
         subnet: &str,
         labels: &HashMap<String, String>,
+        spanning: bool,
     ) -> Result<Option<String>> {
         use bollard::models::{Ipam, IpamConfig, NetworkCreateRequest};
         // A bridge named after the network, so its firewall rule can be
@@ -1427,11 +1517,17 @@ impl Docker {
         });
         let request = NetworkCreateRequest {
             name: name.into(),
-            driver: Some("bridge".into()),
+            driver: Some(if spanning { "overlay" } else { "bridge" }.into()),
+            attachable: spanning.then_some(true),
             options,
             ipam: Some(Ipam {
                 config: Some(vec![IpamConfig {
                     subnet: Some(subnet.into()),
+                    // Each engine's endpoint on an overlay takes an address
+                    // the first time a container there joins it; nodes have
+                    // theirs from the bottom of the subnet, so those go to
+                    // a range none of berth's containers has.
+                    ip_range: spanning.then(|| endpoint_range(subnet)).flatten(),
                     ..Default::default()
                 }]),
                 ..Default::default()
@@ -1807,6 +1903,16 @@ fn terminal_size() -> Option<(u16, u16)> {
         .map(|(rows, cols)| (cols, rows))
 }
 
+/// The range of a /24 `subnet` that an overlay hands out itself:
+/// .224-.239, above every node's address and below the registry cache's,
+/// the load balancer's and the registry's.
+fn endpoint_range(subnet: &str) -> Option<String> {
+    let (base, bits) = subnet.split_once('/')?;
+    let base: std::net::Ipv4Addr = base.parse().ok()?;
+    let [a, b, c, _] = base.octets();
+    (bits == "24").then(|| format!("{a}.{b}.{c}.224/28"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1822,7 +1928,17 @@ mod tests {
             rootless,
             tls: None,
             host_address: std::net::Ipv4Addr::LOCALHOST,
+            swarm: None,
         }
+    }
+
+    #[test]
+    fn an_overlay_hands_out_addresses_above_the_nodes_only() {
+        assert_eq!(
+            endpoint_range("172.30.7.0/24").as_deref(),
+            Some("172.30.7.224/28")
+        );
+        assert_eq!(endpoint_range("172.30.0.0/16"), None);
     }
 
     #[test]

@@ -1,0 +1,430 @@
+//! One cluster over several engines of a Docker Swarm. Each node's
+//! container (and its volume) goes to the engine the cluster placed it on;
+//! the cluster's network is the Swarm's attachable overlay, which joins
+//! containers of every engine as one bridge joins those of one, so node
+//! addresses, pod routes and certificates are as on a single engine. What
+//! is no node's (helpers, the load balancer) stays on the first engine.
+//! The operations above see one `Engine`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures_util::future::{BoxFuture, try_join_all};
+
+use super::{
+    Command, Engine, EngineFacts, Error, ExecOutput, Filter, Flavour, Kind, NetworkMade,
+    NodeContainer, Privilege, Resource, Result,
+};
+
+pub struct Spread {
+    members: Vec<Arc<dyn Engine>>,
+    /// The member that makes the overlay: a manager of the Swarm.
+    manager: usize,
+    /// Names of containers and volumes, and the ids they were given, by
+    /// the member they are on; what is not here is on the first. `None`:
+    /// on several (a volume every member has, as the binaries').
+    placed: Mutex<HashMap<String, Option<usize>>>,
+}
+
+impl Spread {
+    /// `placed`: where each node's container and volume go, by name.
+    pub fn new(
+        members: Vec<Arc<dyn Engine>>,
+        manager: usize,
+        placed: HashMap<String, usize>,
+    ) -> Self {
+        Spread {
+            members,
+            manager,
+            placed: Mutex::new(placed.into_iter().map(|(k, v)| (k, Some(v))).collect()),
+        }
+    }
+
+    fn index(&self, name: &str) -> usize {
+        self.placed
+            .lock()
+            .unwrap()
+            .get(name)
+            .copied()
+            .flatten()
+            .unwrap_or(0)
+    }
+
+    fn on(&self, name: &str) -> &dyn Engine {
+        &*self.members[self.index(name)]
+    }
+
+    fn remember(&self, id: &str, member: usize) {
+        self.placed
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), Some(member));
+    }
+
+    /// What `list` finds on every member, a Swarm's network once (each
+    /// engine with a container on it lists it), each with its member
+    /// remembered.
+    async fn union<'a, F>(&'a self, list: F) -> Result<Vec<Resource>>
+    where
+        F: Fn(&'a dyn Engine) -> BoxFuture<'a, Result<Vec<Resource>>>,
+    {
+        let found = try_join_all(self.members.iter().map(|m| list(&**m))).await?;
+        let mut all: Vec<Resource> = Vec::new();
+        for (member, resources) in found.into_iter().enumerate() {
+            for r in resources {
+                let seen = all.iter().any(|a| a.kind == r.kind && a.id == r.id);
+                let mut placed = self.placed.lock().unwrap();
+                if r.kind == Kind::Network {
+                    if seen {
+                        continue;
+                    }
+                    // Removed through a manager.
+                    placed.insert(r.id.clone(), Some(self.manager));
+                } else {
+                    placed.insert(r.id.clone(), (!seen).then_some(member));
+                }
+                drop(placed);
+                all.push(r);
+            }
+        }
+        Ok(all)
+    }
+}
+
+/// Which of the engines whose facts are `members` makes the cluster's
+/// network: a manager of the Swarm that every one of them is in. Refused,
+/// naming the engine, when one is in no Swarm, is named twice, or is not
+/// in the Swarm of the others.
+pub fn manager_of(members: &[EngineFacts]) -> Result<usize> {
+    let refuse = |why: String| Error::NotOneSwarm {
+        why,
+        first: members[0].endpoint.clone(),
+    };
+    let mut nodes = Vec::new();
+    for facts in members {
+        let Some(swarm) = &facts.swarm else {
+            return Err(refuse(format!(
+                "the engine at {} is in no Docker Swarm",
+                facts.endpoint
+            )));
+        };
+        // One Swarm node is one engine, however it was reached.
+        if let Some(earlier) = nodes.iter().position(|n| *n == swarm.node) {
+            let earlier = &members[earlier].endpoint;
+            return Err(refuse(match *earlier == facts.endpoint {
+                true => format!("{earlier} is named twice: they are one engine"),
+                false => format!("{earlier} and {} are one engine", facts.endpoint),
+            }));
+        }
+        nodes.push(swarm.node.clone());
+    }
+    let managers: Vec<(usize, &Vec<String>)> = members
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| Some((i, m.swarm.as_ref()?.manager_of.as_ref()?)))
+        .collect();
+    let Some((manager, known)) = managers.first() else {
+        return Err(refuse(
+            "none of them is a manager of its Swarm, which makes its networks".into(),
+        ));
+    };
+    let outside: Vec<&str> = members
+        .iter()
+        .zip(&nodes)
+        .filter(|(_, node)| !known.contains(node))
+        .map(|(m, _)| m.endpoint.as_str())
+        .collect();
+    if !outside.is_empty() {
+        return Err(refuse(format!(
+            "{} {} not in the Swarm of the engine at {}",
+            outside.join(" and "),
+            if outside.len() == 1 { "is" } else { "are" },
+            members[*manager].endpoint
+        )));
+    }
+    Ok(*manager)
+}
+
+/// The calls on one container, to the member it is on.
+macro_rules! routed {
+    ($( fn $name:ident(&self, $first:ident: &'a str $(, $arg:ident: $ty:ty)*) -> $ret:ty; )*) => {
+        $( fn $name<'a>(&'a self, $first: &'a str $(, $arg: $ty)*) -> BoxFuture<'a, Result<$ret>> {
+            self.on($first).$name($first $(, $arg)*)
+        } )*
+    };
+}
+
+impl Engine for Spread {
+    fn flavour(&self) -> Flavour {
+        self.members[0].flavour()
+    }
+
+    fn members(&self) -> Vec<&dyn Engine> {
+        self.members.iter().map(|m| &**m).collect()
+    }
+
+    routed! {
+        fn start_container(&self, name: &'a str) -> ();
+        fn remove_container(&self, name: &'a str) -> ();
+        fn exec(&self, container: &'a str, cmd: &'a Command) -> ExecOutput;
+        fn exec_attached(&self, container: &'a str, cmd: &'a [String], tty: bool) -> i64;
+        fn network_ids(&self, container: &'a str) -> Vec<String>;
+        fn published_addresses(&self, name: &'a str) -> Vec<String>;
+        fn stop_container(&self, name: &'a str, grace: i32) -> ();
+        fn pause_container(&self, name: &'a str) -> ();
+        fn unpause_container(&self, name: &'a str) -> ();
+        fn upload(&self, container: &'a str, tar: Vec<u8>) -> ();
+        fn upload_file(&self, container: &'a str, tar: &'a std::path::Path) -> ();
+        fn download(&self, container: &'a str, path: &'a str, to: &'a std::path::Path) -> (String, u64);
+        fn file_exists(&self, container: &'a str, path: &'a str) -> bool;
+        fn inspect_json(&self, container: &'a str) -> serde_json::Value;
+        fn volume_created(&self, name: &'a str) -> Option<String>;
+        fn create_volume(&self, name: &'a str, labels: &'a HashMap<String, String>) -> ();
+    }
+
+    fn facts(&self) -> BoxFuture<'_, Result<EngineFacts>> {
+        self.members[0].facts()
+    }
+
+    /// Images are the first member's, where the user builds them (`image
+    /// load` reads them there); what every member needs (the node image)
+    /// is asked of each of `members`.
+    fn image_exists<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool>> {
+        self.members[0].image_exists(name)
+    }
+
+    fn save_images<'a>(&'a self, names: &'a [String]) -> BoxFuture<'a, Result<Vec<u8>>> {
+        self.members[0].save_images(names)
+    }
+
+    fn build_image<'a>(
+        &'a self,
+        context_tar: Vec<u8>,
+        tag: &'a str,
+        build_args: &'a HashMap<String, String>,
+        labels: &'a HashMap<String, String>,
+        progress: &'a mut (dyn FnMut(&str) + Send),
+    ) -> BoxFuture<'a, Result<()>> {
+        self.members[0].build_image(context_tar, tag, build_args, labels, progress)
+    }
+
+    fn create_container<'a>(&'a self, spec: &'a NodeContainer) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async move {
+            let member = self.index(&spec.name);
+            let id = self.members[member].create_container(spec).await?;
+            self.remember(&id, member);
+            Ok(id)
+        })
+    }
+
+    /// The first member's answer: the members of one cluster are engines
+    /// of one kind, set up alike.
+    fn privilege<'a>(&'a self, probe: &'a NodeContainer) -> BoxFuture<'a, Result<Privilege>> {
+        self.members[0].privilege(probe)
+    }
+
+    /// The Swarm's overlay, on a subnet no member uses.
+    fn make_network<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a HashMap<String, String>,
+        subnets: &'a [String],
+        _helper_image: &'a str,
+    ) -> BoxFuture<'a, Result<NetworkMade>> {
+        Box::pin(async move {
+            let used = try_join_all(self.members.iter().map(|m| m.used_subnets())).await?;
+            let free: Vec<String> = subnets
+                .iter()
+                .filter(|s| !used.iter().flatten().any(|u| u == *s))
+                .cloned()
+                .collect();
+            let made = self.members[self.manager]
+                .make_spanning_network(name, labels, &free)
+                .await?;
+            if let NetworkMade::Made { id, .. } = &made {
+                self.remember(id, self.manager);
+                self.remember(name, self.manager);
+            }
+            Ok(made)
+        })
+    }
+
+    fn make_spanning_network<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a HashMap<String, String>,
+        subnets: &'a [String],
+    ) -> BoxFuture<'a, Result<NetworkMade>> {
+        self.make_network(name, labels, subnets, "")
+    }
+
+    fn used_subnets(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(async move {
+            let used = try_join_all(self.members.iter().map(|m| m.used_subnets())).await?;
+            Ok(used.concat())
+        })
+    }
+
+    fn attach<'a>(
+        &'a self,
+        network: &'a str,
+        container: &'a str,
+        ip: &'a str,
+    ) -> BoxFuture<'a, Result<()>> {
+        self.on(container).attach(network, container, ip)
+    }
+
+    fn detach<'a>(&'a self, network: &'a str, container: &'a str) -> BoxFuture<'a, Result<()>> {
+        self.on(container).detach(network, container)
+    }
+
+    fn resources<'a>(&'a self, filter: &'a Filter) -> BoxFuture<'a, Result<Vec<Resource>>> {
+        Box::pin(self.union(move |m| m.resources(filter)))
+    }
+
+    fn named<'a>(&'a self, kind: Kind, name: &'a str) -> BoxFuture<'a, Result<Vec<Resource>>> {
+        Box::pin(self.union(move |m| m.named(kind, name)))
+    }
+
+    fn remove<'a>(&'a self, resource: &'a Resource) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let member = self
+                .placed
+                .lock()
+                .unwrap()
+                .get(&resource.id)
+                .copied()
+                .flatten();
+            match member {
+                Some(member) => self.members[member].remove(resource).await,
+                // Not seen by this berth, or on several members: removed
+                // wherever it is (a removal of what is not there is no
+                // error).
+                None => {
+                    try_join_all(self.members.iter().map(|m| m.remove(resource))).await?;
+                    Ok(())
+                }
+            }
+        })
+    }
+
+    fn describe(&self) -> BoxFuture<'_, Result<serde_json::Value>> {
+        Box::pin(async move {
+            let each = try_join_all(self.members.iter().map(|m| m.describe())).await?;
+            Ok(serde_json::Value::Array(each))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::FakeEngine;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    /// Two fake engines, the second a manager; `dev` on the first,
+    /// `dev-m02` and its volume on the second.
+    fn two() -> (Arc<FakeEngine>, Arc<FakeEngine>, Spread) {
+        let (a, b) = (
+            Arc::new(FakeEngine::default()),
+            Arc::new(FakeEngine::default()),
+        );
+        let placed = HashMap::from([("dev-m02".to_string(), 1), ("dev-m02-var".to_string(), 1)]);
+        let spread = Spread::new(vec![a.clone(), b.clone()], 1, placed);
+        (a, b, spread)
+    }
+
+    #[test]
+    fn each_node_goes_to_its_engine_and_is_reached_there_by_name_or_id() {
+        let (a, b, spread) = two();
+        block_on(async {
+            spread
+                .create_volume("dev-m02-var", &HashMap::new())
+                .await
+                .unwrap();
+            for name in ["dev", "dev-m02"] {
+                let spec = NodeContainer::helper(name.to_string(), "node:1", HashMap::new());
+                let id = spread.create_container(&spec).await.unwrap();
+                spread.start_container(&id).await.unwrap();
+            }
+            spread.stop_container("dev-m02", 1).await.unwrap();
+        });
+        assert_eq!(a.names(), ["container dev"]);
+        assert_eq!(b.names(), ["container dev-m02", "volume dev-m02-var"]);
+        let listed = block_on(spread.resources(&Filter::default())).unwrap();
+        assert_eq!(listed.len(), 3, "{listed:?}");
+        // What a listing found is removed where it is.
+        for r in listed {
+            block_on(spread.remove(&r)).unwrap();
+        }
+        assert!(a.names().is_empty() && b.names().is_empty());
+    }
+
+    #[test]
+    fn the_network_is_the_swarms_made_by_its_manager_on_a_subnet_no_engine_uses() {
+        let (a, b, spread) = two();
+        a.subnets.lock().unwrap().push("172.30.0.0/24".into());
+        let subnets = ["172.30.0.0/24".to_string(), "172.30.1.0/24".into()];
+        let made = block_on(spread.make_network("net", &HashMap::new(), &subnets, "")).unwrap();
+        let NetworkMade::Made { subnet, .. } = made else {
+            panic!("{made:?}")
+        };
+        assert_eq!(subnet, "172.30.1.0/24");
+        assert!(a.names().is_empty());
+        assert_eq!(b.names(), ["network net"]);
+    }
+
+    #[test]
+    fn images_are_the_first_engines_and_the_network_is_made_once() {
+        let (a, _b, spread) = two();
+        assert!(block_on(spread.image_exists("node:1")).unwrap());
+        a.lacks_images();
+        assert!(!block_on(spread.image_exists("node:1")).unwrap());
+        assert_eq!(spread.members().len(), 2);
+    }
+
+    #[test]
+    fn the_engines_must_be_of_one_swarm_whose_manager_makes_the_network() {
+        use crate::SwarmMember;
+        let member = |endpoint: &str, node: &str, manager_of: Option<Vec<&str>>| EngineFacts {
+            id: endpoint.into(),
+            endpoint: endpoint.into(),
+            swarm: Some(SwarmMember {
+                node: node.into(),
+                address: String::new(),
+                manager_of: manager_of.map(|ids| ids.into_iter().map(String::from).collect()),
+            }),
+            ..block_on(FakeEngine::default().facts()).unwrap()
+        };
+        let worker = member("tcp://a", "n1", None);
+        let manager = member("tcp://b", "n2", Some(vec!["n1", "n2"]));
+        assert_eq!(manager_of(&[worker.clone(), manager.clone()]).unwrap(), 1);
+        let alone = EngineFacts {
+            swarm: None,
+            ..member("tcp://c", "n3", None)
+        };
+        let refused = |members: &[EngineFacts]| manager_of(members).unwrap_err().to_string();
+        assert!(refused(&[manager.clone(), alone]).contains("tcp://c is in no Docker Swarm"));
+        let elsewhere = member("tcp://d", "n4", None);
+        assert!(
+            refused(&[manager.clone(), elsewhere])
+                .contains("tcp://d is not in the Swarm of the engine at tcp://b"),
+        );
+        assert!(
+            refused(&[worker.clone(), member("tcp://e", "n5", None)])
+                .contains("none of them is a manager")
+        );
+        let again = EngineFacts {
+            endpoint: "tcp://b2".into(),
+            ..manager.clone()
+        };
+        assert!(refused(&[manager.clone(), again]).contains("tcp://b and tcp://b2 are one engine"));
+        assert!(refused(&[manager.clone(), manager]).contains("tcp://b is named twice"));
+    }
+}
