@@ -208,6 +208,7 @@ fn containerd_2_reads_the_configuration_berth_renders() {
         proxy: None,
         registry: None,
         runtime: Some(runtime),
+        mtu: None,
     };
     let files = berth_node::render::node_files(&spec, &[]);
     let config = files

@@ -70,9 +70,11 @@ pub struct Global {
     pub lock_timeout: std::time::Duration,
     /// The engine to use: an address (unix:///path, tcp://host:port) or a
     /// Docker context's name; else BERTH_ENGINE, DOCKER_HOST, the current
-    /// Docker context, Docker's local socket, podman's socket.
+    /// Docker context, Docker's local socket, podman's socket. Named
+    /// several times, `start` spreads a new cluster's nodes over those
+    /// engines, which must be of one Docker Swarm.
     #[arg(long, global = true, value_name = "ADDRESS|CONTEXT")]
-    pub engine: Option<String>,
+    pub engine: Vec<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -285,9 +287,15 @@ impl Global {
 
     /// The engine this command talks to, and how it was found.
     fn endpoint(&self) -> Result<berth_engine::discover::Endpoint> {
-        Ok(berth_engine::discover::from_process(
-            self.engine.as_deref(),
-        )?)
+        match self.engine.as_slice() {
+            [_, _, ..] => Err(berth_core::error::Error::usage(
+                "several engines (--engine) are for `berth start` of a new cluster, which spreads its nodes over them",
+            )
+            .with_hint("name one engine, or none for the profile's own")),
+            named => Ok(berth_engine::discover::from_process(
+                named.first().map(String::as_str),
+            )?),
+        }
     }
 
     async fn ctx(&self, ui: Ui) -> Result<berth_cluster::Ctx> {
@@ -300,7 +308,7 @@ impl Global {
         &self,
         profile: Option<&berth_core::profile::Profile>,
     ) -> Result<berth_engine::discover::Endpoint> {
-        let named = self.engine.is_some()
+        let named = !self.engine.is_empty()
             || std::env::var_os("BERTH_ENGINE").is_some_and(|v| !v.is_empty());
         match profile.and_then(|p| p.engine.as_ref()) {
             Some(made_on) if !named => Ok(berth_engine::discover::Endpoint {
@@ -320,36 +328,120 @@ impl Global {
         ui: Ui,
         profile: Option<&berth_core::profile::Profile>,
     ) -> Result<berth_cluster::Ctx> {
-        let endpoint = self.endpoint_for(profile)?;
-        let docker = berth_engine::Docker::connect_to(&endpoint).await?;
-        if let Some(profile) = profile
-            && let Some(made_on) = &profile.engine
-            && !made_on.id.is_empty()
-        {
-            let here = docker.facts().await?.id;
-            if here != made_on.id {
-                let home = berth_core::paths::home_dir();
-                return Err(berth_core::error::Error::engine(format!(
-                    "profile {} was made on another engine than the one at {} (engine {} made it, at {}; this one is {here})",
-                    profile.name, endpoint.host, made_on.id, made_on.host
-                ))
-                .with_hint(format!(
-                    "pass --engine with the address of the engine that holds it; if that engine is gone for good, \
-                     `rm -r {}` forgets the profile",
-                    home.join("profiles").join(&profile.name).display()
-                )));
+        let docker: std::sync::Arc<dyn berth_engine::Engine> = match profile {
+            Some(spread) if !spread.engines.is_empty() => {
+                std::sync::Arc::new(self.spread_of(spread).await?)
             }
+            _ => {
+                let endpoint = self.endpoint_for(profile)?;
+                let docker = berth_engine::Docker::connect_to(&endpoint).await?;
+                if let Some(profile) = profile
+                    && let Some(made_on) = &profile.engine
+                {
+                    check_made_on(profile, &endpoint, made_on, &docker).await?;
+                }
+                std::sync::Arc::new(docker)
+            }
+        };
+        Ok(self.ctx_on(ui, docker))
+    }
+
+    /// The engines of a profile spread over several: those it was made
+    /// on, or as many named with --engine, in its order.
+    async fn spread_of(
+        &self,
+        profile: &berth_core::profile::Profile,
+    ) -> Result<berth_engine::Spread> {
+        use berth_engine::discover::{Endpoint, Found, from_process};
+        let made_on = profile.all_engines();
+        let endpoints: Vec<Endpoint> = match self.engine.len() {
+            0 => made_on
+                .iter()
+                .map(|e| Endpoint {
+                    host: e.host.clone(),
+                    found: Found::Profile,
+                    tls: e.tls.clone(),
+                })
+                .collect(),
+            n if n == made_on.len() => self
+                .engine
+                .iter()
+                .map(|e| from_process(Some(e)))
+                .collect::<Result<_, _>>()?,
+            _ => {
+                return Err(berth_core::error::Error::usage(format!(
+                    "profile {} is spread over {} engines",
+                    profile.name,
+                    made_on.len()
+                ))
+                .with_hint("name all of them with --engine, in the profile's order, or none"));
+            }
+        };
+        let members = connect_all(&endpoints).await?;
+        let mut facts = Vec::new();
+        for ((endpoint, engine), made_on) in endpoints.iter().zip(&members).zip(made_on) {
+            check_made_on(profile, endpoint, made_on, &**engine).await?;
+            facts.push(engine.facts().await?);
         }
-        Ok(berth_cluster::Ctx {
+        // A cluster whose Swarm lost its manager can still be stopped and
+        // deleted; only a new network needs one.
+        let manager = berth_engine::manager_of(&facts).unwrap_or(0);
+        Ok(berth_engine::Spread::new(
+            members,
+            manager,
+            profile.placed(),
+        ))
+    }
+
+    /// A context over the engines named with --engine, for a new cluster
+    /// that `opts` spreads over them: they must be of one Swarm; `opts`
+    /// gets the engines and where each node goes.
+    async fn spread_ctx(
+        &self,
+        ui: Ui,
+        name: &str,
+        opts: &mut berth_cluster::StartOptions,
+    ) -> Result<berth_cluster::Ctx> {
+        use berth_core::profile;
+        if opts.ssh_forward {
+            return Err(berth_core::error::Error::usage(
+                "--ssh-forward is for a cluster on one engine",
+            )
+            .with_hint("name one engine with --engine, or leave out --ssh-forward"));
+        }
+        let endpoints = self
+            .engine
+            .iter()
+            .map(|e| berth_engine::discover::from_process(Some(e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let members = connect_all(&endpoints).await?;
+        let facts = futures_util::future::try_join_all(members.iter().map(|m| m.facts())).await?;
+        let manager = berth_engine::manager_of(&facts)?;
+        opts.engines = facts[1..].iter().map(profile::EngineRef::of).collect();
+        opts.node_engines =
+            profile::spread(opts.control_plane_count(), opts.node_count(), members.len());
+        let home_id = berth_core::names::home_id(&berth_core::paths::home_dir());
+        let placed = profile::placed(name, home_id.as_deref(), &opts.node_engines);
+        let spread = berth_engine::Spread::new(members, manager, placed);
+        Ok(self.ctx_on(ui, std::sync::Arc::new(spread)))
+    }
+
+    /// A context on `docker`.
+    fn ctx_on(
+        &self,
+        ui: Ui,
+        docker: std::sync::Arc<dyn berth_engine::Engine>,
+    ) -> berth_cluster::Ctx {
+        berth_cluster::Ctx {
             home: berth_core::paths::home_dir(),
             lock_timeout: self.lock_timeout,
-            docker: std::sync::Arc::new(docker),
+            docker,
             store: self.store(),
             cache: berth_core::binaries::Cache::new(&berth_core::paths::cache_dir()),
             ui,
             kubeconfig: berth_core::kubeconfig::resolve(self.kubeconfig.as_deref()),
             token: berth_core::names::new_token(),
-        })
+        }
     }
 
     /// The profile's saved state; an error when it does not exist.
@@ -360,6 +452,47 @@ impl Global {
             )
         })
     }
+}
+
+/// Connects to each of `endpoints`, at once.
+async fn connect_all(
+    endpoints: &[berth_engine::discover::Endpoint],
+) -> Result<Vec<std::sync::Arc<dyn berth_engine::Engine>>> {
+    let members =
+        futures_util::future::try_join_all(endpoints.iter().map(berth_engine::Docker::connect_to))
+            .await?;
+    Ok(members
+        .into_iter()
+        .map(|m| std::sync::Arc::new(m) as std::sync::Arc<dyn berth_engine::Engine>)
+        .collect())
+}
+
+/// Refused when the engine at `endpoint` is not the one `profile` was made
+/// on (`made_on`): the same profile name on a different engine is another
+/// cluster.
+async fn check_made_on(
+    profile: &berth_core::profile::Profile,
+    endpoint: &berth_engine::discover::Endpoint,
+    made_on: &berth_core::profile::EngineRef,
+    engine: &dyn berth_engine::Engine,
+) -> Result<()> {
+    if made_on.id.is_empty() {
+        return Ok(());
+    }
+    let here = engine.facts().await?.id;
+    if here == made_on.id {
+        return Ok(());
+    }
+    let home = berth_core::paths::home_dir();
+    Err(berth_core::error::Error::engine(format!(
+        "profile {} was made on another engine than the one at {} (engine {} made it, at {}; this one is {here})",
+        profile.name, endpoint.host, made_on.id, made_on.host
+    ))
+    .with_hint(format!(
+        "pass --engine with the address of the engine that holds it; if that engine is gone for good, \
+         `rm -r {}` forgets the profile",
+        home.join("profiles").join(&profile.name).display()
+    )))
 }
 
 /// A size for people, in MiB.

@@ -42,6 +42,9 @@ struct Row {
     pod_cidr: Option<berth_node::net::Cidr>,
     /// Its container in the Docker engine.
     container: String,
+    /// The engine it is on, of a cluster spread over several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    engine: Option<String>,
 }
 
 pub async fn run(cmd: NodeCmd, global: &Global, ui: Ui) -> Result<()> {
@@ -77,6 +80,7 @@ pub async fn run(cmd: NodeCmd, global: &Global, ui: Ui) -> Result<()> {
                 .await?
                 .into_iter()
                 .map(|(node, container)| Row {
+                    engine: profile.engine_of(&node).map(|e| e.host.clone()),
                     role: node.role().to_string(),
                     status: cluster::state_of(&container).display().to_string(),
                     ip: node.ip,
@@ -94,25 +98,42 @@ pub async fn run(cmd: NodeCmd, global: &Global, ui: Ui) -> Result<()> {
                     status: state.map_or("Missing", |s| s.display()).to_string(),
                     ip: profile.load_balancer_ip(),
                     pod_cidr: None,
+                    engine: profile
+                        .engine_of(&profile.control_plane())
+                        .map(|e| e.host.clone()),
                     container,
                 });
             }
             match global.output {
                 Output::Json => print_json(&rows),
                 Output::Text => {
-                    println!(
-                        "{:<36} {:<14} {:<8} {:<15} POD CIDR",
-                        "NAME", "ROLE", "STATUS", "IP"
+                    // A cluster over several engines says where each node is.
+                    let spread = !profile.engines.is_empty();
+                    let engine_column = |engine: Option<String>| match spread {
+                        true => format!("  {}", engine.unwrap_or_default()),
+                        false => String::new(),
+                    };
+                    let line = format!(
+                        "{:<36} {:<14} {:<8} {:<15} {:<14}{}",
+                        "NAME",
+                        "ROLE",
+                        "STATUS",
+                        "IP",
+                        "POD CIDR",
+                        engine_column(Some("ENGINE".into()))
                     );
+                    println!("{}", line.trim_end());
                     for r in rows {
-                        println!(
-                            "{:<36} {:<14} {:<8} {:<15} {}",
+                        let line = format!(
+                            "{:<36} {:<14} {:<8} {:<15} {:<14}{}",
                             r.name,
                             r.role,
                             r.status,
                             r.ip,
-                            r.pod_cidr.map_or("-".to_string(), |c| c.to_string())
+                            r.pod_cidr.map_or("-".to_string(), |c| c.to_string()),
+                            engine_column(r.engine)
                         );
+                        println!("{}", line.trim_end());
                     }
                 }
             }

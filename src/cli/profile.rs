@@ -22,9 +22,47 @@ struct Row {
     endpoint: String,
     age_seconds: u64,
     current: bool,
+    /// The engines of a cluster spread over several.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    engines: Vec<String>,
 }
 
 impl Row {
+    /// `profile` as its containers' `states` show it.
+    fn of(
+        name: String,
+        profile: &berth_core::profile::Profile,
+        states: &std::collections::HashMap<String, berth_engine::ContainerState>,
+        current: Option<&str>,
+    ) -> Self {
+        let gone = profile
+            .nodes()
+            .into_iter()
+            .find(|n| !states.contains_key(&n.container));
+        let state = states.get(&profile.control_plane().container);
+        Row {
+            status: match (&gone, state) {
+                (None, Some(state)) => state.display().into(),
+                _ => "Broken".into(),
+            },
+            reason: gone.map(|n| format!("its node container {} is gone", n.container)),
+            kubernetes_version: profile.kubernetes_version.to_string(),
+            nodes: profile.nodes().len(),
+            endpoint: profile.server(),
+            age_seconds: berth_node::now().saturating_sub(profile.created),
+            current: current == Some(profile.context().as_str()),
+            engines: match profile.engines.is_empty() {
+                true => Vec::new(),
+                false => profile
+                    .all_engines()
+                    .iter()
+                    .map(|e| e.host.clone())
+                    .collect(),
+            },
+            name,
+        }
+    }
+
     fn broken(name: String, reason: impl Into<String>) -> Self {
         Row {
             name,
@@ -35,6 +73,7 @@ impl Row {
             endpoint: "-".into(),
             age_seconds: 0,
             current: false,
+            engines: Vec::new(),
         }
     }
 }
@@ -60,26 +99,18 @@ pub async fn run(cmd: ProfileCmd, global: &Global, ui: Ui) -> Result<()> {
     let mut rows = Vec::new();
     for name in store.names() {
         let row = match store.load(&name) {
-            Ok(Some(p)) => {
-                let gone = p
-                    .nodes()
-                    .into_iter()
-                    .find(|n| !states.contains_key(&n.container));
-                let state = states.get(&p.control_plane().container);
-                Row {
-                    status: match (&gone, state) {
-                        (None, Some(state)) => state.display().into(),
-                        _ => "Broken".into(),
-                    },
-                    reason: gone.map(|n| format!("its node container {} is gone", n.container)),
-                    kubernetes_version: p.kubernetes_version.to_string(),
-                    nodes: p.nodes().len(),
-                    endpoint: p.server(),
-                    age_seconds: berth_node::now().saturating_sub(p.created),
-                    current: current.as_deref() == Some(p.context().as_str()),
-                    name,
+            // A cluster over several engines is looked for on them.
+            Ok(Some(p)) if !p.engines.is_empty() => {
+                let spread = match global.ctx_for(ui, Some(&p)).await {
+                    Ok(spread) => berth_cluster::containers(&spread, &home).await,
+                    Err(e) => Err(e),
+                };
+                match spread {
+                    Ok(states) => Row::of(name, &p, &states, current.as_deref()),
+                    Err(e) => Row::broken(name, e.to_string()),
                 }
             }
+            Ok(Some(p)) => Row::of(name, &p, &states, current.as_deref()),
             Ok(None) => Row::broken(name, "its state has no profile file: a start was cut off"),
             Err(e) => Row::broken(name, e.to_string()),
         };
@@ -101,7 +132,11 @@ pub async fn run(cmd: ProfileCmd, global: &Global, ui: Ui) -> Result<()> {
             );
             for r in rows {
                 let mark = if r.current { "*" } else { " " };
-                let reason = r.reason.map(|r| format!("  ({r})")).unwrap_or_default();
+                let reason = match (r.reason, r.engines.len()) {
+                    (Some(reason), _) => format!("  ({reason})"),
+                    (None, 0) => String::new(),
+                    (None, n) => format!("  (on {n} engines)"),
+                };
                 println!(
                     "{mark} {:<20} {:<8} {:<9} {:>5}  {:<24} {}{reason}",
                     r.name,

@@ -232,16 +232,21 @@ impl Start {
                 .iter()
                 .map(|m| settings::parse_mount(m))
                 .collect::<Result<_, _>>()?,
+            engines: Vec::new(),
+            node_engines: Default::default(),
         })
     }
 }
 
 pub async fn run(cmd: Start, global: &Global, ui: Ui) -> Result<()> {
     let name = global.profile_name()?;
-    let opts = cmd.options()?;
+    let mut opts = cmd.options()?;
     let _lock = global.lock(&name, ui)?;
     let existing = global.store().load(&name).ok().flatten();
-    let ctx = global.ctx_for(ui, existing.as_ref()).await?;
+    let ctx = match (&existing, global.engine.len()) {
+        (None, 2..) => global.spread_ctx(ui, &name, &mut opts).await?,
+        _ => global.ctx_for(ui, existing.as_ref()).await?,
+    };
     let profile = cluster::start(&ctx, &name, &opts, super::interrupted).await?;
     let nodes = match profile.nodes().len() {
         1 => String::new(),

@@ -33,7 +33,17 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<u8> {
                     status.profile
                 );
             }
-            println!("engine:      {} (from {})", engine.host, engine.found);
+            match profile.engines.is_empty() {
+                true => println!("engine:      {} (from {})", engine.host, engine.found),
+                false => {
+                    let hosts: Vec<&str> = profile
+                        .all_engines()
+                        .iter()
+                        .map(|e| e.host.as_str())
+                        .collect();
+                    println!("engines:     {} (one Swarm)", hosts.join(", "));
+                }
+            }
             if let Some(forward) = &status.ssh_forward {
                 println!("ssh forward: {forward}");
             }
@@ -103,7 +113,13 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<u8> {
                 }
             }
             for n in &status.nodes {
-                println!("node:        {} ({}, {})", n.name, n.role, n.ip);
+                match &n.engine {
+                    Some(engine) => println!(
+                        "node:        {} ({}, {}, on {engine})",
+                        n.name, n.role, n.ip
+                    ),
+                    None => println!("node:        {} ({}, {})", n.name, n.role, n.ip),
+                }
                 println!("  container:   {} ({:?})", n.container, n.privilege);
                 println!("  kubelet:     {}", n.kubelet);
                 if let Some(apiserver) = &n.apiserver {

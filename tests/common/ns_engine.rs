@@ -107,14 +107,33 @@ impl NsEngine {
         );
         run("nsenter", &[&inside, "ip", "link", "set", &ns_end, "up"]);
         run("nsenter", &[&inside, "ip", "link", "set", "lo", "up"]);
+        // The engines of a test reach each other through this machine,
+        // as a Swarm's need to: only from veth to veth of the tests'.
+        let gateway = format!("10.251.{n}.1");
+        run(
+            "nsenter",
+            &[&inside, "ip", "route", "add", "default", "via", &gateway],
+        );
+        for rule in engine.forward_rules() {
+            let mut insert = vec!["-I"];
+            insert.extend(rule.iter().map(String::as_str));
+            run("iptables", &insert);
+        }
 
-        let ca = super::TestCa::new();
+        // One CA and one client for every engine of the process, so that
+        // DOCKER_CERT_PATH serves each of several named with --engine.
+        static CA: std::sync::OnceLock<(super::TestCa, String, String)> =
+            std::sync::OnceLock::new();
+        let (ca, client, client_key) = CA.get_or_init(|| {
+            let ca = super::TestCa::new();
+            let (client, key) = ca.client("berth-test");
+            (ca, client, key)
+        });
         let (server, server_key) = ca.server(&engine.address);
-        let (client, client_key) = ca.client("berth-test");
         for (folder, name, pem) in [
             (engine.certs.path(), "ca.pem", &ca.pem),
-            (engine.certs.path(), "cert.pem", &client),
-            (engine.certs.path(), "key.pem", &client_key),
+            (engine.certs.path(), "cert.pem", client),
+            (engine.certs.path(), "key.pem", client_key),
             (dir.as_path(), "server.pem", &server),
             (dir.as_path(), "server-key.pem", &server_key),
         ] {
@@ -136,9 +155,24 @@ impl NsEngine {
             .unwrap();
         // `nsenter --net`, not `ip netns exec`, which remounts /sys, where
         // dockerd then finds no devices cgroup (../shared/node-facts.md).
+        // Docker before 23 takes its ID from /etc/docker/key.json, which
+        // every dockerd of this machine would share; an ID of its own makes
+        // it another engine to berth, as another machine's is.
+        let version = Command::new("dockerd").arg("--version").output().unwrap();
+        let config = dir.join("daemon.json");
+        let own_key = match String::from_utf8_lossy(&version.stdout).contains("version 20.") {
+            true => format!(r#"{{"deprecated-key-path": "{}"}}"#, path("key.json")),
+            false => "{}".to_string(),
+        };
+        std::fs::write(&config, own_key).unwrap();
         let dockerd = Command::new("nsenter")
             .arg(format!("--net=/var/run/netns/{}", self.netns))
-            .args(["dockerd", "--tlsverify"])
+            .args([
+                "dockerd",
+                "--tlsverify",
+                "--config-file",
+                &path("daemon.json"),
+            ])
             .args([
                 "--data-root",
                 &self.data_root(),
@@ -321,7 +355,7 @@ impl NsEngine {
     }
 
     /// The names of the containers, volumes and networks it holds, besides
-    /// the networks every engine has.
+    /// the networks every engine (and every Swarm member) has.
     pub fn resources(&self) -> Vec<String> {
         let mut found = Vec::new();
         for (kind, path, key) in [
@@ -339,7 +373,9 @@ impl NsEngine {
                     serde_json::Value::Array(names) => names[0].as_str().unwrap_or_default(),
                     other => other.as_str().unwrap_or_default(),
                 };
-                if !(kind == "network" && ["bridge", "host", "none"].contains(&name)) {
+                // Those every engine has, and a Swarm member's own.
+                let engines_own = ["bridge", "host", "none", "ingress", "docker_gwbridge"];
+                if !(kind == "network" && engines_own.contains(&name)) {
                     found.push(format!("{kind} {}", name.trim_start_matches('/')));
                 }
             }
@@ -357,9 +393,98 @@ impl NsEngine {
             .collect()
     }
 
+    /// The rules of the host's DOCKER-USER chain that let this engine's
+    /// traffic through to the other test engines' (the FORWARD chain drops
+    /// bridged and routed traffic otherwise), without `-I`/`-D`.
+    fn forward_rules(&self) -> Vec<Vec<String>> {
+        let veth = self.netns.replace("berth-test-", "bt") + "h";
+        [["-i", &veth, "-o", "bt+"], ["-i", "bt+", "-o", &veth]]
+            .iter()
+            .map(|r| {
+                std::iter::once("DOCKER-USER")
+                    .chain(r.iter().copied())
+                    .chain(["-j", "ACCEPT"])
+                    .map(String::from)
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Makes `engines` one Docker Swarm: the first its manager (the
+    /// others too when there are three or more, so that the Swarm keeps
+    /// a majority of managers when one engine is lost).
+    pub fn swarm(engines: &[&NsEngine]) {
+        let first = engines[0];
+        first
+            .api_json(
+                "POST",
+                "/swarm/init",
+                &serde_json::json!({"ListenAddr": "0.0.0.0:2377", "AdvertiseAddr": first.address}),
+            )
+            .unwrap();
+        let tokens = super::json(&first.api("GET", "/swarm").unwrap())["JoinTokens"].clone();
+        let role = if engines.len() >= 3 {
+            "Manager"
+        } else {
+            "Worker"
+        };
+        for engine in &engines[1..] {
+            engine
+                .api_json(
+                    "POST",
+                    "/swarm/join",
+                    &serde_json::json!({
+                        "ListenAddr": "0.0.0.0:2377",
+                        "AdvertiseAddr": engine.address,
+                        "RemoteAddrs": [format!("{}:2377", first.address)],
+                        "JoinToken": tokens[role],
+                    }),
+                )
+                .unwrap();
+        }
+    }
+
+    /// The engine's API through its socket with a JSON body.
+    pub fn api_json(
+        &self,
+        method: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<String, String> {
+        let socket = self.dir.join("docker.sock");
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-X",
+                method,
+                "-H",
+                "Content-Type: application/json",
+                "--unix-socket",
+            ])
+            .arg(socket)
+            .args(["-d", &body.to_string(), "-w", "\n%{http_code}"])
+            .arg(format!("http://engine{path}"))
+            .output()
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        match text.rsplit_once('\n') {
+            Some((body, code)) if code.starts_with('2') => Ok(body.to_string()),
+            _ => Err(format!("{method} {path}: {text}")),
+        }
+    }
+
     /// Stops the engine and removes what it held, the namespace and the
     /// veth pair with it; quiet about what is already gone.
     fn clean(&mut self) {
+        for rule in self.forward_rules() {
+            while Command::new("iptables")
+                .arg("-D")
+                .args(&rule)
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+            {}
+        }
         if let Some(mut sshd) = self.sshd.take() {
             let _ = sshd.kill();
             let _ = sshd.wait();

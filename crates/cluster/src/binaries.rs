@@ -90,12 +90,20 @@ pub(super) async fn binaries_volume(ctx: &Ctx, profile: &Profile) -> Result<Stri
 }
 
 /// The volume of `manifest`'s binaries, filled by a helper of this
-/// process's.
+/// process's, on each engine of the cluster.
 pub(super) async fn ensure_binaries(ctx: &Ctx, manifest: &Manifest, image: &str) -> Result<String> {
     let filler = berth_core::binaries::Filler {
         image: image.to_string(),
         home: ctx.home.clone(),
         token: ctx.token.clone(),
     };
-    berth_core::binaries::ensure_volume(&*ctx.docker, &ctx.cache, manifest, &filler).await
+    let filled =
+        ctx.docker.members().into_iter().map(|engine| {
+            berth_core::binaries::ensure_volume(engine, &ctx.cache, manifest, &filler)
+        });
+    let names = futures_util::future::try_join_all(filled).await?;
+    Ok(names
+        .into_iter()
+        .next()
+        .expect("an engine is a member of itself"))
 }

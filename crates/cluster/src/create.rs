@@ -209,16 +209,21 @@ impl Step<NewCluster<'_>> for Create {
             Create::NodeImage => {
                 let step = ctx.ui.step("Preparing the node image");
                 new.node_image = Some(match &new.opts.image {
-                    Some(image) if !ctx.docker.image_exists(image).await? => {
-                        return Err(Error::usage(format!(
-                            "the node image {image} is not in {}",
-                            ctx.docker.flavour()
-                        ))
-                        .with_hint(
-                            "build it with `berth node-image build`, pull it, or leave --image out",
-                        ));
+                    Some(image) => {
+                        // Every engine of the cluster runs nodes of it.
+                        for engine in ctx.docker.members() {
+                            if !engine.image_exists(image).await? {
+                                return Err(Error::usage(format!(
+                                    "the node image {image} is not in {}",
+                                    engine.flavour()
+                                ))
+                                .with_hint(
+                                    "build it with `berth node-image build`, pull it, or leave --image out",
+                                ));
+                            }
+                        }
+                        image.clone()
                     }
-                    Some(image) => image.clone(),
                     None => default_node_image(ctx, &step).await?,
                 });
                 step.done();
@@ -304,6 +309,8 @@ impl Step<NewCluster<'_>> for Create {
                     ca_certs: opts.ca_certs.clone(),
                     proxy: opts.proxy.clone(),
                     engine: Some(engine),
+                    engines: opts.engines.clone(),
+                    node_engines: opts.node_engines.clone(),
                     mounts: opts.mounts.clone(),
                     home_id: new.names.home_id().map(str::to_string),
                     network_id: Some(network.id.clone()),
@@ -606,11 +613,14 @@ struct Network {
 /// engine lacks it, its progress shown under `step`.
 pub(crate) async fn default_node_image(ctx: &Ctx, step: &berth_core::ui::Step) -> Result<String> {
     let context = Context::embedded();
-    let base = node_image::default_base(&*ctx.docker).await?;
-    node_image::ensure(&*ctx.docker, &context, &context.image(), &base, |l| {
-        step.detail(l)
-    })
-    .await?;
+    // On every engine of the cluster: each runs nodes of it.
+    for engine in ctx.docker.members() {
+        let base = node_image::default_base(engine).await?;
+        node_image::ensure(engine, &context, &context.image(), &base, |l| {
+            step.detail(l)
+        })
+        .await?;
+    }
     Ok(context.image())
 }
 

@@ -198,6 +198,12 @@ pub struct StartOptions {
     /// Publish on an ssh:// engine host's loopback and forward the ports
     /// here over ssh (`--ssh-forward`, see `ssh_forward`).
     pub ssh_forward: bool,
+    /// The engines besides the context's that a new cluster spreads over
+    /// (`--engine A --engine B`), and which engine each node goes on
+    /// (`berth_core::profile::spread`), as the context's `Spread` places
+    /// them.
+    pub engines: Vec<berth_core::profile::EngineRef>,
+    pub node_engines: BTreeMap<u32, usize>,
 }
 
 impl StartOptions {

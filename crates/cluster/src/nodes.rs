@@ -291,6 +291,7 @@ pub(super) fn spec(profile: &Profile, node: &Node) -> Result<NodeSpec> {
         }),
         registry: profile.registry.map(|r| (r.host(), profile.registry_ip())),
         runtime: profile.runtime.clone(),
+        mtu: (!profile.engines.is_empty()).then_some(render::OVERLAY_MTU),
     })
 }
 

@@ -35,6 +35,9 @@ pub struct NodeStatus {
     /// One of several control planes: whether its own API server is ready.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub apiserver: Option<String>,
+    /// The engine it is on, of a cluster spread over several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
 }
 
 /// The load balancer in front of several control planes.
@@ -133,6 +136,7 @@ pub async fn status(ctx: &Ctx, profile: &Profile) -> Result<ProfileStatus> {
                 units,
                 etcd,
                 apiserver,
+                engine: profile.engine_of(&node).map(|e| e.host.clone()),
                 name: node.name,
             })
         }

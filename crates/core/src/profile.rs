@@ -84,6 +84,45 @@ pub fn node_name(profile: &str, index: u32) -> String {
     }
 }
 
+/// Which of `engines` engines each of `nodes` nodes goes on, by index
+/// (the first `control_planes` are control planes): control planes in
+/// turn from the first engine, so that losing one engine loses as few
+/// etcd members as can be; workers in turn from the second, so that the
+/// first, which holds the first control plane and the load balancer, is
+/// the last to get one.
+pub fn spread(control_planes: u32, nodes: u32, engines: usize) -> BTreeMap<u32, usize> {
+    (0..nodes)
+        .map(|i| {
+            let engine = match i < control_planes {
+                true => i as usize % engines,
+                false => (1 + (i - control_planes) as usize) % engines,
+            };
+            (i, engine)
+        })
+        .filter(|(_, engine)| *engine != 0)
+        .collect()
+}
+
+/// Where the containers and volumes of profile `profile`'s nodes are, by
+/// name, when they are spread as `node_engines` says; any other is on the
+/// first engine.
+pub fn placed(
+    profile: &str,
+    home_id: Option<&str>,
+    node_engines: &BTreeMap<u32, usize>,
+) -> std::collections::HashMap<String, usize> {
+    node_engines
+        .iter()
+        .flat_map(|(index, engine)| {
+            let container = crate::names::container(&node_name(profile, *index), home_id);
+            [
+                (crate::names::var_volume(&container), *engine),
+                (container, *engine),
+            ]
+        })
+        .collect()
+}
+
 /// The engine a profile was made on: where berth reached it, and its own
 /// identity, which tells it from another engine later at that address.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -189,6 +228,14 @@ pub struct Profile {
     /// berth remembered it.
     #[serde(default)]
     pub engine: Option<EngineRef>,
+    /// The other engines of a cluster spread over several (`--engine A
+    /// --engine B`), of one Docker Swarm; `engine` is the first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub engines: Vec<EngineRef>,
+    /// Which engine each node is on, by node index: 0 is `engine`, 1 the
+    /// first of `engines`, ...; a node not here is on `engine`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_engines: BTreeMap<u32, usize>,
     /// The proxy image pulls go through, when the profile was made with one.
     #[serde(default)]
     pub proxy: Option<crate::settings::Proxy>,
@@ -255,6 +302,9 @@ pub struct Node {
     /// The name of the engine's volume that holds its `/var`.
     pub volume: String,
     pub role: Role,
+    /// The engine it is on: 0 the profile's `engine`, 1 the first of its
+    /// `engines`, ...
+    pub engine: usize,
 }
 
 impl Node {
@@ -289,6 +339,7 @@ impl Profile {
         Node {
             volume: crate::names::var_volume(&container),
             container,
+            engine: self.node_engines.get(&index).copied().unwrap_or(0),
             name,
             index,
             ip: Ipv4Addr::from(u32::from(self.node_ip) + index),
@@ -361,6 +412,25 @@ impl Profile {
         self.engine
             .as_ref()
             .map_or(Ipv4Addr::LOCALHOST, |e| e.host_address)
+    }
+
+    /// Every engine its nodes are on, the first first.
+    pub fn all_engines(&self) -> Vec<&EngineRef> {
+        self.engine.iter().chain(&self.engines).collect()
+    }
+
+    /// The engine `node` is on, of a cluster spread over several.
+    pub fn engine_of(&self, node: &Node) -> Option<&EngineRef> {
+        match self.engines.is_empty() {
+            true => None,
+            false => self.all_engines().get(node.engine).copied(),
+        }
+    }
+
+    /// Where each node's container and volume are, by name, when the
+    /// cluster is spread over several engines (`berth_engine::Spread`).
+    pub fn placed(&self) -> std::collections::HashMap<String, usize> {
+        placed(&self.name, self.home_id.as_deref(), &self.node_engines)
     }
 
     pub fn server(&self) -> String {
@@ -597,6 +667,8 @@ impl Profile {
             lb_address: Some(Ipv4Addr::LOCALHOST),
             proxy: None,
             engine: None,
+            engines: Vec::new(),
+            node_engines: BTreeMap::new(),
             ca_certs: Vec::new(),
             mounts: Vec::new(),
             home_id: None,
@@ -698,6 +770,35 @@ mod tests {
     }
 
     #[test]
+    fn nodes_spread_control_planes_first_and_workers_from_the_second_engine() {
+        let on = |cp, nodes, engines| {
+            let placed = spread(cp, nodes, engines);
+            (0..nodes)
+                .map(|i| placed.get(&i).copied().unwrap_or(0))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(on(1, 3, 2), [0, 1, 0]);
+        assert_eq!(on(1, 3, 3), [0, 1, 2]);
+        // Three etcd members on three engines: one engine lost, two left.
+        assert_eq!(on(3, 5, 3), [0, 1, 2, 1, 2]);
+        assert_eq!(on(1, 4, 1), [0, 0, 0, 0]);
+        let p = Profile {
+            workers: vec![1, 2],
+            node_engines: spread(1, 3, 2),
+            ..profile()
+        };
+        let engines: Vec<usize> = p.nodes().iter().map(|n| n.engine).collect();
+        assert_eq!(engines, [0, 1, 0]);
+        let placed = p.placed();
+        assert_eq!(placed["berth-dev-m02"], 1);
+        assert_eq!(placed["berth-dev-m02-var"], 1);
+        assert!(
+            !placed.contains_key("berth-dev"),
+            "the first engine's need not be said"
+        );
+    }
+
+    #[test]
     fn nodes_get_names_addresses_and_pod_cidrs_by_index() {
         let mut p = profile();
         assert_eq!(
@@ -710,6 +811,7 @@ mod tests {
                 container: "berth-dev".into(),
                 volume: "berth-dev-var".into(),
                 role: Role::ControlPlane,
+                engine: 0,
             }
         );
         // A profile restored from another's snapshot keeps its nodes'

@@ -131,7 +131,15 @@ pub struct NodeSpec {
     /// The etcd, containerd and runc in the binaries volume; `None` runs
     /// the node image's own.
     pub runtime: Option<Runtime>,
+    /// The MTU of the node's network when below Ethernet's (a Swarm
+    /// overlay's), which its pods' interfaces take so that their full
+    /// packets cross it.
+    pub mtu: Option<u32>,
 }
+
+/// The MTU of a Docker Swarm overlay network: Ethernet's less VXLAN's 50
+/// bytes.
+pub const OVERLAY_MTU: u32 = 1450;
 
 impl NodeSpec {
     fn is_control_plane(&self) -> bool {
@@ -699,6 +707,16 @@ Environment=PATH={BINARIES_MOUNT}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/
     )
 }
 
+/// containerd's template of the pods' network: a bridge on the node, with
+/// `mtu` when its network's is below Ethernet's.
+fn cni_template(mtu: Option<u32>) -> String {
+    let mtu = mtu.map_or(String::new(), |m| format!("\n      \"mtu\": {m},"));
+    CNI_TEMPLATE.replace(
+        "\"hairpinMode\": true,",
+        &format!("\"hairpinMode\": true,{mtu}"),
+    )
+}
+
 const CNI_TEMPLATE: &str = r#"{
   "cniVersion": "0.4.0",
   "name": "berth",
@@ -1179,7 +1197,7 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
     ));
     files.push(file(
         "/etc/containerd/cni.template",
-        CNI_TEMPLATE.into(),
+        cni_template(spec.mtu),
         0o644,
     ));
     if spec.runtime.is_some() {
@@ -1290,6 +1308,7 @@ pub(crate) mod tests {
             // An imported version runs the node image's; downloaded and
             // built ones bring theirs.
             runtime: (minor > OLDEST_MINOR).then(|| row(minor).runtime()),
+            mtu: None,
         }
     }
 
@@ -1342,6 +1361,15 @@ pub(crate) mod tests {
             "{content}"
         );
         assert!(!content.contains("[host"), "{content}");
+    }
+
+    #[test]
+    fn pods_on_an_overlay_take_its_mtu_and_others_ethernets() {
+        let template = cni_template(Some(OVERLAY_MTU));
+        let json: serde_json::Value =
+            serde_json::from_str(&template.replace("{{range $i, $range := .PodCIDRRanges}}{{if $i}}, {{end}}[{\"subnet\": \"{{$range}}\"}]{{end}}", "")).unwrap();
+        assert_eq!(json["plugins"][0]["mtu"], 1450);
+        assert!(!cni_template(None).contains("mtu"));
     }
 
     #[test]

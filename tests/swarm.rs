@@ -1,0 +1,165 @@
+//! One cluster over several Docker engines of one Swarm: engines of the
+//! test's own, each in a network namespace with an address of its own,
+//! joined into a Swarm by the test, the cluster's nodes placed over them
+//! on the Swarm's overlay network.
+
+mod common;
+
+use common::ns_engine::NsEngine;
+use common::{Env, json};
+
+/// `count` engines of one Swarm, each holding this machine's node image,
+/// and a test environment that reaches them; `None`, said, where this
+/// machine cannot make them.
+fn swarm_of(count: usize, what: &str) -> Option<(Vec<NsEngine>, Env)> {
+    if let Err(why) = NsEngine::possible() {
+        common::skipped(&format!("tests/swarm.rs ({what})"), &why);
+        return None;
+    }
+    // dockerd takes half a minute to start here: all at once.
+    let engines: Vec<NsEngine> = std::thread::scope(|s| {
+        let started: Vec<_> = (0..count).map(|_| s.spawn(NsEngine::start)).collect();
+        started.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    NsEngine::swarm(&engines.iter().collect::<Vec<_>>());
+    let env = Env::new();
+    let image = env.ok(&["node-image", "build"]);
+    for engine in &engines {
+        engine.load(image.trim());
+    }
+    // The first engine is the one berth finds; the TLS variables serve
+    // every engine named with --engine.
+    env.use_engine(engines[0].vars());
+    Some((engines, env))
+}
+
+/// A pod `name` on node `node` serving `page` on 8080, labelled app=web.
+fn web_pod(name: &str, node: &str, image: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {{app: web}}}}\nspec:\n  nodeName: {node}\n  \
+         terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {image}\n    imagePullPolicy: Never\n    \
+         command: [sh, -c, \"mkdir -p /w && echo {name} > /w/index.html && httpd -f -p 8080 -h /w\"]\n---\n"
+    )
+}
+
+const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  \
+                       ports: [{port: 80, targetPort: 8080}]\n";
+
+#[test]
+fn a_cluster_spread_over_two_engines_of_a_swarm_works_as_one_on_one() {
+    let Some((engines, env)) = swarm_of(2, "two engines") else {
+        return;
+    };
+    let (a, b) = (&engines[0], &engines[1]);
+    let (host_a, host_b) = (a.host(), b.host());
+    let spread = ["--engine", host_a.as_str(), "--engine", host_b.as_str()];
+
+    // One engine named twice is not two.
+    let twice = [
+        "start", "-p", "big", "--engine", &host_a, "--engine", &host_a,
+    ];
+    let (code, _, stderr) = env.run(&twice);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("is named twice") && stderr.contains("swarm init"),
+        "{stderr}"
+    );
+    assert!(a.leftovers().is_empty(), "{:?}", a.leftovers());
+
+    // The control plane and the second worker on the first engine, the
+    // first worker on the second.
+    env.ok(&[&["start", "-p", "big", "--nodes", "3"][..], &spread].concat());
+    let names = env.names("big");
+    let on = |engine: &NsEngine, node: &str| {
+        engine
+            .resources()
+            .contains(&format!("container {}", names.container(node)))
+    };
+    assert!(on(a, "big") && on(b, "big-m02") && on(a, "big-m03"));
+    assert!(!on(a, "big-m02") && !on(b, "big"));
+    let nodes = json(&env.ok(&["node", "list", "-p", "big", "-o", "json"]));
+    let node = |name: &str| {
+        let all = nodes.as_array().unwrap();
+        all.iter().find(|n| n["name"] == name).unwrap().clone()
+    };
+    assert_eq!(node("big-m02")["engine"], host_b.as_str());
+    assert_eq!(node("big")["engine"], host_a.as_str());
+    let status = env.ok(&["status", "-p", "big"]);
+    let worker_ip = node("big-m02")["ip"].as_str().unwrap().to_string();
+    assert!(
+        status.contains(&format!("engines:     {host_a}, {host_b}"))
+            && status.contains(&format!("big-m02 (worker, {worker_ip}, on {host_b})")),
+        "{status}"
+    );
+    let listed = env.ok(&["profile", "list"]);
+    assert!(
+        listed.contains("Running") && listed.contains("(on 2 engines)"),
+        "{listed}"
+    );
+
+    // An image loaded reaches the nodes of both engines; pods on each
+    // reach each other, a Service and DNS across the overlay, with
+    // packets larger than its MTU.
+    let tag = "berth-test/busybox:swarm";
+    // Built on the first engine, as the cluster's user would there.
+    let busybox = common::shared_busybox(tag);
+    a.load(tag);
+    drop(busybox);
+    env.ok(&["image", "load", "-p", "big", tag]);
+    let manifest = web_pod("on-a", "big", tag) + &web_pod("on-b", "big-m02", tag) + SERVICE;
+    env.apply("big", &manifest);
+    env.wait_ready("big", "on-a");
+    env.wait_ready("big", "on-b");
+    let across = |from: &str, to: &str| {
+        let ip = env.kubectl("big", &["get", "pod", to, "-o", "jsonpath={.status.podIP}"]);
+        common::eventually(std::time::Duration::from_secs(30), || {
+            env.get_from_pod("big", from, &format!("{ip}:8080"))
+                .and_then(|page| match page == to {
+                    true => Ok(()),
+                    false => Err(page),
+                })
+        });
+    };
+    across("on-a", "on-b");
+    across("on-b", "on-a");
+    common::eventually(std::time::Duration::from_secs(30), || {
+        let pages: Vec<String> = (0..8)
+            .map(|_| env.get_from_pod("big", "on-b", "web.default.svc.cluster.local:80"))
+            .collect::<Result<_, _>>()?;
+        match pages.iter().any(|p| p == "on-a") && pages.iter().any(|p| p == "on-b") {
+            true => Ok(()),
+            false => Err(format!("the Service answered only {pages:?}")),
+        }
+    });
+    let big = "i=0; while [ $i -lt 4000 ]; do echo line $i of a page larger than a packet; i=$((i+1)); done > /w/big.html; wc -c < /w/big.html";
+    let size = env.kubectl("big", &["exec", "on-b", "--", "sh", "-c", big]);
+    let ip = env.kubectl(
+        "big",
+        &["get", "pod", "on-b", "-o", "jsonpath={.status.podIP}"],
+    );
+    let fetch = format!(
+        "printf 'GET /big.html HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {ip}:8080 | grep -c 'of a page'"
+    );
+    let lines = env.kubectl("big", &["exec", "on-a", "--", "sh", "-c", &fetch]);
+    assert_eq!(
+        lines.trim(),
+        "4000",
+        "a page of {} bytes came short",
+        size.trim()
+    );
+
+    // Stopped and started on both engines, it serves again.
+    env.ok(&["stop", "-p", "big"]);
+    for engine in [a, b] {
+        let running = engine.api("GET", "/containers/json").unwrap();
+        assert_eq!(json(&running).as_array().unwrap().len(), 0, "{running}");
+    }
+    env.ok(&["start", "-p", "big"]);
+    env.wait_ready("big", "on-b");
+    across("on-a", "on-b");
+
+    // Delete leaves nothing on either engine.
+    env.ok(&["delete", "-p", "big"]);
+    assert!(a.leftovers().is_empty(), "{:?}", a.leftovers());
+    assert!(b.leftovers().is_empty(), "{:?}", b.leftovers());
+}
