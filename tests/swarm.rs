@@ -163,3 +163,107 @@ fn a_cluster_spread_over_two_engines_of_a_swarm_works_as_one_on_one() {
     assert!(a.leftovers().is_empty(), "{:?}", a.leftovers());
     assert!(b.leftovers().is_empty(), "{:?}", b.leftovers());
 }
+
+/// A Deployment `web` of 3 pods of `image`, whose pods leave a node that
+/// is lost 5 s after it is found so (300 s by default).
+fn deployment(image: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: 3\n  \
+         selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      \
+         terminationGracePeriodSeconds: 1\n      tolerations:\n      \
+         - {{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 5}}\n      \
+         - {{key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: 5}}\n      \
+         containers:\n      - {{name: c, image: {image}, imagePullPolicy: Never, command: [sleep, \"3600\"]}}\n"
+    )
+}
+
+#[test]
+fn three_control_planes_on_three_engines_outlive_the_loss_of_one_engine() {
+    let Some((mut engines, env)) = swarm_of(3, "three engines") else {
+        return;
+    };
+    // The lost engine's nodes die with it; that is not a crash.
+    env.allow_restarts();
+    let hosts: Vec<String> = engines.iter().map(NsEngine::host).collect();
+    let mut start = vec!["start", "-p", "ha", "--control-planes", "3"];
+    for host in &hosts {
+        start.extend(["--engine", host.as_str()]);
+    }
+    env.ok(&start);
+    let names = env.names("ha");
+    for (engine, node) in engines.iter().zip(["ha", "ha-m02", "ha-m03"]) {
+        let container = format!("container {}", names.container(node));
+        assert!(
+            engine.resources().contains(&container),
+            "{node} is not on its engine"
+        );
+    }
+    let tag = "berth-test/busybox:swarm-ha";
+    let busybox = common::shared_busybox(tag);
+    engines[0].load(tag);
+    drop(busybox);
+    env.ok(&["image", "load", "-p", "ha", tag]);
+    env.apply("ha", &deployment(tag));
+    env.kubectl("ha", &["rollout", "status", "deploy/web", "--timeout=120s"]);
+
+    // The third engine goes, with its control plane and etcd member.
+    engines[2].stop_daemon();
+    let lost = names.container("ha-m03");
+
+    // Two of three etcd members hold the cluster: the API answers through
+    // the load balancer, and the Deployment's pods move off the lost node.
+    common::eventually(std::time::Duration::from_secs(240), || {
+        let (code, out, err) = env.run(&[
+            "kubectl", "-p", "ha", "--", "get", "pods", "-l", "app=web", "-o",
+            "jsonpath={range .items[*]}{.spec.nodeName} {.status.phase} {.metadata.deletionTimestamp}{\"\\n\"}{end}",
+        ]);
+        let serving: Vec<&str> = out
+            .lines()
+            .filter(|l| l.ends_with("Running ") && !l.starts_with("ha-m03 "))
+            .collect();
+        match code == 0 && serving.len() == 3 {
+            true => Ok(()),
+            false => Err(format!("{out}{err}")),
+        }
+    });
+
+    // status names the engine that does not answer and its node, and
+    // still reads the others.
+    let (code, out, _) = env.run(&["status", "-p", "ha"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("not answering: {}", hosts[2]))
+            && out.contains("container:   Unreachable")
+            && out.contains("apiserver:   ready"),
+        "{out}"
+    );
+
+    // delete removes what the engines that answer hold, and says what is
+    // left on the one that does not.
+    let (code, _, stderr) = env.run(&["delete", "-p", "ha"]);
+    assert_eq!(code, 0, "{stderr}");
+    let network = names.network();
+    assert!(
+        stderr.contains(&format!("the engine at {} did not answer", hosts[2]))
+            && stderr.contains(&lost)
+            && stderr.contains(&format!("the Swarm's network {network}")),
+        "{stderr}"
+    );
+    // Only the network the Swarm keeps for the lost node, as said.
+    for engine in &engines[..2] {
+        let left = engine.leftovers();
+        assert!(
+            left.iter().all(|r| *r == format!("network {network}")),
+            "{left:?}"
+        );
+    }
+    // Back, the engine holds what delete named.
+    engines[2].start_daemon();
+    assert!(
+        engines[2]
+            .leftovers()
+            .contains(&format!("container {lost}")),
+        "{:?}",
+        engines[2].leftovers()
+    );
+}

@@ -377,15 +377,30 @@ impl Global {
                 .with_hint("name all of them with --engine, in the profile's order, or none"));
             }
         };
-        let members = connect_all(&endpoints).await?;
-        let mut facts = Vec::new();
-        for ((endpoint, engine), made_on) in endpoints.iter().zip(&members).zip(made_on) {
-            check_made_on(profile, endpoint, made_on, &**engine).await?;
-            facts.push(engine.facts().await?);
+        // An engine that cannot be reached is named, and the others' nodes
+        // are still seen, stopped and deleted.
+        let mut members: Vec<std::sync::Arc<dyn berth_engine::Engine>> = Vec::new();
+        let mut manager = None;
+        for (endpoint, made_on) in endpoints.iter().zip(made_on) {
+            match berth_engine::Docker::connect_to(endpoint).await {
+                Ok(engine) => {
+                    check_made_on(profile, endpoint, made_on, &engine).await?;
+                    let swarm = engine.facts().await?.swarm;
+                    if manager.is_none() && swarm.is_some_and(|s| s.manager_of.is_some()) {
+                        manager = Some(members.len());
+                    }
+                    members.push(std::sync::Arc::new(engine));
+                }
+                Err(e @ berth_engine::Error::Unreachable { .. }) => {
+                    let lost = berth_engine::Lost::new(&endpoint.host, &e);
+                    members.push(std::sync::Arc::new(lost));
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
-        // A cluster whose Swarm lost its manager can still be stopped and
-        // deleted; only a new network needs one.
-        let manager = berth_engine::manager_of(&facts).unwrap_or(0);
+        // A Swarm that lost its manager still stops and deletes; only a new
+        // network needs one.
+        let manager = manager.unwrap_or(0);
         Ok(berth_engine::Spread::new(
             members,
             manager,

@@ -41,7 +41,14 @@ pub async fn run(_cmd: Status, global: &Global, ui: Ui) -> Result<u8> {
                         .iter()
                         .map(|e| e.host.as_str())
                         .collect();
-                    println!("engines:     {} (one Swarm)", hosts.join(", "));
+                    match status.unreachable.is_empty() {
+                        true => println!("engines:     {} (one Swarm)", hosts.join(", ")),
+                        false => println!(
+                            "engines:     {} (one Swarm; not answering: {})",
+                            hosts.join(", "),
+                            status.unreachable.join(", ")
+                        ),
+                    }
                 }
             }
             if let Some(forward) = &status.ssh_forward {

@@ -36,7 +36,7 @@ mod upgrade;
 pub use lifecycle::{pause, stop};
 pub use nodes::{add as add_node, delete as delete_node};
 pub use ready::{api_ready, client};
-pub use remove::{every_profile, orphans, remove_everything, remove_helpers};
+pub use remove::{Unreached, every_profile, orphans, remove_everything, remove_helpers, unreached};
 pub use upgrade::upgrade;
 
 use std::collections::BTreeMap;

@@ -110,6 +110,44 @@ where
     Ok(deleting.found)
 }
 
+/// What a delete of a cluster over several engines left because an
+/// engine did not answer.
+pub struct Unreached {
+    /// The engine, and the containers and volumes of the nodes on it.
+    pub engine: String,
+    pub containers: Vec<String>,
+    pub volumes: Vec<String>,
+    /// The cluster's network, which the Swarm keeps while a node of that
+    /// engine is on it (any node of the profile there is).
+    pub network: Option<String>,
+}
+
+/// What a delete of `profile` could not reach: each of its engines that
+/// did not answer, with what the profile has there.
+pub fn unreached(ctx: &Ctx, profile: &Profile) -> Vec<Unreached> {
+    let lost = ctx.docker.unreachable();
+    if lost.is_empty() {
+        return Vec::new();
+    }
+    let network = ctx.names(profile).network();
+    let nodes = profile.nodes();
+    profile
+        .all_engines()
+        .iter()
+        .enumerate()
+        .filter(|(_, engine)| lost.contains(&engine.host))
+        .map(|(i, engine)| {
+            let on: Vec<_> = nodes.iter().filter(|n| n.engine == i).collect();
+            Unreached {
+                engine: engine.host.clone(),
+                containers: on.iter().map(|n| n.container.clone()).collect(),
+                volumes: on.iter().map(|n| n.volume.clone()).collect(),
+                network: (!on.is_empty()).then(|| network.clone()),
+            }
+        })
+        .collect()
+}
+
 /// Removes the resources of `kinds` this process made in the engine (its
 /// token) for profile `name`.
 pub(super) async fn sweep_created(ctx: &Ctx, name: &str, kinds: &[Kind]) -> Result<bool> {

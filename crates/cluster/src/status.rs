@@ -67,6 +67,10 @@ pub struct ProfileStatus {
     /// `--ssh-forward`: running, or down with what starts it again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ssh_forward: Option<String>,
+    /// The engines of a cluster over several that did not answer: their
+    /// nodes are `Unreachable`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreachable: Vec<String>,
     pub apiserver: String,
     pub kubeconfig: String,
     pub certificate_expires: String,
@@ -101,7 +105,9 @@ pub async fn status(ctx: &Ctx, profile: &Profile) -> Result<ProfileStatus> {
     let name = profile.name.clone();
     let mut code = 0;
     let states = super::containers(ctx, &ctx.names(profile).filter()).await?;
+    let unreachable = ctx.docker.unreachable();
     let nodes = try_join_all(profile.nodes().into_iter().map(|node| {
+        let unreachable = &unreachable;
         let ctx = &ctx;
         let state = states.get(&node.container).copied();
         async move {
@@ -129,7 +135,12 @@ pub async fn status(ctx: &Ctx, profile: &Profile) -> Result<ProfileStatus> {
             Ok::<_, berth_core::error::Error>(NodeStatus {
                 role: node.role(),
                 ip: node.ip,
-                container: state.map_or("Missing", ContainerState::display).to_string(),
+                container: match (state, profile.engine_of(&node)) {
+                    (None, Some(engine)) if unreachable.contains(&engine.host) => {
+                        "Unreachable".to_string()
+                    }
+                    _ => state.map_or("Missing", ContainerState::display).to_string(),
+                },
                 privilege: profile.privilege,
                 state,
                 kubelet,
@@ -199,6 +210,7 @@ pub async fn status(ctx: &Ctx, profile: &Profile) -> Result<ProfileStatus> {
         profile: name.clone(),
         kubernetes_version: profile.kubernetes_version.to_string(),
         upgrading: profile.upgrading.as_ref().map(ToString::to_string),
+        unreachable,
         endpoint: profile.server(),
         ssh_forward: super::ssh_forward::running(&ctx.store, profile)
             .await

@@ -244,6 +244,10 @@ impl Engine for FakeEngine {
         vec![self]
     }
 
+    fn unreachable(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     fn make_spanning_network<'a>(
         &'a self,
         name: &'a str,

@@ -9,7 +9,7 @@ mod spread;
 pub mod ssh;
 
 pub use container::{API_PORT, BINARIES_MOUNT, BinariesVolume, Mount, NodeContainer, Privilege};
-pub use spread::{Spread, manager_of};
+pub use spread::{Lost, Spread, manager_of};
 
 use std::collections::HashMap;
 
@@ -502,6 +502,9 @@ macro_rules! engine {
             /// spread over several spans (`Spread`). What every engine of a
             /// cluster must hold (the binaries' volume) is made on each.
             fn members(&self) -> Vec<&dyn Engine>;
+            /// The engines of those it stands for that could not be
+            /// reached, by endpoint: what they hold is not in its listings.
+            fn unreachable(&self) -> Vec<String>;
             $( $(#[$doc])* fn $name<'a>(&'a self $(, $arg: $ty)*) -> BoxFuture<'a, Result<$ret>>; )*
         }
 
@@ -512,8 +515,28 @@ macro_rules! engine {
             fn members(&self) -> Vec<&dyn Engine> {
                 vec![self]
             }
+            fn unreachable(&self) -> Vec<String> {
+                Vec::new()
+            }
             $( fn $name<'a>(&'a self $(, $arg: $ty)*) -> BoxFuture<'a, Result<$ret>> {
                 Box::pin(Docker::$name(self $(, $arg)*))
+            } )*
+        }
+
+        /// Every call fails as the engine did when berth tried to reach it.
+        impl Engine for spread::Lost {
+            fn flavour(&self) -> Flavour {
+                self.flavour
+            }
+            fn members(&self) -> Vec<&dyn Engine> {
+                vec![self]
+            }
+            fn unreachable(&self) -> Vec<String> {
+                vec![self.endpoint.clone()]
+            }
+            $( fn $name<'a>(&'a self $(, $arg: $ty)*) -> BoxFuture<'a, Result<$ret>> {
+                let _ = ($($arg,)*);
+                Box::pin(futures_util::future::ready(Err(self.error())))
             } )*
         }
     };

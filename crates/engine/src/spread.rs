@@ -24,6 +24,9 @@ pub struct Spread {
     /// the member they are on; what is not here is on the first. `None`:
     /// on several (a volume every member has, as the binaries').
     placed: Mutex<HashMap<String, Option<usize>>>,
+    /// Networks the Swarm keeps for a node of a member that cannot be
+    /// reached: left out of listings, as what can be removed now.
+    left: Mutex<Vec<String>>,
 }
 
 impl Spread {
@@ -37,6 +40,7 @@ impl Spread {
             members,
             manager,
             placed: Mutex::new(placed.into_iter().map(|(k, v)| (k, Some(v))).collect()),
+            left: Mutex::new(Vec::new()),
         }
     }
 
@@ -68,11 +72,23 @@ impl Spread {
     where
         F: Fn(&'a dyn Engine) -> BoxFuture<'a, Result<Vec<Resource>>>,
     {
-        let found = try_join_all(self.members.iter().map(|m| list(&**m))).await?;
+        // What an engine that cannot be reached holds is not known; the
+        // others' is (`unreachable` names it).
+        let list = &list;
+        let reached = self.members.iter().map(|m| async move {
+            match m.unreachable().is_empty() {
+                true => list(&**m).await,
+                false => Ok(Vec::new()),
+            }
+        });
+        let found = try_join_all(reached).await?;
         let mut all: Vec<Resource> = Vec::new();
         for (member, resources) in found.into_iter().enumerate() {
             for r in resources {
                 let seen = all.iter().any(|a| a.kind == r.kind && a.id == r.id);
+                if self.left.lock().unwrap().contains(&r.id) {
+                    continue;
+                }
                 let mut placed = self.placed.lock().unwrap();
                 if r.kind == Kind::Network {
                     if seen {
@@ -88,6 +104,37 @@ impl Spread {
             }
         }
         Ok(all)
+    }
+}
+
+/// A member of a cluster's engines that could not be reached: every call
+/// fails as reaching it did, and listings leave it out, so that the
+/// others' nodes are still seen, stopped and deleted.
+pub struct Lost {
+    pub(crate) endpoint: String,
+    pub(crate) flavour: Flavour,
+    reason: String,
+}
+
+impl Lost {
+    pub fn new(endpoint: &str, error: &Error) -> Self {
+        let (flavour, reason) = match error {
+            Error::Unreachable { engine, reason, .. } => (*engine, reason.clone()),
+            other => (Flavour::guess(endpoint), other.to_string()),
+        };
+        Lost {
+            endpoint: endpoint.to_string(),
+            flavour,
+            reason,
+        }
+    }
+
+    pub(crate) fn error(&self) -> Error {
+        Error::Unreachable {
+            engine: self.flavour,
+            endpoint: self.endpoint.clone(),
+            reason: self.reason.clone(),
+        }
     }
 }
 
@@ -161,6 +208,10 @@ impl Engine for Spread {
 
     fn members(&self) -> Vec<&dyn Engine> {
         self.members.iter().map(|m| &**m).collect()
+    }
+
+    fn unreachable(&self) -> Vec<String> {
+        self.members.iter().flat_map(|m| m.unreachable()).collect()
     }
 
     routed! {
@@ -296,7 +347,20 @@ impl Engine for Spread {
                 .copied()
                 .flatten();
             match member {
-                Some(member) => self.members[member].remove(resource).await,
+                Some(member) => match self.members[member].remove(resource).await {
+                    // The Swarm keeps a network while a node of an engine it
+                    // lost is on it: left, for the delete to name
+                    // (`unreachable` says which engine holds that node).
+                    Err(Error::Api { message, .. })
+                        if resource.kind == Kind::Network
+                            && message.contains("in use by task")
+                            && !self.unreachable().is_empty() =>
+                    {
+                        self.left.lock().unwrap().push(resource.id.clone());
+                        Ok(())
+                    }
+                    other => other,
+                },
                 // Not seen by this berth, or on several members: removed
                 // wherever it is (a removal of what is not there is no
                 // error).
@@ -426,5 +490,32 @@ mod tests {
         };
         assert!(refused(&[manager.clone(), again]).contains("tcp://b and tcp://b2 are one engine"));
         assert!(refused(&[manager.clone(), manager]).contains("tcp://b is named twice"));
+    }
+
+    #[test]
+    fn an_engine_that_cannot_be_reached_is_named_and_the_others_are_still_listed() {
+        let (a, _b, _) = two();
+        let unreachable = Error::Unreachable {
+            engine: Flavour::Docker,
+            endpoint: "tcp://b:2376".into(),
+            reason: "connection refused".into(),
+        };
+        let lost = Arc::new(Lost::new("tcp://b:2376", &unreachable));
+        let placed = HashMap::from([("dev-m02".to_string(), 1)]);
+        let spread = Spread::new(vec![a.clone(), lost], 0, placed);
+        block_on(async {
+            let spec = NodeContainer::helper("dev".into(), "node:1", HashMap::new());
+            spread.create_container(&spec).await.unwrap();
+        });
+        assert_eq!(spread.unreachable(), ["tcp://b:2376"]);
+        let listed = block_on(spread.resources(&Filter::default())).unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        let error = block_on(spread.stop_container("dev-m02", 1)).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("cannot reach the Docker engine at tcp://b:2376"),
+            "{error}"
+        );
     }
 }
