@@ -158,6 +158,47 @@ fn a_cluster_spread_over_two_engines_of_a_swarm_works_as_one_on_one() {
     env.wait_ready("big", "on-b");
     across("on-a", "on-b");
 
+    // A node added on the second engine joins there; an engine that is
+    // not the cluster's is refused.
+    let (code, _, stderr) = env.run(&[
+        "node",
+        "add",
+        "-p",
+        "big",
+        "--engine",
+        "tcp://10.255.255.1:2376",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("is not one of the engines of profile big"),
+        "{stderr}"
+    );
+    let added = env.ok(&["node", "add", "-p", "big", "--engine", &host_b]);
+    assert_eq!(added.trim(), "big-m04");
+    assert!(on(b, "big-m04") && !on(a, "big-m04"));
+    let nodes = json(&env.ok(&["node", "list", "-p", "big", "-o", "json"]));
+    let added = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "big-m04")
+        .unwrap();
+    assert_eq!(added["engine"], host_b.as_str());
+    let ready = env.kubectl(
+        "big",
+        &[
+            "get",
+            "node",
+            "big-m04",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ],
+    );
+    assert_eq!(ready, "True");
+    // And deleted there, drained through the API.
+    env.ok(&["node", "delete", "-p", "big", "big-m04"]);
+    assert!(!on(b, "big-m04"));
+
     // Delete leaves nothing on either engine.
     env.ok(&["delete", "-p", "big"]);
     assert!(a.leftovers().is_empty(), "{:?}", a.leftovers());

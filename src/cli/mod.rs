@@ -330,7 +330,7 @@ impl Global {
     ) -> Result<berth_cluster::Ctx> {
         let docker: std::sync::Arc<dyn berth_engine::Engine> = match profile {
             Some(spread) if !spread.engines.is_empty() => {
-                std::sync::Arc::new(self.spread_of(spread).await?)
+                std::sync::Arc::new(self.spread_of(spread, &self.engine).await?)
             }
             _ => {
                 let endpoint = self.endpoint_for(profile)?;
@@ -346,15 +346,27 @@ impl Global {
         Ok(self.ctx_on(ui, docker))
     }
 
+    /// A context over the engines a profile spread over several was made
+    /// on, whatever --engine names (`node add` names where its node goes).
+    async fn ctx_as_made(
+        &self,
+        ui: Ui,
+        profile: &berth_core::profile::Profile,
+    ) -> Result<berth_cluster::Ctx> {
+        let spread = self.spread_of(profile, &[]).await?;
+        Ok(self.ctx_on(ui, std::sync::Arc::new(spread)))
+    }
+
     /// The engines of a profile spread over several: those it was made
-    /// on, or as many named with --engine, in its order.
+    /// on, or as many `named` (with --engine), in its order.
     async fn spread_of(
         &self,
         profile: &berth_core::profile::Profile,
+        named: &[String],
     ) -> Result<berth_engine::Spread> {
         use berth_engine::discover::{Endpoint, Found, from_process};
         let made_on = profile.all_engines();
-        let endpoints: Vec<Endpoint> = match self.engine.len() {
+        let endpoints: Vec<Endpoint> = match named.len() {
             0 => made_on
                 .iter()
                 .map(|e| Endpoint {
@@ -363,8 +375,7 @@ impl Global {
                     tls: e.tls.clone(),
                 })
                 .collect(),
-            n if n == made_on.len() => self
-                .engine
+            n if n == made_on.len() => named
                 .iter()
                 .map(|e| from_process(Some(e)))
                 .collect::<Result<_, _>>()?,

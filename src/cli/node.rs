@@ -10,7 +10,9 @@ use berth_core::ui::Ui;
 
 #[derive(Subcommand)]
 pub enum NodeCmd {
-    /// Add a worker node (or a control plane) to a running cluster.
+    /// Add a worker node (or a control plane) to a running cluster; of a
+    /// cluster over several engines, on the one --engine names (default
+    /// the first).
     Add {
         /// A control plane, with an etcd member, behind the load balancer
         /// (for profiles started with --control-planes 3 or 5).
@@ -50,18 +52,32 @@ struct Row {
 pub async fn run(cmd: NodeCmd, global: &Global, ui: Ui) -> Result<()> {
     let name = global.profile_name()?;
     let _lock = global.lock_if(!matches!(cmd, NodeCmd::List), &name, ui)?;
-    let profile = global.load(&name)?;
-    let ctx = global.ctx_for(ui, Some(&profile)).await?;
+    let mut profile = global.load(&name)?;
+    let role = |control_plane: bool| match control_plane {
+        true => berth_core::profile::Role::ControlPlane,
+        false => berth_core::profile::Role::Worker,
+    };
+    let ctx = match (&cmd, global.engine.as_slice()) {
+        // A cluster over several engines: --engine names where the node goes.
+        (NodeCmd::Add { control_plane, .. }, [engine]) if !profile.engines.is_empty() => {
+            let host = berth_engine::discover::from_process(Some(engine))?.host;
+            let on = profile.engine_named(&host).map_err(|why| {
+                berth_core::error::Error::usage(why)
+                    .with_hint("name one of them with --engine, or none for the first")
+            })?;
+            if let Some(node) = profile.next_node(role(*control_plane)) {
+                profile.node_engines.insert(node.index, on);
+            }
+            global.ctx_as_made(ui, &profile).await?
+        }
+        _ => global.ctx_for(ui, Some(&profile)).await?,
+    };
     match cmd {
         NodeCmd::Add {
             wait,
             control_plane,
         } => {
-            let role = if control_plane {
-                berth_core::profile::Role::ControlPlane
-            } else {
-                berth_core::profile::Role::Worker
-            };
+            let role = role(control_plane);
             let wait = (!wait.is_zero()).then_some(wait);
             let node = cluster::add_node(&ctx, profile, role, wait, super::interrupted).await?;
             ui.info(format!("Node {} joined profile {name}", node.name));

@@ -396,6 +396,21 @@ impl Profile {
     pub fn take_out(&mut self, index: u32) {
         self.workers.retain(|i| *i != index);
         self.control_planes.retain(|i| *i != index);
+        self.node_engines.remove(&index);
+    }
+
+    /// Which of its engines `host` names (as `--engine` gave it), for a node
+    /// to go on; refused naming them when it is none of them.
+    pub fn engine_named(&self, host: &str) -> Result<usize, String> {
+        let all = self.all_engines();
+        all.iter().position(|e| e.host == host).ok_or_else(|| {
+            let hosts: Vec<&str> = all.iter().map(|e| e.host.as_str()).collect();
+            format!(
+                "{host} is not one of the engines of profile {} ({})",
+                self.name,
+                hosts.join(", ")
+            )
+        })
     }
 
     pub fn node(&self, name: &str) -> Option<Node> {
@@ -769,6 +784,16 @@ mod tests {
         assert_eq!(store.load("dev").unwrap().unwrap(), again);
     }
 
+    fn engine(host: &str) -> EngineRef {
+        EngineRef {
+            host: host.into(),
+            id: host.into(),
+            tls: None,
+            host_address: Ipv4Addr::LOCALHOST,
+            ssh_forward: false,
+        }
+    }
+
     #[test]
     fn nodes_spread_control_planes_first_and_workers_from_the_second_engine() {
         let on = |cp, nodes, engines| {
@@ -796,6 +821,19 @@ mod tests {
             !placed.contains_key("berth-dev"),
             "the first engine's need not be said"
         );
+        // A node that goes takes its place with it: the next at its index
+        // goes where `node add` says.
+        let mut without = p.clone();
+        without.take_out(1);
+        assert!(without.node_engines.is_empty());
+        let spread = Profile {
+            engine: Some(engine("tcp://a:2376")),
+            engines: vec![engine("tcp://b:2376")],
+            ..p
+        };
+        assert_eq!(spread.engine_named("tcp://b:2376"), Ok(1));
+        let refused = spread.engine_named("tcp://c:2376").unwrap_err();
+        assert!(refused.contains("tcp://a:2376, tcp://b:2376"), "{refused}");
     }
 
     #[test]
