@@ -489,9 +489,17 @@ pub enum NetworkMade {
 }
 
 /// Declares `Engine` with each method's signature, and implements it for
-/// `Docker` by calling the method of the same name.
+/// `Docker` (by calling its method of the same name), for `Spread` (a call
+/// on one container or volume, named by its first argument, to the member
+/// that holds it; the rest by calling its method of the same name) and for
+/// `Lost` (every call fails as reaching it did).
 macro_rules! engine {
-    ($( $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty; )*) => {
+    (
+        placed {
+            $( $(#[$pdoc:meta])* fn $pname:ident(&self, $first:ident: &'a str $(, $parg:ident: $pty:ty)*) -> $pret:ty; )*
+        }
+        $( $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty; )*
+    ) => {
         /// What berth asks of a container engine. `Docker` is the real one;
         /// the plans' unit tests run against an in-memory one.
         pub trait Engine: Send + Sync {
@@ -505,6 +513,7 @@ macro_rules! engine {
             /// The engines of those it stands for that could not be
             /// reached, by endpoint: what they hold is not in its listings.
             fn unreachable(&self) -> Vec<String>;
+            $( $(#[$pdoc])* fn $pname<'a>(&'a self, $first: &'a str $(, $parg: $pty)*) -> BoxFuture<'a, Result<$pret>>; )*
             $( $(#[$doc])* fn $name<'a>(&'a self $(, $arg: $ty)*) -> BoxFuture<'a, Result<$ret>>; )*
         }
 
@@ -518,12 +527,32 @@ macro_rules! engine {
             fn unreachable(&self) -> Vec<String> {
                 Vec::new()
             }
+            $( fn $pname<'a>(&'a self, $first: &'a str $(, $parg: $pty)*) -> BoxFuture<'a, Result<$pret>> {
+                Box::pin(Docker::$pname(self, $first $(, $parg)*))
+            } )*
             $( fn $name<'a>(&'a self $(, $arg: $ty)*) -> BoxFuture<'a, Result<$ret>> {
                 Box::pin(Docker::$name(self $(, $arg)*))
             } )*
         }
 
-        /// Every call fails as the engine did when berth tried to reach it.
+        impl Engine for spread::Spread {
+            fn flavour(&self) -> Flavour {
+                self.first().flavour()
+            }
+            fn members(&self) -> Vec<&dyn Engine> {
+                self.members_dyn()
+            }
+            fn unreachable(&self) -> Vec<String> {
+                self.members_dyn().iter().flat_map(|m| m.unreachable()).collect()
+            }
+            $( fn $pname<'a>(&'a self, $first: &'a str $(, $parg: $pty)*) -> BoxFuture<'a, Result<$pret>> {
+                self.on($first).$pname($first $(, $parg)*)
+            } )*
+            $( fn $name<'a>(&'a self $(, $arg: $ty)*) -> BoxFuture<'a, Result<$ret>> {
+                Box::pin(spread::Spread::$name(self $(, $arg)*))
+            } )*
+        }
+
         impl Engine for spread::Lost {
             fn flavour(&self) -> Flavour {
                 self.flavour
@@ -534,6 +563,10 @@ macro_rules! engine {
             fn unreachable(&self) -> Vec<String> {
                 vec![self.endpoint.clone()]
             }
+            $( fn $pname<'a>(&'a self, $first: &'a str $(, $parg: $pty)*) -> BoxFuture<'a, Result<$pret>> {
+                let _ = ($first, $($parg,)*);
+                Box::pin(futures_util::future::ready(Err(self.error())))
+            } )*
             $( fn $name<'a>(&'a self $(, $arg: $ty)*) -> BoxFuture<'a, Result<$ret>> {
                 let _ = ($($arg,)*);
                 Box::pin(futures_util::future::ready(Err(self.error())))
@@ -543,6 +576,33 @@ macro_rules! engine {
 }
 
 engine! {
+    // Calls on one container or volume, named by the first argument.
+    placed {
+        fn start_container(&self, name: &'a str) -> ();
+        fn remove_container(&self, name: &'a str) -> ();
+        fn exec(&self, container: &'a str, cmd: &'a Command) -> ExecOutput;
+        /// Runs `cmd` in `container` on this process's stdin, stdout and
+        /// stderr, on a terminal of the container's when `tty` (whose size
+        /// follows this one's); returns its exit code.
+        fn exec_attached(&self, container: &'a str, cmd: &'a [String], tty: bool) -> i64;
+        fn network_ids(&self, container: &'a str) -> Vec<String>;
+        fn published_addresses(&self, name: &'a str) -> Vec<String>;
+        fn stop_container(&self, name: &'a str, grace: i32) -> ();
+        fn pause_container(&self, name: &'a str) -> ();
+        fn unpause_container(&self, name: &'a str) -> ();
+        fn upload(&self, container: &'a str, tar: Vec<u8>) -> ();
+        /// Unpacks the tar file `tar` at `/` in `container`, streamed however
+        /// large it is.
+        fn upload_file(&self, container: &'a str, tar: &'a std::path::Path) -> ();
+        /// Copies `path` of `container` (stopped, paused or running) into the
+        /// file `to` as a tar, streamed; returns its SHA-256 (hex) and size.
+        fn download(&self, container: &'a str, path: &'a str, to: &'a std::path::Path) -> (String, u64);
+        fn file_exists(&self, container: &'a str, path: &'a str) -> bool;
+        fn volume_created(&self, name: &'a str) -> Option<String>;
+        fn create_volume(&self, name: &'a str, labels: &'a HashMap<String, String>) -> ();
+        /// What `docker inspect` says of a container, as JSON.
+        fn inspect_json(&self, container: &'a str) -> serde_json::Value;
+    }
     fn facts(&self) -> EngineFacts;
     fn image_exists(&self, name: &'a str) -> bool;
     fn save_images(&self, names: &'a [String]) -> Vec<u8>;
@@ -555,27 +615,7 @@ engine! {
         progress: &'a mut (dyn FnMut(&str) + Send)
     ) -> ();
     fn create_container(&self, spec: &'a NodeContainer) -> String;
-    fn start_container(&self, name: &'a str) -> ();
-    fn remove_container(&self, name: &'a str) -> ();
-    fn exec(&self, container: &'a str, cmd: &'a Command) -> ExecOutput;
-    /// Runs `cmd` in `container` on this process's stdin, stdout and
-    /// stderr, on a terminal of the container's when `tty` (whose size
-    /// follows this one's); returns its exit code.
-    fn exec_attached(&self, container: &'a str, cmd: &'a [String], tty: bool) -> i64;
     fn privilege(&self, probe: &'a NodeContainer) -> Privilege;
-    fn network_ids(&self, container: &'a str) -> Vec<String>;
-    fn published_addresses(&self, name: &'a str) -> Vec<String>;
-    fn stop_container(&self, name: &'a str, grace: i32) -> ();
-    fn pause_container(&self, name: &'a str) -> ();
-    fn unpause_container(&self, name: &'a str) -> ();
-    fn upload(&self, container: &'a str, tar: Vec<u8>) -> ();
-    /// Unpacks the tar file `tar` at `/` in `container`, streamed however
-    /// large it is.
-    fn upload_file(&self, container: &'a str, tar: &'a std::path::Path) -> ();
-    /// Copies `path` of `container` (stopped, paused or running) into the
-    /// file `to` as a tar, streamed; returns its SHA-256 (hex) and size.
-    fn download(&self, container: &'a str, path: &'a str, to: &'a std::path::Path) -> (String, u64);
-    fn file_exists(&self, container: &'a str, path: &'a str) -> bool;
     /// A bridge network `name` of its own on the first of `subnets` that
     /// is free, labelled `labels`, on which nodes route pod traffic to each
     /// other. `helper_image` is an image with a shell and iptables, for an
@@ -592,16 +632,12 @@ engine! {
     /// Detaches `container` from `network`; one not attached, or a network
     /// that is gone, is fine.
     fn detach(&self, network: &'a str, container: &'a str) -> ();
-    fn volume_created(&self, name: &'a str) -> Option<String>;
-    fn create_volume(&self, name: &'a str, labels: &'a HashMap<String, String>) -> ();
     fn resources(&self, filter: &'a Filter) -> Vec<Resource>;
     fn named(&self, kind: Kind, name: &'a str) -> Vec<Resource>;
     fn remove(&self, resource: &'a Resource) -> ();
     /// What `docker info` says of the engine, the parts that explain a
     /// cluster's behaviour, as JSON.
     fn describe(&self) -> serde_json::Value;
-    /// What `docker inspect` says of a container, as JSON.
-    fn inspect_json(&self, container: &'a str) -> serde_json::Value;
 }
 
 impl Docker {

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use futures_util::future::{BoxFuture, try_join_all};
 
 use super::{
-    Command, Engine, EngineFacts, Error, ExecOutput, Filter, Flavour, Kind, NetworkMade,
-    NodeContainer, Privilege, Resource, Result,
+    Engine, EngineFacts, Error, Filter, Flavour, Kind, NetworkMade, NodeContainer, Privilege,
+    Resource, Result,
 };
 
 pub struct Spread {
@@ -54,7 +54,7 @@ impl Spread {
             .unwrap_or(0)
     }
 
-    fn on(&self, name: &str) -> &dyn Engine {
+    pub(crate) fn on(&self, name: &str) -> &dyn Engine {
         &*self.members[self.index(name)]
     }
 
@@ -192,191 +192,148 @@ pub fn manager_of(members: &[EngineFacts]) -> Result<usize> {
     Ok(*manager)
 }
 
-/// The calls on one container, to the member it is on.
-macro_rules! routed {
-    ($( fn $name:ident(&self, $first:ident: &'a str $(, $arg:ident: $ty:ty)*) -> $ret:ty; )*) => {
-        $( fn $name<'a>(&'a self, $first: &'a str $(, $arg: $ty)*) -> BoxFuture<'a, Result<$ret>> {
-            self.on($first).$name($first $(, $arg)*)
-        } )*
-    };
-}
-
-impl Engine for Spread {
-    fn flavour(&self) -> Flavour {
-        self.members[0].flavour()
+/// What `Engine` asks of it besides the calls on one container or volume,
+/// which go to the member that holds it (`engine!` in lib.rs).
+impl Spread {
+    pub(crate) fn first(&self) -> &dyn Engine {
+        &*self.members[0]
     }
 
-    fn members(&self) -> Vec<&dyn Engine> {
+    pub(crate) fn members_dyn(&self) -> Vec<&dyn Engine> {
         self.members.iter().map(|m| &**m).collect()
     }
 
-    fn unreachable(&self) -> Vec<String> {
-        self.members.iter().flat_map(|m| m.unreachable()).collect()
-    }
-
-    routed! {
-        fn start_container(&self, name: &'a str) -> ();
-        fn remove_container(&self, name: &'a str) -> ();
-        fn exec(&self, container: &'a str, cmd: &'a Command) -> ExecOutput;
-        fn exec_attached(&self, container: &'a str, cmd: &'a [String], tty: bool) -> i64;
-        fn network_ids(&self, container: &'a str) -> Vec<String>;
-        fn published_addresses(&self, name: &'a str) -> Vec<String>;
-        fn stop_container(&self, name: &'a str, grace: i32) -> ();
-        fn pause_container(&self, name: &'a str) -> ();
-        fn unpause_container(&self, name: &'a str) -> ();
-        fn upload(&self, container: &'a str, tar: Vec<u8>) -> ();
-        fn upload_file(&self, container: &'a str, tar: &'a std::path::Path) -> ();
-        fn download(&self, container: &'a str, path: &'a str, to: &'a std::path::Path) -> (String, u64);
-        fn file_exists(&self, container: &'a str, path: &'a str) -> bool;
-        fn inspect_json(&self, container: &'a str) -> serde_json::Value;
-        fn volume_created(&self, name: &'a str) -> Option<String>;
-        fn create_volume(&self, name: &'a str, labels: &'a HashMap<String, String>) -> ();
-    }
-
-    fn facts(&self) -> BoxFuture<'_, Result<EngineFacts>> {
-        self.members[0].facts()
+    pub(crate) async fn facts(&self) -> Result<EngineFacts> {
+        self.first().facts().await
     }
 
     /// Images are the first member's, where the user builds them (`image
     /// load` reads them there); what every member needs (the node image)
     /// is asked of each of `members`.
-    fn image_exists<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool>> {
-        self.members[0].image_exists(name)
+    pub(crate) async fn image_exists(&self, name: &str) -> Result<bool> {
+        self.first().image_exists(name).await
     }
 
-    fn save_images<'a>(&'a self, names: &'a [String]) -> BoxFuture<'a, Result<Vec<u8>>> {
-        self.members[0].save_images(names)
+    pub(crate) async fn save_images(&self, names: &[String]) -> Result<Vec<u8>> {
+        self.first().save_images(names).await
     }
 
-    fn build_image<'a>(
-        &'a self,
+    pub(crate) async fn build_image(
+        &self,
         context_tar: Vec<u8>,
-        tag: &'a str,
-        build_args: &'a HashMap<String, String>,
-        labels: &'a HashMap<String, String>,
-        progress: &'a mut (dyn FnMut(&str) + Send),
-    ) -> BoxFuture<'a, Result<()>> {
-        self.members[0].build_image(context_tar, tag, build_args, labels, progress)
+        tag: &str,
+        build_args: &HashMap<String, String>,
+        labels: &HashMap<String, String>,
+        progress: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<()> {
+        let first = self.first();
+        first
+            .build_image(context_tar, tag, build_args, labels, progress)
+            .await
     }
 
-    fn create_container<'a>(&'a self, spec: &'a NodeContainer) -> BoxFuture<'a, Result<String>> {
-        Box::pin(async move {
-            let member = self.index(&spec.name);
-            let id = self.members[member].create_container(spec).await?;
-            self.remember(&id, member);
-            Ok(id)
-        })
+    pub(crate) async fn create_container(&self, spec: &NodeContainer) -> Result<String> {
+        let member = self.index(&spec.name);
+        let id = self.members[member].create_container(spec).await?;
+        self.remember(&id, member);
+        Ok(id)
     }
 
     /// The first member's answer: the members of one cluster are engines
     /// of one kind, set up alike.
-    fn privilege<'a>(&'a self, probe: &'a NodeContainer) -> BoxFuture<'a, Result<Privilege>> {
-        self.members[0].privilege(probe)
+    pub(crate) async fn privilege(&self, probe: &NodeContainer) -> Result<Privilege> {
+        self.first().privilege(probe).await
     }
 
     /// The Swarm's overlay, on a subnet no member uses.
-    fn make_network<'a>(
-        &'a self,
-        name: &'a str,
-        labels: &'a HashMap<String, String>,
-        subnets: &'a [String],
-        _helper_image: &'a str,
-    ) -> BoxFuture<'a, Result<NetworkMade>> {
-        Box::pin(async move {
-            let used = try_join_all(self.members.iter().map(|m| m.used_subnets())).await?;
-            let free: Vec<String> = subnets
-                .iter()
-                .filter(|s| !used.iter().flatten().any(|u| u == *s))
-                .cloned()
-                .collect();
-            let made = self.members[self.manager]
-                .make_spanning_network(name, labels, &free)
-                .await?;
-            if let NetworkMade::Made { id, .. } = &made {
-                self.remember(id, self.manager);
-                self.remember(name, self.manager);
-            }
-            Ok(made)
-        })
+    pub(crate) async fn make_network(
+        &self,
+        name: &str,
+        labels: &HashMap<String, String>,
+        subnets: &[String],
+        _helper_image: &str,
+    ) -> Result<NetworkMade> {
+        let used = self.used_subnets().await?;
+        let free: Vec<String> = subnets
+            .iter()
+            .filter(|s| !used.contains(s))
+            .cloned()
+            .collect();
+        let made = self.members[self.manager]
+            .make_spanning_network(name, labels, &free)
+            .await?;
+        if let NetworkMade::Made { id, .. } = &made {
+            self.remember(id, self.manager);
+            self.remember(name, self.manager);
+        }
+        Ok(made)
     }
 
-    fn make_spanning_network<'a>(
-        &'a self,
-        name: &'a str,
-        labels: &'a HashMap<String, String>,
-        subnets: &'a [String],
-    ) -> BoxFuture<'a, Result<NetworkMade>> {
-        self.make_network(name, labels, subnets, "")
+    pub(crate) async fn make_spanning_network(
+        &self,
+        name: &str,
+        labels: &HashMap<String, String>,
+        subnets: &[String],
+    ) -> Result<NetworkMade> {
+        self.make_network(name, labels, subnets, "").await
     }
 
-    fn used_subnets(&self) -> BoxFuture<'_, Result<Vec<String>>> {
-        Box::pin(async move {
-            let used = try_join_all(self.members.iter().map(|m| m.used_subnets())).await?;
-            Ok(used.concat())
-        })
+    pub(crate) async fn used_subnets(&self) -> Result<Vec<String>> {
+        let used = try_join_all(self.members.iter().map(|m| m.used_subnets())).await?;
+        Ok(used.concat())
     }
 
-    fn attach<'a>(
-        &'a self,
-        network: &'a str,
-        container: &'a str,
-        ip: &'a str,
-    ) -> BoxFuture<'a, Result<()>> {
-        self.on(container).attach(network, container, ip)
+    pub(crate) async fn attach(&self, network: &str, container: &str, ip: &str) -> Result<()> {
+        self.on(container).attach(network, container, ip).await
     }
 
-    fn detach<'a>(&'a self, network: &'a str, container: &'a str) -> BoxFuture<'a, Result<()>> {
-        self.on(container).detach(network, container)
+    pub(crate) async fn detach(&self, network: &str, container: &str) -> Result<()> {
+        self.on(container).detach(network, container).await
     }
 
-    fn resources<'a>(&'a self, filter: &'a Filter) -> BoxFuture<'a, Result<Vec<Resource>>> {
-        Box::pin(self.union(move |m| m.resources(filter)))
+    pub(crate) async fn resources(&self, filter: &Filter) -> Result<Vec<Resource>> {
+        self.union(move |m| m.resources(filter)).await
     }
 
-    fn named<'a>(&'a self, kind: Kind, name: &'a str) -> BoxFuture<'a, Result<Vec<Resource>>> {
-        Box::pin(self.union(move |m| m.named(kind, name)))
+    pub(crate) async fn named(&self, kind: Kind, name: &str) -> Result<Vec<Resource>> {
+        self.union(move |m| m.named(kind, name)).await
     }
 
-    fn remove<'a>(&'a self, resource: &'a Resource) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let member = self
-                .placed
-                .lock()
-                .unwrap()
-                .get(&resource.id)
-                .copied()
-                .flatten();
-            match member {
-                Some(member) => match self.members[member].remove(resource).await {
-                    // The Swarm keeps a network while a node of an engine it
-                    // lost is on it: left, for the delete to name
-                    // (`unreachable` says which engine holds that node).
-                    Err(Error::Api { message, .. })
-                        if resource.kind == Kind::Network
-                            && message.contains("in use by task")
-                            && !self.unreachable().is_empty() =>
-                    {
-                        self.left.lock().unwrap().push(resource.id.clone());
-                        Ok(())
-                    }
-                    other => other,
-                },
-                // Not seen by this berth, or on several members: removed
-                // wherever it is (a removal of what is not there is no
-                // error).
-                None => {
-                    try_join_all(self.members.iter().map(|m| m.remove(resource))).await?;
+    pub(crate) async fn remove(&self, resource: &Resource) -> Result<()> {
+        let member = self
+            .placed
+            .lock()
+            .unwrap()
+            .get(&resource.id)
+            .copied()
+            .flatten();
+        match member {
+            Some(member) => match self.members[member].remove(resource).await {
+                // The Swarm keeps a network while a node of an engine it lost
+                // is on it: left, for the delete to name (`unreachable` says
+                // which engine holds that node).
+                Err(Error::Api { message, .. })
+                    if resource.kind == Kind::Network
+                        && message.contains("in use by task")
+                        && !Engine::unreachable(self).is_empty() =>
+                {
+                    self.left.lock().unwrap().push(resource.id.clone());
                     Ok(())
                 }
+                other => other,
+            },
+            // Not seen by this berth, or on several members: removed wherever
+            // it is (a removal of what is not there is no error).
+            None => {
+                try_join_all(self.members.iter().map(|m| m.remove(resource))).await?;
+                Ok(())
             }
-        })
+        }
     }
 
-    fn describe(&self) -> BoxFuture<'_, Result<serde_json::Value>> {
-        Box::pin(async move {
-            let each = try_join_all(self.members.iter().map(|m| m.describe())).await?;
-            Ok(serde_json::Value::Array(each))
-        })
+    pub(crate) async fn describe(&self) -> Result<serde_json::Value> {
+        let each = try_join_all(self.members.iter().map(|m| m.describe())).await?;
+        Ok(serde_json::Value::Array(each))
     }
 }
 
