@@ -389,7 +389,7 @@ impl Global {
             }
         };
         // An engine that cannot be reached is named, and the others' nodes
-        // are still seen, stopped and deleted.
+        // are still seen and deleted.
         let mut members: Vec<std::sync::Arc<dyn berth_engine::Engine>> = Vec::new();
         let mut manager = None;
         for (endpoint, made_on) in endpoints.iter().zip(made_on) {

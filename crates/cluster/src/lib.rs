@@ -296,6 +296,7 @@ where
 pub async fn node_states(ctx: &Ctx, profile: &Profile) -> Result<Vec<(Node, Resource)>> {
     let names = ctx.names(profile);
     let mine = ctx.docker.resources(&names.filter()).await?;
+    let lost = ctx.docker.unreachable();
     profile
         .nodes()
         .into_iter()
@@ -303,12 +304,26 @@ pub async fn node_states(ctx: &Ctx, profile: &Profile) -> Result<Vec<(Node, Reso
             let container = mine
                 .iter()
                 .find(|r| r.kind == berth_engine::Kind::Container && r.name == node.container);
-            match container {
-                Some(c) => Ok((node, c.clone())),
-                None => Err(broken(&profile.name, &node.container)),
+            match (container, profile.engine_of(&node)) {
+                (Some(c), _) => Ok((node, c.clone())),
+                (None, Some(engine)) if lost.contains(&engine.host) => {
+                    Err(unreachable(&profile.name, &node.name, &engine.host))
+                }
+                (None, _) => Err(broken(&profile.name, &node.container)),
             }
         })
         .collect()
+}
+
+/// A node of a cluster over several engines is on one that does not answer.
+fn unreachable(name: &str, node: &str, engine: &str) -> Error {
+    Error::engine(format!(
+        "node {node} of profile {name} is on the engine at {engine}, which does not answer"
+    ))
+    .with_hint(format!(
+        "start that engine again; `berth status -p {name}` shows the rest of the cluster, and \
+         `berth delete -p {name}` removes what the other engines hold"
+    ))
 }
 
 /// The profile's network, by id: the one it was made with, or for a

@@ -327,4 +327,54 @@ mod tests {
         assert!(block_on(pause(&ctx, &profile, true, never)).is_err());
         assert_eq!(states(&engine, &profile), [ContainerState::Running; 2]);
     }
+
+    #[test]
+    fn a_cluster_over_an_engine_that_does_not_answer_is_not_stopped_half_and_says_which() {
+        use berth_engine::{Engine, Kind, Lost, Spread};
+        let (_dir, engine, ctx, profile) = crate::testing::running(vec![1]);
+        let unreachable = berth_engine::Error::Unreachable {
+            engine: berth_engine::Flavour::Docker,
+            endpoint: "tcp://b:2376".into(),
+            reason: "connection refused".into(),
+        };
+        let mut spread = profile.clone();
+        let made_on = |host: &str| berth_core::profile::EngineRef {
+            host: host.into(),
+            id: host.into(),
+            tls: None,
+            host_address: std::net::Ipv4Addr::LOCALHOST,
+            ssh_forward: false,
+        };
+        spread.engine = Some(made_on("tcp://a:2376"));
+        spread.engines = vec![made_on("tcp://b:2376")];
+        spread.node_engines = [(1, 1)].into();
+        ctx.store.save(&spread).unwrap();
+        // The worker was on the second engine, which no longer answers.
+        let worker = spread.nodes()[1].container.clone();
+        engine
+            .resources
+            .lock()
+            .unwrap()
+            .retain(|r| !(r.kind == Kind::Container && r.name == worker));
+        let members: Vec<std::sync::Arc<dyn Engine>> = vec![
+            engine.clone(),
+            std::sync::Arc::new(Lost::new("tcp://b:2376", &unreachable)),
+        ];
+        let ctx = crate::Ctx {
+            docker: std::sync::Arc::new(Spread::new(members, 0, spread.placed())),
+            ..ctx
+        };
+        let error =
+            crate::testing::block_on(stop(&ctx, &spread, crate::testing::never)).unwrap_err();
+        let said = format!("{error} {}", error.hint.clone().unwrap_or_default());
+        assert!(
+            said.contains("node dev-m02 of profile dev is on the engine at tcp://b:2376, which does not answer")
+                && said.contains("berth status -p dev"),
+            "{said}"
+        );
+        assert!(
+            engine.execs.lock().unwrap().is_empty(),
+            "something was stopped"
+        );
+    }
 }

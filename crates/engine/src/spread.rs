@@ -109,7 +109,7 @@ impl Spread {
 
 /// A member of a cluster's engines that could not be reached: every call
 /// fails as reaching it did, and listings leave it out, so that the
-/// others' nodes are still seen, stopped and deleted.
+/// others' nodes are still seen and deleted.
 pub struct Lost {
     pub(crate) endpoint: String,
     pub(crate) flavour: Flavour,
