@@ -8,10 +8,10 @@ mod common;
 use common::ns_engine::NsEngine;
 use common::{Env, json};
 
-/// `count` engines of one Swarm, each holding this machine's node image,
-/// and a test environment that reaches them; `None`, said, where this
-/// machine cannot make them.
-fn swarm_of(count: usize, what: &str) -> Option<(Vec<NsEngine>, Env)> {
+/// `count` engines, of one Swarm the test makes when `joined`, each
+/// holding this machine's node image, and a test environment that reaches
+/// them; `None`, said, where this machine cannot make them.
+fn swarm_of(count: usize, joined: bool, what: &str) -> Option<(Vec<NsEngine>, Env)> {
     if let Err(why) = NsEngine::possible() {
         common::skipped(&format!("tests/swarm.rs ({what})"), &why);
         return None;
@@ -21,7 +21,9 @@ fn swarm_of(count: usize, what: &str) -> Option<(Vec<NsEngine>, Env)> {
         let started: Vec<_> = (0..count).map(|_| s.spawn(NsEngine::start)).collect();
         started.into_iter().map(|t| t.join().unwrap()).collect()
     });
-    NsEngine::swarm(&engines.iter().collect::<Vec<_>>());
+    if joined {
+        NsEngine::swarm(&engines.iter().collect::<Vec<_>>());
+    }
     let env = Env::new();
     let image = env.ok(&["node-image", "build"]);
     for engine in &engines {
@@ -47,12 +49,30 @@ const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspe
 
 #[test]
 fn a_cluster_spread_over_two_engines_of_a_swarm_works_as_one_on_one() {
-    let Some((engines, env)) = swarm_of(2, "two engines") else {
+    let Some((engines, env)) = swarm_of(2, false, "two engines") else {
         return;
     };
     let (a, b) = (&engines[0], &engines[1]);
     let (host_a, host_b) = (a.host(), b.host());
     let spread = ["--engine", host_a.as_str(), "--engine", host_b.as_str()];
+
+    // Engines in no Swarm are refused with how to make one; berth makes it
+    // when asked, once.
+    let (code, _, stderr) = env.run(&[&["start", "-p", "big"][..], &spread].concat());
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains(&format!("the engine at {host_a} is in no Docker Swarm"))
+            && stderr.contains("berth engines join"),
+        "{stderr}"
+    );
+    assert!(a.leftovers().is_empty() && b.leftovers().is_empty());
+    let (_, _, said) = env.run(&[&["engines", "join"][..], &spread].concat());
+    assert!(
+        said.contains(&format!("{host_b} joined the Swarm of {host_a}")),
+        "{said}"
+    );
+    let (_, _, said) = env.run(&[&["engines", "join"][..], &spread].concat());
+    assert!(said.contains("one Swarm already"), "{said}");
 
     // One engine named twice is not two.
     let twice = [
@@ -220,7 +240,7 @@ fn deployment(image: &str) -> String {
 
 #[test]
 fn three_control_planes_on_three_engines_outlive_the_loss_of_one_engine() {
-    let Some((mut engines, env)) = swarm_of(3, "three engines") else {
+    let Some((mut engines, env)) = swarm_of(3, true, "three engines") else {
         return;
     };
     // The lost engine's nodes die with it; that is not a crash.

@@ -7,6 +7,7 @@ mod cache_registry;
 mod completion;
 mod dashboard;
 mod delete;
+mod engines;
 mod image;
 mod kubeconfig;
 mod kubectl;
@@ -193,6 +194,13 @@ pub enum Command {
         after_help = "Examples:\n  berth tunnel -p dev              # serves until Ctrl-C\n  curl -H 'Host: app.local' http://127.0.0.1/"
     )]
     Tunnel(tunnel::TunnelCmd),
+    /// Make several engines one Docker Swarm, for a cluster over them
+    /// (`start --engine A --engine B`).
+    #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  berth engines join --engine tcp://a:2376 --engine tcp://b:2376\n  berth start -p big --engine tcp://a:2376 --engine tcp://b:2376 --nodes 4"
+    )]
+    Engines(engines::EnginesCmd),
     /// Forwards the LoadBalancer Services of a profile made with
     /// --ssh-forward while its ssh runs; started by `start`.
     #[command(name = berth_cluster::ssh_forward::WATCH_VERB, hide = true)]
@@ -234,6 +242,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Addons(cmd) => addons::run(cmd, &cli.global, ui).await,
         Command::Dashboard(cmd) => dashboard::run(cmd, &cli.global, ui).await,
         Command::Tunnel(cmd) => tunnel::run(cmd, &cli.global, ui).await,
+        Command::Engines(cmd) => engines::run(cmd, &cli.global, ui).await,
         Command::SshForwardWatch => ssh_forward_watch::run(&cli.global).await,
         Command::Completion(cmd) => completion::run(cmd),
     };

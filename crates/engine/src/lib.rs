@@ -9,7 +9,7 @@ mod spread;
 pub mod ssh;
 
 pub use container::{API_PORT, BINARIES_MOUNT, BinariesVolume, Mount, NodeContainer, Privilege};
-pub use spread::{Lost, Spread, manager_of};
+pub use spread::{Joined, Lost, Spread, join, manager_of};
 
 use std::collections::HashMap;
 
@@ -147,6 +147,7 @@ impl Error {
             }
             Error::NotOneSwarm { first, .. } => format!(
                 "a cluster over several engines stands on a Docker Swarm's overlay network: \
+                 `berth engines join` with the same --engine flags makes one of them, or \
                  `docker -H {first} swarm init --advertise-addr ADDRESS` (an address the other \
                  engines reach), then `docker -H ENGINE swarm join --token TOKEN ADDRESS:2377` \
                  on each other engine (`docker -H {first} swarm join-token -q worker` prints the \

@@ -192,6 +192,144 @@ pub fn manager_of(members: &[EngineFacts]) -> Result<usize> {
     Ok(*manager)
 }
 
+/// What `join` found or did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Joined {
+    /// They were one Swarm already; nothing changed.
+    Already,
+    /// The engines that joined the Swarm of the one at `to`.
+    Made { to: String, joined: Vec<String> },
+}
+
+/// The address other engines reach the engine at `endpoint` at: the host
+/// of a `tcp://` or `ssh://` endpoint; `None` for a local socket, for which
+/// Docker picks its host's address itself.
+fn reached_at(endpoint: &str) -> Option<String> {
+    let rest = endpoint
+        .strip_prefix("tcp://")
+        .or_else(|| endpoint.strip_prefix("ssh://"))?;
+    let host = rest.split('/').next()?.rsplit('@').next()?;
+    Some(match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name.to_string(),
+        _ => host.to_string(),
+    })
+}
+
+/// Makes the engines `members` one Docker Swarm, as a user agreed to with
+/// `berth engines join`: a Swarm one of them manages already takes the
+/// others in; else the first makes one. With three or more, the first
+/// three manage it, so that it keeps a majority of managers when one
+/// engine is lost. Refused, changing nothing, when one of them is in
+/// another Swarm.
+pub async fn join(members: &[super::Docker]) -> Result<Joined> {
+    use bollard::models::{SwarmInitRequest, SwarmJoinRequest};
+    let facts = try_join_all(members.iter().map(|m| m.facts())).await?;
+    if manager_of(&facts).is_ok() {
+        return Ok(Joined::Already);
+    }
+    let refuse = |why: String| Error::NotOneSwarm {
+        why,
+        first: facts[0].endpoint.clone(),
+    };
+    // The Swarm they join: one that a member manages, holding every member
+    // that is in a Swarm at all.
+    let in_one: Vec<usize> = (0..facts.len())
+        .filter(|i| facts[*i].swarm.is_some())
+        .collect();
+    let manager = in_one.iter().copied().find(|i| {
+        facts[*i]
+            .swarm
+            .as_ref()
+            .is_some_and(|s| s.manager_of.is_some())
+    });
+    if let Some(m) = manager {
+        let known = facts[m]
+            .swarm
+            .as_ref()
+            .and_then(|s| s.manager_of.clone())
+            .unwrap_or_default();
+        if let Some(other) = in_one.iter().find(|i| {
+            !known.contains(
+                &facts[**i]
+                    .swarm
+                    .as_ref()
+                    .map(|s| s.node.clone())
+                    .unwrap_or_default(),
+            )
+        }) {
+            let endpoint = &facts[*other].endpoint;
+            return Err(refuse(format!(
+                "the engine at {endpoint} is in another Swarm than the engine at {}; \
+                 `docker -H {endpoint} swarm leave` takes it out",
+                facts[m].endpoint
+            )));
+        }
+    } else if let Some(first) = in_one.first() {
+        let endpoint = &facts[*first].endpoint;
+        return Err(refuse(format!(
+            "the engine at {endpoint} is in a Swarm none of the others manages; \
+             `docker -H {endpoint} swarm leave` takes it out"
+        )));
+    }
+    let manager = match manager {
+        Some(m) => m,
+        None => {
+            let init = SwarmInitRequest {
+                listen_addr: Some("0.0.0.0:2377".into()),
+                advertise_addr: reached_at(&facts[0].endpoint),
+                ..Default::default()
+            };
+            members[0]
+                .api
+                .init_swarm(init)
+                .await
+                .map_err(|e| members[0].api_error("make a Swarm".into(), e))?;
+            0
+        }
+    };
+    let lead = &members[manager];
+    let swarm = lead
+        .api
+        .inspect_swarm()
+        .await
+        .map_err(|e| lead.api_error("read the Swarm's join tokens".into(), e))?;
+    let tokens = swarm.join_tokens.unwrap_or_default();
+    let address = lead
+        .facts()
+        .await?
+        .swarm
+        .map(|s| s.address)
+        .unwrap_or_default();
+    let mut joined = Vec::new();
+    for (i, (member, facts)) in members.iter().zip(&facts).enumerate() {
+        if i == manager || facts.swarm.is_some() {
+            continue;
+        }
+        let manages = members.len() >= 3 && i < 3;
+        let token = match manages {
+            true => tokens.manager.clone(),
+            false => tokens.worker.clone(),
+        };
+        let request = SwarmJoinRequest {
+            listen_addr: Some("0.0.0.0:2377".into()),
+            advertise_addr: reached_at(&facts.endpoint),
+            remote_addrs: Some(vec![format!("{address}:2377")]),
+            join_token: token,
+            ..Default::default()
+        };
+        member
+            .api
+            .join_swarm(request)
+            .await
+            .map_err(|e| member.api_error(format!("join the Swarm of {}", facts.endpoint), e))?;
+        joined.push(facts.endpoint.clone());
+    }
+    Ok(Joined::Made {
+        to: facts[manager].endpoint.clone(),
+        joined,
+    })
+}
+
 /// What `Engine` asks of it besides the calls on one container or volume,
 /// which go to the member that holds it (`engine!` in lib.rs).
 impl Spread {
@@ -399,6 +537,20 @@ mod tests {
         assert_eq!(subnet, "172.30.1.0/24");
         assert!(a.names().is_empty());
         assert_eq!(b.names(), ["network net"]);
+    }
+
+    #[test]
+    fn an_engine_is_reached_at_its_endpoints_host() {
+        assert_eq!(
+            reached_at("tcp://10.0.0.5:2376").as_deref(),
+            Some("10.0.0.5")
+        );
+        assert_eq!(
+            reached_at("ssh://me@box:2222/run/docker.sock").as_deref(),
+            Some("box")
+        );
+        assert_eq!(reached_at("ssh://box").as_deref(), Some("box"));
+        assert_eq!(reached_at("unix:///var/run/docker.sock"), None);
     }
 
     #[test]
