@@ -168,6 +168,20 @@ fn a_cluster_spread_over_two_engines_of_a_swarm_works_as_one_on_one() {
         size.trim()
     );
 
+    // Paused and thawed on both engines at once.
+    env.ok(&["pause", "-p", "big"]);
+    for engine in [a, b] {
+        let paused = engine
+            .api(
+                "GET",
+                "/containers/json?filters=%7B%22status%22%3A%5B%22paused%22%5D%7D",
+            )
+            .unwrap();
+        assert!(!json(&paused).as_array().unwrap().is_empty(), "{paused}");
+    }
+    env.ok(&["unpause", "-p", "big"]);
+    across("on-b", "on-a");
+
     // Stopped and started on both engines, it serves again.
     env.ok(&["stop", "-p", "big"]);
     for engine in [a, b] {
