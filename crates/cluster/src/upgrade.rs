@@ -194,7 +194,11 @@ async fn upgrade_node(ctx: &Ctx, up: &mut Upgrading, place: usize) -> Result<()>
     let step = ctx
         .ui
         .step(format!("Making {what} anew on Kubernetes {to}"));
-    let since = berth_node::now() as i64;
+    // Heartbeats are stamped in whole seconds: a report the old kubelet
+    // sent in the second its container went would pass for the new one's
+    // (CI saw a worker "Ready" still on the old version). The new kubelet
+    // boots for seconds before it reports.
+    let since = berth_node::now() as i64 + 1;
     let binaries = plan::output(&up.binaries, "the binaries step")?.clone();
     let id = nodes::make_container(ctx, &up.target, &node, binaries, false, None).await?;
     ctx.docker.start_container(&id).await?;
