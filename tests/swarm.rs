@@ -66,6 +66,24 @@ fn a_cluster_spread_over_two_engines_of_a_swarm_works_as_one_on_one() {
         "{stderr}"
     );
     assert!(a.leftovers().is_empty() && b.leftovers().is_empty());
+    let (code, _, said) = env.run(&["engines", "join", "--engine", &host_a, "--engine", &host_a]);
+    assert_eq!(code, 3, "{said}");
+    assert!(said.contains("named twice"), "{said}");
+    // Several engines are for a new cluster's start and for joining; a
+    // forward over ssh is for one engine.
+    let (code, _, said) = env.run(&[&["node-image", "build"][..], &spread].concat());
+    assert_eq!(code, 2, "{said}");
+    assert!(
+        said.contains("several engines (--engine) are for `berth start`"),
+        "{said}"
+    );
+    let (code, _, said) =
+        env.run(&[&["start", "-p", "big", "--ssh-forward"][..], &spread].concat());
+    assert_eq!(code, 2, "{said}");
+    assert!(
+        said.contains("--ssh-forward is for a cluster on one engine"),
+        "{said}"
+    );
     let (_, _, said) = env.run(&[&["engines", "join"][..], &spread].concat());
     assert!(
         said.contains(&format!("{host_b} joined the Swarm of {host_a}")),

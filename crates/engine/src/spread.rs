@@ -231,6 +231,14 @@ pub async fn join(members: &[super::Docker]) -> Result<Joined> {
         why,
         first: facts[0].endpoint.clone(),
     };
+    for (i, engine) in facts.iter().enumerate() {
+        if facts[..i].iter().any(|earlier| earlier.id == engine.id) {
+            return Err(refuse(format!(
+                "the engine at {} is named twice: they are one engine",
+                engine.endpoint
+            )));
+        }
+    }
     // The Swarm they join: one that a member manages, holding every member
     // that is in a Swarm at all.
     let in_one: Vec<usize> = (0..facts.len())
