@@ -3,11 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Node, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, ServiceAccount};
 use kube::api::{Api, Patch, PatchParams};
 
 use super::Ctx;
 use berth_core::error::{Error, Result};
+use berth_core::pki::Pki;
 use berth_core::profile::{self, Profile};
 use berth_node::command;
 
@@ -43,30 +44,27 @@ pub async fn api_ready(client: &kube::Client) -> bool {
 /// Whether the node reports Ready, in a heartbeat sent at `since` (Unix
 /// seconds) or later when given (a node started again still shows its last
 /// Ready from before it stopped until its kubelet reports afresh), and takes
-/// pods: its not-ready taint, which the node lifecycle controller lifts
-/// some time after Ready, is gone, so a first pod is scheduled at once
+/// pods: its not-ready taint is gone, so a first pod is scheduled at once
 /// instead of after the scheduler's back-off.
+///
+/// A new node is tainted not-ready when it registers, and only the node
+/// lifecycle controller lifts the taint once it sees the node Ready. That
+/// controller starts most of a second after the API server is ready, while
+/// the kubelet reports Ready before; berth lifts the taint itself on that
+/// report, as the controller would, which takes that second off every
+/// start. The patch carries the node's resourceVersion, so a taint changed
+/// meanwhile (by the controller, on a newer report) is left to it.
 pub async fn node_ready(client: &kube::Client, node: &str, since: Option<i64>) -> bool {
     let nodes: Api<Node> = Api::all(client.clone());
     let Ok(Some(node)) = nodes.get_opt(node).await else {
         return false;
     };
-    let tainted = node
-        .spec
+    let ready = node
+        .status
         .as_ref()
-        .and_then(|s| s.taints.as_ref())
-        .is_some_and(|taints| {
-            taints
-                .iter()
-                .any(|t| t.key == "node.kubernetes.io/not-ready")
-        });
-    !tainted
-        && node
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| {
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|conditions| {
+            conditions.iter().any(|c| {
                 c.type_ == "Ready"
                     && c.status == "True"
                     && since.is_none_or(|since| {
@@ -75,9 +73,33 @@ pub async fn node_ready(client: &kube::Client, node: &str, since: Option<i64>) -
                             .is_some_and(|t| t.0.as_second() >= since)
                     })
             })
+        });
+    let taints = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.clone())
+        .unwrap_or_default();
+    let (not_ready, others): (Vec<_>, Vec<_>) =
+        taints.into_iter().partition(|t| t.key == NOT_READY);
+    if !ready || not_ready.is_empty() {
+        return ready;
+    }
+    let patch = serde_json::json!({
+        "metadata": {"resourceVersion": node.metadata.resource_version},
+        "spec": {"taints": others},
+    });
+    let name = node.metadata.name.unwrap_or_default();
+    nodes
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .is_ok()
 }
 
-/// Polls `ready` every 200 ms until it holds or `deadline` passes.
+const NOT_READY: &str = "node.kubernetes.io/not-ready";
+
+/// Polls `ready` every 100 ms until it holds or `deadline` passes: each
+/// try is one small request, and each period is time a start may wait for
+/// nothing.
 async fn poll<F, Fut>(deadline: Instant, mut ready: F) -> bool
 where
     F: FnMut() -> Fut,
@@ -90,7 +112,7 @@ where
         if Instant::now() > deadline {
             return false;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -129,18 +151,45 @@ pub async fn wait_ready(
             return Err(not_ready(ctx, profile, node, &what, "kubelet", wait).await);
         }
     }
-    if nodes.iter().any(|n| n.is_control_plane())
-        && !poll(deadline, || default_account(&client, profile)).await
-    {
-        drop(step);
-        let what = "the default service account";
-        let unit = "kube-controller-manager";
-        return Err(not_ready(ctx, profile, &control_plane, what, unit, wait).await);
+    if nodes.iter().any(|n| n.is_control_plane()) {
+        let ca = Pki::new(&ctx.store.pki_dir(&profile.name)).read("ca.crt")?;
+        let first_pod =
+            || async { root_ca(&client, &ca).await & default_account(&client, profile).await };
+        if !poll(deadline, first_pod).await {
+            drop(step);
+            let what = "the default service account and the root CA's ConfigMap";
+            let unit = "kube-controller-manager";
+            return Err(not_ready(ctx, profile, &control_plane, what, unit, wait).await);
+        }
     }
     label_roles(&client, nodes).await?;
     step.done();
     Ok(())
 }
+
+/// A pod's service-account volume holds the cluster's CA from the
+/// `kube-root-ca.crt` ConfigMap of its namespace, which the controller
+/// manager publishes a moment after it starts: a first pod made before
+/// that waited half a second more for its volume (kubelet's back-off, seen
+/// in the journal of a new profile). berth publishes the same CA in
+/// `default` at once; the controller finds it as it would have made it.
+async fn root_ca(client: &kube::Client, ca_pem: &str) -> bool {
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    match maps.get_opt(ROOT_CA).await {
+        Ok(Some(_)) => true,
+        Ok(None) => {
+            let map: ConfigMap = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": ROOT_CA},
+                "data": {"ca.crt": ca_pem},
+            }))
+            .expect("a valid ConfigMap");
+            maps.create(&Default::default(), &map).await.is_ok()
+        }
+        Err(_) => false,
+    }
+}
+
+const ROOT_CA: &str = "kube-root-ca.crt";
 
 /// Pods cannot be created in a namespace before its default service account
 /// exists (before v1.24: with its token), which may come after the node is
@@ -156,9 +205,9 @@ async fn default_account(client: &kube::Client, profile: &Profile) -> bool {
             let account: ServiceAccount =
                 serde_json::from_value(serde_json::json!({"metadata": {"name": "default"}}))
                     .expect("a valid ServiceAccount");
-            // Another creator winning the race is as good.
-            let _ = accounts.create(&Default::default(), &account).await;
-            false
+            // Another creator winning the race is as good, but then its
+            // token is for the next look to see.
+            accounts.create(&Default::default(), &account).await.is_ok() && !needs_token
         }
         Err(_) => false,
     }
@@ -215,29 +264,25 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A node whose Ready is `ready` at `heartbeat`, with `taints` (keys).
+    fn node(name: &str, ready: &str, heartbeat: &str, taints: &[&str]) -> serde_json::Value {
+        let taints: Vec<_> = taints
+            .iter()
+            .map(|key| json!({"key": key, "effect": "NoSchedule"}))
+            .collect();
+        json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "resourceVersion": "7"},
+            "spec": {"taints": taints},
+            "status": {"conditions": [{"type": "Ready", "status": ready, "lastHeartbeatTime": heartbeat}]}})
+    }
+
     #[test]
-    fn a_node_is_ready_once_untainted_and_ready_in_a_heartbeat_since_the_start() {
+    fn a_node_is_ready_once_ready_in_a_heartbeat_since_the_start() {
         let api = std::sync::Arc::new(crate::testing::FakeApi::default());
-        let node = |name: &str, ready: &str, heartbeat: &str, taint: bool| {
-            let taints: Vec<_> = taint
-                .then(|| json!({"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}))
-                .into_iter()
-                .collect();
-            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
-                "spec": {"taints": taints},
-                "status": {"conditions": [{"type": "Ready", "status": ready, "lastHeartbeatTime": heartbeat}]}})
-        };
+        api.add("nodes", node("ready", "True", "2026-12-07T10:00:00Z", &[]));
         api.add(
             "nodes",
-            node("ready", "True", "2026-12-07T10:00:00Z", false),
-        );
-        api.add(
-            "nodes",
-            node("not-ready", "False", "2026-12-07T10:00:00Z", false),
-        );
-        api.add(
-            "nodes",
-            node("tainted", "True", "2026-12-07T10:00:00Z", true),
+            node("not-ready", "False", "2026-12-07T10:00:00Z", &[]),
         );
         // 2026-12-07T10:00:00Z, and a second after.
         let (heartbeat, after) = (1_796_637_600, 1_796_637_601);
@@ -248,9 +293,89 @@ mod tests {
             // Its Ready was said before this start: a stopped node's old word.
             assert!(!node_ready(&client, "ready", Some(after)).await);
             assert!(!node_ready(&client, "not-ready", None).await);
-            assert!(!node_ready(&client, "tainted", None).await);
             assert!(!node_ready(&client, "absent", None).await);
         });
+        assert!(!api.requests().iter().any(|r| r.starts_with("PATCH")));
+    }
+
+    #[test]
+    fn the_not_ready_taint_of_a_ready_node_is_lifted_and_only_that() {
+        let api = std::sync::Arc::new(crate::testing::FakeApi::default());
+        let taints = [NOT_READY, "example.com/mine"];
+        api.add(
+            "nodes",
+            node("ready", "True", "2026-12-07T10:00:00Z", &taints),
+        );
+        api.add(
+            "nodes",
+            node("not-ready", "False", "2026-12-07T10:00:00Z", &taints),
+        );
+        api.add(
+            "nodes",
+            node("raced", "True", "2026-12-07T10:00:00Z", &taints),
+        );
+        // The taint changed under berth (a stale resourceVersion).
+        api.fail("PATCH", "/api/v1/nodes/raced", 409);
+        crate::testing::block_on(async {
+            let client = api.client();
+            assert!(node_ready(&client, "ready", None).await);
+            assert!(!node_ready(&client, "not-ready", None).await);
+            assert!(!node_ready(&client, "raced", None).await);
+        });
+        let keys = |name: &str| -> Vec<String> {
+            api.get("nodes", name).unwrap()["spec"]["taints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["key"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(keys("ready"), ["example.com/mine"]);
+        assert_eq!(keys("not-ready"), taints);
+        assert_eq!(keys("raced"), taints);
+        let patches: Vec<_> = api
+            .requests()
+            .into_iter()
+            .filter(|r| r.starts_with("PATCH"))
+            .collect();
+        assert_eq!(
+            patches,
+            ["PATCH /api/v1/nodes/ready", "PATCH /api/v1/nodes/raced"]
+        );
+    }
+
+    #[test]
+    fn the_default_account_is_made_and_counts_once_made_where_no_token_is_due() {
+        let current = Profile {
+            kubernetes_version: "v1.37.2".parse().unwrap(),
+            ..Profile::example("dev")
+        };
+        // Before v1.24 the controller must still add its token.
+        let old = Profile::example("old");
+        for (profile, ready) in [(&current, true), (&old, false)] {
+            let api = std::sync::Arc::new(crate::testing::FakeApi::default());
+            crate::testing::block_on(async {
+                assert_eq!(default_account(&api.client(), profile).await, ready);
+            });
+            assert!(api.get("serviceaccounts", "default").is_some());
+        }
+    }
+
+    #[test]
+    fn the_root_ca_is_published_in_default_unless_it_is_there() {
+        let api = std::sync::Arc::new(crate::testing::FakeApi::default());
+        crate::testing::block_on(async {
+            assert!(root_ca(&api.client(), "PEM").await);
+            assert!(root_ca(&api.client(), "PEM").await);
+        });
+        let map = api.get("configmaps", ROOT_CA).unwrap();
+        assert_eq!(map["data"]["ca.crt"], "PEM");
+        let posts = api
+            .requests()
+            .iter()
+            .filter(|r| r.starts_with("POST"))
+            .count();
+        assert_eq!(posts, 1, "{:?}", api.requests());
     }
 
     #[test]
