@@ -831,6 +831,12 @@ fn render_unit(unit: &Unit) -> String {
         // `berth stop` ends it at once (`command::stop_control_plane`).
         out.push_str("\nTimeoutStopSec=5");
     }
+    // A start waits on these two alone, while containerd, the image import
+    // and kubelet start beside them on the same few cores: first in line
+    // for CPU, the API server is ready sooner, and takes little once it is.
+    if matches!(unit.name, "etcd" | "kube-apiserver") {
+        out.push_str("\nCPUWeight=1000");
+    }
     out.push_str("\nRestart=always\nRestartSec=1\nLimitNOFILE=1048576\n\n[Install]\nWantedBy=multi-user.target\n");
     out
 }
@@ -1057,7 +1063,8 @@ const HEALTHY_API_SCRIPT: &str = "/etc/berth/wait-for-api.sh";
 /// kube-controller-manager exits when it is not ok within 10 s of its own
 /// start (`WaitForAPIServer`), and the API server notifies systemd before
 /// its post-start hooks are done: on a loaded machine that took longer,
-/// and the controller manager restarted once. Asked as the API server's
+/// and the controller manager restarted once. The scheduler waits too
+/// (its reason is at its unit). Asked as the API server's
 /// kubelet client (system:masters), through openssl as the head start is.
 fn healthy_api_script() -> String {
     let pki = |f: &str| format!("{K8S_DIR}/pki/{f}");
@@ -1071,7 +1078,7 @@ healthy() {{
         case $answer in 'HTTP/1.1 200 '*) ;; *) false ;; esac
 }}
 end=$(($(date +%s) + $1))
-until healthy || [ "$(date +%s)" -ge "$end" ]; do sleep 0.5; done
+until healthy || [ "$(date +%s)" -ge "$end" ]; do sleep 0.2; done
 "#,
         ca = pki("ca.crt"),
         cert = pki("apiserver-kubelet-client.crt"),
@@ -1146,7 +1153,11 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
             after: "kube-apiserver.service",
             notify: false,
             waits_for_peers: false,
-            pre: Vec::new(),
+            // Started with the API server, its lists were refused until the
+            // RBAC roles were in, and its informers backed off: it synced
+            // 3 s after the API server was ready, and a first pod waited
+            // that long to be scheduled (journal of a new profile).
+            pre: vec![format!("/bin/sh {HEALTHY_API_SCRIPT} 60")],
         },
         Unit {
             name: "kubelet",
@@ -1646,13 +1657,15 @@ pub(crate) mod tests {
         }
     }
 
-    /// The controller manager starts once the API server is healthy, or
-    /// after the wait it is told, whichever comes first.
+    /// The controller manager and the scheduler start once the API server
+    /// is healthy, or after the wait they are told, whichever comes first.
     #[test]
-    fn the_controller_manager_waits_for_a_healthy_api_server() {
+    fn the_controllers_wait_for_a_healthy_api_server() {
         let files = render_all(&ha(34, false), &[]);
-        let unit = &files["/etc/systemd/system/kube-controller-manager.service"];
-        assert!(unit.contains("ExecStartPre=/bin/sh /etc/berth/wait-for-api.sh 60"));
+        for unit in ["kube-controller-manager", "kube-scheduler"] {
+            let unit = &files[&format!("/etc/systemd/system/{unit}.service")];
+            assert!(unit.contains("ExecStartPre=/bin/sh /etc/berth/wait-for-api.sh 60"));
+        }
         let script = &files[HEALTHY_API_SCRIPT];
         assert!(script.contains("-connect 127.0.0.1:6443"), "{script}");
         assert!(!render_all(&worker(34), &[]).contains_key(HEALTHY_API_SCRIPT));
