@@ -445,7 +445,9 @@ clusterCIDR: {POD_CIDR}
 # A container cannot set the conntrack sysctls; leave them as they are.
 conntrack:
   maxPerCore: 0
-hostnameOverride: {node}
+# Quoted: a profile may be named `y`, `no` or `123`, which YAML reads as
+# a bool or a number, and kube-proxy then refused its config at each start.
+hostnameOverride: \"{node}\"
 mode: iptables
 {gates}",
         node = spec.node,
@@ -1155,8 +1157,9 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
             waits_for_peers: false,
             // Started with the API server, its lists were refused until the
             // RBAC roles were in, and its informers backed off: it synced
-            // 3 s after the API server was ready, and a first pod waited
-            // that long to be scheduled (journal of a new profile).
+            // 3 s after its start, a second after the API server was
+            // ready, and a first pod waited that long to be scheduled
+            // (journal of a new profile).
             pre: vec![format!("/bin/sh {HEALTHY_API_SCRIPT} 60")],
         },
         Unit {
@@ -1332,6 +1335,20 @@ pub(crate) mod tests {
             cgroup_root: "/berth-dev-m02".into(),
             first: false,
             ..spec(minor)
+        }
+    }
+
+    #[test]
+    fn node_names_yaml_would_read_as_bools_or_numbers_stay_strings() {
+        for name in ["y", "no", "on", "123", "1e3"] {
+            let spec = NodeSpec {
+                node: name.into(),
+                ..spec(37)
+            };
+            let files = render_all(&spec, &[]);
+            let text = &files["/etc/kubernetes/kube-proxy.yaml"];
+            let yaml: yaml_serde::Value = yaml_serde::from_str(text).unwrap();
+            assert_eq!(yaml["hostnameOverride"].as_str(), Some(name), "{text}");
         }
     }
 
