@@ -27,19 +27,27 @@ fn logs_ssh_export_and_completions_on_a_real_cluster() {
         "logs of each component, --tail, --since, names it refuses",
         || {
             for (component, _) in &COMPONENTS[..7] {
-                let out = env.ok(&[
-                    "logs",
-                    "-p",
-                    profile,
-                    "--node",
-                    profile,
-                    "--component",
-                    component,
-                    "--tail",
-                    "3",
-                ]);
-                assert_eq!(out.lines().count(), 3, "{component}:\n{out}");
-                assert!(!out.contains(" | "), "one source needs no prefix: {out}");
+                // `start` returns once the API server and nodes are ready,
+                // when the controller manager may have just been started,
+                // with only systemd's two lines in its journal so far.
+                eventually(Duration::from_secs(30), || {
+                    let out = env.ok(&[
+                        "logs",
+                        "-p",
+                        profile,
+                        "--node",
+                        profile,
+                        "--component",
+                        component,
+                        "--tail",
+                        "3",
+                    ]);
+                    assert!(!out.contains(" | "), "one source needs no prefix: {out}");
+                    match out.lines().count() {
+                        3 => Ok(()),
+                        n => Err(format!("{component}: {n} lines, not 3:\n{out}")),
+                    }
+                });
             }
             let both = env.ok(&[
                 "logs",
