@@ -73,6 +73,25 @@ fn a_cluster_runs_pods_and_survives_stop_start_pause_and_unpause_then_delete_lea
         nodes.starts_with("e2e-a ") && nodes.contains(" Ready "),
         "{nodes}"
     );
+    // What a first pod needs is there when start returns: the node's
+    // not-ready taint lifted, the cluster CA published in `default`.
+    let taints = env.kubectl(
+        "e2e-a",
+        &["get", "node", "e2e-a", "-o", "jsonpath={.spec.taints}"],
+    );
+    assert!(!taints.contains("node.kubernetes.io/not-ready"), "{taints}");
+    let published = env.kubectl(
+        "e2e-a",
+        &[
+            "get",
+            "configmap",
+            "kube-root-ca.crt",
+            "-o",
+            "jsonpath={.data.ca\\.crt}",
+        ],
+    );
+    let ca = std::fs::read_to_string(env.berth_home().join("profiles/e2e-a/pki/ca.crt")).unwrap();
+    assert_eq!(published.trim(), ca.trim());
     let config = yaml(&env.kubeconfig);
     assert_eq!(
         config["current-context"],
