@@ -183,6 +183,13 @@ async fn backend(
     Ok((pod, target))
 }
 
+/// How long a connection waits for a pod to forward to. One made while
+/// the pods behind the Service roll over (a Deployment scaled or
+/// replaced, the endpoints not yet caught up with a pod just Ready) is
+/// held until a pod answers, where `kubectl port-forward` would reset it.
+const BACKEND_WAIT: Duration = Duration::from_secs(15);
+const BACKEND_POLL: Duration = Duration::from_millis(250);
+
 async fn connect(
     client: &kube::Client,
     namespace: &str,
@@ -190,13 +197,16 @@ async fn connect(
     service_port: u16,
     mut conn: TcpStream,
 ) -> std::result::Result<(), String> {
-    let (pod, port) = backend(client, namespace, name, service_port).await?;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let mut forwarder =
-        tokio::time::timeout(Duration::from_secs(10), pods.portforward(&pod, &[port]))
-            .await
-            .map_err(|_| format!("pod {pod} did not answer in 10 s"))?
-            .map_err(|e| format!("cannot forward to pod {pod}: {e}"))?;
+    let deadline = tokio::time::Instant::now() + BACKEND_WAIT;
+    let (mut forwarder, port) = loop {
+        match forwarder_to(client, namespace, name, service_port, deadline).await {
+            Ok(found) => break found,
+            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+            // The pod found may have gone between the endpoints and the
+            // forward: look again.
+            Err(_) => tokio::time::sleep(BACKEND_POLL).await,
+        }
+    };
     let mut upstream = forwarder
         .take_stream(port)
         .ok_or("the forward has no stream")?;
@@ -204,4 +214,95 @@ async fn connect(
     drop(upstream);
     forwarder.abort();
     Ok(())
+}
+
+async fn forwarder_to(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    service_port: u16,
+    deadline: tokio::time::Instant,
+) -> std::result::Result<(kube::api::Portforwarder, u16), String> {
+    let (pod, port) = backend_by(client, namespace, name, service_port, deadline).await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let forwarder = tokio::time::timeout(Duration::from_secs(10), pods.portforward(&pod, &[port]))
+        .await
+        .map_err(|_| format!("pod {pod} did not answer in 10 s"))?
+        .map_err(|e| format!("cannot forward to pod {pod}: {e}"))?;
+    Ok((forwarder, port))
+}
+
+/// `backend`, asked again until `deadline` while it finds none.
+async fn backend_by(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    service_port: u16,
+    deadline: tokio::time::Instant,
+) -> std::result::Result<(String, u16), String> {
+    loop {
+        match backend(client, namespace, name, service_port).await {
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(BACKEND_POLL).await
+            }
+            found => return found,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{FakeApi, block_on};
+    use serde_json::json;
+    use std::sync::Arc;
+
+    fn service(api: &FakeApi) {
+        api.add(
+            "services",
+            json!({"metadata": {"name": "web", "namespace": "ns"},
+                   "spec": {"ports": [{"port": 80, "targetPort": 8080}]}}),
+        );
+    }
+
+    fn endpoints(pods: &[&str]) -> serde_json::Value {
+        let addresses: Vec<_> = pods
+            .iter()
+            .map(|p| json!({"ip": "10.0.0.1", "targetRef": {"kind": "Pod", "name": p}}))
+            .collect();
+        json!({"metadata": {"name": "web", "namespace": "ns"},
+               "subsets": [{"addresses": addresses}]})
+    }
+
+    #[test]
+    fn a_connection_waits_for_endpoints_not_made_yet() {
+        let api = Arc::new(FakeApi::default());
+        service(&api);
+        let found = block_on(async {
+            let client = api.client();
+            let later = api.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(600)).await;
+                later.add("endpoints", endpoints(&["web-1"]));
+            });
+            let deadline = tokio::time::Instant::now() + BACKEND_WAIT;
+            backend_by(&client, "ns", "web", 80, deadline).await
+        });
+        assert_eq!(found, Ok(("web-1".to_string(), 8080)));
+    }
+
+    #[test]
+    fn without_a_pod_by_the_deadline_it_says_so() {
+        let api = Arc::new(FakeApi::default());
+        service(&api);
+        api.add(
+            "endpoints",
+            json!({"metadata": {"name": "web", "namespace": "ns"}}),
+        );
+        let found = block_on(async {
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
+            backend_by(&api.client(), "ns", "web", 80, deadline).await
+        });
+        assert_eq!(found, Err("no ready pod behind the service".to_string()));
+    }
 }
