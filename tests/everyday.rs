@@ -11,6 +11,21 @@ use common::{Env, Parts, eventually};
 /// The components every control plane runs, as berth's logs name them.
 const COMPONENTS: &[(&str, &[&str])] = &berth_cluster::logs::COMPONENTS;
 
+/// `berth logs` of one component of a single-node profile's node, and `more`.
+fn node_logs<'a>(profile: &'a str, component: &'a str, more: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "logs",
+        "-p",
+        profile,
+        "--node",
+        profile,
+        "--component",
+        component,
+    ];
+    args.extend_from_slice(more);
+    args
+}
+
 #[test]
 fn logs_ssh_export_and_completions_on_a_real_cluster() {
     let env = Env::new();
@@ -31,17 +46,7 @@ fn logs_ssh_export_and_completions_on_a_real_cluster() {
                 // when the controller manager may have just been started,
                 // with only systemd's two lines in its journal so far.
                 eventually(Duration::from_secs(30), || {
-                    let out = env.ok(&[
-                        "logs",
-                        "-p",
-                        profile,
-                        "--node",
-                        profile,
-                        "--component",
-                        component,
-                        "--tail",
-                        "3",
-                    ]);
+                    let out = env.ok(&node_logs(profile, component, &["--tail", "3"]));
                     assert!(!out.contains(" | "), "one source needs no prefix: {out}");
                     match out.lines().count() {
                         3 => Ok(()),
@@ -96,16 +101,7 @@ fn logs_ssh_export_and_completions_on_a_real_cluster() {
 
     // --follow shows what happens after it started, until SIGINT: exit 0.
     parts.run("logs --follow until Ctrl-C", || {
-        let mut follow = env.spawn(&[
-            "logs",
-            "-p",
-            profile,
-            "--node",
-            profile,
-            "--component",
-            "routes",
-            "-f",
-        ]);
+        let mut follow = env.spawn(&node_logs(profile, "routes", &["-f"]));
         let lines = {
             use std::io::BufRead as _;
             let stdout = follow.0.stdout.take().unwrap();
