@@ -185,8 +185,9 @@ async fn backend(
 
 /// How long a connection waits for a pod to forward to. One made while
 /// the pods behind the Service roll over (a Deployment scaled or
-/// replaced, the endpoints not yet caught up with a pod just Ready) is
-/// held until a pod answers, where `kubectl port-forward` would reset it.
+/// replaced, the endpoints not yet caught up with a pod just Ready, a pod
+/// gone between the endpoints and the forward) is held until a pod
+/// answers, where `kubectl port-forward` would reset it.
 const BACKEND_WAIT: Duration = Duration::from_secs(15);
 const BACKEND_POLL: Duration = Duration::from_millis(250);
 
@@ -198,15 +199,16 @@ async fn connect(
     mut conn: TcpStream,
 ) -> std::result::Result<(), String> {
     let deadline = tokio::time::Instant::now() + BACKEND_WAIT;
-    let (mut forwarder, port) = loop {
-        match forwarder_to(client, namespace, name, service_port, deadline).await {
-            Ok(found) => break found,
-            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
-            // The pod found may have gone between the endpoints and the
-            // forward: look again.
-            Err(_) => tokio::time::sleep(BACKEND_POLL).await,
-        }
-    };
+    let (mut forwarder, port) = until(deadline, || {
+        forwarder_to(client, namespace, name, service_port)
+    })
+    .await
+    .map_err(|e| {
+        format!(
+            "{e} after {} s; `berth kubectl -- -n {namespace} get pods` shows why",
+            BACKEND_WAIT.as_secs()
+        )
+    })?;
     let mut upstream = forwarder
         .take_stream(port)
         .ok_or("the forward has no stream")?;
@@ -221,9 +223,8 @@ async fn forwarder_to(
     namespace: &str,
     name: &str,
     service_port: u16,
-    deadline: tokio::time::Instant,
 ) -> std::result::Result<(kube::api::Portforwarder, u16), String> {
-    let (pod, port) = backend_by(client, namespace, name, service_port, deadline).await?;
+    let (pod, port) = backend(client, namespace, name, service_port).await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let forwarder = tokio::time::timeout(Duration::from_secs(10), pods.portforward(&pod, &[port]))
         .await
@@ -232,20 +233,22 @@ async fn forwarder_to(
     Ok((forwarder, port))
 }
 
-/// `backend`, asked again until `deadline` while it finds none.
-async fn backend_by(
-    client: &kube::Client,
-    namespace: &str,
-    name: &str,
-    service_port: u16,
+/// `attempt`, made again every `BACKEND_POLL` while it fails, until
+/// `deadline`: its last answer.
+async fn until<T, F, Fut>(
     deadline: tokio::time::Instant,
-) -> std::result::Result<(String, u16), String> {
+    mut attempt: F,
+) -> std::result::Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, String>>,
+{
     loop {
-        match backend(client, namespace, name, service_port).await {
+        match attempt().await {
             Err(_) if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(BACKEND_POLL).await
             }
-            found => return found,
+            answer => return answer,
         }
     }
 }
@@ -286,7 +289,7 @@ mod tests {
                 later.add("endpoints", endpoints(&["web-1"]));
             });
             let deadline = tokio::time::Instant::now() + BACKEND_WAIT;
-            backend_by(&client, "ns", "web", 80, deadline).await
+            until(deadline, || backend(&client, "ns", "web", 80)).await
         });
         assert_eq!(found, Ok(("web-1".to_string(), 8080)));
     }
@@ -301,7 +304,8 @@ mod tests {
         );
         let found = block_on(async {
             let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
-            backend_by(&api.client(), "ns", "web", 80, deadline).await
+            let client = api.client();
+            until(deadline, || backend(&client, "ns", "web", 80)).await
         });
         assert_eq!(found, Err("no ready pod behind the service".to_string()));
     }
