@@ -1,19 +1,20 @@
 //! Addons on a real cluster: each one's objects applied, removed and applied
 //! again; what their service accounts may do; the state `addons list`
 //! reports when an image cannot be pulled, with the command that loads it;
-//! `berth dashboard` and `berth tunnel` forwarding to stand-ins; the ports
-//! `--ingress` publishes; CoreDNS and storage switched off and on again.
-//! metrics-server, which berth builds from source where no registry serves
-//! it, runs for real: `kubectl top` and an autoscaler on CPU load. With
-//! ingress-nginx's real image in the engine an Ingress routed by host is
-//! checked too; without it that part is skipped, said.
+//! `berth dashboard` forwarding to a stand-in; the ports `--ingress`
+//! publishes; CoreDNS and storage switched off and on again. What berth
+//! builds from source where no registry serves it runs for real:
+//! metrics-server (`kubectl top`, an autoscaler on CPU load) and Traefik,
+//! routing an Ingress, an Ingress written for ingress-nginx and an
+//! HTTPRoute by host from 127.0.0.1:80, TLS on 443 from Secrets, and
+//! `berth tunnel` to it.
 
 mod common;
 
 use std::time::Duration;
 
 use berth_node::addons::Addon;
-use common::{Env, Parts, eventually, json, shared_busybox, skipped};
+use common::{Env, Parts, TestCa, eventually, json, shared_busybox, skipped, tls_secret};
 
 const PROFILE: &str = "e2e-addons";
 const BUSYBOX: &str = "berth.test/addons-busybox:1";
@@ -87,7 +88,7 @@ fn addons_are_applied_removed_and_applied_again_and_say_what_they_lack() {
     let _busybox = shared_busybox(BUSYBOX);
 
     // Refused before anything is made: an unknown addon, named with the list.
-    let (code, _, err) = env.run(&["start", "-p", PROFILE, "--addons", "traefik"]);
+    let (code, _, err) = env.run(&["start", "-p", PROFILE, "--addons", "ingress-nginx"]);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("coredns, storage, metrics-server, dashboard, ingress"),
@@ -195,6 +196,9 @@ fn addons_are_applied_removed_and_applied_again_and_say_what_they_lack() {
         assert_eq!(dashboard["version"], "v2.7.0", "{dashboard}");
         assert_eq!(dashboard["image_origin"], "missing", "{dashboard}");
         assert!(addon(&env, "storage")["image_origin"].is_null());
+        let ingress = addon(&env, "ingress");
+        assert_eq!(ingress["project"], "traefik/traefik", "{ingress}");
+        assert_eq!(ingress["image_origin"], "built", "{ingress}");
         if !Addon::MetricsServer
             .built_from_source(common::k8s_row())
             .is_empty()
@@ -215,15 +219,34 @@ fn addons_are_applied_removed_and_applied_again_and_say_what_they_lack() {
         }
     });
 
-    // The ingress controller's account.
+    // The ingress controller's account: it reads routes and updates their
+    // status, and changes nothing else.
     parts.run("the ingress controller's account", || {
-        let ingress = "ingress-nginx:ingress-nginx";
-        assert!(can(&env, ingress, "list", "ingresses.networking.k8s.io"));
-        assert!(!can(&env, ingress, "delete", "pods"));
-        says_how_to_load(&env, "ingress");
+        let traefik = "traefik:traefik";
+        assert!(can(&env, traefik, "list", "ingresses.networking.k8s.io"));
+        assert!(can(
+            &env,
+            traefik,
+            "list",
+            "httproutes.gateway.networking.k8s.io"
+        ));
+        assert!(can(
+            &env,
+            traefik,
+            "watch",
+            "gateways.gateway.networking.k8s.io"
+        ));
+        assert!(!can(&env, traefik, "delete", "pods"));
+        assert!(!can(&env, traefik, "create", "secrets"));
+    });
 
-        // `berth dashboard --url` forwards to a ready pod behind the
-        // dashboard's Service: a stand-in serving plain HTTP on its port.
+    parts.run("Ingress, the Gateway API and TLS through Traefik", || {
+        ingress_and_gateway(&env);
+    });
+
+    // `berth dashboard --url` forwards to a ready pod behind the
+    // dashboard's Service: a stand-in serving plain HTTP on its port.
+    parts.run("berth dashboard", || {
         env.apply(
             PROFILE,
             &stand_in(
@@ -263,40 +286,19 @@ fn addons_are_applied_removed_and_applied_again_and_say_what_they_lack() {
         drop(dashboard);
     });
 
-    // `berth tunnel` serves the controller's ports; 80 and 443 are the
-    // node's here, so it falls back to free ones and prints them.
+    // `berth tunnel` serves Traefik's ports; 80 and 443 are the node's
+    // here, so it falls back to free ones and prints them, and the routes
+    // answer there too.
     parts.run("berth tunnel", || {
-        env.ok(&[
-            "kubectl",
-            "-p",
-            PROFILE,
-            "--",
-            "-n",
-            "ingress-nginx",
-            "scale",
-            "deployment/ingress-nginx-controller",
-            "--replicas=0",
-        ]);
-        env.apply(
-            PROFILE,
-            &stand_in(
-                "ingress-stand-in",
-                "ingress-nginx",
-                "app.kubernetes.io/name: ingress-nginx",
-                &[("http", 8080), ("https", 8443)],
-                "the-ingress",
-            ),
-        );
-        env.wait_ready_in(PROFILE, "ingress-nginx", "ingress-stand-in");
         let mut tunnel = env.spawn(&["tunnel", "-p", PROFILE]);
         let http = tunnel.line();
         assert!(
             http.starts_with("http://127.0.0.1:") && http != "http://127.0.0.1:80",
             "{http}"
         );
-        let page = common::http_get(common::port_of(&http), None);
+        let page = common::http_get(common::port_of(&http), Some("web.local"));
         assert!(
-            page.as_deref().unwrap_or_default().contains("the-ingress"),
+            page.as_deref().unwrap_or_default().contains(PAGE),
             "{page:?}"
         );
         drop(tunnel);
@@ -333,7 +335,7 @@ fn addons_are_applied_removed_and_applied_again_and_say_what_they_lack() {
             // A namespace is deleted by Kubernetes' namespace controller, which
             // backs off for minutes after a moment when an aggregated API did
             // not answer: being deleted (Terminating) is what `disable` does.
-            let mut left: Vec<&str> = ["kubernetes-dashboard", "ingress-nginx"]
+            let mut left: Vec<&str> = ["kubernetes-dashboard", "traefik"]
                 .into_iter()
                 .filter(|ns| {
                     let (code, phase, _) = env.run(&[
@@ -392,6 +394,16 @@ fn addons_are_applied_removed_and_applied_again_and_say_what_they_lack() {
         let (code, _, err) = env.run(&["addons", "enable", "metrics-server", "-p", PROFILE]);
         assert_eq!(code, 0);
         assert!(err.contains("it was enabled"), "{err}");
+
+        // The ingress controller's CRDs stayed, with the routes users made
+        // of them; enabled again, it routes them again.
+        assert!(exists(
+            &env,
+            &["crd", "httproutes.gateway.networking.k8s.io"]
+        ));
+        assert!(exists(&env, &["httproute", "web"]));
+        env.ok(&["addons", "enable", "ingress", "-p", PROFILE]);
+        answers_on_80(&["route.local"]);
     });
 
     // CoreDNS and storage are addons too.
@@ -433,10 +445,6 @@ fn addons_are_applied_removed_and_applied_again_and_say_what_they_lack() {
                 "--timeout=90s",
             ],
         );
-    });
-
-    parts.run("the real images where the engine has them", || {
-        real_images(&env);
     });
 
     // A stopped profile's addons are not changed: it says what to do.
@@ -544,41 +552,152 @@ spec:
     );
 }
 
-/// With the real images in the engine: an Ingress routes by host through
-/// the published port 80.
-fn real_images(env: &Env) {
-    with_images(Addon::Ingress, "an Ingress routed by host", |images| {
-        env.ok(&["addons", "enable", "ingress", "-p", PROFILE]);
-        env.ok(&["image", "load", "-p", PROFILE, &images[0]]);
-        env.apply(
-            PROFILE,
-            &stand_in(
-                "web",
-                "default",
-                "app: web",
-                &[("", 8080)],
-                "routed-by-host",
-            ),
-        );
-        env.apply(PROFILE, "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web}\nspec:\n  rules:\n  - host: web.local\n    http:\n      paths:\n      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}\n");
-        eventually(Duration::from_secs(120), || {
-            let page = common::http_get(80, Some("web.local"))?;
-            if page.contains("routed-by-host") {
-                Ok(())
-            } else {
-                Err(page)
-            }
-        });
+/// The page the routed pod serves.
+const PAGE: &str = "routed-by-host";
+
+/// An Ingress (class traefik, the default), an Ingress written for
+/// ingress-nginx (class nginx) and an HTTPRoute on the addon's Gateway,
+/// each for its host, to one Service; TLS for two hosts from Secrets, one
+/// through the Ingress, one through a Gateway of the test's own.
+const ROUTES: &str = "apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web}
+spec:
+  tls: [{hosts: [web.local], secretName: web-tls}]
+  rules:
+  - host: web.local
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: written-for-nginx, annotations: {nginx.ingress.kubernetes.io/ssl-redirect: \"false\"}}
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: nginx.local
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web}
+spec:
+  parentRefs: [{name: traefik, namespace: traefik}, {name: tls}]
+  hostnames: [route.local]
+  rules:
+  - backendRefs: [{name: web, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: tls}
+spec:
+  gatewayClassName: traefik
+  listeners:
+  - name: https
+    protocol: HTTPS
+    port: 443
+    hostname: route.local
+    tls:
+      certificateRefs: [{name: route-tls}]
+";
+
+/// Traefik, built by berth, routes by host from 127.0.0.1:80 and serves
+/// TLS on 443 with the certificates of the Secrets the routes name.
+fn ingress_and_gateway(env: &Env) {
+    eventually(Duration::from_secs(120), || {
+        let state = addon(env, "ingress");
+        match (state["state"].as_str(), state["image_origin"].as_str()) {
+            (Some("ready"), Some("built")) => Ok(()),
+            _ => Err(format!("the ingress addon: {state}")),
+        }
     });
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.crt");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let mut objects = vec![stand_in("web", "default", "app: web", &[("", 8080)], PAGE)];
+    for (secret, host) in [("web-tls", "web.local"), ("route-tls", "route.local")] {
+        let (cert, key) = ca.server(host);
+        objects.push(tls_secret("default", secret, &cert, &key));
+    }
+    objects.push(ROUTES.to_string());
+    env.apply(PROFILE, &objects.join("---\n"));
+    env.wait_ready_in(PROFILE, "default", "web");
+
+    answers_on_80(&["web.local", "nginx.local", "route.local"]);
+    let elsewhere = common::http_get(80, Some("nobody.local")).unwrap_or_default();
+    assert!(
+        !elsewhere.contains(PAGE),
+        "an unknown host was routed: {elsewhere}"
+    );
+    for host in ["web.local", "route.local"] {
+        eventually(Duration::from_secs(60), || {
+            let page = https_get(host, &ca_file)?;
+            page.contains(PAGE).then_some(()).ok_or(page)
+        });
+    }
+
+    // Their status names where they answer.
+    let address = env.kubectl(
+        PROFILE,
+        &[
+            "get",
+            "ingress",
+            "web",
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[0].ip}",
+        ],
+    );
+    assert_eq!(address.trim(), "127.0.0.1");
+    let programmed = env.kubectl(
+        PROFILE,
+        &[
+            "get",
+            "gateway",
+            "tls",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Programmed\")].status}",
+        ],
+    );
+    assert_eq!(programmed.trim(), "True");
 }
 
-/// Runs `check` with the addon's images when the engine has them all; else
-/// records `what` as skipped, naming the missing image.
-fn with_images(addon: Addon, what: &str, check: impl FnOnce(&[String])) {
-    let images = addon.images(common::k8s_row());
-    match images.iter().find(|i| !engine_has(i)) {
-        None => check(&images),
-        Some(missing) => skipped(what, &format!("{missing} is not in the engine")),
+/// Each of `hosts` is routed to the page from 127.0.0.1:80.
+fn answers_on_80(hosts: &[&str]) {
+    for host in hosts {
+        eventually(Duration::from_secs(90), || {
+            let page = common::http_get(80, Some(host))?;
+            match page.contains(PAGE) {
+                true => Ok(()),
+                false => Err(format!("{host}: {page}")),
+            }
+        });
+    }
+}
+
+/// `https://HOST/` from 127.0.0.1:443, its certificate verified against
+/// the CA in `ca_file` and for `host` (curl, which scripts/setup installs).
+fn https_get(host: &str, ca_file: &std::path::Path) -> Result<String, String> {
+    let resolve = format!("{host}:443:127.0.0.1");
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "5", "--cacert"])
+        .arg(ca_file)
+        .args(["--resolve", &resolve, &format!("https://{host}/")])
+        .output()
+        .map_err(|e| format!("curl: {e}"))?;
+    match out.status.success() {
+        true => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+        false => Err(format!("{host}: {}", String::from_utf8_lossy(&out.stderr))),
     }
 }
 

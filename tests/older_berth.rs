@@ -39,7 +39,7 @@ fn clusters_of_the_previous_berth_start_stop_and_delete_with_this_one() {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    by_old(&["start", "-p", "kept"]);
+    by_old(&["start", "-p", "kept", "--ingress"]);
     by_old(&["start", "-p", "parked", "--no-storage"]);
     by_old(&["stop", "-p", "parked"]);
 
@@ -73,7 +73,40 @@ fn clusters_of_the_previous_berth_start_stop_and_delete_with_this_one() {
     env.ok(&["status", "-p", "kept"]);
     assert!(env.kubectl("kept", &["get", "nodes"]).contains("Ready"));
     env.ok(&["stop", "-p", "kept"]);
-    env.ok(&["start", "-p", "kept"]);
+    // Its ingress addon ran ingress-nginx, retired upstream: this berth's
+    // start replaces it with what the addon runs now, and says so.
+    let (code, _, err) = env.run(&["start", "-p", "kept"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("ingress-nginx, retired upstream"), "{err}");
+    eventually(Duration::from_secs(120), || {
+        let list = json(&env.ok(&["addons", "list", "-p", "kept", "-o", "json"]));
+        let ingress = list
+            .as_array()
+            .and_then(|all| all.iter().find(|a| a["name"] == "ingress"))
+            .cloned()
+            .unwrap_or_default();
+        let (_, phase, _) = env.run(&[
+            "kubectl",
+            "-p",
+            "kept",
+            "--",
+            "get",
+            "namespace",
+            "ingress-nginx",
+            "-o",
+            "jsonpath={.status.phase}",
+        ]);
+        match (ingress["state"].as_str(), phase.trim()) {
+            (Some("ready"), "" | "Terminating") => Ok(()),
+            _ => Err(format!(
+                "ingress: {ingress}, ingress-nginx namespace: {phase}"
+            )),
+        }
+    });
+    // Replaced once: the next start has nothing to say of it.
+    let (code, _, err) = env.run(&["start", "-p", "kept"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("ingress-nginx"), "{err}");
     env.ok(&["start", "-p", "parked"]);
 
     // Each keeps its addons: DNS in both, storage only where it was on.

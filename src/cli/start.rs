@@ -248,6 +248,12 @@ pub async fn run(cmd: Start, global: &Global, ui: Ui) -> Result<()> {
         _ => global.ctx_for(ui, existing.as_ref()).await?,
     };
     let profile = cluster::start(&ctx, &name, &opts, super::interrupted).await?;
+    if existing.is_some() && opts.wait != Some(Duration::ZERO) {
+        let replaced = cluster::addons::replace_retired(&ctx, &profile, super::interrupted).await?;
+        if let Some(note) = replaced {
+            ui.info(note);
+        }
+    }
     let nodes = match profile.nodes().len() {
         1 => String::new(),
         n => format!(" on {n} nodes"),

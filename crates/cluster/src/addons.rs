@@ -261,16 +261,19 @@ pub async fn state(client: &kube::Client, profile: &Profile, addon: Addon) -> Ad
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Set {
     /// On: the images it runs that berth builds from source, built when
-    /// missing and loaded into every node. Undo: none, images are kept.
+    /// missing and loaded into every node, and its CRDs put into the
+    /// control plane. Undo: none, images are kept (the CRDs go with the
+    /// manifest).
     Images,
     /// Off: its objects deleted. Undo: applied again from its manifest.
     Remove,
     /// The files of every node concerned, for the new setting, and the
     /// units they change restarted. Undo: the files as they were.
     Files,
-    /// On: its objects applied; off: its manifest taken out of the control
-    /// plane (which applies what it holds at each boot). Undo (on): its
-    /// objects deleted.
+    /// On: its CRDs applied and established, then its objects; off: its
+    /// manifest and CRDs taken out of the control plane (which applies
+    /// what it holds at each boot), while the CRDs stay in the cluster
+    /// with the objects users made of them. Undo (on): its objects deleted.
     Apply,
     /// The profile's state has the new setting.
     Save,
@@ -285,6 +288,8 @@ struct Setting {
     addon: Addon,
     on: bool,
     states: Vec<(Node, berth_engine::Resource)>,
+    /// The images step put the addon's CRDs into the control plane.
+    crds: bool,
 }
 
 impl Setting {
@@ -329,14 +334,24 @@ impl super::plan::Step<Setting> for Set {
                 .await?;
                 let containers: Vec<String> =
                     setting.states.iter().map(|(_, c)| c.id.clone()).collect();
-                super::addon_images::load(ctx, &containers, &built).await
+                super::addon_images::load(ctx, &containers, &built).await?;
+                setting.crds = !built.crds.is_empty();
+                Ok(())
             }
             Set::Remove => delete_objects(ctx, control_plane, &manifest).await,
             Set::Files => setting.files(ctx, &setting.after, setting.on).await,
             Set::Apply if setting.on => {
+                if setting.crds {
+                    let crds = setting.addon.crds_path();
+                    let apply = ["apply", "--server-side", "--force-conflicts", "-f", &crds];
+                    kubectl(ctx, control_plane, &apply).await?;
+                    let established = ["--for=condition=Established", "--timeout=60s"];
+                    let wait = [&["wait"][..], &established, &["-f", &crds]].concat();
+                    kubectl(ctx, control_plane, &wait).await?;
+                }
                 kubectl(ctx, control_plane, &["apply", "-f", &manifest]).await
             }
-            Set::Apply => exec(ctx, control_plane, &command::remove(&manifest)).await,
+            Set::Apply => remove_files(ctx, control_plane, &setting.after, setting.addon).await,
             Set::Save => Ok(ctx.store.save(&setting.after)?),
         }
     }
@@ -349,7 +364,7 @@ impl super::plan::Step<Setting> for Set {
             Set::Files => {
                 setting.files(ctx, &setting.before, !setting.on).await?;
                 if setting.on {
-                    exec(ctx, control_plane, &command::remove(&manifest)).await?;
+                    remove_files(ctx, control_plane, &setting.before, setting.addon).await?;
                 }
                 Ok(())
             }
@@ -402,10 +417,65 @@ where
         addon,
         on,
         states,
+        crds: false,
     };
     let steps: &[Set] = if on { &ENABLE } else { &DISABLE };
     super::plan::execute(ctx, verb, steps, &mut setting, interrupted).await?;
     Ok(true)
+}
+
+/// What the ingress addon's manifest in a control plane named while it
+/// ran ingress-nginx, which berth ran before Traefik.
+const RETIRED_INGRESS: &str = "ingress-nginx-controller";
+
+/// Replaces the retired ingress-nginx of a running profile whose ingress
+/// addon an older berth enabled (its control plane still holds that
+/// manifest and applies it at each boot) with what the addon runs now:
+/// the addon disabled with its old objects, and enabled again. Returns
+/// what a user is told, or `None` where nothing was retired.
+pub async fn replace_retired<F, Fut>(
+    ctx: &Ctx,
+    profile: &Profile,
+    interrupted: F,
+) -> Result<Option<String>>
+where
+    F: Fn() -> Fut + Copy,
+    Fut: std::future::Future<Output = &'static str>,
+{
+    if !profile.has(Addon::Ingress) {
+        return Ok(None);
+    }
+    let states = node_states(ctx, profile).await?;
+    let Some((_, control_plane)) = states.first() else {
+        return Ok(None);
+    };
+    let manifest = ctx
+        .docker
+        .exec(
+            &control_plane.id,
+            &command::cat(&Addon::Ingress.manifest_path()),
+        )
+        .await?
+        .stdout;
+    if !manifest.contains(RETIRED_INGRESS) {
+        return Ok(None);
+    }
+    let name = &profile.name;
+    set(ctx, profile.clone(), Addon::Ingress, false, interrupted).await?;
+    let off = ctx.store.load(name)?.unwrap_or_else(|| profile.clone());
+    set(ctx, off, Addon::Ingress, true, interrupted)
+        .await
+        .map_err(|e| {
+            e.with_hint(format!(
+                "the ingress addon of profile {name} is off now; `berth addons enable ingress -p {name}` turns it on"
+            ))
+        })?;
+    let row = berth_node::supported(&profile.kubernetes_version)?;
+    let images = Addon::Ingress.images(row);
+    let now = images[0].rsplit('/').next().unwrap_or_default();
+    Ok(Some(format!(
+        "note: ingress-nginx, retired upstream in March 2026, was replaced in profile {name} by {now}: it serves Ingresses of class nginx as before, those of class traefik or of none, and the Gateway API"
+    )))
 }
 
 /// Files whose change needs their unit restarted, with that unit.
@@ -504,6 +574,22 @@ async fn delete_objects(ctx: &Ctx, container: &str, manifest: &str) -> Result<()
     kubectl(ctx, container, &delete).await
 }
 
+/// Takes the addon's manifest, and its CRDs where it has them on the
+/// profile's minor, out of the control plane.
+async fn remove_files(
+    ctx: &Ctx,
+    control_plane: &str,
+    profile: &Profile,
+    addon: Addon,
+) -> Result<()> {
+    let row = berth_node::supported(&profile.kubernetes_version)?;
+    let crds = addon.crds(row).map(|_| addon.crds_path());
+    for path in std::iter::once(addon.manifest_path()).chain(crds) {
+        exec(ctx, control_plane, &command::remove(&path)).await?;
+    }
+    Ok(())
+}
+
 /// Runs the cluster's own kubectl in the control plane, as its admin.
 async fn kubectl(ctx: &Ctx, container: &str, args: &[&str]) -> Result<()> {
     exec(ctx, container, &command::kubectl(args)).await
@@ -535,9 +621,16 @@ mod tests {
     /// enabling or disabling metrics-server runs in it; its units' files
     /// are as rendered, so nothing needs a restart.
     fn running(metrics: bool) -> (tempfile::TempDir, std::sync::Arc<FakeEngine>, Ctx, Profile) {
+        running_with(|profile| profile.set(Addon::MetricsServer, metrics))
+    }
+
+    /// `running`, with the example profile as `edit` leaves it.
+    fn running_with(
+        edit: impl FnOnce(&mut Profile),
+    ) -> (tempfile::TempDir, std::sync::Arc<FakeEngine>, Ctx, Profile) {
         let (dir, engine, ctx) = Ctx::with_fake_engine();
         let mut profile = Profile::example("dev");
-        profile.set(Addon::MetricsServer, metrics);
+        edit(&mut profile);
         ctx.store.save(&profile).unwrap();
         nodes::ensure_pki(&ctx, &profile, &[]).unwrap();
         let labels = ctx.names(&profile).labels_created_by("earlier-start");
@@ -581,6 +674,84 @@ mod tests {
         assert!(!execs.contains("restart"), "{execs}");
         let saved = ctx.store.load("dev").unwrap().unwrap();
         assert!(saved.has(Addon::MetricsServer));
+    }
+
+    /// On a minor with the Gateway API, the ingress addon `on` or not.
+    fn on_current_minor(on: bool) -> (tempfile::TempDir, std::sync::Arc<FakeEngine>, Ctx, Profile) {
+        running_with(|profile| {
+            profile.kubernetes_version = "v1.37.2".parse().unwrap();
+            profile.set(Addon::Ingress, on);
+        })
+    }
+
+    #[test]
+    fn enabling_an_addon_with_crds_puts_them_in_and_applies_them_first() {
+        let (_dir, engine, ctx, profile) = on_current_minor(false);
+        // In the cache, as `ensure` leaves them.
+        let row = berth_node::supported(&profile.kubernetes_version).unwrap();
+        let cached = ctx.cache.images_dir();
+        std::fs::create_dir_all(&cached).unwrap();
+        let file = cached.join(Addon::Ingress.crds(row).unwrap().file_name());
+        std::fs::write(file, "kind: CustomResourceDefinition\n").unwrap();
+        let set = set(&ctx, profile, Addon::Ingress, true, never);
+        assert!(block_on(set).unwrap());
+        let crds = Addon::Ingress.crds_path();
+        let after = ran(&engine, &format!("{KUBECTL} apply"));
+        assert_eq!(
+            after[..3],
+            [
+                format!("{KUBECTL} apply --server-side --force-conflicts -f {crds}"),
+                format!("{KUBECTL} wait --for=condition=Established --timeout=60s -f {crds}"),
+                format!("{KUBECTL} apply -f {}", Addon::Ingress.manifest_path()),
+            ],
+            "{after:#?}"
+        );
+        // The CRDs, then the node's files.
+        assert_eq!(engine.uploads.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn disabling_an_addon_with_crds_leaves_them_and_what_was_made_of_them() {
+        let (_dir, engine, ctx, profile) = on_current_minor(true);
+        let set = set(&ctx, profile, Addon::Ingress, false, never);
+        assert!(block_on(set).unwrap());
+        let execs = engine.execs.lock().unwrap().join("\n");
+        assert!(
+            execs.contains(&format!("rm -f {}", Addon::Ingress.crds_path())),
+            "{execs}"
+        );
+        let deletes: Vec<&str> = execs.lines().filter(|l| l.contains(" delete ")).collect();
+        assert_eq!(deletes.len(), 1, "{deletes:?}");
+        assert!(
+            deletes[0].ends_with(&Addon::Ingress.manifest_path()),
+            "{deletes:?}"
+        );
+    }
+
+    #[test]
+    fn a_retired_ingress_controller_is_replaced_once_and_said() {
+        let (_dir, engine, ctx, profile) = on_current_minor(true);
+        let manifest = Addon::Ingress.manifest_path();
+        engine.answer(
+            &format!("cat {manifest}"),
+            "name: ingress-nginx-controller\n",
+        );
+        let note = block_on(replace_retired(&ctx, &profile, never)).unwrap();
+        let note = note.expect("a note");
+        assert!(note.contains("ingress-nginx, retired upstream"), "{note}");
+        assert!(note.contains("traefik:v3.6.12"), "{note}");
+        let after = ran(&engine, &format!("{KUBECTL} delete"));
+        assert!(after[0].ends_with(&manifest), "{after:#?}");
+        assert!(
+            after.contains(&format!("{KUBECTL} apply -f {manifest}")),
+            "{after:#?}"
+        );
+        assert!(ctx.store.load("dev").unwrap().unwrap().has(Addon::Ingress));
+
+        // Its manifest now is Traefik's: nothing to replace.
+        engine.answer(&format!("cat {manifest}"), "name: traefik\n");
+        let again = block_on(replace_retired(&ctx, &profile, never)).unwrap();
+        assert_eq!(again, None);
     }
 
     #[test]

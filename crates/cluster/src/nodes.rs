@@ -196,7 +196,7 @@ pub(crate) async fn make_container(
     // steps), never once per node.
     let built =
         super::addon_images::cached(ctx, &profile.kubernetes_version, &profile.addons_on())?;
-    if let Some(images) = super::addon_images::for_first_boot(&built)? {
+    if let Some(images) = super::addon_images::for_first_boot(&built, node.is_control_plane())? {
         ctx.docker.upload(&id, images).await?;
     }
     Ok(id)

@@ -117,7 +117,7 @@ impl Step<Upgrading> for Upgrade {
                 let row = berth_node::supported(up.to())?;
                 let mut images = vec![row.coredns.to_string()];
                 let built = super::addon_images::cached(ctx, up.to(), &up.target.addons_on())?;
-                images.extend(built.into_iter().map(|(image, _)| image.image));
+                images.extend(built.images.into_iter().map(|(image, _)| image.image));
                 let client = ctx.client(&up.target).await?;
                 super::dns::retry_image_pulls(&client, &images).await;
             }

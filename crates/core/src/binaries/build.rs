@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use super::{Cache, Error, Manifest, Runtime, Source, Version, check, runtime};
-use berth_node::addons::FromSource;
+use berth_node::addons::{Crds, FromSource};
 
 /// CoreDNS's image as kubeadm deploys it, and what berth builds in its
 /// place: the binary, allowed to bind port 53 as a user without privileges.
@@ -133,12 +133,15 @@ impl Go {
         })
     }
 
-    /// Refuses recipes whose modules need a newer Go than this one, where
-    /// it will not fetch that Go itself.
-    fn can_build(&self, recipes: &[Recipe]) -> Result<(), Error> {
-        let needs = recipes
-            .iter()
-            .filter_map(|r| Some((r.go?, r.module.clone())))
+    /// Refuses modules (each with its go.mod's `go` line) that need a
+    /// newer Go than this one, where it will not fetch that Go itself.
+    fn can_build<'a>(
+        &self,
+        modules: impl IntoIterator<Item = (Option<GoVersion>, &'a str)>,
+    ) -> Result<(), Error> {
+        let needs = modules
+            .into_iter()
+            .filter_map(|(go, module)| Some((go?, module.to_string())))
             .max_by_key(|(v, _)| *v);
         match needs {
             Some((needed, module)) if self.version < needed && self.local_only => {
@@ -182,6 +185,9 @@ struct Downloaded {
     time: Option<String>,
     #[serde(rename = "Error", default)]
     error: Option<String>,
+    /// Where Go extracted it.
+    #[serde(rename = "Dir", default)]
+    dir: Option<PathBuf>,
 }
 
 /// Kills a go command's whole process group when dropped: the compilers
@@ -284,7 +290,7 @@ impl Cache {
             let found = download(&src, &recipe.module, &recipe.version, &env).await?;
             recipe.go = read_go_mod(&found)?.go;
         }
-        go.can_build(&recipes)?;
+        go.can_build(recipes.iter().map(|r| (r.go, r.module.as_str())))?;
 
         // Kubernetes alone is most of the work, and each go build ends in
         // links that use one core: the rest is built beside it, one after
@@ -662,7 +668,7 @@ impl Cache {
     ) -> Result<PathBuf, Error> {
         let dir = self.images_dir();
         let path = dir.join(image.archive());
-        let go = Go::find().await?;
+        let found_go = Go::find().await?;
         std::fs::create_dir_all(&dir).map_err(super::write(&dir))?;
         let staging = super::Staging::new(dir.join(format!(
             ".build-{}-{}",
@@ -671,30 +677,45 @@ impl Cache {
         )))?;
         let (src, env) = go_dirs(&staging.path)?;
         let found = download(&src, image.module, image.version, &env).await?;
-        let recipe = Recipe {
-            name: image.binary(),
-            module: image.module.into(),
-            version: image.version.into(),
-            replaces: Vec::new(),
-            packages: vec![image.package.into()],
-            out: "bin",
-            binary: None,
-            go: read_go_mod(&found)?.go,
-            cgo: false,
-            tags: "",
-            ldflags: image.ldflags.clone(),
-        };
-        go.can_build(std::slice::from_ref(&recipe))?;
+        let module_dir = found.dir.clone().ok_or_else(|| Error::Build {
+            what: format!("{}@{}", image.module, image.version),
+            output: "`go mod download` named no directory".into(),
+        })?;
+        let needs = read_go_mod(&found)?.go;
+        found_go.can_build([(needs, image.module)])?;
         progress(&format!(
             "compiling {} {} from source into the image {}",
             image.binary(),
             image.version,
             image.image
         ));
-        build_one(&recipe, &src, &staging.path, &env).await?;
+        // In the module's own directory, as its release build is: its
+        // go.mod's replace and exclude directives and its go.sum hold only
+        // there (Traefik's replace forks of two modules). Read-only, as Go
+        // keeps it.
+        let binary = staging.path.join(image.binary());
+        let out = binary.display().to_string();
+        let package = match image.package.strip_prefix(image.module) {
+            Some(rest) => format!(".{rest}"),
+            None => image.package.to_string(),
+        };
+        let mut env = env.to_vec();
+        env.push(("CGO_ENABLED", "0".to_string()));
+        let args = [
+            "build",
+            "-mod=readonly",
+            "-trimpath",
+            "-o",
+            &out,
+            "-ldflags",
+            &image.ldflags,
+            &package,
+        ];
+        let what = format!("{} {}", image.module, image.version);
+        go(&module_dir, &args, &env, &what).await?;
         let staged = staging.path.join(image.archive());
         write_image(
-            &staging.path.join("bin").join(image.binary()),
+            &binary,
             &image.image,
             &Binary {
                 user: image.user,
@@ -706,11 +727,81 @@ impl Cache {
         std::fs::rename(&staged, &path).map_err(super::write(&path))?;
         Ok(path)
     }
+
+    /// The CRDs of `crds` as one YAML file in berth's cache, taken from
+    /// their Go module; fetched once.
+    pub async fn crds(&self, crds: &Crds) -> Result<PathBuf, Error> {
+        let dir = self.images_dir();
+        let path = dir.join(crds.file_name());
+        if path.exists() {
+            return Ok(path);
+        }
+        std::fs::create_dir_all(&dir).map_err(super::write(&dir))?;
+        let staging = super::Staging::new(dir.join(format!(
+            ".crds-{}-{}",
+            crds.version,
+            std::process::id()
+        )))?;
+        let (src, env) = go_dirs(&staging.path)?;
+        let found = download(&src, crds.module, crds.version, &env).await?;
+        let from = found.dir.map(|d| d.join(crds.dir)).unwrap_or_default();
+        let text = joined_yaml(&from)?;
+        if text.is_empty() {
+            return Err(Error::Build {
+                what: format!("{}@{}", crds.module, crds.version),
+                output: format!("no YAML files in {}", crds.dir),
+            });
+        }
+        let staged = staging.path.join(crds.file_name());
+        std::fs::write(&staged, text).map_err(super::write(&staged))?;
+        std::fs::rename(&staged, &path).map_err(super::write(&path))?;
+        Ok(path)
+    }
+}
+
+/// The `*.yaml` files of `dir`, by name, as one stream of documents.
+fn joined_yaml(dir: &Path) -> Result<String, Error> {
+    let read = |source| Error::Read {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(read)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let mut text = String::new();
+    for file in files {
+        let content = std::fs::read_to_string(&file).map_err(|source| Error::Read {
+            path: file.clone(),
+            source,
+        })?;
+        text.push_str("---\n");
+        text.push_str(&content);
+        if !content.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    Ok(text)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// CRDs arrive as one stream of documents, by file name, other files
+    /// left out.
+    #[test]
+    fn a_directory_of_yaml_becomes_one_stream_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.yaml"), "kind: B\n").unwrap();
+        std::fs::write(dir.path().join("a.yaml"), "kind: A").unwrap();
+        std::fs::write(dir.path().join("kustomization.yml"), "x: y\n").unwrap();
+        std::fs::write(dir.path().join("README.md"), "no\n").unwrap();
+        let text = joined_yaml(dir.path()).unwrap();
+        assert_eq!(text, "---\nkind: A\n---\nkind: B\n");
+    }
 
     #[test]
     fn go_versions_compare_as_releases() {

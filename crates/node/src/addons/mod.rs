@@ -51,12 +51,34 @@ impl FromSource {
     }
 }
 
+/// CRDs an addon's controller implements, as the YAML files of a directory
+/// of their Go module (no registry of manifests is reachable where the
+/// module proxy is).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Crds {
+    pub module: &'static str,
+    pub version: &'static str,
+    /// The directory of the module whose `*.yaml` files are the CRDs.
+    pub dir: &'static str,
+}
+
+impl Crds {
+    /// The file in berth's cache holding them all.
+    pub fn file_name(&self) -> String {
+        let project = self.module.rsplit('/').next().unwrap_or(self.module);
+        let channel = self.dir.rsplit('/').next().unwrap_or(self.dir);
+        format!("{project}-{}-{channel}.yaml", self.version)
+    }
+}
+
 /// Where a node takes images of addons built from source at boot, to
 /// import them once (the node image's berth-pause-import unit).
 pub const NODE_IMAGES_DIR: &str = "/var/lib/berth/images";
 
 /// Where the control plane keeps the objects it applies itself at boot.
 pub const ADDONS_DIR: &str = "/etc/kubernetes/addons";
+/// The CRDs among them, applied before the rest.
+const CRDS_DIR: &str = "/etc/kubernetes/addons/crds";
 
 /// What one addon is and brings.
 pub trait Definition: Sync {
@@ -87,6 +109,11 @@ pub trait Definition: Sync {
     /// on `row`'s minor.
     fn built_from_source(&self, _row: &Minor) -> Vec<FromSource> {
         Vec::new()
+    }
+
+    /// The CRDs it needs on `row`'s minor, applied before its manifest.
+    fn crds(&self, _row: &Minor) -> Option<Crds> {
+        None
     }
 
     /// What it adds to every node's files while it is on.
@@ -166,6 +193,10 @@ impl Addon {
         self.definition().built_from_source(row)
     }
 
+    pub fn crds(self, row: &Minor) -> Option<Crds> {
+        self.definition().crds(row)
+    }
+
     pub fn units(self) -> &'static [&'static str] {
         self.definition().units()
     }
@@ -177,6 +208,13 @@ impl Addon {
     /// Where the control plane keeps its manifest.
     pub fn manifest_path(self) -> String {
         format!("{ADDONS_DIR}/{}.yaml", self.name())
+    }
+
+    /// Where the control plane keeps its CRDs: apart from the manifests,
+    /// since they are applied first, and server-side (an HTTPRoute CRD
+    /// outgrows the annotation a client-side apply keeps).
+    pub fn crds_path(self) -> String {
+        format!("{CRDS_DIR}/{}.yaml", self.name())
     }
 
     pub fn manifest(self, spec: &NodeSpec) -> String {
@@ -243,9 +281,19 @@ pub fn files(spec: &NodeSpec) -> Vec<NodeFile> {
 }
 
 /// Applies the addons once the API server answers, at every boot of the
-/// control plane, so that they come up also when `start` does not wait.
+/// control plane, so that they come up also when `start` does not wait:
+/// the CRDs first, then the manifests (a directory without either is
+/// nothing to apply, not an error to retry).
 fn apply_unit() -> String {
-    let kubectl = format!("{}/kubectl", berth_engine::BINARIES_MOUNT);
+    let kubectl = format!(
+        "{}/kubectl --kubeconfig {K8S_DIR}/admin.conf apply",
+        berth_engine::BINARIES_MOUNT
+    );
+    let crds = format!(
+        "{{ ! ls {CRDS_DIR}/*.yaml >/dev/null 2>&1 || {kubectl} --server-side --force-conflicts -f {CRDS_DIR}; }}"
+    );
+    let manifests =
+        format!("{{ ! ls {ADDONS_DIR}/*.yaml >/dev/null 2>&1 || {kubectl} -f {ADDONS_DIR}; }}");
     format!(
         "# Rendered by berth.
 [Unit]
@@ -255,7 +303,7 @@ After=kube-apiserver.service
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/bin/sh -c 'until [ -z \"$$(ls -A {ADDONS_DIR})\" ] || {kubectl} --kubeconfig {K8S_DIR}/admin.conf apply -f {ADDONS_DIR}; do sleep 1; done'
+ExecStart=/bin/sh -c 'until {crds} && {manifests}; do sleep 1; done'
 TimeoutStartSec=infinity
 
 [Install]
