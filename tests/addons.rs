@@ -557,16 +557,10 @@ const PAGE: &str = "routed-by-host";
 
 /// An Ingress (class traefik, the default), an Ingress written for
 /// ingress-nginx (class nginx) and an HTTPRoute on the addon's Gateway,
-/// each for its host, to one Service; TLS for two hosts from Secrets, one
-/// through the Ingress, one through a Gateway of the test's own.
-const ROUTES: &str = "apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
----
-apiVersion: networking.k8s.io/v1
+/// each for its host, to the Service `web`; TLS for two hosts from
+/// Secrets, one through the Ingress, one through a Gateway of the test's
+/// own.
+const ROUTES: &str = "apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata: {name: web}
 spec:
@@ -630,6 +624,7 @@ fn ingress_and_gateway(env: &Env) {
         let (cert, key) = ca.server(host);
         objects.push(tls_secret("default", secret, &cert, &key));
     }
+    objects.push(common::WEB_SERVICE.to_string());
     objects.push(ROUTES.to_string());
     env.apply(PROFILE, &objects.join("---\n"));
     env.wait_ready_in(PROFILE, "default", "web");

@@ -34,13 +34,6 @@ spec:
 ---
 apiVersion: v1
 kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
----
-apiVersion: v1
-kind: Service
 metadata: {name: web-node-port}
 spec:
   type: NodePort
@@ -230,7 +223,7 @@ fn three_nodes_network_across_nodes_and_keep_it_after_stop_and_start() {
     assert_eq!(listed[0]["nodes"], 3);
 
     env.ok(&["image", "load", "-p", profile, "berth.test/multinode:1"]);
-    env.apply(profile, SPREAD);
+    env.apply(profile, &format!("{SPREAD}---\n{}", common::WEB_SERVICE));
     eventually(Duration::from_secs(180), || {
         spread_network_works(&env, profile)
     });

@@ -39,15 +39,6 @@ spec:
     )
 }
 
-const SERVICE: &str = r#"
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 8080}]
-"#;
-
 /// Each pod reaches the other across nodes by its address, and the
 /// Service (by its DNS name) reaches both.
 fn network_works(env: &Env) -> Result<(), String> {
@@ -143,7 +134,7 @@ fn a_cluster_lives_on_podman() {
     let second = format!("{PROFILE}-m02");
     env.apply(PROFILE, &pinned_pod("one", PROFILE));
     env.apply(PROFILE, &pinned_pod("two", &second));
-    env.apply(PROFILE, SERVICE);
+    env.apply(PROFILE, common::WEB_SERVICE);
     wait_pods(&env);
     eventually(std::time::Duration::from_secs(60), || network_works(&env));
 

@@ -44,9 +44,6 @@ fn web_pod(name: &str, node: &str, image: &str) -> String {
     )
 }
 
-const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  \
-                       ports: [{port: 80, targetPort: 8080}]\n";
-
 #[test]
 fn a_cluster_spread_over_two_engines_of_a_swarm_works_as_one_on_one() {
     let Some((engines, env)) = swarm_of(2, false, "two engines") else {
@@ -144,7 +141,8 @@ fn a_cluster_spread_over_two_engines_of_a_swarm_works_as_one_on_one() {
     a.load(tag);
     drop(busybox);
     env.ok(&["image", "load", "-p", "big", tag]);
-    let manifest = web_pod("on-a", "big", tag) + &web_pod("on-b", "big-m02", tag) + SERVICE;
+    let manifest =
+        web_pod("on-a", "big", tag) + &web_pod("on-b", "big-m02", tag) + common::WEB_SERVICE;
     env.apply("big", &manifest);
     env.wait_ready("big", "on-a");
     env.wait_ready("big", "on-b");

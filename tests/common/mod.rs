@@ -863,6 +863,15 @@ pub fn go_image(source: &str, image: &str) -> Guard {
     Guard(Resource::Image(image.into()))
 }
 
+/// The Service `web`: port 80 to port 8080 of the pods labelled `app: web`.
+pub const WEB_SERVICE: &str = "apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+";
+
 /// Text as base64, as Secrets and caBundles hold it.
 pub fn b64(text: &str) -> String {
     use base64::Engine as _;
