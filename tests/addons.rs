@@ -168,17 +168,9 @@ fn addons_are_applied_removed_and_applied_again_and_say_what_they_lack() {
         "the dashboard enabled on a running profile, and berth dashboard",
         || {
             env.ok(&["addons", "enable", "dashboard", "-p", PROFILE]);
-            assert!(exists(
-                &env,
-                &[
-                    "-n",
-                    "kubernetes-dashboard",
-                    "deployment",
-                    "kubernetes-dashboard"
-                ]
-            ));
-            let viewer = "kubernetes-dashboard:berth-dashboard-viewer";
-            let admin = "kubernetes-dashboard:berth-dashboard-admin";
+            assert!(exists(&env, &["-n", "headlamp", "deployment", "headlamp"]));
+            let viewer = "headlamp:berth-dashboard-viewer";
+            let admin = "headlamp:berth-dashboard-admin";
             assert!(can(&env, viewer, "list", "pods"));
             assert!(!can(&env, viewer, "delete", "pods"));
             assert!(can(&env, admin, "delete", "pods"));
@@ -193,7 +185,11 @@ fn addons_are_applied_removed_and_applied_again_and_say_what_they_lack() {
         assert_eq!(coredns["project"], "coredns/coredns", "{coredns}");
         assert_eq!(coredns["image_origin"], "built", "{coredns}");
         let dashboard = addon(&env, "dashboard");
-        assert_eq!(dashboard["version"], "v2.7.0", "{dashboard}");
+        assert_eq!(
+            dashboard["project"], "kubernetes-sigs/headlamp",
+            "{dashboard}"
+        );
+        assert_eq!(dashboard["version"], "v0.44.0", "{dashboard}");
         assert_eq!(dashboard["image_origin"], "missing", "{dashboard}");
         assert!(addon(&env, "storage")["image_origin"].is_null());
         let ingress = addon(&env, "ingress");
@@ -244,24 +240,25 @@ fn addons_are_applied_removed_and_applied_again_and_say_what_they_lack() {
         ingress_and_gateway(&env);
     });
 
-    // `berth dashboard --url` forwards to a ready pod behind the
-    // dashboard's Service: a stand-in serving plain HTTP on its port.
+    // `berth dashboard --url` forwards to a ready pod behind Headlamp's
+    // Service (whose image no registry here serves): a stand-in serving
+    // its port.
     parts.run("berth dashboard", || {
         env.apply(
             PROFILE,
             &stand_in(
                 "dashboard-stand-in",
-                "kubernetes-dashboard",
-                "k8s-app: kubernetes-dashboard",
-                &[("", 8443)],
+                "headlamp",
+                "app.kubernetes.io/name: headlamp",
+                &[("", 4466)],
                 "the-dashboard",
             ),
         );
-        env.wait_ready_in(PROFILE, "kubernetes-dashboard", "dashboard-stand-in");
+        env.wait_ready_in(PROFILE, "headlamp", "dashboard-stand-in");
         let mut dashboard = env.spawn(&["dashboard", "-p", PROFILE, "--url"]);
         let url = dashboard.line();
         let token = dashboard.line();
-        assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
         let page = common::http_get(common::port_of(&url), None);
         assert!(
             page.as_deref()
@@ -335,22 +332,9 @@ fn addons_are_applied_removed_and_applied_again_and_say_what_they_lack() {
             // A namespace is deleted by Kubernetes' namespace controller, which
             // backs off for minutes after a moment when an aggregated API did
             // not answer: being deleted (Terminating) is what `disable` does.
-            let mut left: Vec<&str> = ["kubernetes-dashboard", "traefik"]
+            let mut left: Vec<&str> = ["headlamp", "traefik"]
                 .into_iter()
-                .filter(|ns| {
-                    let (code, phase, _) = env.run(&[
-                        "kubectl",
-                        "-p",
-                        PROFILE,
-                        "--",
-                        "get",
-                        "namespace",
-                        ns,
-                        "-o",
-                        "jsonpath={.status.phase}",
-                    ]);
-                    code == 0 && phase.trim() != "Terminating"
-                })
+                .filter(|ns| env.namespace_stays(PROFILE, ns))
                 .collect();
             let objects: [&[&str]; 3] = [
                 &["apiservice", "v1beta1.metrics.k8s.io"],

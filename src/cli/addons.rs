@@ -31,6 +31,13 @@ pub async fn run(cmd: AddonsCmd, global: &Global, ui: Ui) -> Result<()> {
     } else {
         ("Disabling", "disabled")
     };
+    // A profile an older berth left running may still run a retired
+    // project: replaced first, or this change would put the new manifests
+    // in beside the old objects.
+    for note in cluster::addons::replace_retired(&ctx, &profile, super::interrupted).await? {
+        ui.info(note);
+    }
+    let profile = global.load(&name)?;
     let step = ui.step(format!("{verb} {addon} on {name}"));
     if cluster::addons::set(&ctx, profile, addon, on, super::interrupted).await? {
         step.done();

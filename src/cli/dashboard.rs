@@ -44,7 +44,7 @@ pub async fn run(cmd: DashboardCmd, global: &Global, ui: Ui) -> Result<()> {
         })),
         (Output::Text, true) => println!("{url}\n{token}"),
         (Output::Text, false) => {
-            println!("Dashboard: {url} (its certificate is the dashboard's own: accept it)");
+            println!("Headlamp: {url}");
             println!("Log in with this token ({account}, good for 8 hours):\n{token}");
         }
     }

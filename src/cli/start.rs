@@ -249,8 +249,8 @@ pub async fn run(cmd: Start, global: &Global, ui: Ui) -> Result<()> {
     };
     let profile = cluster::start(&ctx, &name, &opts, super::interrupted).await?;
     if existing.is_some() && opts.wait != Some(Duration::ZERO) {
-        let replaced = cluster::addons::replace_retired(&ctx, &profile, super::interrupted).await?;
-        if let Some(note) = replaced {
+        let notes = cluster::addons::replace_retired(&ctx, &profile, super::interrupted).await?;
+        for note in notes {
             ui.info(note);
         }
     }

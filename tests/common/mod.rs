@@ -457,6 +457,23 @@ impl Env {
         String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
     }
 
+    /// The namespace is there and not being deleted (a namespace whose
+    /// deletion waits on its objects is Terminating).
+    pub fn namespace_stays(&self, profile: &str, namespace: &str) -> bool {
+        let (code, phase, _) = self.run(&[
+            "kubectl",
+            "-p",
+            profile,
+            "--",
+            "get",
+            "namespace",
+            namespace,
+            "-o",
+            "jsonpath={.status.phase}",
+        ]);
+        code == 0 && phase.trim() != "Terminating"
+    }
+
     pub fn kubectl(&self, profile: &str, args: &[&str]) -> String {
         let mut all = vec!["kubectl", "-p", profile, "--"];
         all.extend_from_slice(args);

@@ -424,58 +424,80 @@ where
     Ok(true)
 }
 
-/// What the ingress addon's manifest in a control plane named while it
-/// ran ingress-nginx, which berth ran before Traefik.
-const RETIRED_INGRESS: &str = "ingress-nginx-controller";
-
-/// Replaces the retired ingress-nginx of a running profile whose ingress
-/// addon an older berth enabled (its control plane still holds that
-/// manifest and applies it at each boot) with what the addon runs now:
-/// the addon disabled with its old objects, and enabled again. Returns
-/// what a user is told, or `None` where nothing was retired.
+/// Replaces what an older berth ran for an addon whose upstream project
+/// was retired since (ingress-nginx, the Kubernetes Dashboard), in a
+/// running profile whose control plane still holds that manifest and
+/// applies it at each boot: the addon disabled with its old objects, and
+/// enabled again with what it runs now. Returns what a user is told, one
+/// line per addon replaced.
 pub async fn replace_retired<F, Fut>(
     ctx: &Ctx,
     profile: &Profile,
     interrupted: F,
-) -> Result<Option<String>>
+) -> Result<Vec<String>>
 where
     F: Fn() -> Fut + Copy,
     Fut: std::future::Future<Output = &'static str>,
 {
-    if !profile.has(Addon::Ingress) {
-        return Ok(None);
+    let mut notes = Vec::new();
+    let old: Vec<_> = profile
+        .addons_on()
+        .into_iter()
+        .filter_map(|a| Some((a, a.retired()?)))
+        .collect();
+    if old.is_empty() {
+        return Ok(notes);
     }
     let states = node_states(ctx, profile).await?;
-    let Some((_, control_plane)) = states.first() else {
-        return Ok(None);
+    let control_plane = match states.first() {
+        Some((_, c)) if super::state_of(c).is_running() => c.id.clone(),
+        _ => return Ok(notes),
     };
-    let manifest = ctx
-        .docker
-        .exec(
-            &control_plane.id,
-            &command::cat(&Addon::Ingress.manifest_path()),
-        )
-        .await?
-        .stdout;
-    if !manifest.contains(RETIRED_INGRESS) {
-        return Ok(None);
+    // Every old manifest is read, and its objects deleted, before any
+    // addon changes: changing one puts every node file of this berth's,
+    // every addon's manifest with them, into the node.
+    let mut found = Vec::new();
+    for (addon, retired) in old {
+        let manifest = addon.manifest_path();
+        let held = ctx
+            .docker
+            .exec(&control_plane, &command::cat(&manifest))
+            .await?
+            .stdout;
+        if held.contains(retired.marker) {
+            delete_objects(ctx, &control_plane, &manifest).await?;
+            found.push((addon, retired));
+        }
     }
     let name = &profile.name;
-    set(ctx, profile.clone(), Addon::Ingress, false, interrupted).await?;
-    let off = ctx.store.load(name)?.unwrap_or_else(|| profile.clone());
-    set(ctx, off, Addon::Ingress, true, interrupted)
-        .await
-        .map_err(|e| {
-            e.with_hint(format!(
-                "the ingress addon of profile {name} is off now; `berth addons enable ingress -p {name}` turns it on"
-            ))
-        })?;
     let row = berth_node::supported(&profile.kubernetes_version)?;
-    let images = Addon::Ingress.images(row);
-    let now = images[0].rsplit('/').next().unwrap_or_default();
-    Ok(Some(format!(
-        "note: ingress-nginx, retired upstream in March 2026, was replaced in profile {name} by {now}: it serves Ingresses of class nginx as before, those of class traefik or of none, and the Gateway API"
-    )))
+    for (addon, retired) in found {
+        // Its old objects are gone: saved as off, it is enabled anew, and
+        // one that fails to is left plainly off.
+        let mut off = ctx.store.load(name)?.unwrap_or_else(|| profile.clone());
+        off.set(addon, false);
+        ctx.store.save(&off)?;
+        set(ctx, off, addon, true, interrupted)
+            .await
+            .map_err(|e| {
+                e.with_hint(format!(
+                    "the {addon} addon of profile {name} is off now; `berth addons enable {addon} -p {name}` turns it on"
+                ))
+            })?;
+        let images: Vec<String> = addon
+            .images(row)
+            .iter()
+            .map(|i| i.rsplit('/').next().unwrap_or(i).to_string())
+            .collect();
+        notes.push(format!(
+            "note: {} was replaced in profile {name} by {} ({}): {}",
+            retired.what,
+            images.join(", "),
+            addon.project(),
+            addon.about()
+        ));
+    }
+    Ok(notes)
 }
 
 /// Files whose change needs their unit restarted, with that unit.
@@ -563,6 +585,8 @@ async fn wait_for_api_server(ctx: &Ctx, profile: &Profile) -> Result<()> {
 }
 
 /// Deletes the objects of `manifest` (a path in the control plane).
+/// Objects of a kind the cluster does not serve (CRDs not applied) are
+/// not there to delete.
 async fn delete_objects(ctx: &Ctx, container: &str, manifest: &str) -> Result<()> {
     let delete = [
         "delete",
@@ -571,7 +595,18 @@ async fn delete_objects(ctx: &Ctx, container: &str, manifest: &str) -> Result<()
         "-f",
         manifest,
     ];
-    kubectl(ctx, container, &delete).await
+    let cmd = command::kubectl(&delete);
+    exec_unless(ctx, container, &cmd, only_unserved_kinds).await
+}
+
+/// kubectl's complaints are all of kinds the API server does not serve.
+fn only_unserved_kinds(stderr: &str) -> bool {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    !lines.is_empty()
+        && lines.iter().all(|l| {
+            l.starts_with("resource mapping not found")
+                || l.starts_with("ensure CRDs are installed")
+        })
 }
 
 /// Takes the addon's manifest, and its CRDs where it has them on the
@@ -596,15 +631,25 @@ async fn kubectl(ctx: &Ctx, container: &str, args: &[&str]) -> Result<()> {
 }
 
 async fn exec(ctx: &Ctx, container: &str, cmd: &Command) -> Result<()> {
-    ctx.docker
-        .exec(container, cmd)
-        .await?
-        .success()
-        .map(|_| ())
-        .map_err(|stderr| {
-            Error::failure(format!("`{cmd}` failed in the node: {}", stderr.trim()))
-                .with_hint("`berth status` shows whether the cluster is healthy; then try again")
-        })
+    exec_unless(ctx, container, cmd, |_| false).await
+}
+
+/// `exec`, where a failure whose errors `harmless` accepts is none.
+async fn exec_unless(
+    ctx: &Ctx,
+    container: &str,
+    cmd: &Command,
+    harmless: fn(&str) -> bool,
+) -> Result<()> {
+    match ctx.docker.exec(container, cmd).await?.success() {
+        Ok(_) => Ok(()),
+        Err(stderr) if harmless(&stderr) => Ok(()),
+        Err(stderr) => Err(Error::failure(format!(
+            "`{cmd}` failed in the node: {}",
+            stderr.trim()
+        ))
+        .with_hint("`berth status` shows whether the cluster is healthy; then try again")),
+    }
 }
 
 #[cfg(test)]
@@ -736,10 +781,13 @@ mod tests {
             &format!("cat {manifest}"),
             "name: ingress-nginx-controller\n",
         );
-        let note = block_on(replace_retired(&ctx, &profile, never)).unwrap();
-        let note = note.expect("a note");
-        assert!(note.contains("ingress-nginx, retired upstream"), "{note}");
-        assert!(note.contains("traefik:v3.6.12"), "{note}");
+        let notes = block_on(replace_retired(&ctx, &profile, never)).unwrap();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].contains("ingress-nginx, retired upstream"),
+            "{notes:?}"
+        );
+        assert!(notes[0].contains("traefik:v3.6.12"), "{notes:?}");
         let after = ran(&engine, &format!("{KUBECTL} delete"));
         assert!(after[0].ends_with(&manifest), "{after:#?}");
         assert!(
@@ -751,7 +799,16 @@ mod tests {
         // Its manifest now is Traefik's: nothing to replace.
         engine.answer(&format!("cat {manifest}"), "name: traefik\n");
         let again = block_on(replace_retired(&ctx, &profile, never)).unwrap();
-        assert_eq!(again, None);
+        assert!(again.is_empty(), "{again:?}");
+    }
+
+    #[test]
+    fn objects_of_kinds_not_served_are_not_there_to_delete() {
+        let unserved = "resource mapping not found for name: \"traefik\" namespace: \"\" from \"x.yaml\": no matches for kind \"GatewayClass\" in version \"gateway.networking.k8s.io/v1\"\nensure CRDs are installed first\n";
+        assert!(only_unserved_kinds(unserved));
+        let refused = format!("{unserved}Error from server (Forbidden): nope\n");
+        assert!(!only_unserved_kinds(&refused));
+        assert!(!only_unserved_kinds(""));
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! its release, 1.30 to 1.34) and on those after, whose API server still
 //! serves them.
 
-use super::{Crds, Definition, FromSource, fill};
+use super::{Crds, Definition, FromSource, RetiredFrom, fill};
 use crate::minors::Minor;
 use crate::render::NodeSpec;
 
@@ -45,7 +45,7 @@ impl Definition for Ingress {
     }
 
     fn about(&self) -> &'static str {
-        "Traefik on ports 80 and 443: Ingress and the Gateway API"
+        "Traefik on ports 80 and 443: Ingress (class nginx too) and the Gateway API"
     }
 
     fn project(&self) -> &'static str {
@@ -76,6 +76,13 @@ impl Definition for Ingress {
 
     fn deployments(&self) -> &'static [(&'static str, &'static str)] {
         &[(INGRESS_NAMESPACE, INGRESS_CONTROLLER)]
+    }
+
+    fn retired(&self) -> Option<RetiredFrom> {
+        Some(RetiredFrom {
+            marker: "ingress-nginx-controller",
+            what: "ingress-nginx, retired upstream in March 2026,",
+        })
     }
 
     fn manifest(&self, spec: &NodeSpec) -> String {

@@ -71,6 +71,15 @@ impl Crds {
     }
 }
 
+/// What an addon ran before berth replaced a project its upstream retired:
+/// a control plane whose manifest still holds `marker` runs the old one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetiredFrom {
+    pub marker: &'static str,
+    /// The old project, as a user is told it was replaced.
+    pub what: &'static str,
+}
+
 /// Where a node takes images of addons built from source at boot, to
 /// import them once (the node image's berth-pause-import unit).
 pub const NODE_IMAGES_DIR: &str = "/var/lib/berth/images";
@@ -113,6 +122,11 @@ pub trait Definition: Sync {
 
     /// The CRDs it needs on `row`'s minor, applied before its manifest.
     fn crds(&self, _row: &Minor) -> Option<Crds> {
+        None
+    }
+
+    /// The retired project it ran under an older berth, if any.
+    fn retired(&self) -> Option<RetiredFrom> {
         None
     }
 
@@ -195,6 +209,10 @@ impl Addon {
 
     pub fn crds(self, row: &Minor) -> Option<Crds> {
         self.definition().crds(row)
+    }
+
+    pub fn retired(self) -> Option<RetiredFrom> {
+        self.definition().retired()
     }
 
     pub fn units(self) -> &'static [&'static str] {
