@@ -88,10 +88,15 @@ fn addons_are_applied_removed_and_applied_again_and_say_what_they_lack() {
     let _busybox = shared_busybox(BUSYBOX);
 
     // Refused before anything is made: an unknown addon, named with the list.
+    // A retired project's name points to the addon in its place.
     let (code, _, err) = env.run(&["start", "-p", PROFILE, "--addons", "ingress-nginx"]);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("coredns, storage, metrics-server, dashboard, ingress"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the addon `ingress` runs traefik/traefik"),
         "{err}"
     );
     assert!(env.leftovers(PROFILE).is_empty());

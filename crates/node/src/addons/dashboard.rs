@@ -52,6 +52,7 @@ impl Definition for Dashboard {
 
     fn retired(&self) -> Option<RetiredFrom> {
         Some(RetiredFrom {
+            name: "kubernetes-dashboard",
             marker: "kubernetesui/dashboard",
             what: "the Kubernetes Dashboard, archived upstream in January 2026,",
         })

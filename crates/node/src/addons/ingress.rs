@@ -80,6 +80,7 @@ impl Definition for Ingress {
 
     fn retired(&self) -> Option<RetiredFrom> {
         Some(RetiredFrom {
+            name: "ingress-nginx",
             marker: "ingress-nginx-controller",
             what: "ingress-nginx, retired upstream in March 2026,",
         })

@@ -75,6 +75,8 @@ impl Crds {
 /// a control plane whose manifest still holds `marker` runs the old one.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetiredFrom {
+    /// The old project's name, as users may still ask for it.
+    pub name: &'static str,
     pub marker: &'static str,
     /// The old project, as a user is told it was replaced.
     pub what: &'static str,
@@ -254,10 +256,17 @@ impl FromStr for Addon {
             .into_iter()
             .find(|a| a.name() == name)
             .ok_or_else(|| {
-                format!(
-                    "there is no addon `{name}`; the addons are {}",
-                    Addon::ALL.map(Addon::name).join(", ")
-                )
+                let all = Addon::ALL.map(Addon::name).join(", ");
+                let instead = Addon::ALL
+                    .into_iter()
+                    .find(|a| a.retired().is_some_and(|r| r.name == name));
+                match instead {
+                    Some(addon) => format!(
+                        "there is no addon `{name}`: its project was retired upstream, and the addon `{addon}` runs {} in its place; the addons are {all}",
+                        addon.project()
+                    ),
+                    None => format!("there is no addon `{name}`; the addons are {all}"),
+                }
             })
     }
 }
@@ -345,6 +354,17 @@ mod tests {
         let error = "traefik".parse::<Addon>().unwrap_err();
         assert!(
             error.contains("coredns, storage, metrics-server, dashboard, ingress"),
+            "{error}"
+        );
+        // A retired project's name points to the addon that replaced it.
+        let error = "ingress-nginx".parse::<Addon>().unwrap_err();
+        assert!(
+            error.contains("the addon `ingress` runs traefik/traefik in its place"),
+            "{error}"
+        );
+        let error = "kubernetes-dashboard".parse::<Addon>().unwrap_err();
+        assert!(
+            error.contains("`dashboard` runs kubernetes-sigs/headlamp"),
             "{error}"
         );
     }
