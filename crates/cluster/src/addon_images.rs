@@ -101,7 +101,7 @@ pub(super) async fn ensure(ctx: &Ctx, version: &Version, addons: &[Addon]) -> Re
         };
         if let Err(e) = ctx.cache.crds(&crds).await {
             ctx.ui.info(format!(
-                "note: the CRDs of {} {} could not be had from the Go module proxy ({}); the {addon} addon runs without the API they define",
+                "note: the CRDs of {} {} could not be had from the Go module proxy ({}); the {addon} addon runs without the API they define until a later `berth start` or `berth addons enable {addon}` fetches them",
                 crds.module,
                 crds.version,
                 Error::from(e).message

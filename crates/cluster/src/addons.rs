@@ -427,8 +427,8 @@ where
 /// Replaces what an older berth ran for an addon whose upstream project
 /// was retired since (ingress-nginx, the Kubernetes Dashboard), in a
 /// running profile whose control plane still holds that manifest and
-/// applies it at each boot: the addon disabled with its old objects, and
-/// enabled again with what it runs now. Returns what a user is told, one
+/// applies it at each boot: the old objects deleted, and the addon
+/// enabled anew with what it runs now. Returns what a user is told, one
 /// line per addon replaced.
 pub async fn replace_retired<F, Fut>(
     ctx: &Ctx,

@@ -190,6 +190,16 @@ struct Downloaded {
     dir: Option<PathBuf>,
 }
 
+impl Downloaded {
+    /// Where Go extracted `module` `version`.
+    fn dir(&self, module: &str, version: &str) -> Result<PathBuf, Error> {
+        self.dir.clone().ok_or_else(|| Error::Build {
+            what: format!("{module}@{version}"),
+            output: "`go mod download` named no directory".into(),
+        })
+    }
+}
+
 /// Kills a go command's whole process group when dropped: the compilers
 /// and linkers it started go with it when the build is interrupted.
 struct Running(Option<u32>);
@@ -677,10 +687,7 @@ impl Cache {
         )))?;
         let (src, env) = go_dirs(&staging.path)?;
         let found = download(&src, image.module, image.version, &env).await?;
-        let module_dir = found.dir.clone().ok_or_else(|| Error::Build {
-            what: format!("{}@{}", image.module, image.version),
-            output: "`go mod download` named no directory".into(),
-        })?;
+        let module_dir = found.dir(image.module, image.version)?;
         let needs = read_go_mod(&found)?.go;
         found_go.can_build([(needs, image.module)])?;
         progress(&format!(
@@ -744,7 +751,7 @@ impl Cache {
         )))?;
         let (src, env) = go_dirs(&staging.path)?;
         let found = download(&src, crds.module, crds.version, &env).await?;
-        let from = found.dir.map(|d| d.join(crds.dir)).unwrap_or_default();
+        let from = found.dir(crds.module, crds.version)?.join(crds.dir);
         let text = joined_yaml(&from)?;
         if text.is_empty() {
             return Err(Error::Build {
