@@ -4,7 +4,9 @@
 use futures_util::future::try_join_all;
 
 use super::plan::{self, Step};
-use super::{Ctx, StartOptions, node_states, nodes, ready, remove, state_of, write_kubeconfig};
+use super::{
+    Ctx, StartOptions, node_states, nodes, rbac_seed, ready, remove, state_of, write_kubeconfig,
+};
 use berth_core::binaries::Manifest;
 use berth_core::error::{Error, Result};
 use berth_core::kubeconfig;
@@ -350,7 +352,16 @@ impl Step<NewCluster<'_>> for Create {
                 )?;
             }
             Create::Ready => {
-                ready::wait_ready(ctx, new.profile()?, None, None, new.opts.wait).await?;
+                let profile = new.profile()?;
+                let ready = ready::wait_ready(ctx, profile, None, None, new.opts.wait);
+                match new.opts.wait.filter(|_| rbac_seed::applies(profile)) {
+                    Some(wait) => {
+                        let path = ctx.cache.rbac_seed(&new.manifest.version);
+                        let client = ctx.client(profile).await?;
+                        rbac_seed::around(client, &path, wait, ready).await?;
+                    }
+                    None => ready.await?,
+                }
             }
         }
         Ok(())

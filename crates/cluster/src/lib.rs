@@ -20,6 +20,7 @@ mod lifecycle;
 pub mod logs;
 mod nodes;
 mod plan;
+mod rbac_seed;
 mod ready;
 pub mod registry;
 pub mod registry_cache;

@@ -202,6 +202,15 @@ impl Cache {
             .join(format!("linux-{}", host_arch()))
     }
 
+    /// Where the RBAC policy a version's API server made in the first new
+    /// cluster is kept (see berth-cluster's `rbac_seed`); it is the same
+    /// for every architecture.
+    pub fn rbac_seed(&self, version: &Version) -> PathBuf {
+        self.root
+            .join(version.to_string())
+            .join("bootstrap-rbac.json")
+    }
+
     /// The manifest of a cached version, or `None` when it is not cached.
     /// A version cached before berth looked for defects is looked into now,
     /// once: what is found is written into its manifest.
