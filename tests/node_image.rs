@@ -139,19 +139,7 @@ fn a_node_boots_with_systemd_containerd_etcd_pause_and_the_binaries() {
         docker.create_container(&node).await.unwrap();
         docker.start_container(&name).await.unwrap();
 
-        let deadline = Instant::now() + Duration::from_secs(90);
-        let state = loop {
-            let (_, state) = exec(&docker, &name, &["systemctl", "is-system-running"]).await;
-            let state = state.trim().to_string();
-            // Before systemd opens its bus, systemctl cannot ask it at all.
-            let booting = state.starts_with("Failed to connect to bus");
-            if !booting && !matches!(state.as_str(), "offline" | "initializing" | "starting" | "")
-                || Instant::now() > deadline
-            {
-                break state;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        };
+        let state = booted(&docker, &name).await;
         let (_, failed) = exec(&docker, &name, &["systemctl", "--failed", "--no-legend"]).await;
         assert_eq!(state, "running", "failed units: {failed}");
 
@@ -180,6 +168,36 @@ fn a_node_boots_with_systemd_containerd_etcd_pause_and_the_binaries() {
             images.lines().any(|l| l == "berth.local/pause:1.0"),
             "images: {images}"
         );
+        let imports = || async {
+            let (_, log) = exec(
+                &docker,
+                &name,
+                &["journalctl", "-b", "-o", "cat", "-u", "berth-pause-import"],
+            )
+            .await;
+            log.lines()
+                .filter(|l| l.ends_with(": imported") || l.ends_with(": held already"))
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        let first = imports().await;
+        assert!(
+            first.contains(&"berth.local/pause:1.0: imported".to_string()),
+            "{first:?}"
+        );
+        // Booted again, the node imports nothing: containerd holds each
+        // image by name and digest already.
+        docker.stop_container(&name, 0).await.unwrap();
+        docker.start_container(&name).await.unwrap();
+        assert_eq!(booted(&docker, &name).await, "running");
+        // A container's boots share the host's boot id: the journal of
+        // "this boot" holds both.
+        let both = imports().await;
+        let again: Vec<_> = first
+            .iter()
+            .map(|l| l.replace(": imported", ": held already"))
+            .collect();
+        assert_eq!(both, [first, again].concat());
 
         let dir = berth_engine::BINARIES_MOUNT;
         for bin in [
@@ -303,4 +321,21 @@ fn a_binaries_volume_left_incomplete_is_filled_again() {
         let again = ensure().await.unwrap();
         assert_eq!(again, volume);
     })
+}
+
+/// Waits for the node's systemd to finish booting, and says how it ended.
+async fn booted(docker: &Docker, name: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (_, state) = exec(docker, name, &["systemctl", "is-system-running"]).await;
+        let state = state.trim().to_string();
+        // Before systemd opens its bus, systemctl cannot ask it at all.
+        let booting = state.starts_with("Failed to connect to bus");
+        if !booting && !matches!(state.as_str(), "offline" | "initializing" | "starting" | "")
+            || Instant::now() > deadline
+        {
+            break state;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
