@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use futures_util::{StreamExt, stream};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use kube::api::{Api, ListParams, ObjectMeta, PostParams};
+use kube::api::{Api, ListParams, ObjectList, ObjectMeta, PostParams};
 use serde::{Deserialize, Serialize};
 
 use berth_core::error::Result;
@@ -88,54 +88,38 @@ pub(crate) async fn capture(client: &kube::Client) -> kube::Result<Seed> {
         role_bindings.list(&params),
     )?;
     let seed = Seed {
-        cluster_roles: cluster_roles
-            .items
+        cluster_roles: as_made(cluster_roles)
             .into_iter()
             .map(|mut role| {
-                role.metadata = given(role.metadata);
                 if role.aggregation_rule.is_some() {
                     role.rules = None;
                 }
                 role
             })
             .collect(),
-        cluster_role_bindings: cluster_role_bindings
-            .items
-            .into_iter()
-            .map(|binding| ClusterRoleBinding {
-                metadata: given(binding.metadata),
-                ..binding
-            })
-            .collect(),
-        roles: roles
-            .items
-            .into_iter()
-            .map(|role| Role {
-                metadata: given(role.metadata),
-                ..role
-            })
-            .collect(),
-        role_bindings: role_bindings
-            .items
-            .into_iter()
-            .map(|binding| RoleBinding {
-                metadata: given(binding.metadata),
-                ..binding
-            })
-            .collect(),
+        cluster_role_bindings: as_made(cluster_role_bindings),
+        roles: as_made(roles),
+        role_bindings: as_made(role_bindings),
     };
     Ok(seed)
 }
 
-/// What of an object's metadata its maker gave.
-fn given(metadata: ObjectMeta) -> ObjectMeta {
-    ObjectMeta {
-        name: metadata.name,
-        namespace: metadata.namespace,
-        labels: metadata.labels,
-        annotations: metadata.annotations,
-        ..ObjectMeta::default()
-    }
+/// A list's objects with only what of their metadata their maker gave.
+fn as_made<K: kube::Resource + Clone>(list: ObjectList<K>) -> Vec<K> {
+    list.items
+        .into_iter()
+        .map(|mut object| {
+            let meta = std::mem::take(object.meta_mut());
+            *object.meta_mut() = ObjectMeta {
+                name: meta.name,
+                namespace: meta.namespace,
+                labels: meta.labels,
+                annotations: meta.annotations,
+                ..ObjectMeta::default()
+            };
+            object
+        })
+        .collect()
 }
 
 /// Waits for a new cluster with `ready`, planting the seed kept at `path`
