@@ -349,7 +349,7 @@ impl super::plan::Step<Setting> for Set {
                     let wait = [&["wait"][..], &established, &["-f", &crds]].concat();
                     kubectl(ctx, control_plane, &wait).await?;
                 }
-                kubectl(ctx, control_plane, &["apply", "-f", &manifest]).await
+                apply(ctx, control_plane, &manifest).await
             }
             Set::Apply => remove_files(ctx, control_plane, &setting.after, setting.addon).await,
             Set::Save => Ok(ctx.store.save(&setting.after)?),
@@ -360,7 +360,7 @@ impl super::plan::Step<Setting> for Set {
         let manifest = setting.addon.manifest_path();
         let control_plane = setting.control_plane();
         match self {
-            Set::Remove => kubectl(ctx, control_plane, &["apply", "-f", &manifest]).await,
+            Set::Remove => apply(ctx, control_plane, &manifest).await,
             Set::Files => {
                 setting.files(ctx, &setting.before, !setting.on).await?;
                 if setting.on {
@@ -625,6 +625,26 @@ async fn remove_files(
     Ok(())
 }
 
+/// Applies `manifest` (a path in the control plane). The node's addons
+/// unit applies the same directory at each boot until all of it goes in,
+/// so it may be at it still while a start replaces a retired addon: both
+/// then create an object neither found, and one is refused with
+/// AlreadyExists; applied again, it finds the object and changes it.
+async fn apply(ctx: &Ctx, container: &str, manifest: &str) -> Result<()> {
+    let cmd = command::kubectl(&["apply", "-f", manifest]);
+    for _ in 1..APPLY_TRIES {
+        match ctx.docker.exec(container, &cmd).await?.success() {
+            Err(stderr) if stderr.contains("(AlreadyExists)") => {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await
+            }
+            done => return done.map(drop).map_err(|stderr| failed(&cmd, &stderr)),
+        }
+    }
+    exec(ctx, container, &cmd).await
+}
+
+const APPLY_TRIES: usize = 3;
+
 /// Runs the cluster's own kubectl in the control plane, as its admin.
 async fn kubectl(ctx: &Ctx, container: &str, args: &[&str]) -> Result<()> {
     exec(ctx, container, &command::kubectl(args)).await
@@ -644,12 +664,13 @@ async fn exec_unless(
     match ctx.docker.exec(container, cmd).await?.success() {
         Ok(_) => Ok(()),
         Err(stderr) if harmless(&stderr) => Ok(()),
-        Err(stderr) => Err(Error::failure(format!(
-            "`{cmd}` failed in the node: {}",
-            stderr.trim()
-        ))
-        .with_hint("`berth status` shows whether the cluster is healthy; then try again")),
+        Err(stderr) => Err(failed(cmd, &stderr)),
     }
+}
+
+fn failed(cmd: &Command, stderr: &str) -> Error {
+    Error::failure(format!("`{cmd}` failed in the node: {}", stderr.trim()))
+        .with_hint("`berth status` shows whether the cluster is healthy; then try again")
 }
 
 #[cfg(test)]
@@ -842,6 +863,21 @@ mod tests {
             !saved.has(Addon::MetricsServer),
             "the failed enable was saved"
         );
+    }
+
+    #[test]
+    fn an_apply_refused_for_an_object_made_meanwhile_is_tried_again() {
+        let (_dir, engine, ctx, profile) = running(false);
+        let manifest = Addon::MetricsServer.manifest_path();
+        let apply = format!("{KUBECTL} apply -f {manifest}");
+        engine.refuse(&apply, "Error from server (AlreadyExists): error when creating \"x.yaml\": services \"metrics-server\" already exists");
+        let set = set(&ctx, profile, Addon::MetricsServer, true, never);
+        assert!(block_on(set).is_err(), "refused at every try");
+        let tries = ran(&engine, &format!("{KUBECTL} apply"))
+            .iter()
+            .filter(|c| **c == apply)
+            .count();
+        assert_eq!(tries, APPLY_TRIES);
     }
 
     #[test]
