@@ -222,6 +222,36 @@ fn three_nodes_network_across_nodes_and_keep_it_after_stop_and_start() {
     let listed = json(&env.ok(&["profile", "list", "-o", "json"]));
     assert_eq!(listed[0]["nodes"], 3);
 
+    // CoreDNS runs on the control plane, the one node that imported its
+    // image; the workers booted without it.
+    let coredns = json(&env.ok(&["image", "ls", "-p", profile, "-o", "json"]));
+    let coredns: Vec<String> = coredns
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["name"].as_str().unwrap().contains("/coredns/coredns:"))
+        .map(|i| i["nodes"].to_string())
+        .collect();
+    assert_eq!(coredns, [r#"["e2e-three"]"#], "{coredns:?}");
+    eventually(Duration::from_secs(90), || {
+        let on = env.kubectl(
+            profile,
+            &[
+                "get",
+                "pods",
+                "-n",
+                "kube-system",
+                "-l",
+                "k8s-app=kube-dns",
+                "-o",
+                r#"jsonpath={range .items[*]}{.spec.nodeName} {.status.phase}{"\n"}{end}"#,
+            ],
+        );
+        (on.trim() == "e2e-three Running")
+            .then_some(())
+            .ok_or(format!("CoreDNS pods on: {on:?}"))
+    });
+
     env.ok(&["image", "load", "-p", profile, "berth.test/multinode:1"]);
     env.apply(profile, &format!("{SPREAD}---\n{}", common::WEB_SERVICE));
     eventually(Duration::from_secs(180), || {

@@ -215,11 +215,20 @@ async fn default_account(client: &kube::Client, profile: &Profile) -> bool {
 
 /// Roles are labels kubelet may not set on itself (NodeRestriction). The
 /// control plane stays schedulable: a local cluster uses all its nodes.
+/// Control planes get CoreDNS's label too, which their kubelets register
+/// with: a node registered by an older berth has none.
 async fn label_roles(client: &kube::Client, nodes: &[profile::Node]) -> Result<()> {
     let api: Api<Node> = Api::all(client.clone());
     for node in nodes {
-        let label = format!("node-role.kubernetes.io/{}", node.role());
-        let patch = serde_json::json!({"metadata": {"labels": {label: ""}}});
+        let mut labels = serde_json::Map::new();
+        labels.insert(
+            format!("node-role.kubernetes.io/{}", node.role()),
+            "".into(),
+        );
+        if node.is_control_plane() {
+            labels.insert(berth_node::render::CONTROL_PLANE_LABEL.into(), "".into());
+        }
+        let patch = serde_json::json!({"metadata": {"labels": labels}});
         api.patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(|e| {
@@ -396,7 +405,7 @@ mod tests {
         let labels = |name: &str| api.get("nodes", name).unwrap()["metadata"]["labels"].clone();
         assert_eq!(
             labels("dev"),
-            json!({"node-role.kubernetes.io/control-plane": ""})
+            json!({"node-role.kubernetes.io/control-plane": "", "berth.io/control-plane": ""})
         );
         assert_eq!(
             labels(&profile.nodes()[1].name),

@@ -352,6 +352,13 @@ pub fn kube_scheduler_flags(spec: &NodeSpec) -> Flags {
     f
 }
 
+/// The label a control plane's kubelet registers its node with: what
+/// CoreDNS is bound to. The role labels (`node-role.kubernetes.io/`) are
+/// not a kubelet's to set (NodeRestriction), so come only once berth's
+/// start labels the nodes, and a `start --wait 0` would leave CoreDNS
+/// waiting for them.
+pub const CONTROL_PLANE_LABEL: &str = "berth.io/control-plane";
+
 pub fn kubelet_flags(spec: &NodeSpec) -> Flags {
     let mut f = flags(&[
         ("config", &format!("{K8S_DIR}/kubelet.yaml")),
@@ -359,6 +366,9 @@ pub fn kubelet_flags(spec: &NodeSpec) -> Flags {
         ("kubeconfig", &format!("{K8S_DIR}/kubelet.conf")),
         ("node-ip", &spec.node_ip.to_string()),
     ]);
+    if spec.is_control_plane() {
+        f.push(("node-labels".into(), format!("{CONTROL_PLANE_LABEL}=")));
+    }
     // Before 1.27 kubelet had to be told it talks to a CRI runtime; from
     // 1.27 the endpoint is a config field and `--container-runtime` is gone.
     if !spec.row.has(Upstream::RuntimeEndpointInConfig) {
@@ -1227,6 +1237,13 @@ pub fn node_files(spec: &NodeSpec, routes: &[Route]) -> Vec<NodeFile> {
     }
     if spec.is_control_plane() {
         files.push(file(HEALTHY_API_SCRIPT, healthy_api_script(), 0o755));
+    } else {
+        // The version's images are CoreDNS's, which runs on control planes.
+        files.push(file(
+            "/etc/systemd/system/berth-pause-import.service.d/10-berth.conf",
+            "# Rendered by berth.\n[Service]\nEnvironment=BERTH_VERSION_IMAGES=skip\n".into(),
+            0o644,
+        ));
     }
     files.push(file(ROUTES_SCRIPT, routes_script(routes), 0o755));
     if !spec.row.has(Upstream::NoDockershim) {
@@ -1720,6 +1737,13 @@ pub(crate) mod tests {
         let cp = render_all(&spec(20), &[]);
         assert!(!cp["/etc/systemd/system/kubelet.service"].contains("/dev/tcp"));
         assert!(cp.contains_key("/etc/systemd/system/etcd.service"));
+        // CoreDNS is bound to control planes, and only they import its image.
+        let import = "/etc/systemd/system/berth-pause-import.service.d/10-berth.conf";
+        assert!(files[import].contains("Environment=BERTH_VERSION_IMAGES=skip"));
+        assert!(!cp.contains_key(import));
+        let label = "--node-labels=berth.io/control-plane=";
+        assert!(cp["/etc/systemd/system/kubelet.service"].contains(label));
+        assert!(!files["/etc/systemd/system/kubelet.service"].contains(label));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use super::{Definition, fill};
 use crate::minors::Minor;
-use crate::render::{CLUSTER_DNS, NodeSpec};
+use crate::render::{CLUSTER_DNS, CONTROL_PLANE_LABEL, NodeSpec};
 
 pub struct CoreDns;
 
@@ -36,7 +36,11 @@ impl Definition for CoreDns {
     fn manifest(&self, spec: &NodeSpec) -> String {
         fill(
             include_str!("coredns.yaml"),
-            &[("IMAGE", spec.row.coredns), ("CLUSTER_DNS", CLUSTER_DNS)],
+            &[
+                ("IMAGE", spec.row.coredns),
+                ("CLUSTER_DNS", CLUSTER_DNS),
+                ("CONTROL_PLANE_LABEL", CONTROL_PLANE_LABEL),
+            ],
         )
     }
 
@@ -55,5 +59,14 @@ mod tests {
         let manifest = CoreDns.manifest(&crate::render::tests::spec(34));
         assert!(manifest.contains("prometheus :9153"));
         assert!(manifest.contains("containerPort: 9153"));
+    }
+
+    #[test]
+    fn it_runs_only_where_its_image_is_imported() {
+        let manifest = CoreDns.manifest(&crate::render::tests::spec(37));
+        assert!(
+            manifest.contains("- {key: berth.io/control-plane, operator: Exists}"),
+            "{manifest}"
+        );
     }
 }
