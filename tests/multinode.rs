@@ -224,15 +224,8 @@ fn three_nodes_network_across_nodes_and_keep_it_after_stop_and_start() {
 
     // CoreDNS runs on the control plane, the one node that imported its
     // image; the workers booted without it.
-    let coredns = json(&env.ok(&["image", "ls", "-p", profile, "-o", "json"]));
-    let coredns: Vec<String> = coredns
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["name"].as_str().unwrap().contains("/coredns/coredns:"))
-        .map(|i| i["nodes"].to_string())
-        .collect();
-    assert_eq!(coredns, [r#"["e2e-three"]"#], "{coredns:?}");
+    let coredns = common::k8s_row().coredns;
+    assert_eq!(holders(&env, profile, coredns), ["e2e-three"]);
     eventually(Duration::from_secs(90), || {
         let on = env.kubectl(
             profile,

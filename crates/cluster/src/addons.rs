@@ -632,15 +632,17 @@ async fn remove_files(
 /// AlreadyExists; applied again, it finds the object and changes it.
 async fn apply(ctx: &Ctx, container: &str, manifest: &str) -> Result<()> {
     let cmd = command::kubectl(&["apply", "-f", manifest]);
-    for _ in 1..APPLY_TRIES {
+    let mut tries = 1;
+    loop {
         match ctx.docker.exec(container, &cmd).await?.success() {
-            Err(stderr) if stderr.contains("(AlreadyExists)") => {
+            Ok(_) => return Ok(()),
+            Err(stderr) if tries < APPLY_TRIES && stderr.contains("(AlreadyExists)") => {
+                tries += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(300)).await
             }
-            done => return done.map(drop).map_err(|stderr| failed(&cmd, &stderr)),
+            Err(stderr) => return Err(failed(&cmd, &stderr)),
         }
     }
-    exec(ctx, container, &cmd).await
 }
 
 const APPLY_TRIES: usize = 3;
